@@ -1,0 +1,31 @@
+# Every target uses the project virtualenv at .venv/ (created on first use, re-synced when requirements change).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-stamp
+PORT ?= 8501
+
+.PHONY: setup run test lint bench evaluate
+
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -c requirements.lock
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Dashboard on the committed default model and a local SQLite file (var/triage.db unless DATABASE_URL is set)
+run: setup
+	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+
+## Lint + the whole test suite (needs ../shared beside the repo)
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+bench: setup
+	$(PY) -m bench.triage_speed

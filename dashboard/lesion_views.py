@@ -1,0 +1,188 @@
+"""Lesion cards: one ranked lesion of the review in progress (editable), or of a saved visit (read-only)."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import streamlit as st
+from PIL import Image
+
+from dashboard import components as ui
+from dashboard import resources
+from dashboard.services import DECISION_HELP, DECISIONS, ReviewState, pct, reason_lines, score_band
+
+DEFAULT_CAM_METHOD = "gradcam"
+GALLERY_OPACITY = 0.45
+
+
+def cam_methods() -> list[str]:
+    """Names of the available saliency methods (empty when model/cam.py is not installed)."""
+    try:
+        from model.cam import CAM_METHODS
+    except ImportError:
+        return []
+    return list(CAM_METHODS)
+
+
+def cam_available() -> list[str]:
+    return cam_methods()
+
+
+def cam_label(method: str) -> str:
+    try:
+        from model.cam import CAM_LABELS
+    except ImportError:
+        return method
+    return CAM_LABELS.get(method, method)
+
+
+def default_cam_method(methods: list[str]) -> str | None:
+    if not methods:
+        return None
+    return DEFAULT_CAM_METHOD if DEFAULT_CAM_METHOD in methods else methods[0]
+
+
+def heatmap_for(state: ReviewState, predictor: Any, sha256: str, method: str) -> Any:
+    """Grad-CAM heatmap of one image of the review, computed once per (image, method)."""
+    cache_key = (sha256, method)
+    if cache_key not in state.heatmaps:
+        image = state.images[sha256]
+        state.heatmaps[cache_key] = resources.explain(
+            predictor, image.display_image(), image.site, state.patient_info(), method
+        )
+    return state.heatmaps[cache_key]
+
+
+def overlay_image(base: Image.Image, heatmap: Any, opacity: float) -> Image.Image:
+    from model.cam import overlay
+
+    return overlay(base, heatmap, opacity)
+
+
+def _badges(band_title: str, band_colour: str, outlier: bool, linked: int | None) -> None:
+    icons = {"red": ":material/priority_high:", "orange": ":material/help:", "green": ":material/check:"}
+    with st.container(horizontal=True, gap="small"):
+        st.badge(band_title, color=band_colour, icon=icons[band_colour])  # type: ignore[arg-type]
+        if outlier:
+            st.badge("Ugly duckling", color="violet", icon=":material/flag:")
+        if linked is not None:
+            st.badge(f"Follow-up of lesion #{linked}", color="blue", icon=":material/history:")
+
+
+def _ud_text(value: Any, n_lesions: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "Ugly-duckling comparison: not computed (needs at least 3 lesions)."
+    return f"Ugly-duckling score (robust z within this patient): **{float(value):.1f}**"
+
+
+def lesion_card(
+    state: ReviewState, row: Any, threshold: float, predictor: Any, cams: list[str], editable: bool
+) -> None:
+    """One ranked lesion of the review: image (or overlay), score, flags, reasons, decision."""
+    sha = row.image_id
+    image = state.images[sha]
+    band = score_band(float(row.p_melanoma), threshold, float(row.p_spread))
+    with st.container(border=True, key=f"card-{band.name}-{image.key}"):
+        c_img, c_info, c_decide = st.columns([1.05, 1.6, 1.25], gap="medium")
+        with c_img:
+            method = default_cam_method(cams)
+            show = st.toggle(
+                "Grad-CAM overlay",
+                key=f"cam_{image.key}",
+                disabled=method is None,
+                help="Highlights the regions that most raised this lesion's score "
+                + (f"({method})." if method else "(saliency module not installed)."),
+            )
+            shown = image.thumbnail
+            if show and method:
+                try:
+                    with st.spinner("Computing the saliency map…"):
+                        heat = heatmap_for(state, predictor, sha, method)
+                    shown = overlay_image(image.thumbnail, heat, GALLERY_OPACITY)
+                except Exception as exc:
+                    st.error(f"Saliency map unavailable: {type(exc).__name__}: {exc}")
+            st.image(shown, width="stretch")
+            st.page_link(
+                "pages/saliency.py",
+                label="Inspect saliency",
+                icon=":material/visibility:",
+                query_params={"lesion": image.key},
+            )
+        with c_info:
+            st.markdown(f"#### #{int(row.rank)} · {html.escape(image.label)}")
+            st.caption(f"{image.site} · {html.escape(image.filename)}")
+            _badges(band.title, band.colour, bool(row.outlier), image.existing_lesion_id)
+            ui.score_bar(float(row.p_melanoma), threshold, float(row.p_spread), band)
+            st.caption(band.explanation)
+            st.markdown(_ud_text(row.ugly_duckling, len(state.images)))
+            lines = reason_lines(row.reasons)
+            if lines:
+                st.markdown("\n".join(f"- {html.escape(line)}" for line in lines))
+        with c_decide:
+            decision = state.decision(sha)
+            key = f"decision_{image.key}"
+            if key not in st.session_state:
+                st.session_state[key] = decision.action
+            st.pills(
+                "Decision",
+                DECISIONS,
+                key=key,
+                format_func=str.capitalize,
+                disabled=not editable,
+                on_change=lambda: state.set_decision(sha, st.session_state[key]),
+                help=" · ".join(f"{k.capitalize()}: {v}" for k, v in DECISION_HELP.items()),
+            )
+            ckey = f"comment_{image.key}"
+            if ckey not in st.session_state:
+                st.session_state[ckey] = decision.comment
+            st.text_area(
+                "Comment",
+                key=ckey,
+                height=80,
+                disabled=not editable,
+                placeholder="optional",
+                on_change=lambda: state.set_decision(sha, state.decision(sha).action, st.session_state[ckey]),
+            )
+
+
+def visit_lesion_card(lesion: Any, threshold: float | None) -> None:
+    """One lesion of a saved visit (VisitLesion), read-only."""
+    pred = lesion.prediction
+    with st.container(border=True, key=f"card-saved-{lesion.image.id}"):
+        c_img, c_info, c_decide = st.columns([1.05, 1.6, 1.25], gap="medium")
+        with c_img:
+            try:
+                img = Image.open(lesion.image.path)
+                img.thumbnail((384, 384))
+                st.image(img, width="stretch")
+            except (OSError, ValueError):
+                st.error("Stored image file is missing or unreadable.", icon=":material/broken_image:")
+        with c_info:
+            rank = f"#{pred.rank} · " if pred else ""
+            st.markdown(f"#### {rank}{html.escape(lesion.label)}")
+            st.caption(
+                f"lesion #{lesion.lesion_id} · {lesion.site} · {html.escape(lesion.image.original_filename)}"
+            )
+            if pred:
+                t = threshold if threshold is not None else 0.5
+                band = score_band(pred.p_melanoma, t, 0.0)
+                st.badge(band.title + ("" if threshold is not None else " (0.5)"), color=band.colour)
+                ui.score_bar(pred.p_melanoma, t, None, band)
+                ud = pred.ugly_duckling
+                st.caption(
+                    f"Model {pred.model_id} · triage score {pct(pred.triage_score, 1)}"
+                    + (f" · ugly-duckling z {ud:.1f}" if ud is not None else "")
+                )
+        with c_decide:
+            decision = lesion.decision
+            if decision:
+                st.markdown(f"**Decision:** {decision.action.capitalize()}")
+                if decision.comment:
+                    st.markdown(f"> {html.escape(decision.comment)}")
+                st.caption(
+                    f"by {html.escape(decision.clinician)}, {decision.decided_at.astimezone():%Y-%m-%d %H:%M}"
+                )
+            else:
+                st.caption("No decision recorded.")

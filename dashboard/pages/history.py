@@ -1,0 +1,144 @@
+"""Case history: find a patient, see their visits, a lesion's score over time, past decisions, export."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import components as ui
+from dashboard import figures, resources
+from dashboard.lesion_views import visit_lesion_card
+from dashboard.services import decisions_table, export_filename, pct, timeline_table, visit_choice_label
+
+st.title("Case history")
+st.caption("Earlier visits of a patient: what the model said, what was decided, and how each lesion changed.")
+store = resources.get_store()  # stops with a clear page when the database cannot be opened
+predictor, _ = resources.try_get_predictor()
+current_model = predictor.model_id if predictor is not None else None
+current_threshold = predictor.threshold if predictor is not None else None
+
+# A link from a saved review carries the database id (never the identifier) in the URL.
+linked_id = st.query_params.get("patient_id")
+if linked_id and linked_id.isdigit() and "history_search" not in st.session_state:
+    try:
+        st.session_state["history_search"] = store.get_patient(int(linked_id)).identifier
+    except Exception:
+        st.warning("The linked patient was not found.")
+query = st.text_input(
+    "Search patients by identifier", key="history_search", placeholder="part of the identifier"
+)
+if not query.strip():
+    st.info("Type part of a patient identifier to find their case history.", icon=":material/search:")
+    st.stop()
+matches = store.search_patients(query)
+if not matches:
+    st.warning(f"No patient identifier contains “{query.strip()}”.")
+    st.stop()
+
+exact = next((i for i, p in enumerate(matches) if p.identifier == query.strip()), 0)
+patient = st.selectbox(
+    f"{len(matches)} matching patient(s)",
+    matches,
+    index=exact,
+    format_func=lambda p: f"{p.identifier} · born {p.birth_year or '?'} · {p.sex} · {p.visit_count} visit(s)",
+    key="history_patient",
+)
+timeline = store.patient_timeline(patient.id)
+lesions = store.list_lesions(patient.id)
+
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Patient", patient.identifier)
+    c2.metric("Visits", len(timeline.visits))
+    c3.metric("Lesions followed", len(lesions))
+    last = timeline.visits[-1].visit_time.astimezone().strftime("%Y-%m-%d") if timeline.visits else "–"
+    c4.metric("Last visit", last)
+st.caption(
+    "Scores are decision support, not diagnoses. Each score was made by the model version recorded with it; "
+    + (f"the threshold shown is the current model's ({pct(current_threshold)})." if current_threshold else "")
+)
+
+visits_tab, trend_tab, decisions_tab, export_tab = st.tabs(
+    ["Visits", "Lesion score trend", "Decisions", "Export"]
+)
+
+with visits_tab:
+    if not timeline.visits:
+        st.info("No visits saved for this patient yet.")
+    else:
+        st.dataframe(
+            timeline_table(timeline),
+            hide_index=True,
+            column_config={
+                "highest P(melanoma)": st.column_config.ProgressColumn(
+                    "highest P(melanoma)", min_value=0.0, max_value=1.0, format="percent"
+                ),
+            },
+            key="visits_table",
+        )
+        visits = list(reversed(timeline.visits))
+        visit = st.selectbox(
+            "Open a visit (read-only)", visits, format_func=visit_choice_label, key="history_visit"
+        )
+        st.markdown(
+            f"**Visit {visit.id}** — {visit.visit_time.astimezone():%Y-%m-%d %H:%M}, "
+            f"{visit.clinician}, model `{visit.model_version}`"
+        )
+        if visit.notes:
+            st.markdown(f"> {visit.notes}")
+        for lesion in visit.lesions:
+            same_model = lesion.prediction is not None and lesion.prediction.model_id == current_model
+            visit_lesion_card(lesion, current_threshold if same_model else None)
+
+with trend_tab:
+    if not lesions:
+        st.info("No lesions recorded.")
+    else:
+        lesion = st.selectbox(
+            "Lesion",
+            lesions,
+            format_func=lambda les: (
+                f"#{les.id} {les.label} · {les.site} · {les.visit_count} visit(s)"
+                + (
+                    f" · latest P(melanoma) {pct(les.latest_p_melanoma)}"
+                    if les.latest_p_melanoma is not None
+                    else ""
+                )
+            ),
+            key="history_lesion",
+        )
+        points = store.lesion_score_trend(lesion.id)
+        st.plotly_chart(figures.score_trend(points, current_threshold), key="trend_chart")
+        if len(points) < 2:
+            st.caption("Only one visit so far: a trend appears after the lesion is imaged again.")
+
+with decisions_tab:
+    decisions = store.decision_history(patient.id)
+    if not decisions:
+        st.info("No decisions recorded.")
+    else:
+        st.dataframe(decisions_table(decisions), hide_index=True, key="decisions_table")
+
+with export_tab:
+    st.markdown(
+        "Download this patient's whole history (every visit, lesion, score and decision). "
+        "Exports contain the patient identifier; each export is recorded in the audit trail."
+    )
+    actor = ui.clinician() or None
+    pid = patient.id
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        "Download CSV",
+        data=lambda: store.export_patient_history(pid, "csv", actor=actor),
+        file_name=export_filename(patient.identifier, "csv"),
+        mime="text/csv",
+        icon=":material/download:",
+        key="export_csv",
+    )
+    c2.download_button(
+        "Download JSON",
+        data=lambda: store.export_patient_history(pid, "json", actor=actor),
+        file_name=export_filename(patient.identifier, "json"),
+        mime="application/json",
+        icon=":material/download:",
+        key="export_json",
+    )

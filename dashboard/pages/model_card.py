@@ -1,0 +1,220 @@
+"""The model card: what the model is, what it was trained on, how well it did, and what it cannot do."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import figures, resources
+from dashboard.services import (
+    SCREENING_PREVALENCE,
+    checkpoint_file_json,
+    checkpoint_file_text,
+    operating_point,
+    pct,
+    per_dataset_table,
+)
+
+DATASETS = pd.DataFrame(
+    [
+        {
+            "dataset": "HAM10000",
+            "images": "10,015 dermoscopic images (7 diagnoses)",
+            "citation": "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large collection of "
+            "multi-source dermatoscopic images of common pigmented skin lesions. Sci Data 5, 180161 (2018). "
+            "doi:10.1038/sdata.2018.161",
+        },
+        {
+            "dataset": "ISIC 2017",
+            "images": "2,150 dermoscopic images (melanoma / not)",
+            "citation": "Codella NCF et al. Skin lesion analysis toward melanoma detection: a challenge at "
+            "the "
+            "2017 ISBI, hosted by the International Skin Imaging Collaboration (ISIC). ISBI 2018.",
+        },
+        {
+            "dataset": "SIIM-ISIC 2020",
+            "images": "758-image subset, several images per patient",
+            "citation": "Rotemberg V et al. A patient-centric dataset of images and metadata for identifying "
+            "melanomas using clinical context. Sci Data 8, 34 (2021). doi:10.1038/s41597-021-00815-z",
+        },
+    ]
+)
+
+LIMITATIONS = [
+    "Decision support only: it ranks lesions for attention and never makes a diagnosis. A low score does not "
+    "rule out melanoma; clinical and dermoscopic assessment decides.",
+    "Trained and validated on dermoscopic images from public ISIC archives (mostly fair-skinned patients "
+    "from Europe, Australia and the USA). Performance on darker skin types, clinical (non-dermoscopic) "
+    "photographs, mucosal, nail or acral lesions, and other devices is unknown and probably lower.",
+    "The 2020 training subset is enriched to about 51% melanoma; real screening has about 1.76%. AUC does "
+    "not depend on prevalence, but PPV does: most flagged lesions in practice are benign (see above).",
+    "The uncertainty shown (± spread across rotated/flipped views) captures only sensitivity to orientation, "
+    "not all sources of error. A stable score can still be wrong.",
+    "The ugly-duckling score compares a lesion with the same patient's other uploaded lesions only; it is "
+    "weak with fewer than about 6 lesions and undefined with fewer than 3.",
+    "Saliency maps show what drove the score, approximately; they do not delineate the lesion or a tumour.",
+    "Images are used at reduced resolution; very small structures may be lost.",
+    "Licence: trained on CC BY-NC 4.0 data — for research and non-commercial use; not a certified medical "
+    "device.",
+]
+
+st.title("Model")
+st.caption(
+    "The model card: what scores the lesions, what it learned from, how well it did in validation and "
+    "what it cannot do."
+)
+
+folder = resources.checkpoint_folder()
+config: dict = {}
+problem = resources.model_problem()
+if problem:
+    st.warning(
+        f"No model installed: {problem}. Lesions cannot be scored until one is.", icon=":material/warning:"
+    )
+else:
+    try:
+        from model.checkpoint import read_config
+
+        config = read_config(folder)
+    except Exception as exc:
+        st.error(f"The checkpoint's config.json cannot be read: {exc}", icon=":material/error:")
+
+network = config.get("network") or {}
+training = config.get("training") or {}
+metrics = config.get("metrics") or {}
+validation = checkpoint_file_json(folder, "validation.json") if config else None
+op = operating_point(config)
+
+if config:
+    st.subheader("Version", divider="gray")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Model", str(config.get("model_id") or network.get("backbone", "unnamed")))
+    c2.metric("Created", str(config.get("created", "unknown"))[:10])
+    c3.metric("Backbone", f"{network.get('backbone', '?')}")
+    c4.metric("Input size", f"{network.get('image_size', '?')} px")
+    st.caption(
+        f"Code version `{config.get('code_version', 'unknown')}` · weights SHA-256 "
+        f"`{str(config.get('weights_sha256', 'unknown'))[:16]}…` · checkpoint folder `{folder}` · "
+        f"uses patient metadata (site, age, sex): {'yes' if network.get('use_metadata', True) else 'no'}"
+    )
+
+st.subheader("Intended use", divider="gray")
+st.markdown(
+    "Supports a dermatologist reviewing **all of one patient's lesions** at a mole check: each dermoscopic "
+    "image gets an estimated probability of melanoma with its uncertainty, lesions are ranked so the most "
+    "concerning are seen first, and lesions that look unlike the patient's others (“ugly ducklings”) are "
+    "flagged. **It is not a diagnosis** and must not be used to decide that a lesion needs no examination."
+)
+
+st.subheader("Operating threshold and what it means in practice", divider="gray")
+if not config:
+    st.info("No model installed: no operating point to show.")
+else:
+    st.markdown(
+        f"Lesions with P(melanoma) ≥ **{op.threshold:.3f}** are flagged “above threshold”"
+        + (f" (chosen by: {op.chosen_by})." if op.chosen_by else ".")
+    )
+    if op.sensitivity is None or op.specificity is None:
+        st.warning(
+            "This checkpoint records no validated sensitivity/specificity at its threshold: treat its "
+            "scores as unvalidated.",
+            icon=":material/warning:",
+        )
+    else:
+        m = st.columns(6)
+        m[0].metric("Sensitivity", pct(op.sensitivity, 1), help="Melanomas flagged, in validation.")
+        m[1].metric("Specificity", pct(op.specificity, 1), help="Benign lesions not flagged, in validation.")
+        m[2].metric(
+            "PPV at 1.76%", pct(op.ppv, 1), help="Flagged lesions that are melanoma, at screening prevalence."
+        )
+        m[3].metric(
+            "NPV at 1.76%", pct(op.npv, 2), help="Unflagged lesions that are benign, at screening prevalence."
+        )
+        m[4].metric(
+            "Reviewed per melanoma",
+            f"{op.reviews_per_melanoma:.0f}",
+            help="Flagged lesions reviewed for each melanoma found (1 / PPV).",
+        )
+        m[5].metric(
+            "Prevalence",
+            pct(SCREENING_PREVALENCE, 2),
+            help="Melanoma among imaged lesions in the full ISIC 2020 screening data (584 of 33,126).",
+        )
+        per = op.per_1000()
+        st.markdown(
+            f"**Out of 1,000 lesions in a screening clinic**, about **{per['melanomas']:.0f}** are "
+            "melanomas. "
+            f"At this threshold the model flags about **{per['flagged']:.0f}**: **{per['found']:.0f}** "
+            f"melanomas and **{per['false_alarms']:.0f}** benign lesions. About **{per['missed']:.0f}** "
+            "melanoma(s) would not be flagged — which is why every lesion still needs your own assessment."
+        )
+        recorded = (config.get("operating_point") or {}).get("prevalence")
+        if recorded and abs(float(recorded) - SCREENING_PREVALENCE) > 1e-4:
+            st.caption(
+                f"The checkpoint's own figures were reported at prevalence {pct(float(recorded), 2)}; "
+                "those above are recomputed at 1.76%."
+            )
+
+st.subheader("Validation", divider="gray")
+roc = figures.roc_figure(validation, op)
+pr = figures.pr_figure(validation, op)
+cal = figures.calibration_figure(validation)
+if not any((roc, pr, cal)):
+    st.info(
+        "Validation curves: not available for this checkpoint (no validation.json next to it).",
+        icon=":material/info:",
+    )
+else:
+    cols = st.columns(3)
+    for col, fig, name, note in (
+        (cols[0], roc, "ROC", "Trade-off between melanomas found and benign lesions flagged."),
+        (cols[1], pr, "Precision–recall", "Orange: what precision becomes at the real 1.76% prevalence."),
+        (
+            cols[2],
+            cal,
+            "Calibration",
+            "Dots on the diagonal: a score of 30% means about 30% are melanoma "
+            "(in the validation mix, not in screening).",
+        ),
+    ):
+        with col:
+            if fig is None:
+                st.info(f"{name}: not available for this checkpoint.")
+            else:
+                st.plotly_chart(fig, key=f"val_{name}")
+                st.caption(note)
+table = per_dataset_table(validation)
+if not table.empty:
+    st.markdown("**Per dataset**")
+    st.dataframe(table, hide_index=True, key="per_dataset")
+if metrics:
+    with st.expander("All recorded metrics"):
+        st.json(metrics)
+
+st.subheader("Training data and licence", divider="gray")
+st.markdown(
+    "Real dermoscopic images from public ISIC challenge releases, licensed **CC BY-NC 4.0**. The model "
+    "inherits the licence's terms: **research and non-commercial use only**."
+)
+st.dataframe(
+    DATASETS,
+    hide_index=True,
+    key="datasets",
+    column_config={"citation": st.column_config.TextColumn(width="large")},
+)
+if training:
+    with st.expander("Training details"):
+        st.json(training)
+if config.get("triage"):
+    with st.expander("Triage (ranking) settings"):
+        st.json(config["triage"])
+
+st.subheader("Limitations", divider="gray")
+st.markdown("\n".join(f"- {line}" for line in LIMITATIONS))
+
+card = checkpoint_file_text(folder, "MODEL_CARD.md") if config else None
+if card:
+    with st.expander("Full model card (MODEL_CARD.md)"):
+        st.markdown(card)
+elif config:
+    st.caption("No MODEL_CARD.md is shipped with this checkpoint.")

@@ -1,0 +1,463 @@
+"""Patient review: patient → images → triage → ranked lesions → decisions → save."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from dashboard import components as ui
+from dashboard import resources
+from dashboard.lesion_views import cam_available, lesion_card
+from dashboard.services import (
+    SEX_OPTIONS,
+    SITES,
+    UPLOAD_TYPES,
+    PatientContext,
+    ReviewNotReady,
+    UploadProblem,
+    find_exact_patient,
+    model_checksum,
+    operating_point,
+    patient_from_store,
+    validate_new_patient,
+)
+
+state = ui.review_state()
+predictor = resources.get_predictor()  # stops with a "No model installed" page when there is none
+store, store_problem = resources.try_get_store()
+op = operating_point(predictor.config)
+
+st.title("Patient review")
+st.caption(
+    "Load all of one patient's lesion images, let the model rank them, look first at the lesions at the top, "
+    "record a decision for each and save the visit."
+)
+if store_problem:
+    st.error(
+        f"The case database is unavailable: {store_problem}. You can score lesions, but patients cannot be "
+        "looked up and the visit cannot be saved until it is back.",
+        icon=":material/database:",
+    )
+
+
+def _bind(key: str, value: object) -> str:
+    """Initialise a widget's state from the review model (widgets then take no default)."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+    return key
+
+
+# ---------------------------------------------------------------- 1 · patient
+
+
+@st.dialog("Start a new patient?")
+def _confirm_new_patient() -> None:
+    st.write(state.unsaved_summary())
+    st.write("Starting a new patient discards this unsaved work.")
+    left, right = st.columns(2)
+    if left.button("Discard and start new", type="primary", key="confirm_discard"):
+        ui.reset_review()
+        st.rerun()
+    if right.button("Keep working", key="cancel_discard"):
+        st.rerun()
+
+
+def _open_patient(context: PatientContext) -> None:
+    ui.reset_review()
+    ui.review_state().patient = context
+    st.rerun()
+
+
+def _patient_section() -> None:
+    st.subheader("1 · Patient", divider="gray")
+    if state.patient is not None:
+        patient = state.patient
+        with st.container(border=True):
+            left, right = st.columns([4, 1], vertical_alignment="center")
+            history = (
+                f"{patient.visit_count} earlier visit(s), {len(patient.known_lesions)} known lesion(s)"
+                if patient.patient_id
+                else "new patient — not in the case database yet"
+            )
+            left.markdown(f"**{patient.describe()}**  \n{history}")
+            if right.button("New patient…", icon=":material/person_add:", key="new_patient"):
+                if state.has_unsaved_work:
+                    _confirm_new_patient()
+                else:
+                    ui.reset_review()
+                    st.rerun()
+        return
+
+    new_tab, find_tab = st.tabs(["New patient", "Find an existing patient"])
+    with new_tab, st.form("new_patient_form", border=False):
+        c1, c2, c3 = st.columns([2, 1, 1])
+        identifier = c1.text_input(
+            "Patient identifier (pseudonymous)", max_chars=64, help="No names: use the clinic's pseudonym."
+        )
+        birth_year = c2.number_input(
+            "Birth year",
+            min_value=1900,
+            max_value=dt.date.today().year,
+            value=None,
+            step=1,
+            format="%d",
+            help="Optional. The model uses the approximate age.",
+        )
+        sex = c3.selectbox("Sex", SEX_OPTIONS, index=SEX_OPTIONS.index("unknown"))
+        submitted = st.form_submit_button("Start review", type="primary", icon=":material/arrow_forward:")
+    if submitted:
+        birth_year = int(birth_year) if birth_year is not None else None
+        problems = validate_new_patient(identifier, birth_year, sex)
+        if problems:
+            for p in problems:
+                new_tab.error(p)
+            return
+        identifier = identifier.strip()
+        existing = find_exact_patient(store, identifier) if store else None
+        if existing is not None:
+            context = patient_from_store(store, existing)
+            conflicts = []
+            if birth_year and context.birth_year and birth_year != context.birth_year:
+                conflicts.append(f"birth year {context.birth_year}")
+            if sex != "unknown" and context.sex != "unknown" and sex != context.sex:
+                conflicts.append(f"sex {context.sex}")
+            if conflicts:
+                new_tab.error(
+                    f"“{identifier}” is already recorded with {' and '.join(conflicts)}. "
+                    "Check the identifier, "
+                    "or open the existing patient from “Find an existing patient”."
+                )
+                return
+            context.birth_year = context.birth_year or birth_year
+            context.sex = context.sex if context.sex != "unknown" else sex
+            st.toast(f"“{identifier}” is already in the case database: opened the existing record.")
+            _open_patient(context)
+        _open_patient(PatientContext(identifier=identifier, birth_year=birth_year, sex=sex))
+
+    with find_tab:
+        if store is None:
+            st.info("The case database is unavailable, so existing patients cannot be looked up.")
+            return
+        query = st.text_input(
+            "Search by identifier", key="patient_search", placeholder="part of the identifier"
+        )
+        if not query.strip():
+            return
+        matches = store.search_patients(query)
+        if not matches:
+            st.info(f"No patient identifier contains “{query.strip()}”.")
+            return
+        choice = st.radio(
+            "Matching patients",
+            matches,
+            format_func=lambda p: (
+                f"{p.identifier} · born {p.birth_year or '?'} · {p.sex} · {p.visit_count} visit(s)"
+                + (f", last {p.last_visit_time.date().isoformat()}" if p.last_visit_time else "")
+            ),
+            key="patient_pick",
+        )
+        if st.button("Open patient", type="primary", key="open_patient"):
+            _open_patient(patient_from_store(store, choice.id))
+
+
+# ---------------------------------------------------------------- 2 · images
+
+
+def _on_site(sha: str, key: str) -> None:
+    state.set_site(sha, st.session_state[key])
+    _sync_image_widgets(sha)
+
+
+def _on_label(sha: str, key: str) -> None:
+    state.set_label(sha, st.session_state[key])
+
+
+def _on_link(sha: str, key: str) -> None:
+    try:
+        state.link_lesion(sha, st.session_state[key])
+    except ValueError as exc:
+        st.session_state[f"link_error_{sha[:16]}"] = str(exc)
+        st.session_state[key] = state.images[sha].existing_lesion_id
+    _sync_image_widgets(sha)
+
+
+def _sync_image_widgets(sha: str) -> None:
+    image = state.images[sha]
+    st.session_state[f"site_{image.key}"] = image.site
+    st.session_state[f"label_{image.key}"] = image.label
+    st.session_state[f"link_{image.key}"] = image.existing_lesion_id
+
+
+def _apply_bulk_site() -> None:
+    site = st.session_state["bulk_site"]
+    state.set_sites_where_unknown(site)
+    for sha in state.images:
+        _sync_image_widgets(sha)
+
+
+def _images_section() -> None:
+    st.subheader("2 · Lesion images", divider="gray")
+    locked = state.is_saved
+    files = st.file_uploader(
+        "Drop all of this patient's lesion images here — several at once, or a zip of them",
+        # Any file type: the review's own checks name each file a clinician cannot use and why
+        # (Streamlit's extension filter would reject it without saying which file).
+        type=None,
+        accept_multiple_files=True,
+        key=f"uploader_{state.uploader_generation}",
+        disabled=locked,
+        help=f"Accepted: {', '.join(UPLOAD_TYPES)} — up to 30 MB and 89 megapixels per image. Identical "
+        "images are recognised and loaded once.",
+    )
+    if files:
+        report = state.add_files([(f.name, f.getvalue()) for f in files])
+        state.uploader_generation += 1  # empty the uploader: its files now live in the review
+        if report.added:
+            st.toast(f"{len(report.added)} image(s) added.", icon=":material/add_photo_alternate:")
+        st.rerun()
+
+    if state.problems:
+        with st.container(key="upload_problems"):
+            for problem in state.problems:
+                ui.problem_card(problem)
+            st.button(
+                "Dismiss these messages",
+                key="dismiss_problems",
+                on_click=state.clear_problems,
+                type="tertiary",
+            )
+
+    if not state.images:
+        st.caption("No images yet.")
+        return
+
+    head, bulk_site, bulk_button = st.columns([3, 1.3, 1], vertical_alignment="bottom")
+    unknown = sum(1 for i in state.images.values() if i.site == "unknown")
+    head.markdown(
+        f"**{len(state.images)} image(s)** — set each lesion's anatomic site"
+        + (" and link follow-ups to lesions seen before" if state.patient.known_lesions else "")
+        + (f". :orange[{unknown} site(s) still unknown.]" if unknown else ".")
+    )
+    if unknown and not locked:
+        bulk_site.selectbox("Site for all unknown", [s for s in SITES if s != "unknown"], key="bulk_site")
+        bulk_button.button("Apply", on_click=_apply_bulk_site, key="bulk_apply")
+
+    lesion_ids = [None] + [les.id for les in state.patient.known_lesions]
+    per_row = 4
+    images = list(state.images.values())
+    for start in range(0, len(images), per_row):
+        cols = st.columns(per_row)
+        for col, image in zip(cols, images[start : start + per_row], strict=False):
+            with col, st.container(border=True, key=f"upload-{image.key}"):
+                st.image(image.thumbnail, width="stretch")
+                st.caption(f"{image.filename} · {image.width}×{image.height}")
+                st.text_input(
+                    "Label",
+                    key=_bind(f"label_{image.key}", image.label),
+                    disabled=locked,
+                    on_change=_on_label,
+                    args=(image.sha256, f"label_{image.key}"),
+                    max_chars=120,
+                )
+                st.selectbox(
+                    "Anatomic site",
+                    SITES,
+                    key=_bind(f"site_{image.key}", image.site),
+                    disabled=locked,
+                    on_change=_on_site,
+                    args=(image.sha256, f"site_{image.key}"),
+                )
+                if len(lesion_ids) > 1:
+                    st.selectbox(
+                        "Follow-up of",
+                        lesion_ids,
+                        key=_bind(f"link_{image.key}", image.existing_lesion_id),
+                        format_func=state.patient.lesion_choice_label,
+                        disabled=locked,
+                        on_change=_on_link,
+                        args=(image.sha256, f"link_{image.key}"),
+                    )
+                    error = st.session_state.pop(f"link_error_{image.key}", None)
+                    if error:
+                        st.error(error)
+                if not locked:
+                    st.button(
+                        "Remove",
+                        key=f"remove_{image.key}",
+                        icon=":material/delete:",
+                        type="tertiary",
+                        on_click=state.remove_image,
+                        args=(image.sha256,),
+                    )
+
+
+# ---------------------------------------------------------------- 3 · triage
+
+
+def _triage_section() -> None:
+    st.subheader("3 · Triage", divider="gray")
+    if state.is_saved:
+        st.caption("This review is saved; its scores are shown below.")
+        return
+    if state.result_is_stale:
+        st.warning(
+            "Images or sites changed after the triage ran. Run it again before saving.",
+            icon=":material/sync_problem:",
+        )
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    with right:
+        tta = st.selectbox(
+            "Augmented views per image",
+            [2, 4, 8],
+            index=0,
+            key="tta_views",
+            help="The model scores each image in several orientations; the spread between them is the "
+            "uncertainty shown with each score. More views: a better estimate, slower.",
+        )
+    run = left.button(
+        f"Score and rank {len(state.images)} lesion(s)",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=not state.images,
+        key="run_triage",
+    )
+    if run:
+        bar = st.progress(0.0, text="Scoring lesions…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(min(1.0, done / max(total, 1)), text=f"Scored {done} of {total} image(s)…")
+
+        try:
+            state.run_triage(predictor, tta=int(tta), progress=progress)
+        except ReviewNotReady as exc:
+            st.error(str(exc))
+            return
+        except Exception as exc:  # shown as a message, never a stack trace
+            st.error(f"The triage could not run: {type(exc).__name__}: {exc}", icon=":material/error:")
+            return
+        bar.empty()
+        st.rerun()
+
+
+# ---------------------------------------------------------------- 4 · results and decisions
+
+
+def _results_section() -> None:
+    from dashboard import figures
+
+    table = state.scored_table()
+    errors = state.triage_errors()
+    st.subheader("4 · Ranked lesions", divider="gray")
+    ui.disclaimer()
+    ui.performance_note(op)
+
+    n_above = int(table["suspicious"].astype(bool).sum()) if not table.empty else 0
+    n_outliers = int(table["outlier"].astype(bool).sum()) if not table.empty else 0
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Lesions scored", len(table), border=True)
+    m2.metric("Above threshold", n_above, border=True, help=f"P(melanoma) ≥ {op.threshold:.2f}")
+    m3.metric(
+        "Ugly ducklings",
+        n_outliers,
+        border=True,
+        help="Lesions that look unlike this patient's other lesions.",
+    )
+    m4.metric("Could not be scored", len(errors), border=True)
+
+    for row in errors.itertuples():
+        ui.problem_card(UploadProblem(getattr(row, "filename", None) or str(row.image_id)[:12], row.reason))
+    for note in getattr(state.result, "notes", []) or []:
+        st.caption(f":material/info: {note}")
+    if table.empty:
+        st.warning("No image could be scored.")
+        return
+
+    gallery, duck_map, chart = st.tabs(["Ranked gallery", "Ugly-duckling map", "All scores"])
+    with gallery:
+        cams = cam_available()
+        for row in table.itertuples():
+            lesion_card(state, row, op.threshold, predictor, cams, editable=not state.is_saved)
+    with duck_map:
+        st.caption(
+            "Each dot is one of this patient's lesions, placed by how the model sees it: "
+            "similar-looking lesions sit together. Diamonds are outliers — the “ugly ducklings” "
+            "worth a second look. Colour = P(melanoma)."
+        )
+        st.plotly_chart(figures.ugly_duckling_map(table, op.threshold), key="duck_map")
+    with chart:
+        st.plotly_chart(figures.ranked_scores(table, op.threshold), key="scores_chart")
+    _save_section(table)
+
+
+def _save_section(table) -> None:
+    st.subheader("5 · Save the visit", divider="gray")
+    if state.is_saved:
+        st.success(
+            f"Saved as visit {state.saved_visit_id}. This review is now read-only.",
+            icon=":material/check_circle:",
+        )
+        c1, c2 = st.columns([1, 3])
+        if state.patient and state.patient.patient_id is not None:
+            c1.page_link(
+                "pages/history.py",
+                label="Open in case history",
+                icon=":material/history:",
+                query_params={"patient_id": str(state.patient.patient_id)},
+            )
+        if c2.button("Start the next patient", icon=":material/person_add:", key="next_patient"):
+            ui.reset_review()
+            st.rerun()
+        return
+    decided = sum(1 for row in table.itertuples() if state.decision(row.image_id).action)
+    st.markdown(f"Decisions recorded for **{decided} of {len(table)}** lesion(s).")
+    undecided = state.undecided_suspicious()
+    if undecided:
+        st.warning(
+            "No decision yet for flagged lesion(s): "
+            + ", ".join(f"“{u}”" for u in undecided)
+            + ". You can still save.",
+            icon=":material/flag:",
+        )
+    st.text_area(
+        "Visit notes (optional)",
+        key=_bind("visit_notes", state.notes),
+        on_change=lambda: setattr(state, "notes", st.session_state["visit_notes"]),
+    )
+    clinician = ui.clinician()
+    if not clinician:
+        st.info("Enter your name as the reviewing clinician (sidebar) to save.", icon=":material/badge:")
+    save = st.button(
+        "Save visit",
+        type="primary",
+        icon=":material/save:",
+        key="save_visit",
+        disabled=store is None or not clinician or state.result_is_stale,
+    )
+    if save:
+        try:
+            visit_id = state.save(store, clinician, predictor.model_id, model_checksum(predictor.config))
+        except ReviewNotReady as exc:
+            st.error(str(exc))
+            return
+        except ValueError as exc:
+            st.error(f"The visit was not saved: {exc}", icon=":material/error:")
+            return
+        except Exception as exc:
+            st.error(
+                f"The visit was not saved (database error: {type(exc).__name__}). Nothing was written; "
+                "your review is still here — try again.",
+                icon=":material/error:",
+            )
+            return
+        st.toast(f"Saved visit {visit_id}.", icon=":material/check_circle:")
+        st.rerun()
+
+
+_patient_section()
+if state.patient is not None:
+    _images_section()
+    if state.images or state.result is not None:
+        _triage_section()
+    if state.result is not None:
+        _results_section()

@@ -1,0 +1,90 @@
+"""Engine and session factories for SQLite and PostgreSQL.
+
+SQLite needs help to behave like a server database: foreign keys are off by
+default, readers and a writer block each other without WAL, and Python's
+sqlite3 driver (legacy transaction control, Python < 3.12) does not emit BEGIN
+before SELECT. We follow SQLAlchemy's documented recipe and emit BEGIN
+ourselves, so each ``Session.begin()`` is one real transaction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+# Execution option read by the BEGIN hook: write transactions use
+# ``BEGIN IMMEDIATE`` so that two writers queue on the busy timeout instead of
+# one failing with SQLITE_BUSY when it upgrades a read lock to a write lock.
+SQLITE_BEGIN_OPTION = "triage_sqlite_begin"
+_BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """Create an engine configured for the store's consistency needs."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite":
+        # pre_ping: a long-running dashboard survives a database restart.
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **kwargs)
+
+    memory = _is_sqlite_memory(url)
+    if memory:
+        # One shared connection, otherwise every checkout is a new empty DB.
+        kwargs.setdefault("poolclass", StaticPool)
+        kwargs.setdefault("connect_args", {"check_same_thread": False})
+    else:
+        Path(url.database or "").expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the driver (see module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                # WAL: readers never block the writer; a killed writer leaves
+                # only an uncommitted WAL tail that the next opener discards.
+                cursor.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed review survives power loss, not just a crash.
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = str(conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")).upper()
+        if mode not in _BEGIN_MODES:
+            raise ValueError(f"unknown SQLite BEGIN mode {mode!r}")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """The same pool, but transactions take the write lock up front (SQLite)."""
+    return engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+
+
+def session_factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+    """(reader, writer) session factories.
+
+    ``expire_on_commit=False`` because results are copied into plain
+    dataclasses inside the transaction; nothing lazy-loads after commit.
+    """
+    read = sessionmaker(engine, expire_on_commit=False)
+    write = sessionmaker(writer_engine(engine), expire_on_commit=False)
+    return read, write

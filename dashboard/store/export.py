@@ -1,0 +1,175 @@
+"""Patient history as CSV (flat, for spreadsheets) or JSON (nested, complete).
+
+Exports contain the patient identifier on purpose: they are for the
+clinician (referral letters, records requests). Absolute server paths are
+left out; images are referred to by hash and relative path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from dashboard.store.records import PatientTimeline, VisitLesion
+
+JSON_FORMAT_NAME = "melanoma-triage patient history"
+JSON_FORMAT_VERSION = 1
+
+CSV_COLUMNS = (
+    "patient_id",
+    "patient_identifier",
+    "birth_year",
+    "sex",
+    "visit_id",
+    "visit_time",
+    "clinician",
+    "model_version",
+    "visit_notes",
+    "lesion_id",
+    "site",
+    "lesion_label",
+    "image_sha256",
+    "image_relpath",
+    "original_filename",
+    "image_format",
+    "width",
+    "height",
+    "model_id",
+    "model_checksum",
+    "p_melanoma",
+    "ugly_duckling",
+    "triage_score",
+    "rank",
+    "decision_action",
+    "decision_clinician",
+    "decision_comment",
+    "decided_at",
+)
+
+# Spreadsheet programs execute cells starting with these as formulas
+# ("CSV injection"); free text typed by users is defused with a leading quote.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell_text(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def to_csv(timeline: PatientTimeline) -> str:
+    """One row per lesion image per visit, with its latest prediction and decision."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    p = timeline.patient
+    for visit in timeline.visits:
+        for item in visit.lesions:
+            pred, dec = item.prediction, item.decision
+            row: dict[str, Any] = {
+                "patient_id": p.id,
+                "patient_identifier": _cell_text(p.identifier),
+                "birth_year": p.birth_year if p.birth_year is not None else "",
+                "sex": p.sex,
+                "visit_id": visit.id,
+                "visit_time": _iso(visit.visit_time),
+                "clinician": _cell_text(visit.clinician),
+                "model_version": _cell_text(visit.model_version),
+                "visit_notes": _cell_text(visit.notes),
+                "lesion_id": item.lesion_id,
+                "site": item.site,
+                "lesion_label": _cell_text(item.label),
+                "image_sha256": item.image.sha256,
+                "image_relpath": item.image.relpath,
+                "original_filename": _cell_text(item.image.original_filename),
+                "image_format": item.image.image_format,
+                "width": item.image.width,
+                "height": item.image.height,
+                "model_id": _cell_text(pred.model_id) if pred else "",
+                "model_checksum": _cell_text(pred.model_checksum) if pred else "",
+                "p_melanoma": repr(pred.p_melanoma) if pred else "",
+                "ugly_duckling": repr(pred.ugly_duckling) if pred and pred.ugly_duckling is not None else "",
+                "triage_score": repr(pred.triage_score) if pred else "",
+                "rank": pred.rank if pred else "",
+                "decision_action": dec.action if dec else "",
+                "decision_clinician": _cell_text(dec.clinician) if dec else "",
+                "decision_comment": _cell_text(dec.comment) if dec else "",
+                "decided_at": _iso(dec.decided_at) if dec else "",
+            }
+            writer.writerow(row)
+    return buf.getvalue()
+
+
+def _lesion_dict(item: VisitLesion) -> dict[str, Any]:
+    img = item.image
+    return {
+        "lesion_id": item.lesion_id,
+        "site": item.site,
+        "label": item.label,
+        "image": {
+            "sha256": img.sha256,
+            "relpath": img.relpath,
+            "format": img.image_format,
+            "width": img.width,
+            "height": img.height,
+            "byte_size": img.byte_size,
+            "original_filename": img.original_filename,
+        },
+        "predictions": [
+            {
+                "model_id": pr.model_id,
+                "model_checksum": pr.model_checksum,
+                "p_melanoma": pr.p_melanoma,
+                "ugly_duckling": pr.ugly_duckling,
+                "triage_score": pr.triage_score,
+                "rank": pr.rank,
+                "created_at": _iso(pr.created_at),
+            }
+            for pr in item.predictions
+        ],
+        "decisions": [
+            {
+                "action": d.action,
+                "clinician": d.clinician,
+                "comment": d.comment,
+                "decided_at": _iso(d.decided_at),
+            }
+            for d in item.decisions
+        ],
+    }
+
+
+def to_dict(timeline: PatientTimeline) -> dict[str, Any]:
+    p = timeline.patient
+    return {
+        "format": JSON_FORMAT_NAME,
+        "format_version": JSON_FORMAT_VERSION,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "patient": {
+            "id": p.id,
+            "identifier": p.identifier,
+            "birth_year": p.birth_year,
+            "sex": p.sex,
+            "created_at": _iso(p.created_at),
+        },
+        "visits": [
+            {
+                "id": v.id,
+                "visit_time": _iso(v.visit_time),
+                "clinician": v.clinician,
+                "model_version": v.model_version,
+                "notes": v.notes,
+                "lesions": [_lesion_dict(item) for item in v.lesions],
+            }
+            for v in timeline.visits
+        ],
+    }
+
+
+def to_json(timeline: PatientTimeline) -> str:
+    return json.dumps(to_dict(timeline), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,103 @@
+"""Programmatic Alembic: no alembic.ini, the config is built here.
+
+``upgrade_to_head(engine)`` runs on every app start, so a database written by
+an older version of the dashboard is brought up to date before use.
+
+Developer commands::
+
+    python -m dashboard.store.migrate current
+    python -m dashboard.store.migrate upgrade [REVISION]
+    python -m dashboard.store.migrate revision -m "add something" [--autogenerate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
+
+from dashboard.store import config
+from dashboard.store.engine import make_engine, writer_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
+
+# Arbitrary constant: serialises concurrent app starts migrating one PostgreSQL database.
+_PG_MIGRATION_LOCK = 0x7472_6961_6765  # "triage"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    # configparser interpolates "%", so escape it in the path.
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision`` in one transaction.
+
+    The write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL advisory lock) is
+    taken before Alembic reads the current version, so two processes starting
+    at once cannot both try to create the same tables.
+    """
+    with writer_engine(engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        command.upgrade(alembic_config(conn), revision)
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    upgrade(engine, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "no migrations found"
+    return head
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboard.store.migrate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--database-url", help=f"default: ${config.DATABASE_URL_ENV} or var/triage.db")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("current", help="print the database's revision")
+    up = sub.add_parser("upgrade", help="upgrade the schema")
+    up.add_argument("revision", nargs="?", default="head")
+    rev = sub.add_parser("revision", help="create a new migration file")
+    rev.add_argument("-m", "--message", required=True)
+    rev.add_argument("--autogenerate", action="store_true", help="diff the models against the database")
+    args = parser.parse_args(argv)
+
+    engine = make_engine(config.database_url(args.database_url))
+    try:
+        if args.cmd == "current":
+            print(current_revision(engine) or "(empty database)")
+        elif args.cmd == "upgrade":
+            upgrade(engine, args.revision)
+            print(current_revision(engine))
+        else:
+            with engine.begin() as conn:
+                command.revision(alembic_config(conn), message=args.message, autogenerate=args.autogenerate)
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""ORM model of the case store (SQLAlchemy 2.x declarative, typed).
+
+The schema itself is owned by the Alembic migrations in ``migrations/``; a
+test checks that these classes and the migrated head schema agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ANATOMIC_SITES: tuple[str, ...] = (
+    "torso",
+    "lower extremity",
+    "upper extremity",
+    "head/neck",
+    "palms/soles",
+    "oral/genital",
+    "unknown",
+)
+SEXES: tuple[str, ...] = ("male", "female", "unknown")
+ACTIONS: tuple[str, ...] = ("biopsy", "excise", "monitor", "reassure", "refer")
+
+# Column sizes shared with validation so a too-long value fails with a clear
+# message before the database truncates (SQLite) or rejects (PostgreSQL) it.
+IDENTIFIER_MAX = 64
+NAME_MAX = 128  # clinician, actor, model id/version/checksum
+LABEL_MAX = 120
+FILENAME_MAX = 255
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes, stored as UTC on every backend.
+
+    SQLite has no timezone support, so values are normalised to UTC and the
+    tzinfo is re-attached on the way out; naive datetimes are refused because
+    their meaning depends on the machine that wrote them.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("datetimes stored in the case store must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    # Deterministic constraint names keep migrations portable (SQLite batch
+    # mode needs names to drop or alter constraints).
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+    __table_args__ = (CheckConstraint(f"sex IN {_in(SEXES)}", name="sex"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Pseudonymous identifier / MRN; the only identifying text in the store.
+    identifier: Mapped[str] = mapped_column(String(IDENTIFIER_MAX), unique=True)
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    sex: Mapped[str] = mapped_column(String(16), default="unknown")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    visits: Mapped[list[Visit]] = relationship(back_populates="patient", order_by="Visit.visit_time")
+    lesions: Mapped[list[Lesion]] = relationship(back_populates="patient", order_by="Lesion.id")
+
+
+class Visit(Base):
+    __tablename__ = "visit"
+    __table_args__ = (Index("ix_visit_patient_time", "patient_id", "visit_time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id", ondelete="RESTRICT"))
+    visit_time: Mapped[datetime]
+    clinician: Mapped[str] = mapped_column(String(NAME_MAX))
+    model_version: Mapped[str] = mapped_column(String(NAME_MAX))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    patient: Mapped[Patient] = relationship(back_populates="visits")
+    images: Mapped[list[LesionImage]] = relationship(back_populates="visit", order_by="LesionImage.id")
+    decisions: Mapped[list[Decision]] = relationship(back_populates="visit", order_by="Decision.id")
+
+
+class Lesion(Base):
+    """One mole, followed across visits (site and label stay with it)."""
+
+    __tablename__ = "lesion"
+    __table_args__ = (CheckConstraint(f"site IN {_in(ANATOMIC_SITES)}", name="site"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id", ondelete="RESTRICT"), index=True)
+    site: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(LABEL_MAX))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    patient: Mapped[Patient] = relationship(back_populates="lesions")
+    images: Mapped[list[LesionImage]] = relationship(back_populates="lesion", order_by="LesionImage.id")
+
+
+class LesionImage(Base):
+    __tablename__ = "lesion_image"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lesion_id: Mapped[int] = mapped_column(ForeignKey("lesion.id", ondelete="RESTRICT"), index=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id", ondelete="RESTRICT"), index=True)
+    # Content address of the bytes; several rows may share one file.
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    relpath: Mapped[str] = mapped_column(String(200))
+    image_format: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    byte_size: Mapped[int] = mapped_column(Integer)
+    # The uploader's filename, kept as text only; never used to build a path.
+    original_filename: Mapped[str] = mapped_column(String(FILENAME_MAX), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lesion: Mapped[Lesion] = relationship(back_populates="images")
+    visit: Mapped[Visit] = relationship(back_populates="images")
+    predictions: Mapped[list[Prediction]] = relationship(back_populates="image", order_by="Prediction.id")
+
+
+class Prediction(Base):
+    __tablename__ = "prediction"
+    __table_args__ = (
+        CheckConstraint("p_melanoma >= 0 AND p_melanoma <= 1", name="p_melanoma_range"),
+        CheckConstraint("rank >= 1", name="rank_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("lesion_image.id", ondelete="RESTRICT"), index=True)
+    model_id: Mapped[str] = mapped_column(String(NAME_MAX))
+    model_checksum: Mapped[str] = mapped_column(String(NAME_MAX))
+    p_melanoma: Mapped[float] = mapped_column(Float)
+    # Null when the visit had fewer than 3 lesions: an outlier score needs peers.
+    ugly_duckling: Mapped[float | None] = mapped_column(Float)
+    triage_score: Mapped[float] = mapped_column(Float)
+    rank: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    image: Mapped[LesionImage] = relationship(back_populates="predictions")
+
+
+class Decision(Base):
+    __tablename__ = "decision"
+    __table_args__ = (CheckConstraint(f"action IN {_in(ACTIONS)}", name="action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lesion_id: Mapped[int] = mapped_column(ForeignKey("lesion.id", ondelete="RESTRICT"), index=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id", ondelete="RESTRICT"), index=True)
+    clinician: Mapped[str] = mapped_column(String(NAME_MAX))
+    action: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lesion: Mapped[Lesion] = relationship()
+    visit: Mapped[Visit] = relationship(back_populates="decisions")
+
+
+class AuditEvent(Base):
+    """Who did what, when. Refers to a patient by DB id only, never by identifier."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_patient_time", "patient_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(NAME_MAX))
+    action: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id", ondelete="SET NULL"))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,122 @@
+"""ORM rows → the plain read-only dataclasses of records.py (inside a session)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.orm import selectinload
+
+from dashboard.store.models import Decision, Lesion, LesionImage, Patient, Prediction, Visit
+from dashboard.store.records import (
+    DecisionView,
+    ImageView,
+    LesionSummary,
+    PatientRecord,
+    PredictionView,
+    VisitLesion,
+    VisitView,
+)
+
+# Everything visit_view() touches, fetched up front: no lazy loads, no N+1 queries.
+VISIT_LOAD = (
+    selectinload(Visit.images).selectinload(LesionImage.lesion),
+    selectinload(Visit.images).selectinload(LesionImage.predictions),
+    selectinload(Visit.decisions).selectinload(Decision.lesion),
+)
+
+_UNRANKED = 1 << 30
+
+
+def patient_record(p: Patient) -> PatientRecord:
+    return PatientRecord(
+        id=p.id, identifier=p.identifier, birth_year=p.birth_year, sex=p.sex, created_at=p.created_at
+    )
+
+
+def prediction_view(p: Prediction) -> PredictionView:
+    return PredictionView(
+        id=p.id,
+        model_id=p.model_id,
+        model_checksum=p.model_checksum,
+        p_melanoma=p.p_melanoma,
+        ugly_duckling=p.ugly_duckling,
+        triage_score=p.triage_score,
+        rank=p.rank,
+        created_at=p.created_at,
+    )
+
+
+def decision_view(d: Decision) -> DecisionView:
+    return DecisionView(
+        id=d.id,
+        lesion_id=d.lesion_id,
+        lesion_label=d.lesion.label,
+        site=d.lesion.site,
+        visit_id=d.visit_id,
+        visit_time=d.visit.visit_time,
+        clinician=d.clinician,
+        action=d.action,
+        comment=d.comment,
+        decided_at=d.decided_at,
+    )
+
+
+def image_view(image: LesionImage, path_of: Callable[[str], Path]) -> ImageView:
+    return ImageView(
+        id=image.id,
+        sha256=image.sha256,
+        relpath=image.relpath,
+        path=path_of(image.relpath),
+        image_format=image.image_format,
+        width=image.width,
+        height=image.height,
+        byte_size=image.byte_size,
+        original_filename=image.original_filename,
+    )
+
+
+def visit_view(visit: Visit, path_of: Callable[[str], Path]) -> VisitView:
+    """A visit with its lesions in triage-rank order (as the clinician saw them)."""
+    lesions = [
+        VisitLesion(
+            lesion_id=image.lesion.id,
+            site=image.lesion.site,
+            label=image.lesion.label,
+            image=image_view(image, path_of),
+            predictions=tuple(prediction_view(p) for p in image.predictions),
+            decisions=tuple(decision_view(d) for d in visit.decisions if d.lesion_id == image.lesion_id),
+        )
+        for image in visit.images
+    ]
+    lesions.sort(key=lambda v: (v.prediction.rank if v.prediction else _UNRANKED, v.image.id))
+    return VisitView(
+        id=visit.id,
+        patient_id=visit.patient_id,
+        visit_time=visit.visit_time,
+        clinician=visit.clinician,
+        model_version=visit.model_version,
+        notes=visit.notes,
+        created_at=visit.created_at,
+        lesions=tuple(lesions),
+    )
+
+
+def lesion_summary(lesion: Lesion, latest_action: str | None) -> LesionSummary:
+    """Needs lesion.images with .visit and .predictions loaded."""
+    images = sorted(lesion.images, key=lambda i: (i.visit.visit_time, i.id))
+    times = [i.visit.visit_time for i in images]
+    latest = next((i.predictions[-1] for i in reversed(images) if i.predictions), None)
+    return LesionSummary(
+        id=lesion.id,
+        patient_id=lesion.patient_id,
+        site=lesion.site,
+        label=lesion.label,
+        created_at=lesion.created_at,
+        visit_count=len({i.visit_id for i in images}),
+        first_seen=times[0] if times else None,
+        last_seen=times[-1] if times else None,
+        latest_p_melanoma=latest.p_melanoma if latest else None,
+        latest_triage_score=latest.triage_score if latest else None,
+        latest_action=latest_action,
+    )

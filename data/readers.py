@@ -1,0 +1,265 @@
+"""Dataset readers: every layout becomes one DataFrame of RECORD_COLUMNS.
+
+A registry maps dataset names to readers so training configs can name datasets as data
+(`--datasets ham10000 isic2017 isic2020`) instead of growing if-chains.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from data.images import image_extensions
+from data.schema import (
+    RECORD_COLUMNS,
+    UNKNOWN,
+    normalise_age,
+    normalise_diagnosis,
+    normalise_sex,
+    normalise_site,
+)
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as given; the message says exactly why."""
+
+
+def shared_root() -> Path:
+    """The read-only data folder: $TRIAGE_SHARED_DIR, else ../shared beside the repo."""
+    return Path(os.environ.get("TRIAGE_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
+
+
+def datasets_root() -> Path:
+    return shared_root() / "datasets"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: CSV file not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise DatasetError(f"{path.name}: not a readable CSV file ({exc})") from None
+    frame.columns = [c.strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DatasetError(
+            f"{path.name} is missing required column(s): {', '.join(missing)} "
+            f"(found: {', '.join(frame.columns) or 'none'})"
+        )
+    return frame
+
+
+def index_images(folder: Path) -> dict[str, Path]:
+    """Map file stem -> path for every file in `folder` with an extension Pillow reads."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"image folder not found: {folder}")
+    extensions = image_extensions()
+    index: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in extensions:
+            index.setdefault(path.stem, path)
+    return index
+
+
+def attach_paths(frame: pd.DataFrame, folder: Path, on_missing: str, source: str) -> pd.DataFrame:
+    """Find `<folder>/<image_id>.<any ext>`; missing files raise, or are kept with image_path None."""
+    index = index_images(folder)
+    paths = frame["image_id"].map(lambda i: str(index[i]) if i in index else None)
+    missing = frame.loc[paths.isna(), "image_id"].tolist()
+    if missing and on_missing == "raise":
+        first = ", ".join(missing[:5])
+        raise DatasetError(f"{source}: {len(missing)} listed image(s) missing in {folder} (first: {first})")
+    frame = frame.copy()
+    frame["image_path"] = paths.astype(object).where(paths.notna(), None)
+    return frame
+
+
+def validate_records(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    duplicated = frame.loc[frame["image_id"].duplicated(), "image_id"].unique().tolist()
+    if duplicated:
+        raise DatasetError(f"{source}: duplicate image ids: {', '.join(map(str, duplicated[:5]))}")
+    empty = frame["image_id"].astype(str).str.strip() == ""
+    if empty.any():
+        raise DatasetError(f"{source}: {int(empty.sum())} row(s) with an empty image id")
+    return frame[RECORD_COLUMNS].reset_index(drop=True)
+
+
+def parse_target(values: pd.Series, source: str) -> pd.Series:
+    numeric = pd.to_numeric(values.replace("", None), errors="coerce")
+    bad = values[
+        (numeric.isna() & (values.astype(str).str.strip() != "")) | (numeric.notna() & ~numeric.isin([0, 1]))
+    ]
+    if len(bad):
+        raise DatasetError(f"{source}: labels must be 0 or 1; found {', '.join(map(str, bad.unique()[:5]))}")
+    return numeric.astype("Int64")
+
+
+# ---------------------------------------------------------------- layouts
+
+
+def read_kaggle(
+    csv_path: Path, images_dir: Path, dataset: str = "user", on_missing: str = "raise"
+) -> pd.DataFrame:
+    """SIIM-ISIC 2020 layout: train.csv / test.csv + a folder of `<image_name>.<ext>`."""
+    csv_path = Path(csv_path)
+    frame = read_csv(csv_path, required=["image_name"])
+    source = f"{dataset} ({csv_path.name})"
+    n = len(frame)
+
+    def column(name: str) -> pd.Series:
+        return frame[name] if name in frame.columns else pd.Series([""] * n, index=frame.index)
+
+    records = pd.DataFrame(
+        {
+            "image_id": frame["image_name"].str.strip(),
+            "dataset": dataset,
+            "sex": normalise_sex(column("sex")),
+            "age": normalise_age(column("age_approx")),
+            "site": normalise_site(column("anatom_site_general_challenge"), source),
+            "diagnosis": normalise_diagnosis(column("diagnosis")),
+            "target": parse_target(column("target"), source)
+            if "target" in frame.columns
+            else pd.Series([pd.NA] * n, dtype="Int64"),
+        }
+    )
+    patient = column("patient_id").str.strip()
+    records["group_id"] = patient.where(patient != "", records["image_id"])
+    # The melanoma label is the ground truth; keep the diagnosis consistent with it.
+    records.loc[records["target"].eq(1).fillna(False), "diagnosis"] = "melanoma"
+    records = attach_paths(records, Path(images_dir), on_missing, source)
+    return validate_records(records, source)
+
+
+def read_ham10000(root: Path, on_missing: str = "raise") -> pd.DataFrame:
+    """HAM10000: one row per image; several images can show the same lesion (group = lesion_id)."""
+    root = Path(root)
+    frame = read_csv(
+        root / "HAM10000_metadata.csv", ["lesion_id", "image_id", "dx", "age", "sex", "localization"]
+    )
+    diagnosis = normalise_diagnosis(frame["dx"])
+    records = pd.DataFrame(
+        {
+            "image_id": frame["image_id"].str.strip(),
+            "group_id": frame["lesion_id"].str.strip(),
+            "dataset": "ham10000",
+            "sex": normalise_sex(frame["sex"]),
+            "age": normalise_age(frame["age"]),
+            "site": normalise_site(frame["localization"], "ham10000"),
+            "diagnosis": diagnosis,
+            "target": (diagnosis == "melanoma").astype("Int64"),
+        }
+    )
+    records = attach_paths(records, root / "images", on_missing, "ham10000")
+    return validate_records(records, "ham10000")
+
+
+def read_isic2017(root: Path, on_missing: str = "raise") -> pd.DataFrame:
+    """ISIC 2017 Part 3: classes CSV (melanoma 0/1) + metadata CSV (age, sex) per split."""
+    root = Path(root)
+    parts = []
+    for split in ("Training", "Validation", "Test"):
+        classes_csv = root / f"ISIC-2017_{split}_Classes.csv"
+        if not classes_csv.exists():
+            continue
+        classes = read_csv(classes_csv, ["image_id", "melanoma"])
+        meta_csv = root / f"ISIC-2017_{split}_Data_metadata.csv"
+        meta = read_csv(meta_csv, ["image_id", "age_approximate", "sex"]) if meta_csv.exists() else None
+        if meta is not None:
+            classes = classes.merge(meta, on="image_id", how="left").fillna("")
+        else:
+            classes["age_approximate"] = ""
+            classes["sex"] = ""
+        target = parse_target(classes["melanoma"].str.replace(r"\.0$", "", regex=True), classes_csv.name)
+        records = pd.DataFrame(
+            {
+                "image_id": classes["image_id"].str.strip(),
+                "dataset": "isic2017",
+                "sex": normalise_sex(classes["sex"]),
+                "age": normalise_age(classes["age_approximate"]),
+                "site": UNKNOWN,
+                "diagnosis": target.map({1: "melanoma"}).astype(object).fillna(UNKNOWN),
+                "target": target,
+            }
+        )
+        records["group_id"] = records["image_id"]
+        parts.append(attach_paths(records, root / f"ISIC-2017_{split}_Data", on_missing, classes_csv.name))
+    if not parts:
+        raise DatasetError(f"isic2017: no ISIC-2017_*_Classes.csv found in {root}")
+    return validate_records(pd.concat(parts, ignore_index=True), "isic2017")
+
+
+def read_folder(folder: Path, dataset: str = "folder") -> pd.DataFrame:
+    """A plain folder: every file in it is an image to score (non-images fail later, per file)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    records = pd.DataFrame(
+        {
+            "image_path": [str(p) for p in files],
+            "image_id": [p.stem for p in files],
+            "dataset": dataset,
+            "sex": UNKNOWN,
+            "age": float("nan"),
+            "site": UNKNOWN,
+            "diagnosis": UNKNOWN,
+            "target": pd.Series([pd.NA] * len(files), dtype="Int64"),
+        }
+    )
+    # Two files with the same stem (a.jpg, a.png) are different uploads: keep both, named by filename.
+    dup = records["image_id"].duplicated(keep=False)
+    records.loc[dup, "image_id"] = [Path(p).name for p in records.loc[dup, "image_path"]]
+    records["group_id"] = records["image_id"]
+    return validate_records(records, f"folder {folder.name}")
+
+
+# ---------------------------------------------------------------- registry
+
+DatasetReader = Callable[[Path], pd.DataFrame]
+DATASETS: dict[str, tuple[str, DatasetReader]] = {
+    "isic2020": ("isic2020", lambda root: read_kaggle(root / "train.csv", root / "train", "isic2020")),
+    "ham10000": ("ham10000", read_ham10000),
+    "isic2017": ("isic2017", read_isic2017),
+}
+
+
+def load_dataset(name: str, root: Path | None = None) -> pd.DataFrame:
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    folder, reader = DATASETS[name]
+    return reader(Path(root) if root else datasets_root() / folder)
+
+
+def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate datasets; groups are namespaced by dataset so ids never collide across sources."""
+    frames = list(frames)
+    combined = pd.concat(frames, ignore_index=True)
+    combined["group_id"] = combined["dataset"].astype(str) + ":" + combined["group_id"].astype(str)
+    dup = combined.loc[combined["image_id"].duplicated(), "image_id"].unique().tolist()
+    if dup:
+        raise DatasetError(
+            f"the same image id appears in more than one dataset ({len(dup)}, first: {', '.join(dup[:5])})"
+        )
+    return combined.reset_index(drop=True)
+
+
+def load_datasets(names: Iterable[str], root: Path | None = None) -> pd.DataFrame:
+    """Load and combine registered datasets from `root` (default: ../shared/datasets)."""
+    base = Path(root) if root else datasets_root()
+    return combine(
+        load_dataset(n, base / DATASETS[n][0]) if n in DATASETS else load_dataset(n) for n in names
+    )

@@ -1,0 +1,120 @@
+"""One record schema and one vocabulary for every dataset.
+
+Every reader produces a DataFrame with RECORD_COLUMNS. Sites are mapped onto ISIC 2020's six
+anatomic sites plus "unknown"; unknown is a value, not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+RECORD_COLUMNS = [
+    "image_path",  # str path on disk, or None when the listed file is missing
+    "image_id",
+    "group_id",  # patient (ISIC 2020), lesion (HAM10000), else the image itself
+    "dataset",
+    "sex",
+    "age",  # float years, NaN when unknown
+    "site",
+    "diagnosis",
+    "target",  # melanoma 1/0, <NA> when unlabelled
+]
+
+UNKNOWN = "unknown"
+SITES = (
+    "torso",
+    "lower extremity",
+    "upper extremity",
+    "head/neck",
+    "palms/soles",
+    "oral/genital",
+    UNKNOWN,
+)
+SEXES = ("male", "female", UNKNOWN)
+
+# Site names seen in ISIC 2019/2020, HAM10000 and user data -> our vocabulary.
+SITE_ALIASES: dict[str, str] = {
+    **{s: s for s in SITES},
+    "anterior torso": "torso",
+    "posterior torso": "torso",
+    "lateral torso": "torso",
+    "trunk": "torso",
+    "back": "torso",
+    "chest": "torso",
+    "abdomen": "torso",
+    "lower extremity": "lower extremity",
+    "foot": "lower extremity",
+    "leg": "lower extremity",
+    "upper extremity": "upper extremity",
+    "hand": "upper extremity",
+    "arm": "upper extremity",
+    "head/neck": "head/neck",
+    "face": "head/neck",
+    "scalp": "head/neck",
+    "ear": "head/neck",
+    "neck": "head/neck",
+    "head": "head/neck",
+    "acral": "palms/soles",
+    "palms/soles": "palms/soles",
+    "oral/genital": "oral/genital",
+    "genital": "oral/genital",
+    "oral": "oral/genital",
+    "": UNKNOWN,
+    "nan": UNKNOWN,
+    "none": UNKNOWN,
+}
+
+# Diagnosis vocabulary of the auxiliary head (the 2020 winners' classes, merged where our data cannot
+# tell them apart). "unknown" is not a class: it is masked out of the diagnosis loss.
+DIAGNOSES = ("melanoma", "nevus", "bkl", "bcc", "akiec", "vasc", "df")
+DIAGNOSIS_ALIASES: dict[str, str] = {
+    "melanoma": "melanoma",
+    "mel": "melanoma",
+    "nevus": "nevus",
+    "nv": "nevus",
+    "bkl": "bkl",
+    "seborrheic keratosis": "bkl",
+    "lentigo nos": "bkl",
+    "solar lentigo": "bkl",
+    "lichenoid keratosis": "bkl",
+    "bcc": "bcc",
+    "basal cell carcinoma": "bcc",
+    "akiec": "akiec",
+    "actinic keratosis": "akiec",
+    "vasc": "vasc",
+    "df": "df",
+    "dermatofibroma": "df",
+}
+
+
+def normalise_site(values: pd.Series, source: str) -> pd.Series:
+    """Map free-text sites onto SITES; unrecognised names become unknown and are reported once."""
+    cleaned = values.fillna("").astype(str).str.strip().str.lower()
+    mapped = cleaned.map(SITE_ALIASES)
+    unrecognised = sorted(set(cleaned[mapped.isna()]))
+    if unrecognised:
+        logger.warning("%s: unknown anatomic site names mapped to 'unknown': %s", source, unrecognised)
+    return mapped.fillna(UNKNOWN)
+
+
+def normalise_sex(values: pd.Series) -> pd.Series:
+    cleaned = values.fillna("").astype(str).str.strip().str.lower()
+    return cleaned.where(cleaned.isin(["male", "female"]), UNKNOWN)
+
+
+def normalise_age(values: pd.Series) -> pd.Series:
+    age = pd.to_numeric(values, errors="coerce").astype(float)
+    return age.where((age >= 0) & (age <= 120))
+
+
+def normalise_diagnosis(values: pd.Series) -> pd.Series:
+    cleaned = values.fillna("").astype(str).str.strip().str.lower()
+    return cleaned.map(DIAGNOSIS_ALIASES).fillna(UNKNOWN)
+
+
+def empty_records() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in RECORD_COLUMNS})

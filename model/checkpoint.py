@@ -1,0 +1,150 @@
+"""Checkpoints: safetensors weights + a JSON config. No pickle is ever loaded.
+
+A checkpoint is a folder:
+    model.safetensors   weights (fp16 floats by default)
+    config.json         network config, training summary, metrics, operating point, code version, date
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from model.network import MelanomaNet, NetworkConfig
+
+FORMAT = "melanoma-triage-checkpoint/1"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = REPO_ROOT / "model" / "weights" / "default"
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def code_version() -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    folder: str | Path, model: MelanomaNet, extra: dict[str, Any] | None = None, half: bool = True
+) -> Path:
+    """Write weights + config; `extra` (training summary, metrics, operating point, …) goes into the JSON."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        state[name] = tensor.half() if half and tensor.is_floating_point() else tensor
+    tmp = folder / (WEIGHTS + ".tmp")
+    save_file(state, str(tmp))
+    tmp.replace(folder / WEIGHTS)
+    config = {
+        "format": FORMAT,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "code_version": code_version(),
+        "network": model.config.to_dict(),
+        **(extra or {}),
+        "weights_sha256": file_sha256(folder / WEIGHTS),
+    }
+    (folder / CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
+    return folder
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    path = folder / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: no {CONFIG} (a checkpoint is a folder with {WEIGHTS} + {CONFIG})")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    if config.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: unknown checkpoint format {config.get('format')!r}, expected {FORMAT}"
+        )
+    return config
+
+
+def check_shapes(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append(f"{len(mismatched)} tensor(s) of the wrong shape (e.g. {'; '.join(mismatched[:3])})")
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        raise CheckpointError(
+            "checkpoint weights do not fit the network its config describes: " + "; ".join(parts)
+        )
+
+
+def load_checkpoint(folder: str | Path | None = None) -> tuple[MelanomaNet, dict[str, Any]]:
+    """Build the network from config.json and load model.safetensors, in eval mode, float32."""
+    folder = Path(folder) if folder else DEFAULT_CHECKPOINT
+    config = read_config(folder)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{folder}: no {WEIGHTS}")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
+    try:
+        model = MelanomaNet(NetworkConfig.from_dict(config["network"]))
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{folder}: config does not describe a buildable network ({exc})") from None
+    check_shapes(model, state)
+    model_state = model.state_dict()
+    model.load_state_dict({k: v.to(model_state[k].dtype) for k, v in state.items()})
+    model.eval()
+    config["weights_sha256_actual"] = file_sha256(weights)
+    return model, config
+
+
+def model_id(config: dict[str, Any]) -> str:
+    return str(config.get("model_id") or config.get("network", {}).get("backbone", "model"))

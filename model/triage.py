@@ -1,0 +1,495 @@
+"""Whole-patient triage: score every lesion, find the "ugly duckling", rank what to look at first.
+
+Importable without Streamlit; the dashboard, the predict CLI and training/evaluate_triage.py all use the
+same functions here, so the numbers a clinician sees are the numbers that were evaluated.
+
+Ugly-duckling (UD) score
+    A lesion's outlyingness among the patient's OTHER lesions in the model's embedding space: the cosine
+    distance between its (L2-normalised) embedding and the mean of the patient's other lesions
+    (leave-one-out), turned into a robust z-score within the patient:
+        z_i = (d_i - median(d)) / max(1.4826 * MAD(d), scale_floor * median(d))
+    The floor keeps a patient whose lesions are all equally far apart (MAD ~ 0, common with 3-4 lesions)
+    from producing huge z-scores out of noise (0.25 ~ the median MAD/median ratio seen on real ISIC 2020
+    patients; with it ~6% of lesions reach z >= 2.5 instead of ~10% with 0.1).
+    With fewer than `min_lesions` (3) lesions there is no
+    "rest of the patient" to compare with: the score is NaN and a note says so; nothing is invented.
+    Per-patient LOF (as some ISIC 2024 solutions used) is available as ud_method="lof";
+    training/evaluate_triage.py compares the methods on real patients.
+
+Triage score ("logit_blend")
+    triage = sigmoid(logit(P(melanoma)) + weight_ud * clip(z, ud_clip))
+    i.e. each unit of UD z multiplies the odds by exp(weight_ud). With weight_ud = 0 (or a NaN UD score,
+    fewer than 3 lesions) the triage score IS P(melanoma), so it stays comparable across patients.
+    The parameters live in the checkpoint config under "triage" (TRIAGE_DEFAULTS when absent).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageOps
+
+from data.images import MAX_PIXELS, ImageDecodeError, _to_rgb, decode_image
+from data.schema import normalise_age, normalise_sex, normalise_site
+
+ProgressFn = Callable[[int, int], None]
+
+TRIAGE_DEFAULTS: dict[str, Any] = {
+    "method": "logit_blend",
+    "ud_method": "loo_cosine",
+    "weight_ud": 0.0,
+    "ud_clip": [0.0, 4.0],  # only "more unusual than the patient's typical lesion" raises the score
+    "ud_outlier_z": 2.5,
+    "ud_scale_floor": 0.25,
+    "min_lesions": 3,
+    "chosen_by": "built-in default: the ugly-duckling score is shown but does not change the ranking "
+    "until training/evaluate_triage.py has chosen a weight on real patients",
+}
+UNSTABLE_SPREAD = 0.10  # P(melanoma) std across TTA views above which a score is called unstable
+
+
+@dataclass
+class LesionInput:
+    image_id: str
+    image: bytes | Image.Image | Path | str
+    site: str = "unknown"
+    filename: str | None = None
+
+
+@dataclass
+class PatientInfo:
+    age: float | None = None
+    sex: str = "unknown"
+
+
+@dataclass
+class TriageResult:
+    table: pd.DataFrame  # one row per decoded lesion, in input order; `rank` gives the triage order
+    embeddings: np.ndarray  # (n, d), rows aligned with `table`
+    errors: pd.DataFrame  # image_id, filename, reason
+    notes: list[str] = field(default_factory=list)
+    model_id: str = ""
+    threshold: float = 0.5
+    settings: dict[str, Any] = field(default_factory=dict)  # the "triage" parameters used
+
+    @property
+    def ranked(self) -> pd.DataFrame:
+        return self.table.sort_values("rank", kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- settings
+
+
+def triage_settings(source: Any = None) -> dict[str, Any]:
+    """TRIAGE_DEFAULTS updated with a checkpoint config's "triage" key (source: Predictor, config or dict)."""
+    if source is None:
+        given: dict = {}
+    elif hasattr(source, "config") and isinstance(source.config, dict):
+        given = source.config.get("triage") or {}
+    elif isinstance(source, dict):
+        given = source.get("triage", source) if "triage" in source else source
+    else:
+        raise TypeError(f"cannot read triage settings from {type(source).__name__}")
+    unknown = set(given) - set(TRIAGE_DEFAULTS) - {"evaluation"}
+    settings = {**TRIAGE_DEFAULTS, **{k: v for k, v in given.items() if k in TRIAGE_DEFAULTS}}
+    if settings["method"] != "logit_blend":
+        raise ValueError(f"unknown triage method {settings['method']!r}; known: logit_blend")
+    if settings["ud_method"] not in UD_METHODS:
+        raise ValueError(f"unknown ud_method {settings['ud_method']!r}; known: {', '.join(UD_METHODS)}")
+    settings["weight_ud"] = float(settings["weight_ud"])
+    settings["ud_clip"] = [float(settings["ud_clip"][0]), float(settings["ud_clip"][1])]
+    settings["ud_outlier_z"] = float(settings["ud_outlier_z"])
+    settings["ud_scale_floor"] = float(settings["ud_scale_floor"])
+    settings["min_lesions"] = max(3, int(settings["min_lesions"]))
+    settings["from_checkpoint"] = bool(given)
+    if unknown:
+        settings["ignored_keys"] = sorted(unknown)
+    return settings
+
+
+# ---------------------------------------------------------------- ugly duckling
+
+
+def _unit(embeddings: np.ndarray) -> np.ndarray:
+    e = np.asarray(embeddings, dtype=np.float64)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+def loo_cosine_distance(embeddings: np.ndarray) -> np.ndarray:
+    """Cosine distance of each lesion to the mean of the patient's other lesions."""
+    e = _unit(embeddings)
+    n = len(e)
+    if n < 2:
+        return np.full(n, np.nan)
+    others = (e.sum(0, keepdims=True) - e) / (n - 1)
+    others = others / np.maximum(np.linalg.norm(others, axis=1, keepdims=True), 1e-12)
+    return 1.0 - np.sum(e * others, axis=1)
+
+
+def lof_score(embeddings: np.ndarray, n_neighbors: int = 5) -> np.ndarray:
+    """Local outlier factor (cosine metric) within the patient; ~1 for inliers, larger for outliers."""
+    from sklearn.neighbors import LocalOutlierFactor
+
+    e = _unit(embeddings)
+    n = len(e)
+    if n < 3:
+        return np.full(n, np.nan)
+    lof = LocalOutlierFactor(n_neighbors=min(n_neighbors, n - 1), metric="cosine")
+    lof.fit(e)
+    return -lof.negative_outlier_factor_
+
+
+UD_METHODS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "loo_cosine": loo_cosine_distance,
+    "lof": lof_score,
+}
+
+
+def robust_z(values: np.ndarray, scale_floor: float = 0.25) -> np.ndarray:
+    """(v - median) / max(1.4826 MAD, scale_floor * |median|, 1e-9) within one patient."""
+    v = np.asarray(values, dtype=np.float64)
+    med = float(np.median(v))
+    mad = float(np.median(np.abs(v - med)))
+    scale = max(1.4826 * mad, scale_floor * abs(med), 1e-9)
+    return (v - med) / scale
+
+
+def ugly_duckling(
+    embeddings: np.ndarray, method: str = "loo_cosine", min_lesions: int = 3, scale_floor: float = 0.25
+) -> np.ndarray:
+    """Robust z of each lesion's outlyingness among one patient's lesions; NaN below `min_lesions`."""
+    n = len(embeddings)
+    if n < max(3, min_lesions):
+        return np.full(n, np.nan)
+    return robust_z(UD_METHODS[method](embeddings), scale_floor)
+
+
+def blend(
+    p_melanoma: np.ndarray, ud: np.ndarray, weight_ud: float, ud_clip: Sequence[float] = (0.0, 4.0)
+) -> np.ndarray:
+    """logit_blend: sigmoid(logit(p) + w * clip(z)); a NaN z counts as 0 (the score stays P(melanoma))."""
+    p = np.clip(np.asarray(p_melanoma, dtype=np.float64), 1e-7, 1 - 1e-7)
+    z = np.nan_to_num(np.clip(np.asarray(ud, dtype=np.float64), ud_clip[0], ud_clip[1]), nan=0.0)
+    if weight_ud == 0:
+        return np.asarray(p_melanoma, dtype=np.float64).copy()
+    return 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + weight_ud * z)))
+
+
+def rank_descending(score: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """1 = highest score; ties broken by `tiebreak` (higher first), then input order.
+
+    Always a permutation of 1..n (NaN scores rank last)."""
+    score = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=-np.inf)
+    keys = (
+        [np.arange(len(score)), -score]
+        if tiebreak is None
+        else [
+            np.arange(len(score)),
+            -np.nan_to_num(np.asarray(tiebreak, dtype=np.float64), nan=-np.inf),
+            -score,
+        ]
+    )
+    order = np.lexsort(keys)
+    ranks = np.empty(len(score), dtype=int)
+    ranks[order] = np.arange(1, len(score) + 1)
+    return ranks
+
+
+def score_patient(
+    p_melanoma: np.ndarray, embeddings: np.ndarray, settings: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """UD z, triage score and within-patient rank for one patient's lesions (the shared core)."""
+    ud = ugly_duckling(embeddings, settings["ud_method"], settings["min_lesions"], settings["ud_scale_floor"])
+    triage = blend(p_melanoma, ud, settings["weight_ud"], settings["ud_clip"])
+    return {"ugly_duckling": ud, "triage_score": triage, "rank": rank_descending(triage, p_melanoma)}
+
+
+def embedding_map(embeddings: np.ndarray) -> np.ndarray:
+    """2-D PCA of one patient's L2-normalised embeddings (n, 2); zeros where a dimension is undefined."""
+    n = len(embeddings)
+    out = np.zeros((n, 2))
+    if n < 2:
+        return out
+    e = _unit(embeddings)
+    e = e - e.mean(0, keepdims=True)
+    u, s, _ = np.linalg.svd(e, full_matrices=False)
+    k = min(2, len(s))
+    coords = u[:, :k] * s[:k]
+    # A deterministic sign: the lesion farthest along each axis is on the positive side.
+    for j in range(k):
+        if coords[np.argmax(np.abs(coords[:, j])), j] < 0:
+            coords[:, j] = -coords[:, j]
+    out[:, :k] = coords
+    return out
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _name(lesion: LesionInput) -> str:
+    if lesion.filename:
+        return lesion.filename
+    if isinstance(lesion.image, str | Path):
+        return Path(lesion.image).name
+    return str(lesion.image_id)
+
+
+def decode_lesion(lesion: LesionInput, draft_size: int | None = None) -> Image.Image:
+    """An upright RGB image, or ImageDecodeError. With `draft_size`, a large JPEG is decoded directly at a
+    reduced scale (libjpeg DCT scaling, at least 2x `draft_size` on each side so the later resize still
+    antialiases) — much faster for multi-megapixel photos; only used for scoring, never for display."""
+    name = _name(lesion)
+    source = lesion.image
+    if isinstance(source, Image.Image):
+        try:
+            source.load()
+            return _to_rgb(ImageOps.exif_transpose(source))
+        except (OSError, ValueError) as exc:
+            raise ImageDecodeError(name, f"corrupt image data: {exc}") from None
+    if draft_size is None:
+        return decode_image(source, name=name)
+    if isinstance(source, str | Path):
+        try:
+            data = Path(source).read_bytes()
+        except FileNotFoundError:
+            raise ImageDecodeError(name, "file not found") from None
+        except OSError as exc:
+            raise ImageDecodeError(name, f"cannot read file ({exc.strerror or exc})") from None
+    else:
+        data = bytes(source)
+    try:
+        probe = Image.open(io.BytesIO(data))
+        ok = probe.format == "JPEG" and probe.size[0] * probe.size[1] <= MAX_PIXELS
+    except Exception:  # anything odd: let decode_image produce the proper reason
+        ok = False
+    if not ok:
+        return decode_image(data, name=name)
+    try:
+        probe.draft("RGB", (2 * draft_size, 2 * draft_size))
+        probe.load()
+        return _to_rgb(ImageOps.exif_transpose(probe))
+    except (OSError, SyntaxError, ValueError):
+        return decode_image(data, name=name)  # the full decoder reports the reason
+
+
+# ---------------------------------------------------------------- triage
+
+
+def _reasons(
+    p: float, spread: float, ud: float, n: int, threshold: float, outlier_z: float, rank: int
+) -> str:
+    parts = []
+    if p >= threshold:
+        parts.append(f"P(melanoma) {p:.2f} is above the operating threshold {threshold:.2f}")
+    if not math.isnan(ud) and ud >= outlier_z:
+        parts.append(f"unlike this patient's other {n - 1} lesions (robust z = {ud:.1f})")
+    if not parts:
+        parts.append(f"no flag: P(melanoma) {p:.2f} is below the operating threshold {threshold:.2f}")
+        if not math.isnan(ud):
+            parts.append(f"similar to this patient's other {n - 1} lesions (robust z = {ud:.1f})")
+    if spread >= UNSTABLE_SPREAD:
+        parts.append(f"the score changes with image orientation (± {spread:.2f}): interpret with care")
+    if rank == 1 and n > 1:
+        parts.append(f"ranked first of {n} lesions")
+    return "; ".join(parts)
+
+
+def _unique_ids(lesions: Sequence[LesionInput]) -> tuple[list[str], list[str]]:
+    seen: dict[str, int] = {}
+    ids, renamed = [], []
+    for lesion in lesions:
+        base = str(lesion.image_id)
+        seen[base] = seen.get(base, 0) + 1
+        new = base if seen[base] == 1 else f"{base} ({seen[base]})"
+        if new != base:
+            renamed.append(f"{base} -> {new}")
+        ids.append(new)
+    return ids, renamed
+
+
+def triage_patient(
+    predictor,
+    lesions: list[LesionInput],
+    patient: PatientInfo | None = None,
+    tta: int = 2,
+    progress: ProgressFn | None = None,
+    fast_decode: bool = True,
+    workers: int | None = None,
+) -> TriageResult:
+    """Score, compare and rank one patient's lesions. Broken images are reported, never fatal.
+
+    progress(done, total) is called as lesions are scored (total = number of lesions given).
+    fast_decode: decode large JPEGs at a reduced scale before the resize (see decode_lesion).
+    """
+    patient = patient or PatientInfo()
+    settings = triage_settings(predictor)
+    threshold = float(predictor.threshold)
+    notes: list[str] = []
+    ids, renamed = _unique_ids(lesions)
+    if renamed:
+        notes.append("Duplicate image ids were renamed: " + ", ".join(renamed) + ".")
+    total = len(lesions)
+    size = predictor.network.image_size
+    draft = size if fast_decode else None
+
+    def load(i: int):
+        try:
+            img = decode_lesion(lesions[i], draft)
+            return i, predictor.transform(img), None
+        except ImageDecodeError as exc:
+            return i, None, exc.reason
+        except Exception as exc:  # never abort the patient for one file
+            return i, None, f"could not be processed ({type(exc).__name__}: {exc})"
+
+    ok_idx: list[int] = []
+    tensors: list[torch.Tensor] = []
+    errors = []
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, tensor, reason in pool.map(load, range(total)):
+            if tensor is None:
+                errors.append({"image_id": ids[i], "filename": _name(lesions[i]), "reason": reason})
+            else:
+                ok_idx.append(i)
+                tensors.append(tensor)
+    errors_frame = pd.DataFrame(errors, columns=["image_id", "filename", "reason"])
+    if errors:
+        notes.append(f"{len(errors)} of {total} image(s) could not be read and are not ranked (see errors).")
+
+    n = len(ok_idx)
+    sites = normalise_site(pd.Series([lesions[i].site or "unknown" for i in ok_idx], dtype=object), "triage")
+    records = pd.DataFrame(
+        {
+            "site": sites,
+            "sex": normalise_sex(pd.Series([patient.sex] * n, dtype=object)),
+            "age": normalise_age(pd.Series([patient.age] * n, dtype=object)),
+        }
+    )
+    dim = predictor.model.embedding_dim
+    if n:
+        meta = torch.from_numpy(predictor.encoder.encode(records))
+        batch = max(1, int(predictor.batch_size))
+        p_parts, s_parts, e_parts = [], [], []
+        for start in range(0, n, batch):
+            out = predictor.predict_tensors(
+                torch.stack(tensors[start : start + batch]), meta[start : start + batch], tta
+            )
+            p_parts.append(out.p_melanoma)
+            s_parts.append(out.p_spread)
+            e_parts.append(out.embedding)
+            if progress:
+                progress(min(start + batch, n) + len(errors), total)
+        p = np.concatenate(p_parts).astype(np.float64)
+        spread = np.concatenate(s_parts).astype(np.float64)
+        emb = np.concatenate(e_parts).astype(np.float32)
+    else:
+        p, spread, emb = np.zeros(0), np.zeros(0), np.zeros((0, dim), dtype=np.float32)
+        notes.append("No image could be read, so nothing was scored.")
+    if progress:
+        progress(total, total)
+
+    scored = score_patient(p, emb, settings)
+    ud = scored["ugly_duckling"]
+    if 0 < n < settings["min_lesions"]:
+        notes.append(
+            f"Only {n} lesion{'s' if n != 1 else ''}: the ugly-duckling comparison needs at least "
+            f"{settings['min_lesions']}, so it was not computed."
+        )
+    elif n < 6 and n >= settings["min_lesions"]:
+        notes.append(
+            f"Only {n} lesions: the ugly-duckling comparison is weak with so few; "
+            "read it as a hint, not a finding."
+        )
+    if not settings["from_checkpoint"]:
+        notes.append(
+            "This model's checkpoint has no evaluated triage settings: lesions are ranked by "
+            "P(melanoma) alone; the ugly-duckling score is shown for information."
+        )
+    xy = embedding_map(emb)
+    table = pd.DataFrame(
+        {
+            "image_id": [ids[i] for i in ok_idx],
+            "filename": [_name(lesions[i]) for i in ok_idx],
+            "site": sites.to_numpy(),
+            "p_melanoma": p,
+            "p_spread": spread,
+            "percentile": pd.Series(p).rank(pct=True, method="average").to_numpy() * 100
+            if n
+            else np.zeros(0),
+            "ugly_duckling": ud,
+            "triage_score": scored["triage_score"],
+            "rank": scored["rank"],
+            "suspicious": p >= threshold,
+            "outlier": np.nan_to_num(ud, nan=-np.inf) >= settings["ud_outlier_z"],
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+        }
+    )
+    table["reasons"] = [
+        _reasons(r.p_melanoma, r.p_spread, r.ugly_duckling, n, threshold, settings["ud_outlier_z"], r.rank)
+        for r in table.itertuples()
+    ]
+    return TriageResult(
+        table=table,
+        embeddings=emb,
+        errors=errors_frame,
+        notes=notes,
+        model_id=predictor.model_id,
+        threshold=threshold,
+        settings=settings,
+    )
+
+
+# ---------------------------------------------------------------- batch (CLI) output
+
+
+def has_patient_ids(records: pd.DataFrame) -> bool:
+    """Readers set group_id = image_id when no patient id is known (folders, CSVs without patient_id)."""
+    return "group_id" in records and bool(
+        (records["group_id"].astype(str) != records["image_id"].astype(str)).any()
+    )
+
+
+def patient_columns(scores: pd.DataFrame, embeddings: np.ndarray, settings: dict[str, Any]) -> pd.DataFrame:
+    """ugly_duckling, triage_score, patient_rank for every scored row, computed patient by patient."""
+    out = pd.DataFrame(
+        index=scores.index, columns=["ugly_duckling", "triage_score", "patient_rank"], dtype=float
+    )
+    positions = np.arange(len(scores))
+    for _, rows in pd.Series(positions, index=scores.index).groupby(
+        scores["group_id"].astype(str), sort=False
+    ):
+        idx = rows.to_numpy()
+        res = score_patient(scores["p_melanoma"].to_numpy(float)[idx], embeddings[idx], settings)
+        out.iloc[idx, 0] = res["ugly_duckling"]
+        out.iloc[idx, 1] = res["triage_score"]
+        out.iloc[idx, 2] = res["rank"]
+    out["patient_rank"] = out["patient_rank"].astype(int)
+    return out
+
+
+def output_table(records: pd.DataFrame, scored, predictor) -> pd.DataFrame:
+    """The predict CLI's CSV: image_name,target first (Kaggle), then the patient columns when the input has
+    patient ids (patient_id,ugly_duckling,triage_score,patient_rank), then tta_spread."""
+    scores = scored.scores
+    table = pd.DataFrame(
+        {"image_name": scores["image_id"].to_numpy(), "target": scores["p_melanoma"].round(6)}
+    )
+    if has_patient_ids(records) and len(scores):
+        cols = patient_columns(scores, np.asarray(scored.embeddings), triage_settings(predictor))
+        table["patient_id"] = scores["group_id"].to_numpy()
+        table["ugly_duckling"] = cols["ugly_duckling"].round(4).to_numpy()
+        table["triage_score"] = cols["triage_score"].round(6).to_numpy()
+        table["patient_rank"] = cols["patient_rank"].to_numpy()
+    table["tta_spread"] = scores["p_spread"].round(6).to_numpy()
+    return table

