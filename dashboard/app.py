@@ -3,6 +3,10 @@
 Four pages (st.navigation): Patient review, Saliency, Case history, Model. The sidebar (this file)
 is shared by all pages: the reviewing clinician, the patient under review and whether their review
 is unsaved, and the model in use.
+
+The page scripts live in ``dashboard/views/``, deliberately not ``pages/``: a ``pages/`` folder beside the
+entry point switches Streamlit into its legacy multipage mode (each page auto-listed, the entry point
+skipped on reruns under AppTest), which fights ``st.navigation``.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ st.set_page_config(
 )
 
 PAGES = [
-    st.Page("pages/review.py", title="Patient review", icon=":material/patient_list:", default=True),
-    st.Page("pages/saliency.py", title="Saliency", icon=":material/visibility:", url_path="saliency"),
-    st.Page("pages/history.py", title="Case history", icon=":material/history:", url_path="history"),
-    st.Page("pages/model_card.py", title="Model", icon=":material/model_training:", url_path="model"),
+    st.Page("views/review.py", title="Patient review", icon=":material/patient_list:", default=True),
+    st.Page("views/saliency.py", title="Saliency", icon=":material/visibility:", url_path="saliency"),
+    st.Page("views/history.py", title="Case history", icon=":material/history:", url_path="history"),
+    st.Page("views/model_card.py", title="Model", icon=":material/model_training:", url_path="model"),
 ]
 
 page = st.navigation(PAGES, position="sidebar")

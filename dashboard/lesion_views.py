@@ -105,7 +105,7 @@ def lesion_card(
                     st.error(f"Saliency map unavailable: {type(exc).__name__}: {exc}")
             st.image(shown, width="stretch")
             st.page_link(
-                "pages/saliency.py",
+                "views/saliency.py",
                 label="Inspect saliency",
                 icon=":material/visibility:",
                 query_params={"lesion": image.key},

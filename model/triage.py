@@ -245,9 +245,14 @@ def _name(lesion: LesionInput) -> str:
 
 
 def decode_lesion(lesion: LesionInput, draft_size: int | None = None) -> Image.Image:
-    """An upright RGB image, or ImageDecodeError. With `draft_size`, a large JPEG is decoded directly at a
-    reduced scale (libjpeg DCT scaling, at least 2x `draft_size` on each side so the later resize still
-    antialiases) — much faster for multi-megapixel photos; only used for scoring, never for display."""
+    """An upright RGB image, or ImageDecodeError.
+
+    With `draft_size`, a JPEG at least 8x larger than the network input is decoded directly at a reduced
+    scale (libjpeg DCT scaling, PIL's draft mode), keeping at least 4x `draft_size` on each side so the
+    later antialiased resize dominates: multi-megapixel photos decode several times faster and score
+    practically the same. Images under 4x the input size (e.g. 512 px at 224) are decoded exactly as
+    data.images.decode_image does, so the triage and the predict CLI give identical scores for them.
+    """
     name = _name(lesion)
     source = lesion.image
     if isinstance(source, Image.Image):
@@ -269,13 +274,17 @@ def decode_lesion(lesion: LesionInput, draft_size: int | None = None) -> Image.I
         data = bytes(source)
     try:
         probe = Image.open(io.BytesIO(data))
-        ok = probe.format == "JPEG" and probe.size[0] * probe.size[1] <= MAX_PIXELS
+        ok = (
+            probe.format == "JPEG"
+            and probe.size[0] * probe.size[1] <= MAX_PIXELS
+            and min(probe.size) >= 8 * draft_size
+        )
     except Exception:  # anything odd: let decode_image produce the proper reason
         ok = False
     if not ok:
         return decode_image(data, name=name)
     try:
-        probe.draft("RGB", (2 * draft_size, 2 * draft_size))
+        probe.draft("RGB", (4 * draft_size, 4 * draft_size))
         probe.load()
         return _to_rgb(ImageOps.exif_transpose(probe))
     except (OSError, SyntaxError, ValueError):
@@ -329,7 +338,7 @@ def triage_patient(
     """Score, compare and rank one patient's lesions. Broken images are reported, never fatal.
 
     progress(done, total) is called as lesions are scored (total = number of lesions given).
-    fast_decode: decode large JPEGs at a reduced scale before the resize (see decode_lesion).
+    fast_decode: decode very large JPEGs at a reduced scale before the resize (see decode_lesion).
     """
     patient = patient or PatientInfo()
     settings = triage_settings(predictor)

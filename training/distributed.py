@@ -15,6 +15,7 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    launched: bool = False  # started by torchrun: a process group exists, even for one process
 
     @property
     def is_main(self) -> bool:
@@ -22,7 +23,7 @@ class DistContext:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.launched
 
 
 def setup(device: str = "auto") -> DistContext:
@@ -39,9 +40,12 @@ def setup(device: str = "auto") -> DistContext:
         # Share the cores between the processes on this machine.
         per_proc = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
         torch.set_num_threads(per_proc)
-    if world > 1 and not dist.is_initialized():
+    # Under torchrun we always use the process group and DDP, even with one process, so that the
+    # one-GPU run exercises exactly the code that an eight-GPU run does.
+    launched = "TORCHELASTIC_RUN_ID" in os.environ or world > 1
+    if launched and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None)
-    return DistContext(rank, world, local, dev)
+    return DistContext(rank, world, local, dev, launched)
 
 
 def teardown() -> None:

@@ -277,7 +277,7 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
     dtype = amp_dtype(cfg, ctx)
     total_loss, seen, start = 0.0, 0, time.perf_counter()
     bar = tqdm(
-        dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main, leave=False, file=sys.stderr
+        dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main or not sys.stderr.isatty(), leave=False, file=sys.stderr
     )
     for step, batch in enumerate(bar):
         if cfg.max_steps_per_epoch and step >= cfg.max_steps_per_epoch:
@@ -323,7 +323,7 @@ def predict(model, dl, cfg, ctx) -> dict[str, np.ndarray]:
     model.eval()
     dtype = amp_dtype(cfg, ctx)
     idx, probs, embeds = [], [], []
-    for batch in tqdm(dl, desc="validating", disable=not ctx.is_main, leave=False, file=sys.stderr):
+    for batch in tqdm(dl, desc="validating", disable=not ctx.is_main or not sys.stderr.isatty(), leave=False, file=sys.stderr):
         images = batch["image"].to(ctx.device, non_blocking=True)
         if cfg.channels_last and ctx.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)

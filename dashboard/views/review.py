@@ -400,7 +400,7 @@ def _save_section(table) -> None:
         c1, c2 = st.columns([1, 3])
         if state.patient and state.patient.patient_id is not None:
             c1.page_link(
-                "pages/history.py",
+                "views/history.py",
                 label="Open in case history",
                 icon=":material/history:",
                 query_params={"patient_id": str(state.patient.patient_id)},

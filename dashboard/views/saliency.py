@@ -32,7 +32,7 @@ if table.empty:
         "No lesions have been scored yet. Load and score a patient's lesions on **Patient review** first.",
         icon=":material/info:",
     )
-    st.page_link("pages/review.py", label="Go to Patient review", icon=":material/patient_list:")
+    st.page_link("views/review.py", label="Go to Patient review", icon=":material/patient_list:")
     st.stop()
 
 keys = list(table["image_id"])

@@ -1,0 +1,198 @@
+"""One real-browser run of the whole review: `streamlit run` + Debian's Chromium driven by Playwright.
+
+A dermatologist's path: name yourself, create a patient, drop 5 real lesion images and one corrupt file
+on the uploader, score them, see the ranked gallery with a Grad-CAM overlay and the error card, record a
+decision, save, and find the patient again on the case-history page. Screenshots go to test-artifacts/.
+
+Needs /usr/bin/chromium (`apt-get install -y chromium`); Playwright's own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+HEALTH_TIMEOUT_S = 20.0
+PATIENT = "E2E-PATIENT-0042"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install -y chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"streamlit exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not healthy within {timeout:.0f} s")
+
+
+@pytest.fixture()
+def server(tmp_path, fresh_checkpoint):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TRIAGE_CHECKPOINT": str(fresh_checkpoint),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
+        "TRIAGE_DATA_DIR": str(tmp_path / "images"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        elapsed = _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, HEALTH_TIMEOUT_S)
+        assert elapsed < HEALTH_TIMEOUT_S
+        yield f"http://127.0.0.1:{port}", tmp_path / "streamlit.log"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture()
+def lesion_files(datasets_dir, tmp_path) -> list[Path]:
+    """5 real images of one ISIC 2020 patient, plus a corrupt (truncated) JPEG."""
+    train = pd.read_csv(datasets_dir / "isic2020" / "train.csv")
+    names = train[train["patient_id"] == "IP_6648913"]["image_name"].tolist()[:5]
+    paths = [datasets_dir / "isic2020" / "train" / f"{n}.jpg" for n in names]
+    assert len(paths) == 5 and all(p.is_file() for p in paths)
+    corrupt = tmp_path / "corrupt_lesion.jpg"
+    corrupt.write_bytes(paths[0].read_bytes()[:2500])
+    return [*paths, corrupt]
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"e2e_{name}.png"), full_page=True)
+
+
+def _wait_idle(page, timeout: float = 60_000) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=timeout,
+    )
+    page.wait_for_timeout(300)
+
+
+def test_review_end_to_end(server, lesion_files):
+    from playwright.sync_api import expect, sync_playwright
+
+    base_url, log_path = server
+    expect.set_options(timeout=60_000)  # the first page load also loads the model
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(base_url)
+            expect(page.get_by_role("heading", name="Patient review")).to_be_visible()
+
+            # Who reviews, and which patient.
+            clinician = page.get_by_label("Reviewing clinician", exact=True)
+            clinician.fill("Dr E2E")
+            clinician.press("Enter")
+            _wait_idle(page)
+            page.get_by_label("Patient identifier (pseudonymous)", exact=True).fill(PATIENT)
+            page.get_by_label("Birth year", exact=True).fill("1966")
+            page.get_by_role("button", name="Start review").click()
+            expect(page.get_by_text("2 · Lesion images")).to_be_visible()
+            _shot(page, "1_patient")
+
+            # All images at once, plus a corrupt file.
+            page.locator("input[type=file]").first.set_input_files([str(p) for p in lesion_files])
+            expect(page.get_by_text("5 image(s)", exact=True)).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("corrupt_lesion.jpg").first).to_be_visible()
+            page.get_by_role("button", name="Apply").click()  # every unknown site -> the first site offered
+            _wait_idle(page)
+            _shot(page, "2_uploaded")
+
+            # Score and rank.
+            page.get_by_role("button", name="Score and rank 5 lesion(s)").click()
+            expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=90_000)
+            expect(page.get_by_text("Decision support, not a diagnosis.").first).to_be_visible()
+            for rank in range(1, 6):
+                expect(page.get_by_role("heading", name=f"#{rank} ·")).to_be_visible()
+            expect(page.get_by_text("corrupt_lesion.jpg").first).to_be_visible()  # the error card stays
+
+            # Grad-CAM on the top lesion.
+            page.get_by_text("Grad-CAM overlay").first.click()
+            _wait_idle(page, 90_000)
+            expect(page.get_by_text("Saliency map unavailable")).to_have_count(0)
+            first_card = page.locator("[class*='st-key-card-']").first
+            expect(first_card.locator("img").first).to_be_visible()
+            first_card.get_by_role("button", name="Biopsy").click()
+            _wait_idle(page)
+            _shot(page, "3_ranked")
+            first_card.screenshot(path=str(ARTIFACTS / "e2e_3b_top_card.png"))
+
+            # Save the visit.
+            page.get_by_role("button", name="Save visit").click()
+            expect(page.get_by_text("This review is now read-only.")).to_be_visible(timeout=60_000)
+            _shot(page, "4_saved")
+
+            # Ugly-duckling map tab renders a plotly chart.
+            page.get_by_role("tab", name="Ugly-duckling map").click()
+            expect(page.locator(".js-plotly-plot").first).to_be_visible()
+
+            # The patient is in the case history.
+            page.get_by_role("link", name="Case history").first.click()
+            expect(page.get_by_role("heading", name="Case history")).to_be_visible()
+            search = page.get_by_label("Search patients by identifier", exact=True)
+            search.fill("PATIENT-0042")
+            search.press("Enter")
+            expect(page.get_by_text("Visit 1 ·").first).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Biopsy").first).to_be_visible()
+            _shot(page, "5_history")
+
+            page.get_by_role("link", name="Model").first.click()
+            expect(page.get_by_role("heading", name="Model", exact=True)).to_be_visible()
+            expect(page.get_by_text("CC BY-NC 4.0").first).to_be_visible()
+            _shot(page, "6_model")
+        finally:
+            browser.close()
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
