@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-runs}/gpu_check}"
 PY="${PYTHON:-python3}"
+GPU_DATA="${GPU_DATA:-.gpu_data}"
 SIZE="${SIZE:-384}"
 BATCH="${BATCH:-64}"
 WORKERS="${WORKERS:-$(( $(nproc) - 2 ))}"
@@ -22,8 +23,8 @@ mkdir -p "$OUT_DIR"
   | tee -a "$OUT_DIR/gpu.txt"
 
 "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 -m training.train \
-  --out "$OUT_DIR/real" --data-root .gpu_data/datasets --datasets isic2020 \
-  --imagenet-weights .gpu_data/imagenet/tf_efficientnet_lite0.safetensors \
+  --out "$OUT_DIR/real" --data-root "$GPU_DATA/datasets" --datasets isic2020 \
+  --imagenet-weights "$GPU_DATA/imagenet/tf_efficientnet_lite0.safetensors" \
   --fold none --epochs 4 --image-size "$SIZE" --batch-size "$BATCH" --workers "$WORKERS" --amp auto
 
 "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 -m bench.train_synthetic \

@@ -186,7 +186,9 @@ class Predictor:
         scores["p_spread"] = preds.p_spread
         for j, name in enumerate(self.network.diagnosis_classes):
             if preds.diagnosis.shape[1]:
-                scores[f"p_{name}"] = preds.diagnosis[:, j]
+                # p_dx_*: "p_melanoma" is the melanoma head's score and must not be overwritten by the
+                # diagnosis head's melanoma class (DIAGNOSES starts with "melanoma").
+                scores[f"p_dx_{name}"] = preds.diagnosis[:, j]
         return ScoredRecords(
             scores=scores.reset_index(drop=True),
             embeddings=preds.embedding,

@@ -75,9 +75,25 @@ def server(tmp_path, fresh_checkpoint):
     }
     log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         elapsed = _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, HEALTH_TIMEOUT_S)
@@ -105,8 +121,17 @@ def lesion_files(datasets_dir, tmp_path) -> list[Path]:
 
 
 def _shot(page, name: str) -> None:
+    """Whole-page screenshot: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"e2e_{name}.png"), full_page=True)
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...['stMain', 'stMainBlockContainer', 'stSidebarContent']"
+        ".map(id => document.querySelector(`[data-testid=${id}]`)?.scrollHeight || 0))"
+    )
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 80, 9000))})
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(ARTIFACTS / f"e2e_{name}.png"))
+    page.set_viewport_size(size)
 
 
 def _wait_idle(page, timeout: float = 60_000) -> None:
@@ -129,70 +154,80 @@ def test_review_end_to_end(server, lesion_files):
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.set_default_timeout(60_000)
-            page.goto(base_url)
-            expect(page.get_by_role("heading", name="Patient review")).to_be_visible()
-
-            # Who reviews, and which patient.
-            clinician = page.get_by_label("Reviewing clinician", exact=True)
-            clinician.fill("Dr E2E")
-            clinician.press("Enter")
-            _wait_idle(page)
-            page.get_by_label("Patient identifier (pseudonymous)", exact=True).fill(PATIENT)
-            page.get_by_label("Birth year", exact=True).fill("1966")
-            page.get_by_role("button", name="Start review").click()
-            expect(page.get_by_text("2 · Lesion images")).to_be_visible()
-            _shot(page, "1_patient")
-
-            # All images at once, plus a corrupt file.
-            page.locator("input[type=file]").first.set_input_files([str(p) for p in lesion_files])
-            expect(page.get_by_text("5 image(s)", exact=True)).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("corrupt_lesion.jpg").first).to_be_visible()
-            page.get_by_role("button", name="Apply").click()  # every unknown site -> the first site offered
-            _wait_idle(page)
-            _shot(page, "2_uploaded")
-
-            # Score and rank.
-            page.get_by_role("button", name="Score and rank 5 lesion(s)").click()
-            expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=90_000)
-            expect(page.get_by_text("Decision support, not a diagnosis.").first).to_be_visible()
-            for rank in range(1, 6):
-                expect(page.get_by_role("heading", name=f"#{rank} ·")).to_be_visible()
-            expect(page.get_by_text("corrupt_lesion.jpg").first).to_be_visible()  # the error card stays
-
-            # Grad-CAM on the top lesion.
-            page.get_by_text("Grad-CAM overlay").first.click()
-            _wait_idle(page, 90_000)
-            expect(page.get_by_text("Saliency map unavailable")).to_have_count(0)
-            first_card = page.locator("[class*='st-key-card-']").first
-            expect(first_card.locator("img").first).to_be_visible()
-            first_card.get_by_role("button", name="Biopsy").click()
-            _wait_idle(page)
-            _shot(page, "3_ranked")
-            first_card.screenshot(path=str(ARTIFACTS / "e2e_3b_top_card.png"))
-
-            # Save the visit.
-            page.get_by_role("button", name="Save visit").click()
-            expect(page.get_by_text("This review is now read-only.")).to_be_visible(timeout=60_000)
-            _shot(page, "4_saved")
-
-            # Ugly-duckling map tab renders a plotly chart.
-            page.get_by_role("tab", name="Ugly-duckling map").click()
-            expect(page.locator(".js-plotly-plot").first).to_be_visible()
-
-            # The patient is in the case history.
-            page.get_by_role("link", name="Case history").first.click()
-            expect(page.get_by_role("heading", name="Case history")).to_be_visible()
-            search = page.get_by_label("Search patients by identifier", exact=True)
-            search.fill("PATIENT-0042")
-            search.press("Enter")
-            expect(page.get_by_text("Visit 1 ·").first).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Biopsy").first).to_be_visible()
-            _shot(page, "5_history")
-
-            page.get_by_role("link", name="Model").first.click()
-            expect(page.get_by_role("heading", name="Model", exact=True)).to_be_visible()
-            expect(page.get_by_text("CC BY-NC 4.0").first).to_be_visible()
-            _shot(page, "6_model")
+            _walk_through(page, base_url, lesion_files)
+        except BaseException:
+            if "page" in locals():
+                _shot(page, "failure")
+            raise
         finally:
             browser.close()
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+
+
+def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(base_url)
+    expect(page.get_by_role("heading", name="Patient review")).to_be_visible()
+
+    # Who reviews, and which patient.
+    clinician = page.get_by_label("Reviewing clinician", exact=True)
+    clinician.fill("Dr E2E")
+    clinician.press("Enter")
+    _wait_idle(page)
+    page.get_by_label("Patient identifier (pseudonymous)", exact=True).fill(PATIENT)
+    page.get_by_label("Birth year", exact=True).fill("1966")
+    page.get_by_role("button", name="Start review").click()
+    expect(page.get_by_text("2 · Lesion images")).to_be_visible()
+    _shot(page, "1_patient")
+
+    # All images at once, plus a corrupt file.
+    page.locator("input[type=file]").first.set_input_files([str(p) for p in lesion_files])
+    expect(page.get_by_text("5 image(s)", exact=True)).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("corrupt_lesion.jpg").first).to_be_visible()
+    page.get_by_role("button", name="Apply").click()  # every unknown site -> the first site offered
+    _wait_idle(page)
+    _shot(page, "2_uploaded")
+
+    # Score and rank.
+    page.get_by_role("button", name="Score and rank 5 lesion(s)").click()
+    expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=90_000)
+    expect(page.get_by_text("Decision support, not a diagnosis.").first).to_be_visible()
+    for rank in range(1, 6):
+        expect(page.get_by_role("heading", name=f"#{rank} ·")).to_be_visible()
+    expect(page.get_by_text("corrupt_lesion.jpg").first).to_be_visible()  # the error card stays
+
+    # Grad-CAM on the top lesion.
+    page.get_by_text("Grad-CAM overlay").first.click()
+    _wait_idle(page, 90_000)
+    expect(page.get_by_text("Saliency map unavailable")).to_have_count(0)
+    first_card = page.locator("[class*='st-key-card-']").first
+    expect(first_card.locator("img").first).to_be_visible()
+    first_card.get_by_role("button", name="Biopsy").click()
+    _wait_idle(page)
+    _shot(page, "3_ranked")
+    first_card.screenshot(path=str(ARTIFACTS / "e2e_3b_top_card.png"))
+
+    # Save the visit.
+    page.get_by_role("button", name="Save visit").click()
+    expect(page.get_by_text("This review is now read-only.")).to_be_visible(timeout=60_000)
+    _shot(page, "4_saved")
+
+    # Ugly-duckling map tab renders a plotly chart.
+    page.get_by_role("tab", name="Ugly-duckling map").click()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+
+    # The patient is in the case history.
+    page.get_by_role("link", name="Case history").first.click()
+    expect(page.get_by_role("heading", name="Case history")).to_be_visible()
+    search = page.get_by_label("Search patients by identifier", exact=True)
+    search.fill("PATIENT-0042")
+    search.press("Enter")
+    expect(page.get_by_text("Visit 1 ·").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Biopsy").first).to_be_visible()
+    _shot(page, "5_history")
+
+    page.get_by_role("link", name="Model").first.click()
+    expect(page.get_by_role("heading", name="Model", exact=True)).to_be_visible()
+    expect(page.get_by_text("CC BY-NC 4.0").first).to_be_visible()
+    _shot(page, "6_model")
