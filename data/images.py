@@ -87,8 +87,8 @@ def decode_image(
         raise
     except UnidentifiedImageError:
         raise ImageDecodeError(name, "not a recognised image format") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageDecodeError(name, "image too large (decompression bomb protection)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(name, f"image too large, refused as a possible decompression bomb ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():

@@ -1,0 +1,95 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.images import ImageDecodeError, decode_image
+
+
+def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def real_jpeg(datasets_dir) -> bytes:
+    return next((datasets_dir / "ham10000" / "images").glob("*.jpg")).read_bytes()
+
+
+def test_real_jpeg_decodes_to_rgb(real_jpeg):
+    img = decode_image(real_jpeg, "lesion.jpg")
+    assert img.mode == "RGB"
+    assert img.size == (600, 450) or img.size[0] > 0
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (40, 20), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    out = decode_image(encode(img, "JPEG", exif=exif), "rotated.jpg")
+    assert out.size == (20, 40)
+
+
+def test_alpha_is_composited_on_white():
+    img = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    out = decode_image(encode(img, "PNG"), "alpha.png")
+    assert out.mode == "RGB"
+    assert out.getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "LA", "1"])
+def test_other_modes_become_rgb(mode):
+    img = Image.new(mode, (8, 8))
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    assert decode_image(encode(img, fmt), f"x.{fmt.lower()}").mode == "RGB"
+
+
+def test_16_bit_grayscale_keeps_its_range():
+    arr = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    out = np.asarray(decode_image(encode(Image.fromarray(arr), "PNG"), "deep.png"))
+    assert out.min() == 0
+    assert out.max() == 255  # scaled, not clipped to white
+
+
+def test_zero_byte_file(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageDecodeError, match="empty.jpg: file is empty"):
+        decode_image(tmp_path / "empty.jpg")
+
+
+def test_truncated_jpeg(real_jpeg):
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        decode_image(real_jpeg[: len(real_jpeg) // 2], "half.jpg")
+
+
+def test_non_image_file():
+    with pytest.raises(ImageDecodeError, match="notes.txt: not a recognised image format"):
+        decode_image(b"patient notes, not an image", "notes.txt")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageDecodeError, match="file not found"):
+        decode_image(tmp_path / "nope.jpg")
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims an enormous size: the classic decompression bomb."""
+    raw = encode(Image.new("L", (1, 1)), "PNG")
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    start = raw.index(b"IHDR") - 4
+    return raw[:start] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + raw[start + 25:]
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    with pytest.raises(ImageDecodeError, match="image too large.*10000000000 pixels"):
+        decode_image(png_claiming_size(100_000, 100_000), "bomb.png")
+
+
+def test_pixel_limit_is_configurable(real_jpeg):
+    with pytest.raises(ImageDecodeError, match="too large"):
+        decode_image(real_jpeg, "x.jpg", max_pixels=1000)

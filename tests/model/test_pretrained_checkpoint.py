@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.network import MelanomaNet, NetworkConfig
+from model.predictor import Predictor
+from model.pretrained import load_imagenet_weights
+
+
+def imagenet_top5(model, array) -> list[int]:
+    img = Image.fromarray(array).convert("RGB").resize((224, 224), Image.Resampling.BICUBIC)
+    x = torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255
+    x = (x - 0.5) / 0.5  # tf_efficientnet_lite normalisation
+    with torch.inference_mode():
+        return model(x[None]).topk(5).indices[0].tolist()
+
+
+def test_offline_imagenet_weights_classify_a_cat_and_a_coffee():
+    import timm
+    from skimage import data
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    load_imagenet_weights(model, "tf_efficientnet_lite0")
+    assert imagenet_top5(model, data.chelsea())[0] in range(281, 286)  # tabby/tiger/Persian/Siamese/Egyptian cat
+    assert imagenet_top5(model, data.coffee())[0] == 967  # espresso
+
+
+def test_checkpoint_round_trip_predicts_identically(fresh_checkpoint, datasets_dir):
+    images = [Image.open(p).convert("RGB") for p in sorted((datasets_dir / "isic2020" / "test").glob("*.jpg"))[:3]]
+    first = Predictor.from_checkpoint(fresh_checkpoint, device="cpu").predict_images(images)
+    model, config = load_checkpoint(fresh_checkpoint)
+    assert config["weights_sha256"] == config["weights_sha256_actual"]
+    second = Predictor(model, config, device="cpu").predict_images(images)
+    np.testing.assert_allclose(first.p_melanoma, second.p_melanoma, rtol=0, atol=1e-6)
+    assert first.embedding.shape == (3, model.embedding_dim)
+
+
+def test_wrong_shape_checkpoint_is_explained(tmp_path, fresh_checkpoint):
+    config = json.loads((fresh_checkpoint / "config.json").read_text())
+    config["network"]["diagnosis_classes"] = ["melanoma", "nevus"]  # head of 2 instead of 7
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps(config))
+    (bad / "model.safetensors").write_bytes((fresh_checkpoint / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match=r"wrong shape .*diagnosis_head.weight: checkpoint \(7, 1312\) vs model \(2, 1312\)"):
+        load_checkpoint(bad)
+
+
+def test_other_backbone_weights_do_not_fit(tmp_path):
+    net = MelanomaNet(NetworkConfig(backbone="resnet18", image_size=64))
+    save_checkpoint(tmp_path / "resnet", net)
+    config = json.loads((tmp_path / "resnet" / "config.json").read_text())
+    config["network"]["backbone"] = "tf_efficientnet_lite0"
+    (tmp_path / "resnet" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(tmp_path / "resnet")
+
+
+def test_not_a_checkpoint(tmp_path, fresh_checkpoint):
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_checkpoint(tmp_path)
+    folder = tmp_path / "pickle"
+    folder.mkdir()
+    (folder / "config.json").write_text((fresh_checkpoint / "config.json").read_text())
+    torch.save({"x": torch.zeros(1)}, folder / "model.safetensors")  # a pickle in disguise is never unpickled
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_checkpoint(folder)
+
+
+def test_local_safetensors_weights_for_other_backbones(tmp_path):
+    import timm
+
+    donor = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    save_file(donor.state_dict(), str(tmp_path / "resnet18.safetensors"))
+    net = MelanomaNet(NetworkConfig(backbone="resnet18"))
+    load_imagenet_weights(net.backbone, "resnet18", tmp_path / "resnet18.safetensors")
+    assert torch.equal(net.backbone.conv1.weight, donor.conv1.weight)
+
+
+def test_default_model_is_committed_and_loads():
+    from model.checkpoint import DEFAULT_CHECKPOINT
+
+    predictor = Predictor.from_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
+    assert predictor.model_id == "melanoma-lite0-224"
+    assert 0 < predictor.threshold < 1
+    metrics = predictor.config["metrics"]["per_dataset"]
+    assert set(metrics) == {"ham10000", "isic2017", "isic2020"}

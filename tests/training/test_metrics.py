@@ -1,0 +1,69 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.evaluate import report_from_predictions
+from training.metrics import (
+    at_prevalence,
+    bootstrap_ci,
+    calibration,
+    partial_auc_above_tpr,
+    rates_at_threshold,
+    roc_auc,
+    sensitivity_at_specificity,
+    specificity_at_sensitivity,
+    threshold_for_sensitivity,
+)
+
+rng = np.random.default_rng(0)
+Y = rng.integers(0, 2, 2000)
+P = np.clip(Y * 0.3 + rng.random(2000) * 0.7, 0, 1)
+
+
+def test_pauc_range_matches_isic2024_definition():
+    assert partial_auc_above_tpr(Y, Y.astype(float)) == pytest.approx(0.2)
+    assert partial_auc_above_tpr(Y, 1 - Y.astype(float)) == pytest.approx(0.0, abs=1e-9)
+    random_score = partial_auc_above_tpr(Y, rng.random(2000))
+    assert random_score == pytest.approx(0.02, abs=0.01)  # chance: 0.2² / 2
+
+
+def test_threshold_for_sensitivity_reaches_the_target():
+    t = threshold_for_sensitivity(Y, P, 0.9)
+    sens, spec = rates_at_threshold(Y, P, t)
+    assert sens >= 0.9
+    assert sens - 0.9 < 2 / Y.sum()
+    assert specificity_at_sensitivity(Y, P, 0.9) == pytest.approx(spec)
+
+
+def test_sensitivity_at_specificity():
+    s = sensitivity_at_specificity(Y, P, 0.9)
+    assert 0 < s < 1
+    assert sensitivity_at_specificity(Y, Y.astype(float), 0.9) == 1.0
+
+
+def test_screening_figures_at_prevalence():
+    out = at_prevalence(0.9, 0.8, prevalence=0.0176)
+    ppv = 0.9 * 0.0176 / (0.9 * 0.0176 + 0.2 * 0.9824)
+    assert out["ppv"] == pytest.approx(ppv)
+    assert out["reviews_per_melanoma"] == pytest.approx(1 / ppv)
+    assert out["npv"] == pytest.approx(0.8 * 0.9824 / (0.8 * 0.9824 + 0.1 * 0.0176))
+
+
+def test_calibration_and_bootstrap():
+    cal = calibration(Y, Y.astype(float))
+    assert cal["ece"] == pytest.approx(0.0)
+    lo, hi = bootstrap_ci(roc_auc, Y, P, n_boot=200)
+    assert lo < roc_auc(Y, P) < hi
+    groups = np.repeat(np.arange(1000), 2)
+    lo_g, hi_g = bootstrap_ci(roc_auc, Y, P, groups=groups, n_boot=200)
+    assert lo_g < hi_g
+
+
+def test_report_from_predictions_has_pooled_and_per_dataset():
+    preds = pd.DataFrame({"image_id": [str(i) for i in range(2000)], "dataset": np.where(np.arange(2000) < 1000, "a", "b"),
+                          "group_id": [str(i // 2) for i in range(2000)], "target": Y, "p_melanoma": P})
+    report = report_from_predictions(preds, n_boot=50)
+    assert set(report["per_dataset"]) == {"a", "b"}
+    assert report["operating_point"]["sensitivity"] >= 0.9
+    assert report["pooled"]["screening"]["reviews_per_melanoma"] > 1
+    assert len(report["curves"]["pooled"]["roc"]["fpr"]) <= 300

@@ -1,0 +1,73 @@
+"""The trainer on small real subsets of ../shared, on CPU (gloo)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from model.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = ["--datasets", "isic2020", "--limit-per-dataset", "48", "--fold", "0", "--image-size", "64",
+         "--workers", "1", "--max-steps-per-epoch", "3", "--device", "cpu"]
+
+
+def train(out: Path, *args: str, nproc: int = 1) -> subprocess.CompletedProcess:
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    cmd = [sys.executable, *launcher, "-m", "training.train", "--out", str(out), *SMALL, *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "fold_0" / "state" / "resume_weights.safetensors"))
+
+
+def max_difference(a: dict, b: dict) -> float:
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a if a[k].is_floating_point())
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(datasets_dir, tmp_path):
+    # BatchNorm statistics are frozen so that per-rank batches cannot differ from one big batch.
+    common = ["--epochs", "1", "--bn-mode", "frozen", "--dropout", "0"]
+    ddp = train(tmp_path / "ddp", *common, "--batch-size", "4", "--check-sync", nproc=2)
+    assert "ranks diverged" not in ddp.stderr  # --check-sync compared all ranks' weights after every step
+    train(tmp_path / "single", *common, "--batch-size", "8")
+    assert max_difference(weights(tmp_path / "ddp"), weights(tmp_path / "single")) < 1e-3
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_equals_uninterrupted_run(datasets_dir, tmp_path):
+    common = ["--epochs", "2", "--batch-size", "8"]
+    train(tmp_path / "straight", *common)
+    train(tmp_path / "broken", *common, "--stop-after-epochs", "1")
+    assert (tmp_path / "broken" / "fold_0" / "log.csv").exists() is False  # stopped before finishing
+    resumed = train(tmp_path / "broken", *common, "--resume")
+    assert "resumed" in resumed.stderr
+    assert max_difference(weights(tmp_path / "straight"), weights(tmp_path / "broken")) == 0.0
+    straight_log = (tmp_path / "straight" / "fold_0" / "log.csv").read_text().splitlines()
+    broken_log = (tmp_path / "broken" / "fold_0" / "log.csv").read_text().splitlines()
+    assert [line.split(",")[1] for line in straight_log] == [line.split(",")[1] for line in broken_log]
+
+
+@pytest.mark.slow
+def test_training_writes_loadable_checkpoints_and_oof(datasets_dir, tmp_path):
+    train(tmp_path / "run", "--epochs", "1", "--batch-size", "8")
+    model, config = load_checkpoint(tmp_path / "run" / "fold_0" / "last")
+    assert config["network"]["image_size"] == 64
+    assert config["training"]["data"]["isic2020"]["images"] == 48
+    import pandas as pd
+
+    oof = pd.read_csv(tmp_path / "run" / "oof.csv")
+    assert oof["p_melanoma"].between(0, 1).all()
+    assert set(oof["fold"]) == {0}
+    emb = np.load(tmp_path / "run" / "oof_embeddings.npz")
+    assert emb["embedding"].shape == (len(oof), model.embedding_dim)
