@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -20,8 +19,8 @@ from tqdm import tqdm
 from data.metadata import MetadataEncoder
 from data.readers import load_datasets
 from model.network import NetworkConfig
-from model.pretrained import build_network
 from model.predictor import Predictor
+from model.pretrained import build_network
 
 
 def imagenet_features(records: pd.DataFrame, cache: Path, batch_size: int = 64) -> np.ndarray:
@@ -36,7 +35,9 @@ def imagenet_features(records: pd.DataFrame, cache: Path, batch_size: int = 64) 
     bar.close()
     if len(scored.errors):
         raise RuntimeError(f"{len(scored.errors)} images failed to decode: {scored.errors.head()}")
-    np.savez_compressed(cache, image_id=records["image_id"].to_numpy(str), embedding=scored.embeddings.astype(np.float16))
+    np.savez_compressed(
+        cache, image_id=records["image_id"].to_numpy(str), embedding=scored.embeddings.astype(np.float16)
+    )
     return scored.embeddings
 
 

@@ -64,24 +64,39 @@ def figures_html(report: dict, title: str) -> str:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("ROC", "Precision-recall (validation prevalence)",
-                                                        "Calibration"))
+    fig = make_subplots(
+        rows=1, cols=3, subplot_titles=("ROC", "Precision-recall (validation prevalence)", "Calibration")
+    )
     for name, c in report["curves"].items():
         auc = (report["pooled"] if name == "pooled" else report["per_dataset"][name])["auc"]
-        fig.add_trace(go.Scatter(x=c["roc"]["fpr"], y=c["roc"]["tpr"], name=f"{name} (AUC {auc:.3f})",
-                                 legendgroup=name), 1, 1)
-        fig.add_trace(go.Scatter(x=c["pr"]["recall"], y=c["pr"]["precision"], name=name, legendgroup=name,
-                                 showlegend=False), 1, 2)
-        fig.add_trace(go.Scatter(x=c["calibration"]["mean_predicted"], y=c["calibration"]["fraction_positive"],
-                                 mode="lines+markers", name=name, legendgroup=name, showlegend=False), 1, 3)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"},
-                             showlegend=False), 1, 3)
+        fig.add_trace(
+            go.Scatter(x=c["roc"]["fpr"], y=c["roc"]["tpr"], name=f"{name} (AUC {auc:.3f})", legendgroup=name), 1, 1
+        )
+        fig.add_trace(
+            go.Scatter(x=c["pr"]["recall"], y=c["pr"]["precision"], name=name, legendgroup=name, showlegend=False), 1, 2
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=c["calibration"]["mean_predicted"],
+                y=c["calibration"]["fraction_positive"],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+            ),
+            1,
+            3,
+        )
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False), 1, 3
+    )
     fig.update_layout(title=title, height=480, width=1400)
     return fig.to_html(include_plotlyjs=True, full_html=True)
 
 
-def predictions_from_checkpoint(checkpoint: Path | None, datasets: list[str], data_root: Path | None,
-                                tta: int) -> pd.DataFrame:
+def predictions_from_checkpoint(
+    checkpoint: Path | None, datasets: list[str], data_root: Path | None, tta: int
+) -> pd.DataFrame:
     from data.readers import load_datasets
     from model.predictor import Predictor
 
@@ -117,11 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     report = report_from_predictions(preds, threshold, args.bootstrap)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
-    (args.out / "report.html").write_text(figures_html(report, f"Melanoma validation: {args.checkpoint or args.predictions}"))
+    (args.out / "report.html").write_text(
+        figures_html(report, f"Melanoma validation: {args.checkpoint or args.predictions}")
+    )
     pooled = report["pooled"]
-    print(f"AUC {pooled['auc']:.4f} (95% CI {pooled['auc_ci'][0]:.4f}-{pooled['auc_ci'][1]:.4f}), "
-          f"pAUC80 {pooled['pauc_80']:.4f}; per dataset: "
-          + ", ".join(f"{k} {v['auc']:.4f}" for k, v in report["per_dataset"].items()))
+    print(
+        f"AUC {pooled['auc']:.4f} (95% CI {pooled['auc_ci'][0]:.4f}-{pooled['auc_ci'][1]:.4f}), "
+        f"pAUC80 {pooled['pauc_80']:.4f}; per dataset: "
+        + ", ".join(f"{k} {v['auc']:.4f}" for k, v in report["per_dataset"].items())
+    )
     print(f"report -> {args.out / 'report.json'}, figures -> {args.out / 'report.html'}")
     return 0
 

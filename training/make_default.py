@@ -100,14 +100,19 @@ def model_card(config: dict, report: dict, baseline: dict | None, triage: dict |
         )
     lines += [
         "",
-        ("Baseline: frozen ImageNet lite0 features + metadata → logistic regression, same images, same folds "
-         "(`python -m training.baseline`)." if baseline else "Baseline not computed for this checkpoint."),
+        (
+            "Baseline: frozen ImageNet lite0 features + metadata → logistic regression, same images, same folds "
+            "(`python -m training.baseline`)."
+            if baseline
+            else "Baseline not computed for this checkpoint."
+        ),
         "",
         "Goal set for this model: AUC ≥ 0.90 on each dataset. **Not reached**: "
         + ", ".join(f"{k} {v['auc']:.3f}" for k, v in report["per_dataset"].items())
         + ". The validation AUC was still rising at the last epoch (see cv/logs); a longer schedule, larger "
         "images and the full-resolution originals are the obvious next steps."
-        if any(v["auc"] < 0.90 for v in report["per_dataset"].values()) else "Goal (AUC ≥ 0.90 per dataset) met.",
+        if any(v["auc"] < 0.90 for v in report["per_dataset"].values())
+        else "Goal (AUC ≥ 0.90 per dataset) met.",
         "",
         "## Operating point",
         f"- Threshold **{op['threshold']:.3f}** on P(melanoma): {op['rule']}.",
@@ -120,8 +125,12 @@ def model_card(config: dict, report: dict, baseline: dict | None, triage: dict |
         "threshold as the flag, not the number as a risk.",
     ]
     if triage:
-        lines += ["", "## Triage (ranking within a patient)", f"- Settings: `{json.dumps(triage)}`",
-                  "- How they were chosen and what the ugly-duckling signal adds: `triage_evaluation.md`."]
+        lines += [
+            "",
+            "## Triage (ranking within a patient)",
+            f"- Settings: `{json.dumps(triage)}`",
+            "- How they were chosen and what the ugly-duckling signal adds: `triage_evaluation.md`.",
+        ]
     lines += [
         "",
         "## Limitations",
@@ -183,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
                 "validation": "patient-grouped 5-fold CV, out-of-fold",
                 "pooled": {k: v for k, v in report["pooled"].items()},
                 "per_dataset": report["per_dataset"],
-                **({"baseline_imagenet_logreg": {"pooled": baseline["pooled"], "per_dataset": baseline["per_dataset"]}}
-                   if baseline else {}),
+                **(
+                    {"baseline_imagenet_logreg": {"pooled": baseline["pooled"], "per_dataset": baseline["per_dataset"]}}
+                    if baseline
+                    else {}
+                ),
             },
         }
     )
@@ -192,11 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     if triage:
         config["triage"] = triage
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    validation = {"curves": report["curves"], "per_dataset": report["per_dataset"], "pooled": report["pooled"],
-                  "operating_point": config["operating_point"]}
+    validation = {
+        "curves": report["curves"],
+        "per_dataset": report["per_dataset"],
+        "pooled": report["pooled"],
+        "operating_point": config["operating_point"],
+    }
     if baseline:
-        validation["baseline"] = {"pooled": baseline["pooled"], "per_dataset": baseline["per_dataset"],
-                                  "roc": baseline["curves"]["pooled"]["roc"]}
+        validation["baseline"] = {
+            "pooled": baseline["pooled"],
+            "per_dataset": baseline["per_dataset"],
+            "roc": baseline["curves"]["pooled"]["roc"],
+        }
     (out / "validation.json").write_text(json.dumps(validation) + "\n")
     (out / "MODEL_CARD.md").write_text(model_card(config, report, baseline, triage))
 

@@ -38,4 +38,4 @@ def test_transforms_give_normalised_square_tensors():
     for transform in (train_transform(96, (0.5,) * 3, (0.5,) * 3), eval_transform(96, (0.5,) * 3, (0.5,) * 3)):
         x = transform(img)
         assert x.shape == (3, 96, 96) and x.dtype == torch.float32
-        assert -1.01 <= float(x.min()) and float(x.max()) <= 1.01
+        assert float(x.min()) >= -1.01 and float(x.max()) <= 1.01

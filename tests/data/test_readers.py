@@ -7,8 +7,9 @@ from data.readers import DatasetError, combine, load_dataset, load_datasets, rea
 from data.schema import RECORD_COLUMNS, SITES
 
 
-@pytest.mark.parametrize(("name", "images", "melanomas"), [("isic2020", 751, 383), ("ham10000", 10015, 1113),
-                                                          ("isic2017", 2150, 404)])
+@pytest.mark.parametrize(
+    ("name", "images", "melanomas"), [("isic2020", 751, 383), ("ham10000", 10015, 1113), ("isic2017", 2150, 404)]
+)
 def test_shared_datasets_load_with_exact_counts(datasets_dir, name, images, melanomas):
     records = load_dataset(name, datasets_dir / name)
     assert list(records.columns) == RECORD_COLUMNS

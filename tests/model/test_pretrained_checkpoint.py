@@ -47,7 +47,9 @@ def test_wrong_shape_checkpoint_is_explained(tmp_path, fresh_checkpoint):
     bad.mkdir()
     (bad / "config.json").write_text(json.dumps(config))
     (bad / "model.safetensors").write_bytes((fresh_checkpoint / "model.safetensors").read_bytes())
-    with pytest.raises(CheckpointError, match=r"wrong shape .*diagnosis_head.weight: checkpoint \(7, 1312\) vs model \(2, 1312\)"):
+    with pytest.raises(
+        CheckpointError, match=r"wrong shape .*diagnosis_head.weight: checkpoint \(7, 1312\) vs model \(2, 1312\)"
+    ):
         load_checkpoint(bad)
 
 

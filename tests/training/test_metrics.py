@@ -60,8 +60,15 @@ def test_calibration_and_bootstrap():
 
 
 def test_report_from_predictions_has_pooled_and_per_dataset():
-    preds = pd.DataFrame({"image_id": [str(i) for i in range(2000)], "dataset": np.where(np.arange(2000) < 1000, "a", "b"),
-                          "group_id": [str(i // 2) for i in range(2000)], "target": Y, "p_melanoma": P})
+    preds = pd.DataFrame(
+        {
+            "image_id": [str(i) for i in range(2000)],
+            "dataset": np.where(np.arange(2000) < 1000, "a", "b"),
+            "group_id": [str(i // 2) for i in range(2000)],
+            "target": Y,
+            "p_melanoma": P,
+        }
+    )
     report = report_from_predictions(preds, n_boot=50)
     assert set(report["per_dataset"]) == {"a", "b"}
     assert report["operating_point"]["sensitivity"] >= 0.9

@@ -13,8 +13,22 @@ from safetensors.torch import load_file
 from model.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL = ["--datasets", "isic2020", "--limit-per-dataset", "48", "--fold", "0", "--image-size", "64",
-         "--workers", "1", "--max-steps-per-epoch", "3", "--device", "cpu"]
+SMALL = [
+    "--datasets",
+    "isic2020",
+    "--limit-per-dataset",
+    "48",
+    "--fold",
+    "0",
+    "--image-size",
+    "64",
+    "--workers",
+    "1",
+    "--max-steps-per-epoch",
+    "3",
+    "--device",
+    "cpu",
+]
 
 
 def train(out: Path, *args: str, nproc: int = 1) -> subprocess.CompletedProcess:
