@@ -81,9 +81,7 @@ def params_in_sync(model: torch.nn.Module, ctx: DistContext) -> bool:
     if not ctx.distributed:
         return True
     with torch.no_grad():
-        flat = torch.stack(
-            [torch.stack([p.double().sum(), p.double().pow(2).sum()]) for p in model.parameters()]
-        )
+        flat = torch.stack([torch.stack([p.double().sum(), p.double().pow(2).sum()]) for p in model.parameters()])
     high, low = flat.clone(), flat.clone()
     dist.all_reduce(high, op=dist.ReduceOp.MAX)
     dist.all_reduce(low, op=dist.ReduceOp.MIN)

@@ -217,9 +217,7 @@ def bootstrap(
     outcomes = {s: patient_outcomes(score, tb, y, patients) for s, (score, tb) in strategies.items()}
     point = {s: all_metrics(score, tb, y, patients, pick) for s, (score, tb) in strategies.items()}
     draws: dict[str, dict[str, list[float]]] = {s: {m: [] for m in METRICS} for s in strategies}
-    diffs: dict[str, dict[str, list[float]]] = {
-        s: {m: [] for m in METRICS} for s in strategies if s != reference
-    }
+    diffs: dict[str, dict[str, list[float]]] = {s: {m: [] for m in METRICS} for s in strategies if s != reference}
     for _ in range(n_boot):
         sample = pick[rng.integers(0, len(pick), len(pick))]
         rows = np.concatenate([patients.members[i] for i in sample])
@@ -266,9 +264,7 @@ class Grid:
         return pts
 
 
-def _criterion(
-    score: np.ndarray, y: np.ndarray, patients: Patients, pick: np.ndarray, tiebreak: np.ndarray
-) -> float:
+def _criterion(score: np.ndarray, y: np.ndarray, patients: Patients, pick: np.ndarray, tiebreak: np.ndarray) -> float:
     conc = patient_outcomes(score, tiebreak, y, patients)["concordance"][pick]
     return _mean(conc)
 
@@ -367,24 +363,8 @@ def evaluate(
     # Which UD method separates melanoma from the patient's other lesions better (no weight involved)?
     ud_methods_table = {m: ud_res[f"ugly duckling only ({m})"]["concordance"] for m in grid.ud_methods}
 
-    # Outlier flag (z >= ud_outlier_z) as deployed: how often, and how often it marks a melanoma.
-    z = ud[dep_method if dep_w > 0 else first]
-    defined = np.isfinite(z)
-    flagged = defined & (z >= outlier_z)
-    outliers = {
-        "ud_method": dep_method if dep_w > 0 else first,
-        "threshold_z": outlier_z,
-        "lesions_with_ud": int(defined.sum()),
-        "flagged": int(flagged.sum()),
-        "melanoma_rate_flagged": float(y[flagged].mean()) if flagged.any() else float("nan"),
-        "melanoma_rate_not_flagged": float(y[defined & ~flagged].mean())
-        if (defined & ~flagged).any()
-        else float("nan"),
-    }
-
     crossfit_gain = (
-        all_res["combined (cross-fitted)"]["concordance"]["value"]
-        - all_res["model only"]["concordance"]["value"]
+        all_res["combined (cross-fitted)"]["concordance"]["value"] - all_res["model only"]["concordance"]["value"]
     )
     diff = all_res["combined (cross-fitted)"]["difference_vs_model only"]
     conc_ci = diff["concordance"]["ci"]
@@ -417,6 +397,22 @@ def evaluate(
         if np.isfinite(crossfit_gain) and crossfit_gain > 0:
             conclusion = conclusion.replace("is no better than", "is not reliably better than")
     weight = dep_w if helps else 0.0
+    # Outlier flag (z >= ud_outlier_z) as deployed: how often, and how often it marks a melanoma.
+    deployed_method = dep_method if weight > 0 else first
+    z = ud[deployed_method]
+    defined = np.isfinite(z)
+    flagged = defined & (z >= outlier_z)
+    outliers = {
+        "ud_method": deployed_method,
+        "threshold_z": outlier_z,
+        "lesions_with_ud": int(defined.sum()),
+        "flagged": int(flagged.sum()),
+        "melanoma_rate_flagged": float(y[flagged].mean()) if flagged.any() else float("nan"),
+        "melanoma_rate_not_flagged": float(y[defined & ~flagged].mean())
+        if (defined & ~flagged).any()
+        else float("nan"),
+    }
+
     n_both = int(((patients.n_mel > 0) & (patients.n_mel < patients.n)).sum())
     settings = {
         **{k: TRIAGE_DEFAULTS[k] for k in ("method", "min_lesions")},
@@ -452,9 +448,7 @@ def evaluate(
         "patients_3plus": int((patients.n >= 3).sum()),
         "patients_2plus_with_melanoma": int(((patients.n >= 2) & (patients.n_mel > 0)).sum()),
         "patients_both": n_both,
-        "patients_3plus_both": int(
-            ((patients.n >= 3) & (patients.n_mel > 0) & (patients.n_mel < patients.n)).sum()
-        ),
+        "patients_3plus_both": int(((patients.n >= 3) & (patients.n_mel > 0) & (patients.n_mel < patients.n)).sum()),
         "max_lesions": int(patients.n.max()),
         "folds": len(folds),
         "n_boot": n_boot,
@@ -478,9 +472,7 @@ def evaluate(
             "(one odd lesion among many similar benign ones) is weaker here than in a full-body "
             "examination, so these results understate or misstate what UD could do in practice."
         )
-    return Evaluation(
-        data, folds, all_res, ud_res, ud_methods_table, outliers, grid_table, settings, conclusion, notes
-    )
+    return Evaluation(data, folds, all_res, ud_res, ud_methods_table, outliers, grid_table, settings, conclusion, notes)
 
 
 # ---------------------------------------------------------------- report
@@ -501,6 +493,10 @@ def _finite(value: Any) -> Any:
 
 def settings_json(ev: Evaluation) -> str:
     return json.dumps(_finite(ev.settings), indent=2, allow_nan=False) + "\n"
+
+
+def _pct(value: float) -> str:
+    return f"{value:.0%}" if np.isfinite(value) else "n/a"
 
 
 def _fmt(entry: dict, digits: int = 3) -> str:
@@ -529,9 +525,7 @@ def _table(results: dict[str, dict], digits: int = 3) -> list[str]:
     return lines
 
 
-def render_markdown(
-    ev: Evaluation, title: str = "Triage evaluation: model vs ugly duckling vs combined"
-) -> str:
+def render_markdown(ev: Evaluation, title: str = "Triage evaluation: model vs ugly duckling vs combined") -> str:
     d = ev.data
     out = [
         f"# {title}",
@@ -577,8 +571,7 @@ def render_markdown(
         "|---|---|---|---|---|",
     ]
     out += [
-        f"| {f['fold']} | {f['patients']} | {f['ud_method']} | {f['weight_ud']:g} "
-        f"| {f['train_concordance']:.3f} |"
+        f"| {f['fold']} | {f['patients']} | {f['ud_method']} | {f['weight_ud']:g} | {f['train_concordance']:.3f} |"
         for f in ev.folds
     ]
     out += [
@@ -596,8 +589,8 @@ def render_markdown(
         "",
         f"With {o['ud_method']} and z ≥ {o['threshold_z']:g}: "
         f"{o['flagged']} of {o['lesions_with_ud']} lesions "
-        f"flagged; melanoma rate {o['melanoma_rate_flagged']:.0%} among flagged vs "
-        f"{o['melanoma_rate_not_flagged']:.0%} among the others (enriched data: compare the two rates, "
+        f"flagged; melanoma rate {_pct(o['melanoma_rate_flagged'])} among flagged vs "
+        f"{_pct(o['melanoma_rate_not_flagged'])} among the others (enriched data: compare the two rates, "
         "not their level).",
         "",
         '## Deployed settings (checkpoint config "triage")',
@@ -611,12 +604,8 @@ def render_markdown(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate_triage", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--oof", type=Path, required=True, help="oof.csv from patient-grouped cross-validation"
-    )
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate_triage", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--oof", type=Path, required=True, help="oof.csv from patient-grouped cross-validation")
     parser.add_argument("--embeddings", type=Path, required=True, help="npz with image_id + embedding arrays")
     parser.add_argument("--out", type=Path, required=True, help="markdown report to write")
     parser.add_argument(

@@ -123,9 +123,7 @@ class EpochTagged(Sampler):
 def loader(dataset: Dataset, cfg: TrainConfig, ctx: D.DistContext, train: bool) -> DataLoader:
     # A DistributedSampler even for one process: the global order of samples is then the same for any
     # number of ranks, so N ranks × batch b reproduce one process × batch N·b.
-    sampler = DistributedSampler(
-        dataset, ctx.world_size, ctx.rank, shuffle=train, seed=cfg.seed, drop_last=train
-    )
+    sampler = DistributedSampler(dataset, ctx.world_size, ctx.rank, shuffle=train, seed=cfg.seed, drop_last=train)
     if train:
         sampler = EpochTagged(sampler, len(dataset))
     return DataLoader(
@@ -227,9 +225,7 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate((int(state["python_version"]), tuple(int(x) for x in state["python_state"]), None))
-    np.random.set_state(
-        ("MT19937", state["numpy_keys"].numpy().astype(np.uint32), int(state["numpy_pos"]), 0, 0.0)
-    )
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), int(state["numpy_pos"]), 0, 0.0))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -277,7 +273,11 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
     dtype = amp_dtype(cfg, ctx)
     total_loss, seen, start = 0.0, 0, time.perf_counter()
     bar = tqdm(
-        dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main or not sys.stderr.isatty(), leave=False, file=sys.stderr
+        dl,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not ctx.is_main or not sys.stderr.isatty(),
+        leave=False,
+        file=sys.stderr,
     )
     for step, batch in enumerate(bar):
         if cfg.max_steps_per_epoch and step >= cfg.max_steps_per_epoch:
@@ -323,7 +323,9 @@ def predict(model, dl, cfg, ctx) -> dict[str, np.ndarray]:
     model.eval()
     dtype = amp_dtype(cfg, ctx)
     idx, probs, embeds = [], [], []
-    for batch in tqdm(dl, desc="validating", disable=not ctx.is_main or not sys.stderr.isatty(), leave=False, file=sys.stderr):
+    for batch in tqdm(
+        dl, desc="validating", disable=not ctx.is_main or not sys.stderr.isatty(), leave=False, file=sys.stderr
+    ):
         images = batch["image"].to(ctx.device, non_blocking=True)
         if cfg.channels_last and ctx.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
@@ -396,11 +398,7 @@ def fit(
         best_auc, bad_epochs, history = meta["best_auc"], meta["bad_epochs"], meta["history"]
         if ctx.is_main:
             print(f"resumed {out_dir} after epoch {start_epoch}", file=sys.stderr)
-    ddp = (
-        DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-        if ctx.distributed
-        else model
-    )
+    ddp = DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) if ctx.distributed else model
 
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -544,9 +542,9 @@ def run(cfg: TrainConfig) -> dict:
         embeddings.append((rows["image_id"].to_numpy()[keep], preds["embedding"][keep]))
     if ctx.is_main and oof and not result.get("interrupted"):
         table = pd.concat(oof)
-        table[
-            ["image_id", "dataset", "group_id", "fold", "target", "diagnosis", "site", "p_melanoma"]
-        ].to_csv(out / "oof.csv", index=False)
+        table[["image_id", "dataset", "group_id", "fold", "target", "diagnosis", "site", "p_melanoma"]].to_csv(
+            out / "oof.csv", index=False
+        )
         ids = np.concatenate([e[0] for e in embeddings])
         emb = np.concatenate([e[1] for e in embeddings]).astype(np.float16)
         np.savez_compressed(out / "oof_embeddings.npz", image_id=ids.astype(str), embedding=emb)
