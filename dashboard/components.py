@@ -39,7 +39,8 @@ _CSS = """
 .triage-bar .ci { position: absolute; top: 3px; bottom: 3px; background: rgba(0,0,0,.28);
   border-radius: 3px; }
 .triage-bar .thr { position: absolute; top: -4px; bottom: -4px; width: 2px; background: #1b1b1b; }
-.triage-scale { display: flex; justify-content: space-between; font-size: .72rem; color: #6b7480; }
+.triage-scale { position: relative; height: 1.1rem; font-size: .72rem; color: #6b7480; }
+.triage-scale span { position: absolute; top: 0; white-space: nowrap; }
 .triage-p { font-size: 1.6rem; font-weight: 650; line-height: 1.1; }
 .triage-p small { font-size: .85rem; font-weight: 400; color: #5b6470; }
 </style>
@@ -72,7 +73,12 @@ def disclaimer(container: Any = None) -> None:
 
 
 def performance_note(op: OperatingPoint) -> None:
-    st.caption(performance_sentence(op) + " See the **Model** page for the validation figures.")
+    st.caption(
+        performance_sentence(op)
+        + " The model learned from melanoma-enriched archives, so its P(melanoma) is a score for ranking and "
+        "for comparison with the threshold — not this lesion's risk in a screening population. "
+        "See the **Model** page for the validation figures."
+    )
 
 
 def problem_card(problem: UploadProblem) -> None:
@@ -91,7 +97,8 @@ def score_bar(p: float, threshold: float, spread: float | None, band: ScoreBand 
     colour = {"red": "#c0392b", "orange": "#d9822b", "green": "#2e8b57"}[band.colour]
     s = float(spread or 0.0)
     lo, hi = max(0.0, p - 2 * s), min(1.0, p + 2 * s)
-    spread_txt = f"± {100 * s:.1f}" if spread is not None else ""
+    spread_txt = f"± {100 * s:.1f} pts (TTA spread)" if spread is not None else ""
+    label_shift = 100 * min(max(threshold, 0.1), 0.9)  # keep the threshold label inside the bar's width
     title = f"P(melanoma) {pct(p, 1)}; uncertainty {pct(lo)}–{pct(hi)}; threshold {pct(threshold)}"
     st.markdown(
         f"""<div class="triage-p">{pct(p)} <small>P(melanoma) {spread_txt}</small></div>
@@ -99,7 +106,9 @@ def score_bar(p: float, threshold: float, spread: float | None, band: ScoreBand 
 <div class="fill" style="width:{100 * p:.1f}%; background:{colour}; opacity:.85"></div>
 <div class="ci" style="left:{100 * lo:.1f}%; width:{max(0.6, 100 * (hi - lo)):.1f}%"></div>
 <div class="thr" style="left:calc({100 * threshold:.1f}% - 1px)"></div></div>
-<div class="triage-scale"><span>0%</span><span>threshold {pct(threshold)}</span><span>100%</span></div>""",
+<div class="triage-scale"><span style="left:0">0%</span><span style="right:0">100%</span>
+<span style="left:{100 * threshold:.1f}%; transform:translateX(-{label_shift:.0f}%)">threshold {pct(threshold)}</span>
+</div>""",
         unsafe_allow_html=True,
     )
 

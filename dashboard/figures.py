@@ -25,8 +25,8 @@ def _layout(fig: go.Figure, title: str | None = None, height: int = 380, **kwarg
     fig.update_layout(
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}} if title else None,
         height=height,
-        margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        margin={"l": 10, "r": 10, "t": 50 if title else 34, "b": 10},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
         plot_bgcolor="white",
         **kwargs,
     )
@@ -280,9 +280,7 @@ def calibration_figure(validation: dict[str, Any] | None) -> go.Figure | None:
             line={"color": BLUE, "width": 2},
             marker={"size": sizes if sizes is not None else 9, "color": BLUE},
             customdata=np.asarray([c if c is not None else -1 for c in counts]),
-            hovertemplate=(
-                "predicted %{x:.2f}<br>observed %{y:.2f}<br>lesions in bin %{customdata}<extra></extra>"
-            ),
+            hovertemplate=("predicted %{x:.2f}<br>observed %{y:.2f}<br>lesions in bin %{customdata}<extra></extra>"),
         )
     )
     fig.update_xaxes(range=[0, 1], title="mean predicted P(melanoma)")

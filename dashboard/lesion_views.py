@@ -30,12 +30,14 @@ def cam_available() -> list[str]:
     return cam_methods()
 
 
-def cam_label(method: str) -> str:
+def cam_label(method: str, short: bool = True) -> str:
+    """Display name of a CAM method; the long form carries model/cam.py's note on what it shows."""
     try:
         from model.cam import CAM_LABELS
     except ImportError:
         return method
-    return CAM_LABELS.get(method, method)
+    label = CAM_LABELS.get(method, method)
+    return label.split(" (")[0] if short else label
 
 
 def default_cam_method(methods: list[str]) -> str | None:
@@ -71,10 +73,18 @@ def _badges(band_title: str, band_colour: str, outlier: bool, linked: int | None
             st.badge(f"Follow-up of lesion #{linked}", color="blue", icon=":material/history:")
 
 
-def _ud_text(value: Any, n_lesions: int) -> str:
+def _ud_text(value: Any, outlier_z: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "Ugly-duckling comparison: not computed (needs at least 3 lesions)."
-    return f"Ugly-duckling score (robust z within this patient): **{float(value):.1f}**"
+    z = float(value)
+    cut = f"; ≥ {outlier_z:.1f} flags an outlier" if outlier_z is not None else ""
+    if outlier_z is not None and z >= outlier_z:
+        verdict = "looks unlike this patient's other lesions"
+    elif z <= 1.0:
+        verdict = "typical for this patient"
+    else:
+        verdict = "somewhat unusual for this patient"
+    return f"Ugly-duckling score **{z:.1f}** — {verdict} (robust z{cut})."
 
 
 def lesion_card(
@@ -95,7 +105,7 @@ def lesion_card(
                 help="Highlights the regions that most raised this lesion's score "
                 + (f"({method})." if method else "(saliency module not installed)."),
             )
-            shown = image.thumbnail
+            shown = image.thumbnail_jpeg()
             if show and method:
                 try:
                     with st.spinner("Computing the saliency map…"):
@@ -115,13 +125,18 @@ def lesion_card(
             st.caption(f"{image.site} · {html.escape(image.filename)}")
             _badges(band.title, band.colour, bool(row.outlier), image.existing_lesion_id)
             ui.score_bar(float(row.p_melanoma), threshold, float(row.p_spread), band)
-            st.caption(band.explanation)
-            st.markdown(_ud_text(row.ugly_duckling, len(state.images)))
+            if band.title.endswith("(borderline)") or band.name == "near":
+                st.caption(band.explanation)  # the uncertainty straddles the threshold: say so
+            settings = getattr(state.result, "settings", None) or {}
+            st.markdown(_ud_text(row.ugly_duckling, settings.get("ud_outlier_z")))
             lines = reason_lines(row.reasons)
             if lines:
                 st.markdown("\n".join(f"- {html.escape(line)}" for line in lines))
         with c_decide:
             decision = state.decision(sha)
+            if not editable:
+                _decision_text(decision.action, decision.comment, None)
+                return
             key = f"decision_{image.key}"
             if key not in st.session_state:
                 st.session_state[key] = decision.action
@@ -130,7 +145,7 @@ def lesion_card(
                 DECISIONS,
                 key=key,
                 format_func=str.capitalize,
-                disabled=not editable,
+                wrap=True,
                 on_change=lambda: state.set_decision(sha, st.session_state[key]),
                 help=" · ".join(f"{k.capitalize()}: {v}" for k, v in DECISION_HELP.items()),
             )
@@ -141,7 +156,6 @@ def lesion_card(
                 "Comment",
                 key=ckey,
                 height=80,
-                disabled=not editable,
                 placeholder="optional",
                 on_change=lambda: state.set_decision(sha, state.decision(sha).action, st.session_state[ckey]),
             )
@@ -162,9 +176,7 @@ def visit_lesion_card(lesion: Any, threshold: float | None) -> None:
         with c_info:
             rank = f"#{pred.rank} · " if pred else ""
             st.markdown(f"#### {rank}{html.escape(lesion.label)}")
-            st.caption(
-                f"lesion #{lesion.lesion_id} · {lesion.site} · {html.escape(lesion.image.original_filename)}"
-            )
+            st.caption(f"lesion #{lesion.lesion_id} · {lesion.site} · {html.escape(lesion.image.original_filename)}")
             if pred:
                 t = threshold if threshold is not None else 0.5
                 band = score_band(pred.p_melanoma, t, 0.0)
@@ -178,11 +190,21 @@ def visit_lesion_card(lesion: Any, threshold: float | None) -> None:
         with c_decide:
             decision = lesion.decision
             if decision:
-                st.markdown(f"**Decision:** {decision.action.capitalize()}")
-                if decision.comment:
-                    st.markdown(f"> {html.escape(decision.comment)}")
-                st.caption(
-                    f"by {html.escape(decision.clinician)}, {decision.decided_at.astimezone():%Y-%m-%d %H:%M}"
+                _decision_text(
+                    decision.action,
+                    decision.comment,
+                    f"by {decision.clinician}, {decision.decided_at.astimezone():%Y-%m-%d %H:%M}",
                 )
             else:
-                st.caption("No decision recorded.")
+                _decision_text(None, "", None)
+
+
+def _decision_text(action: str | None, comment: str, byline: str | None) -> None:
+    if not action:
+        st.caption("No decision recorded.")
+        return
+    st.markdown(f"**Decision:** {action.capitalize()}")
+    if comment:
+        st.markdown(f"> {html.escape(comment)}")
+    if byline:
+        st.caption(html.escape(byline))

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -99,6 +100,7 @@ class UploadedImage:
     label: str = ""
     existing_lesion_id: int | None = None
     _display: Image.Image | None = field(default=None, repr=False, compare=False)
+    _thumb_jpeg: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -108,6 +110,14 @@ class UploadedImage:
     def image(self) -> Image.Image:
         """The full-size, upright RGB image."""
         return decode_upright(self.data)
+
+    def thumbnail_jpeg(self) -> bytes:
+        """The thumbnail encoded once, so reruns of the page do not re-encode every image."""
+        if self._thumb_jpeg is None:
+            buffer = io.BytesIO()
+            self.thumbnail.save(buffer, format="JPEG", quality=90)
+            self._thumb_jpeg = buffer.getvalue()
+        return self._thumb_jpeg
 
     def display_image(self, max_px: int = DISPLAY_PX) -> Image.Image:
         """Upright RGB at most `max_px` on a side (decoded once): for overlays and the saliency page."""
@@ -172,8 +182,7 @@ def expand_upload(
     if declared > limits.max_zip_uncompressed:
         yield UploadProblem(
             name,
-            f"the zip archive unpacks to {_mb(declared)}; "
-            f"at most {_mb(limits.max_zip_uncompressed)} is accepted",
+            f"the zip archive unpacks to {_mb(declared)}; at most {_mb(limits.max_zip_uncompressed)} is accepted",
         )
         return
     read_total = 0
@@ -193,9 +202,7 @@ def expand_upload(
                 )
                 continue
             if info.compress_size and info.file_size / info.compress_size > limits.max_compression_ratio:
-                yield UploadProblem(
-                    member, "suspicious compression ratio (zip-bomb protection); file not opened"
-                )
+                yield UploadProblem(member, "suspicious compression ratio (zip-bomb protection); file not opened")
                 continue
             try:
                 with archive.open(info) as handle:
@@ -205,15 +212,11 @@ def expand_upload(
                 yield UploadProblem(member, f"cannot be extracted from the archive ({exc})")
                 continue
             if len(content) > limits.max_file_bytes:
-                yield UploadProblem(
-                    member, f"file is over the limit of {_mb(limits.max_file_bytes)} per image"
-                )
+                yield UploadProblem(member, f"file is over the limit of {_mb(limits.max_file_bytes)} per image")
                 continue
             read_total += len(content)
             if read_total > limits.max_zip_uncompressed:
-                yield UploadProblem(
-                    name, "the zip archive unpacks to more than its header says; stopped reading"
-                )
+                yield UploadProblem(name, "the zip archive unpacks to more than its header says; stopped reading")
                 return
             yield member, content
 
@@ -225,9 +228,7 @@ def check_image(
     if not data:
         return UploadProblem(name, "file is empty (0 bytes)")
     if len(data) > limits.max_file_bytes:
-        return UploadProblem(
-            name, f"file is {_mb(len(data))}; the limit is {_mb(limits.max_file_bytes)} per image"
-        )
+        return UploadProblem(name, f"file is {_mb(len(data))}; the limit is {_mb(limits.max_file_bytes)} per image")
     # Size check on the header alone, before anything is decoded.
     try:
         with warnings.catch_warnings():
@@ -239,8 +240,14 @@ def check_image(
             name,
             "not an image this dashboard can read (accepted: JPEG, PNG, TIFF, WebP, BMP, or a zip of these)",
         )
-    except Image.DecompressionBombError:
-        return UploadProblem(name, "image too large to open safely (decompression-bomb protection)")
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses to even open it; its message carries the pixel count.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f" ({int(found.group(1)) / 1e6:.0f} megapixels)" if found else ""
+        return UploadProblem(
+            name,
+            f"image too large{size}; the limit is {limits.max_pixels / 1e6:.0f} megapixels — export a smaller copy",
+        )
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         return UploadProblem(name, f"corrupt image file ({exc})")
     if width * height > limits.max_pixels:
@@ -435,9 +442,7 @@ class ReviewState:
     def total_bytes(self) -> int:
         return sum(len(img.data) for img in self.images.values())
 
-    def add_files(
-        self, files: Iterable[tuple[str, bytes]], limits: UploadLimits = DEFAULT_LIMITS
-    ) -> IngestReport:
+    def add_files(self, files: Iterable[tuple[str, bytes]], limits: UploadLimits = DEFAULT_LIMITS) -> IngestReport:
         """Take in uploaded files (images or zips of images); problems are kept for error cards."""
         self._require_editable()
         report = IngestReport()
@@ -460,22 +465,16 @@ class ReviewState:
         if sha and sha in self.images:
             first = self.images[sha].filename
             same = "the same file" if first == name else f"identical to “{first}”"
-            report.problems.append(
-                UploadProblem(name, f"{same}, already loaded — not added twice", "duplicate")
-            )
+            report.problems.append(UploadProblem(name, f"{same}, already loaded — not added twice", "duplicate"))
             return
         if len(self.images) >= limits.max_images:
             report.problems.append(
-                UploadProblem(
-                    name, f"a review holds at most {limits.max_images} images; this one was not added"
-                )
+                UploadProblem(name, f"a review holds at most {limits.max_images} images; this one was not added")
             )
             return
         if self.total_bytes + len(data) > limits.max_total_bytes:
             report.problems.append(
-                UploadProblem(
-                    name, f"the images of one review may total {_mb(limits.max_total_bytes)}; not added"
-                )
+                UploadProblem(name, f"the images of one review may total {_mb(limits.max_total_bytes)}; not added")
             )
             return
         checked = check_image(name, data, limits)
@@ -651,9 +650,7 @@ class ReviewState:
         if self.result is None:
             raise ReviewNotReady("Run the triage before saving.")
         if self.result_is_stale:
-            raise ReviewNotReady(
-                "Images or sites changed after the triage ran: run the triage again before saving."
-            )
+            raise ReviewNotReady("Images or sites changed after the triage ran: run the triage again before saving.")
         if not (clinician or "").strip():
             raise ReviewNotReady("Enter the reviewing clinician's name before saving.")
         table = self.scored_table()
@@ -664,9 +661,7 @@ class ReviewState:
             image = self.images[row.image_id]
             decision = self.decision(row.image_id)
             comment = decision.comment if decision.action else ""
-            ugly = (
-                None if row.ugly_duckling is None or _isnan(row.ugly_duckling) else float(row.ugly_duckling)
-            )
+            ugly = None if row.ugly_duckling is None or _isnan(row.ugly_duckling) else float(row.ugly_duckling)
             lesions.append(
                 LesionReview(
                     image_bytes=image.data,
@@ -744,9 +739,7 @@ def score_band(p: float, threshold: float, spread: float = 0.0) -> ScoreBand:
                 f"{pct(p)} is above the {pct(threshold)} threshold, but its uncertainty "
                 f"({pct(low)}–{pct(high)}) reaches below it.",
             )
-        return ScoreBand(
-            "above", "Above threshold", "red", f"{pct(p)} is above the {pct(threshold)} threshold."
-        )
+        return ScoreBand("above", "Above threshold", "red", f"{pct(p)} is above the {pct(threshold)} threshold.")
     if high >= threshold:
         return ScoreBand(
             "near",
@@ -755,9 +748,7 @@ def score_band(p: float, threshold: float, spread: float = 0.0) -> ScoreBand:
             f"{pct(p)} is below the {pct(threshold)} threshold, but its uncertainty "
             f"({pct(low)}–{pct(high)}) reaches above it.",
         )
-    return ScoreBand(
-        "below", "Below threshold", "green", f"{pct(p)} is below the {pct(threshold)} threshold."
-    )
+    return ScoreBand("below", "Below threshold", "green", f"{pct(p)} is below the {pct(threshold)} threshold.")
 
 
 def pct(p: float | None, digits: int = 0) -> str:
@@ -840,7 +831,7 @@ def operating_point(config: dict[str, Any], prevalence: float = SCREENING_PREVAL
         sensitivity=_maybe_float(op.get("sensitivity")),
         specificity=_maybe_float(op.get("specificity")),
         prevalence=prevalence,
-        chosen_by=str(op.get("chosen_by") or ""),
+        chosen_by=str(op.get("chosen_by") or op.get("rule") or ""),
     )
 
 
@@ -895,23 +886,57 @@ def checkpoint_file_text(folder: Path | None, name: str) -> str | None:
         return None
 
 
+CURVE_KEYS = ("roc", "pr", "calibration")
+# Column names a clinician can read, for the per-dataset validation table.
+METRIC_NAMES = {
+    "n": "images",
+    "n_melanoma": "melanomas",
+    "auc": "ROC AUC",
+    "pauc_80": "pAUC (TPR ≥ 80%)",
+    "sens_at_spec90": "sensitivity at 90% specificity",
+    "spec_at_sens90": "specificity at 90% sensitivity",
+    "spec_at_sens95": "specificity at 95% sensitivity",
+    "calibration_ece": "calibration error (ECE)",
+}
+
+
+def curve_sets(validation: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Named sets of validation curves ({roc, pr, calibration}).
+
+    Accepts the flat layout (roc/pr/calibration at the top) and the layout with
+    ``curves: {pooled: {...}, <dataset>: {...}}``; "pooled" comes first.
+    """
+    validation = validation or {}
+    sets: dict[str, dict[str, Any]] = {}
+    if any(isinstance(validation.get(k), dict) for k in CURVE_KEYS):
+        sets["validation"] = {k: validation.get(k) for k in CURVE_KEYS}
+    curves = validation.get("curves")
+    if isinstance(curves, dict):
+        for name, value in sorted(curves.items(), key=lambda kv: (kv[0] != "pooled", kv[0])):
+            if isinstance(value, dict) and any(isinstance(value.get(k), dict) for k in CURVE_KEYS):
+                sets[name] = value
+    return sets
+
+
 def per_dataset_table(validation: dict[str, Any] | None) -> pd.DataFrame:
-    per = (validation or {}).get("per_dataset") or {}
+    """One row per dataset (and "all datasets" when pooled figures exist), readable columns."""
+    validation = validation or {}
+    per = dict(validation.get("per_dataset") or {})
+    if isinstance(validation.get("pooled"), dict):
+        per = {"all datasets (pooled)": validation["pooled"], **per}
     rows = []
     for name, stats in per.items():
         if not isinstance(stats, dict):
             continue
-        ci = stats.get("auc_ci")
-        row = {"dataset": name, "AUC": _maybe_float(stats.get("auc"))}
-        if isinstance(ci, list | tuple) and len(ci) == 2:
-            row["95% CI"] = f"{float(ci[0]):.3f}–{float(ci[1]):.3f}"
+        row: dict[str, Any] = {"dataset": name}
         for key, value in stats.items():
-            if (
-                key not in ("auc", "auc_ci")
-                and isinstance(value, int | float)
-                and not isinstance(value, bool)
-            ):
-                row[key] = value
+            label = METRIC_NAMES.get(key)
+            if label is None or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            row[label] = int(value) if key in ("n", "n_melanoma") else round(float(value), 3)
+            ci = stats.get(f"{key}_ci")
+            if isinstance(ci, list | tuple) and len(ci) == 2:
+                row[f"{label} 95% CI"] = f"{float(ci[0]):.3f}–{float(ci[1]):.3f}"
         rows.append(row)
     return pd.DataFrame(rows)
 

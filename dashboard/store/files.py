@@ -23,7 +23,8 @@ from PIL import Image, UnidentifiedImageError
 
 # Formats a dermoscope or phone camera produces. Restricting Image.open to
 # these keeps Pillow's rarer (and historically less hardened) decoders out.
-FORMAT_EXTENSIONS: dict[str, str] = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "WEBP": "webp", "BMP": "bmp"}
+# MPO is how many phones save JPEGs (a JPEG with extra frames); it is stored as the JPEG it is.
+FORMAT_EXTENSIONS: dict[str, str] = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "TIFF": "tif", "WEBP": "webp", "BMP": "bmp"}
 TEMP_PREFIX = ".tmp-"
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
 
 from dashboard import components as ui
@@ -9,9 +11,9 @@ from dashboard import figures, resources
 from dashboard.lesion_views import visit_lesion_card
 from dashboard.services import decisions_table, export_filename, pct, timeline_table, visit_choice_label
 
+store = resources.get_store()  # stops with a clear page when the database cannot be opened
 st.title("Case history")
 st.caption("Earlier visits of a patient: what the model said, what was decided, and how each lesion changed.")
-store = resources.get_store()  # stops with a clear page when the database cannot be opened
 predictor, _ = resources.try_get_predictor()
 current_model = predictor.model_id if predictor is not None else None
 current_threshold = predictor.threshold if predictor is not None else None
@@ -23,9 +25,7 @@ if linked_id and linked_id.isdigit() and "history_search" not in st.session_stat
         st.session_state["history_search"] = store.get_patient(int(linked_id)).identifier
     except Exception:
         st.warning("The linked patient was not found.")
-query = st.text_input(
-    "Search patients by identifier", key="history_search", placeholder="part of the identifier"
-)
+query = st.text_input("Search patients by identifier", key="history_search", placeholder="part of the identifier")
 if not query.strip():
     st.info("Type part of a patient identifier to find their case history.", icon=":material/search:")
     st.stop()
@@ -43,11 +43,16 @@ patient = st.selectbox(
     key="history_patient",
 )
 timeline = store.patient_timeline(patient.id)
+if st.session_state.get("history_audited") != patient.id:  # one audit entry per patient opened
+    with contextlib.suppress(Exception):  # the audit trail must not block reading a record
+        store.record_event(ui.clinician() or "unattributed", "patient.view", patient.id, {"page": "history"})
+    st.session_state["history_audited"] = patient.id
 lesions = store.list_lesions(patient.id)
 
 with st.container(border=True):
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Patient", patient.identifier)
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1], vertical_alignment="center")
+    c1.markdown(f"### {patient.identifier}")
+    c1.caption(f"born {patient.birth_year or 'unknown'} · {patient.sex}")
     c2.metric("Visits", len(timeline.visits))
     c3.metric("Lesions followed", len(lesions))
     last = timeline.visits[-1].visit_time.astimezone().strftime("%Y-%m-%d") if timeline.visits else "–"
@@ -57,9 +62,7 @@ st.caption(
     + (f"the threshold shown is the current model's ({pct(current_threshold)})." if current_threshold else "")
 )
 
-visits_tab, trend_tab, decisions_tab, export_tab = st.tabs(
-    ["Visits", "Lesion score trend", "Decisions", "Export"]
-)
+visits_tab, trend_tab, decisions_tab, export_tab = st.tabs(["Visits", "Lesion score trend", "Decisions", "Export"])
 
 with visits_tab:
     if not timeline.visits:
@@ -76,9 +79,7 @@ with visits_tab:
             key="visits_table",
         )
         visits = list(reversed(timeline.visits))
-        visit = st.selectbox(
-            "Open a visit (read-only)", visits, format_func=visit_choice_label, key="history_visit"
-        )
+        visit = st.selectbox("Open a visit (read-only)", visits, format_func=visit_choice_label, key="history_visit")
         st.markdown(
             f"**Visit {visit.id}** — {visit.visit_time.astimezone():%Y-%m-%d %H:%M}, "
             f"{visit.clinician}, model `{visit.model_version}`"
@@ -98,11 +99,7 @@ with trend_tab:
             lesions,
             format_func=lambda les: (
                 f"#{les.id} {les.label} · {les.site} · {les.visit_count} visit(s)"
-                + (
-                    f" · latest P(melanoma) {pct(les.latest_p_melanoma)}"
-                    if les.latest_p_melanoma is not None
-                    else ""
-                )
+                + (f" · latest P(melanoma) {pct(les.latest_p_melanoma)}" if les.latest_p_melanoma is not None else "")
             ),
             key="history_lesion",
         )

@@ -10,6 +10,7 @@ from dashboard.services import (
     SCREENING_PREVALENCE,
     checkpoint_file_json,
     checkpoint_file_text,
+    curve_sets,
     operating_point,
     pct,
     per_dataset_table,
@@ -48,14 +49,15 @@ LIMITATIONS = [
     "photographs, mucosal, nail or acral lesions, and other devices is unknown and probably lower.",
     "The 2020 training subset is enriched to about 51% melanoma; real screening has about 1.76%. AUC does "
     "not depend on prevalence, but PPV does: most flagged lesions in practice are benign (see above).",
+    "P(melanoma) is a score, not a calibrated risk: the training data are enriched with melanoma, so in a "
+    "screening population far fewer lesions with a given score are melanomas than the number suggests.",
     "The uncertainty shown (± spread across rotated/flipped views) captures only sensitivity to orientation, "
     "not all sources of error. A stable score can still be wrong.",
     "The ugly-duckling score compares a lesion with the same patient's other uploaded lesions only; it is "
     "weak with fewer than about 6 lesions and undefined with fewer than 3.",
     "Saliency maps show what drove the score, approximately; they do not delineate the lesion or a tumour.",
     "Images are used at reduced resolution; very small structures may be lost.",
-    "Licence: trained on CC BY-NC 4.0 data — for research and non-commercial use; not a certified medical "
-    "device.",
+    "Licence: trained on CC BY-NC 4.0 data — for research and non-commercial use; not a certified medical device.",
 ]
 
 st.title("Model")
@@ -68,9 +70,7 @@ folder = resources.checkpoint_folder()
 config: dict = {}
 problem = resources.model_problem()
 if problem:
-    st.warning(
-        f"No model installed: {problem}. Lesions cannot be scored until one is.", icon=":material/warning:"
-    )
+    st.warning(f"No model installed: {problem}. Lesions cannot be scored until one is.", icon=":material/warning:")
 else:
     try:
         from model.checkpoint import read_config
@@ -87,11 +87,13 @@ op = operating_point(config)
 
 if config:
     st.subheader("Version", divider="gray")
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Model", str(config.get("model_id") or network.get("backbone", "unnamed")))
-    c2.metric("Created", str(config.get("created", "unknown"))[:10])
-    c3.metric("Backbone", f"{network.get('backbone', '?')}")
-    c4.metric("Input size", f"{network.get('image_size', '?')} px")
+    st.markdown(
+        f"**Model** `{config.get('model_id') or network.get('backbone', 'unnamed')}`"
+        + (f" version **{config['version']}**" if config.get("version") else "")
+        + " · "
+        f"**created** {str(config.get('created', 'unknown'))[:10]} · "
+        f"**backbone** {network.get('backbone', '?')} at {network.get('image_size', '?')} px"
+    )
     st.caption(
         f"Code version `{config.get('code_version', 'unknown')}` · weights SHA-256 "
         f"`{str(config.get('weights_sha256', 'unknown'))[:16]}…` · checkpoint folder `{folder}` · "
@@ -101,7 +103,7 @@ if config:
 st.subheader("Intended use", divider="gray")
 st.markdown(
     "Supports a dermatologist reviewing **all of one patient's lesions** at a mole check: each dermoscopic "
-    "image gets an estimated probability of melanoma with its uncertainty, lesions are ranked so the most "
+    "image gets a melanoma score, P(melanoma), with its uncertainty, lesions are ranked so the most "
     "concerning are seen first, and lesions that look unlike the patient's others (“ugly ducklings”) are "
     "flagged. **It is not a diagnosis** and must not be used to decide that a lesion needs no examination."
 )
@@ -124,14 +126,10 @@ else:
         m = st.columns(6)
         m[0].metric("Sensitivity", pct(op.sensitivity, 1), help="Melanomas flagged, in validation.")
         m[1].metric("Specificity", pct(op.specificity, 1), help="Benign lesions not flagged, in validation.")
-        m[2].metric(
-            "PPV at 1.76%", pct(op.ppv, 1), help="Flagged lesions that are melanoma, at screening prevalence."
-        )
-        m[3].metric(
-            "NPV at 1.76%", pct(op.npv, 2), help="Unflagged lesions that are benign, at screening prevalence."
-        )
+        m[2].metric("PPV at 1.76%", pct(op.ppv, 1), help="Flagged lesions that are melanoma, at screening prevalence.")
+        m[3].metric("NPV at 1.76%", pct(op.npv, 2), help="Unflagged lesions that are benign, at screening prevalence.")
         m[4].metric(
-            "Reviewed per melanoma",
+            "Reviews / melanoma",
             f"{op.reviews_per_melanoma:.0f}",
             help="Flagged lesions reviewed for each melanoma found (1 / PPV).",
         )
@@ -156,9 +154,32 @@ else:
             )
 
 st.subheader("Validation", divider="gray")
-roc = figures.roc_figure(validation, op)
-pr = figures.pr_figure(validation, op)
-cal = figures.calibration_figure(validation)
+sets = curve_sets(validation)
+chosen = next(iter(sets), None)
+if len(sets) > 1:
+    chosen = st.segmented_control(
+        "Curves for",
+        list(sets),
+        default=chosen,
+        required=True,
+        key="curve_set",
+        help="The operating point (×) belongs to the pooled validation; per-dataset curves show how the "
+        "model differs between image sources.",
+    )
+curves = sets.get(chosen) if chosen else None
+point = op if chosen in ("validation", "pooled") else None
+roc = figures.roc_figure(curves, point)
+pr = figures.pr_figure(curves, point)
+cal = figures.calibration_figure(curves)
+if validation and (validation.get("pooled") or {}).get("auc") is not None:
+    pooled = validation["pooled"]
+    ci = pooled.get("auc_ci") or []
+    st.markdown(
+        f"{int(pooled.get('n', 0)):,} validation images ({int(pooled.get('n_melanoma', 0)):,} melanomas): "
+        f"ROC AUC **{pooled['auc']:.3f}**"
+        + (f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if len(ci) == 2 else "")
+        + (f" — {metrics.get('validation')}." if isinstance(metrics.get("validation"), str) else ".")
+    )
 if not any((roc, pr, cal)):
     st.info(
         "Validation curves: not available for this checkpoint (no validation.json next to it).",
@@ -196,12 +217,7 @@ st.markdown(
     "Real dermoscopic images from public ISIC challenge releases, licensed **CC BY-NC 4.0**. The model "
     "inherits the licence's terms: **research and non-commercial use only**."
 )
-st.dataframe(
-    DATASETS,
-    hide_index=True,
-    key="datasets",
-    column_config={"citation": st.column_config.TextColumn(width="large")},
-)
+st.markdown("\n".join(f"- **{r.dataset}** — {r.images}.  \n  {r.citation}" for r in DATASETS.itertuples()))
 if training:
     with st.expander("Training details"):
         st.json(training)

@@ -51,16 +51,28 @@ def _bind(key: str, value: object) -> str:
 # ---------------------------------------------------------------- 1 · patient
 
 
-@st.dialog("Start a new patient?")
+CONFIRM_NEW = "confirm_new_patient"  # set while the "discard unsaved work?" question is open
+
+
+def _answer_new_patient(discard: bool) -> None:
+    st.session_state[CONFIRM_NEW] = False
+    if discard:
+        ui.reset_review()
+
+
+# The answer is taken in button callbacks, so it counts whether the dialog reruns alone (browser) or
+# with the whole page; the dialog then closes itself on its next run.
+@st.dialog("Start a new patient?", on_dismiss=lambda: _answer_new_patient(False))
 def _confirm_new_patient() -> None:
+    if not st.session_state.get(CONFIRM_NEW):
+        st.rerun()
     st.write(state.unsaved_summary())
     st.write("Starting a new patient discards this unsaved work.")
     left, right = st.columns(2)
-    if left.button("Discard and start new", type="primary", key="confirm_discard"):
-        ui.reset_review()
-        st.rerun()
-    if right.button("Keep working", key="cancel_discard"):
-        st.rerun()
+    left.button(
+        "Discard and start new", type="primary", key="confirm_discard", on_click=_answer_new_patient, args=(True,)
+    )
+    right.button("Keep working", key="cancel_discard", on_click=_answer_new_patient, args=(False,))
 
 
 def _open_patient(context: PatientContext) -> None:
@@ -82,11 +94,12 @@ def _patient_section() -> None:
             )
             left.markdown(f"**{patient.describe()}**  \n{history}")
             if right.button("New patient…", icon=":material/person_add:", key="new_patient"):
-                if state.has_unsaved_work:
-                    _confirm_new_patient()
-                else:
+                if not state.has_unsaved_work:
                     ui.reset_review()
                     st.rerun()
+                st.session_state[CONFIRM_NEW] = True
+        if st.session_state.get(CONFIRM_NEW):
+            _confirm_new_patient()
         return
 
     new_tab, find_tab = st.tabs(["New patient", "Find an existing patient"])
@@ -139,9 +152,7 @@ def _patient_section() -> None:
         if store is None:
             st.info("The case database is unavailable, so existing patients cannot be looked up.")
             return
-        query = st.text_input(
-            "Search by identifier", key="patient_search", placeholder="part of the identifier"
-        )
+        query = st.text_input("Search by identifier", key="patient_search", placeholder="part of the identifier")
         if not query.strip():
             return
         matches = store.search_patients(query)
@@ -200,7 +211,7 @@ def _images_section() -> None:
     st.subheader("2 · Lesion images", divider="gray")
     locked = state.is_saved
     files = st.file_uploader(
-        "Drop all of this patient's lesion images here — several at once, or a zip of them",
+        "Drop all of this patient's lesion images here — several at once, or a zip of them (each image up to 30 MB)",
         # Any file type: the review's own checks name each file a clinician cannot use and why
         # (Streamlit's extension filter would reject it without saying which file).
         type=None,
@@ -232,6 +243,16 @@ def _images_section() -> None:
         st.caption("No images yet.")
         return
 
+    collapsed = state.result is not None and not state.result_is_stale
+    with st.expander(
+        f"Images, anatomic sites and follow-up links ({len(state.images)})",
+        expanded=not collapsed,
+        icon=":material/photo_library:",
+    ):
+        _image_grid(locked)
+
+
+def _image_grid(locked: bool) -> None:
     head, bulk_site, bulk_button = st.columns([3, 1.3, 1], vertical_alignment="bottom")
     unknown = sum(1 for i in state.images.values() if i.site == "unknown")
     head.markdown(
@@ -250,7 +271,7 @@ def _images_section() -> None:
         cols = st.columns(per_row)
         for col, image in zip(cols, images[start : start + per_row], strict=False):
             with col, st.container(border=True, key=f"upload-{image.key}"):
-                st.image(image.thumbnail, width="stretch")
+                st.image(image.thumbnail_jpeg(), width="stretch")
                 st.caption(f"{image.filename} · {image.width}×{image.height}")
                 st.text_input(
                     "Label",
@@ -375,8 +396,20 @@ def _results_section() -> None:
 
     gallery, duck_map, chart = st.tabs(["Ranked gallery", "Ugly-duckling map", "All scores"])
     with gallery:
+        flagged = table["suspicious"].astype(bool) | table["outlier"].astype(bool)
+        show = st.segmented_control(
+            "Show",
+            ["All lesions", "Flagged only"],
+            default="All lesions",
+            required=True,
+            key="gallery_filter",
+            help="Flagged: above the threshold, or an ugly duckling. The order is always the triage rank.",
+        )
+        shown = table[flagged] if show == "Flagged only" else table
+        if shown.empty:
+            st.info("No lesion is flagged.")
         cams = cam_available()
-        for row in table.itertuples():
+        for row in shown.itertuples():
             lesion_card(state, row, op.threshold, predictor, cams, editable=not state.is_saved)
     with duck_map:
         st.caption(
@@ -413,10 +446,11 @@ def _save_section(table) -> None:
     st.markdown(f"Decisions recorded for **{decided} of {len(table)}** lesion(s).")
     undecided = state.undecided_suspicious()
     if undecided:
+        names = ", ".join(f"“{u}”" for u in undecided[:5]) + (
+            f" and {len(undecided) - 5} more" if len(undecided) > 5 else ""
+        )
         st.warning(
-            "No decision yet for flagged lesion(s): "
-            + ", ".join(f"“{u}”" for u in undecided)
-            + ". You can still save.",
+            f"No decision yet for {len(undecided)} flagged lesion(s): {names}. You can still save.",
             icon=":material/flag:",
         )
     st.text_area(

@@ -39,12 +39,11 @@ keys = list(table["image_id"])
 wanted = st.query_params.get("lesion")
 default_index = next((i for i, sha in enumerate(keys) if wanted and sha.startswith(wanted)), 0)
 labels = {
-    row.image_id: f"#{int(row.rank)} · {row.label} · P(melanoma) {pct(row.p_melanoma)}"
-    for row in table.itertuples()
+    row.image_id: f"#{int(row.rank)} · {row.label} · P(melanoma) {pct(row.p_melanoma)}" for row in table.itertuples()
 }
 sha = st.selectbox("Lesion", keys, index=default_index, format_func=labels.get, key="saliency_lesion")
 st.query_params["lesion"] = sha[:16]
-row = table[table["image_id"] == sha].iloc[0]
+row = next(table[table["image_id"] == sha].itertuples())
 op = operating_point(predictor.config)
 band = score_band(float(row.p_melanoma), op.threshold, float(row.p_spread))
 
@@ -64,7 +63,7 @@ image = state.images[sha]
 with st.container(border=True):
     st.markdown(
         f"**#{int(row.rank)} {image.label}** · {image.site} · P(melanoma) **{pct(row.p_melanoma)}** "
-        f"± {100 * float(row.p_spread):.1f} · :{band.colour}[{band.title}]"
+        f"± {100 * float(row.p_spread):.1f} pts · :{band.colour}[{band.title}]"
     )
     ui.disclaimer()
     display = image.display_image()
@@ -77,20 +76,20 @@ with st.container(border=True):
             panels.append((cam_label(method), overlay_image(display, heat, opacity), method))
         except Exception as exc:
             failed.append(f"{method}: {type(exc).__name__}: {exc}")
-    per_row = 3
+    per_row = min(4, len(panels))
     for start in range(0, len(panels), per_row):
         cols = st.columns(per_row)
         for col, (title, img, method) in zip(cols, panels[start : start + per_row], strict=False):
             with col:
                 st.markdown(f"**{title}**")
                 st.image(img, width="stretch")
+                if method and cam_label(method, short=False) != title:
+                    st.caption(cam_label(method, short=False)[len(title) :].strip(" ()").capitalize() + ".")
                 if method:
                     st.download_button(
                         "Download PNG",
                         data=png_bytes(img),
-                        file_name=f"{image.label or sha[:12]}_{method}.png".replace("/", "_").replace(
-                            " ", "_"
-                        ),
+                        file_name=f"{image.label or sha[:12]}_{method}.png".replace("/", "_").replace(" ", "_"),
                         mime="image/png",
                         key=f"download_{method}",
                         icon=":material/download:",

@@ -135,13 +135,12 @@ def _shot(page, name: str) -> None:
 
 
 def _wait_idle(page, timeout: float = 60_000) -> None:
-    """Wait until Streamlit has finished the current script run."""
+    """Wait until Streamlit has finished the script run a click or an upload started."""
+    page.wait_for_timeout(300)  # let the rerun request reach the server first
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'",
         timeout=timeout,
     )
-    page.wait_for_timeout(300)
 
 
 def test_review_end_to_end(server, lesion_files):
@@ -188,6 +187,8 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     page.get_by_role("button", name="Apply").click()  # every unknown site -> the first site offered
     _wait_idle(page)
     _shot(page, "2_uploaded")
+    # Unsaved work: a reload/close of the tab now asks first (beforeunload guard armed).
+    assert page.evaluate("() => window.__triageUnsaved") is True
 
     # Score and rank.
     page.get_by_role("button", name="Score and rank 5 lesion(s)").click()
@@ -203,7 +204,7 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     expect(page.get_by_text("Saliency map unavailable")).to_have_count(0)
     first_card = page.locator("[class*='st-key-card-']").first
     expect(first_card.locator("img").first).to_be_visible()
-    first_card.get_by_role("button", name="Biopsy").click()
+    first_card.get_by_role("radio", name="Biopsy").click()
     _wait_idle(page)
     _shot(page, "3_ranked")
     first_card.screenshot(path=str(ARTIFACTS / "e2e_3b_top_card.png"))
@@ -211,6 +212,8 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     # Save the visit.
     page.get_by_role("button", name="Save visit").click()
     expect(page.get_by_text("This review is now read-only.")).to_be_visible(timeout=60_000)
+    _wait_idle(page)
+    assert page.evaluate("() => window.__triageUnsaved") is False
     _shot(page, "4_saved")
 
     # Ugly-duckling map tab renders a plotly chart.
@@ -223,8 +226,8 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     search = page.get_by_label("Search patients by identifier", exact=True)
     search.fill("PATIENT-0042")
     search.press("Enter")
-    expect(page.get_by_text("Visit 1 ·").first).to_be_visible(timeout=30_000)
-    expect(page.get_by_text("Biopsy").first).to_be_visible()
+    expect(page.get_by_role("heading", name=PATIENT)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Decision: Biopsy")).to_be_visible()
     _shot(page, "5_history")
 
     page.get_by_role("link", name="Model").first.click()

@@ -83,18 +83,14 @@ def _assert_consistent(store: CaseStore) -> set[int]:
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
         visits = set(conn.scalars(select(Visit.id)))
         for model in (LesionImage, Decision):
-            per_visit = dict(
-                conn.execute(select(model.visit_id, func.count()).group_by(model.visit_id)).all()
-            )
+            per_visit = dict(conn.execute(select(model.visit_id, func.count()).group_by(model.visit_id)).all())
             assert per_visit == dict.fromkeys(visits, LESIONS_PER_REVIEW), model.__tablename__
         predictions = conn.scalar(select(func.count()).select_from(Prediction))
         assert predictions == LESIONS_PER_REVIEW * len(visits)
         # Lesions exist only with an image (no lesion left behind by a rolled-back visit).
         orphan_lesions = conn.scalar(select(func.count()).select_from(Lesion).where(~Lesion.images.any()))
         assert orphan_lesions == 0
-        saves = conn.scalar(
-            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "review.save")
-        )
+        saves = conn.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "review.save"))
         assert saves == len(visits)
         assert conn.scalar(select(func.count()).select_from(Patient)) == (1 if visits else 0)
     report = check_integrity(store)
@@ -119,10 +115,7 @@ def test_kill_inside_open_transaction(
         # No lock is left behind: the next review saves normally.
         store.save_review(
             make_review(
-                [
-                    make_lesion(img, rank=i + 1, decision_action="monitor")
-                    for i, img in enumerate(sample_images[:3])
-                ],
+                [make_lesion(img, rank=i + 1, decision_action="monitor") for i, img in enumerate(sample_images[:3])],
                 patient_identifier=WRITER_PATIENT,
                 birth_year=1975,
                 sex="male",

@@ -11,9 +11,7 @@ from dashboard.store.integrity import main as integrity_main
 
 
 def _save_three(store, sample_images, make_lesion, make_review) -> list:
-    visit = store.save_review(
-        make_review([make_lesion(img, rank=i + 1) for i, img in enumerate(sample_images[:3])])
-    )
+    visit = store.save_review(make_review([make_lesion(img, rank=i + 1) for i, img in enumerate(sample_images[:3])]))
     return [les.image for les in store.load_visit(visit).lesions]
 
 

@@ -150,9 +150,7 @@ def test_models_match_migrated_schema(db_url):
         upgrade_to_head(engine)
         upgrade_to_head(engine)  # idempotent, as on every app start
         with engine.connect() as conn:
-            diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
-            )
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
         assert diff == [], "models.py and the migrations disagree; add a migration"
     finally:
         engine.dispose()

@@ -26,9 +26,7 @@ def test_threads_share_one_store(store, make_image, make_lesion, make_review):
 
     def save(n: int) -> int:
         return store.save_review(
-            make_review(
-                [make_lesion(make_image(100 + n), lesion_label=f"T{n}")], patient_identifier="THREADS"
-            )
+            make_review([make_lesion(make_image(100 + n), lesion_label=f"T{n}")], patient_identifier="THREADS")
         )
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -43,9 +41,7 @@ def test_migrate_cli(sqlite_url, subprocess_env, tmp_path):
     cmd = [sys.executable, "-m", "dashboard.store.migrate", "--database-url", sqlite_url]
     up = subprocess.run([*cmd, "upgrade"], env=subprocess_env, capture_output=True, text=True, timeout=60)
     assert up.returncode == 0, up.stderr
-    current = subprocess.run(
-        [*cmd, "current"], env=subprocess_env, capture_output=True, text=True, timeout=60
-    )
+    current = subprocess.run([*cmd, "current"], env=subprocess_env, capture_output=True, text=True, timeout=60)
     assert current.stdout.strip() == "0002_audit_trail"
     with CaseStore.from_url(sqlite_url, tmp_path / "images", upgrade=False) as store:
         assert store.search_patients("x") == []

@@ -198,9 +198,7 @@ def test_identical_image_is_stored_once(store, sample_images, make_lesion, make_
     )
 
 
-def test_failure_inside_the_transaction_saves_nothing(
-    store, sample_images, make_lesion, make_review, monkeypatch
-):
+def test_failure_inside_the_transaction_saves_nothing(store, sample_images, make_lesion, make_review, monkeypatch):
     store.save_review(make_review([make_lesion(sample_images[0])]))
     before = _counts(store)
     # Let an out-of-range score past validation so the database's CHECK constraint

@@ -32,8 +32,7 @@ def _nothing_written(store: CaseStore) -> bool:
         (
             {},
             {"decision_action": "burn"},
-            "lesion 1: unknown decision action 'burn'; expected one of: "
-            "biopsy, excise, monitor, reassure, refer",
+            "lesion 1: unknown decision action 'burn'; expected one of: biopsy, excise, monitor, reassure, refer",
         ),
         ({}, {"site": "knee"}, "lesion 1: unknown anatomic site 'knee'; expected one of: torso, "),
         ({}, {"lesion_label": " "}, "lesion 1: lesion label must not be empty"),
@@ -88,9 +87,7 @@ def test_default_upload_limit_is_30_mb(sqlite_store):
 
 def test_second_lesion_error_names_it(sqlite_store, sample_images, make_lesion, make_review):
     with pytest.raises(ValueError, match=r"^lesion 2: unknown anatomic site"):
-        sqlite_store.save_review(
-            make_review([make_lesion(sample_images[0]), make_lesion(sample_images[1], site="")])
-        )
+        sqlite_store.save_review(make_review([make_lesion(sample_images[0]), make_lesion(sample_images[1], site="")]))
 
 
 def test_existing_lesion_must_belong_to_the_patient(sqlite_store, sample_images, make_lesion, make_review):
@@ -98,12 +95,8 @@ def test_existing_lesion_must_belong_to_the_patient(sqlite_store, sample_images,
         make_review([make_lesion(sample_images[0], site="torso")], patient_identifier="OTHER-1")
     )
     other_lesion = sqlite_store.load_visit(other).lesions[0].lesion_id
-    with pytest.raises(
-        ValueError, match=f"lesion {other_lesion} does not exist or belongs to another patient"
-    ):
-        sqlite_store.save_review(
-            make_review([make_lesion(sample_images[1], existing_lesion_id=other_lesion)])
-        )
+    with pytest.raises(ValueError, match=f"lesion {other_lesion} does not exist or belongs to another patient"):
+        sqlite_store.save_review(make_review([make_lesion(sample_images[1], existing_lesion_id=other_lesion)]))
     with pytest.raises(ValueError, match="recorded on site 'torso', not 'head/neck'"):
         sqlite_store.save_review(
             make_review(

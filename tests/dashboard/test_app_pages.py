@@ -1,0 +1,455 @@
+"""Every page through streamlit.testing.v1.AppTest, on real images and the small fresh checkpoint.
+
+Uploads: Streamlit 1.67's AppTest drives ``st.file_uploader`` itself (``FileUploader.set_value`` with
+(name, bytes, mime) tuples registers the bytes with the uploaded-file manager), so these tests upload
+real ISIC images through the real widget; no back door into session_state is needed. What the page
+built is then checked through the review model at ``at.session_state["review"]`` and in the database.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+PATIENT = "PT-APPTEST-001"
+
+pytestmark = pytest.mark.timeout(300)
+
+
+# ---------------------------------------------------------------- driving the app
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """All visible text of the last run (markdown, captions, alerts, headings), for assertions."""
+    parts = []
+    for kind in ("markdown", "caption", "error", "warning", "info", "success", "title", "header", "subheader"):
+        parts.extend(str(e.value) for e in getattr(at, kind))
+    return "\n".join(parts)
+
+
+def widget(widgets, label: str):
+    return next(w for w in widgets if w.label == label)
+
+
+def open_new_patient(at: AppTest, identifier: str = PATIENT, birth_year: int | None = 1961, sex: str = "female"):
+    at.text_input(key="clinician").input("Dr Test")
+    widget(at.text_input, "Patient identifier (pseudonymous)").input(identifier)
+    if birth_year is not None:
+        widget(at.number_input, "Birth year").set_value(birth_year)
+    widget(at.selectbox, "Sex").set_value(sex)
+    widget(at.button, "Start review").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["review"].patient.identifier == identifier
+
+
+def upload(at: AppTest, files: list[tuple[str, bytes, str]]) -> None:
+    at.file_uploader[0].set_value(files)
+    at.run()
+    assert not at.exception, at.exception
+
+
+def run_triage(at: AppTest) -> None:
+    at.button(key="run_triage").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["review"].result is not None
+
+
+def review_to_results(at: AppTest, lesions) -> None:
+    open_new_patient(at)
+    upload(at, [f.upload() for f in lesions])
+    state = at.session_state["review"]
+    by_name = {img.filename: img for img in state.images.values()}
+    for f in lesions:  # set each lesion's real site through its selectbox
+        if f.site != "unknown":
+            at.selectbox(key=f"site_{by_name[f.name].key}").set_value(f.site)
+            at.run()
+    run_triage(at)
+
+
+# ---------------------------------------------------------------- patient review
+
+
+def test_review_upload_triage_decide_save(app_env, patient_lesions):
+    at = start()
+    assert at.title[0].value == "Patient review"
+    open_new_patient(at)
+
+    real = patient_lesions
+    corrupt = ("corrupt_lesion.jpg", real[0].data[:3000], "image/jpeg")
+    empty = ("empty.png", b"", "image/png")
+    not_image = ("referral-letter.txt", b"Dear colleague, ...", "text/plain")
+    again = ("same-as-first.jpg", real[0].data, "image/jpeg")
+    upload(at, [f.upload() for f in real] + [corrupt, empty, not_image, again])
+
+    state = at.session_state["review"]
+    assert len(state.images) == 5
+    errors = [e.value for e in at.error]
+    assert any("corrupt_lesion.jpg" in e and "truncated" in e for e in errors)
+    assert any("empty.png" in e and "0 bytes" in e for e in errors)
+    assert any("referral-letter.txt" in e and "not an image" in e for e in errors)
+    assert any("same-as-first.jpg" in w.value and real[0].name in w.value for w in at.warning)
+
+    by_name = {img.filename: img for img in state.images.values()}
+    for f in real:
+        at.selectbox(key=f"site_{by_name[f.name].key}").set_value(f.site)
+        at.run()
+    assert [img.site for img in state.images.values()] == [f.site for f in real]
+
+    run_triage(at)
+    table = state.scored_table()
+    threshold = state.result.threshold
+    # Ranked: rank 1..5, ordered by the triage score, and the page shows the cards in that order.
+    assert list(table["rank"]) == [1, 2, 3, 4, 5]
+    assert list(table["triage_score"]) == sorted(table["triage_score"], reverse=True)
+    headings = [m.value for m in at.markdown if m.value.startswith("#### #")]
+    assert headings == [f"#### #{r.rank} · {r.label}" for r in table.itertuples()]
+    # Flags: "above threshold" exactly where P(melanoma) ≥ the operating threshold; no outlier invented.
+    assert list(table["suspicious"]) == [p >= threshold for p in table["p_melanoma"]]
+    above = widget(at.metric, "Above threshold")
+    assert int(above.value) == int((table["p_melanoma"] >= threshold).sum())
+    assert not table["ugly_duckling"].isna().any()  # 5 lesions: the comparison is made
+    assert int(widget(at.metric, "Lesions scored").value) == 5
+    # Uncertainty, the disclaimer and the validation line are on the page with the scores.
+    page = texts(at)
+    assert "Decision support, not a diagnosis" in page
+    assert "TTA spread" in page
+    assert "Operating threshold" in page
+
+    # Grad-CAM overlay of the top lesion.
+    top = state.images[table.iloc[0]["image_id"]]
+    n_images = len(at.image)
+    at.toggle(key=f"cam_{top.key}").set_value(True)
+    at.run()
+    assert not at.exception, at.exception
+    assert (top.sha256, "gradcam") in state.heatmaps
+    assert not any("Saliency map unavailable" in e.value for e in at.error)
+    assert len(at.image) == n_images
+
+    # Decisions, then save.
+    at.pills(key=f"decision_{top.key}").set_value("biopsy")
+    at.run()
+    at.text_area(key=f"comment_{top.key}").input("asymmetric, regression structures")
+    second = state.images[table.iloc[1]["image_id"]]
+    at.pills(key=f"decision_{second.key}").set_value("monitor")
+    at.run()
+    assert "not saved" in texts(at)  # the sidebar says so on every page
+    at.button(key="save_visit").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert state.saved_visit_id is not None
+    assert any("Saved as visit" in s.value for s in at.success)
+
+    store = app_env.store()
+    (summary,) = store.search_patients(PATIENT)
+    assert (summary.birth_year, summary.sex, summary.visit_count) == (1961, "female", 1)
+    visit = store.load_visit(state.saved_visit_id)
+    assert visit.clinician == "Dr Test" and visit.model_version == "fresh-imagenet-lite0-128"
+    assert [les.prediction.rank for les in visit.lesions] == [1, 2, 3, 4, 5]
+    assert visit.lesions[0].image.sha256 == top.sha256
+    assert visit.lesions[0].decision.action == "biopsy"
+    assert visit.lesions[0].decision.comment == "asymmetric, regression structures"
+    assert visit.lesions[1].decision.action == "monitor"
+    assert all(les.decision is None for les in visit.lesions[2:])
+    assert {les.site for les in visit.lesions} == {f.site for f in real}
+    store.close()
+
+
+def test_unsaved_work_survives_page_switches_and_is_not_dropped_silently(app_env, patient_lesions):
+    at = start()
+    review_to_results(at, patient_lesions[:3])
+    before = [m.value for m in at.markdown if m.value.startswith("#### #")]
+    assert len(before) == 3
+
+    at.switch_page("views/model_card.py").run()
+    assert not at.exception, at.exception
+    assert "not saved" in texts(at)
+    at.switch_page("views/review.py").run()
+    assert [m.value for m in at.markdown if m.value.startswith("#### #")] == before
+
+    # Starting a new patient asks first; "keep working" keeps everything.
+    at.button(key="new_patient").click().run()
+    assert not at.exception, at.exception
+    assert "discards this unsaved work" in texts(at)
+    at.button(key="cancel_discard").click().run()
+    assert at.session_state["review"].patient.identifier == PATIENT
+    assert len(at.session_state["review"].images) == 3
+    at.button(key="new_patient").click().run()
+    at.button(key="confirm_discard").click().run()
+    assert at.session_state["review"].patient is None
+
+
+def test_zip_upload_and_changed_sites_need_a_new_triage(app_env, other_lesions):
+    at = start()
+    open_new_patient(at, "PT-ZIP")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for f in other_lesions:
+            archive.writestr(f"clinic-export/{f.name}", f.data)
+        archive.writestr("clinic-export/readme.txt", "exported by the dermatoscope")
+    huge = _png_header_only(30_000, 20_000)  # 600 megapixels claimed in the header
+    upload(at, [("visit.zip", buffer.getvalue(), "application/zip"), ("panorama.png", huge, "image/png")])
+    state = at.session_state["review"]
+    assert len(state.images) == 3
+    assert any("visit.zip/clinic-export/readme.txt" in e.value for e in at.error)
+    assert any("panorama.png" in e.value and "too large (600 megapixels)" in e.value for e in at.error)
+
+    run_triage(at)
+    image = next(iter(state.images.values()))
+    at.selectbox(key=f"site_{image.key}").set_value("palms/soles")
+    at.run()
+    # The expander is collapsed after triage but its widgets still exist; the change makes the result stale.
+    assert state.result_is_stale
+    assert any("run it again" in w.value.lower() for w in at.warning)
+    assert at.button(key="save_visit").disabled
+
+
+def test_no_model_installed_page(monkeypatch, app_env, tmp_path):
+    monkeypatch.setenv("TRIAGE_CHECKPOINT", str(tmp_path / "no-such-checkpoint"))
+    at = start()
+    assert at.title[0].value == "No model installed"
+    assert "no-such-checkpoint" in texts(at)
+    at.switch_page("views/model_card.py").run()
+    assert not at.exception, at.exception
+    assert "No model installed" in texts(at)
+    assert "CC BY-NC 4.0" in texts(at)
+
+
+def test_database_that_cannot_be_opened_gives_a_clear_page(monkeypatch, app_env):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://triage:s3cret-pw@127.0.0.1:9/triage")
+    at = start()
+    assert not at.exception, at.exception
+    # The review still scores lesions, and says plainly that saving is impossible.
+    assert any("case database is unavailable" in e.value for e in at.error)
+    at.switch_page("views/history.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "The case database is unavailable"
+    assert "s3cret-pw" not in texts(at)
+
+
+# ---------------------------------------------------------------- saliency
+
+
+def test_saliency_page(app_env, patient_lesions):
+    at = start()
+    at.switch_page("views/saliency.py").run()
+    assert "No lesions have been scored yet" in texts(at)
+
+    at.switch_page("views/review.py").run()
+    review_to_results(at, patient_lesions[:3])
+    at.switch_page("views/saliency.py").run()
+    assert not at.exception, at.exception
+    methods = at.multiselect(key="saliency_methods").value
+    assert len(methods) >= 2
+    assert len(at.image) >= 1
+    assert [b.label for b in at.get("download_button")] == ["Download PNG"] * len(methods)
+    assert not any("unavailable" in e.value for e in at.error)
+    at.slider(key="saliency_opacity").set_value(0.8).run()
+    assert not at.exception, at.exception
+
+
+# ---------------------------------------------------------------- case history
+
+
+def test_history_finds_the_saved_patient(app_env, patient_lesions):
+    at = start()
+    review_to_results(at, patient_lesions[:3])
+    state = at.session_state["review"]
+    top = state.images[state.scored_table().iloc[0]["image_id"]]
+    at.pills(key=f"decision_{top.key}").set_value("excise").run()
+    at.button(key="save_visit").click().run()
+    assert state.is_saved
+
+    at.switch_page("views/history.py").run()
+    assert not at.exception, at.exception
+    at.text_input(key="history_search").input("apptest").run()  # part of the identifier, any case
+    assert not at.exception, at.exception
+    page = texts(at)
+    assert f"### {PATIENT}" in page
+    assert "Decision:** Excise" in page
+    assert int(widget(at.metric, "Visits").value) == 1
+    assert int(widget(at.metric, "Lesions followed").value) == 3
+    assert len(at.get("plotly_chart")) >= 1  # the lesion score trend
+    assert len(at.dataframe) >= 2  # visits + decisions
+
+    store = app_env.store()
+    (summary,) = store.search_patients(PATIENT)
+    assert [e.action for e in store.audit_events(summary.id)].count("patient.view") == 1
+    csv = store.export_patient_history(summary.id, "csv")
+    assert csv.count("\n") >= 4 and "excise" in csv
+    assert json.loads(store.export_patient_history(summary.id, "json"))
+    store.close()
+
+    at.text_input(key="history_search").input("nobody-like-this").run()
+    assert "No patient identifier contains" in texts(at)
+
+
+# ---------------------------------------------------------------- model card
+
+
+def test_model_page_without_validation_files(app_env):
+    at = start()
+    at.switch_page("views/model_card.py").run()
+    assert not at.exception, at.exception
+    page = texts(at)
+    assert "not available for this checkpoint" in page
+    assert "no validated sensitivity/specificity" in page
+    for needle in ("CC BY-NC 4.0", "doi:10.1038/sdata.2018.161", "doi:10.1038/s41597-021-00815-z", "Codella"):
+        assert needle in page, needle
+    assert "Limitations" in page
+
+
+def test_model_page_with_validation_figures(monkeypatch, app_env, tmp_path):
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(app_env.checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["operating_point"] = {
+        "threshold": 0.31,
+        "chosen_by": "sensitivity ≥ 0.9 on validation",
+        "sensitivity": 0.9,
+        "specificity": 0.75,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "validation.json").write_text(
+        json.dumps(
+            {
+                "roc": {"fpr": [0, 0.1, 0.25, 1], "tpr": [0, 0.7, 0.9, 1]},
+                "pr": {"recall": [0, 0.7, 0.9, 1], "precision": [1, 0.8, 0.7, 0.5]},
+                "calibration": {
+                    "mean_predicted": [0.1, 0.4, 0.8],
+                    "fraction_positive": [0.08, 0.45, 0.7],
+                    "count": [40, 30, 30],
+                },
+                "per_dataset": {"isic2020": {"auc": 0.88, "auc_ci": [0.84, 0.92]}},
+            }
+        )
+    )
+    (folder / "MODEL_CARD.md").write_text("# Model card\n\nTrained on ISIC data.")
+    monkeypatch.setenv("TRIAGE_CHECKPOINT", str(folder))
+    at = start()
+    at.switch_page("views/model_card.py").run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 3
+    assert widget(at.metric, "Sensitivity").value == "90.0%"
+    # PPV at 1.76% prevalence, from sensitivity and specificity: 0.9·π / (0.9·π + 0.25·(1−π)) ≈ 6.1%.
+    assert widget(at.metric, "PPV at 1.76%").value == "6.1%"
+    assert int(widget(at.metric, "Reviews / melanoma").value) == 16
+    assert "Out of 1,000 lesions" in texts(at)
+
+
+def test_follow_up_visit_links_lesions_and_builds_a_trend(app_env, patient_lesions):
+    # Visit 1: three lesions, saved.
+    at = start()
+    review_to_results(at, patient_lesions[:3])
+    at.button(key="save_visit").click().run()
+    first = at.session_state["review"]
+    assert first.is_saved
+    old_images = {img.filename: img for img in first.images.values()}
+
+    # Visit 2: the same patient, opened from the database.
+    at.button(key="next_patient").click().run()
+    at.text_input(key="patient_search").input(PATIENT[:6]).run()
+    at.button(key="open_patient").click().run()
+    assert not at.exception, at.exception
+    state = at.session_state["review"]
+    assert state.patient.patient_id is not None and len(state.patient.known_lesions) == 3
+    assert "1 earlier visit(s), 3 known lesion(s)" in texts(at)
+
+    # A re-uploaded image from visit 1 is recognised and linked to its lesion; a new photo is linked by hand.
+    repeat, new_photo = patient_lesions[0], patient_lesions[3]
+    upload(at, [repeat.upload(), new_photo.upload()])
+    assert any("already saved at the visit of" in i.value for i in at.info)
+    by_name = {img.filename: img for img in state.images.values()}
+    assert by_name[repeat.name].existing_lesion_id is not None
+    target = next(les for les in state.patient.known_lesions if les.label == old_images[patient_lesions[1].name].label)
+    at.selectbox(key=f"link_{by_name[new_photo.name].key}").set_value(target.id).run()
+    assert not at.exception, at.exception
+    assert by_name[new_photo.name].existing_lesion_id == target.id
+    assert by_name[new_photo.name].site == target.site  # a linked lesion keeps its recorded site
+    run_triage(at)
+    assert any("Follow-up of lesion" in m.value for m in at.markdown)
+    at.button(key="save_visit").click().run()
+    assert state.is_saved
+
+    store = app_env.store()
+    assert len(store.list_lesions(state.patient.patient_id)) == 3  # no new lesions: both were follow-ups
+    trend = store.lesion_score_trend(target.id)
+    assert len(trend) == 2 and trend[0].visit_time <= trend[1].visit_time
+    store.close()
+
+    # "Open in case history" links with the patient's database id (never the identifier) in the URL.
+    assert any(link.label == "Open in case history" for link in at.get("page_link"))
+    at.query_params["patient_id"] = str(state.patient.patient_id)
+    at.switch_page("views/history.py").run()
+    assert at.text_input(key="history_search").value == PATIENT
+    assert int(widget(at.metric, "Visits").value) == 2
+    assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download JSON"]
+
+
+def test_model_page_reads_curves_per_dataset(monkeypatch, app_env, tmp_path):
+    """validation.json as training/make_default.py writes it: curves per dataset plus pooled figures."""
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(app_env.checkpoint, folder)
+    curves = {
+        "roc": {"fpr": [0, 0.3, 1], "tpr": [0, 0.9, 1]},
+        "pr": {"recall": [0, 0.9, 1], "precision": [1, 0.3, 0.15], "prevalence": 0.15},
+        "calibration": {"mean_predicted": [0.2, 0.8], "fraction_positive": [0.1, 0.7], "count": [90, 10]},
+    }
+    (folder / "validation.json").write_text(
+        json.dumps(
+            {
+                "curves": {"pooled": curves, "ham10000": curves, "isic2020": curves},
+                "pooled": {"n": 12916, "n_melanoma": 1900, "auc": 0.886, "auc_ci": [0.876, 0.894]},
+                "per_dataset": {"ham10000": {"n": 10015, "auc": 0.891}, "isic2020": {"n": 751, "auc": 0.823}},
+            }
+        )
+    )
+    monkeypatch.setenv("TRIAGE_CHECKPOINT", str(folder))
+    at = start()
+    at.switch_page("views/model_card.py").run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 3
+    assert "ROC AUC **0.886** (95% CI 0.876–0.894)" in texts(at)
+    table = next(d.value for d in at.dataframe if "dataset" in d.value.columns)
+    assert list(table["dataset"]) == ["all datasets (pooled)", "ham10000", "isic2020"]
+    at.segmented_control(key="curve_set").set_value("isic2020").run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_the_committed_default_model_card_renders(monkeypatch, app_env):
+    from model.checkpoint import DEFAULT_CHECKPOINT
+
+    if not (DEFAULT_CHECKPOINT / "config.json").is_file():
+        pytest.skip(f"no default model committed at {DEFAULT_CHECKPOINT}")
+    monkeypatch.delenv("TRIAGE_CHECKPOINT")
+    at = start()
+    at.switch_page("views/model_card.py").run()
+    assert not at.exception, at.exception
+    assert "not available for this checkpoint" not in texts(at)
+    assert len(at.get("plotly_chart")) == 3
