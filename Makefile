@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-stamp
 PORT ?= 8501
+# Patient data: listen on this machine only unless ADDRESS is set (e.g. ADDRESS=0.0.0.0 for a clinic network).
+ADDRESS ?= localhost
 
 .PHONY: setup run test lint bench evaluate
 
@@ -17,7 +19,7 @@ setup: $(STAMP)
 
 ## Dashboard on the committed default model and a local SQLite file (var/triage.db unless DATABASE_URL is set)
 run: setup
-	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 ## Lint + the whole test suite (needs ../shared beside the repo)
 test: setup

@@ -30,35 +30,27 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from pytorch_grad_cam import (
-    EigenCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    XGradCAM,
-)
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from model.network import MelanomaLogit
 
+# XGrad-CAM and HiResCAM are left out on purpose: with a global-average-pool + linear head (every timm CNN
+# here) they give exactly the Grad-CAM map after normalisation, so offering them would show the clinician
+# three names for one picture.
 CAM_METHODS: dict[str, type] = {
     "gradcam": GradCAM,
     "gradcam++": GradCAMPlusPlus,
     "layercam": LayerCAM,
     "eigencam": EigenCAM,
-    "xgradcam": XGradCAM,
-    "hirescam": HiResCAM,
 }
 CAM_LABELS: dict[str, str] = {
     "gradcam": "Grad-CAM",
     "gradcam++": "Grad-CAM++",
     "layercam": "LayerCAM",
-    "eigencam": "EigenCAM (gradient-free)",
-    "xgradcam": "XGrad-CAM",
-    "hirescam": "HiResCAM",
+    "eigencam": "EigenCAM (gradient-free: the feature map's main component, not specific to the score)",
 }
 DEFAULT_METHOD = "gradcam"
 CACHE_SIZE = 256
@@ -80,17 +72,23 @@ def method_name(method: str) -> str:
 # ---------------------------------------------------------------- target layer
 
 
-def find_target_layer(backbone: nn.Module, image_size: int = 224) -> tuple[str, nn.Module]:
-    """(name, module) of the last module to finish that outputs a (B, C, H, W) map with H, W > 1."""
-    finished: list[tuple[str, nn.Module]] = []
-    calls: dict[str, int] = {}
+def find_target_layer(
+    backbone: nn.Module, image_size: int = 224, max_params_after: float = 0.05
+) -> tuple[str, nn.Module]:
+    """(name, module) of the last module to finish that outputs a (B, C, H, W) map with H, W > 1.
+
+    Refused (CamError) when more than `max_params_after` of the backbone's weights still run after that
+    module on token sequences (3-D outputs): then it is not the final feature map but e.g. a ViT's patch
+    embedding before the transformer. (Layers after the global pool, like MobileNetV3's conv_head on the
+    1x1 map, do not count.) Only NCHW CNN feature maps are supported.
+    """
+    events: list[tuple[str, nn.Module, bool, int]] = []  # in order of completion
     handles = []
 
     def hook(name: str):
         def record(module, inputs, output):
-            calls[name] = calls.get(name, 0) + 1
-            if isinstance(output, torch.Tensor) and output.dim() == 4 and min(output.shape[-2:]) > 1:
-                finished.append((name, module))
+            dims = output.dim() if isinstance(output, torch.Tensor) else 0
+            events.append((name, module, dims == 4 and min(output.shape[-2:]) > 1, dims))
 
         return record
 
@@ -107,14 +105,30 @@ def find_target_layer(backbone: nn.Module, image_size: int = 224) -> tuple[str, 
         for h in handles:
             h.remove()
         backbone.train(was_training)
+    calls: dict[str, int] = {}
+    for name, *_ in events:
+        calls[name] = calls.get(name, 0) + 1
     # A module called more than once (a shared activation) is ambiguous as a hook point.
-    candidates = [(n, m) for n, m in finished if calls[n] == 1]
+    candidates = [i for i, (name, _, spatial, _) in enumerate(events) if spatial and calls[name] == 1]
     if not candidates:
         raise CamError(
             f"{type(backbone).__name__}: no module outputs a 4-D feature map with spatial size > 1; "
             "transformer backbones need a reshape_transform, which is not supported here"
         )
-    return candidates[-1]
+    last = candidates[-1]
+    total = sum(p.numel() for p in backbone.parameters())
+    after = {
+        name: sum(p.numel() for p in module.parameters(recurse=False))
+        for name, module, _, dims in events[last + 1 :]
+        if dims == 3
+    }
+    if total and sum(after.values()) > max_params_after * total:
+        raise CamError(
+            f"{type(backbone).__name__}: the last 4-D feature map ({events[last][0]}) is followed by "
+            f"{sum(after.values()) / total:.0%} of the weights working on tokens, so it is not the final "
+            "feature map; transformer backbones need a reshape_transform, which is not supported here"
+        )
+    return events[last][0], events[last][1]
 
 
 # ---------------------------------------------------------------- the private CAM network
@@ -238,9 +252,7 @@ def _run_cam(cam_net: _CamNet, method: str, batch: torch.Tensor, meta: torch.Ten
             torch.enable_grad(),
             CAM_METHODS[method](model=wrapper, target_layers=[cam_net.layer]) as cam,
         ):
-            heat = cam(
-                input_tensor=batch.to(cam_net.device), targets=[ClassifierOutputTarget(0)] * len(batch)
-            )
+            heat = cam(input_tensor=batch.to(cam_net.device), targets=[ClassifierOutputTarget(0)] * len(batch))
     finally:
         handle.remove()
     if heat is None or len(heat) != len(batch):
@@ -321,9 +333,7 @@ def overlay(
         raise ValueError(f"opacity must be within [0, 1], got {opacity}")
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     heat = _to_size(np.asarray(heatmap, dtype=np.float32), image.size)
-    return Image.fromarray(
-        show_cam_on_image(rgb, heat, use_rgb=True, colormap=colormap, image_weight=1.0 - opacity)
-    )
+    return Image.fromarray(show_cam_on_image(rgb, heat, use_rgb=True, colormap=colormap, image_weight=1.0 - opacity))
 
 
 def _safe_filename(name: str) -> str:

@@ -125,11 +125,17 @@ def model_card(config: dict, report: dict, baseline: dict | None, triage: dict |
         "threshold as the flag, not the number as a risk.",
     ]
     if triage:
+        settings = {
+            k: triage[k] for k in ("method", "ud_method", "weight_ud", "ud_outlier_z", "min_lesions") if k in triage
+        }
         lines += [
             "",
             "## Triage (ranking within a patient)",
-            f"- Settings: `{json.dumps(triage)}`",
-            "- How they were chosen and what the ugly-duckling signal adds: `triage_evaluation.md`.",
+            f"- Settings: `{json.dumps(settings)}` (all of them in config.json under `triage`).",
+            f"- Chosen by: {triage.get('chosen_by', 'not recorded')}.",
+            "- With `weight_ud` 0 the ranking is by P(melanoma) alone; the ugly-duckling score is still computed, "
+            "shown and flagged (robust z ≥ `ud_outlier_z`) as information.",
+            "- What the ugly-duckling signal adds on real patients, with intervals: `triage_evaluation.md`.",
         ]
     lines += [
         "",

@@ -23,8 +23,9 @@ from PIL import Image, UnidentifiedImageError
 
 # Formats a dermoscope or phone camera produces. Restricting Image.open to
 # these keeps Pillow's rarer (and historically less hardened) decoders out.
-# MPO is how many phones save JPEGs (a JPEG with extra frames); it is stored as the JPEG it is.
-FORMAT_EXTENSIONS: dict[str, str] = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "TIFF": "tif", "WEBP": "webp", "BMP": "bmp"}
+FORMAT_EXTENSIONS: dict[str, str] = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "WEBP": "webp", "BMP": "bmp"}
+# Pillow's JPEG decoder reports many phone photos as MPO (a JPEG with extra frames): stored as the JPEG it is.
+STORED_EXTENSIONS: dict[str, str] = {**FORMAT_EXTENSIONS, "MPO": "jpg"}
 TEMP_PREFIX = ".tmp-"
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -42,7 +43,7 @@ class ImageInfo:
 
     @property
     def extension(self) -> str:
-        return FORMAT_EXTENSIONS[self.image_format]
+        return STORED_EXTENSIONS[self.image_format]
 
     @property
     def relpath(self) -> str:
@@ -111,7 +112,7 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
         raise ValueError(f"image is too large to decode safely: {exc}") from None
     except (OSError, SyntaxError, EOFError) as exc:
         raise ValueError(f"image could not be decoded (corrupt or truncated): {exc}") from None
-    if image_format not in FORMAT_EXTENSIONS:
+    if image_format not in STORED_EXTENSIONS:
         raise ValueError(f"unsupported image format {image_format!r}")
     return ImageInfo(
         sha256=sha256_bytes(data), image_format=image_format, width=width, height=height, byte_size=len(data)

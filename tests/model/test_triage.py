@@ -44,9 +44,11 @@ def ham(datasets_dir):
 def patient_lesions(datasets_dir, isic2020, patient=PATIENT):
     rows = isic2020[isic2020.patient_id == patient].sort_values("image_name")
     return [
-        LesionInput(r.image_name, datasets_dir / "isic2020" / "train" / f"{r.image_name}.jpg",
-                    site=r.anatom_site_general_challenge if isinstance(r.anatom_site_general_challenge, str)
-                    else "unknown")
+        LesionInput(
+            r.image_name,
+            datasets_dir / "isic2020" / "train" / f"{r.image_name}.jpg",
+            site=r.anatom_site_general_challenge if isinstance(r.anatom_site_general_challenge, str) else "unknown",
+        )
         for r in rows.itertuples()
     ]
 
@@ -58,12 +60,29 @@ def with_triage(predictor, **triage) -> Predictor:
 def test_patient_table_contract(predictor, datasets_dir, isic2020):
     lesions = patient_lesions(datasets_dir, isic2020)
     calls = []
-    result = triage_patient(predictor, lesions, PatientInfo(age=55, sex="female"), tta=2,
-                            progress=lambda done, total: calls.append((done, total)))
+    result = triage_patient(
+        predictor,
+        lesions,
+        PatientInfo(age=55, sex="female"),
+        tta=2,
+        progress=lambda done, total: calls.append((done, total)),
+    )
     t = result.table
     n = len(lesions)
-    expected = ["image_id", "p_melanoma", "p_spread", "percentile", "ugly_duckling", "triage_score", "rank",
-                "suspicious", "outlier", "reasons", "x", "y"]
+    expected = [
+        "image_id",
+        "p_melanoma",
+        "p_spread",
+        "percentile",
+        "ugly_duckling",
+        "triage_score",
+        "rank",
+        "suspicious",
+        "outlier",
+        "reasons",
+        "x",
+        "y",
+    ]
     assert set(expected) <= set(t.columns)
     assert len(t) == n and list(t.image_id) == [les.image_id for les in lesions]
     assert sorted(t["rank"]) == list(range(1, n + 1))
@@ -98,6 +117,9 @@ def test_triage_matches_batch_predictor(predictor, datasets_dir, isic2020):
     records = read_kaggle(datasets_dir / "isic2020" / "train.csv", datasets_dir / "isic2020" / "train", "isic2020")
     records = records[records.group_id == "IP_7279968"].sort_values("image_id")
     scored = predictor.predict_records(records, tta=2)
+    from model.triage import inference_predictor
+
+    assert inference_predictor(predictor).fused_pairs > 40  # the triage scores with the folded CPU twin
     np.testing.assert_allclose(result.table.p_melanoma, scored.scores.p_melanoma, atol=1e-5)
     np.testing.assert_allclose(result.embeddings, scored.embeddings, atol=1e-4)
 
@@ -141,7 +163,8 @@ def test_fewer_than_three_lesions(predictor, datasets_dir, isic2020, n):
     t = result.table
     assert len(t) == n and sorted(t["rank"]) == list(range(1, n + 1))
     assert t.ugly_duckling.isna().all() and not t.outlier.any()
-    note = f"Only {n} lesion{'s' if n > 1 else ''}: the ugly-duckling comparison needs at least 3, so it was not computed."
+    plural = "s" if n > 1 else ""
+    note = f"Only {n} lesion{plural}: the ugly-duckling comparison needs at least 3, so it was not computed."
     assert note in result.notes
     np.testing.assert_allclose(t.triage_score, t.p_melanoma)
     assert not any("robust z" in r for r in t.reasons)
@@ -184,8 +207,13 @@ def test_bytes_pil_and_path_inputs_agree(predictor, datasets_dir, isic2020):
     path = patient_lesions(datasets_dir, isic2020)[0].image
     data = path.read_bytes()
     rgba = Image.open(io.BytesIO(data)).convert("RGBA")  # alpha is flattened like an upload would be
-    lesions = [LesionInput("path", path), LesionInput("bytes", data), LesionInput("pil", Image.open(io.BytesIO(data))),
-               LesionInput("rgba", rgba), LesionInput("path", path)]
+    lesions = [
+        LesionInput("path", path),
+        LesionInput("bytes", data),
+        LesionInput("pil", Image.open(io.BytesIO(data))),
+        LesionInput("rgba", rgba),
+        LesionInput("path", path),
+    ]
     result = triage_patient(predictor, lesions, PatientInfo(), tta=1)
     t = result.table
     assert list(t.image_id) == ["path", "bytes", "pil", "rgba", "path (2)"]  # duplicate ids made unique
@@ -262,13 +290,26 @@ def test_settings():
 def test_output_table_columns(predictor):
     from model.predictor import ScoredRecords
 
-    scores = pd.DataFrame({"image_id": list("abcde"), "group_id": ["P1", "P1", "P1", "P2", "P2"],
-                           "p_melanoma": [0.1, 0.7, 0.4, 0.2, 0.3], "p_spread": 0.0})
+    scores = pd.DataFrame(
+        {
+            "image_id": list("abcde"),
+            "group_id": ["P1", "P1", "P1", "P2", "P2"],
+            "p_melanoma": [0.1, 0.7, 0.4, 0.2, 0.3],
+            "p_spread": 0.0,
+        }
+    )
     emb = np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32)
     scored = ScoredRecords(scores=scores, embeddings=emb, errors=pd.DataFrame())
     table = output_table(scores, scored, predictor)
-    assert list(table.columns) == ["image_name", "target", "patient_id", "ugly_duckling", "triage_score",
-                                   "patient_rank", "tta_spread"]
+    assert list(table.columns) == [
+        "image_name",
+        "target",
+        "patient_id",
+        "ugly_duckling",
+        "triage_score",
+        "patient_rank",
+        "tta_spread",
+    ]
     assert table.patient_rank.tolist() == [3, 1, 2, 2, 1]
     assert table.ugly_duckling[:3].notna().all() and table.ugly_duckling[3:].isna().all()
     no_patients = scores.assign(group_id=scores.image_id)
@@ -283,12 +324,31 @@ def test_predict_cli_adds_patient_columns(fresh_checkpoint, datasets_dir, isic20
     csv = tmp_path / "patients.csv"
     rows.drop(columns=["target", "benign_malignant", "diagnosis"]).to_csv(csv, index=False)
     out = tmp_path / "predictions.csv"
-    code = main(["--checkpoint", str(fresh_checkpoint), "--input", str(csv),
-                 "--images", str(datasets_dir / "isic2020" / "train"), "--out", str(out), "--tta", "2"])
+    code = main(
+        [
+            "--checkpoint",
+            str(fresh_checkpoint),
+            "--input",
+            str(csv),
+            "--images",
+            str(datasets_dir / "isic2020" / "train"),
+            "--out",
+            str(out),
+            "--tta",
+            "2",
+        ]
+    )
     assert code == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["image_name", "target", "patient_id", "ugly_duckling", "triage_score",
-                                   "patient_rank", "tta_spread"]
+    assert list(table.columns) == [
+        "image_name",
+        "target",
+        "patient_id",
+        "ugly_duckling",
+        "triage_score",
+        "patient_rank",
+        "tta_spread",
+    ]
     assert list(table.image_name) == list(rows.image_name)
     for patient, part in table.groupby("patient_id"):
         assert sorted(part.patient_rank) == list(range(1, len(part) + 1)), patient
