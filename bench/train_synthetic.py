@@ -15,7 +15,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from training import distributed as D
-from training.train import TrainConfig, amp_dtype, build_optimizer, compute_loss, network_config
+from training.train import TrainConfig, amp_dtype, build_optimizer, compute_loss, network_config, optimizer_step
 
 
 def main() -> None:
@@ -58,14 +58,7 @@ def main() -> None:
             start = time.perf_counter()
         with torch.autocast(ctx.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = compute_loss(ddp(batch["image"], batch["meta"]), batch, None, cfg)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        optimizer_step(loss, optimizer, scaler)
     if ctx.device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start

@@ -51,22 +51,25 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_image(
-    source: bytes | str | Path, name: str | None = None, max_pixels: int = MAX_PIXELS
-) -> Image.Image:
-    """Decode bytes or a path into an upright RGB image, or raise ImageDecodeError."""
+def read_source(source: bytes | str | Path, name: str | None = None) -> tuple[bytes, str]:
+    """The bytes of a path or an upload, and the name to report errors under."""
     if isinstance(source, str | Path):
         path = Path(source)
         name = name or path.name
         try:
-            data = path.read_bytes()
+            return path.read_bytes(), name
         except FileNotFoundError:
             raise ImageDecodeError(name, "file not found") from None
         except OSError as exc:
             raise ImageDecodeError(name, f"cannot read file ({exc.strerror or exc})") from None
-    else:
-        data = bytes(source)
-        name = name or "<upload>"
+    return bytes(source), name or "<upload>"
+
+
+def decode_image(
+    source: bytes | str | Path, name: str | None = None, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
+    """Decode bytes or a path into an upright RGB image, or raise ImageDecodeError."""
+    data, name = read_source(source, name)
     if not data:
         raise ImageDecodeError(name, "file is empty (0 bytes)")
     try:

@@ -238,6 +238,10 @@ DATASETS: dict[str, tuple[str, DatasetReader]] = {
 
 
 def load_dataset(name: str, root: Path | None = None) -> pd.DataFrame:
+    """A registered dataset, or the user's own Kaggle-layout CSV (`…/train.csv` with images in `…/train/`)."""
+    if name.lower().endswith(".csv"):
+        csv = Path(name)
+        return read_kaggle(csv, csv.with_suffix(""), dataset=csv.parent.name or "user")
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     folder, reader = DATASETS[name]

@@ -52,7 +52,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from data.images import MAX_PIXELS, ImageDecodeError, _to_rgb, decode_image
+from data.images import MAX_PIXELS, ImageDecodeError, _to_rgb, decode_image, read_source
 from data.schema import normalise_age, normalise_sex, normalise_site
 
 ProgressFn = Callable[[int, int], None]
@@ -281,15 +281,7 @@ def decode_lesion(lesion: LesionInput, draft_size: int | None = None) -> Image.I
             raise ImageDecodeError(name, f"corrupt image data: {exc}") from None
     if draft_size is None:
         return decode_image(source, name=name)
-    if isinstance(source, str | Path):
-        try:
-            data = Path(source).read_bytes()
-        except FileNotFoundError:
-            raise ImageDecodeError(name, "file not found") from None
-        except OSError as exc:
-            raise ImageDecodeError(name, f"cannot read file ({exc.strerror or exc})") from None
-    else:
-        data = bytes(source)
+    data, name = read_source(source, name)
     try:
         probe = Image.open(io.BytesIO(data))
         ok = (

@@ -204,6 +204,18 @@ def compute_loss(out: dict, batch: dict, pos_weight: torch.Tensor | None, cfg: T
     return loss
 
 
+def optimizer_step(loss: torch.Tensor, optimizer, scaler) -> None:
+    """One backward + update; fp16 needs the GradScaler, bf16 and fp32 do not."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 # ---------------------------------------------------------------- resumable state
 
 
@@ -289,14 +301,7 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
         with torch.autocast(ctx.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = model(images, batch["meta"])
             loss = compute_loss(out, batch, pos_weight, cfg)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        optimizer_step(loss, optimizer, scaler)
         scheduler.step()
         if cfg.check_sync and not D.params_in_sync(model, ctx):
             raise RuntimeError(f"ranks diverged at epoch {epoch} step {step}")
@@ -405,7 +410,10 @@ def fit(
     log_path = out_dir / "log.jsonl"
     writer = None
     if cfg.tensorboard and ctx.is_main:
-        from torch.utils.tensorboard import SummaryWriter
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise SystemExit("--tensorboard needs the tensorboard package: .venv/bin/pip install tensorboard") from None
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
     preds = None

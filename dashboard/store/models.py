@@ -25,16 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-ANATOMIC_SITES: tuple[str, ...] = (
-    "torso",
-    "lower extremity",
-    "upper extremity",
-    "head/neck",
-    "palms/soles",
-    "oral/genital",
-    "unknown",
-)
-SEXES: tuple[str, ...] = ("male", "female", "unknown")
+# One vocabulary for data, model and store.
+from data.schema import SEXES
+from data.schema import SITES as ANATOMIC_SITES
+
 ACTIONS: tuple[str, ...] = ("biopsy", "excise", "monitor", "reassure", "refer")
 
 # Column sizes shared with validation so a too-long value fails with a clear

@@ -453,3 +453,32 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
     assert not at.exception, at.exception
     assert "not available for this checkpoint" not in texts(at)
     assert len(at.get("plotly_chart")) == 3
+
+
+def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, monkeypatch):
+    """The page drives an st.progress bar through the triage engine's progress callback (the bar is
+    cleared once the ranked gallery appears, so the callback's calls are what we can observe)."""
+    from dashboard.services import ReviewState
+
+    calls: list[tuple[int, int]] = []
+    original = ReviewState.run_triage
+
+    def spy(self, predictor, tta=None, progress=None, triage_fn=None):
+        assert progress is not None, "the review page must pass a progress callback"
+
+        def recording(done: int, total: int) -> None:
+            calls.append((done, total))
+            progress(done, total)  # the page's callback: updates the st.progress bar
+
+        return original(self, predictor, tta=tta, progress=recording, triage_fn=triage_fn)
+
+    monkeypatch.setattr(ReviewState, "run_triage", spy)
+    ham = sorted((datasets_dir / "ham10000" / "images").glob("*.jpg"))[:10]
+    at = start()
+    open_new_patient(at, identifier="PROGRESS-10")
+    upload(at, [(p.name, p.read_bytes(), "image/jpeg") for p in ham])
+    assert len(at.session_state["review"].images) == 10
+    run_triage(at)
+    assert calls, "no progress was reported while scoring"
+    assert calls[-1] == (10, 10)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)

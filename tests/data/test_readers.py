@@ -125,3 +125,12 @@ def test_same_image_in_two_datasets_is_refused():
     two = one.assign(dataset="b")
     with pytest.raises(DatasetError, match="more than one dataset"):
         combine([one, two])
+
+
+def test_users_own_kaggle_layout_csv_is_a_dataset(tmp_path, jpeg_bytes):
+    clinic = tmp_path / "clinic_a"
+    write_images(clinic / "train", ["L1", "L2"], jpeg_bytes)
+    (clinic / "train.csv").write_text("image_name,patient_id,target\nL1,P1,0\nL2,P1,1\n")
+    records = load_datasets([str(clinic / "train.csv")])
+    assert records["dataset"].tolist() == ["clinic_a", "clinic_a"]
+    assert records["group_id"].tolist() == ["clinic_a:P1", "clinic_a:P1"]
