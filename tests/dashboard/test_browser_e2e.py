@@ -64,11 +64,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> float:
 
 
 @pytest.fixture()
-def server(tmp_path, fresh_checkpoint):
+def server(tmp_path):
+    """`streamlit run` as `make run` starts it: the committed default model, an empty local database."""
     port = _free_port()
     env = {
-        **os.environ,
-        "TRIAGE_CHECKPOINT": str(fresh_checkpoint),
+        **{k: v for k, v in os.environ.items() if k != "TRIAGE_CHECKPOINT"},
         "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
         "TRIAGE_DATA_DIR": str(tmp_path / "images"),
         "PYTHONUNBUFFERED": "1",
