@@ -122,20 +122,12 @@ with export_tab:
     )
     actor = ui.clinician() or None
     pid = patient.id
-    c1, c2 = st.columns(2)
-    c1.download_button(
-        "Download CSV",
-        data=lambda: store.export_patient_history(pid, "csv", actor=actor),
-        file_name=export_filename(patient.identifier, "csv"),
-        mime="text/csv",
-        icon=":material/download:",
-        key="export_csv",
-    )
-    c2.download_button(
-        "Download JSON",
-        data=lambda: store.export_patient_history(pid, "json", actor=actor),
-        file_name=export_filename(patient.identifier, "json"),
-        mime="application/json",
-        icon=":material/download:",
-        key="export_json",
-    )
+    for column, (fmt, mime) in zip(st.columns(2), (("csv", "text/csv"), ("json", "application/json")), strict=True):
+        column.download_button(
+            f"Download {fmt.upper()}",
+            data=lambda fmt=fmt: store.export_patient_history(pid, fmt, actor=actor),
+            file_name=export_filename(patient.identifier, fmt),
+            mime=mime,
+            icon=":material/download:",
+            key=f"export_{fmt}",
+        )
