@@ -137,7 +137,7 @@ class Predictor:
     ) -> ScoredRecords:
         """Decode and score every row of a RECORD_COLUMNS frame; broken images become error rows."""
         records = records.reset_index(drop=True)
-        ok_rows, tensors, errors = [], [], []
+        ok_rows, errors = [], []
 
         def load(row: tuple[int, pd.Series]):
             i, rec = row
@@ -155,12 +155,15 @@ class Predictor:
         parts: list[Predictions] = []
         n = len(records)
         done = 0
-        # Decode in threads (Pillow releases the GIL) while the model works on the previous batch.
+        chunks = [list(records.iloc[s : s + self.batch_size].iterrows()) for s in range(0, n, self.batch_size)]
+        # Decode the next batch in threads (Pillow releases the GIL) while the model scores this one.
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for start in range(0, n, self.batch_size):
-                chunk = list(records.iloc[start : start + self.batch_size].iterrows())
+            pending = [pool.submit(load, row) for row in chunks[0]] if chunks else []
+            for k, chunk in enumerate(chunks):
+                loaded = [future.result() for future in pending]
+                pending = [pool.submit(load, row) for row in chunks[k + 1]] if k + 1 < len(chunks) else []
                 batch_rows, batch_tensors = [], []
-                for i, tensor, reason in pool.map(load, chunk):
+                for i, tensor, reason in loaded:
                     if tensor is None:
                         errors.append(
                             {
@@ -176,7 +179,6 @@ class Predictor:
                     meta = torch.from_numpy(self.encoder.encode(records.iloc[batch_rows]))
                     parts.append(self.predict_tensors(torch.stack(batch_tensors), meta, tta))
                     ok_rows.extend(batch_rows)
-                    tensors.clear()
                 done += len(chunk)
                 if progress:
                     progress(done, n)
