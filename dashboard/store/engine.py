@@ -9,6 +9,8 @@ ourselves, so each ``Session.begin()`` is one real transaction.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,21 @@ SQLITE_BEGIN_OPTION = "triage_sqlite_begin"
 _BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch to WAL, retrying: the switch needs an exclusive lock, and when two processes open a new
+    database at once SQLite reports SQLITE_BUSY immediately (deadlock avoidance) instead of waiting
+    on the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _is_sqlite_memory(url: URL) -> bool:
@@ -58,7 +75,7 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
             if not memory:
                 # WAL: readers never block the writer; a killed writer leaves
                 # only an uncommitted WAL tail that the next opener discards.
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _set_wal(cursor)
             # FULL: a committed review survives power loss, not just a crash.
             cursor.execute("PRAGMA synchronous = FULL")
         finally:
