@@ -24,10 +24,12 @@ run: setup
 ## Lint + the whole test suite (needs ../shared beside the repo)
 test: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: setup
 	$(PY) -m bench.triage_speed

@@ -61,10 +61,7 @@ def bundle(out: Path) -> None:
     load_imagenet_weights(net.backbone, "tf_efficientnet_lite0")
     (out / "imagenet").mkdir(parents=True, exist_ok=True)
     save_file(
-        {
-            k: (v.half() if v.is_floating_point() else v).contiguous()
-            for k, v in net.backbone.state_dict().items()
-        },
+        {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in net.backbone.state_dict().items()},
         str(out / "imagenet" / "tf_efficientnet_lite0.safetensors"),
     )
 

@@ -33,11 +33,7 @@ def main() -> None:
     model = MelanomaNet(net_cfg).to(ctx.device)
     if ctx.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    ddp = (
-        DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-        if ctx.distributed
-        else model
-    )
+    ddp = DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) if ctx.distributed else model
     optimizer = build_optimizer(model, cfg)
     dtype = amp_dtype(cfg, ctx)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None

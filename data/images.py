@@ -65,9 +65,7 @@ def read_source(source: bytes | str | Path, name: str | None = None) -> tuple[by
     return bytes(source), name or "<upload>"
 
 
-def decode_image(
-    source: bytes | str | Path, name: str | None = None, max_pixels: int = MAX_PIXELS
-) -> Image.Image:
+def decode_image(source: bytes | str | Path, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode bytes or a path into an upright RGB image, or raise ImageDecodeError."""
     data, name = read_source(source, name)
     if not data:

@@ -52,6 +52,4 @@ class MetadataEncoder:
 
     @classmethod
     def from_dict(cls, config: dict) -> MetadataEncoder:
-        return cls(
-            sites=tuple(config["sites"]), sexes=tuple(config["sexes"]), age_scale=float(config["age_scale"])
-        )
+        return cls(sites=tuple(config["sites"]), sexes=tuple(config["sexes"]), age_scale=float(config["age_scale"]))

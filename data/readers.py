@@ -100,9 +100,7 @@ def validate_records(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def parse_target(values: pd.Series, source: str) -> pd.Series:
     numeric = pd.to_numeric(values.replace("", None), errors="coerce")
-    bad = values[
-        (numeric.isna() & (values.astype(str).str.strip() != "")) | (numeric.notna() & ~numeric.isin([0, 1]))
-    ]
+    bad = values[(numeric.isna() & (values.astype(str).str.strip() != "")) | (numeric.notna() & ~numeric.isin([0, 1]))]
     if len(bad):
         raise DatasetError(f"{source}: labels must be 0 or 1; found {', '.join(map(str, bad.unique()[:5]))}")
     return numeric.astype("Int64")
@@ -111,9 +109,7 @@ def parse_target(values: pd.Series, source: str) -> pd.Series:
 # ---------------------------------------------------------------- layouts
 
 
-def read_kaggle(
-    csv_path: Path, images_dir: Path, dataset: str = "user", on_missing: str = "raise"
-) -> pd.DataFrame:
+def read_kaggle(csv_path: Path, images_dir: Path, dataset: str = "user", on_missing: str = "raise") -> pd.DataFrame:
     """SIIM-ISIC 2020 layout: train.csv / test.csv + a folder of `<image_name>.<ext>`."""
     csv_path = Path(csv_path)
     frame = read_csv(csv_path, required=["image_name"])
@@ -147,9 +143,7 @@ def read_kaggle(
 def read_ham10000(root: Path, on_missing: str = "raise") -> pd.DataFrame:
     """HAM10000: one row per image; several images can show the same lesion (group = lesion_id)."""
     root = Path(root)
-    frame = read_csv(
-        root / "HAM10000_metadata.csv", ["lesion_id", "image_id", "dx", "age", "sex", "localization"]
-    )
+    frame = read_csv(root / "HAM10000_metadata.csv", ["lesion_id", "image_id", "dx", "age", "sex", "localization"])
     diagnosis = normalise_diagnosis(frame["dx"])
     records = pd.DataFrame(
         {
@@ -264,6 +258,4 @@ def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 def load_datasets(names: Iterable[str], root: Path | None = None) -> pd.DataFrame:
     """Load and combine registered datasets from `root` (default: ../shared/datasets)."""
     base = Path(root) if root else datasets_root()
-    return combine(
-        load_dataset(n, base / DATASETS[n][0]) if n in DATASETS else load_dataset(n) for n in names
-    )
+    return combine(load_dataset(n, base / DATASETS[n][0]) if n in DATASETS else load_dataset(n) for n in names)

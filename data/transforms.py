@@ -29,9 +29,7 @@ def train_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, 
     return v2.Compose(
         [
             v2.PILToTensor(),
-            v2.RandomResizedCrop(
-                (image_size, image_size), scale=(0.6, 1.0), ratio=(0.8, 1.25), antialias=True
-            ),
+            v2.RandomResizedCrop((image_size, image_size), scale=(0.6, 1.0), ratio=(0.8, 1.25), antialias=True),
             v2.RandomHorizontalFlip(),
             v2.RandomVerticalFlip(),
             RandomRot90(),

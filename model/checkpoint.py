@@ -95,9 +95,7 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
     if config.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{path}: unknown checkpoint format {config.get('format')!r}, expected {FORMAT}"
-        )
+        raise CheckpointError(f"{path}: unknown checkpoint format {config.get('format')!r}, expected {FORMAT}")
     return config
 
 
@@ -118,9 +116,7 @@ def check_shapes(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None
             parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        raise CheckpointError(
-            "checkpoint weights do not fit the network its config describes: " + "; ".join(parts)
-        )
+        raise CheckpointError("checkpoint weights do not fit the network its config describes: " + "; ".join(parts))
 
 
 def load_checkpoint(folder: str | Path | None = None) -> tuple[MelanomaNet, dict[str, Any]]:

@@ -51,21 +51,13 @@ def submission_table(scored) -> pd.DataFrame:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m model.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--checkpoint", type=Path, default=None, help="checkpoint folder (default: committed model)"
-    )
-    parser.add_argument(
-        "--input", type=Path, required=True, help="Kaggle-layout CSV (image_name, …) or image folder"
-    )
-    parser.add_argument(
-        "--images", type=Path, default=None, help="image folder for a CSV input (default: CSV name)"
-    )
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: committed model)")
+    parser.add_argument("--input", type=Path, required=True, help="Kaggle-layout CSV (image_name, …) or image folder")
+    parser.add_argument("--images", type=Path, default=None, help="image folder for a CSV input (default: CSV name)")
     parser.add_argument("--out", type=Path, required=True, help="predictions CSV to write")
     parser.add_argument("--tta", type=int, default=1, help="test-time augmentation views, 1-8 (default 1)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
-        "--cam", type=Path, default=None, help="write one Grad-CAM overlay PNG per image here"
-    )
+    parser.add_argument("--cam", type=Path, default=None, help="write one Grad-CAM overlay PNG per image here")
     parser.add_argument(
         "--cam-method", default="gradcam", help="gradcam, gradcam++, layercam or eigencam (default gradcam)"
     )

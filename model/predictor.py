@@ -85,9 +85,7 @@ class Predictor:
 
     def _autocast(self):
         if self.device.type == "cuda":
-            return torch.autocast(
-                "cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            )
+            return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
         return torch.autocast("cpu", enabled=False)
 
     @torch.inference_mode()

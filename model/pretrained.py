@@ -69,9 +69,7 @@ def load_imagenet_weights(backbone: nn.Module, name: str, weights_file: str | Pa
         missing, unexpected = backbone.load_state_dict(state, strict=False)
         unexpected = [k for k in unexpected if not k.startswith(("classifier.", "fc.", "head."))]
         if missing or unexpected:
-            raise PretrainedWeightsError(
-                f"{weights_file}: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
+            raise PretrainedWeightsError(f"{weights_file}: missing {missing[:5]}, unexpected {unexpected[:5]}")
         return
     if name not in IMAGENET_SOURCES:
         raise PretrainedWeightsError(

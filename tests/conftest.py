@@ -28,9 +28,7 @@ def fresh_checkpoint(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fresh_checkpoint")
     net = build_network(NetworkConfig(image_size=128))
     net.eval()
-    return save_checkpoint(
-        folder, net, {"model_id": "fresh-imagenet-lite0-128", "operating_point": {"threshold": 0.5}}
-    )
+    return save_checkpoint(folder, net, {"model_id": "fresh-imagenet-lite0-128", "operating_point": {"threshold": 0.5}})
 
 
 @pytest.fixture(scope="session")

@@ -139,9 +139,7 @@ class CaseStore:
 
     # ------------------------------------------------------------ writes
 
-    def find_or_create_patient(
-        self, identifier: str, birth_year: int | None, sex: str, actor: str
-    ) -> PatientRecord:
+    def find_or_create_patient(self, identifier: str, birth_year: int | None, sex: str, actor: str) -> PatientRecord:
         identifier = validation.identifier(identifier)
         birth_year = validation.birth_year(birth_year)
         sex = validation.sex(sex)
@@ -306,9 +304,7 @@ class CaseStore:
                 .order_by(Visit.visit_time, Visit.id)
                 .options(*views.VISIT_LOAD)
             ).all()
-            return PatientTimeline(
-                patient=views.patient_record(patient), visits=tuple(self._visit(v) for v in visits)
-            )
+            return PatientTimeline(patient=views.patient_record(patient), visits=tuple(self._visit(v) for v in visits))
 
     def load_visit(self, visit_id: int) -> VisitView:
         with self._read() as session:
@@ -401,9 +397,7 @@ class CaseStore:
             raise NotFoundError("no stored image with that hash")
         return self.blobs.path(relpath)
 
-    def export_patient_history(
-        self, patient_id: int, format: ExportFormat = "csv", *, actor: str | None = None
-    ) -> str:
+    def export_patient_history(self, patient_id: int, format: ExportFormat = "csv", *, actor: str | None = None) -> str:
         """The patient's whole history as CSV (one row per lesion image) or JSON (nested).
 
         The export is recorded in the audit trail (actor "unattributed" if None).
@@ -442,9 +436,7 @@ class CaseStore:
                 if action is None and comment:
                     raise ValueError("decision comment given without a decision action")
                 ugly = item.ugly_duckling
-                info = inspect_image(
-                    item.image_bytes, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels
-                )
+                info = inspect_image(item.image_bytes, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
                 prepared.append(
                     _PreparedLesion(
                         data=bytes(item.image_bytes),
@@ -469,17 +461,13 @@ class CaseStore:
         return views.visit_view(visit, self.blobs.path)
 
     @staticmethod
-    def _existing_lesions(
-        session: Session, patient_id: int, lesions: list[_PreparedLesion]
-    ) -> dict[int, Lesion]:
+    def _existing_lesions(session: Session, patient_id: int, lesions: list[_PreparedLesion]) -> dict[int, Lesion]:
         wanted = {item.existing_lesion_id: item for item in lesions if item.existing_lesion_id is not None}
         if not wanted:
             return {}
         found = {
             lesion.id: lesion
-            for lesion in session.scalars(
-                select(Lesion).where(Lesion.id.in_(wanted), Lesion.patient_id == patient_id)
-            )
+            for lesion in session.scalars(select(Lesion).where(Lesion.id.in_(wanted), Lesion.patient_id == patient_id))
         }
         for lesion_id, item in wanted.items():
             lesion = found.get(lesion_id)
@@ -531,9 +519,7 @@ class CaseStore:
                 )
         if changed:
             session.add(
-                AuditEvent(
-                    actor=actor, action="patient.update", patient_id=patient.id, detail={"fields": changed}
-                )
+                AuditEvent(actor=actor, action="patient.update", patient_id=patient.id, detail={"fields": changed})
             )
         return patient
 

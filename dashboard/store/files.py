@@ -99,9 +99,7 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
                 if width <= 0 or height <= 0:
                     raise ValueError(f"image has invalid dimensions {width}x{height}")
                 if width * height > max_pixels:
-                    raise ValueError(
-                        f"image is {width}x{height} pixels, over the limit of {max_pixels:,} pixels"
-                    )
+                    raise ValueError(f"image is {width}x{height} pixels, over the limit of {max_pixels:,} pixels")
                 # Header parsing alone accepts truncated files; decode them fully.
                 img.load()
     except UnidentifiedImageError:

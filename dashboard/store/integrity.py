@@ -63,9 +63,7 @@ class IntegrityReport:
         lines += [f"{p.kind.upper()}: {p.relpath} ({p.detail})" for p in self.problems]
         lines += [f"orphan (no database row, harmless): {rel}" for rel in self.orphans]
         lines += [f"leftover temporary file (harmless): {rel}" for rel in self.temp_files]
-        lines.append(
-            "OK" if self.ok else f"PROBLEMS: {len(self.missing)} missing, {len(self.corrupt)} corrupt"
-        )
+        lines.append("OK" if self.ok else f"PROBLEMS: {len(self.missing)} missing, {len(self.corrupt)} corrupt")
         return "\n".join(lines)
 
 

@@ -29,9 +29,7 @@ _UNRANKED = 1 << 30
 
 
 def patient_record(p: Patient) -> PatientRecord:
-    return PatientRecord(
-        id=p.id, identifier=p.identifier, birth_year=p.birth_year, sex=p.sex, created_at=p.created_at
-    )
+    return PatientRecord(id=p.id, identifier=p.identifier, birth_year=p.birth_year, sex=p.sex, created_at=p.created_at)
 
 
 def prediction_view(p: Prediction) -> PredictionView:

@@ -18,9 +18,7 @@ depends_on: str | Sequence[str] | None = None
 # Frozen copies of the vocabularies as of this revision: a migration must not
 # change meaning when models.py evolves.
 SEXES = "('male', 'female', 'unknown')"
-SITES = (
-    "('torso', 'lower extremity', 'upper extremity', 'head/neck', 'palms/soles', 'oral/genital', 'unknown')"
-)
+SITES = "('torso', 'lower extremity', 'upper extremity', 'head/neck', 'palms/soles', 'oral/genital', 'unknown')"
 ACTIONS = "('biopsy', 'excise', 'monitor', 'reassure', 'refer')"
 
 
@@ -103,9 +101,7 @@ def upgrade() -> None:
         sa.Column("triage_score", sa.Float(), nullable=False),
         sa.Column("rank", sa.Integer(), nullable=False),
         _ts("created_at"),
-        sa.CheckConstraint(
-            "p_melanoma >= 0 AND p_melanoma <= 1", name=op.f("ck_prediction_p_melanoma_range")
-        ),
+        sa.CheckConstraint("p_melanoma >= 0 AND p_melanoma <= 1", name=op.f("ck_prediction_p_melanoma_range")),
         sa.CheckConstraint("rank >= 1", name=op.f("ck_prediction_rank_positive")),
         sa.ForeignKeyConstraint(
             ["image_id"],
