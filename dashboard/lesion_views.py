@@ -57,6 +57,16 @@ def heatmap_for(state: ReviewState, predictor: Any, sha256: str, method: str) ->
     return state.heatmaps[cache_key]
 
 
+def saliency_link(lesion_key: str, visit_id: int | None = None) -> None:
+    """A lesion card's "Inspect saliency" link: the Saliency page opens on that lesion.
+
+    ``?lesion=`` is the image's short SHA-256 key; ``?visit=`` is added for an image of a saved visit,
+    which the page then reads from the case store instead of the review in progress.
+    """
+    params = {"lesion": lesion_key} if visit_id is None else {"visit": str(visit_id), "lesion": lesion_key}
+    st.page_link("views/saliency.py", label="Inspect saliency", icon=":material/visibility:", query_params=params)
+
+
 def overlay_image(base: Image.Image, heatmap: Any, opacity: float) -> Image.Image:
     from model.cam import overlay
 
@@ -114,12 +124,7 @@ def lesion_card(
                 except Exception as exc:
                     st.error(f"Saliency map unavailable: {type(exc).__name__}: {exc}")
             st.image(shown, width="stretch")
-            st.page_link(
-                "views/saliency.py",
-                label="Inspect saliency",
-                icon=":material/visibility:",
-                query_params={"lesion": image.key},
-            )
+            saliency_link(image.key)
         with c_info:
             st.markdown(f"#### #{int(row.rank)} · {html.escape(image.label)}")
             st.caption(f"{image.site} · {html.escape(image.filename)}")
@@ -161,8 +166,8 @@ def lesion_card(
             )
 
 
-def visit_lesion_card(lesion: Any, threshold: float | None) -> None:
-    """One lesion of a saved visit (VisitLesion), read-only."""
+def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None = None) -> None:
+    """One lesion of a saved visit (VisitLesion), read-only; with ``visit_id``, a link to its saliency maps."""
     pred = lesion.prediction
     with st.container(border=True, key=f"card-saved-{lesion.image.id}"):
         c_img, c_info, c_decide = st.columns([1.05, 1.6, 1.25], gap="medium")
@@ -173,6 +178,8 @@ def visit_lesion_card(lesion: Any, threshold: float | None) -> None:
                 st.image(img, width="stretch")
             except (OSError, ValueError):
                 st.error("Stored image file is missing or unreadable.", icon=":material/broken_image:")
+            if visit_id is not None:
+                saliency_link(lesion.image.sha256[:16], visit_id)
         with c_info:
             rank = f"#{pred.rank} · " if pred else ""
             st.markdown(f"#### {rank}{html.escape(lesion.label)}")

@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dashboard.store.api import NotFoundError
 from dashboard.store.config import DEFAULT_MAX_IMAGE_BYTES
 from dashboard.store.files import FORMAT_EXTENSIONS, inspect_image
 from dashboard.store.models import ACTIONS, ANATOMIC_SITES, SEXES
 from dashboard.store.records import LesionReview, ReviewToSave
 
 if TYPE_CHECKING:
-    from dashboard.store.records import LesionSummary, PatientTimeline, VisitView
+    from dashboard.store.records import LesionSummary, PatientTimeline, VisitLesion, VisitView
 
 # Real-world screening prevalence of melanoma among imaged lesions (ISIC 2020, 584 / 33,126).
 SCREENING_PREVALENCE = 584 / 33_126
@@ -985,6 +986,87 @@ def visit_choice_label(visit: VisitView) -> str:
         f"Visit {visit.id} · {visit.visit_time.astimezone().strftime('%Y-%m-%d %H:%M')} · "
         f"{len(visit.lesions)} lesion(s) · {visit.clinician}"
     )
+
+
+class StoredImageError(LookupError):
+    """A saved lesion image cannot be shown; the message says why, in the clinician's words."""
+
+
+@dataclass(frozen=True)
+class StoredLesionImage:
+    """One lesion image of a saved visit, ready for the saliency page (no Streamlit needed)."""
+
+    visit: VisitView
+    lesion: VisitLesion
+    image: Image.Image = field(repr=False)  # upright RGB, at most DISPLAY_PX on a side
+    site: str
+    patient: Any  # model.triage.PatientInfo: sex, and age at the visit
+
+    @property
+    def sha256(self) -> str:
+        return self.lesion.image.sha256
+
+    @property
+    def key(self) -> str:
+        """The same short id the review's saliency link uses (``?lesion=``)."""
+        return self.sha256[:16]
+
+    @property
+    def scored_by(self) -> str | None:
+        """The model id stored with the prediction made at that visit (None if it was not scored)."""
+        return self.lesion.prediction.model_id if self.lesion.prediction else None
+
+    def source_line(self) -> str:
+        when = self.visit.visit_time.astimezone().strftime("%Y-%m-%d %H:%M")
+        return (
+            f"Saved visit {self.visit.id} of {when} ({self.visit.clinician}) · lesion #{self.lesion.lesion_id} "
+            f"“{self.lesion.label}” · {self.site} · {self.lesion.image.original_filename}"
+        )
+
+
+def stored_lesion_image(
+    store: Any, visit_id: int | str, lesion_key: str, max_px: int = DISPLAY_PX
+) -> StoredLesionImage:
+    """Resolve a saved visit's lesion (``lesion_key``: the image's SHA-256 or a prefix of it, ≥ 8 hex
+    characters) into its image, the site stored with the lesion and the patient's metadata as at that
+    visit — what the model was given when it scored the image.
+
+    The image is read through the store (``CaseStore.image_path``), checked against its SHA-256 and
+    decoded with data.images.decode_image. Every failure raises StoredImageError with a readable reason.
+    """
+    from data.images import ImageDecodeError, decode_image, read_source
+    from model.triage import PatientInfo
+
+    try:
+        visit_number = int(str(visit_id).strip())
+    except ValueError:
+        raise StoredImageError(f"“{visit_id}” is not a saved visit number.") from None
+    try:
+        visit = store.load_visit(visit_number)
+    except NotFoundError:
+        raise StoredImageError(f"Visit {visit_number} is not in the case database.") from None
+    key = (lesion_key or "").strip().lower()
+    matches = [les for les in visit.lesions if len(key) >= 8 and les.image.sha256.startswith(key)]
+    if len(matches) != 1:
+        raise StoredImageError(f"Visit {visit_number} has no lesion image “{lesion_key}”.")
+    lesion = matches[0]
+    what = f"The stored image of lesion #{lesion.lesion_id} “{lesion.label}” (visit {visit_number})"
+    name = lesion.image.original_filename or None
+    try:
+        data, name = read_source(store.image_path(lesion.image.sha256), name)
+        image = decode_image(data, name) if sha256_of(data) == lesion.image.sha256 else None
+    except (NotFoundError, ValueError) as exc:  # ImageDecodeError is a ValueError
+        reason = exc.reason if isinstance(exc, ImageDecodeError) else str(exc)
+        raise StoredImageError(f"{what} cannot be read: {reason}.") from None
+    if image is None:
+        raise StoredImageError(
+            f"{what} is corrupt: the file no longer matches the checksum recorded when it was saved."
+        )
+    image.thumbnail((max_px, max_px))
+    record = store.get_patient(visit.patient_id)
+    context = PatientContext(identifier="", birth_year=record.birth_year, sex=record.sex)
+    patient = PatientInfo(age=context.age(visit.visit_time.date()), sex=record.sex)
+    return StoredLesionImage(visit=visit, lesion=lesion, image=image, site=lesion.site, patient=patient)
 
 
 def export_filename(identifier: str, fmt: str, today: dt.date | None = None) -> str:

@@ -88,7 +88,7 @@ with visits_tab:
             st.markdown(f"> {visit.notes}")
         for lesion in visit.lesions:
             same_model = lesion.prediction is not None and lesion.prediction.model_id == current_model
-            visit_lesion_card(lesion, current_threshold if same_model else None)
+            visit_lesion_card(lesion, current_threshold if same_model else None, visit.id)
 
 with trend_tab:
     if not lesions:

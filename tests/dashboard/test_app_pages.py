@@ -309,6 +309,68 @@ def test_history_finds_the_saved_patient(app_env, patient_lesions):
     assert "No patient identifier contains" in texts(at)
 
 
+def test_saliency_of_a_lesion_from_a_saved_visit(app_env, patient_lesions):
+    from urllib.parse import parse_qsl
+
+    at = start()
+    review_to_results(at, patient_lesions[:3])
+    state = at.session_state["review"]
+    at.button(key="save_visit").click().run()
+    assert state.is_saved
+    visit_id = state.saved_visit_id
+
+    at.switch_page("views/history.py").run()
+    at.text_input(key="history_search").input(PATIENT).run()
+    assert not at.exception, at.exception
+    links = [link for link in at.page_link if link.value == "Inspect saliency"]
+    assert len(links) == 3  # one per lesion card of the opened visit
+    store = app_env.store()
+    visit = store.load_visit(visit_id)
+    store.close()
+    top, second = visit.lesions[0], visit.lesions[1]
+    target = dict(parse_qsl(links[0].proto.query_string))
+    assert target == {"visit": str(visit_id), "lesion": top.image.sha256[:16]}
+
+    # Follow the link (AppTest cannot click a page_link: it switches pages with the link's query string).
+    at.query_params.update(target)
+    at.switch_page("views/saliency.py").run()
+    assert not at.exception, at.exception
+    page = texts(at)
+    assert "Image from a saved visit" in page
+    assert f"Saved visit {visit_id} of {visit.visit_time.astimezone():%Y-%m-%d %H:%M}" in page
+    assert f"lesion #{top.lesion_id} “{top.label}”" in page
+    model_line = next(w.value for w in at.warning if "current model" in w.value)
+    assert "`fresh-imagenet-lite0-128`" in model_line  # the model loaded now, named
+    assert f"`{top.prediction.model_id}`" in model_line  # and the model that scored it then
+    assert f"**Lesion #{top.lesion_id} {top.label}** · {top.site}" in page
+    methods = at.multiselect(key="saliency_methods").value
+    assert len(methods) >= 2
+    assert len(at.image) == 1 + len(methods)  # the original + one overlay per method
+    assert [b.label for b in at.get("download_button")] == ["Download PNG"] * len(methods)
+    assert not at.error, [e.value for e in at.error]
+    assert any(link.value == "Back to case history" for link in at.page_link)
+    at.slider(key="saliency_opacity").set_value(0.8).run()
+    assert not at.exception, at.exception
+    assert len(at.image) == 1 + len(methods)
+
+    # A stored file that has gone missing: a clear error, not a stack trace.
+    store = app_env.store()
+    store.image_path(second.image.sha256).unlink()
+    store.close()
+    at.query_params["lesion"] = second.image.sha256[:16]
+    at.run()
+    assert not at.exception, at.exception
+    assert any("cannot be read: file not found" in e.value and second.label in e.value for e in at.error)
+    assert len(at.image) == 0
+
+    # The review in progress keeps its own saliency page.
+    at.query_params.clear()
+    at.switch_page("views/saliency.py").run()
+    assert not at.exception, at.exception
+    assert "Image from a saved visit" not in texts(at)
+    assert at.selectbox(key="saliency_lesion").value in state.images
+
+
 # ---------------------------------------------------------------- model card
 
 
