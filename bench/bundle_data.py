@@ -11,6 +11,7 @@ file. The folder is git-ignored and must stay under the device tool's 64 MiB lim
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from data.readers import datasets_root
+from data.transforms import Reencode
 
 QUALITY = 75  # keeps the bundle (images + weights) well under the device tool's 64 MiB
 SIZES = {"isic2020": 384, "isic2017": 224, "ham10000": None}
@@ -26,11 +28,9 @@ SIZES = {"isic2020": 384, "isic2017": 224, "ham10000": None}
 def _encode(job: tuple[str, str, int | None]) -> int:
     src, dst, size = job
     with Image.open(src) as im:
-        im = im.convert("RGB")
-        if size and max(im.size) > size:
-            im.thumbnail((size, size), Image.Resampling.LANCZOS)
-        im.save(dst, "WEBP", quality=QUALITY, method=4)
-    return Path(dst).stat().st_size
+        data = Reencode("WEBP", QUALITY, size).encode(im)  # the same code reproduces it at inference time
+    Path(dst).write_bytes(data)
+    return len(data)
 
 
 def bundle(out: Path) -> None:
@@ -51,6 +51,19 @@ def bundle(out: Path) -> None:
     with ProcessPoolExecutor() as pool:
         total = sum(pool.map(_encode, jobs, chunksize=64))
     print(f"{len(jobs)} images, {total / 2**20:.1f} MiB")
+    # A model trained on these pixels must see the same kind of pixels at inference: the trainer copies
+    # `inference_preprocess` into its checkpoints (see data.transforms.Reencode).
+    (out / "bundle.json").write_text(
+        json.dumps(
+            {
+                "codec": {"format": "WEBP", "quality": QUALITY},
+                "max_side": SIZES,
+                "inference_preprocess": {"reencode": {"format": "WEBP", "quality": QUALITY, "max_side": 384}},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
     from safetensors.torch import save_file
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
+
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 
 
@@ -40,3 +44,38 @@ def train_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, 
             v2.Normalize(mean, std),
         ]
     )
+
+
+@dataclass(frozen=True)
+class Reencode:
+    """Re-encode an image the way a model's training images were stored (size limit + lossy codec).
+
+    CNNs are sensitive to compression artefacts: a model trained on WebP images scores the original JPEG
+    of the same lesion differently, so inference must reproduce the training pixels' history.
+    """
+
+    format: str = "WEBP"
+    quality: int = 75
+    max_side: int | None = None
+
+    def encode(self, img: Image.Image) -> bytes:
+        img = img.convert("RGB")
+        if self.max_side and max(img.size) > self.max_side:
+            img.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        img.save(buffer, self.format, quality=self.quality, method=4)
+        return buffer.getvalue()
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        with Image.open(io.BytesIO(self.encode(img))) as decoded:
+            return decoded.convert("RGB")
+
+
+def inference_transform(
+    image_size: int, mean: tuple[float, ...], std: tuple[float, ...], preprocess: dict | None = None
+) -> v2.Compose:
+    """The eval transform, preceded by the checkpoint's recorded re-encoding when it has one."""
+    steps = eval_transform(image_size, mean, std)
+    if preprocess and preprocess.get("reencode"):
+        return v2.Compose([Reencode(**preprocess["reencode"]), steps])
+    return steps

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from data.images import ImageDecodeError, decode_image
-from data.transforms import eval_transform
+from data.transforms import inference_transform
 from model.checkpoint import load_checkpoint, model_id
 from model.network import MelanomaNet, NetworkConfig
 
@@ -65,7 +65,9 @@ class Predictor:
         self.config = config
         self.network: NetworkConfig = model.config
         self.encoder = self.network.encoder
-        self.transform = eval_transform(self.network.image_size, self.network.mean, self.network.std)
+        self.transform = inference_transform(
+            self.network.image_size, self.network.mean, self.network.std, config.get("preprocess")
+        )
         self.batch_size = batch_size
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -42,7 +42,50 @@ def _fmt(summary: dict, key: str) -> str:
     return f"{value:.3f} ({ci[0]:.3f}–{ci[1]:.3f})" if ci and ci[0] is not None else f"{value:.3f}"
 
 
-def model_card(config: dict, report: dict, baseline: dict | None, triage: dict | None) -> str:
+def codec_section(config: dict, codec: dict | None) -> list[str]:
+    pre = (config.get("preprocess") or {}).get("reencode")
+    if not pre:
+        return []
+    lines = [
+        "",
+        "## Input preprocessing (part of the model)",
+        f"The training images were re-encoded ({pre['format']} quality {pre['quality']}) to fit the GPU machine's "
+        f"transfer limit, so every input is re-encoded the same way before scoring (longest side ≤ "
+        f"{pre['max_side']} px, then {pre['format']} q{pre['quality']}; `data.transforms.Reencode`, recorded in "
+        "config.json under `preprocess`). The model is **sensitive to compression and resampling**: the same "
+        "lesion scored from its original JPEG without this step moves a lot (below). Such sensitivity also means "
+        "the network can tell image sources apart, and sources differ in melanoma prevalence (HAM10000 11%, "
+        "ISIC 2017 19%, ISIC 2020 subset 51%): part of what it learned may be the source, not the lesion.",
+    ]
+    if codec:
+        lines += [
+            "",
+            f"Measured with `python -m training.codec_sensitivity` on {codec['n_per_dataset']} lesions per dataset "
+            "(|ΔP(melanoma)| against the validated pipeline, i.e. the bundled images scored as they are):",
+            "",
+            "| dataset | original JPEG + recorded re-encoding: mean / 95th pct / Pearson r | original JPEG as is: "
+            "mean / 95th pct / Pearson r |",
+            "|---|---|---|",
+        ]
+        for name, d in codec["datasets"].items():
+            a, b = d["original_with_recorded_preprocess"], d["original_as_is"]
+            lines.append(
+                f"| {name} | {a['mean_abs']:.3f} / {a['p95_abs']:.3f} / {a['pearson']:.3f} | "
+                f"{b['mean_abs']:.3f} / {b['p95_abs']:.3f} / {b['pearson']:.3f} |"
+            )
+        lines += [
+            "",
+            "ISIC 2020 (512 px sources) and HAM10000 inputs reproduce the validated pixels exactly. ISIC 2017 "
+            "images were bundled at 224 px, so a 256 px ISIC 2017 original does not, and its scores still move: "
+            "treat inputs unlike the training sources as unvalidated. The fix is training on original files with "
+            "compression and resampling augmentation (not done yet).",
+        ]
+    return lines
+
+
+def model_card(
+    config: dict, report: dict, baseline: dict | None, triage: dict | None, codec: dict | None = None
+) -> str:
     train = config["training"]
     cfg = train["config"]
     op = config["operating_point"]
@@ -137,6 +180,7 @@ def model_card(config: dict, report: dict, baseline: dict | None, triage: dict |
             "shown and flagged (robust z ≥ `ud_outlier_z`) as information.",
             "- What the ugly-duckling signal adds on real patients, with intervals: `triage_evaluation.md`.",
         ]
+    lines += codec_section(config, codec)
     lines += [
         "",
         "## Limitations",
@@ -165,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--code-version", default=None, help="commit the run was made from (device has no git)")
     parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument(
+        "--reencode",
+        default=None,
+        metavar="FORMAT:QUALITY:MAX_SIDE",
+        help="inference re-encoding matching the training images (runs from before bundle.json existed)",
+    )
+    parser.add_argument("--codec-report", type=Path, default=None, help="JSON from training.codec_sensitivity")
     args = parser.parse_args(argv)
 
     final, cv, out = args.run / "final", args.run / "cv", args.out
@@ -183,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("weights do not match the SHA-256 recorded when they were saved")
     triage = json.loads(args.triage.read_text()) if args.triage and args.triage.exists() else config.get("triage")
     history = config["training"].pop("history", [])
+    if args.reencode:
+        fmt, quality, max_side = args.reencode.split(":")
+        config["preprocess"] = {"reencode": {"format": fmt, "quality": int(quality), "max_side": int(max_side)}}
+    codec = json.loads(args.codec_report.read_text()) if args.codec_report and args.codec_report.exists() else None
     config.update(
         {
             "model_id": MODEL_ID,
@@ -223,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             "roc": baseline["curves"]["pooled"]["roc"],
         }
     (out / "validation.json").write_text(json.dumps(validation) + "\n")
-    (out / "MODEL_CARD.md").write_text(model_card(config, report, baseline, triage))
+    (out / "MODEL_CARD.md").write_text(model_card(config, report, baseline, triage, codec))
 
     evidence = out / "cv"
     (evidence / "logs").mkdir(parents=True, exist_ok=True)

@@ -450,6 +450,7 @@ def fit(
                 for k, v in record.items():
                     writer.add_scalar(k, v, epoch + 1)
             extra = {
+                **({"preprocess": summary["preprocess"]} if summary.get("preprocess") else {}),
                 "model_id": f"{cfg.backbone}-{cfg.image_size}",
                 "training": {**summary, "epoch": epoch + 1, "history": history},
             }
@@ -525,6 +526,10 @@ def run(cfg: TrainConfig) -> dict:
         "device": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
         "data_root": str(cfg.data_root or datasets_root()),
     }
+    bundle = Path(cfg.data_root).parent / "bundle.json" if cfg.data_root else None
+    if bundle is not None and bundle.exists():
+        # Trained on re-encoded images: checkpoints tell inference to re-encode the same way.
+        summary["preprocess"] = json.loads(bundle.read_text()).get("inference_preprocess")
     if cfg.fold == "none":
         result = fit(cfg, ctx, records, None, out, summary)
         D.teardown()

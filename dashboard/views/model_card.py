@@ -226,7 +226,17 @@ if config.get("triage"):
         st.json(config["triage"])
 
 st.subheader("Limitations", divider="gray")
-st.markdown("\n".join(f"- {line}" for line in LIMITATIONS))
+limitations = list(LIMITATIONS)
+reencode = (config.get("preprocess") or {}).get("reencode")
+if reencode:
+    limitations.insert(
+        1,
+        f"Scores are sensitive to image compression and resampling. This model was trained on images re-encoded "
+        f"as {reencode['format']} (quality {reencode['quality']}), so every upload is re-encoded the same way "
+        f"(longest side ≤ {reencode['max_side']} px) before scoring; images from other cameras and formats are "
+        "still unvalidated (see the model card's 'Input preprocessing').",
+    )
+st.markdown("\n".join(f"- {line}" for line in limitations))
 
 card = checkpoint_file_text(folder, "MODEL_CARD.md") if config else None
 if card:

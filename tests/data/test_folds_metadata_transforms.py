@@ -39,3 +39,14 @@ def test_transforms_give_normalised_square_tensors():
         x = transform(img)
         assert x.shape == (3, 96, 96) and x.dtype == torch.float32
         assert float(x.min()) >= -1.01 and float(x.max()) <= 1.01
+
+
+def test_reencode_limits_size_and_is_deterministic(datasets_dir):
+    from data.transforms import Reencode
+
+    path = next((datasets_dir / "isic2020" / "train").glob("*.jpg"))
+    with Image.open(path) as img:
+        codec = Reencode("WEBP", 75, 384)
+        out = codec(img)
+        assert out.mode == "RGB" and max(out.size) == 384
+        assert codec.encode(img) == codec.encode(img)

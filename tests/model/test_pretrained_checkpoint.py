@@ -92,3 +92,19 @@ def test_default_model_is_committed_and_loads():
     assert 0 < predictor.threshold < 1
     metrics = predictor.config["metrics"]["per_dataset"]
     assert set(metrics) == {"ham10000", "isic2017", "isic2020"}
+
+
+def test_recorded_reencoding_is_applied_before_scoring(fresh_checkpoint, datasets_dir):
+    """A checkpoint trained on re-encoded images re-encodes its inputs the same way."""
+    from data.transforms import Reencode
+
+    model, config = load_checkpoint(fresh_checkpoint)
+    codec = {"format": "WEBP", "quality": 75, "max_side": 384}
+    with_codec = Predictor(model, {**config, "preprocess": {"reencode": codec}}, device="cpu")
+    plain = Predictor(model, config, device="cpu")
+    images = [Image.open(p).convert("RGB") for p in sorted((datasets_dir / "isic2020" / "test").glob("*.jpg"))[:3]]
+    reencoded = [Reencode(**codec)(img) for img in images]
+    np.testing.assert_allclose(
+        with_codec.predict_images(images).p_melanoma, plain.predict_images(reencoded).p_melanoma, atol=1e-6
+    )
+    assert not np.allclose(plain.predict_images(images).embedding, plain.predict_images(reencoded).embedding)
