@@ -152,11 +152,16 @@ def test_two_writers_lose_nothing(db_url, data_dir, writer_cmd, subprocess_env, 
         )
         for tag in ("a", "b")
     ]
-    for w in writers:
-        w.wait_for(lambda lines: "ready" in lines)
-    Path(go).touch()
-    for w in writers:
-        w.finish()
+    try:
+        for w in writers:
+            w.wait_for(lambda lines: "ready" in lines)
+        Path(go).touch()
+        for w in writers:
+            w.finish()
+    finally:  # a failed start must not leave the other writer waiting for the go file forever
+        for w in writers:
+            if w.proc.poll() is None:
+                w.kill()
 
     with CaseStore.from_url(db_url, data_dir) as store:
         visits = _assert_consistent(store)
