@@ -58,7 +58,9 @@ def bundle(out: Path) -> None:
             {
                 "codec": {"format": "WEBP", "quality": QUALITY},
                 "max_side": SIZES,
-                "inference_preprocess": {"reencode": {"format": "WEBP", "quality": QUALITY, "max_side": 384}},
+                "inference_preprocess": {
+                    "reencode": {"format": "WEBP", "quality": QUALITY, "max_side": SIZES["isic2020"]}
+                },
             },
             indent=2,
         )

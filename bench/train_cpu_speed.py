@@ -12,23 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 from pathlib import Path
 
 import torch
 
+from bench.triage_speed import machine
 from training.train import main as train_main
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -71,7 +61,7 @@ def main() -> None:
                 "train_images_per_s": round(rate, 2),
                 "image_size": args.image_size,
                 "batch_size": args.batch_size,
-                "cpu": cpu_name(),
+                "cpu": machine()["cpu"],
                 "cores": os.cpu_count(),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),

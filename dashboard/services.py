@@ -23,19 +23,19 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from dashboard.store.api import NotFoundError
 from dashboard.store.config import DEFAULT_MAX_IMAGE_BYTES
 from dashboard.store.files import FORMAT_EXTENSIONS, inspect_image
 from dashboard.store.models import ACTIONS, ANATOMIC_SITES, SEXES
 from dashboard.store.records import LesionReview, ReviewToSave
+from data.images import ImageDecodeError, decode_image, sha256_of
+from training.metrics import SCREENING_PREVALENCE, at_prevalence
 
 if TYPE_CHECKING:
     from dashboard.store.records import LesionSummary, PatientTimeline, VisitLesion, VisitView
 
-# Real-world screening prevalence of melanoma among imaged lesions (ISIC 2020, 584 / 33,126).
-SCREENING_PREVALENCE = 584 / 33_126
 
 SITES: tuple[str, ...] = ANATOMIC_SITES
 SEX_OPTIONS: tuple[str, ...] = SEXES
@@ -110,7 +110,7 @@ class UploadedImage:
 
     def image(self) -> Image.Image:
         """The full-size, upright RGB image."""
-        return decode_upright(self.data)
+        return decode_image(self.data, self.filename)
 
     def thumbnail_jpeg(self) -> bytes:
         """The thumbnail encoded once, so reruns of the page do not re-encode every image."""
@@ -127,16 +127,6 @@ class UploadedImage:
             img.thumbnail((max_px, max_px))
             self._display = img
         return self._display
-
-
-def decode_upright(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        return ImageOps.exif_transpose(img).convert("RGB")
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def is_zip(name: str, data: bytes) -> bool:
@@ -265,9 +255,9 @@ def check_image(
             reason = "corrupt or truncated image data (the file is incomplete or damaged)"
         return UploadProblem(name, reason)
     try:
-        full = decode_upright(data)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        return UploadProblem(name, f"corrupt image data ({exc})")
+        full = decode_image(data, name)
+    except ImageDecodeError as exc:
+        return UploadProblem(name, exc.reason)
     thumb = full.copy()
     thumb.thumbnail((limits.thumbnail_px, limits.thumbnail_px))
     facts = {
@@ -787,21 +777,19 @@ class OperatingPoint:
     prevalence: float
     chosen_by: str = ""
 
-    @property
-    def ppv(self) -> float | None:
+    def _screening(self, key: str) -> float | None:
         if self.sensitivity is None or self.specificity is None:
             return None
-        tp = self.sensitivity * self.prevalence
-        fp = (1 - self.specificity) * (1 - self.prevalence)
-        return tp / (tp + fp) if tp + fp > 0 else None
+        value = at_prevalence(self.sensitivity, self.specificity, self.prevalence)[key]
+        return value if math.isfinite(value) else None
+
+    @property
+    def ppv(self) -> float | None:
+        return self._screening("ppv")
 
     @property
     def npv(self) -> float | None:
-        if self.sensitivity is None or self.specificity is None:
-            return None
-        tn = self.specificity * (1 - self.prevalence)
-        fn = (1 - self.sensitivity) * self.prevalence
-        return tn / (tn + fn) if tn + fn > 0 else None
+        return self._screening("npv")
 
     @property
     def reviews_per_melanoma(self) -> float | None:
@@ -1034,7 +1022,7 @@ def stored_lesion_image(
     The image is read through the store (``CaseStore.image_path``), checked against its SHA-256 and
     decoded with data.images.decode_image. Every failure raises StoredImageError with a readable reason.
     """
-    from data.images import ImageDecodeError, decode_image, read_source
+    from data.images import read_source
     from model.triage import PatientInfo
 
     try:

@@ -37,18 +37,6 @@ def read_input(input_path: Path, images: Path | None) -> pd.DataFrame:
     return read_kaggle(input_path, images, dataset="input", on_missing="keep")
 
 
-def submission_table(scored) -> pd.DataFrame:
-    """Kaggle submission columns first (image_name,target), then the uncertainty of the score."""
-    scores = scored.scores
-    return pd.DataFrame(
-        {
-            "image_name": scores["image_id"],
-            "target": scores["p_melanoma"].round(6),
-            "tta_spread": scores["p_spread"].round(6),
-        }
-    )
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m model.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: committed model)")

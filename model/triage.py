@@ -470,7 +470,15 @@ def triage_patient(
     runner = inference_predictor(predictor) if fast_model else predictor
     default_batch = CPU_BATCH if runner.device.type == "cpu" else predictor.batch_size
     batch = max(1, int(batch_size or default_batch))
-    sites_all = [lesions[i].site or "unknown" for i in range(total)]
+    # Metadata normalised once for the patient (unknown site names are reported once, not per batch).
+    sites_all = normalise_site(pd.Series([lesion.site or "unknown" for lesion in lesions], dtype=object), "triage")
+    metadata = pd.DataFrame(
+        {
+            "site": sites_all,
+            "sex": normalise_sex(pd.Series([patient.sex] * total, dtype=object)),
+            "age": normalise_age(pd.Series([patient.age] * total, dtype=object)),
+        }
+    )
     ok_idx: list[int] = []
     pending: list[tuple[int, torch.Tensor]] = []
     errors = []
@@ -478,14 +486,7 @@ def triage_patient(
 
     def flush() -> None:
         idx = [i for i, _ in pending]
-        records = pd.DataFrame(
-            {
-                "site": normalise_site(pd.Series([sites_all[i] for i in idx], dtype=object), "triage"),
-                "sex": normalise_sex(pd.Series([patient.sex] * len(idx), dtype=object)),
-                "age": normalise_age(pd.Series([patient.age] * len(idx), dtype=object)),
-            }
-        )
-        meta = torch.from_numpy(runner.encoder.encode(records))
+        meta = torch.from_numpy(runner.encoder.encode(metadata.iloc[idx]))
         images = torch.stack([t for _, t in pending])
         if runner is not predictor:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -515,7 +516,7 @@ def triage_patient(
         notes.append(f"{len(errors)} of {total} image(s) could not be read and are not ranked (see errors).")
 
     n = len(ok_idx)
-    sites = normalise_site(pd.Series([sites_all[i] for i in ok_idx], dtype=object), "triage")
+    sites = sites_all.iloc[ok_idx]
     dim = predictor.model.embedding_dim
     if n:
         p = np.concatenate(p_parts).astype(np.float64)

@@ -68,14 +68,6 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def broadcast_flag(value: bool, ctx: DistContext) -> bool:
-    if not ctx.distributed:
-        return value
-    t = torch.tensor([int(value)], device=ctx.device)
-    dist.broadcast(t, 0)
-    return bool(t.item())
-
-
 def params_in_sync(model: torch.nn.Module, ctx: DistContext) -> bool:
     """True when every rank holds bit-identical parameters (cheap fingerprint: sums and sums of squares)."""
     if not ctx.distributed:

@@ -21,6 +21,7 @@ import pandas as pd
 from model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
 from training.evaluate import report_from_predictions
 from training.metrics import SCREENING_PREVALENCE
+from training.train import portable_path
 
 MODEL_ID = "melanoma-lite0-224"
 VERSION = "1.0.0"
@@ -40,6 +41,15 @@ def _fmt(summary: dict, key: str) -> str:
     if value is None:
         return "n/a"
     return f"{value:.3f} ({ci[0]:.3f}–{ci[1]:.3f})" if ci and ci[0] is not None else f"{value:.3f}"
+
+
+def portable(value):
+    """The training record with every absolute path made portable (see training.train.portable_path)."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    return portable_path(value) if isinstance(value, str) and value.startswith("/") else value
 
 
 def codec_section(config: dict, codec: dict | None) -> list[str]:
@@ -233,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     if file_sha256(weights) != config["weights_sha256"]:
         raise SystemExit("weights do not match the SHA-256 recorded when they were saved")
     triage = json.loads(args.triage.read_text()) if args.triage and args.triage.exists() else config.get("triage")
+    config["training"] = portable(config["training"])
     history = config["training"].pop("history", [])
     if args.reencode:
         fmt, quality, max_side = args.reencode.split(":")

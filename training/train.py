@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -33,7 +34,7 @@ from data.dataset import IGNORE_INDEX, LesionDataset
 from data.folds import assign_folds
 from data.readers import datasets_root, load_datasets
 from data.transforms import eval_transform, train_transform
-from model.checkpoint import save_checkpoint
+from model.checkpoint import REPO_ROOT, save_checkpoint
 from model.network import MelanomaNet, NetworkConfig
 from model.pretrained import build_network
 from training import distributed as D
@@ -279,6 +280,11 @@ def load_training_state(folder: Path, model: MelanomaNet, optimizer, scheduler, 
 # ---------------------------------------------------------------- loops
 
 
+def show_progress(ctx: D.DistContext) -> bool:
+    """Progress bars on rank 0 in a terminal; logs (one JSON line per epoch) say the rest."""
+    return ctx.is_main and sys.stderr.isatty()
+
+
 def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epoch: int) -> dict:
     model.train()
     set_bn_mode(model, cfg.bn_mode)
@@ -287,7 +293,7 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
     bar = tqdm(
         dl,
         desc=f"epoch {epoch + 1}/{cfg.epochs}",
-        disable=not ctx.is_main or not sys.stderr.isatty(),
+        disable=not show_progress(ctx),
         leave=False,
         file=sys.stderr,
     )
@@ -328,9 +334,7 @@ def predict(model, dl, cfg, ctx) -> dict[str, np.ndarray]:
     model.eval()
     dtype = amp_dtype(cfg, ctx)
     idx, probs, embeds = [], [], []
-    for batch in tqdm(
-        dl, desc="validating", disable=not ctx.is_main or not sys.stderr.isatty(), leave=False, file=sys.stderr
-    ):
+    for batch in tqdm(dl, desc="validating", disable=not show_progress(ctx), leave=False, file=sys.stderr):
         images = batch["image"].to(ctx.device, non_blocking=True)
         if cfg.channels_last and ctx.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
@@ -363,6 +367,7 @@ def fit(
     val_df: pd.DataFrame | None,
     out_dir: Path,
     summary: dict,
+    preprocess: dict | None = None,
 ) -> dict:
     """Train on train_df; validate on val_df each epoch; save best/last checkpoints; return last predictions."""
     torch.manual_seed(cfg.seed)
@@ -450,7 +455,7 @@ def fit(
                 for k, v in record.items():
                     writer.add_scalar(k, v, epoch + 1)
             extra = {
-                **({"preprocess": summary["preprocess"]} if summary.get("preprocess") else {}),
+                **({"preprocess": preprocess} if preprocess else {}),
                 "model_id": f"{cfg.backbone}-{cfg.image_size}",
                 "training": {**summary, "epoch": epoch + 1, "history": history},
             }
@@ -500,6 +505,21 @@ def load_records(cfg: TrainConfig) -> pd.DataFrame:
     return records
 
 
+def portable_path(path: str | Path) -> str:
+    """A path as recorded in checkpoints: relative to the repository when it lies beside it (the repo,
+    ../shared), from the bundle folder for GPU-machine copies, else only its last two parts, so no
+    checkpoint names a folder of the machine it was trained on."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    root = REPO_ROOT.resolve()
+    if path.resolve().is_relative_to(root.parent):
+        return os.path.relpath(path.resolve(), root)
+    if ".gpu_data" in path.parts:
+        return str(Path(*path.parts[path.parts.index(".gpu_data") :]))
+    return str(Path("…", *path.parts[-2:]))
+
+
 def data_summary(records: pd.DataFrame) -> dict:
     by = records.groupby("dataset")
     return {
@@ -524,14 +544,13 @@ def run(cfg: TrainConfig) -> dict:
         "data": data_summary(records),
         "world_size": ctx.world_size,
         "device": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
-        "data_root": str(cfg.data_root or datasets_root()),
+        "data_root": portable_path(cfg.data_root or datasets_root()),
     }
+    # Trained on re-encoded images (bench.bundle_data): checkpoints tell inference to re-encode the same way.
     bundle = Path(cfg.data_root).parent / "bundle.json" if cfg.data_root else None
-    if bundle is not None and bundle.exists():
-        # Trained on re-encoded images: checkpoints tell inference to re-encode the same way.
-        summary["preprocess"] = json.loads(bundle.read_text()).get("inference_preprocess")
+    preprocess = json.loads(bundle.read_text()).get("inference_preprocess") if bundle and bundle.exists() else None
     if cfg.fold == "none":
-        result = fit(cfg, ctx, records, None, out, summary)
+        result = fit(cfg, ctx, records, None, out, summary, preprocess)
         D.teardown()
         return result
     folds = range(cfg.n_folds) if cfg.fold == "all" else [int(cfg.fold)]
@@ -544,7 +563,7 @@ def run(cfg: TrainConfig) -> dict:
             )
         train_df = records[records.fold != k].reset_index(drop=True)
         val_df = records[records.fold == k].reset_index(drop=True)
-        result = fit(cfg, ctx, train_df, val_df, out / f"fold_{k}", summary)
+        result = fit(cfg, ctx, train_df, val_df, out / f"fold_{k}", summary, preprocess)
         if result["interrupted"]:
             break
         preds = result["predictions"]

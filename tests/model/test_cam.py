@@ -156,40 +156,15 @@ def test_predict_cli_writes_overlays(fresh_checkpoint, datasets_dir, tmp_path):
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     out_dir = tmp_path / "cams"
-    code = main(
-        [
-            "--checkpoint",
-            str(fresh_checkpoint),
-            "--input",
-            str(folder),
-            "--out",
-            str(tmp_path / "p.csv"),
-            "--cam",
-            str(out_dir),
-            "--cam-method",
-            "layercam",
-        ]
-    )
-    assert code == 0
+
+    def predict_with_cam(method: str) -> int:
+        argv = ["--checkpoint", str(fresh_checkpoint), "--input", str(folder), "--out", str(tmp_path / "p.csv")]
+        return main([*argv, "--cam", str(out_dir), "--cam-method", method])
+
+    assert predict_with_cam("layercam") == 0
     written = sorted(out_dir.glob("*.png"))
     assert [p.stem for p in written] == sorted(p.stem for p in sources)
     for p in sources:
         with Image.open(out_dir / f"{p.stem}.png") as over, Image.open(p) as original:
             assert over.size == original.size
-    assert (
-        main(
-            [
-                "--checkpoint",
-                str(fresh_checkpoint),
-                "--input",
-                str(folder),
-                "--out",
-                str(tmp_path / "p.csv"),
-                "--cam",
-                str(out_dir),
-                "--cam-method",
-                "nonsense",
-            ]
-        )
-        == 2
-    )
+    assert predict_with_cam("nonsense") == 2

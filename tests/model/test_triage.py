@@ -27,6 +27,16 @@ from model.triage import (
 
 # The ISIC 2020 patient with the most images here (9: 8 melanoma + 1 benign).
 PATIENT = "IP_7373371"
+# The predict CLI's contract when the input has patient ids (Kaggle columns first).
+CLI_COLUMNS_WITH_PATIENTS = [
+    "image_name",
+    "target",
+    "patient_id",
+    "ugly_duckling",
+    "triage_score",
+    "patient_rank",
+    "tta_spread",
+]
 # One HAM10000 nevus photographed 5 times (a dark, compact nevus), used as "this patient's nevi".
 NEVUS_GROUP = "HAM_0007367"
 
@@ -301,15 +311,7 @@ def test_output_table_columns(predictor):
     emb = np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32)
     scored = ScoredRecords(scores=scores, embeddings=emb, errors=pd.DataFrame())
     table = output_table(scores, scored, predictor)
-    assert list(table.columns) == [
-        "image_name",
-        "target",
-        "patient_id",
-        "ugly_duckling",
-        "triage_score",
-        "patient_rank",
-        "tta_spread",
-    ]
+    assert list(table.columns) == CLI_COLUMNS_WITH_PATIENTS
     assert table.patient_rank.tolist() == [3, 1, 2, 2, 1]
     assert table.ugly_duckling[:3].notna().all() and table.ugly_duckling[3:].isna().all()
     no_patients = scores.assign(group_id=scores.image_id)
@@ -340,15 +342,7 @@ def test_predict_cli_adds_patient_columns(fresh_checkpoint, datasets_dir, isic20
     )
     assert code == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == [
-        "image_name",
-        "target",
-        "patient_id",
-        "ugly_duckling",
-        "triage_score",
-        "patient_rank",
-        "tta_spread",
-    ]
+    assert list(table.columns) == CLI_COLUMNS_WITH_PATIENTS
     assert list(table.image_name) == list(rows.image_name)
     for patient, part in table.groupby("patient_id"):
         assert sorted(part.patient_rank) == list(range(1, len(part) + 1)), patient
