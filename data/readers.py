@@ -221,14 +221,48 @@ def read_folder(folder: Path, dataset: str = "folder") -> pd.DataFrame:
     return validate_records(records, f"folder {folder.name}")
 
 
+def read_derm7pt(root: Path, on_missing: str = "raise") -> pd.DataFrame:
+    """Derm7pt (Kawahara et al. 2019): one dermoscopic image per case, no patient ids, no age.
+
+    External test data only: EXTERNAL_ONLY keeps it out of training."""
+    root = Path(root)
+    frame = read_csv(root / "labels.csv", ["image_name", "diagnosis", "target", "location", "sex"])
+    records = pd.DataFrame(
+        {
+            "image_id": frame["image_name"].str.strip(),
+            "dataset": "derm7pt",
+            "sex": normalise_sex(frame["sex"]),
+            "age": float("nan"),
+            "site": normalise_site(frame["location"], "derm7pt"),
+            "diagnosis": normalise_diagnosis(frame["diagnosis"]),
+            "target": parse_target(frame["target"], "derm7pt"),
+        }
+    )
+    records.loc[records["target"].eq(1).fillna(False), "diagnosis"] = "melanoma"
+    records["group_id"] = records["image_id"]
+    records = attach_paths(records, root / "images", on_missing, "derm7pt")
+    return validate_records(records, "derm7pt")
+
+
 # ---------------------------------------------------------------- registry
 
 DatasetReader = Callable[[Path], pd.DataFrame]
 DATASETS: dict[str, tuple[str, DatasetReader]] = {
     "isic2020": ("isic2020", lambda root: read_kaggle(root / "train.csv", root / "train", "isic2020")),
+    "isic2020_patients": (
+        "isic2020_patients",
+        lambda root: read_kaggle(root / "train.csv", root / "train", "isic2020_patients"),
+    ),
     "ham10000": ("ham10000", read_ham10000),
     "isic2017": ("isic2017", read_isic2017),
+    "derm7pt": ("derm7pt", read_derm7pt),
 }
+# Never trained or tuned on: the external test of generalisation to another source and camera.
+EXTERNAL_ONLY = frozenset({"derm7pt"})
+# Datasets that are copies of one population: their patients share one group namespace (so a patient never
+# sits in two folds) and an image listed in both is kept once, from the first dataset named here. The
+# whole-patient copy wins, so a patient's lesions all come from one pipeline.
+SAME_POPULATION: dict[str, tuple[str, ...]] = {"isic2020": ("isic2020_patients", "isic2020")}
 
 
 def load_dataset(name: str, root: Path | None = None) -> pd.DataFrame:
@@ -242,11 +276,33 @@ def load_dataset(name: str, root: Path | None = None) -> pd.DataFrame:
     return reader(Path(root) if root else datasets_root() / folder)
 
 
-def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate datasets; groups are namespaced by dataset so ids never collide across sources."""
+def population_of(dataset: str) -> str:
+    """The population a dataset samples (isic2020_patients -> isic2020); itself when it has no sibling."""
+    return next((pop for pop, members in SAME_POPULATION.items() if dataset in members), dataset)
+
+
+def deduplicate_copies(frames: Iterable[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Drop the second copy of an image listed by two datasets of one population (SAME_POPULATION order)."""
     frames = list(frames)
+    by_name = {str(f["dataset"].iloc[0]): i for i, f in enumerate(frames) if len(f)}
+    for members in SAME_POPULATION.values():
+        present = [m for m in members if m in by_name]
+        kept: set[str] = set()
+        for name in present:
+            i = by_name[name]
+            frame = frames[i]
+            frames[i] = frame[~frame["image_id"].isin(kept)].reset_index(drop=True)
+            kept |= set(frame["image_id"])
+    return frames
+
+
+def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate datasets; groups are namespaced by population so ids never collide across sources and a
+    patient seen by two datasets of one population stays one group."""
+    frames = deduplicate_copies(frames)
     combined = pd.concat(frames, ignore_index=True)
-    combined["group_id"] = combined["dataset"].astype(str) + ":" + combined["group_id"].astype(str)
+    population = combined["dataset"].astype(str).map(population_of)
+    combined["group_id"] = population + ":" + combined["group_id"].astype(str)
     dup = combined.loc[combined["image_id"].duplicated(), "image_id"].unique().tolist()
     if dup:
         raise DatasetError(

@@ -63,6 +63,12 @@ SITE_ALIASES: dict[str, str] = {
     "oral/genital": "oral/genital",
     "genital": "oral/genital",
     "oral": "oral/genital",
+    # Derm7pt's locations
+    "head neck": "head/neck",
+    "upper limbs": "upper extremity",
+    "lower limbs": "lower extremity",
+    "buttocks": "torso",
+    "genital areas": "oral/genital",
     "": UNKNOWN,
     "nan": UNKNOWN,
     "none": UNKNOWN,
