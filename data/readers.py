@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -30,6 +31,38 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 class DatasetError(ValueError):
     """A dataset that cannot be used as given; the message says exactly why."""
+
+
+# With on_missing="keep" (the predict CLI), rows that cannot be scored are kept with the reason in this
+# extra column (None for a good row) instead of failing the whole file: the caller reports them.
+ROW_PROBLEM = "problem"
+# Cell prefixes a spreadsheet runs as a formula (CSV injection): never written back out as a name.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def image_name_problem(name: str, listed: bool = True) -> str | None:
+    """Why `name` cannot name an image (None when it can). listed: it comes from a CSV's image_name
+    column, where the Kaggle layout gives names without their file extension."""
+    if not name.strip():
+        return "image_name is empty"
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return f"image_name {name!r} is a path; list the file name only (no folders, no '..')"
+    if name.startswith(FORMULA_PREFIXES):
+        return (
+            f"image_name {name!r} starts with {name[0]!r}, which spreadsheet programs run as a formula; rename the file"
+        )
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        return f"image_name {name!r} contains control or invisible characters"
+    if listed:
+        stem, dot, ext = name.rpartition(".")
+        if dot and stem and f".{ext.lower()}" in image_extensions():
+            return f"image_name {name!r} includes the file extension .{ext}; list it without (as {stem!r})"
+    return None
+
+
+def _nfc(text: str) -> str:
+    """One Unicode spelling (macOS writes decomposed file names, CSVs are usually composed)."""
+    return unicodedata.normalize("NFC", text)
 
 
 def shared_root() -> Path:
@@ -71,24 +104,47 @@ def index_images(folder: Path) -> dict[str, Path]:
     index: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in extensions:
-            index.setdefault(path.stem, path)
+            index.setdefault(_nfc(path.stem), path)
     return index
 
 
 def attach_paths(frame: pd.DataFrame, folder: Path, on_missing: str, source: str) -> pd.DataFrame:
-    """Find `<folder>/<image_id>.<any ext>`; missing files raise, or are kept with image_path None."""
+    """Find `<folder>/<image_id>.<any ext>`; missing files raise, or are kept with image_path None.
+
+    With on_missing="keep", every row that cannot be scored (missing file, a name that is a path, a
+    formula, has its extension, is empty, or repeats an earlier row) keeps its reason in ROW_PROBLEM."""
+    if on_missing not in ("raise", "keep"):
+        raise ValueError(f"on_missing must be 'raise' or 'keep', got {on_missing!r}")
     index = index_images(folder)
-    paths = frame["image_id"].map(lambda i: str(index[i]) if i in index else None)
-    missing = frame.loc[paths.isna(), "image_id"].tolist()
+    frame = frame.copy()
+    if on_missing == "keep":
+        problems = frame["image_id"].map(image_name_problem)
+        first_line: dict[str, int] = {}
+        for pos, (row, name) in enumerate(frame["image_id"].items()):
+            line = pos + 2  # the CSV's header is line 1
+            if pd.isna(problems[row]) and name in first_line:
+                problems[row] = f"line {line} lists {name!r} again (first on line {first_line[name]}); scored once"
+            first_line.setdefault(name, line)
+        usable = problems.isna()
+    else:
+        problems = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+        usable = pd.Series(True, index=frame.index)
+    paths = frame["image_id"].map(lambda i: str(index[_nfc(i)]) if _nfc(i) in index else None).where(usable)
+    missing = frame.loc[paths.isna() & usable, "image_id"].tolist()
     if missing and on_missing == "raise":
         first = ", ".join(missing[:5])
         raise DatasetError(f"{source}: {len(missing)} listed image(s) missing in {folder} (first: {first})")
-    frame = frame.copy()
+    problems[paths.isna() & usable] = f"image file not found in {folder} (no file named <image_name>.<extension>)"
     frame["image_path"] = paths.astype(object).where(paths.notna(), None)
+    if on_missing == "keep":
+        frame[ROW_PROBLEM] = problems.astype(object).where(problems.notna(), None)
     return frame
 
 
 def validate_records(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    if ROW_PROBLEM in frame:
+        # Per-row problems are already named in ROW_PROBLEM; the rows stay for the caller to report.
+        return frame[[*RECORD_COLUMNS, ROW_PROBLEM]].reset_index(drop=True)
     duplicated = frame.loc[frame["image_id"].duplicated(), "image_id"].unique().tolist()
     if duplicated:
         raise DatasetError(f"{source}: duplicate image ids: {', '.join(map(str, duplicated[:5]))}")
@@ -98,12 +154,18 @@ def validate_records(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame[RECORD_COLUMNS].reset_index(drop=True)
 
 
-def parse_target(values: pd.Series, source: str) -> pd.Series:
+def parse_target(values: pd.Series, source: str, strict: bool = True) -> pd.Series:
+    """Melanoma labels 0/1 (<NA> when empty). strict: any other value fails the file (training data);
+    otherwise (scoring, where labels are not used) it is reported and read as unlabelled."""
     numeric = pd.to_numeric(values.replace("", None), errors="coerce")
-    bad = values[(numeric.isna() & (values.astype(str).str.strip() != "")) | (numeric.notna() & ~numeric.isin([0, 1]))]
+    bad_mask = (numeric.isna() & (values.astype(str).str.strip() != "")) | (numeric.notna() & ~numeric.isin([0, 1]))
+    bad = values[bad_mask]
     if len(bad):
-        raise DatasetError(f"{source}: labels must be 0 or 1; found {', '.join(map(str, bad.unique()[:5]))}")
-    return numeric.astype("Int64")
+        found = ", ".join(map(str, bad.unique()[:5]))
+        if strict:
+            raise DatasetError(f"{source}: labels must be 0 or 1; found {found}")
+        logger.warning("%s: labels must be 0 or 1; read as unlabelled: %s", source, found)
+    return numeric.where(~bad_mask).astype("Int64")
 
 
 # ---------------------------------------------------------------- layouts
@@ -123,11 +185,11 @@ def read_kaggle(csv_path: Path, images_dir: Path, dataset: str = "user", on_miss
         {
             "image_id": frame["image_name"].str.strip(),
             "dataset": dataset,
-            "sex": normalise_sex(column("sex")),
-            "age": normalise_age(column("age_approx")),
+            "sex": normalise_sex(column("sex"), source),
+            "age": normalise_age(column("age_approx"), source),
             "site": normalise_site(column("anatom_site_general_challenge"), source),
             "diagnosis": normalise_diagnosis(column("diagnosis")),
-            "target": parse_target(column("target"), source)
+            "target": parse_target(column("target"), source, strict=on_missing == "raise")
             if "target" in frame.columns
             else pd.Series([pd.NA] * n, dtype="Int64"),
         }
@@ -150,8 +212,8 @@ def read_ham10000(root: Path, on_missing: str = "raise") -> pd.DataFrame:
             "image_id": frame["image_id"].str.strip(),
             "group_id": frame["lesion_id"].str.strip(),
             "dataset": "ham10000",
-            "sex": normalise_sex(frame["sex"]),
-            "age": normalise_age(frame["age"]),
+            "sex": normalise_sex(frame["sex"], "ham10000"),
+            "age": normalise_age(frame["age"], "ham10000"),
             "site": normalise_site(frame["localization"], "ham10000"),
             "diagnosis": diagnosis,
             "target": (diagnosis == "melanoma").astype("Int64"),
@@ -182,8 +244,8 @@ def read_isic2017(root: Path, on_missing: str = "raise") -> pd.DataFrame:
             {
                 "image_id": classes["image_id"].str.strip(),
                 "dataset": "isic2017",
-                "sex": normalise_sex(classes["sex"]),
-                "age": normalise_age(classes["age_approximate"]),
+                "sex": normalise_sex(classes["sex"], classes_csv.name),
+                "age": normalise_age(classes["age_approximate"], classes_csv.name),
                 "site": UNKNOWN,
                 "diagnosis": target.map({1: "melanoma"}).astype(object).fillna(UNKNOWN),
                 "target": target,
@@ -196,8 +258,11 @@ def read_isic2017(root: Path, on_missing: str = "raise") -> pd.DataFrame:
     return validate_records(pd.concat(parts, ignore_index=True), "isic2017")
 
 
-def read_folder(folder: Path, dataset: str = "folder") -> pd.DataFrame:
-    """A plain folder: every file in it is an image to score (non-images fail later, per file)."""
+def read_folder(folder: Path, dataset: str = "folder", keep_problems: bool = False) -> pd.DataFrame:
+    """A plain folder: every file in it is an image to score (non-images fail later, per file).
+
+    keep_problems: add ROW_PROBLEM for files whose name cannot be written back safely (e.g. starts with
+    '=', which a spreadsheet would run as a formula)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"image folder not found: {folder}")
@@ -218,6 +283,9 @@ def read_folder(folder: Path, dataset: str = "folder") -> pd.DataFrame:
     dup = records["image_id"].duplicated(keep=False)
     records.loc[dup, "image_id"] = [Path(p).name for p in records.loc[dup, "image_path"]]
     records["group_id"] = records["image_id"]
+    if keep_problems:
+        problems = records["image_id"].map(lambda name: image_name_problem(name, listed=False))
+        records[ROW_PROBLEM] = problems.astype(object).where(problems.notna(), None)
     return validate_records(records, f"folder {folder.name}")
 
 
@@ -231,7 +299,7 @@ def read_derm7pt(root: Path, on_missing: str = "raise") -> pd.DataFrame:
         {
             "image_id": frame["image_name"].str.strip(),
             "dataset": "derm7pt",
-            "sex": normalise_sex(frame["sex"]),
+            "sex": normalise_sex(frame["sex"], "derm7pt"),
             "age": float("nan"),
             "site": normalise_site(frame["location"], "derm7pt"),
             "diagnosis": normalise_diagnosis(frame["diagnosis"]),

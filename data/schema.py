@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -107,14 +108,56 @@ def normalise_site(values: pd.Series, source: str) -> pd.Series:
     return mapped.fillna(UNKNOWN)
 
 
-def normalise_sex(values: pd.Series) -> pd.Series:
+# Spellings of "not recorded": unknown without a warning. Anything else that is not a valid value is
+# reported (like an unknown site name) and then treated as unknown.
+UNKNOWN_MARKERS = frozenset({"", "unknown", "nan", "none", "na", "n/a", "?", "-"})
+SEX_ALIASES: dict[str, str] = {"male": "male", "m": "male", "female": "female", "f": "female"}
+MAX_AGE = 120.0
+
+
+def _shown(values) -> list[str]:
+    return [str(v) for v in sorted(set(values), key=str)[:10]]
+
+
+def normalise_sex(values: pd.Series, source: str | None = None) -> pd.Series:
+    """male/female (M/F accepted in any case); unrecognised values become unknown and are reported once."""
     cleaned = values.fillna("").astype(str).str.strip().str.lower()
-    return cleaned.where(cleaned.isin(["male", "female"]), UNKNOWN)
+    mapped = cleaned.map(SEX_ALIASES)
+    invalid = mapped.isna() & ~cleaned.isin(UNKNOWN_MARKERS)
+    if invalid.any():
+        logger.warning(
+            "%s: sex values not recognised (expected male/female or M/F), treated as unknown: %s",
+            source or "metadata",
+            _shown(values[invalid].astype(str).str.strip()),
+        )
+    return mapped.fillna(UNKNOWN)
 
 
-def normalise_age(values: pd.Series) -> pd.Series:
-    age = pd.to_numeric(values, errors="coerce").astype(float)
-    return age.where((age >= 0) & (age <= 120))
+def age_problems(values: pd.Series) -> pd.Series:
+    """Per value: why it is not an age in years (None when it is one or is simply not recorded)."""
+    text = values.fillna("").astype(str).str.strip()
+    age = pd.to_numeric(text.where(~text.str.lower().isin(UNKNOWN_MARKERS)), errors="coerce").astype(float)
+    reasons = pd.Series([None] * len(values), index=values.index, dtype=object)
+    recorded = ~text.str.lower().isin(UNKNOWN_MARKERS)
+    reasons[recorded & age.isna()] = "not a number"
+    reasons[recorded & age.notna() & ((age < 0) | (age > MAX_AGE) | ~np.isfinite(age))] = f"outside 0-{MAX_AGE:.0f}"
+    return reasons
+
+
+def normalise_age(values: pd.Series, source: str | None = None) -> pd.Series:
+    """Age in years (float); missing, non-numeric or outside 0-120 become NaN, and invalid values are reported."""
+    text = values.fillna("").astype(str).str.strip()
+    age = pd.to_numeric(text, errors="coerce").astype(float)
+    reasons = age_problems(values)
+    bad = reasons.notna()
+    if bad.any():
+        logger.warning(
+            "%s: age values that are not an age in years (a number 0-%.0f), treated as unknown: %s",
+            source or "metadata",
+            MAX_AGE,
+            _shown(text[bad]),
+        )
+    return age.where(~bad & (age >= 0) & (age <= MAX_AGE))
 
 
 def normalise_diagnosis(values: pd.Series) -> pd.Series:
