@@ -79,3 +79,34 @@ def inference_transform(
     if preprocess and preprocess.get("reencode"):
         return v2.Compose([Reencode(**preprocess["reencode"]), steps])
     return steps
+
+
+@dataclass(frozen=True)
+class RandomDegrade:
+    """Camera and transport variation on a PIL image: resampling through a smaller size and lossy
+    re-compression at a random quality. Sources differ in both (HAM10000 is 200x150 upsampled, ISIC 2020
+    is 512 px downsampled; JPEG or WebP at various qualities), and a network that can read them learns the
+    source instead of the lesion; with this augmentation no re-encoding is needed at inference."""
+
+    p_resample: float = 0.5
+    min_side: int = 96
+    p_compress: float = 0.5
+    quality: tuple[int, int] = (40, 95)
+    formats: tuple[str, ...] = ("JPEG", "WEBP")
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        img = img.convert("RGB")
+        if torch.rand(()) < self.p_resample and min(img.size) > self.min_side:
+            short = int(torch.randint(self.min_side, min(img.size) + 1, ()).item())
+            scale = short / min(img.size)
+            size = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
+            methods = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
+            img = img.resize(size, methods[int(torch.randint(0, len(methods), ()).item())])
+        if torch.rand(()) < self.p_compress:
+            quality = int(torch.randint(self.quality[0], self.quality[1] + 1, ()).item())
+            fmt = self.formats[int(torch.randint(0, len(self.formats), ()).item())]
+            buffer = io.BytesIO()
+            img.save(buffer, fmt, quality=quality)
+            with Image.open(io.BytesIO(buffer.getvalue())) as decoded:
+                img = decoded.convert("RGB")
+        return img

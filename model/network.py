@@ -23,6 +23,11 @@ class NetworkConfig:
     diagnosis_classes: tuple[str, ...] = DIAGNOSES
     meta_hidden: int = 32
     dropout: float = 0.3
+    # Post-hoc calibration of the melanoma logit (Platt: scale * logit + bias), fitted on out-of-fold
+    # predictions at the real screening prevalence. It travels with the weights, so the CLI, the dashboard
+    # and Grad-CAM (a positive scale leaves the saliency unchanged) all show the calibrated probability.
+    logit_scale: float = 1.0
+    logit_bias: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,14 +77,19 @@ class MelanomaNet(nn.Module):
         return self.backbone.num_features
 
     def forward(self, image: torch.Tensor, meta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        embedding = self.backbone(image)
+        return self.forward_from_embedding(self.backbone(image), meta)
+
+    def forward_from_embedding(self, embedding: torch.Tensor, meta: torch.Tensor | None) -> dict[str, torch.Tensor]:
         joint = embedding
         if self.meta_branch is not None:
             if meta is None:
                 raise ValueError("this model was built with a metadata branch: pass meta")
             joint = torch.cat([embedding, self.meta_branch(meta.to(embedding.dtype))], dim=1)
         joint = self.dropout(joint)
-        out = {"logit": self.melanoma_head(joint).squeeze(1), "embedding": embedding}
+        logit = self.melanoma_head(joint).squeeze(1)
+        if self.config.logit_scale != 1.0 or self.config.logit_bias != 0.0:
+            logit = logit * self.config.logit_scale + self.config.logit_bias
+        out = {"logit": logit, "embedding": embedding}
         if self.diagnosis_head is not None:
             out["diagnosis_logits"] = self.diagnosis_head(joint)
         return out

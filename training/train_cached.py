@@ -1,0 +1,340 @@
+"""Train the tail of the network on cached trunk activations (see training/partial.py): CV, final, LOSO.
+
+    python -m training.train_cached --cache runs/trunk_cache --out runs/model2/cv --fold all
+    python -m training.train_cached --cache runs/trunk_cache --out runs/model2/final --fold none
+    python -m training.train_cached --cache runs/trunk_cache --out runs/model2/loso_ham --fold source:ham10000
+
+What it does against the source shortcut (ISIC 2020 images were 51% melanoma in the first model's training
+data, HAM10000 11%, whole ISIC 2020 patients 1.3%, so "looks like an ISIC 2020 photo" predicted melanoma):
+- source balancing: each epoch draws `samples_per_epoch` images with probabilities that give every source
+  the same melanoma rate (`balance_prevalence`) and a share of draws proportional to the square root of its
+  size; the source then carries no information about the label, so the shortcut no longer lowers the loss;
+- metadata dropout: site, sex and age are each hidden (set to unknown) with probability `meta_dropout`, so a
+  missing field gives a sensible score instead of a shifted one;
+- augmented views made by resampling and re-compression (training/trunk_cache.py), so no re-encoding is
+  needed at inference.
+
+Out-of-fold predictions come from the last epoch of a fixed schedule on patient-grouped folds (a patient,
+in either ISIC 2020 dataset, never sits in two folds): nothing is selected on the fold being predicted.
+Per held-out image the two deployed TTA views' logits are kept (logit_v0, logit_v1), so calibration can be
+fitted on exactly what the deployed predictor computes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data.folds import assign_folds
+from data.readers import EXTERNAL_ONLY, combine
+from data.schema import DIAGNOSES
+from model.checkpoint import save_checkpoint
+from model.network import MelanomaNet, NetworkConfig
+from model.pretrained import build_network
+from training.partial import freeze_trunk, tail_forward, tail_modules, tail_parameters
+from training.trunk_cache import TRAIN_SOURCES, TTA_VIEWS
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class CachedTrainConfig:
+    cache: str = "runs/trunk_cache"
+    out: str = "runs/model2"
+    datasets: list[str] = field(default_factory=lambda: list(TRAIN_SOURCES))
+    external: list[str] = field(default_factory=lambda: ["derm7pt"])
+    fold: str = "all"  # all | none | <k> | source:<dataset>
+    n_folds: int = 5
+    seed: int = 42
+    epochs: int = 8
+    samples_per_epoch: int = 8000
+    batch_size: int = 64
+    lr: float = 1e-3
+    tail_lr_scale: float = 0.3  # the pretrained tail moves slower than the fresh heads
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 0.5
+    balance_prevalence: float = 0.15
+    meta_dropout: float = 0.3
+    diagnosis_loss_weight: float = 0.3
+    dropout: float = 0.3
+    limit_per_dataset: int | None = None
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class CachedData:
+    records: pd.DataFrame  # combined, deduplicated; `row` indexes `features`
+    features: torch.Tensor  # (n, views, C, H, W) float16
+    cache_meta: dict
+
+
+def load_cache(folder: Path, datasets: list[str], limit: int | None = None) -> CachedData:
+    meta = json.loads((folder / "cache.json").read_text())
+    frames, arrays = [], []
+    for name in datasets:
+        frame = pd.read_csv(folder / f"{name}.csv", dtype={"image_id": str, "group_id": str})
+        array = np.load(folder / f"{name}.npy", mmap_mode="r")
+        done = int((folder / f"{name}.progress").read_text())
+        if done < len(frame):
+            raise RuntimeError(f"{folder}: the cache of {name} is incomplete ({done}/{len(frame)}); rerun trunk_cache")
+        frame["_array"] = len(arrays)
+        frame["_row"] = np.arange(len(frame))
+        if limit:
+            frame = frame.sample(min(limit, len(frame)), random_state=0)
+        frames.append(frame)
+        arrays.append(array)
+    records = combine(frames)
+    views = min(a.shape[1] for a in arrays)
+    features = torch.empty((len(records), views, *arrays[0].shape[2:]), dtype=torch.float16)
+    for k, array in enumerate(arrays):
+        mask = (records["_array"] == k).to_numpy()
+        rows = records.loc[mask, "_row"].to_numpy()
+        features[torch.from_numpy(np.flatnonzero(mask))] = torch.from_numpy(np.ascontiguousarray(array[rows, :views]))
+    records = records.drop(columns=["_array", "_row"]).reset_index(drop=True)
+    records["target"] = records["target"].astype("Int64")
+    records["age"] = pd.to_numeric(records["age"], errors="coerce")
+    return CachedData(records, features, meta)
+
+
+def balanced_draw_weights(records: pd.DataFrame, prevalence: float) -> np.ndarray:
+    """Per-image draw probabilities: within every source the melanoma share is `prevalence`, and each
+    source's share of draws is proportional to sqrt(its size)."""
+    records = records.reset_index(drop=True)
+    weights = np.zeros(len(records))
+    sizes = records.groupby("dataset").size()
+    source_share = np.sqrt(sizes) / np.sqrt(sizes).sum()
+    for source, rows in records.groupby("dataset").groups.items():
+        target = records.loc[rows, "target"].astype(int).to_numpy()
+        pos, neg = int(target.sum()), int(len(target) - target.sum())
+        w = np.where(target == 1, prevalence / max(pos, 1), (1 - prevalence) / max(neg, 1))
+        if pos == 0 or neg == 0:
+            w = np.full(len(target), 1.0 / len(target))
+        weights[np.asarray(rows)] = w * source_share[source]
+    return weights / weights.sum()
+
+
+def metadata_dropout(meta: torch.Tensor, names: list[str], p: float, generator: torch.Generator) -> torch.Tensor:
+    """Hide site, sex and age independently with probability p (the encoder's 'unknown' encoding)."""
+    if p <= 0:
+        return meta
+    meta = meta.clone()
+    n = len(meta)
+    groups = {
+        "site": ([i for i, s in enumerate(names) if s.startswith("site=")], names.index("site=unknown")),
+        "sex": ([i for i, s in enumerate(names) if s.startswith("sex=")], names.index("sex=unknown")),
+    }
+    for cols, unknown in groups.values():
+        hide = torch.rand(n, generator=generator) < p
+        meta[hide.nonzero(as_tuple=True)[0].unsqueeze(1), torch.tensor(cols)] = 0.0
+        meta[hide, unknown] = 1.0
+    hide = torch.rand(n, generator=generator) < p
+    meta[hide, names.index("age")] = 0.0
+    meta[hide, names.index("age_missing")] = 1.0
+    return meta
+
+
+# ---------------------------------------------------------------- model
+
+
+def new_network(cache_meta: dict, cfg: CachedTrainConfig) -> MelanomaNet:
+    config = NetworkConfig(backbone=cache_meta["backbone"], image_size=cache_meta["image_size"], dropout=cfg.dropout)
+    net = build_network(config, imagenet=True)
+    net.partial_cut = cache_meta["cut"]
+    freeze_trunk(net, cache_meta["cut"])
+    return net
+
+
+def set_train_mode(net: MelanomaNet, train: bool) -> None:
+    net.eval()
+    if train:
+        for module in tail_modules(net.backbone, net.partial_cut):
+            module.train()
+        for module in (net.meta_branch, net.dropout):
+            if module is not None:
+                module.train()
+
+
+def fit_tail(
+    data: CachedData, train_idx: np.ndarray, cfg: CachedTrainConfig, seed: int, desc: str
+) -> tuple[MelanomaNet, list[dict]]:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = new_network(data.cache_meta, cfg)
+    records = data.records.iloc[train_idx]
+    encoder = net.config.encoder
+    meta_all = torch.from_numpy(encoder.encode(records))
+    target_all = torch.tensor(records["target"].astype(int).to_numpy(), dtype=torch.float32)
+    diag_idx = {d: i for i, d in enumerate(DIAGNOSES)}
+    diagnosis_all = torch.tensor([diag_idx.get(d, IGNORE_INDEX) for d in records["diagnosis"]])
+    draw = balanced_draw_weights(records, cfg.balance_prevalence)
+    heads = [
+        p for m in (net.meta_branch, net.melanoma_head, net.diagnosis_head) if m is not None for p in m.parameters()
+    ]
+    head_ids = {id(p) for p in heads}
+    tail = [p for p in tail_parameters(net, net.partial_cut) if id(p) not in head_ids]
+    optimizer = torch.optim.AdamW(
+        [{"params": tail, "lr": cfg.lr * cfg.tail_lr_scale}, {"params": heads, "lr": cfg.lr}],
+        weight_decay=cfg.weight_decay,
+    )
+    steps_per_epoch = math.ceil(cfg.samples_per_epoch / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup))),
+    )
+    views = data.features.shape[1]
+    history = []
+    bar = tqdm(total=total, desc=desc, unit="step", mininterval=15)
+    for epoch in range(cfg.epochs):
+        set_train_mode(net, True)
+        picks = rng.choice(len(records), size=steps_per_epoch * cfg.batch_size, replace=True, p=draw)
+        losses = []
+        for step in range(steps_per_epoch):
+            local = picks[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            view = torch.from_numpy(rng.integers(0, views, size=len(local)))
+            rows = torch.from_numpy(train_idx[local])
+            h = data.features[rows, view].float()
+            meta = metadata_dropout(meta_all[local], encoder.names, cfg.meta_dropout, generator)
+            out = tail_forward(net, h, meta)
+            loss = F.binary_cross_entropy_with_logits(out["logit"], target_all[local])
+            diagnosis = diagnosis_all[local]
+            if cfg.diagnosis_loss_weight and (diagnosis != IGNORE_INDEX).any():
+                ce = F.cross_entropy(out["diagnosis_logits"], diagnosis, ignore_index=IGNORE_INDEX, reduction="sum")
+                loss = loss + cfg.diagnosis_loss_weight * ce / len(local)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
+        bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+    bar.close()
+    set_train_mode(net, False)
+    return net, history
+
+
+@torch.inference_mode()
+def predict_cached(net: MelanomaNet, data: CachedData, idx: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
+    """Logits of the deployed TTA views (0: identity, 1: horizontal flip) and the mean embedding."""
+    set_train_mode(net, False)
+    records = data.records.iloc[idx]
+    meta = torch.from_numpy(net.config.encoder.encode(records))
+    logits, embeddings = [], []
+    for s in range(0, len(idx), batch):
+        rows = torch.from_numpy(idx[s : s + batch])
+        view_logits, view_embeddings = [], []
+        for v in range(TTA_VIEWS):
+            out = tail_forward(net, data.features[rows, v].float(), meta[s : s + batch])
+            view_logits.append(out["logit"])
+            view_embeddings.append(out["embedding"])
+        logits.append(torch.stack(view_logits, 1))
+        embeddings.append(torch.stack(view_embeddings).mean(0))
+    logit = torch.cat(logits).numpy() if logits else np.zeros((0, TTA_VIEWS))
+    embedding = torch.cat(embeddings).numpy() if embeddings else np.zeros((0, net.embedding_dim))
+    return {"logit": logit, "embedding": embedding}
+
+
+def prediction_frame(records: pd.DataFrame, pred: dict[str, np.ndarray]) -> pd.DataFrame:
+    cols = ["image_id", "group_id", "dataset", "target", "site", "sex", "age", "diagnosis"]
+    frame = records[cols].reset_index(drop=True).copy()
+    for v in range(TTA_VIEWS):
+        frame[f"logit_v{v}"] = pred["logit"][:, v]
+    frame["p_raw"] = (1 / (1 + np.exp(-pred["logit"]))).mean(1)
+    return frame
+
+
+def save_embeddings(path: Path, frame: pd.DataFrame, embedding: np.ndarray) -> None:
+    np.savez_compressed(path, image_id=frame["image_id"].to_numpy(str), embedding=embedding.astype(np.float16))
+
+
+# ---------------------------------------------------------------- runs
+
+
+def run(cfg: CachedTrainConfig) -> dict:
+    if set(cfg.datasets) & EXTERNAL_ONLY:
+        raise SystemExit(f"{sorted(set(cfg.datasets) & EXTERNAL_ONLY)}: external test data, never trained on")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    data = load_cache(Path(cfg.cache), cfg.datasets, cfg.limit_per_dataset)
+    records = data.records
+    folds = assign_folds(records, cfg.n_folds, cfg.seed).to_numpy()
+    summary: dict = {"config": asdict(cfg), "cache": data.cache_meta, "n_images": len(records), "folds": []}
+    if cfg.fold.startswith("source:"):
+        held = cfg.fold.split(":", 1)[1]
+        test_mask = (records["dataset"] == held).to_numpy()
+        if not test_mask.any():
+            raise SystemExit(f"--fold {cfg.fold}: no images of {held}")
+        plan = [("loso_" + held, np.flatnonzero(~test_mask), np.flatnonzero(test_mask))]
+    elif cfg.fold == "none":
+        plan = [("final", np.arange(len(records)), np.zeros(0, dtype=int))]
+    else:
+        ks = range(cfg.n_folds) if cfg.fold == "all" else [int(cfg.fold)]
+        plan = [(f"fold{k}", np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in ks]
+    predictions, embeddings = [], []
+    for name, train_idx, test_idx in plan:
+        net, history = fit_tail(data, train_idx, cfg, cfg.seed, desc=name)
+        summary["folds"].append({"name": name, "n_train": len(train_idx), "n_test": len(test_idx), "history": history})
+        if len(test_idx):
+            pred = predict_cached(net, data, test_idx)
+            frame = prediction_frame(records.iloc[test_idx], pred)
+            frame["fold"] = name
+            predictions.append(frame)
+            embeddings.append(pred["embedding"])
+        if cfg.fold == "none":
+            save_checkpoint(out / "checkpoint", net, {"training": summary, "partial_cut": net.partial_cut})
+            for ext in cfg.external:
+                ext_data = load_cache(Path(cfg.cache), [ext])
+                pred = predict_cached(net, ext_data, np.arange(len(ext_data.records)))
+                frame = prediction_frame(ext_data.records, pred)
+                frame.to_csv(out / f"external_{ext}.csv", index=False)
+    if predictions:
+        oof = pd.concat(predictions, ignore_index=True)
+        oof.to_csv(out / "oof.csv", index=False)
+        save_embeddings(out / "oof_embeddings.npz", oof, np.concatenate(embeddings))
+    summary["seconds"] = round(time.time() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> CachedTrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = CachedTrainConfig()
+    for name, value in asdict(defaults).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, list):
+            parser.add_argument(flag, nargs="+", default=value)
+        elif isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            kind = type(value) if value is not None else int
+            parser.add_argument(flag, type=kind, default=value)
+    return CachedTrainConfig(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    summary = run(parse_args(argv))
+    print(json.dumps({k: summary[k] for k in ("n_images", "seconds")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
