@@ -14,8 +14,6 @@ import hashlib
 import io
 import json
 import math
-import re
-import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,14 +21,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from dashboard.store.api import NotFoundError
 from dashboard.store.config import DEFAULT_MAX_IMAGE_BYTES
 from dashboard.store.files import FORMAT_EXTENSIONS, inspect_image
 from dashboard.store.models import ACTIONS, ANATOMIC_SITES, SEXES
 from dashboard.store.records import LesionReview, ReviewToSave
-from data.images import ImageDecodeError, decode_image, sha256_of
+from data.images import MAX_PIXELS, ImageDecodeError, decode_image, probe_image, sha256_of
 from training.metrics import SCREENING_PREVALENCE, at_prevalence
 
 if TYPE_CHECKING:
@@ -49,6 +47,8 @@ DECISION_HELP = {
 }
 IMAGE_SUFFIXES = tuple(sorted({"jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"}))
 UPLOAD_TYPES = (*IMAGE_SUFFIXES, "zip")
+# Pillow formats an upload may be (those the store keeps); the scoring decodes them with the same rules.
+UPLOAD_FORMATS = tuple(FORMAT_EXTENSIONS)
 # Operating-system clutter inside archives: skipped without an error card.
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 
@@ -63,7 +63,7 @@ ProblemKind = Literal["error", "duplicate", "notice"]
 @dataclass(frozen=True)
 class UploadLimits:
     max_file_bytes: int = DEFAULT_MAX_IMAGE_BYTES  # per image (the store's own limit)
-    max_pixels: int = 89_478_485  # Pillow's decompression-bomb threshold; the store refuses more
+    max_pixels: int = MAX_PIXELS  # the one pixel limit of every input (data.images), the store's too
     max_images: int = 200  # per review
     max_total_bytes: int = 600 * 1024 * 1024  # all images of one review, held in memory
     max_zip_members: int = 1_000
@@ -220,33 +220,17 @@ def check_image(
         return UploadProblem(name, "file is empty (0 bytes)")
     if len(data) > limits.max_file_bytes:
         return UploadProblem(name, f"file is {_mb(len(data))}; the limit is {_mb(limits.max_file_bytes)} per image")
-    # Size check on the header alone, before anything is decoded.
+    # The input rules shared with the predict CLI and the training data (data.images), on the header alone
+    # before anything is decoded: the pixel limit, the lesion geometry, one picture per file.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=list(FORMAT_EXTENSIONS)) as probe:
-                width, height = probe.size
-    except UnidentifiedImageError:
-        return UploadProblem(
-            name,
-            "not an image this dashboard can read (accepted: JPEG, PNG, TIFF, WebP, BMP, or a zip of these)",
-        )
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses to even open it; its message carries the pixel count.
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f" ({int(found.group(1)) / 1e6:.0f} megapixels)" if found else ""
-        return UploadProblem(
-            name,
-            f"image too large{size}; the limit is {limits.max_pixels / 1e6:.0f} megapixels — export a smaller copy",
-        )
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        return UploadProblem(name, f"corrupt image file ({exc})")
-    if width * height > limits.max_pixels:
-        return UploadProblem(
-            name,
-            f"image too large: {width:,}×{height:,} px ({width * height / 1e6:.0f} megapixels); "
-            f"the limit is {limits.max_pixels / 1e6:.0f} megapixels — export a smaller copy",
-        )
+        probe_image(data, name, max_pixels=limits.max_pixels, formats=UPLOAD_FORMATS)
+    except ImageDecodeError as exc:
+        if exc.reason.startswith("not an image in an accepted format"):
+            return UploadProblem(
+                name,
+                "not an image this dashboard can read (accepted: JPEG, PNG, TIFF, WebP, BMP, or a zip of these)",
+            )
+        return UploadProblem(name, exc.reason)
     try:
         info = inspect_image(data, max_bytes=limits.max_file_bytes, max_pixels=limits.max_pixels)
     except ValueError as exc:
@@ -255,7 +239,7 @@ def check_image(
             reason = "corrupt or truncated image data (the file is incomplete or damaged)"
         return UploadProblem(name, reason)
     try:
-        full = decode_image(data, name)
+        full = decode_image(data, name, max_pixels=limits.max_pixels, formats=UPLOAD_FORMATS)
     except ImageDecodeError as exc:
         return UploadProblem(name, exc.reason)
     thumb = full.copy()

@@ -1,19 +1,25 @@
 """Score images from the command line.
 
     python -m model.predict [--checkpoint DIR] --input CSV_OR_FOLDER [--images DIR] --out predictions.csv
-                            [--tta N] [--cam DIR [--cam-method gradcam]]
+                            [--tta N] [--batch-size N] [--cam DIR [--cam-method gradcam]]
 
 The output starts with the Kaggle submission columns image_name,target (target = P(melanoma)). When the input
 CSV has patient ids (patient_id), the whole-patient triage columns follow: patient_id, ugly_duckling (robust
-z within the patient, empty below 3 lesions), triage_score and patient_rank (1 = look first); then tta_spread.
-Broken images never abort the run: each is reported on stderr and in <out>.errors.csv; the exit status
-is non-zero only when nothing could be scored.
+z within the patient, empty below 3 lesions), triage_score and patient_rank (1 = look first); then tta_spread
+and tta_views (the test-time augmentation used: the model's own, from its checkpoint, unless --tta is given).
+
+Every argument and output location is checked before anything is scored (exit 2 with the reason). Rows and
+files that cannot be scored never abort the run: a missing file, a name that is a path, a formula or carries
+its extension, a repeated row, an image that breaks an input rule or cannot be decoded; each is reported
+on stderr and in <out>.errors.csv (image_id,image_path,reason). The exit status is 1 only when nothing
+could be scored.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -22,19 +28,96 @@ from tqdm import tqdm
 
 from data.readers import DatasetError, read_folder, read_kaggle
 from model.checkpoint import CheckpointError
-from model.predictor import Predictor
+from model.predictor import MAX_TTA, Predictor
 from model.triage import output_table
 
 log = logging.getLogger("model.predict")
 
+EXIT_NOTHING_SCORED = 1
+EXIT_USAGE = 2  # a bad argument, input, output location or checkpoint: nothing was scored
+
 
 def read_input(input_path: Path, images: Path | None) -> pd.DataFrame:
     if input_path.is_dir():
-        return read_folder(input_path)
+        return read_folder(input_path, keep_problems=True)
+    if not input_path.exists():
+        raise DatasetError(f"--input {input_path} does not exist")
     if input_path.suffix.lower() != ".csv":
         raise DatasetError(f"--input must be a CSV file or a folder of images, got {input_path}")
     images = images or input_path.with_suffix("")  # test.csv -> test/
     return read_kaggle(input_path, images, dataset="input", on_missing="keep")
+
+
+def _views(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of views from 1 to {MAX_TTA}, got {text!r}") from None
+    if not 1 <= value <= MAX_TTA:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_TTA} views, got {value}")
+    return value
+
+
+def _batch_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of images, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _cam_method(text: str) -> str:
+    from model.cam import method_name
+
+    try:
+        return method_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def errors_path_for(out: Path) -> Path:
+    return out.with_name(out.stem + ".errors.csv")
+
+
+def check_writable_file(path: Path, what: str) -> None:
+    """Raise DatasetError unless `path` can be written (its folder is created when missing)."""
+    if path.is_dir():
+        raise DatasetError(f"{what} {path} is a folder; give a file name (e.g. {path / 'predictions.csv'})")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DatasetError(f"{what} {path} exists and is not writable")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DatasetError(f"{what} {path}: {parent} is not a folder") from None
+    except OSError as exc:
+        raise DatasetError(f"{what} {path}: cannot create its folder ({exc.strerror or exc})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DatasetError(f"{what} {path}: the folder {parent} is not writable")
+
+
+def check_writable_folder(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DatasetError(f"{what} {path} is not a folder") from None
+    except OSError as exc:
+        raise DatasetError(f"{what} {path}: cannot create it ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DatasetError(f"{what} {path} is not writable")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output location, checked before anything is scored."""
+    out = args.out
+    if args.input.exists() and out.resolve() == args.input.resolve():
+        raise DatasetError(f"--out {out} is the input file; choose another name")
+    check_writable_file(out, "--out")
+    check_writable_file(errors_path_for(out), "the errors file")
+    if args.cam is not None:
+        check_writable_folder(args.cam, "--cam")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,41 +126,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--input", type=Path, required=True, help="Kaggle-layout CSV (image_name, …) or image folder")
     parser.add_argument("--images", type=Path, default=None, help="image folder for a CSV input (default: CSV name)")
     parser.add_argument("--out", type=Path, required=True, help="predictions CSV to write")
-    parser.add_argument("--tta", type=int, default=1, help="test-time augmentation views, 1-8 (default 1)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--tta",
+        type=_views,
+        default=None,
+        help=f"test-time augmentation views, 1-{MAX_TTA} (default: the model's, as the dashboard uses)",
+    )
+    parser.add_argument("--batch-size", type=_batch_size, default=32, help="images per forward pass (default 32)")
     parser.add_argument("--cam", type=Path, default=None, help="write one Grad-CAM overlay PNG per image here")
     parser.add_argument(
-        "--cam-method", default="gradcam", help="gradcam, gradcam++, layercam or eigencam (default gradcam)"
+        "--cam-method",
+        type=_cam_method,
+        default="gradcam",
+        help="gradcam, gradcam++, layercam or eigencam (default gradcam)",
     )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage and the reason (or --help)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        check_outputs(args)
         records = read_input(args.input, args.images)
         predictor = Predictor.from_checkpoint(args.checkpoint, batch_size=args.batch_size)
-    except (DatasetError, CheckpointError) as exc:
+        tta = args.tta if args.tta is not None else predictor.tta
+    except (DatasetError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if records.empty:
         print(f"error: no images listed in {args.input}", file=sys.stderr)
-        return 1
+        return EXIT_NOTHING_SCORED
 
     bar = tqdm(total=len(records), unit="img", desc="scoring", disable=len(records) < 16, file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
-    scored = predictor.predict_records(records, tta=args.tta, progress=progress)
+    scored = predictor.predict_records(records, tta=tta, progress=progress)
     bar.close()
 
     table = output_table(records, scored, predictor)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table["tta_views"] = scored.tta  # appended last: the existing columns keep their order
     table.to_csv(args.out, index=False)
 
-    errors_path = args.out.with_name(args.out.stem + ".errors.csv")
+    errors_path = errors_path_for(args.out)
     if len(scored.errors):
         shown = 20  # the errors file has them all; the terminal gets a readable summary
         for err in scored.errors.head(shown).itertuples():
@@ -93,17 +189,17 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             written = write_overlays(predictor, scored.scores, args.cam, method=args.cam_method)
-        except ValueError as exc:
-            print(f"error: --cam: {exc}", file=sys.stderr)
-            return 2
+        except (ValueError, OSError) as exc:
+            print(f"error: --cam: {exc} (the predictions were written to {args.out})", file=sys.stderr)
+            return EXIT_USAGE
         print(f"{len(written)} Grad-CAM overlay(s) -> {args.cam}", file=sys.stderr)
 
     print(
-        f"scored {len(scored.scores)} of {len(records)} image(s) -> {args.out}"
+        f"scored {len(scored.scores)} of {len(records)} image(s) with {scored.tta} TTA view(s) -> {args.out}"
         + (f"; {len(scored.errors)} error(s) -> {errors_path}" if len(scored.errors) else ""),
         file=sys.stderr,
     )
-    return 0 if len(scored.scores) else 1
+    return 0 if len(scored.scores) else EXIT_NOTHING_SCORED
 
 
 if __name__ == "__main__":

@@ -25,15 +25,16 @@ Triage score ("logit_blend")
     which is also what the evaluation chose on the real data, since UD did not help there).
 
 Speed (CPU)
-    triage_patient decodes in threads while the network scores small batches (CPU_BATCH), and scores
-    with a twin of the network whose conv+BN pairs are folded and whose memory is channels_last; see
-    bench/RESULTS.md. Scores equal the predict CLI's to ~1e-6.
+    triage_patient scores through Predictor.score_stream, the same decode -> batch -> score loop as the
+    predict CLI (decoding in threads while the network scores small batches, CPU_BATCH), with a twin of
+    the network whose conv+BN pairs are folded and whose memory is channels_last; see bench/RESULTS.md.
+    Every image is decoded in full, exactly as the CLI decodes it (no reduced-scale JPEG decoding, which
+    moved scores of large photos by up to 0.03), so scores equal the predict CLI's to ~1e-6.
 """
 
 from __future__ import annotations
 
 import copy
-import io
 import itertools
 import logging
 import math
@@ -41,7 +42,6 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from data.images import MAX_PIXELS, ImageDecodeError, _to_rgb, decode_image, read_source
+from data.images import ImageDecodeError, _to_rgb, decode_image, geometry_problem
 from data.schema import normalise_age, normalise_sex, normalise_site
 
 ProgressFn = Callable[[int, int], None]
@@ -98,6 +98,7 @@ class TriageResult:
     model_id: str = ""
     threshold: float = 0.5
     settings: dict[str, Any] = field(default_factory=dict)  # the "triage" parameters used
+    tta: int = 1  # test-time augmentation views the scores were computed with
 
     @property
     def ranked(self) -> pd.DataFrame:
@@ -262,41 +263,23 @@ def _name(lesion: LesionInput) -> str:
     return str(lesion.image_id)
 
 
-def decode_lesion(lesion: LesionInput, draft_size: int | None = None) -> Image.Image:
-    """An upright RGB image, or ImageDecodeError.
-
-    With `draft_size`, a JPEG at least 8x larger than the network input is decoded directly at a reduced
-    scale (libjpeg DCT scaling, PIL's draft mode), keeping at least 4x `draft_size` on each side so the
-    later antialiased resize dominates: multi-megapixel photos decode several times faster and score
-    practically the same. Images under 4x the input size (e.g. 512 px at 224) are decoded exactly as
-    data.images.decode_image does, so the triage and the predict CLI give identical scores for them.
-    """
+def decode_lesion(lesion: LesionInput) -> Image.Image:
+    """An upright RGB image, or ImageDecodeError: data.images.decode_image, the predict CLI's decoder, with
+    its input rules (pixel limit, lesion geometry, one picture per file). An already decoded PIL image is
+    held to the same lesion geometry."""
     name = _name(lesion)
     source = lesion.image
     if isinstance(source, Image.Image):
         try:
             source.load()
-            return _to_rgb(ImageOps.exif_transpose(source))
+            image = _to_rgb(ImageOps.exif_transpose(source))
         except (OSError, ValueError) as exc:
             raise ImageDecodeError(name, f"corrupt image data: {exc}") from None
-    if draft_size is None:
-        return decode_image(source, name=name)
-    data, name = read_source(source, name)
-    try:
-        probe = Image.open(io.BytesIO(data))
-        ok = (
-            probe.format == "JPEG" and probe.size[0] * probe.size[1] <= MAX_PIXELS and min(probe.size) >= 8 * draft_size
-        )
-    except Exception:  # anything odd: let decode_image produce the proper reason
-        ok = False
-    if not ok:
-        return decode_image(data, name=name)
-    try:
-        probe.draft("RGB", (4 * draft_size, 4 * draft_size))
-        probe.load()
-        return _to_rgb(ImageOps.exif_transpose(probe))
-    except (OSError, SyntaxError, ValueError):
-        return decode_image(data, name=name)  # the full decoder reports the reason
+        problem = geometry_problem(*image.size)
+        if problem:
+            raise ImageDecodeError(name, problem)
+        return image
+    return decode_image(source, name=name)
 
 
 # ---------------------------------------------------------------- fast CPU inference
@@ -389,6 +372,7 @@ def _make_twin(predictor):
         return predictor
     twin = Predictor(fused, predictor.config, device=predictor.device, batch_size=predictor.batch_size)
     twin.fused_pairs = pairs
+    twin.channels_last = True
     return twin
 
 
@@ -433,17 +417,16 @@ def triage_patient(
     predictor,
     lesions: list[LesionInput],
     patient: PatientInfo | None = None,
-    tta: int = 2,
+    tta: int | None = None,
     progress: ProgressFn | None = None,
-    fast_decode: bool = True,
     workers: int | None = None,
     fast_model: bool = True,
     batch_size: int | None = None,
 ) -> TriageResult:
     """Score, compare and rank one patient's lesions. Broken images are reported, never fatal.
 
+    tta: test-time augmentation views (default: the model's, Predictor.tta, as the predict CLI uses).
     progress(done, total) is called as lesions are scored (total = number of lesions given).
-    fast_decode: decode very large JPEGs at a reduced scale before the resize (see decode_lesion).
     fast_model: on CPU, score with the conv+BN-folded channels_last twin (see inference_predictor).
     batch_size: images per forward pass (default: CPU_BATCH on CPU, the predictor's on a GPU).
     """
@@ -455,17 +438,6 @@ def triage_patient(
     if renamed:
         notes.append("Duplicate image ids were renamed: " + ", ".join(renamed) + ".")
     total = len(lesions)
-    size = predictor.network.image_size
-    draft = size if fast_decode else None
-
-    def load(i: int):
-        try:
-            img = decode_lesion(lesions[i], draft)
-            return i, predictor.transform(img), None
-        except ImageDecodeError as exc:
-            return i, None, exc.reason
-        except Exception as exc:  # never abort the patient for one file
-            return i, None, f"could not be processed ({type(exc).__name__}: {exc})"
 
     runner = inference_predictor(predictor) if fast_model else predictor
     default_batch = CPU_BATCH if runner.device.type == "cpu" else predictor.batch_size
@@ -475,58 +447,32 @@ def triage_patient(
     metadata = pd.DataFrame(
         {
             "site": sites_all,
-            "sex": normalise_sex(pd.Series([patient.sex] * total, dtype=object)),
-            "age": normalise_age(pd.Series([patient.age] * total, dtype=object)),
+            "sex": normalise_sex(pd.Series([patient.sex] * total, dtype=object), "triage"),
+            "age": normalise_age(pd.Series([patient.age] * total, dtype=object), "triage"),
         }
     )
-    ok_idx: list[int] = []
-    pending: list[tuple[int, torch.Tensor]] = []
-    errors = []
-    p_parts, s_parts, e_parts = [], [], []
-
-    def flush() -> None:
-        idx = [i for i, _ in pending]
-        meta = torch.from_numpy(runner.encoder.encode(metadata.iloc[idx]))
-        images = torch.stack([t for _, t in pending])
-        if runner is not predictor:
-            images = images.contiguous(memory_format=torch.channels_last)
-        out = runner.predict_tensors(images, meta, tta)
-        p_parts.append(out.p_melanoma)
-        s_parts.append(out.p_spread)
-        e_parts.append(out.embedding)
-        ok_idx.extend(idx)
-        pending.clear()
-        if progress:
-            progress(len(ok_idx) + len(errors), total)
-
     # Decoding runs ahead in threads (Pillow releases the GIL) while the network scores full batches.
-    workers = workers or max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, tensor, reason in pool.map(load, range(total)):
-            if tensor is None:
-                errors.append({"image_id": ids[i], "filename": _name(lesions[i]), "reason": reason})
-                continue
-            pending.append((i, tensor))
-            if len(pending) >= batch:
-                flush()
-        if pending:
-            flush()
+    stream = runner.score_stream(
+        [lambda lesion=lesion: decode_lesion(lesion) for lesion in lesions],
+        metadata,
+        tta=predictor.tta if tta is None else tta,
+        progress=progress,
+        batch_size=batch,
+        workers=workers or max(1, min(4, os.cpu_count() or 1)),
+    )
+    ok_idx = stream.indices
+    errors = [{"image_id": ids[i], "filename": _name(lesions[i]), "reason": reason} for i, reason in stream.errors]
     errors_frame = pd.DataFrame(errors, columns=["image_id", "filename", "reason"])
     if errors:
         notes.append(f"{len(errors)} of {total} image(s) could not be read and are not ranked (see errors).")
 
     n = len(ok_idx)
     sites = sites_all.iloc[ok_idx]
-    dim = predictor.model.embedding_dim
-    if n:
-        p = np.concatenate(p_parts).astype(np.float64)
-        spread = np.concatenate(s_parts).astype(np.float64)
-        emb = np.concatenate(e_parts).astype(np.float32)
-    else:
-        p, spread, emb = np.zeros(0), np.zeros(0), np.zeros((0, dim), dtype=np.float32)
+    p = stream.predictions.p_melanoma.astype(np.float64)
+    spread = stream.predictions.p_spread.astype(np.float64)
+    emb = stream.predictions.embedding.astype(np.float32)
+    if not n:
         notes.append("No image could be read, so nothing was scored.")
-    if progress:
-        progress(total, total)
 
     scored = score_patient(p, emb, settings)
     ud = scored["ugly_duckling"]
@@ -574,6 +520,7 @@ def triage_patient(
         model_id=predictor.model_id,
         threshold=threshold,
         settings=settings,
+        tta=stream.tta,
     )
 
 

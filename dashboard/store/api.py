@@ -16,7 +16,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from PIL import Image
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -46,12 +45,14 @@ from dashboard.store.records import (
     TrendPoint,
     VisitView,
 )
+from data.images import MAX_PIXELS
 
 # Log lines carry database ids only: identifiers are personal data.
 logger = logging.getLogger(__name__)
 
-# Pillow's own decompression-bomb threshold (~89 MP) unless configured.
-DEFAULT_MAX_IMAGE_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+# The one pixel limit of every image input (data.images.MAX_PIXELS, 100 MP): what the dashboard's upload
+# check accepts, the store keeps, whichever module was imported first.
+DEFAULT_MAX_IMAGE_PIXELS = MAX_PIXELS
 
 ExportFormat = Literal["csv", "json"]
 

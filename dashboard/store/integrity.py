@@ -3,7 +3,8 @@
     python -m dashboard.store.integrity [--database-url URL] [--data-dir DIR] [--json]
 
 Exit status: 0 all referenced files present and intact, 1 missing or corrupt
-files, 2 the database could not be read. Orphan files (on disk, no row; left
+files, 2 the database could not be read, 3 the data directory is not a usable
+directory (it is a file, lies under a file, or cannot be read). Orphan files (on disk, no row; left
 by a save that failed after writing its image) and stray temporary files are
 reported but are not problems.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dashboard.store import config
 from dashboard.store.api import CaseStore
@@ -100,6 +102,29 @@ def check_integrity(store: CaseStore) -> IntegrityReport:
     return report
 
 
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_DATABASE = 2
+EXIT_DATA_DIR = 3
+
+
+def data_dir_problem(path: Path) -> str | None:
+    """Why `path` cannot be the data directory to check (None when it can). A directory that does not
+    exist yet is fine: nothing is stored, and every referenced file is reported missing."""
+    if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            return f"data directory {path} cannot be read (permission denied)"
+        return None
+    if path.exists():
+        return f"data directory {path} is a file, not a directory"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"data directory {path} lies under {parent}, which is a file, not a directory"
+            break
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dashboard.store.integrity",
@@ -110,20 +135,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
 
-    url = make_url(config.database_url(args.database_url))
+    try:
+        url = make_url(config.database_url(args.database_url))
+    except ArgumentError as exc:
+        print(f"error: not a database URL: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         print(f"error: database file {url.database} does not exist", file=sys.stderr)
-        return 2
+        return EXIT_DATABASE
+    data_dir = config.data_dir(args.data_dir).expanduser()
+    problem = data_dir_problem(data_dir)
+    if problem:
+        print(f"error: {problem} (set --data-dir or ${config.DATA_DIR_ENV})", file=sys.stderr)
+        return EXIT_DATA_DIR
     try:
         # upgrade=False: a check must not change what it checks.
         full_url = url.render_as_string(hide_password=False)
-        with CaseStore.from_url(full_url, args.data_dir, upgrade=False) as store:
+        with CaseStore.from_url(full_url, data_dir, upgrade=False) as store:
             report = check_integrity(store)
     except SQLAlchemyError as exc:
         print(f"error: could not read the case database: {exc.__class__.__name__}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_DATABASE
+    except OSError as exc:
+        print(f"error: data directory {data_dir} cannot be used: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_DATA_DIR
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
 if __name__ == "__main__":

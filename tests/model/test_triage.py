@@ -232,26 +232,6 @@ def test_bytes_pil_and_path_inputs_agree(predictor, datasets_dir, isic2020):
     assert t.ugly_duckling.notna().all()  # identical images: finite, no division by zero
 
 
-def test_fast_decode_is_exact_below_eight_times_the_input(predictor, datasets_dir, isic2020):
-    lesions = patient_lesions(datasets_dir, isic2020)[:3]  # 512 px at a 128 px input: 4x, decoded fully
-    a = triage_patient(predictor, lesions, PatientInfo(), tta=1, fast_decode=True).table
-    b = triage_patient(predictor, lesions, PatientInfo(), tta=1, fast_decode=False).table
-    np.testing.assert_array_equal(a.p_melanoma, b.p_melanoma)
-
-
-def test_fast_decode_of_a_large_jpeg(predictor, datasets_dir, isic2020):
-    from model.triage import decode_lesion
-
-    path = patient_lesions(datasets_dir, isic2020)[0].image
-    big = Image.open(path).resize((2048, 1536))
-    buffer = io.BytesIO()
-    big.save(buffer, "JPEG", quality=92)
-    fast = decode_lesion(LesionInput("big", buffer.getvalue()), draft_size=128)
-    assert fast.size == (1024, 768) and fast.mode == "RGB"  # DCT-scaled, still >= 4x the input
-    full = decode_lesion(LesionInput("big", buffer.getvalue()))
-    assert full.size == (2048, 1536)
-
-
 # ---------------------------------------------------------------- the pure functions
 
 
@@ -342,7 +322,8 @@ def test_predict_cli_adds_patient_columns(fresh_checkpoint, datasets_dir, isic20
     )
     assert code == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == CLI_COLUMNS_WITH_PATIENTS
+    assert list(table.columns) == [*CLI_COLUMNS_WITH_PATIENTS, "tta_views"]  # the CLI records its TTA last
+    assert (table.tta_views == 2).all()
     assert list(table.image_name) == list(rows.image_name)
     for patient, part in table.groupby("patient_id"):
         assert sorted(part.patient_rank) == list(range(1, len(part) + 1)), patient
@@ -355,4 +336,4 @@ def test_predict_cli_adds_patient_columns(fresh_checkpoint, datasets_dir, isic20
     for name in rows.image_name[:2]:
         (folder / f"{name}.jpg").write_bytes((datasets_dir / "isic2020" / "train" / f"{name}.jpg").read_bytes())
     assert main(["--checkpoint", str(fresh_checkpoint), "--input", str(folder), "--out", str(out)]) == 0
-    assert list(pd.read_csv(out).columns) == ["image_name", "target", "tta_spread"]
+    assert list(pd.read_csv(out).columns) == ["image_name", "target", "tta_spread", "tta_views"]
