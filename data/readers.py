@@ -45,12 +45,12 @@ def image_name_problem(name: str, listed: bool = True) -> str | None:
     column, where the Kaggle layout gives names without their file extension."""
     if not name.strip():
         return "image_name is empty"
-    if "/" in name or "\\" in name or name in (".", ".."):
-        return f"image_name {name!r} is a path; list the file name only (no folders, no '..')"
     if name.startswith(FORMULA_PREFIXES):
         return (
             f"image_name {name!r} starts with {name[0]!r}, which spreadsheet programs run as a formula; rename the file"
         )
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return f"image_name {name!r} is a path; list the file name only (no folders, no '..')"
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
         return f"image_name {name!r} contains control or invisible characters"
     if listed:
@@ -58,6 +58,12 @@ def image_name_problem(name: str, listed: bool = True) -> str | None:
         if dot and stem and f".{ext.lower()}" in image_extensions():
             return f"image_name {name!r} includes the file extension .{ext}; list it without (as {stem!r})"
     return None
+
+
+def defuse_formula(value: object) -> object:
+    """A cell a spreadsheet would run as a formula, written with a leading apostrophe (OWASP's advice for
+    CSV files); any other value unchanged."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
 
 
 def _nfc(text: str) -> str:

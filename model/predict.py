@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from data.readers import DatasetError, read_folder, read_kaggle
+from data.readers import DatasetError, defuse_formula, read_folder, read_kaggle
 from model.checkpoint import CheckpointError
 from model.predictor import MAX_TTA, Predictor
 from model.triage import output_table
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
 
     table = output_table(records, scored, predictor)
     table["tta_views"] = scored.tta  # appended last: the existing columns keep their order
+    if "patient_id" in table:
+        table["patient_id"] = table["patient_id"].map(defuse_formula)
     table.to_csv(args.out, index=False)
 
     errors_path = errors_path_for(args.out)
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err.image_id}: {err.reason}", file=sys.stderr)
         if len(scored.errors) > shown:
             print(f"error: … and {len(scored.errors) - shown} more (see {errors_path})", file=sys.stderr)
-        scored.errors.to_csv(errors_path, index=False)
+        scored.errors.assign(image_id=scored.errors["image_id"].map(defuse_formula)).to_csv(errors_path, index=False)
     elif errors_path.exists():
         errors_path.unlink()
 

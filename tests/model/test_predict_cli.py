@@ -1,6 +1,7 @@
 import shutil
 
 import pandas as pd
+import pytest
 
 from model.predict import main
 
@@ -47,3 +48,187 @@ def test_bad_csv_is_reported_not_raised(tmp_path, capsys):
     (tmp_path / "t.csv").write_text("name\nx\n")
     assert main(["--input", str(tmp_path / "t.csv"), "--images", str(tmp_path), "--out", str(tmp_path / "p.csv")]) == 2
     assert "missing required column(s): image_name" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the contract under bad input
+
+
+def _png(size=(64, 64), colour=(180, 120, 90)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def one_real_image(datasets_dir, tmp_path):
+    """A folder with one real ISIC JPEG (ISIC_0015719, as in the bug report) and its name."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    source = datasets_dir / "isic2020" / "train" / "ISIC_0015719.jpg"
+    if not source.exists():
+        source = sorted((datasets_dir / "isic2020" / "train").glob("*.jpg"))[0]
+    shutil.copy(source, folder / source.name)
+    return folder, source.stem
+
+
+def run_cli(checkpoint, *args: str) -> int:
+    return main(["--checkpoint", str(checkpoint), "--tta", "1", *args])
+
+
+@pytest.mark.parametrize(
+    ("bad_name", "reason"),
+    [
+        ("missing_one", "image file not found"),
+        ("{name}.jpg", "includes the file extension .jpg"),
+        ("läsion_ünïcode", "image file not found"),
+        ("../{name}", "is a path"),
+        ('=HYPERLINK("http://x")', "which spreadsheet programs run as a formula"),
+    ],
+)
+def test_the_crashing_csvs_score_the_good_row_and_report_the_bad_one(
+    fresh_checkpoint, one_real_image, tmp_path, capsys, bad_name, reason
+):
+    folder, name = one_real_image
+    bad = bad_name.format(name=name)
+    csv = tmp_path / "in.csv"
+    pd.DataFrame({"image_name": [name, bad], "sex": ["F", "M"], "age_approx": [45, 50]}).to_csv(csv, index=False)
+    out = tmp_path / "p.csv"
+    assert run_cli(fresh_checkpoint, "--input", str(csv), "--images", str(folder), "--out", str(out)) == 0
+    table = pd.read_csv(out)
+    assert table["image_name"].tolist() == [name]
+    assert list(table.columns) == ["image_name", "target", "tta_spread", "tta_views"]
+    errors = pd.read_csv(tmp_path / "p.errors.csv", keep_default_na=False)
+    # A name a spreadsheet would run as a formula is written defused (leading apostrophe), never as is.
+    assert errors["image_id"].tolist() == ["'" + bad if bad.startswith("=") else bad]
+    assert reason in errors["reason"][0]
+    assert f"error: {bad}: " in capsys.readouterr().err
+
+
+def test_unicode_names_that_exist_are_scored(fresh_checkpoint, one_real_image, tmp_path):
+    folder, name = one_real_image
+    shutil.copy(folder / f"{name}.jpg", folder / "läsion_ünïcode.jpg")
+    csv = tmp_path / "in.csv"
+    csv.write_text(f"image_name\n{name}\nläsion_ünïcode\n", encoding="utf-8")
+    out = tmp_path / "p.csv"
+    assert run_cli(fresh_checkpoint, "--input", str(csv), "--images", str(folder), "--out", str(out)) == 0
+    table = pd.read_csv(out)
+    assert table["image_name"].tolist() == [name, "läsion_ünïcode"]
+    assert table["target"].nunique() == 1  # the same pixels
+    assert not (tmp_path / "p.errors.csv").exists()
+
+
+def test_nothing_scorable_in_a_csv_exits_1_but_still_writes_both_files(fresh_checkpoint, one_real_image, tmp_path):
+    folder, _ = one_real_image
+    csv = tmp_path / "in.csv"
+    csv.write_text("image_name\nmissing_one\nmissing_two\n")
+    out = tmp_path / "p.csv"
+    assert run_cli(fresh_checkpoint, "--input", str(csv), "--images", str(folder), "--out", str(out)) == 1
+    assert pd.read_csv(out).empty
+    assert len(pd.read_csv(tmp_path / "p.errors.csv")) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+        (["--batch-size", "many"], "--batch-size: must be a whole number of images"),
+        (["--tta", "0"], "--tta: must be from 1 to 8 views, got 0"),
+        (["--tta", "99"], "--tta: must be from 1 to 8 views, got 99"),
+        (["--cam-method", "bogus"], "unknown CAM method 'bogus'; known: gradcam"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_scored(tmp_path, capsys, monkeypatch, args, words):
+    from model import predictor as predictor_module
+
+    def no_loading(*_a, **_k):
+        raise AssertionError("the checkpoint must not be loaded when an argument is bad")
+
+    monkeypatch.setattr(predictor_module.Predictor, "from_checkpoint", no_loading)
+    out = tmp_path / "p.csv"
+    assert main(["--input", str(tmp_path), "--out", str(out), *args]) == 2
+    assert words in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["existing folder", "under a file"])
+def test_unwritable_output_is_refused_before_scoring(tmp_path, capsys, monkeypatch, where):
+    from model import predictor as predictor_module
+
+    monkeypatch.setattr(
+        predictor_module.Predictor, "from_checkpoint", lambda *a, **k: (_ for _ in ()).throw(AssertionError)
+    )
+    if where == "existing folder":
+        out = tmp_path / "results"
+        out.mkdir()
+        words = "is a folder; give a file name"
+    else:
+        (tmp_path / "file.txt").write_text("x")
+        out = tmp_path / "file.txt" / "p.csv"
+        words = "is not a folder"
+    assert main(["--input", str(tmp_path), "--out", str(out)]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_output_may_not_overwrite_the_input_csv(tmp_path, capsys):
+    csv = tmp_path / "in.csv"
+    csv.write_text("image_name\nA\n")
+    assert main(["--input", str(csv), "--out", str(csv)]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert csv.read_text() == "image_name\nA\n"
+
+
+def test_metadata_f_m_mean_female_male_and_nonsense_is_reported(fresh_checkpoint, one_real_image, tmp_path, caplog):
+    import logging
+
+    folder, name = one_real_image
+    out = tmp_path / "p.csv"
+
+    def score(sex: str, age: str) -> float:
+        csv = tmp_path / "in.csv"
+        csv.write_text(f"image_name,sex,age_approx\n{name},{sex},{age}\n")
+        assert run_cli(fresh_checkpoint, "--input", str(csv), "--images", str(folder), "--out", str(out)) == 0
+        return float(pd.read_csv(out)["target"][0])
+
+    assert score("F", "45") == score("female", "45")
+    assert score("M", "45") == score("male", "45")
+    with caplog.at_level(logging.WARNING):
+        nonsense = score("banana", "forty")
+    assert nonsense == score("", "")  # treated as unknown …
+    messages = " ".join(r.message for r in caplog.records)
+    assert "'banana'" in messages and "'forty'" in messages  # … and reported, like unknown sites
+    for age in ("-5", "300", "1e308"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert score("", age) == nonsense
+        assert f"'{age}'" in " ".join(r.message for r in caplog.records)
+
+
+def test_degenerate_images_are_reported_not_scored(fresh_checkpoint, one_real_image, tmp_path):
+    import io
+
+    from PIL import Image
+
+    folder, name = one_real_image
+    (folder / "dot.png").write_bytes(_png((1, 1)))
+    (folder / "line.png").write_bytes(_png((300_000, 1)))
+    (folder / "strip.png").write_bytes(_png((60_000, 2)))
+    frames = [Image.new("RGB", (64, 64), c) for c in ("red", "green", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    (folder / "anim.gif").write_bytes(buffer.getvalue())
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "TIFF", save_all=True, append_images=frames[1:2])
+    (folder / "pages.tif").write_bytes(buffer.getvalue())
+    out = tmp_path / "p.csv"
+    assert run_cli(fresh_checkpoint, "--input", str(folder), "--out", str(out)) == 0
+    assert pd.read_csv(out)["image_name"].tolist() == [name]
+    reasons = pd.read_csv(tmp_path / "p.errors.csv").set_index("image_id")["reason"].to_dict()
+    assert "only 1×1 px; a lesion image needs at least 32 px" in reasons["dot"]
+    assert "only 300000×1 px" in reasons["line"]
+    assert "only 60000×2 px" in reasons["strip"]
+    assert reasons["anim"].startswith("the file holds 3 frames (GIF); a lesion image must be a single picture")
+    assert reasons["pages"].startswith("the file holds 2 pages (TIFF)")
