@@ -1,8 +1,9 @@
 """Melanoma triage dashboard — entry point: ``streamlit run dashboard/app.py``.
 
-Four pages (st.navigation): Patient review, Saliency, Case history, Model. The sidebar (this file)
-is shared by all pages: the reviewing clinician, the patient under review and whether their review
-is unsaved, and the model in use.
+Pages (st.navigation), by role (dashboard/auth.py): Patient review (clinician, admin), Saliency and Case
+history (everyone signed in), Model, Audit log and Users (admin). Without a valid session only the sign-in
+page exists. The sidebar (this file) is shared by all pages: the signed-in user, the patient under review
+and whether their review is unsaved, and the model in use.
 
 The page scripts live in ``dashboard/views/``, deliberately not ``pages/``: a ``pages/`` folder beside the
 entry point switches Streamlit into its legacy multipage mode (each page auto-listed, the entry point
@@ -21,27 +22,53 @@ if str(REPO_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import components, resources  # noqa: E402
+from dashboard import auth_ui, components, resources  # noqa: E402
+
+# A local file: no icon is fetched from a font or emoji CDN (the dashboard must work offline).
+ICON = REPO_ROOT / "dashboard" / "assets" / "icon.png"
 
 st.set_page_config(
     page_title="Melanoma triage",
-    page_icon=":material/dermatology:",
+    page_icon=str(ICON),
     layout="wide",
     initial_sidebar_state="expanded",
 )
+components.hardening()
 
-PAGES = [
-    st.Page("views/review.py", title="Patient review", icon=":material/patient_list:", default=True),
-    st.Page("views/saliency.py", title="Saliency", icon=":material/visibility:", url_path="saliency"),
-    st.Page("views/history.py", title="Case history", icon=":material/history:", url_path="history"),
-    st.Page("views/model_card.py", title="Model", icon=":material/model_training:", url_path="model"),
-]
+# Who is this? Without a valid session every URL (deep links too) shows only the sign-in page.
+accounts = resources.get_accounts()  # stops with a clear page when the database cannot be opened
+user = auth_ui.current_user(accounts)
+if user is None:
+    login = [st.Page(auth_ui.login_page, title="Sign in", icon=":material/login:", default=True)]
+    # The app's other addresses also show the sign-in page, and keep their query string for after it.
+    login += [
+        st.Page(auth_ui.login_page, title="Sign in", url_path=path)
+        for path in ("saliency", "history", "model", "audit", "users")
+    ]
+    st.navigation(login, position="hidden").run()
+    st.stop()
+
+review = st.Page("views/review.py", title="Patient review", icon=":material/patient_list:")
+history = st.Page("views/history.py", title="Case history", icon=":material/history:", url_path="history")
+PAGES = []
+if user.can("patient.write"):
+    PAGES.append(review)
+if user.can("patient.read"):
+    PAGES.append(st.Page("views/saliency.py", title="Saliency", icon=":material/visibility:", url_path="saliency"))
+    PAGES.append(history)
+PAGES.append(st.Page("views/model_card.py", title="Model", icon=":material/model_training:", url_path="model"))
+if user.can("audit.read"):
+    PAGES.append(st.Page("views/audit.py", title="Audit log", icon=":material/policy:", url_path="audit"))
+if user.can("users.manage"):
+    PAGES.append(st.Page("views/users.py", title="Users", icon=":material/group:", url_path="users"))
+# The first page this role may use opens at "/".
 
 page = st.navigation(PAGES, position="sidebar")
 components.inject_css()
 
 predictor, problem = resources.try_get_predictor()
 model_line = predictor.model_id if predictor is not None else problem
-components.sidebar_status(model_line)
+components.sidebar_status(model_line, user, accounts)
+components.idle_watch()
 
 page.run()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import streamlit as st
 
+from dashboard import auth_ui
 from dashboard.services import (
     OperatingPoint,
     ReviewState,
@@ -16,9 +16,12 @@ from dashboard.services import (
     performance_sentence,
     score_band,
 )
+from dashboard.textsafe import literal
+
+__all__ = ["literal"]  # the one output-safety helper, for the pages: see dashboard/textsafe.py
 
 REVIEW_KEY = "review"
-CLINICIAN_KEY = "clinician"
+IDLE_CHECK_S = 60
 
 DISCLAIMER = (
     "**Decision support, not a diagnosis.** Scores are a model's estimate from one image; they rank which "
@@ -65,7 +68,9 @@ def reset_review() -> None:
 
 
 def clinician() -> str:
-    return str(st.session_state.get(CLINICIAN_KEY) or "").strip()
+    """The reviewing clinician: the signed-in user's username (never typed in)."""
+    user = auth_ui.signed_in()
+    return user.username if user else ""
 
 
 def disclaimer(container: Any = None) -> None:
@@ -82,7 +87,7 @@ def performance_note(op: OperatingPoint) -> None:
 
 
 def problem_card(problem: UploadProblem) -> None:
-    text = f"**{html.escape(problem.filename)}** — {problem.reason}"
+    text = f"**{literal(problem.filename)}** — {literal(problem.reason)}"
     if problem.kind == "error":
         st.error(text, icon=":material/broken_image:")
     elif problem.kind == "duplicate":
@@ -133,18 +138,23 @@ def unsaved_guard(active: bool) -> None:
     )
 
 
-def sidebar_status(model_line: str | None) -> None:
-    """Shown on every page: who is under review, whether work is unsaved, which model scores."""
+def sidebar_status(model_line: str | None, user: Any = None, accounts: Any = None) -> None:
+    """Shown on every page: who is signed in, who is under review, whether work is unsaved, which model."""
     state = review_state()
     with st.sidebar:
-        st.text_input(
-            "Reviewing clinician",
-            key=CLINICIAN_KEY,
-            placeholder="your name",
-            help="Recorded with every saved visit and decision.",
-        )
+        if user is not None:
+            with st.container(key="signed_in_as"):
+                st.markdown(f"Signed in as **{literal(user.label)}**  \n{literal(user.role)}")
+                st.button(
+                    "Sign out",
+                    key="sign_out",
+                    icon=":material/logout:",
+                    type="tertiary",
+                    on_click=auth_ui.sign_out,
+                    args=(accounts,),
+                )
         if state.patient is not None:
-            st.markdown(f"**Current patient**  \n{html.escape(state.patient.describe())}")
+            st.markdown(f"**Current patient**  \n{literal(state.patient.describe())}")
             if state.is_saved:
                 st.success(f"Saved as visit {state.saved_visit_id}.", icon=":material/check_circle:")
             elif state.has_unsaved_work:
@@ -156,3 +166,43 @@ def sidebar_status(model_line: str | None) -> None:
             st.caption(f"Model: {model_line}")
         st.caption("Decision support only — not a diagnosis.")
         unsaved_guard(state.has_unsaved_work)
+
+
+def hardening() -> None:
+    """What the app itself can add against framing and outside requests (the reverse proxy should also
+    send X-Frame-Options / CSP headers, see the README): refuse to run inside a frame of another site, and
+    a Content-Security-Policy that only lets the page load from this server."""
+    st.html(
+        """<script>
+(function() {
+  const w = window.parent || window;
+  const d = w.document;
+  if (w.top !== w.self) {  // framed by another page: show nothing, and take the whole window instead
+    d.documentElement.style.display = "none";
+    try { w.top.location = w.self.location.href; } catch (e) {}
+  }
+  if (!d.getElementById("triage-csp")) {
+    const m = d.createElement("meta");
+    m.id = "triage-csp";
+    m.httpEquiv = "Content-Security-Policy";
+    m.content = "default-src 'self' data: blob:; script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:; " +
+      "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; " +
+      "connect-src 'self' ws: wss: data: blob:; frame-src 'self' data: blob:; object-src 'none'; " +
+      "base-uri 'self'; form-action 'self'";
+    d.head.appendChild(m);
+  }
+})();
+</script>""",
+        unsafe_allow_javascript=True,
+    )
+
+
+def idle_watch() -> None:
+    """Re-check the idle limit every minute, so an unattended screen is cleared without a click."""
+
+    @st.fragment(run_every=IDLE_CHECK_S)
+    def _check() -> None:
+        if auth_ui.idle_expired():
+            st.rerun()
+
+    _check()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -12,6 +11,7 @@ from PIL import Image
 from dashboard import components as ui
 from dashboard import resources
 from dashboard.services import DECISION_HELP, DECISIONS, ReviewState, pct, reason_lines, score_band
+from dashboard.textsafe import literal
 
 DEFAULT_CAM_METHOD = "gradcam"
 GALLERY_OPACITY = 0.45
@@ -122,12 +122,12 @@ def lesion_card(
                         heat = heatmap_for(state, predictor, sha, method)
                     shown = overlay_image(image.thumbnail, heat, GALLERY_OPACITY)
                 except Exception as exc:
-                    st.error(f"Saliency map unavailable: {type(exc).__name__}: {exc}")
+                    st.error(f"Saliency map unavailable: {type(exc).__name__}: {literal(exc)}")
             st.image(shown, width="stretch")
             saliency_link(image.key)
         with c_info:
-            st.markdown(f"#### #{int(row.rank)} · {html.escape(image.label)}")
-            st.caption(f"{image.site} · {html.escape(image.filename)}")
+            st.markdown(f"#### #{int(row.rank)} · {literal(image.label)}")
+            st.caption(f"{image.site} · {literal(image.filename)}")
             _badges(band.title, band.colour, bool(row.outlier), image.existing_lesion_id)
             ui.score_bar(float(row.p_melanoma), threshold, float(row.p_spread), band)
             if band.title.endswith("(borderline)") or band.name == "near":
@@ -136,7 +136,7 @@ def lesion_card(
             st.markdown(_ud_text(row.ugly_duckling, settings.get("ud_outlier_z")))
             lines = reason_lines(row.reasons)
             if lines:
-                st.markdown("\n".join(f"- {html.escape(line)}" for line in lines))
+                st.markdown("\n".join(f"- {literal(line)}" for line in lines))
         with c_decide:
             decision = state.decision(sha)
             if not editable:
@@ -182,8 +182,8 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                 saliency_link(lesion.image.sha256[:16], visit_id)
         with c_info:
             rank = f"#{pred.rank} · " if pred else ""
-            st.markdown(f"#### {rank}{html.escape(lesion.label)}")
-            st.caption(f"lesion #{lesion.lesion_id} · {lesion.site} · {html.escape(lesion.image.original_filename)}")
+            st.markdown(f"#### {rank}{literal(lesion.label)}")
+            st.caption(f"lesion #{lesion.lesion_id} · {lesion.site} · {literal(lesion.image.original_filename)}")
             if pred:
                 t = threshold if threshold is not None else 0.5
                 band = score_band(pred.p_melanoma, t, 0.0)
@@ -191,7 +191,7 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                 ui.score_bar(pred.p_melanoma, t, None, band)
                 ud = pred.ugly_duckling
                 st.caption(
-                    f"Model {pred.model_id} · triage score {pct(pred.triage_score, 1)}"
+                    f"Model {literal(pred.model_id)} · triage score {pct(pred.triage_score, 1)}"
                     + (f" · ugly-duckling z {ud:.1f}" if ud is not None else "")
                 )
         with c_decide:
@@ -212,6 +212,6 @@ def _decision_text(action: str | None, comment: str, byline: str | None) -> None
         return
     st.markdown(f"**Decision:** {action.capitalize()}")
     if comment:
-        st.markdown(f"> {html.escape(comment)}")
+        st.markdown(f"> {literal(comment)}")
     if byline:
-        st.caption(html.escape(byline))
+        st.caption(literal(byline))

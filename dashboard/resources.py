@@ -148,3 +148,36 @@ def try_get_store() -> tuple[Any | None, str | None]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------- accounts and the signed-in user's store
+
+
+def get_accounts() -> Any:
+    """The local accounts (in the case store), or the case-store error page."""
+    from dashboard.auth import Accounts
+
+    return Accounts(get_store())
+
+
+def get_user_store() -> Any:
+    """The case store as the signed-in user may use it (role-checked, attributed), or a clear stop."""
+    from dashboard.auth import UserStore
+    from dashboard.auth_ui import signed_in
+
+    user = signed_in()
+    if user is None:
+        st.error("Sign in first.", icon=":material/lock:")
+        st.stop()
+    return UserStore(get_store(), user)
+
+
+def try_get_user_store() -> tuple[Any | None, str | None]:
+    from dashboard.auth import UserStore
+    from dashboard.auth_ui import signed_in
+
+    store, problem = try_get_store()
+    user = signed_in()
+    if store is None or user is None:
+        return None, problem or "not signed in"
+    return UserStore(store, user), None

@@ -320,13 +320,11 @@ def patient_from_store(store: Any, patient_id: int) -> PatientContext:
     known_images: dict[str, tuple[int, str]] = {}
     for visit in timeline.visits:
         for lesion in visit.lesions:
-            known_images.setdefault(
-                lesion.image.sha256,
-                (
-                    lesion.lesion_id,
-                    f"visit of {visit.visit_time.date().isoformat()} (lesion “{lesion.label}”)",
-                ),
-            )
+            where = (lesion.lesion_id, f"visit of {visit.visit_time.date().isoformat()} (lesion “{lesion.label}”)")
+            known_images.setdefault(lesion.image.sha256, where)
+            # The stored file has its metadata stripped: a re-upload matches the hash of the upload.
+            if lesion.image.source_sha256:
+                known_images.setdefault(lesion.image.source_sha256, where)
     record = timeline.patient
     return PatientContext(
         identifier=record.identifier,

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from dashboard.store.models import (
     Prediction,
     Visit,
 )
+from dashboard.store.privacy import strip_metadata
 from dashboard.store.records import (
     AuditRecord,
     DecisionView,
@@ -65,8 +67,9 @@ class NotFoundError(LookupError):
 class _PreparedLesion:
     """A LesionReview after validation, with its decoded-image facts."""
 
-    data: bytes
+    data: bytes  # metadata stripped, orientation applied
     info: ImageInfo
+    source_sha256: str  # of the bytes as uploaded
     original_filename: str
     site: str
     label: str
@@ -199,6 +202,7 @@ class CaseStore:
                     width=item.info.width,
                     height=item.info.height,
                     byte_size=item.info.byte_size,
+                    source_sha256=item.source_sha256,
                     original_filename=item.original_filename,
                 )
                 image.predictions.append(
@@ -233,9 +237,26 @@ class CaseStore:
                         "lesion_ids": [img.lesion_id for img in visit.images],
                         "new_lesions": new_lesions,
                         "relabelled_lesions": relabelled,
+                        "model_id": model_version,
                     },
                 )
             )
+            for decision in visit.decisions:
+                score = next((img.predictions[-1] for img in visit.images if img.lesion_id == decision.lesion_id), None)
+                session.add(
+                    AuditEvent(
+                        actor=clinician,
+                        action="decision.record",
+                        patient_id=patient.id,
+                        detail={
+                            "visit_id": visit.id,
+                            "lesion_id": decision.lesion_id,
+                            "action": decision.action,
+                            "model_id": model_version,
+                            "p_melanoma": None if score is None else round(score.p_melanoma, 4),
+                        },
+                    )
+                )
             visit_id, patient_id = visit.id, patient.id
         logger.info("saved visit %d for patient %d (%d lesions)", visit_id, patient_id, len(lesions))
         return visit_id
@@ -371,10 +392,41 @@ class CaseStore:
             ).all()
             return [views.decision_view(d) for d in decisions]
 
-    def audit_events(self, patient_id: int | None = None, limit: int = 500) -> list[AuditRecord]:
-        stmt = select(AuditEvent).order_by(AuditEvent.occurred_at, AuditEvent.id).limit(limit)
+    def audit_events(
+        self,
+        patient_id: int | None = None,
+        limit: int = 500,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditRecord]:
+        """Audit events, filtered (``action`` ending in ``.`` matches a prefix, e.g. ``auth.``)."""
+        order = (
+            (AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+            if newest_first
+            else (
+                AuditEvent.occurred_at,
+                AuditEvent.id,
+            )
+        )
+        stmt = select(AuditEvent).order_by(*order).limit(limit)
         if patient_id is not None:
             stmt = stmt.where(AuditEvent.patient_id == patient_id)
+        if actor:
+            stmt = stmt.where(AuditEvent.actor == actor)
+        if action:
+            stmt = stmt.where(
+                AuditEvent.action.startswith(action, autoescape=True)
+                if action.endswith(".")
+                else AuditEvent.action == action
+            )
+        if since is not None:
+            stmt = stmt.where(AuditEvent.occurred_at >= since)
+        if until is not None:
+            stmt = stmt.where(AuditEvent.occurred_at < until)
         with self._read() as session:
             return [
                 AuditRecord(
@@ -411,6 +463,16 @@ class CaseStore:
         logger.info("exported history of patient %d as %s", patient_id, format)
         return text
 
+    # ------------------------------------------------------------ for dashboard.auth
+
+    def read_session(self) -> Session:
+        """A read session (use as a context manager); for the account service."""
+        return self._read()
+
+    def write_transaction(self) -> Any:
+        """``with store.write_transaction() as session:`` one write transaction; for the account service."""
+        return self._write.begin()
+
     # ------------------------------------------------------------ internals
 
     def _prepare_lesions(self, lesions: Sequence[LesionReview]) -> list[_PreparedLesion]:
@@ -437,11 +499,20 @@ class CaseStore:
                 if action is None and comment:
                     raise ValueError("decision comment given without a decision action")
                 ugly = item.ugly_duckling
-                info = inspect_image(item.image_bytes, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+                uploaded = inspect_image(
+                    item.image_bytes, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels
+                )
+                data = strip_metadata(bytes(item.image_bytes))
+                info = uploaded
+                if data != item.image_bytes:  # a lossless PNG of a rotated photo may be larger than the upload
+                    info = inspect_image(
+                        data, max_bytes=max(self.max_image_bytes, len(data)), max_pixels=self.max_image_pixels
+                    )
                 prepared.append(
                     _PreparedLesion(
-                        data=bytes(item.image_bytes),
+                        data=data,
                         info=info,
+                        source_sha256=uploaded.sha256,
                         original_filename=validation.original_filename(item.original_filename),
                         site=validation.site(item.site),
                         label=validation.label(item.lesion_label),

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -30,6 +31,8 @@ from data.schema import SEXES
 from data.schema import SITES as ANATOMIC_SITES
 
 ACTIONS: tuple[str, ...] = ("biopsy", "excise", "monitor", "reassure", "refer")
+# Dashboard roles, least to most privileged (see dashboard/auth.py for what each may do).
+ROLES: tuple[str, ...] = ("viewer", "clinician", "admin")
 
 # Column sizes shared with validation so a too-long value fails with a clear
 # message before the database truncates (SQLite) or rejects (PostgreSQL) it.
@@ -37,6 +40,7 @@ IDENTIFIER_MAX = 64
 NAME_MAX = 128  # clinician, actor, model id/version/checksum
 LABEL_MAX = 120
 FILENAME_MAX = 255
+USERNAME_MAX = 64
 
 
 def utcnow() -> datetime:
@@ -148,6 +152,9 @@ class LesionImage(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     byte_size: Mapped[int] = mapped_column(Integer)
+    # SHA-256 of the bytes as uploaded, before personal metadata was stripped: recognises a re-upload of
+    # the same photo. Null for images saved before metadata stripping (their file is the upload).
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
     # The uploader's filename, kept as text only; never used to build a path.
     original_filename: Mapped[str] = mapped_column(String(FILENAME_MAX), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -195,10 +202,16 @@ class Decision(Base):
 
 
 class AuditEvent(Base):
-    """Who did what, when. Refers to a patient by DB id only, never by identifier."""
+    """Who did what, when. Refers to a patient by DB id only, never by identifier.
+
+    ``actor`` is the authenticated user's username (or, for a failed login, the name that was tried).
+    """
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_patient_time", "patient_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_audit_event_patient_time", "patient_id", "occurred_at"),
+        Index("ix_audit_event_actor_time", "actor", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -206,3 +219,21 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id", ondelete="SET NULL"))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AppUser(Base):
+    """A local dashboard account. Never deleted (the audit trail names it); disabled instead."""
+
+    __tablename__ = "app_user"
+    __table_args__ = (CheckConstraint(f"role IN {_in(ROLES)}", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True)
+    display_name: Mapped[str] = mapped_column(String(NAME_MAX), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    # argon2id hash in PHC string format (the parameters travel with the hash).
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column()

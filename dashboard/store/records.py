@@ -106,6 +106,8 @@ class ImageView:
     height: int
     byte_size: int
     original_filename: str
+    # Hash of the bytes as uploaded (before metadata stripping); None for older rows.
+    source_sha256: str | None = None
 
 
 @dataclass(frozen=True)

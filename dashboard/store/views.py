@@ -71,6 +71,7 @@ def image_view(image: LesionImage, path_of: Callable[[str], Path]) -> ImageView:
         height=image.height,
         byte_size=image.byte_size,
         original_filename=image.original_filename,
+        source_sha256=image.source_sha256,
     )
 
 

@@ -6,12 +6,13 @@ import contextlib
 
 import streamlit as st
 
-from dashboard import components as ui
-from dashboard import figures, resources
+from dashboard import auth_ui, figures, resources
 from dashboard.lesion_views import visit_lesion_card
 from dashboard.services import decisions_table, export_filename, pct, timeline_table, visit_choice_label
+from dashboard.textsafe import literal
 
-store = resources.get_store()  # stops with a clear page when the database cannot be opened
+user = auth_ui.require("patient.read")
+store = resources.get_user_store()  # role-checked and attributed; a clear page when the database is down
 st.title("Case history")
 st.caption("Earlier visits of a patient: what the model said, what was decided, and how each lesion changed.")
 predictor, _ = resources.try_get_predictor()
@@ -30,8 +31,12 @@ if not query.strip():
     st.info("Type part of a patient identifier to find their case history.", icon=":material/search:")
     st.stop()
 matches = store.search_patients(query)
+if st.session_state.get("history_searched") != query.strip():  # one audit entry per search (ids, not text)
+    with contextlib.suppress(Exception):
+        store.record_view("patient.search", None, {"page": "history", "patient_ids": [p.id for p in matches]})
+    st.session_state["history_searched"] = query.strip()
 if not matches:
-    st.warning(f"No patient identifier contains “{query.strip()}”.")
+    st.warning(f"No patient identifier contains “{literal(query.strip())}”.")
     st.stop()
 
 exact = next((i for i, p in enumerate(matches) if p.identifier == query.strip()), 0)
@@ -45,13 +50,13 @@ patient = st.selectbox(
 timeline = store.patient_timeline(patient.id)
 if st.session_state.get("history_audited") != patient.id:  # one audit entry per patient opened
     with contextlib.suppress(Exception):  # the audit trail must not block reading a record
-        store.record_event(ui.clinician() or "unattributed", "patient.view", patient.id, {"page": "history"})
+        store.record_view("patient.view", patient.id, {"page": "history"})
     st.session_state["history_audited"] = patient.id
 lesions = store.list_lesions(patient.id)
 
 with st.container(border=True):
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1], vertical_alignment="center")
-    c1.markdown(f"### {patient.identifier}")
+    c1.markdown(f"### {literal(patient.identifier)}")
     c1.caption(f"born {patient.birth_year or 'unknown'} · {patient.sex}")
     c2.metric("Visits", len(timeline.visits))
     c3.metric("Lesions followed", len(lesions))
@@ -82,10 +87,10 @@ with visits_tab:
         visit = st.selectbox("Open a visit (read-only)", visits, format_func=visit_choice_label, key="history_visit")
         st.markdown(
             f"**Visit {visit.id}** — {visit.visit_time.astimezone():%Y-%m-%d %H:%M}, "
-            f"{visit.clinician}, model `{visit.model_version}`"
+            f"{literal(visit.clinician)}, model {literal(visit.model_version)}"
         )
         if visit.notes:
-            st.markdown(f"> {visit.notes}")
+            st.markdown(f"> {literal(visit.notes)}")
         for lesion in visit.lesions:
             same_model = lesion.prediction is not None and lesion.prediction.model_id == current_model
             visit_lesion_card(lesion, current_threshold if same_model else None, visit.id)
@@ -116,16 +121,18 @@ with decisions_tab:
         st.dataframe(decisions_table(decisions), hide_index=True, key="decisions_table")
 
 with export_tab:
+    if not user.can("patient.export"):
+        st.info(f"Your role ({user.role}) may view records but not export them.", icon=":material/lock:")
+        st.stop()
     st.markdown(
         "Download this patient's whole history (every visit, lesion, score and decision). "
-        "Exports contain the patient identifier; each export is recorded in the audit trail."
+        "Exports contain the patient identifier; each export is recorded in the audit trail under your name."
     )
-    actor = ui.clinician() or None
     pid = patient.id
     for column, (fmt, mime) in zip(st.columns(2), (("csv", "text/csv"), ("json", "application/json")), strict=True):
         column.download_button(
             f"Download {fmt.upper()}",
-            data=lambda fmt=fmt: store.export_patient_history(pid, fmt, actor=actor),
+            data=lambda fmt=fmt: store.export_patient_history(pid, fmt),
             file_name=export_filename(patient.identifier, fmt),
             mime=mime,
             icon=":material/download:",

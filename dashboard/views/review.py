@@ -6,8 +6,8 @@ import datetime as dt
 
 import streamlit as st
 
+from dashboard import auth_ui, resources
 from dashboard import components as ui
-from dashboard import resources
 from dashboard.lesion_views import cam_available, lesion_card
 from dashboard.services import (
     SEX_OPTIONS,
@@ -22,10 +22,13 @@ from dashboard.services import (
     patient_from_store,
     validate_new_patient,
 )
+from dashboard.store.privacy import PSEUDONYM_HELP, identifier_warnings
+from dashboard.textsafe import literal
 
+user = auth_ui.require("patient.write")  # viewers never get here (the page is not in their navigation)
 state = ui.review_state()
 predictor = resources.get_predictor()  # stops with a "No model installed" page when there is none
-store, store_problem = resources.try_get_store()
+store, store_problem = resources.try_get_user_store()  # role-checked, every access attributed to `user`
 op = operating_point(predictor.config)
 
 st.title("Patient review")
@@ -35,7 +38,7 @@ st.caption(
 )
 if store_problem:
     st.error(
-        f"The case database is unavailable: {store_problem}. You can score lesions, but patients cannot be "
+        f"The case database is unavailable: {literal(store_problem)}. You can score lesions, but patients cannot be "
         "looked up and the visit cannot be saved until it is back.",
         icon=":material/database:",
     )
@@ -51,7 +54,9 @@ def _bind(key: str, value: object) -> str:
 # ---------------------------------------------------------------- 1 · patient
 
 
-CONFIRM_NEW = "confirm_new_patient"  # set while the "discard unsaved work?" question is open
+CONFIRM_NEW = "confirm_new_patient"
+PSEUDONYM_PENDING = "pseudonym_pending"  # an identifier that looked like a name or a date, awaiting confirmation
+PSEUDONYM_CONFIRMED = "pseudonym_confirmed"  # set while the "discard unsaved work?" question is open
 
 
 def _answer_new_patient(discard: bool) -> None:
@@ -66,7 +71,7 @@ def _answer_new_patient(discard: bool) -> None:
 def _confirm_new_patient() -> None:
     if not st.session_state.get(CONFIRM_NEW):
         st.rerun()
-    st.write(state.unsaved_summary())
+    st.markdown(literal(state.unsaved_summary()))
     st.write("Starting a new patient discards this unsaved work.")
     left, right = st.columns(2)
     left.button(
@@ -76,6 +81,8 @@ def _confirm_new_patient() -> None:
 
 
 def _open_patient(context: PatientContext) -> None:
+    if context.patient_id is not None and store is not None:
+        store.record_view("patient.open", context.patient_id, {"page": "review"})
     ui.reset_review()
     ui.review_state().patient = context
     st.rerun()
@@ -92,7 +99,7 @@ def _patient_section() -> None:
                 if patient.patient_id
                 else "new patient — not in the case database yet"
             )
-            left.markdown(f"**{patient.describe()}**  \n{history}")
+            left.markdown(f"**{literal(patient.describe())}**  \n{history}")
             if right.button("New patient…", icon=":material/person_add:", key="new_patient"):
                 if not state.has_unsaved_work:
                     ui.reset_review()
@@ -105,9 +112,7 @@ def _patient_section() -> None:
     new_tab, find_tab = st.tabs(["New patient", "Find an existing patient"])
     with new_tab, st.form("new_patient_form", border=False):
         c1, c2, c3 = st.columns([2, 1, 1])
-        identifier = c1.text_input(
-            "Patient identifier (pseudonymous)", max_chars=64, help="No names: use the clinic's pseudonym."
-        )
+        identifier = c1.text_input("Patient identifier (pseudonymous)", max_chars=64, help=PSEUDONYM_HELP)
         birth_year = c2.number_input(
             "Birth year",
             min_value=1900,
@@ -119,6 +124,20 @@ def _patient_section() -> None:
         )
         sex = c3.selectbox("Sex", SEX_OPTIONS, index=SEX_OPTIONS.index("unknown"))
         submitted = st.form_submit_button("Start review", type="primary", icon=":material/arrow_forward:")
+    pending = st.session_state.get(PSEUDONYM_PENDING)
+    if pending:
+        with new_tab:
+            st.warning(
+                f"“{literal(pending)}” may not be pseudonymous: {literal('; '.join(identifier_warnings(pending)))}. "
+                + PSEUDONYM_HELP
+                + " If it really is the clinic's pseudonym, tick the box and press **Start review** again.",
+                icon=":material/badge:",
+            )
+            confirmed = st.checkbox(
+                f"“{literal(pending)}” is the clinic's pseudonym, not a name or a date of birth",
+                key="pseudonym_confirm_box",
+            )
+        st.session_state[PSEUDONYM_CONFIRMED] = pending if confirmed else None
     if submitted:
         birth_year = int(birth_year) if birth_year is not None else None
         problems = validate_new_patient(identifier, birth_year, sex)
@@ -127,6 +146,10 @@ def _patient_section() -> None:
                 new_tab.error(p)
             return
         identifier = identifier.strip()
+        if identifier_warnings(identifier) and st.session_state.get(PSEUDONYM_CONFIRMED) != identifier:
+            st.session_state[PSEUDONYM_PENDING] = identifier  # asked below; "Start review" again proceeds
+            st.rerun()
+        st.session_state.pop(PSEUDONYM_PENDING, None)
         existing = find_exact_patient(store, identifier) if store else None
         if existing is not None:
             context = patient_from_store(store, existing)
@@ -137,14 +160,14 @@ def _patient_section() -> None:
                 conflicts.append(f"sex {context.sex}")
             if conflicts:
                 new_tab.error(
-                    f"“{identifier}” is already recorded with {' and '.join(conflicts)}. "
+                    f"“{literal(identifier)}” is already recorded with {' and '.join(conflicts)}. "
                     "Check the identifier, "
                     "or open the existing patient from “Find an existing patient”."
                 )
                 return
             context.birth_year = context.birth_year or birth_year
             context.sex = context.sex if context.sex != "unknown" else sex
-            st.toast(f"“{identifier}” is already in the case database: opened the existing record.")
+            st.toast(f"“{literal(identifier)}” is already in the case database: opened the existing record.")
             _open_patient(context)
         _open_patient(PatientContext(identifier=identifier, birth_year=birth_year, sex=sex))
 
@@ -157,13 +180,14 @@ def _patient_section() -> None:
             return
         matches = store.search_patients(query)
         if not matches:
-            st.info(f"No patient identifier contains “{query.strip()}”.")
+            st.info(f"No patient identifier contains “{literal(query.strip())}”.")
             return
         choice = st.radio(
             "Matching patients",
             matches,
+            # Radio options render Markdown: the identifier is escaped.
             format_func=lambda p: (
-                f"{p.identifier} · born {p.birth_year or '?'} · {p.sex} · {p.visit_count} visit(s)"
+                f"{literal(p.identifier)} · born {p.birth_year or '?'} · {p.sex} · {p.visit_count} visit(s)"
                 + (f", last {p.last_visit_time.date().isoformat()}" if p.last_visit_time else "")
             ),
             key="patient_pick",
@@ -272,7 +296,7 @@ def _image_grid(locked: bool) -> None:
         for col, image in zip(cols, images[start : start + per_row], strict=False):
             with col, st.container(border=True, key=f"upload-{image.key}"):
                 st.image(image.thumbnail_jpeg(), width="stretch")
-                st.caption(f"{image.filename} · {image.width}×{image.height}")
+                st.caption(f"{literal(image.filename)} · {image.width}×{image.height}")
                 st.text_input(
                     "Label",
                     key=_bind(f"label_{image.key}", image.label),
@@ -355,7 +379,7 @@ def _triage_section() -> None:
             st.error(str(exc))
             return
         except Exception as exc:  # shown as a message, never a stack trace
-            st.error(f"The triage could not run: {type(exc).__name__}: {exc}", icon=":material/error:")
+            st.error(f"The triage could not run: {type(exc).__name__}: {literal(exc)}", icon=":material/error:")
             return
         bar.empty()
         st.rerun()
@@ -446,7 +470,7 @@ def _save_section(table) -> None:
     st.markdown(f"Decisions recorded for **{decided} of {len(table)}** lesion(s).")
     undecided = state.undecided_suspicious()
     if undecided:
-        names = ", ".join(f"“{u}”" for u in undecided[:5]) + (
+        names = ", ".join(f"“{literal(u)}”" for u in undecided[:5]) + (
             f" and {len(undecided) - 5} more" if len(undecided) > 5 else ""
         )
         st.warning(
@@ -458,15 +482,14 @@ def _save_section(table) -> None:
         key=_bind("visit_notes", state.notes),
         on_change=lambda: setattr(state, "notes", st.session_state["visit_notes"]),
     )
-    clinician = ui.clinician()
-    if not clinician:
-        st.info("Enter your name as the reviewing clinician (sidebar) to save.", icon=":material/badge:")
+    clinician = ui.clinician()  # the signed-in user; the store records it whatever is passed
+    st.caption(f"Saved as reviewed by **{literal(user.label)}**, with the model id `{literal(predictor.model_id)}`.")
     save = st.button(
         "Save visit",
         type="primary",
         icon=":material/save:",
         key="save_visit",
-        disabled=store is None or not clinician or state.result_is_stale,
+        disabled=store is None or state.result_is_stale,
     )
     if save:
         try:
@@ -475,7 +498,7 @@ def _save_section(table) -> None:
             st.error(str(exc))
             return
         except ValueError as exc:
-            st.error(f"The visit was not saved: {exc}", icon=":material/error:")
+            st.error(f"The visit was not saved: {literal(exc)}", icon=":material/error:")
             return
         except Exception as exc:
             st.error(

@@ -7,14 +7,15 @@ read from the case store and explained by the model loaded now.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 from PIL import Image
 
+from dashboard import auth_ui, resources
 from dashboard import components as ui
-from dashboard import resources
 from dashboard.lesion_views import cam_label, cam_methods, default_cam_method, heatmap_for, overlay_image
 from dashboard.services import (
     StoredImageError,
@@ -25,6 +26,7 @@ from dashboard.services import (
     score_band,
     stored_lesion_image,
 )
+from dashboard.textsafe import literal
 
 STORED_CACHE = "saliency_stored"  # session_state: ((visit, lesion) query, StoredLesionImage) last opened
 
@@ -54,7 +56,7 @@ def cam_panels(display: Image.Image, heat_of: Callable[[str], Any], methods: lis
                 heat = heat_of(method)
             panels.append((cam_label(method), overlay_image(display, heat, opacity), method))
         except Exception as exc:
-            failed.append(f"{method}: {type(exc).__name__}: {exc}")
+            failed.append(f"{method}: {type(exc).__name__}: {literal(exc)}")
     per_row = min(4, len(panels))
     for start in range(0, len(panels), per_row):
         cols = st.columns(per_row)
@@ -83,18 +85,25 @@ def open_stored(visit_param: str, lesion_param: str) -> StoredLesionImage:
     cached = st.session_state.get(STORED_CACHE)
     if cached and cached[0] == wanted:
         return cached[1]
-    store = resources.get_store()  # stops with a clear page when the database cannot be opened
+    store = resources.get_user_store()  # role-checked; a clear page when the database cannot be opened
     try:
         stored = stored_lesion_image(store, visit_param, lesion_param)
     except StoredImageError as exc:
-        st.error(str(exc), icon=":material/broken_image:")
+        st.error(literal(exc), icon=":material/broken_image:")
         st.page_link("views/history.py", label="Go to Case history", icon=":material/history:")
         st.stop()
         raise AssertionError("unreachable") from None  # st.stop() raises
     st.session_state[STORED_CACHE] = (wanted, stored)
+    with contextlib.suppress(Exception):  # the audit trail must not block reading a record
+        store.record_view(
+            "image.view",
+            stored.visit.patient_id,
+            {"page": "saliency", "visit_id": stored.visit.id, "lesion_id": stored.lesion.lesion_id},
+        )
     return stored
 
 
+user = auth_ui.require("patient.read")
 state = ui.review_state()
 st.title("Saliency inspection")
 st.caption(
@@ -116,7 +125,7 @@ visit_param = st.query_params.get("visit")
 if visit_param is not None:  # a lesion image of a saved visit, linked from Case history
     stored = open_stored(visit_param, st.query_params.get("lesion", ""))
     lesion, scored_by = stored.lesion, stored.scored_by
-    st.info(f"**Image from a saved visit (read-only).** {stored.source_line()}", icon=":material/history:")
+    st.info(f"**Image from a saved visit (read-only).** {literal(stored.source_line())}", icon=":material/history:")
     st.page_link(
         "views/history.py",
         label="Back to case history",
@@ -145,7 +154,7 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
             if pred
             else ""
         )
-        st.markdown(f"**Lesion #{lesion.lesion_id} {lesion.label}** · {stored.site}{score}")
+        st.markdown(f"**Lesion #{lesion.lesion_id} {literal(lesion.label)}** · {stored.site}{score}")
         ui.disclaimer()
         cam_panels(
             stored.image,
@@ -158,6 +167,9 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
 
 table = state.scored_table()
 if table.empty:
+    if not user.can("patient.write"):
+        st.info("Open a saved visit on **Case history** and follow a lesion's “Inspect saliency” link.")
+        st.stop()
     st.info(
         "No lesions have been scored yet. Load and score a patient's lesions on **Patient review** first.",
         icon=":material/info:",
@@ -168,7 +180,7 @@ if table.empty:
 keys = list(table["image_id"])
 wanted = st.query_params.get("lesion")
 default_index = next((i for i, sha in enumerate(keys) if wanted and sha.startswith(wanted)), 0)
-labels = {
+labels = {  # selectbox options are plain text: no escaping needed
     row.image_id: f"#{int(row.rank)} · {row.label} · P(melanoma) {pct(row.p_melanoma)}" for row in table.itertuples()
 }
 sha = st.selectbox("Lesion", keys, index=default_index, format_func=labels.get, key="saliency_lesion")
@@ -181,7 +193,7 @@ chosen, opacity = method_controls(methods)
 image = state.images[sha]
 with st.container(border=True):
     st.markdown(
-        f"**#{int(row.rank)} {image.label}** · {image.site} · P(melanoma) **{pct(row.p_melanoma)}** "
+        f"**#{int(row.rank)} {literal(image.label)}** · {image.site} · P(melanoma) **{pct(row.p_melanoma)}** "
         f"± {100 * float(row.p_spread):.1f} pts · :{band.colour}[{band.title}]"
     )
     ui.disclaimer()

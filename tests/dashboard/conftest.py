@@ -12,6 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = REPO_ROOT / "dashboard" / "app.py"
 # An ISIC 2020 patient with 5 images (2 melanomas): the real per-patient structure the product is for.
 PATIENT_ID = "IP_6648913"
+# Test accounts all use this password (the policy wants 12+ characters, not containing the username).
+PASSWORD = "correct horse battery staple"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,14 @@ class AppEnv:
         from dashboard.store import CaseStore
 
         return CaseStore.from_url(self.database_url, self.data_dir)
+
+    def add_user(self, username: str, role: str = "clinician", name: str = "") -> str:
+        """Create a local account (as an admin would with `python -m dashboard.users add`)."""
+        from dashboard.auth import Accounts
+
+        with self.store() as store:
+            Accounts(store).add(username, PASSWORD, role, name, actor="test-setup")
+        return username
 
 
 @pytest.fixture()

@@ -4,12 +4,16 @@ Uploads: Streamlit 1.67's AppTest drives ``st.file_uploader`` itself (``FileUplo
 (name, bytes, mime) tuples registers the bytes with the uploaded-file manager), so these tests upload
 real ISIC images through the real widget; no back door into session_state is needed. What the page
 built is then checked through the review model at ``at.session_state["review"]`` and in the database.
+
+Every test signs in first, through the sign-in form (``sign_in``), as an account made the way an
+administrator makes one (``AppEnv.add_user``); there is no test-only way past the login.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import struct
 import zipfile
@@ -19,8 +23,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+PASSWORD = "correct horse battery staple"  # as tests/dashboard/conftest.py
+
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PATIENT = "PT-APPTEST-001"
+CLINICIAN = "dr.test"
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -36,18 +43,53 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
 
 
-def start() -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
+def sign_in(at: AppTest, username: str, password: str = PASSWORD) -> AppTest:
+    """Sign in through the sign-in page's form, as a person would."""
+    assert at.title[0].value == "Sign in", [t.value for t in at.title]
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(password)
+    widget(at.button, "Sign in").click()
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def start(user: str | None = CLINICIAN, role: str = "clinician") -> AppTest:
+    """The app, signed in as ``user`` (created with ``role`` if it does not exist yet); None: anonymous."""
+    if user is not None:
+        _ensure_user(user, role)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    if user is not None:
+        sign_in(at, user)
+        assert any("Signed in as" in m.value for m in at.sidebar.markdown), "sign-in failed"
+    return at
+
+
+def _ensure_user(username: str, role: str) -> None:
+    from dashboard.auth import Accounts
+    from dashboard.store import CaseStore
+
+    with CaseStore.from_url() as store:  # $DATABASE_URL / $TRIAGE_DATA_DIR of the app_env fixture
+        accounts = Accounts(store)
+        if username not in {u.username for u in accounts.list()}:
+            accounts.add(username, PASSWORD, role, "Dr Test" if username == CLINICIAN else "", actor="test-setup")
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def shown(markdown: str) -> str:
+    """Markdown source as the reader sees the text: user text arrives backslash-escaped (textsafe.literal)."""
+    return _ESCAPED.sub(r"\1", str(markdown))
 
 
 def texts(at: AppTest) -> str:
     """All visible text of the last run (markdown, captions, alerts, headings), for assertions."""
     parts = []
     for kind in ("markdown", "caption", "error", "warning", "info", "success", "title", "header", "subheader"):
-        parts.extend(str(e.value) for e in getattr(at, kind))
+        parts.extend(shown(e.value) for e in getattr(at, kind))
     return "\n".join(parts)
 
 
@@ -56,7 +98,6 @@ def widget(widgets, label: str):
 
 
 def open_new_patient(at: AppTest, identifier: str = PATIENT, birth_year: int | None = 1961, sex: str = "female"):
-    at.text_input(key="clinician").input("Dr Test")
     widget(at.text_input, "Patient identifier (pseudonymous)").input(identifier)
     if birth_year is not None:
         widget(at.number_input, "Birth year").set_value(birth_year)
@@ -109,11 +150,11 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
 
     state = at.session_state["review"]
     assert len(state.images) == 5
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any("corrupt_lesion.jpg" in e and "truncated" in e for e in errors)
     assert any("empty.png" in e and "0 bytes" in e for e in errors)
     assert any("referral-letter.txt" in e and "not an image" in e for e in errors)
-    assert any("same-as-first.jpg" in w.value and real[0].name in w.value for w in at.warning)
+    assert any("same-as-first.jpg" in shown(w.value) and real[0].name in shown(w.value) for w in at.warning)
 
     by_name = {img.filename: img for img in state.images.values()}
     for f in real:
@@ -127,7 +168,7 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     # Ranked: rank 1..5, ordered by the triage score, and the page shows the cards in that order.
     assert list(table["rank"]) == [1, 2, 3, 4, 5]
     assert list(table["triage_score"]) == sorted(table["triage_score"], reverse=True)
-    headings = [m.value for m in at.markdown if m.value.startswith("#### #")]
+    headings = [shown(m.value) for m in at.markdown if m.value.startswith("#### #")]
     assert headings == [f"#### #{r.rank} · {r.label}" for r in table.itertuples()]
     # Flags: "above threshold" exactly where P(melanoma) ≥ the operating threshold; no outlier invented.
     assert list(table["suspicious"]) == [p >= threshold for p in table["p_melanoma"]]
@@ -148,7 +189,7 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     at.run()
     assert not at.exception, at.exception
     assert (top.sha256, "gradcam") in state.heatmaps
-    assert not any("Saliency map unavailable" in e.value for e in at.error)
+    assert not any("Saliency map unavailable" in shown(e.value) for e in at.error)
     assert len(at.image) == n_images
 
     # Decisions, then save.
@@ -163,13 +204,13 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     at.run()
     assert not at.exception, at.exception
     assert state.saved_visit_id is not None
-    assert any("Saved as visit" in s.value for s in at.success)
+    assert any("Saved as visit" in shown(s.value) for s in at.success)
 
     store = app_env.store()
     (summary,) = store.search_patients(PATIENT)
     assert (summary.birth_year, summary.sex, summary.visit_count) == (1961, "female", 1)
     visit = store.load_visit(state.saved_visit_id)
-    assert visit.clinician == "Dr Test" and visit.model_version == "fresh-imagenet-lite0-128"
+    assert visit.clinician == CLINICIAN and visit.model_version == "fresh-imagenet-lite0-128"
     assert [les.prediction.rank for les in visit.lesions] == [1, 2, 3, 4, 5]
     assert visit.lesions[0].image.sha256 == top.sha256
     assert visit.lesions[0].decision.action == "biopsy"
@@ -183,14 +224,14 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
 def test_unsaved_work_survives_page_switches_and_is_not_dropped_silently(app_env, patient_lesions):
     at = start()
     review_to_results(at, patient_lesions[:3])
-    before = [m.value for m in at.markdown if m.value.startswith("#### #")]
+    before = [shown(m.value) for m in at.markdown if m.value.startswith("#### #")]
     assert len(before) == 3
 
     at.switch_page("views/model_card.py").run()
     assert not at.exception, at.exception
     assert "not saved" in texts(at)
     at.switch_page("views/review.py").run()
-    assert [m.value for m in at.markdown if m.value.startswith("#### #")] == before
+    assert [shown(m.value) for m in at.markdown if m.value.startswith("#### #")] == before
 
     # Starting a new patient asks first; "keep working" keeps everything.
     at.button(key="new_patient").click().run()
@@ -216,8 +257,8 @@ def test_zip_upload_and_changed_sites_need_a_new_triage(app_env, other_lesions):
     upload(at, [("visit.zip", buffer.getvalue(), "application/zip"), ("panorama.png", huge, "image/png")])
     state = at.session_state["review"]
     assert len(state.images) == 3
-    assert any("visit.zip/clinic-export/readme.txt" in e.value for e in at.error)
-    assert any("panorama.png" in e.value and "too large (600 megapixels)" in e.value for e in at.error)
+    assert any("visit.zip/clinic-export/readme.txt" in shown(e.value) for e in at.error)
+    assert any("panorama.png" in shown(e.value) and "too large (600 megapixels)" in shown(e.value) for e in at.error)
 
     run_triage(at)
     image = next(iter(state.images.values()))
@@ -242,14 +283,12 @@ def test_no_model_installed_page(monkeypatch, app_env, tmp_path):
 
 def test_database_that_cannot_be_opened_gives_a_clear_page(monkeypatch, app_env):
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://triage:s3cret-pw@127.0.0.1:9/triage")
-    at = start()
+    at = start(user=None)
     assert not at.exception, at.exception
-    # The review still scores lesions, and says plainly that saving is impossible.
-    assert any("case database is unavailable" in e.value for e in at.error)
-    at.switch_page("views/history.py").run()
-    assert not at.exception, at.exception
+    # Accounts live in the case database: without it nobody can sign in, and the page says why.
     assert at.title[0].value == "The case database is unavailable"
     assert "s3cret-pw" not in texts(at)
+    assert not at.text_input  # no sign-in form, no patient data
 
 
 # ---------------------------------------------------------------- saliency
@@ -268,7 +307,7 @@ def test_saliency_page(app_env, patient_lesions):
     assert len(methods) >= 2
     assert len(at.image) >= 1
     assert [b.label for b in at.get("download_button")] == ["Download PNG"] * len(methods)
-    assert not any("unavailable" in e.value for e in at.error)
+    assert not any("unavailable" in shown(e.value) for e in at.error)
     at.slider(key="saliency_opacity").set_value(0.8).run()
     assert not at.exception, at.exception
 
@@ -339,7 +378,7 @@ def test_saliency_of_a_lesion_from_a_saved_visit(app_env, patient_lesions):
     assert "Image from a saved visit" in page
     assert f"Saved visit {visit_id} of {visit.visit_time.astimezone():%Y-%m-%d %H:%M}" in page
     assert f"lesion #{top.lesion_id} “{top.label}”" in page
-    model_line = next(w.value for w in at.warning if "current model" in w.value)
+    model_line = next(shown(w.value) for w in at.warning if "current model" in w.value)
     assert "`fresh-imagenet-lite0-128`" in model_line  # the model loaded now, named
     assert f"`{top.prediction.model_id}`" in model_line  # and the model that scored it then
     assert f"**Lesion #{top.lesion_id} {top.label}** · {top.site}" in page
@@ -347,7 +386,7 @@ def test_saliency_of_a_lesion_from_a_saved_visit(app_env, patient_lesions):
     assert len(methods) >= 2
     assert len(at.image) == 1 + len(methods)  # the original + one overlay per method
     assert [b.label for b in at.get("download_button")] == ["Download PNG"] * len(methods)
-    assert not at.error, [e.value for e in at.error]
+    assert not at.error, [shown(e.value) for e in at.error]
     assert any(link.value == "Back to case history" for link in at.page_link)
     at.slider(key="saliency_opacity").set_value(0.8).run()
     assert not at.exception, at.exception
@@ -360,7 +399,7 @@ def test_saliency_of_a_lesion_from_a_saved_visit(app_env, patient_lesions):
     at.query_params["lesion"] = second.image.sha256[:16]
     at.run()
     assert not at.exception, at.exception
-    assert any("cannot be read: file not found" in e.value and second.label in e.value for e in at.error)
+    assert any("cannot be read: file not found" in shown(e.value) and second.label in shown(e.value) for e in at.error)
     assert len(at.image) == 0
 
     # The review in progress keeps its own saliency page.
@@ -445,7 +484,7 @@ def test_follow_up_visit_links_lesions_and_builds_a_trend(app_env, patient_lesio
     # A re-uploaded image from visit 1 is recognised and linked to its lesion; a new photo is linked by hand.
     repeat, new_photo = patient_lesions[0], patient_lesions[3]
     upload(at, [repeat.upload(), new_photo.upload()])
-    assert any("already saved at the visit of" in i.value for i in at.info)
+    assert any("already saved at the visit of" in shown(i.value) for i in at.info)
     by_name = {img.filename: img for img in state.images.values()}
     assert by_name[repeat.name].existing_lesion_id is not None
     target = next(les for les in state.patient.known_lesions if les.label == old_images[patient_lesions[1].name].label)
@@ -454,7 +493,7 @@ def test_follow_up_visit_links_lesions_and_builds_a_trend(app_env, patient_lesio
     assert by_name[new_photo.name].existing_lesion_id == target.id
     assert by_name[new_photo.name].site == target.site  # a linked lesion keeps its recorded site
     run_triage(at)
-    assert any("Follow-up of lesion" in m.value for m in at.markdown)
+    assert any("Follow-up of lesion" in shown(m.value) for m in at.markdown)
     at.button(key="save_visit").click().run()
     assert state.is_saved
 

@@ -34,6 +34,8 @@ CHROMIUM_ARGS = [
 ]
 HEALTH_TIMEOUT_S = 20.0
 PATIENT = "E2E-PATIENT-0042"
+CLINICIAN = "dr.e2e"
+PASSWORD = "correct horse battery staple"
 
 pytestmark = [
     pytest.mark.browser,
@@ -95,6 +97,7 @@ def server(tmp_path):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    _add_user(env, CLINICIAN, "clinician", "Dr E2E")
     try:
         elapsed = _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, HEALTH_TIMEOUT_S)
         assert elapsed < HEALTH_TIMEOUT_S
@@ -106,6 +109,20 @@ def server(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _add_user(env: dict[str, str], username: str, role: str, name: str = "") -> None:
+    """An account made as an administrator makes one: the users CLI, password on standard input."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dashboard.users", "add", username, "--role", role, "--name", name, "--password-stdin"],
+        cwd=REPO_ROOT,
+        env=env,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture()
@@ -163,17 +180,25 @@ def test_review_end_to_end(server, lesion_files):
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
 
 
+def _sign_in(page, username: str, password: str = PASSWORD) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Signed in as").first).to_be_visible()
+    _wait_idle(page)
+
+
 def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     from playwright.sync_api import expect
 
     page.goto(base_url)
+    _sign_in(page, CLINICIAN)
     expect(page.get_by_role("heading", name="Patient review")).to_be_visible()
 
-    # Who reviews, and which patient.
-    clinician = page.get_by_label("Reviewing clinician", exact=True)
-    clinician.fill("Dr E2E")
-    clinician.press("Enter")
-    _wait_idle(page)
+    # Which patient.
     page.get_by_label("Patient identifier (pseudonymous)", exact=True).fill(PATIENT)
     page.get_by_label("Birth year", exact=True).fill("1966")
     page.get_by_role("button", name="Start review").click()

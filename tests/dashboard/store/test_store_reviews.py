@@ -174,7 +174,16 @@ def test_two_visits_survive_a_restart(db_url, data_dir, sample_images, make_lesi
         assert actions == [
             ("patient.create", "Dr. Ada"),
             ("review.save", "Dr. Ada"),
+            ("decision.record", "Dr. Ada"),
+            ("decision.record", "Dr. Ada"),
             ("review.save", "Dr. Bea"),
+            ("decision.record", "Dr. Bea"),
+        ]
+        decisions = [e.detail for e in store.audit_events(found.id, action="decision.record")]
+        assert [(d["visit_id"], d["action"], d["model_id"]) for d in decisions] == [
+            (v1, "biopsy", "effnet-lite0-v1"),
+            (v1, "reassure", "effnet-lite0-v1"),
+            (v2, "monitor", "effnet-lite0-v1"),
         ]
 
 

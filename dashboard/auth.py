@@ -1,0 +1,357 @@
+"""Who may use the dashboard, and what each role may do (no Streamlit here; the login page is auth_ui.py).
+
+Local accounts live in the case store (``app_user``), with argon2id password hashes (argon2-cffi, the
+reference implementation's bindings; no hand-rolled crypto). There is no default account and no default
+password: the first administrator is created on the server with ``python -m dashboard.users add``.
+
+Roles, least to most privileged:
+
+- ``viewer``: read patient records (case history, saved images, the model page). Read-only.
+- ``clinician``: also review, save visits and decisions, export a patient's history.
+- ``admin``: also manage accounts and read the audit trail.
+
+Failed sign-ins are audited (``auth.login_failed``) and rate-limited per username: after
+``MAX_FAILURES`` failures within ``FAILURE_WINDOW`` the account refuses every password, the right one
+too, until the window has passed (``auth.login_locked``).
+
+``UserStore`` is the case store as one signed-in user sees it: every call that reads or writes patient
+data checks the role first, and records who did it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+
+from dashboard.store import validation
+from dashboard.store.api import CaseStore, ExportFormat
+from dashboard.store.models import NAME_MAX, ROLES, USERNAME_MAX, AppUser, AuditEvent
+from dashboard.store.records import AuditRecord, ReviewToSave
+
+logger = logging.getLogger(__name__)
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "viewer": frozenset({"patient.read"}),
+    "clinician": frozenset({"patient.read", "patient.write", "patient.export"}),
+    "admin": frozenset({"patient.read", "patient.write", "patient.export", "users.manage", "audit.read"}),
+}
+MIN_PASSWORD_LENGTH = 12
+MAX_FAILURES = int(os.environ.get("TRIAGE_LOGIN_MAX_FAILURES", "5"))
+FAILURE_WINDOW = timedelta(minutes=float(os.environ.get("TRIAGE_LOGIN_LOCK_MINUTES", "15")))
+_USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-@")
+
+# argon2id with argon2-cffi's RFC 9106 "low memory" defaults (64 MiB, 3 passes).
+_HASHER = PasswordHasher()
+# Verified against when the username does not exist, so both cases take the same time.
+_DUMMY_HASH = _HASHER.hash("not a real password, only for equal timing")
+
+
+class AccessDenied(PermissionError):
+    """The signed-in user's role does not allow this."""
+
+
+class LoginFailed(Exception):
+    """Sign-in refused; the message is safe to show (it does not say whether the username exists)."""
+
+
+@dataclass(frozen=True)
+class AuthUser:
+    """A signed-in user, as the pages and the audit trail see them."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.display_name} ({self.username})" if self.display_name else self.username
+
+    def can(self, permission: str) -> bool:
+        return permission in PERMISSIONS.get(self.role, frozenset())
+
+    def require(self, permission: str) -> None:
+        if not self.can(permission):
+            raise AccessDenied(f"the {self.role} role may not do this ({permission})")
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    username: str
+    display_name: str
+    role: str
+    active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def normalise_username(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("username must be text")
+    name = value.strip().lower()
+    if not name:
+        raise ValueError("username must not be empty")
+    if len(name) > USERNAME_MAX:
+        raise ValueError(f"username is longer than {USERNAME_MAX} characters")
+    if not set(name) <= _USERNAME_CHARS:
+        raise ValueError("username may contain only letters a-z, digits and . _ - @")
+    return name
+
+
+def check_password_policy(password: object, username: str = "") -> str:
+    if not isinstance(password, str):
+        raise ValueError("password must be text")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    if username and username.lower() in password.lower():
+        raise ValueError("password must not contain the username")
+    return password
+
+
+def _role(value: object) -> str:
+    return validation.choice(value, "role", ROLES)
+
+
+def _attempted_name(username: object) -> str:
+    """The username typed at a failed sign-in, fit for the audit trail's actor column."""
+    text = username if isinstance(username, str) else ""
+    text = "".join(ch for ch in text.strip() if ch.isprintable())[:USERNAME_MAX]
+    return text or "(blank)"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Accounts:
+    """Local accounts in the case store: create, disable, reset passwords, sign in."""
+
+    def __init__(
+        self, store: CaseStore, *, max_failures: int = MAX_FAILURES, failure_window: timedelta = FAILURE_WINDOW
+    ) -> None:
+        self.store = store
+        self.max_failures = max_failures
+        self.failure_window = failure_window
+
+    # ------------------------------------------------------------ management
+
+    def has_users(self) -> bool:
+        with self.store.read_session() as session:
+            return bool(session.scalar(select(func.count(AppUser.id))))
+
+    def list(self) -> list[UserRecord]:
+        with self.store.read_session() as session:
+            return [
+                UserRecord(u.id, u.username, u.display_name, u.role, u.active, u.created_at, u.last_login_at)
+                for u in session.scalars(select(AppUser).order_by(AppUser.username))
+            ]
+
+    def add(self, username: str, password: str, role: str, display_name: str = "", *, actor: str) -> AuthUser:
+        username = normalise_username(username)
+        role = _role(role)
+        display_name = validation.text(display_name, "display name", max_len=NAME_MAX, required=False)
+        check_password_policy(password, username)
+        password_hash = hash_password(password)
+        with self.store.write_transaction() as session:
+            if session.scalar(select(AppUser.id).where(AppUser.username == username)) is not None:
+                raise ValueError(f"a user named {username!r} already exists")
+            user = AppUser(username=username, display_name=display_name, role=role, password_hash=password_hash)
+            session.add(user)
+            session.flush()
+            session.add(AuditEvent(actor=actor, action="user.add", detail={"user": username, "role": role}))
+            return AuthUser(user.id, user.username, user.display_name, user.role)
+
+    def set_active(self, username: str, active: bool, *, actor: str) -> None:
+        self._update(username, actor, "user.enable" if active else "user.disable", active=bool(active))
+
+    def set_role(self, username: str, role: str, *, actor: str) -> None:
+        role = _role(role)
+        self._update(username, actor, "user.role", role=role)
+
+    def reset_password(self, username: str, password: str, *, actor: str) -> None:
+        username = normalise_username(username)
+        check_password_policy(password, username)
+        self._update(username, actor, "user.reset_password", password_hash=hash_password(password))
+
+    def _update(self, username: str, actor: str, action: str, **values: Any) -> None:
+        username = normalise_username(username)
+        with self.store.write_transaction() as session:
+            user = session.scalar(select(AppUser).where(AppUser.username == username))
+            if user is None:
+                raise ValueError(f"no user named {username!r}")
+            for key, value in values.items():
+                setattr(user, key, value)
+            if "password_hash" in values:
+                user.password_changed_at = _now()
+            detail = {"user": username, **{k: v for k, v in values.items() if k != "password_hash"}}
+            session.add(AuditEvent(actor=actor, action=action, detail=detail))
+
+    # ------------------------------------------------------------ sessions
+
+    def authenticate(self, username: str, password: str, *, via: str = "password") -> AuthUser:
+        """The user for these credentials, or LoginFailed (audited, rate-limited)."""
+        attempted = _attempted_name(username)
+        try:
+            name = normalise_username(username)
+        except ValueError:
+            name = None
+        since = _now() - self.failure_window
+        with self.store.write_transaction() as session:
+            failures = session.scalar(
+                select(func.count(AuditEvent.id)).where(
+                    AuditEvent.actor == attempted,
+                    AuditEvent.action == "auth.login_failed",
+                    AuditEvent.occurred_at >= since,
+                )
+            )
+            if failures >= self.max_failures:
+                session.add(AuditEvent(actor=attempted, action="auth.login_locked", detail={"via": via}))
+                minutes = max(1, round(self.failure_window.total_seconds() / 60))
+                raise_after = LoginFailed(
+                    f"Too many failed sign-ins for this username. Try again in {minutes} minutes, "
+                    "or ask an administrator."
+                )
+            else:
+                user = session.scalar(select(AppUser).where(AppUser.username == name)) if name else None
+                ok = _verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+                if ok and user.active:
+                    if _HASHER.check_needs_rehash(user.password_hash):
+                        user.password_hash = hash_password(password)
+                    user.last_login_at = _now()
+                    session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
+                    return AuthUser(user.id, user.username, user.display_name, user.role)
+                reason = "disabled" if ok else "bad credentials"
+                session.add(
+                    AuditEvent(actor=attempted, action="auth.login_failed", detail={"via": via, "reason": reason})
+                )
+                raise_after = LoginFailed("Wrong username or password, or the account is disabled.")
+        # Raised after the transaction committed, so the failure stays recorded.
+        raise raise_after
+
+    def sso_user(self, email: str) -> AuthUser:
+        """The local account an identity provider's verified e-mail maps to (``st.login``)."""
+        return self._active_user_named(email, via="sso")
+
+    def _active_user_named(self, username: str, *, via: str) -> AuthUser:
+        name = normalise_username(username)
+        with self.store.write_transaction() as session:
+            user = session.scalar(select(AppUser).where(AppUser.username == name))
+            if user is None or not user.active:
+                session.add(AuditEvent(actor=_attempted_name(name), action="auth.login_failed", detail={"via": via}))
+                failed = True
+            else:
+                failed = False
+                user.last_login_at = _now()
+                session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
+                result = AuthUser(user.id, user.username, user.display_name, user.role)
+        if failed:
+            raise LoginFailed("Your single sign-on account has no active local account here. Ask an administrator.")
+        return result
+
+    def current(self, user_id: int) -> AuthUser | None:
+        """The account as it is now (role changes apply at once), or None if disabled or gone."""
+        with self.store.read_session() as session:
+            user = session.get(AppUser, user_id)
+            if user is None or not user.active:
+                return None
+            return AuthUser(user.id, user.username, user.display_name, user.role)
+
+    def record(self, user: AuthUser | str, action: str, detail: dict[str, Any] | None = None) -> None:
+        """An audit event that names no patient (sign-out, session expiry, page views)."""
+        actor = user.username if isinstance(user, AuthUser) else _attempted_name(user)
+        with self.store.write_transaction() as session:
+            session.add(AuditEvent(actor=actor, action=action, detail=dict(detail or {})))
+
+
+def _verify(password_hash: str, password: object) -> bool:
+    if not isinstance(password, str) or not password:
+        return False
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+class UserStore:
+    """The case store as one signed-in user may use it: role checked, every access attributed."""
+
+    def __init__(self, store: CaseStore, user: AuthUser) -> None:
+        self._store = store
+        self.user = user
+
+    @property
+    def data_dir(self) -> Any:
+        return self._store.data_dir
+
+    def _read(self) -> None:
+        self.user.require("patient.read")
+
+    # reads
+    def search_patients(self, partial_identifier: str, limit: int = 50) -> Any:
+        self._read()
+        return self._store.search_patients(partial_identifier, limit)
+
+    def get_patient(self, patient_id: int) -> Any:
+        self._read()
+        return self._store.get_patient(patient_id)
+
+    def patient_timeline(self, patient_id: int) -> Any:
+        self._read()
+        return self._store.patient_timeline(patient_id)
+
+    def load_visit(self, visit_id: int) -> Any:
+        self._read()
+        return self._store.load_visit(visit_id)
+
+    def list_lesions(self, patient_id: int) -> Any:
+        self._read()
+        return self._store.list_lesions(patient_id)
+
+    def lesion_score_trend(self, lesion_id: int) -> Any:
+        self._read()
+        return self._store.lesion_score_trend(lesion_id)
+
+    def decision_history(self, patient_id: int) -> Any:
+        self._read()
+        return self._store.decision_history(patient_id)
+
+    def image_path(self, sha256: str) -> Any:
+        self._read()
+        return self._store.image_path(sha256)
+
+    def record_view(self, action: str, patient_id: int | None, detail: dict[str, Any] | None = None) -> None:
+        """Audit a read (``patient.view``, ``image.view``, ``patient.search``); ids only in ``detail``."""
+        self._read()
+        self._store.record_event(self.user.username, action, patient_id, detail)
+
+    # writes
+    def save_review(self, review: ReviewToSave) -> int:
+        self.user.require("patient.write")
+        # The reviewing clinician is whoever is signed in, whatever the form said.
+        return self._store.save_review(dataclasses.replace(review, clinician=self.user.username))
+
+    def export_patient_history(self, patient_id: int, format: ExportFormat = "csv") -> str:
+        self.user.require("patient.export")
+        return self._store.export_patient_history(patient_id, format, actor=self.user.username)
+
+    # administration
+    def audit_events(self, **filters: Any) -> list[AuditRecord]:
+        self.user.require("audit.read")
+        return self._store.audit_events(**filters)
+
+    def record_audit_export(self, rows: int) -> None:
+        self.user.require("audit.read")
+        self._store.record_event(self.user.username, "audit.export", None, {"rows": rows})

@@ -1,0 +1,186 @@
+"""Sign-in for the Streamlit pages: the login page, the signed-in session, idle expiry, role checks.
+
+The account logic (hashing, rate limit, audit) is in ``dashboard.auth``; this module only keeps the
+signed-in user in ``st.session_state`` and enforces, on every script run:
+
+- no session: only the sign-in page exists (every URL, deep links included, shows it);
+- idle longer than ``TRIAGE_IDLE_TIMEOUT_MINUTES`` (default 15): signed out, audited, state cleared;
+- the account disabled (or its role changed) meanwhile: applied at the next interaction.
+
+Optional single sign-on: when ``.streamlit/secrets.toml`` has an ``[auth]`` section, a "Sign in with
+single sign-on" button calls ``st.login()`` (OIDC); the provider's verified e-mail must be the username
+of an active local account, whose role applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+
+import streamlit as st
+
+from dashboard.auth import AccessDenied, Accounts, AuthUser, LoginFailed
+from dashboard.textsafe import literal
+
+SESSION_KEY = "_signed_in"
+NOTICE_KEY = "_sign_in_notice"
+IDLE_ENV = "TRIAGE_IDLE_TIMEOUT_MINUTES"
+DEFAULT_IDLE_MINUTES = 15.0
+BOOTSTRAP_COMMAND = ".venv/bin/python -m dashboard.users add YOUR-USERNAME --role admin --name 'Your Name'"
+
+
+@dataclass
+class SignedIn:
+    user: AuthUser
+    last_active: float  # time.time() of the last script run the user caused
+    via: str = "password"
+
+
+def idle_limit_s() -> float:
+    try:
+        minutes = float(os.environ.get(IDLE_ENV, "") or DEFAULT_IDLE_MINUTES)
+    except ValueError:
+        minutes = DEFAULT_IDLE_MINUTES
+    return max(minutes, 0.05) * 60
+
+
+def signed_in() -> AuthUser | None:
+    """The user of this browser session as checked at the start of this run (no database access)."""
+    session = st.session_state.get(SESSION_KEY)
+    return session.user if isinstance(session, SignedIn) else None
+
+
+def sign_in(accounts: Accounts, username: str, password: str) -> AuthUser:
+    """Check the credentials (audited, rate-limited) and start the session; raises LoginFailed."""
+    user = accounts.authenticate(username, password)
+    _start(user, "password")
+    return user
+
+
+def _start(user: AuthUser, via: str) -> None:
+    # A new session starts clean: nothing of a previous user's work stays in this browser tab.
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+    st.session_state[SESSION_KEY] = SignedIn(user, time.time(), via)
+
+
+def sign_out(accounts: Accounts | None, action: str = "auth.logout", notice: str | None = None) -> None:
+    session = st.session_state.get(SESSION_KEY)
+    if isinstance(session, SignedIn) and accounts is not None:
+        with contextlib.suppress(Exception):  # signing out must work even when the audit write fails
+            accounts.record(session.user, action)
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+    if notice:
+        st.session_state[NOTICE_KEY] = notice
+
+
+def current_user(accounts: Accounts) -> AuthUser | None:
+    """Validate this run's session (idle time, account still active); None means: show the sign-in page."""
+    session = st.session_state.get(SESSION_KEY)
+    if not isinstance(session, SignedIn):
+        return _sso_user(accounts)
+    now = time.time()
+    if now - session.last_active > idle_limit_s():
+        minutes = idle_limit_s() / 60
+        sign_out(accounts, "auth.session_expired", f"You were signed out after {minutes:g} minutes without activity.")
+        return None
+    fresh = accounts.current(session.user.id)
+    if fresh is None:
+        sign_out(accounts, "auth.session_revoked", "Your account has been disabled. Ask an administrator.")
+        return None
+    session.user = fresh
+    session.last_active = now
+    return fresh
+
+
+def idle_expired() -> bool:
+    session = st.session_state.get(SESSION_KEY)
+    return isinstance(session, SignedIn) and time.time() - session.last_active > idle_limit_s()
+
+
+def require(permission: str) -> AuthUser:
+    """For page scripts: the signed-in user if the role allows ``permission``, else a clear stop."""
+    user = signed_in()
+    if user is None:
+        st.error("Sign in first.", icon=":material/lock:")
+        st.stop()
+        raise AssertionError("unreachable")
+    try:
+        user.require(permission)
+    except AccessDenied:
+        st.error(
+            f"Your role ({user.role}) does not allow this page. Ask an administrator if you need access.",
+            icon=":material/lock:",
+        )
+        st.stop()
+        raise AssertionError("unreachable") from None
+    return user
+
+
+# ---------------------------------------------------------------- single sign-on (optional)
+
+
+def sso_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets.toml
+        return False
+
+
+def _sso_user(accounts: Accounts) -> AuthUser | None:
+    if not sso_configured():
+        return None
+    try:
+        logged_in = bool(st.user.is_logged_in)
+    except Exception:
+        return None
+    if not logged_in:
+        return None
+    email = str(st.user.get("email") or "")
+    try:
+        user = accounts.sso_user(email)
+    except (LoginFailed, ValueError) as exc:
+        st.session_state[NOTICE_KEY] = str(exc)
+        st.logout()
+        return None
+    _start(user, "sso")
+    return user
+
+
+# ---------------------------------------------------------------- the page
+
+
+def login_page() -> None:
+    from dashboard import resources
+
+    st.title("Sign in")
+    st.caption("Melanoma triage — patient records. Authorised clinic staff only; every access is recorded.")
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice:
+        st.info(literal(notice), icon=":material/info:")
+    accounts = resources.get_accounts()  # stops with a clear page when the database cannot be opened
+    if not accounts.has_users():
+        st.warning(
+            "No accounts exist yet. The dashboard ships no default account or password: an administrator "
+            "creates the first one on the server, in the project folder, then signs in here.",
+            icon=":material/person_add:",
+        )
+        st.code(BOOTSTRAP_COMMAND, language="bash")
+        st.caption("Further accounts: `python -m dashboard.users add NAME --role clinician|viewer|admin`.")
+        return
+    with st.form("sign_in", border=True):
+        username = st.text_input("Username", key="login_username", autocomplete="username")
+        password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
+    if submitted:
+        try:
+            sign_in(accounts, username, password)
+        except LoginFailed as exc:
+            st.error(str(exc), icon=":material/lock:")
+        else:
+            st.rerun()
+    if sso_configured():
+        st.button("Sign in with single sign-on", icon=":material/key:", on_click=st.login, key="sso_login")

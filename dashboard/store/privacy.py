@@ -1,0 +1,154 @@
+"""Personal data that must not reach the case store: image metadata, and identifiers that name a person.
+
+``strip_metadata(data)`` returns the image bytes the store keeps: no EXIF (GPS, camera owner, "Artist",
+dates), no XMP, no IPTC, no comments, no ICC profile, no embedded thumbnails or extra MPO frames, and the
+EXIF orientation applied to the pixels. Decoded pixels stay exactly those of the (oriented) upload:
+
+- a JPEG that needs no rotation keeps its compressed scan data byte for byte; only metadata segments
+  (APP1–APP13, APP15, COM) and anything after the first image's end marker are dropped;
+- anything else (a rotated JPEG, PNG, TIFF, WebP, BMP) is decoded, rotated upright and written as a
+  lossless PNG without text chunks.
+
+``identifier_warnings(text)`` says when a patient identifier looks like a name or a date of birth.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import warnings
+
+from PIL import Image, ImageOps
+
+# JPEG markers without a length field.
+_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+_SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
+# Kept: APP0 (JFIF: pixel density) and APP14 (Adobe: the colour transform the decoder needs).
+_DROP = {*range(0xE1, 0xEE), 0xEF, 0xFE}  # APP1..APP13, APP15, COM
+_PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
+_EXIF_ORIENTATION = 0x0112
+
+
+class MetadataError(ValueError):
+    """The image could not be cleaned (a malformed JPEG structure)."""
+
+
+def strip_metadata(data: bytes) -> bytes:
+    """The image without personal metadata, orientation applied (see the module docstring).
+
+    Returns ``data`` itself when there is nothing to remove, so clean uploads keep their hash.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # limits are checked by the caller
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
+            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+            if fmt in ("JPEG", "MPO") and orientation in (1, None):
+                return _strip_jpeg(data)
+            upright = ImageOps.exif_transpose(img)
+            if upright is None:  # pragma: no cover - only with in_place=True
+                upright = img
+            if upright.mode not in _PNG_MODES:
+                upright = upright.convert("RGBA" if "A" in upright.mode else "RGB")
+            out = io.BytesIO()
+            # No pnginfo / exif / icc_profile arguments: the PNG carries pixels only.
+            upright.save(out, format="PNG", optimize=False)
+            return out.getvalue()
+
+
+def _segment_length(data: bytes, pos: int) -> int:
+    if pos + 4 > len(data):
+        raise MetadataError("JPEG segment header runs past the end of the file")
+    (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+    if length < 2 or pos + 2 + length > len(data):
+        raise MetadataError("JPEG segment length runs past the end of the file")
+    return length
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    if data[:2] != b"\xff\xd8":
+        raise MetadataError("not a JPEG (no start-of-image marker)")
+    out = bytearray(b"\xff\xd8")
+    pos = 2
+    dropped = False
+    in_scan = False
+    n = len(data)
+    while pos < n:
+        if in_scan:
+            # Entropy-coded data: copy up to the next real marker (FF00 is a stuffed byte, FFD0-D7 restarts).
+            nxt = data.find(b"\xff", pos)
+            while nxt != -1 and nxt + 1 < n and (data[nxt + 1] == 0x00 or 0xD0 <= data[nxt + 1] <= 0xD7):
+                nxt = data.find(b"\xff", nxt + 2)
+            if nxt == -1 or nxt + 1 >= n:
+                raise MetadataError("JPEG ends inside its image data (truncated)")
+            out += data[pos:nxt]
+            pos = nxt
+            in_scan = False
+            continue
+        if data[pos] != 0xFF:
+            raise MetadataError(f"JPEG structure broken at byte {pos}")
+        marker = data[pos + 1] if pos + 1 < n else -1
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == _EOI:
+            out += b"\xff\xd9"
+            pos += 2
+            dropped = dropped or pos < n  # trailing data: MPO frames, vendor trailers
+            break
+        if marker in _STANDALONE or marker == _SOI:
+            out += data[pos : pos + 2]
+            pos += 2
+            continue
+        length = _segment_length(data, pos)
+        end = pos + 2 + length
+        if marker in _DROP:
+            dropped = True
+        else:
+            out += data[pos:end]
+        pos = end
+        if marker == _SOS:
+            in_scan = True
+    else:
+        raise MetadataError("JPEG has no end-of-image marker (truncated)")
+    return bytes(out) if dropped else data
+
+
+# ---------------------------------------------------------------- identifiers
+
+PSEUDONYM_HELP = (
+    "Pseudonymous means a code from the clinic's own list (for example PT-0042) that only the clinic's key "
+    "links to the person — never a name, date of birth, address, phone or national ID number."
+)
+
+_DATE_PATTERNS = (
+    re.compile(r"(?<!\d)(19|20)\d{2}[-./ ](0?[1-9]|1[0-2])[-./ ](0?[1-9]|[12]\d|3[01])(?!\d)"),  # 1970-01-31
+    re.compile(r"(?<!\d)(0?[1-9]|[12]\d|3[01])[-./ ](0?[1-9]|1[0-2])[-./ ]((19|20)?\d{2})(?!\d)"),  # 31.01.1970
+    re.compile(r"(?<!\d)(0?[1-9]|1[0-2])[-./ ](0?[1-9]|[12]\d|3[01])[-./ ]((19|20)\d{2})(?!\d)"),  # 01/31/1970
+    re.compile(r"(?<!\d)(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)"),  # 19700131
+    re.compile(r"(?<!\d)(0[1-9]|[12]\d|3[01])(0[1-9]|1[0-2])(19|20)\d{2}(?!\d)"),  # 31011970
+)
+_WORD = re.compile(r"^[^\W\d_][^\W\d_'’.-]*[^\W\d_]$|^[^\W\d_]{2,}$")
+
+
+def looks_like_date(text: str) -> bool:
+    return any(p.search(text) for p in _DATE_PATTERNS)
+
+
+def looks_like_name(text: str) -> bool:
+    """Two or more words made of letters only (``Jane Doe``, ``Doe, Jane``): how names are written."""
+    words = [w for w in re.split(r"[\s,;]+", text.strip()) if w]
+    letters_only = [w for w in words if _WORD.match(w.replace("-", "a").replace("'", "a"))]
+    return len(letters_only) >= 2
+
+
+def identifier_warnings(identifier: str) -> list[str]:
+    """Why an identifier looks like personal data (empty when it looks like a pseudonym)."""
+    text = (identifier or "").strip()
+    found = []
+    if looks_like_name(text):
+        found.append("it looks like a person's name")
+    if looks_like_date(text):
+        found.append("it contains what looks like a date (of birth?)")
+    return found

@@ -1,0 +1,160 @@
+"""Local accounts and role checks on the store (SQLite and PostgreSQL): argon2 hashes, no default account,
+rate-limited and audited sign-in, disabled accounts, every patient-data call checked and attributed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from dashboard.auth import AccessDenied, Accounts, LoginFailed, UserStore
+from dashboard.store.models import AppUser
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_fresh_store_has_no_account(store):
+    accounts = Accounts(store)
+    assert not accounts.has_users()
+    with pytest.raises(LoginFailed):
+        accounts.authenticate("admin", "admin")
+
+
+def test_password_is_hashed_with_argon2_and_checked(store):
+    accounts = Accounts(store)
+    user = accounts.add("Dr.Ada", PASSWORD, "clinician", "Dr Ada", actor="test")
+    assert (user.username, user.role, user.display_name) == ("dr.ada", "clinician", "Dr Ada")
+    with store.read_session() as session:
+        stored = session.get(AppUser, user.id).password_hash
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert accounts.authenticate("dr.ada", PASSWORD) == user
+    assert accounts.authenticate(" DR.ADA ", PASSWORD) == user  # usernames are case-insensitive
+    with pytest.raises(LoginFailed, match="Wrong username or password"):
+        accounts.authenticate("dr.ada", PASSWORD.upper())
+    with pytest.raises(ValueError, match="at least 12"):
+        accounts.add("short", "tiny", "viewer", actor="test")
+    with pytest.raises(ValueError, match="already exists"):
+        accounts.add("dr.ada", PASSWORD, "viewer", actor="test")
+    with pytest.raises(ValueError, match="unknown role"):
+        accounts.add("dr.bea", PASSWORD, "superuser", actor="test")
+    events = [(e.actor, e.action) for e in store.audit_events()]
+    assert events == [
+        ("test", "user.add"),
+        ("dr.ada", "auth.login"),
+        ("dr.ada", "auth.login"),
+        ("dr.ada", "auth.login_failed"),
+    ]
+
+
+def test_failed_logins_are_audited_and_rate_limited(store):
+    accounts = Accounts(store, max_failures=3, failure_window=timedelta(minutes=15))
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="test")
+    for _ in range(3):
+        with pytest.raises(LoginFailed):
+            accounts.authenticate("dr.ada", "wrong password!!")
+    # Locked: even the right password is refused until the window has passed, and that is audited too.
+    with pytest.raises(LoginFailed, match="Too many failed sign-ins"):
+        accounts.authenticate("dr.ada", PASSWORD)
+    # Unknown names are limited the same way (no hint whether an account exists).
+    for _ in range(3):
+        with pytest.raises(LoginFailed, match="Wrong username or password"):
+            accounts.authenticate("nobody", "whatever password")
+    with pytest.raises(LoginFailed, match="Too many"):
+        accounts.authenticate("nobody", "whatever password")
+    actions = [(e.actor, e.action) for e in store.audit_events(action="auth.")]
+    assert actions == [("dr.ada", "auth.login_failed")] * 3 + [("dr.ada", "auth.login_locked")] + [
+        ("nobody", "auth.login_failed")
+    ] * 3 + [("nobody", "auth.login_locked")]
+    # Once the window has passed the account works again.
+    assert Accounts(store, max_failures=3, failure_window=timedelta(0)).authenticate("dr.ada", PASSWORD)
+
+
+def test_disabled_account_cannot_sign_in_and_loses_its_session(store):
+    accounts = Accounts(store)
+    user = accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+    assert accounts.current(user.id) == user
+    accounts.set_active("dr.ada", False, actor="admin")
+    assert accounts.current(user.id) is None
+    with pytest.raises(LoginFailed):
+        accounts.authenticate("dr.ada", PASSWORD)
+    accounts.set_active("dr.ada", True, actor="admin")
+    accounts.set_role("dr.ada", "viewer", actor="admin")
+    assert accounts.current(user.id).role == "viewer"
+    accounts.reset_password("dr.ada", "another long passphrase", actor="admin")
+    assert accounts.authenticate("dr.ada", "another long passphrase").role == "viewer"
+    assert [e.action for e in store.audit_events(action="user.")] == [
+        "user.add",
+        "user.disable",
+        "user.enable",
+        "user.role",
+        "user.reset_password",
+    ]
+
+
+def test_roles_are_checked_on_every_patient_data_call(store, sample_images, make_lesion, make_review):
+    accounts = Accounts(store)
+    viewer = accounts.add("viewer1", PASSWORD, "viewer", actor="t")
+    clinician = accounts.add("dr.ada", PASSWORD, "clinician", actor="t")
+    admin = accounts.add("boss", PASSWORD, "admin", actor="t")
+    review = make_review([make_lesion(sample_images[0], decision_action="biopsy")], clinician="typed in a box")
+
+    with pytest.raises(AccessDenied):
+        UserStore(store, viewer).save_review(review)
+    visit_id = UserStore(store, clinician).save_review(review)
+    visit = store.load_visit(visit_id)
+    assert visit.clinician == "dr.ada"  # the signed-in user, not what a form said
+    assert visit.lesions[0].decision.clinician == "dr.ada"
+
+    as_viewer = UserStore(store, viewer)
+    [patient] = as_viewer.search_patients("PSEUDO")
+    assert as_viewer.patient_timeline(patient.id).visits[0].id == visit_id
+    with pytest.raises(AccessDenied):
+        as_viewer.export_patient_history(patient.id)
+    with pytest.raises(AccessDenied):
+        as_viewer.audit_events()
+    assert "biopsy" in UserStore(store, clinician).export_patient_history(patient.id, "csv")
+    with pytest.raises(AccessDenied):
+        UserStore(store, clinician).audit_events()
+
+    as_viewer.record_view("patient.view", patient.id, {"page": "test"})
+    trail = UserStore(store, admin).audit_events(patient_id=patient.id)
+    assert [(e.actor, e.action) for e in trail] == [
+        ("dr.ada", "patient.create"),
+        ("dr.ada", "review.save"),
+        ("dr.ada", "decision.record"),
+        ("dr.ada", "patient.export"),
+        ("viewer1", "patient.view"),
+    ]
+    save, decision = trail[1], trail[2]
+    assert save.detail["model_id"] == decision.detail["model_id"] == "effnet-lite0-v1"
+    assert decision.detail["action"] == "biopsy" and decision.detail["lesion_id"] == visit.lesions[0].lesion_id
+    assert [e.action for e in UserStore(store, admin).audit_events(actor="viewer1")] == ["patient.view"]
+
+
+def test_users_cli(sqlite_url, subprocess_env, tmp_path):
+    env = {**subprocess_env, "DATABASE_URL": sqlite_url, "TRIAGE_DATA_DIR": str(tmp_path / "images")}
+
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "dashboard.users", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert "no accounts yet" in cli("list").stdout
+    made = cli("add", "Boss", "--role", "admin", "--name", "The Boss", "--password-stdin", stdin=PASSWORD + "\n")
+    assert made.returncode == 0, made.stderr
+    assert "created admin account 'boss'" in made.stdout
+    weak = cli("add", "x", "--role", "viewer", "--password-stdin", stdin="short\n")
+    assert weak.returncode == 1 and "at least 12" in weak.stderr
+    assert cli("disable", "boss").returncode == 0
+    listing = cli("list").stdout
+    assert "boss" in listing and "DISABLED" in listing and "The Boss" in listing
+    assert cli("enable", "boss").returncode == 0
+    assert cli("reset-password", "boss", "--password-stdin", stdin="a new long passphrase\n").returncode == 0
+    assert cli("set-role", "nobody", "--role", "viewer").returncode == 1

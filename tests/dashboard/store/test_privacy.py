@@ -1,0 +1,127 @@
+"""Personal metadata never reaches the image files; pixels and orientation do. Identifiers that look
+like a name or a date of birth are recognised."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from dashboard.store.privacy import identifier_warnings, strip_metadata
+
+GPS_IFD = 0x8825
+ARTIST = 0x013B
+ORIENTATION = 0x0112
+IMAGE_DESCRIPTION = 0x010E
+
+
+def _photo(real_jpeg: bytes, *, orientation: int | None, fmt: str = "JPEG") -> bytes:
+    """A real lesion photo as a phone would save it: GPS position, an Artist naming the patient, a comment."""
+    img = Image.open(io.BytesIO(real_jpeg)).convert("RGB")
+    exif = Image.Exif()
+    exif[ARTIST] = "Patient Jane Doe DOB 1970-01-01"
+    exif[IMAGE_DESCRIPTION] = "Jane Doe, left shoulder"
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    exif.get_ifd(GPS_IFD).update({1: "N", 2: (48.0, 8.0, 30.0), 3: "E", 4: (11.0, 34.0, 12.0)})
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:creator>Jane Doe</dc:creator></x:xmpmeta>'
+        img.save(out, format="JPEG", exif=exif, comment=b"Jane Doe 1970-01-01", xmp=xmp, quality=92)
+    else:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text("Author", "Jane Doe")
+        img.save(out, format="PNG", exif=exif, pnginfo=info)
+    return out.getvalue()
+
+
+def _pixels(data: bytes, *, orient: bool = False) -> np.ndarray:
+    img = Image.open(io.BytesIO(data))
+    if orient:
+        img = ImageOps.exif_transpose(img)
+    return np.asarray(img.convert("RGB"))
+
+
+def _no_personal_metadata(data: bytes) -> None:
+    img = Image.open(io.BytesIO(data))
+    exif = img.getexif()
+    assert ARTIST not in exif and IMAGE_DESCRIPTION not in exif and GPS_IFD not in exif
+    assert exif.get(ORIENTATION, 1) == 1
+    assert not exif.get_ifd(GPS_IFD)
+    for key in ("comment", "xmp", "XML:com.adobe.xmp", "Author", "exif", "icc_profile"):
+        assert key not in img.info, key
+    assert b"Jane Doe" not in data and b"1970-01-01" not in data
+
+
+@pytest.mark.parametrize("orientation", [None, 1])
+def test_upright_jpeg_keeps_its_compressed_pixels(sample_images, orientation):
+    original = _photo(sample_images[0], orientation=orientation)
+    assert b"Jane Doe" in original and Image.open(io.BytesIO(original)).getexif().get(ARTIST)
+    cleaned = strip_metadata(original)
+    _no_personal_metadata(cleaned)
+    assert Image.open(io.BytesIO(cleaned)).format == "JPEG"
+    assert np.array_equal(_pixels(cleaned), _pixels(original))  # the scan data is untouched
+    assert strip_metadata(cleaned) == cleaned  # nothing left to strip: the bytes (and hash) stay
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_rotated_photo_is_stored_upright_with_the_same_pixels(sample_images, orientation):
+    original = _photo(sample_images[1], orientation=orientation)
+    cleaned = strip_metadata(original)
+    _no_personal_metadata(cleaned)
+    assert np.array_equal(_pixels(cleaned), _pixels(original, orient=True))
+    if orientation in (6, 8):
+        w, h = Image.open(io.BytesIO(original)).size
+        assert Image.open(io.BytesIO(cleaned)).size == (h, w)
+
+
+def test_png_text_chunks_and_exif_are_dropped(sample_images):
+    original = _photo(sample_images[2], orientation=None, fmt="PNG")
+    cleaned = strip_metadata(original)
+    _no_personal_metadata(cleaned)
+    assert np.array_equal(_pixels(cleaned), _pixels(original))
+
+
+def test_clean_upload_is_kept_byte_for_byte(sample_images):
+    assert strip_metadata(sample_images[0]) == sample_images[0]
+
+
+def test_the_store_keeps_no_personal_metadata(store, sample_images, make_lesion, make_review):
+    original = _photo(sample_images[3], orientation=6)
+    visit_id = store.save_review(make_review([make_lesion(original)]))
+    [lesion] = store.load_visit(visit_id).lesions
+    kept = lesion.image.path.read_bytes()
+    _no_personal_metadata(kept)
+    assert np.array_equal(_pixels(kept), _pixels(original, orient=True))
+    # Hashed as stored; the hash of the upload is kept so a re-upload of the same photo is recognised.
+    import hashlib
+
+    assert lesion.image.sha256 == hashlib.sha256(kept).hexdigest()
+    assert lesion.image.source_sha256 == hashlib.sha256(original).hexdigest()
+    assert (lesion.image.width, lesion.image.height) == Image.open(io.BytesIO(kept)).size
+
+
+@pytest.mark.parametrize(
+    ("identifier", "expected"),
+    [
+        ("Jane Doe 1970-01-01", ["name", "date"]),
+        ("Doe, Jane", ["name"]),
+        ("jane doe", ["name"]),
+        ("PT-0042", []),
+        ("IP_6648913", []),
+        ("PT-APPTEST-001", []),
+        ("MRN 0042", []),
+        ("X 31.01.1970", ["date"]),
+        ("K-19700131", ["date"]),
+        ("01/31/1970", ["date"]),
+    ],
+)
+def test_identifier_warnings(identifier, expected):
+    found = identifier_warnings(identifier)
+    assert len(found) == len(expected)
+    for word, message in zip(expected, found, strict=True):
+        assert word in message
