@@ -54,12 +54,23 @@ from torch import nn
 
 from data.images import ImageDecodeError, _to_rgb, decode_image, geometry_problem
 from data.schema import normalise_age, normalise_sex, normalise_site
+from model.patient_context import ContextModel, patient_features
+from model.ugly_duckling import (  # noqa: F401  (re-exported: the triage API)
+    UD_METHODS,
+    embedding_map,
+    lof_score,
+    loo_cosine_distance,
+    rank_descending,
+    robust_z,
+    ugly_duckling,
+)
 
 ProgressFn = Callable[[int, int], None]
 logger = logging.getLogger(__name__)
 
 TRIAGE_DEFAULTS: dict[str, Any] = {
-    "method": "logit_blend",
+    "method": "logit_blend",  # or "patient_context" (the second stage, with its fitted "context_model")
+    "context_model": None,
     "ud_method": "loo_cosine",
     "weight_ud": 0.0,
     "ud_clip": [0.0, 4.0],  # only "more unusual than the patient's typical lesion" raises the score
@@ -69,6 +80,7 @@ TRIAGE_DEFAULTS: dict[str, Any] = {
     "chosen_by": "built-in default: the ugly-duckling score is shown but does not change the ranking "
     "until training/evaluate_triage.py has chosen a weight on real patients",
 }
+TRIAGE_METHODS = ("logit_blend", "patient_context")
 # Images per forward pass on CPU: small batches keep the activations in cache. Measured on the 2-core
 # dev machine (lite0, 224 px, folded + channels_last): 10 ms/image at batch 1, 5 at 4, 9 at 16, 12 at 32.
 CPU_BATCH = 4
@@ -120,8 +132,12 @@ def triage_settings(source: Any = None) -> dict[str, Any]:
         raise TypeError(f"cannot read triage settings from {type(source).__name__}")
     unknown = set(given) - set(TRIAGE_DEFAULTS) - {"evaluation"}
     settings = {**TRIAGE_DEFAULTS, **{k: v for k, v in given.items() if k in TRIAGE_DEFAULTS}}
-    if settings["method"] != "logit_blend":
-        raise ValueError(f"unknown triage method {settings['method']!r}; known: logit_blend")
+    if settings["method"] not in TRIAGE_METHODS:
+        raise ValueError(f"unknown triage method {settings['method']!r}; known: {', '.join(TRIAGE_METHODS)}")
+    if settings["method"] == "patient_context":
+        if not isinstance(settings.get("context_model"), dict):
+            raise ValueError("triage method patient_context needs its fitted 'context_model'")
+        settings["context"] = ContextModel.from_dict(settings["context_model"])
     if settings["ud_method"] not in UD_METHODS:
         raise ValueError(f"unknown ud_method {settings['ud_method']!r}; known: {', '.join(UD_METHODS)}")
     settings["weight_ud"] = float(settings["weight_ud"])
@@ -135,61 +151,7 @@ def triage_settings(source: Any = None) -> dict[str, Any]:
     return settings
 
 
-# ---------------------------------------------------------------- ugly duckling
-
-
-def _unit(embeddings: np.ndarray) -> np.ndarray:
-    e = np.asarray(embeddings, dtype=np.float64)
-    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-
-
-def loo_cosine_distance(embeddings: np.ndarray) -> np.ndarray:
-    """Cosine distance of each lesion to the mean of the patient's other lesions."""
-    e = _unit(embeddings)
-    n = len(e)
-    if n < 2:
-        return np.full(n, np.nan)
-    others = (e.sum(0, keepdims=True) - e) / (n - 1)
-    others = others / np.maximum(np.linalg.norm(others, axis=1, keepdims=True), 1e-12)
-    return 1.0 - np.sum(e * others, axis=1)
-
-
-def lof_score(embeddings: np.ndarray, n_neighbors: int = 5) -> np.ndarray:
-    """Local outlier factor (cosine metric) within the patient; ~1 for inliers, larger for outliers."""
-    from sklearn.neighbors import LocalOutlierFactor
-
-    e = _unit(embeddings)
-    n = len(e)
-    if n < 3:
-        return np.full(n, np.nan)
-    lof = LocalOutlierFactor(n_neighbors=min(n_neighbors, n - 1), metric="cosine")
-    lof.fit(e)
-    return -lof.negative_outlier_factor_
-
-
-UD_METHODS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "loo_cosine": loo_cosine_distance,
-    "lof": lof_score,
-}
-
-
-def robust_z(values: np.ndarray, scale_floor: float = 0.25) -> np.ndarray:
-    """(v - median) / max(1.4826 MAD, scale_floor * |median|, 1e-9) within one patient."""
-    v = np.asarray(values, dtype=np.float64)
-    med = float(np.median(v))
-    mad = float(np.median(np.abs(v - med)))
-    scale = max(1.4826 * mad, scale_floor * abs(med), 1e-9)
-    return (v - med) / scale
-
-
-def ugly_duckling(
-    embeddings: np.ndarray, method: str = "loo_cosine", min_lesions: int = 3, scale_floor: float = 0.25
-) -> np.ndarray:
-    """Robust z of each lesion's outlyingness among one patient's lesions; NaN below `min_lesions`."""
-    n = len(embeddings)
-    if n < max(3, min_lesions):
-        return np.full(n, np.nan)
-    return robust_z(UD_METHODS[method](embeddings), scale_floor)
+# ---------------------------------------------------------------- ranking
 
 
 def blend(
@@ -203,53 +165,24 @@ def blend(
     return 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + weight_ud * z)))
 
 
-def rank_descending(score: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
-    """1 = highest score; ties broken by `tiebreak` (higher first), then input order.
-
-    Always a permutation of 1..n (NaN scores rank last)."""
-    score = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=-np.inf)
-    keys = (
-        [np.arange(len(score)), -score]
-        if tiebreak is None
-        else [
-            np.arange(len(score)),
-            -np.nan_to_num(np.asarray(tiebreak, dtype=np.float64), nan=-np.inf),
-            -score,
-        ]
-    )
-    order = np.lexsort(keys)
-    ranks = np.empty(len(score), dtype=int)
-    ranks[order] = np.arange(1, len(score) + 1)
-    return ranks
+def context_score(p_melanoma: np.ndarray, embeddings: np.ndarray, model: ContextModel) -> np.ndarray:
+    """patient_context: the second stage's score of each lesion relative to the patient's other lesions
+    (0-1, a ranking score within the patient, not a probability)."""
+    p = np.clip(np.asarray(p_melanoma, dtype=np.float64), 1e-7, 1 - 1e-7)
+    if len(p) == 0:
+        return np.zeros(0)
+    decision = model.score(patient_features(np.log(p / (1 - p)), embeddings))
+    return 1.0 / (1.0 + np.exp(-decision))
 
 
 def score_patient(p_melanoma: np.ndarray, embeddings: np.ndarray, settings: dict[str, Any]) -> dict[str, np.ndarray]:
     """UD z, triage score and within-patient rank for one patient's lesions (the shared core)."""
     ud = ugly_duckling(embeddings, settings["ud_method"], settings["min_lesions"], settings["ud_scale_floor"])
-    triage = blend(p_melanoma, ud, settings["weight_ud"], settings["ud_clip"])
+    if settings["method"] == "patient_context":
+        triage = context_score(p_melanoma, embeddings, settings["context"])
+    else:
+        triage = blend(p_melanoma, ud, settings["weight_ud"], settings["ud_clip"])
     return {"ugly_duckling": ud, "triage_score": triage, "rank": rank_descending(triage, p_melanoma)}
-
-
-def embedding_map(embeddings: np.ndarray) -> np.ndarray:
-    """2-D PCA of one patient's L2-normalised embeddings (n, 2); zeros where a dimension is undefined."""
-    n = len(embeddings)
-    out = np.zeros((n, 2))
-    if n < 2:
-        return out
-    e = _unit(embeddings)
-    e = e - e.mean(0, keepdims=True)
-    # PCA through the n x n Gram matrix: n (lesions) is far smaller than d (1280), and a LAPACK SVD of the
-    # n x d matrix can take most of a second on a busy 2-core CPU.
-    values, vectors = np.linalg.eigh(e @ e.T)
-    order = np.argsort(values)[::-1][:2]
-    k = len(order)
-    coords = vectors[:, order] * np.sqrt(np.clip(values[order], 0.0, None))
-    # A deterministic sign: the lesion farthest along each axis is on the positive side.
-    for j in range(k):
-        if coords[np.argmax(np.abs(coords[:, j])), j] < 0:
-            coords[:, j] = -coords[:, j]
-    out[:, :k] = coords
-    return out
 
 
 # ---------------------------------------------------------------- decoding

@@ -1,0 +1,108 @@
+"""The ugly-duckling maths: how unlike the patient's other lesions each lesion is, and rank helpers.
+
+Pure numpy (scikit-learn for LOF): no network, no images. Used by the triage flow (model/triage.py), the
+patient-context second stage (model/patient_context.py) and the evaluations in training/.
+See model/triage.py's docstring for the definition of the score and why the scale has a floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def _unit(embeddings: np.ndarray) -> np.ndarray:
+    e = np.asarray(embeddings, dtype=np.float64)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+def loo_cosine_distance(embeddings: np.ndarray) -> np.ndarray:
+    """Cosine distance of each lesion to the mean of the patient's other lesions."""
+    e = _unit(embeddings)
+    n = len(e)
+    if n < 2:
+        return np.full(n, np.nan)
+    others = (e.sum(0, keepdims=True) - e) / (n - 1)
+    others = others / np.maximum(np.linalg.norm(others, axis=1, keepdims=True), 1e-12)
+    return 1.0 - np.sum(e * others, axis=1)
+
+
+def lof_score(embeddings: np.ndarray, n_neighbors: int = 5) -> np.ndarray:
+    """Local outlier factor (cosine metric) within the patient; ~1 for inliers, larger for outliers."""
+    from sklearn.neighbors import LocalOutlierFactor
+
+    e = _unit(embeddings)
+    n = len(e)
+    if n < 3:
+        return np.full(n, np.nan)
+    lof = LocalOutlierFactor(n_neighbors=min(n_neighbors, n - 1), metric="cosine")
+    lof.fit(e)
+    return -lof.negative_outlier_factor_
+
+
+UD_METHODS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "loo_cosine": loo_cosine_distance,
+    "lof": lof_score,
+}
+
+
+def robust_z(values: np.ndarray, scale_floor: float = 0.25) -> np.ndarray:
+    """(v - median) / max(1.4826 MAD, scale_floor * |median|, 1e-9) within one patient."""
+    v = np.asarray(values, dtype=np.float64)
+    med = float(np.median(v))
+    mad = float(np.median(np.abs(v - med)))
+    scale = max(1.4826 * mad, scale_floor * abs(med), 1e-9)
+    return (v - med) / scale
+
+
+def ugly_duckling(
+    embeddings: np.ndarray, method: str = "loo_cosine", min_lesions: int = 3, scale_floor: float = 0.25
+) -> np.ndarray:
+    """Robust z of each lesion's outlyingness among one patient's lesions; NaN below `min_lesions`."""
+    n = len(embeddings)
+    if n < max(3, min_lesions):
+        return np.full(n, np.nan)
+    return robust_z(UD_METHODS[method](embeddings), scale_floor)
+
+
+def rank_descending(score: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """1 = highest score; ties broken by `tiebreak` (higher first), then input order.
+
+    Always a permutation of 1..n (NaN scores rank last)."""
+    score = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=-np.inf)
+    keys = (
+        [np.arange(len(score)), -score]
+        if tiebreak is None
+        else [
+            np.arange(len(score)),
+            -np.nan_to_num(np.asarray(tiebreak, dtype=np.float64), nan=-np.inf),
+            -score,
+        ]
+    )
+    order = np.lexsort(keys)
+    ranks = np.empty(len(score), dtype=int)
+    ranks[order] = np.arange(1, len(score) + 1)
+    return ranks
+
+
+def embedding_map(embeddings: np.ndarray) -> np.ndarray:
+    """2-D PCA of one patient's L2-normalised embeddings (n, 2); zeros where a dimension is undefined."""
+    n = len(embeddings)
+    out = np.zeros((n, 2))
+    if n < 2:
+        return out
+    e = _unit(embeddings)
+    e = e - e.mean(0, keepdims=True)
+    # PCA through the n x n Gram matrix: n (lesions) is far smaller than d (1280), and a LAPACK SVD of the
+    # n x d matrix can take most of a second on a busy 2-core CPU.
+    values, vectors = np.linalg.eigh(e @ e.T)
+    order = np.argsort(values)[::-1][:2]
+    k = len(order)
+    coords = vectors[:, order] * np.sqrt(np.clip(values[order], 0.0, None))
+    # A deterministic sign: the lesion farthest along each axis is on the positive side.
+    for j in range(k):
+        if coords[np.argmax(np.abs(coords[:, j])), j] < 0:
+            coords[:, j] = -coords[:, j]
+    out[:, :k] = coords
+    return out

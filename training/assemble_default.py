@@ -1,0 +1,283 @@
+"""Assemble the shipped model from a cached-trunk run: calibration, threshold, triage ranking, evidence, card.
+
+    python -m training.assemble_default --run runs/model2 --baselines runs/eval --out model/weights/default
+
+Reads `<run>/cv` (patient-grouped out-of-fold predictions + embeddings), `<run>/final` (the model trained on
+all training sources, and its scores on the external derm7pt set) and `<run>/loso_*` (leave-one-source-out
+runs, where present). Every figure written comes from held-out data: out-of-fold, left-out source, or the
+external set, which is never used to choose anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.checkpoint import CONFIG, WEIGHTS, file_sha256, load_checkpoint, save_checkpoint
+from model.patient_context import features_by_patient
+from training import calibration, patient_context, whole_patient
+from training.metrics import SCREENING_PREVALENCE, at_prevalence, curves, rates_at_threshold, roc_auc, summarize
+from training.model_card import render_card
+
+MODEL_ID = "melanoma-lite0-224-ctx"
+VERSION = "2.0.0"
+INFERENCE = {"tta": 2}
+OPERATING_SENSITIVITY = 0.80  # see choose_threshold
+WHOLE_PATIENT_SOURCE = "isic2020_patients"
+
+
+def mean_logit(frame: pd.DataFrame) -> np.ndarray:
+    return frame[["logit_v0", "logit_v1"]].to_numpy(float).mean(1)
+
+
+def logit_views(frame: pd.DataFrame) -> np.ndarray:
+    return frame[["logit_v0", "logit_v1"]].to_numpy(float)
+
+
+def load_embeddings(path: Path, ids: pd.Series) -> np.ndarray:
+    data = np.load(path)
+    position = pd.Series(np.arange(len(data["image_id"])), index=data["image_id"].astype(str))
+    return data["embedding"].astype(np.float32)[position.loc[ids.astype(str)].to_numpy()]
+
+
+def choose_threshold(frame: pd.DataFrame, p: np.ndarray, sensitivity: float) -> float:
+    """The calibrated probability that flags `sensitivity` of out-of-fold melanomas, every source weighted to
+    the screening prevalence (so the enriched sources do not set it)."""
+    weights = calibration.prevalence_weights(frame)
+    y = frame["target"].to_numpy(int)
+    order = np.argsort(-p)
+    found = np.cumsum((weights * y)[order]) / (weights * y).sum()
+    return float(p[order][np.searchsorted(found, sensitivity)])
+
+
+def per_source(frame: pd.DataFrame, p: np.ndarray, threshold: float, n_boot: int) -> dict:
+    out = {}
+    for name, idx in frame.groupby("dataset").indices.items():
+        sub = frame.iloc[idx]
+        y, s = sub["target"].to_numpy(int), p[idx]
+        stats = summarize(y, s, sub["group_id"].to_numpy(), threshold=threshold, n_boot=n_boot)
+        stats["benign_above_threshold"] = float((s[y == 0] >= threshold).mean())
+        stats["benign_median_p"] = float(np.median(s[y == 0]))
+        stats["melanoma_median_p"] = float(np.median(s[y == 1])) if y.sum() else float("nan")
+        out[name] = stats
+    return out
+
+
+def external_report(path: Path, scale: float, bias: float, threshold: float, n_boot: int) -> dict | None:
+    if not path.exists():
+        return None
+    ext = pd.read_csv(path)
+    y = ext["target"].to_numpy(int)
+    p = calibration.apply(logit_views(ext), scale, bias)
+    stats = summarize(y, p, None, threshold=threshold, n_boot=n_boot)
+    stats["benign_above_threshold"] = float((p[y == 0] >= threshold).mean())
+    stats["benign_median_p"] = float(np.median(p[y == 0]))
+    stats["melanoma_median_p"] = float(np.median(p[y == 1]))
+    stats["curves"] = curves(y, p)
+    return stats
+
+
+def baseline_external(baselines: Path) -> dict:
+    """The first model's AUC on derm7pt (same external images), for comparison."""
+    out = {}
+    path = baselines / "v1_derm7pt.npz"
+    if path.exists():
+        from data.readers import load_dataset
+
+        data = np.load(path)
+        ext = load_dataset("derm7pt").set_index("image_id").loc[data["image_id"].astype(str)]
+        p = (1 / (1 + np.exp(-data["logit"]))).mean(1)
+        out["v1"] = roc_auc(ext["target"].to_numpy(int), p)
+    return out
+
+
+def loso_report(run: Path, n_boot: int) -> dict:
+    out = {}
+    for folder in sorted(run.glob("loso_*")):
+        path = folder / "oof.csv"
+        if not path.exists():
+            continue
+        frame = pd.read_csv(path)
+        y = frame["target"].to_numpy(int)
+        s = mean_logit(frame)
+        out[folder.name.removeprefix("loso_")] = {
+            "auc": roc_auc(y, s),
+            "n": len(y),
+            "n_melanoma": int(y.sum()),
+            "auc_ci": summarize(y, s, frame["group_id"].to_numpy(), n_boot=n_boot)["auc_ci"],
+        }
+    return out
+
+
+def whole_patient_report(oof: pd.DataFrame, embeddings: np.ndarray, baselines: Path, n_boot: int) -> dict:
+    mask = (oof["dataset"] == WHOLE_PATIENT_SOURCE).to_numpy()
+    frame = oof[mask].reset_index(drop=True)
+    emb = embeddings[mask]
+    result = patient_context.compare(frame, mean_logit(frame), emb, n_boot=n_boot)
+    # The floor: the first model (in-sample on these melanomas) and an unsupervised outlier score on frozen
+    # ImageNet features (nothing learned from labels).
+    for name, file, kind in (
+        ("first model v1 P(melanoma) (in-sample: trained on these melanomas)", "v1_isic2020_patients.npz", "p"),
+        ("unsupervised: frozen ImageNet feature outlier", "imagenet_isic2020_patients.npz", "outlier"),
+    ):
+        path = baselines / file
+        if not path.exists():
+            continue
+        data = np.load(path)
+        position = pd.Series(np.arange(len(data["image_id"])), index=data["image_id"].astype(str))
+        rows = position.loc[frame["image_id"].astype(str)].to_numpy()
+        if kind == "p":
+            score = data["logit"][rows].mean(1)
+        else:
+            score = features_by_patient(np.zeros(len(rows)), data["embedding"][rows], frame["group_id"])[
+                "feat_dist"
+            ].to_numpy(float)
+        table = whole_patient.patient_table(frame, score)
+        result["rankings"][name] = whole_patient.bootstrap(table, n_boot)
+        result["tables"][name] = table
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default="runs/model2")
+    parser.add_argument("--baselines", default="runs/eval")
+    parser.add_argument("--out", default="model/weights/default")
+    parser.add_argument("--sensitivity", type=float, default=OPERATING_SENSITIVITY)
+    parser.add_argument("--n-boot", type=int, default=1000)
+    args = parser.parse_args(argv)
+    run, baselines, out = Path(args.run), Path(args.baselines), Path(args.out)
+
+    oof = pd.read_csv(run / "cv" / "oof.csv", dtype={"image_id": str, "group_id": str})
+    embeddings = load_embeddings(run / "cv" / "oof_embeddings.npz", oof["image_id"])
+    y = oof["target"].to_numpy(int)
+    weights = calibration.prevalence_weights(oof)
+    scale, bias = calibration.fit_platt(mean_logit(oof), y, weights)
+    p = calibration.apply(logit_views(oof), scale, bias)
+    p_crossfit = calibration.cross_fitted(oof, logit_views(oof), oof["fold"].to_numpy())
+    threshold = choose_threshold(oof, p, args.sensitivity)
+    sens, spec = rates_at_threshold(y, p, threshold)
+    w_sens = float((weights * y * (p >= threshold)).sum() / (weights * y).sum())
+    w_spec = float((weights * (1 - y) * (p < threshold)).sum() / (weights * (1 - y)).sum())
+    screening = at_prevalence(w_sens, w_spec, SCREENING_PREVALENCE)
+
+    patients = whole_patient_report(oof, embeddings, baselines, args.n_boot)
+    deploy = patients["deploy_second_stage"]
+    context_model = None
+    if deploy:
+        mask = (oof["dataset"] == WHOLE_PATIENT_SOURCE).to_numpy()
+        frame = oof[mask].reset_index(drop=True)
+        feats = features_by_patient(mean_logit(frame), embeddings[mask], frame["group_id"])
+        context_model = patient_context.fit(feats, frame["target"].to_numpy(int))
+
+    sources = per_source(oof, p, threshold, args.n_boot)
+    pooled = summarize(y, p, oof["group_id"].to_numpy(), threshold=threshold, n_boot=args.n_boot)
+    external = external_report(run / "final" / "external_derm7pt.csv", scale, bias, threshold, args.n_boot)
+    reliability = calibration.weighted_reliability(p_crossfit, y, weights)
+    validation = {
+        "validation": "patient-grouped 5-fold CV, out-of-fold (lesion-grouped for HAM10000)",
+        "pooled": pooled,
+        "per_dataset": sources,
+        "curves": {
+            "pooled": curves(y, p),
+            **{n: curves(y[i], p[i]) for n, i in oof.groupby("dataset").indices.items()},
+        },
+        "calibration_at_screening_prevalence": {"cross_fitted": reliability, "scale": scale, "bias": bias},
+        "external": {"derm7pt": external, "first_model_auc": baseline_external(baselines)},
+        "leave_one_source_out": loso_report(run, args.n_boot),
+        "whole_patient": {k: v for k, v in patients.items() if k not in ("tables", "second_stage_scores")},
+    }
+    operating_point = {
+        "threshold": threshold,
+        "sensitivity": w_sens,
+        "specificity": w_spec,
+        "rule": f"calibrated P(melanoma) that flags {args.sensitivity:.0%} of out-of-fold melanomas, every source "
+        "reweighted to the 1.76% screening prevalence",
+        "prevalence": SCREENING_PREVALENCE,
+        "ppv": screening["ppv"],
+        "npv": screening["npv"],
+        "reviews_per_melanoma": screening["reviews_per_melanoma"],
+        "unweighted_sensitivity": sens,
+        "unweighted_specificity": spec,
+    }
+    triage = {
+        "method": "patient_context" if deploy else "logit_blend",
+        "ud_method": "loo_cosine",
+        "weight_ud": 0.0,
+        "ud_clip": [0.0, 4.0],
+        "ud_outlier_z": 2.5,
+        "ud_scale_floor": 0.25,
+        "min_lesions": 3,
+        "chosen_by": (
+            f"training/assemble_default.py {dt.date.today()}: the second stage (patient context) "
+            + ("beat" if deploy else "did not beat")
+            + f" P(melanoma) alone on {patients['n_patients']} complete out-of-fold patients "
+            f"({patients['n_melanoma_patients']} with melanoma): share reviewed before the first melanoma "
+            f"{patients['second_minus_network']['share_before']['value']:+.3f}, top-5 "
+            f"{patients['second_minus_network']['top5']['value']:+.3f} (cross-fitted, second minus first)"
+        ),
+    }
+    if context_model is not None:
+        triage["context_model"] = context_model.to_dict()
+
+    model, config = load_checkpoint(run / "final" / "checkpoint")
+    model.config.logit_scale, model.config.logit_bias = scale, bias
+    staging = out.with_name(out.name + ".new")
+    if staging.exists():
+        shutil.rmtree(staging)
+    extra = {
+        "model_id": MODEL_ID,
+        "version": VERSION,
+        "training": config.get("training"),
+        "partial_cut": config.get("partial_cut"),
+        "inference": INFERENCE,
+        "operating_point": operating_point,
+        "triage": triage,
+        "metrics": {
+            "validation": validation["validation"],
+            "pooled": {k: v for k, v in pooled.items() if k != "screening"},
+            "external_derm7pt_auc": (external or {}).get("auc"),
+            "whole_patient": patients["rankings"],
+        },
+    }
+    save_checkpoint(staging, model, extra)
+    (staging / "validation.json").write_text(json.dumps(validation, indent=1, default=_json) + "\n")
+    (staging / "triage.json").write_text(json.dumps(triage, indent=2) + "\n")
+    evidence = staging / "cv"
+    evidence.mkdir()
+    keep = ["image_id", "group_id", "dataset", "target", "fold", "logit_v0", "logit_v1"]
+    oof[keep].round(5).to_csv(evidence / "oof.csv", index=False)
+    np.savez_compressed(
+        evidence / f"oof_embeddings_{WHOLE_PATIENT_SOURCE}.npz",
+        image_id=oof.loc[oof["dataset"] == WHOLE_PATIENT_SOURCE, "image_id"].to_numpy(str),
+        embedding=embeddings[(oof["dataset"] == WHOLE_PATIENT_SOURCE).to_numpy()].astype(np.float16),
+    )
+    for name, table in patients["tables"].items():
+        slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")[:48]
+        table.to_csv(evidence / f"whole_patient_{slug}.csv", index=False)
+    saved = json.loads((staging / CONFIG).read_text())
+    (staging / "MODEL_CARD.md").write_text(render_card(saved, validation))
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    assert file_sha256(out / WEIGHTS) == saved["weights_sha256"]
+    print(json.dumps({"threshold": threshold, "second_stage": deploy, "derm7pt_auc": (external or {}).get("auc")}))
+    return 0
+
+
+def _json(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value).__name__)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
