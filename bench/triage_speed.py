@@ -229,8 +229,8 @@ def render(r: dict) -> str:
         "Tried and not used: bf16 autocast (~25% faster, but P(melanoma) moved by up to 0.09, mean 0.014, on 40 "
         "ISIC 2020 images, so the dashboard would no longer match the CLI); TorchScript trace+freeze "
         "(2.5× slower than the folded eager model); torch.compile (25 s to compile, then only ~10% faster); "
-        "flush-denormal (no effect); JPEG draft decoding of 512 px images (changes the pixels the model "
-        "sees; kept only for photos ≥ 8× the input, where the antialiased resize dominates). The remaining "
+        "flush-denormal (no effect); JPEG draft decoding (changes the pixels the model sees: up to 0.03 in "
+        "P(melanoma) for photos ≥ 8× the input, so the dashboard would no longer match the CLI). The remaining "
         "time is convolution arithmetic: ≥ 3× over batch-1 no_grad would need lower precision (bf16, int8) "
         "or a smaller/lower-resolution model, which changes the scores and needs the model re-validated.",
         "",
