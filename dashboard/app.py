@@ -54,8 +54,9 @@ PAGES = []
 if user.can("patient.write"):
     PAGES.append(review)
 if user.can("patient.read"):
-    PAGES.append(st.Page("views/saliency.py", title="Saliency", icon=":material/visibility:", url_path="saliency"))
-    PAGES.append(history)
+    saliency = st.Page("views/saliency.py", title="Saliency", icon=":material/visibility:", url_path="saliency")
+    # A viewer starts on Case history; a clinician on Patient review, with Saliency next to it.
+    PAGES += [saliency, history] if user.can("patient.write") else [history, saliency]
 PAGES.append(st.Page("views/model_card.py", title="Model", icon=":material/model_training:", url_path="model"))
 if user.can("audit.read"):
     PAGES.append(st.Page("views/audit.py", title="Audit log", icon=":material/policy:", url_path="audit"))

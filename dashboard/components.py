@@ -159,7 +159,7 @@ def sidebar_status(model_line: str | None, user: Any = None, accounts: Any = Non
                 st.success(f"Saved as visit {state.saved_visit_id}.", icon=":material/check_circle:")
             elif state.has_unsaved_work:
                 st.warning(
-                    state.unsaved_summary() + " Return to **Patient review** to save.",
+                    literal(state.unsaved_summary()) + " Return to **Patient review** to save.",
                     icon=":material/warning:",
                 )
         if model_line:
