@@ -42,7 +42,7 @@ def trunk_modules(backbone: nn.Module, cut: str) -> nn.Sequential:
     if stage >= len(blocks) or block >= len(blocks[stage]):
         raise ValueError(f"cut {cut} is outside this backbone ({len(blocks)} stages)")
     mods: list[nn.Module] = [backbone.conv_stem, backbone.bn1]
-    mods += [blocks[s] for s in range(stage)]
+    mods += [b for s in range(stage) for b in blocks[s]]  # block by block, so cuts can be compared
     mods += list(blocks[stage][:block])
     return nn.Sequential(*mods)
 
@@ -54,6 +54,16 @@ def tail_modules(backbone: nn.Module, cut: str) -> list[nn.Module]:
     mods: list[nn.Module] = list(blocks[stage][block:])
     mods += [blocks[s] for s in range(stage + 1, len(blocks))]
     return [*mods, backbone.conv_head, backbone.bn2]
+
+
+def modules_between(backbone: nn.Module, start: str, end: str) -> nn.Sequential:
+    """The frozen blocks from `start` up to (not including) `end`: they turn a cache made at `start` into
+    one at `end`, so a deeper cut needs no new pass over the images."""
+    first = len(trunk_modules(backbone, start))
+    last = len(trunk_modules(backbone, end))
+    if last < first:
+        raise ValueError(f"cut {end} lies before the cache's cut {start}")
+    return nn.Sequential(*list(trunk_modules(backbone, end))[first:last])
 
 
 def tail_parameters(net: MelanomaNet, cut: str) -> list[nn.Parameter]:

@@ -42,7 +42,7 @@ from data.schema import DIAGNOSES
 from model.checkpoint import save_checkpoint
 from model.network import MelanomaNet, NetworkConfig
 from model.pretrained import build_network
-from training.partial import freeze_trunk, tail_forward, tail_modules, tail_parameters
+from training.partial import freeze_trunk, modules_between, tail_forward, tail_modules, tail_parameters
 from training.trunk_cache import TRAIN_SOURCES, TTA_VIEWS
 
 IGNORE_INDEX = -100
@@ -55,6 +55,7 @@ class CachedTrainConfig:
     datasets: list[str] = field(default_factory=lambda: list(TRAIN_SOURCES))
     external: list[str] = field(default_factory=lambda: ["derm7pt"])
     fold: str = "all"  # all | none | <k> | source:<dataset>
+    cut: str = "blocks.6.0"  # train from here (at or after the cache's cut); see training/partial.py
     n_folds: int = 5
     seed: int = 42
     epochs: int = 8
@@ -81,15 +82,42 @@ class CachedData:
     cache_meta: dict
 
 
-def load_cache(folder: Path, datasets: list[str], limit: int | None = None) -> CachedData:
+@torch.inference_mode()
+def advance_cache(folder: Path, name: str, meta: dict, cut: str) -> Path:
+    """`<name>@<cut>.npy`: the cached activations run through the frozen blocks up to `cut`, made once."""
+    source = folder / f"{name}.npy"
+    if cut == meta["cut"]:
+        return source
+    target = folder / f"{name}@{cut}.npy"
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    net = build_network(NetworkConfig(backbone=meta["backbone"], image_size=meta["image_size"]), imagenet=True)
+    between = modules_between(net.backbone.eval(), meta["cut"], cut).eval()
+    array = np.load(source, mmap_mode="r")
+    n, views = array.shape[:2]
+    probe = between(torch.zeros(1, *array.shape[2:]))
+    tmp = folder / f"{name}@{cut}.tmp.npy"
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, views, *probe.shape[1:]))
+    for s in tqdm(range(0, n, 64), desc=f"advance {name} to {cut}", mininterval=15):
+        x = torch.from_numpy(np.ascontiguousarray(array[s : s + 64])).float()
+        h = between(x.flatten(0, 1))
+        out[s : s + 64] = h.reshape(len(x), views, *h.shape[1:]).numpy().astype(np.float16)
+    out.flush()
+    del out
+    tmp.replace(target)
+    return target
+
+
+def load_cache(folder: Path, datasets: list[str], limit: int | None = None, cut: str | None = None) -> CachedData:
     meta = json.loads((folder / "cache.json").read_text())
+    cut = cut or meta["cut"]
     frames, arrays = [], []
     for name in datasets:
         frame = pd.read_csv(folder / f"{name}.csv", dtype={"image_id": str, "group_id": str})
-        array = np.load(folder / f"{name}.npy", mmap_mode="r")
         done = int((folder / f"{name}.progress").read_text())
         if done < len(frame):
             raise RuntimeError(f"{folder}: the cache of {name} is incomplete ({done}/{len(frame)}); rerun trunk_cache")
+        array = np.load(advance_cache(folder, name, meta, cut), mmap_mode="r")
         frame["_array"] = len(arrays)
         frame["_row"] = np.arange(len(frame))
         if limit:
@@ -103,6 +131,7 @@ def load_cache(folder: Path, datasets: list[str], limit: int | None = None) -> C
         mask = (records["_array"] == k).to_numpy()
         rows = records.loc[mask, "_row"].to_numpy()
         features[torch.from_numpy(np.flatnonzero(mask))] = torch.from_numpy(np.ascontiguousarray(array[rows, :views]))
+    meta = {**meta, "trained_from": cut}
     records = records.drop(columns=["_array", "_row"]).reset_index(drop=True)
     records["target"] = records["target"].astype("Int64")
     records["age"] = pd.to_numeric(records["age"], errors="coerce")
@@ -152,8 +181,8 @@ def metadata_dropout(meta: torch.Tensor, names: list[str], p: float, generator: 
 def new_network(cache_meta: dict, cfg: CachedTrainConfig) -> MelanomaNet:
     config = NetworkConfig(backbone=cache_meta["backbone"], image_size=cache_meta["image_size"], dropout=cfg.dropout)
     net = build_network(config, imagenet=True)
-    net.partial_cut = cache_meta["cut"]
-    freeze_trunk(net, cache_meta["cut"])
+    net.partial_cut = cache_meta["trained_from"]
+    freeze_trunk(net, net.partial_cut)
     return net
 
 
@@ -273,7 +302,7 @@ def run(cfg: CachedTrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    data = load_cache(Path(cfg.cache), cfg.datasets, cfg.limit_per_dataset)
+    data = load_cache(Path(cfg.cache), cfg.datasets, cfg.limit_per_dataset, cfg.cut)
     records = data.records
     folds = assign_folds(records, cfg.n_folds, cfg.seed).to_numpy()
     summary: dict = {"config": asdict(cfg), "cache": data.cache_meta, "n_images": len(records), "folds": []}
@@ -301,7 +330,7 @@ def run(cfg: CachedTrainConfig) -> dict:
         if cfg.fold == "none":
             save_checkpoint(out / "checkpoint", net, {"training": summary, "partial_cut": net.partial_cut})
             for ext in cfg.external:
-                ext_data = load_cache(Path(cfg.cache), [ext])
+                ext_data = load_cache(Path(cfg.cache), [ext], cut=cfg.cut)
                 pred = predict_cached(net, ext_data, np.arange(len(ext_data.records)))
                 frame = prediction_frame(ext_data.records, pred)
                 frame.to_csv(out / f"external_{ext}.csv", index=False)

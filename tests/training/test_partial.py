@@ -14,7 +14,7 @@ from data.metadata import MetadataEncoder
 from model.checkpoint import load_checkpoint
 from model.network import NetworkConfig
 from model.pretrained import build_network
-from training.partial import freeze_trunk, tail_forward, tail_parameters, trunk_modules
+from training.partial import freeze_trunk, modules_between, tail_forward, tail_parameters, trunk_modules
 from training.train_cached import balanced_draw_weights, metadata_dropout
 
 
@@ -29,6 +29,17 @@ def test_trunk_then_tail_equals_the_whole_network(cut):
         split = tail_forward(net, trunk_modules(net.backbone, cut)(x), meta)
     assert torch.allclose(whole["logit"], split["logit"], atol=1e-5)
     assert torch.allclose(whole["embedding"], split["embedding"], atol=1e-5)
+
+
+def test_a_cache_advanced_through_the_frozen_blocks_equals_a_deeper_trunk():
+    net = build_network(NetworkConfig(image_size=96), imagenet=True).eval()
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        shallow = trunk_modules(net.backbone, "blocks.5.2")(x)
+        advanced = modules_between(net.backbone, "blocks.5.2", "blocks.6.0")(shallow)
+        assert torch.allclose(advanced, trunk_modules(net.backbone, "blocks.6.0")(x), atol=1e-5)
+    with pytest.raises(ValueError, match="before the cache"):
+        modules_between(net.backbone, "blocks.6.0", "blocks.5.2")
 
 
 def test_freeze_trunk_leaves_only_tail_and_heads_trainable():
@@ -100,7 +111,8 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
     assert oof.groupby("group_id")["fold"].nunique().max() == 1  # a patient in one fold only
     train_cached.main([*common, "--out", str(tmp_path / "final"), "--fold", "none"])
     model, config = load_checkpoint(tmp_path / "final" / "checkpoint")
-    assert config["partial_cut"] == "blocks.5.2"
+    assert config["partial_cut"] == "blocks.6.0"  # trained from a deeper cut than the cache's (advanced once)
+    assert (cache / "derm7pt@blocks.6.0.npy").exists()
     external = pd.read_csv(tmp_path / "final" / "external_derm7pt.csv")
     assert len(external) == 12
     row = pd.read_csv(cache / "derm7pt.csv").iloc[0]
