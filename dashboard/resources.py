@@ -127,11 +127,18 @@ def get_store() -> Any:
         return _open_store(url, data_dir)
     except Exception as exc:
         logger.exception("case store could not be opened")
+        read_only = any(word in str(exc).lower() for word in ("readonly", "read-only", "read only"))
         _stop_with(
             "The case database is unavailable",
             f"The case database at `{_safe_url(url)}` (images in `{data_dir}`) could not be opened: "
             f"{type(exc).__name__}: {_first_line(exc)}",
-            "Reviews cannot be saved or looked up until it is back. Check `DATABASE_URL` / `TRIAGE_DATA_DIR` "
+            (
+                "The database (or its folder) is **read-only**, e.g. a read-only mount or a backup copy. The "
+                "dashboard records every view and save, so it needs write access; to inspect a read-only copy use "
+                "`python -m dashboard.store.integrity`, which opens it read-only."
+            )
+            if read_only
+            else "Reviews cannot be saved or looked up until it is back. Check `DATABASE_URL` / `TRIAGE_DATA_DIR` "
             "or ask an administrator. Unsaved work in this browser tab is kept; try again in a moment.",
         )
 

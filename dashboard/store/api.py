@@ -90,9 +90,10 @@ class CaseStore:
         *,
         max_image_bytes: int = config.DEFAULT_MAX_IMAGE_BYTES,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        create_dirs: bool = True,
     ) -> None:
         self.engine = engine
-        self.blobs = BlobStore(data_dir)
+        self.blobs = BlobStore(data_dir, create=create_dirs)
         self.max_image_bytes = max_image_bytes
         self.max_image_pixels = max_image_pixels
         self._read, self._write = session_factories(engine)
@@ -104,23 +105,26 @@ class CaseStore:
         data_dir: str | os.PathLike[str] | None = None,
         *,
         upgrade: bool = True,
+        read_only: bool = False,
         max_image_bytes: int = config.DEFAULT_MAX_IMAGE_BYTES,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> CaseStore:
         """Open the store; None means ``$DATABASE_URL`` / ``$TRIAGE_DATA_DIR`` or the defaults.
 
         Creates missing directories and upgrades the schema to the newest
-        migration unless ``upgrade=False``.
+        migration unless ``upgrade=False``. ``read_only=True`` (checks, reports) creates nothing, never
+        upgrades, and opens the database read-only (works on a read-only mount).
         """
-        engine = make_engine(config.database_url(url))
+        engine = make_engine(config.database_url(url), read_only=read_only)
         try:
-            if upgrade:
+            if upgrade and not read_only:
                 upgrade_to_head(engine)
             return cls(
                 engine,
                 config.data_dir(data_dir),
                 max_image_bytes=max_image_bytes,
                 max_image_pixels=max_image_pixels,
+                create_dirs=not read_only,
             )
         except BaseException:
             engine.dispose()

@@ -9,6 +9,7 @@ ourselves, so each ``Session.begin()`` is one real transaction.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -47,20 +48,44 @@ def _is_sqlite_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> Engine:
-    """Create an engine configured for the store's consistency needs."""
+def sqlite_read_only_url(url: URL) -> tuple[URL, bool]:
+    """A SQLite URL that opens the file read-only (``mode=ro``); ``immutable=1`` too when its folder is not
+    writable (a read-only mount: SQLite could not even create the WAL index to read). Returns (url, immutable)."""
+    path = Path(url.database or "").expanduser().resolve()
+    immutable = not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK)
+    query = {"mode": "ro", "uri": "true", **({"immutable": "1"} if immutable else {})}
+    return url.set(database=f"file:{path}").update_query_dict(query), immutable
+
+
+def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine configured for the store's consistency needs.
+
+    ``read_only``: nothing is created or written — no folder, no WAL switch; PostgreSQL sessions are
+    READ ONLY and SQLite files are opened with ``mode=ro`` (see ``sqlite_read_only_url``).
+    """
     url = make_url(url)
     if url.get_backend_name() != "sqlite":
         # pre_ping: a long-running dashboard survives a database restart.
         kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(url, **kwargs)
+        engine = create_engine(url, **kwargs)
+        if read_only:
+
+            @event.listens_for(engine, "connect")
+            def _read_only(dbapi_connection: Any, _record: Any) -> None:
+                with dbapi_connection.cursor() as cursor:
+                    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                dbapi_connection.commit()
+
+        return engine
 
     memory = _is_sqlite_memory(url)
+    if read_only and not memory:
+        url, _immutable = sqlite_read_only_url(url)
     if memory:
         # One shared connection, otherwise every checkout is a new empty DB.
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
-    else:
+    elif not read_only:
         Path(url.database or "").expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
 
@@ -72,12 +97,15 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            if not memory:
+            if not memory and not read_only:
                 # WAL: readers never block the writer; a killed writer leaves
                 # only an uncommitted WAL tail that the next opener discards.
                 _set_wal(cursor)
-            # FULL: a committed review survives power loss, not just a crash.
-            cursor.execute("PRAGMA synchronous = FULL")
+            if read_only:
+                cursor.execute("PRAGMA query_only = ON")
+            else:
+                # FULL: a committed review survives power loss, not just a crash.
+                cursor.execute("PRAGMA synchronous = FULL")
         finally:
             cursor.close()
 

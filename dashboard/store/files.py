@@ -120,9 +120,10 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
 class BlobStore:
     """The image files under one data directory."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
         self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:  # a read-only check (integrity) must not create a mistyped folder
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, relpath: str) -> Path:
         """Absolute path of a stored relative path, refusing anything outside the root."""
@@ -155,6 +156,10 @@ class BlobStore:
             raise
         _fsync_dir(target.parent)
         return True
+
+    def remove(self, relpath: str) -> None:
+        """Delete a stored file (orphan pruning); refuses paths outside the root like ``path``."""
+        self.path(relpath).unlink(missing_ok=True)
 
     def iter_files(self) -> Iterator[Path]:
         for dirpath, _dirnames, filenames in os.walk(self.root):

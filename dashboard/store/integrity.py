@@ -1,9 +1,16 @@
-"""Check stored image files against the hashes in the database.
+"""Check the case database itself and the stored image files against its hashes.
 
-    python -m dashboard.store.integrity [--database-url URL] [--data-dir DIR] [--json]
+    python -m dashboard.store.integrity [--database-url URL] [--data-dir DIR] [--json] [--prune-orphans]
 
-Exit status: 0 all referenced files present and intact, 1 missing or corrupt
-files, 2 the database could not be read, 3 the data directory is not a usable
+The database is checked first: SQLite ``PRAGMA integrity_check`` and ``foreign_key_check``; on
+PostgreSQL every table is read through (a damaged page fails the read); on both, consistency queries
+(rows pointing at missing rows, images and decisions whose lesion belongs to another patient than their
+visit, scores outside [0, 1]). The check opens the database read-only (a read-only mount works, and is
+said so) and never creates a folder; only ``--prune-orphans`` changes anything: it deletes the orphan
+and temporary files it lists.
+
+Exit status: 0 database consistent and all referenced files present and intact, 1 database problems or
+missing or corrupt files, 2 the database could not be read, 3 the data directory is not a usable
 directory (it is a file, lies under a file, or cannot be read). Orphan files (on disk, no row; left
 by a save that failed after writing its image) and stray temporary files are
 reported but are not problems.
@@ -19,12 +26,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dashboard.store import config
 from dashboard.store.api import CaseStore
+from dashboard.store.engine import sqlite_read_only_url
 from dashboard.store.files import TEMP_PREFIX, blob_relpath, sha256_file
 from dashboard.store.models import LesionImage
 
@@ -44,10 +52,12 @@ class IntegrityReport:
     problems: list[FileProblem] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)  # relative paths
     temp_files: list[str] = field(default_factory=list)
+    database_problems: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)  # relative paths deleted by --prune-orphans
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.database_problems
 
     @property
     def missing(self) -> list[FileProblem]:
@@ -61,19 +71,96 @@ class IntegrityReport:
         return {**asdict(self), "ok": self.ok}
 
     def to_text(self) -> str:
-        lines = [f"data directory: {self.data_dir}", f"files checked: {self.files_checked}"]
+        lines = [f"DATABASE: {problem}" for problem in self.database_problems]
+        lines += [f"data directory: {self.data_dir}", f"files checked: {self.files_checked}"]
         lines += [f"{p.kind.upper()}: {p.relpath} ({p.detail})" for p in self.problems]
-        lines += [f"orphan (no database row, harmless): {rel}" for rel in self.orphans]
-        lines += [f"leftover temporary file (harmless): {rel}" for rel in self.temp_files]
-        lines.append("OK" if self.ok else f"PROBLEMS: {len(self.missing)} missing, {len(self.corrupt)} corrupt")
+        lines += [f"orphan (no database row, harmless): {rel}" for rel in self.orphans if rel not in self.pruned]
+        lines += [f"leftover temporary file (harmless): {rel}" for rel in self.temp_files if rel not in self.pruned]
+        lines += [f"removed: {rel}" for rel in self.pruned]
+        summary = f"PROBLEMS: {len(self.missing)} missing, {len(self.corrupt)} corrupt"
+        if self.database_problems:
+            summary += f", {len(self.database_problems)} in the database"
+        lines.append("OK" if self.ok else summary)
         return "\n".join(lines)
+
+
+# Rows that the schema's constraints should make impossible; any count above zero is a problem.
+CONSISTENCY_QUERIES: tuple[tuple[str, str], ...] = (
+    (
+        "visits of a missing patient",
+        "SELECT count(*) FROM visit v LEFT JOIN patient p ON p.id = v.patient_id WHERE p.id IS NULL",
+    ),
+    (
+        "images of a missing lesion or visit",
+        "SELECT count(*) FROM lesion_image i LEFT JOIN lesion l ON "
+        "l.id = i.lesion_id LEFT JOIN visit v ON v.id = i.visit_id WHERE l.id IS NULL OR v.id IS NULL",
+    ),
+    (
+        "scores of a missing image",
+        "SELECT count(*) FROM prediction s LEFT JOIN lesion_image i ON i.id = s.image_id WHERE i.id IS NULL",
+    ),
+    (
+        "images whose lesion belongs to another patient than their visit",
+        "SELECT count(*) FROM lesion_image i "
+        "JOIN lesion l ON l.id = i.lesion_id JOIN visit v ON v.id = i.visit_id WHERE l.patient_id <> v.patient_id",
+    ),
+    (
+        "decisions whose lesion belongs to another patient than their visit",
+        "SELECT count(*) FROM decision d "
+        "JOIN lesion l ON l.id = d.lesion_id JOIN visit v ON v.id = d.visit_id WHERE l.patient_id <> v.patient_id",
+    ),
+    (
+        "scores outside [0, 1]",
+        "SELECT count(*) FROM prediction WHERE p_melanoma IS NULL OR p_melanoma < 0 OR p_melanoma > 1",
+    ),
+)
+TABLES = ("patient", "visit", "lesion", "lesion_image", "prediction", "decision", "audit_event", "app_user")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def database_problems(store: CaseStore) -> list[str]:
+    """What is wrong inside the database itself (empty when consistent)."""
+    problems: list[str] = []
+    with store.engine.connect() as conn:
+
+        def run(label: str, sql: str) -> object:
+            try:
+                return conn.execute(text(sql)).all()
+            except SQLAlchemyError as exc:
+                conn.rollback()
+                problems.append(f"{label}: {_first_line(exc)}")
+                return None
+
+        if conn.dialect.name == "sqlite":
+            rows = run("PRAGMA integrity_check", "PRAGMA integrity_check")
+            if rows is not None and [str(r[0]) for r in rows] != ["ok"]:
+                problems += [f"PRAGMA integrity_check: {r[0]}" for r in rows[:20]]
+            for table, rowid, parent, _fk in (run("PRAGMA foreign_key_check", "PRAGMA foreign_key_check") or [])[:20]:
+                problems.append(f"{table} row {rowid} refers to a {parent} row that does not exist")
+        else:  # reading every row of every table touches every heap page: damage fails the read
+            for table in TABLES:
+                run(f"table {table} cannot be read through", f"SELECT count(*) FROM {table}")
+        for label, sql in CONSISTENCY_QUERIES:
+            rows = run(label, sql)
+            if rows and rows[0][0]:
+                problems.append(f"{label}: {rows[0][0]} row(s)")
+    return problems
 
 
 def check_integrity(store: CaseStore) -> IntegrityReport:
     root = store.blobs.root
     report = IntegrityReport(data_dir=str(root))
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(LesionImage.sha256, LesionImage.relpath).distinct()).all()
+    report.database_problems = database_problems(store)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(LesionImage.sha256, LesionImage.relpath).distinct()).all()
+    except SQLAlchemyError as exc:
+        report.database_problems.append(f"the image list cannot be read: {_first_line(exc)}")
+        return report
 
     referenced: set[Path] = set()
     for sha, relpath in sorted(rows):
@@ -133,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help=f"default: ${config.DATABASE_URL_ENV} or var/triage.db")
     parser.add_argument("--data-dir", help=f"default: ${config.DATA_DIR_ENV} or var/images")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--prune-orphans", action="store_true", help="delete the orphan and temporary files the check lists"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -151,8 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # upgrade=False: a check must not change what it checks.
         full_url = url.render_as_string(hide_password=False)
-        with CaseStore.from_url(full_url, data_dir, upgrade=False) as store:
+        if url.get_backend_name() == "sqlite" and url.database and sqlite_read_only_url(url)[1]:
+            print(
+                f"note: {url.database} (or its folder) is read-only, e.g. a read-only mount or backup copy: "
+                "opened read-only; the check writes nothing to it",
+                file=sys.stderr,
+            )
+        with CaseStore.from_url(full_url, data_dir, read_only=True) as store:
             report = check_integrity(store)
+            if args.prune_orphans:
+                for rel in [*report.orphans, *report.temp_files]:
+                    store.blobs.remove(rel)
+                    report.pruned.append(rel)
     except SQLAlchemyError as exc:
         print(f"error: could not read the case database: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return EXIT_DATABASE
