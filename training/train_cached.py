@@ -70,6 +70,7 @@ class CachedTrainConfig:
     diagnosis_loss_weight: float = 0.3
     dropout: float = 0.3
     limit_per_dataset: int | None = None
+    allow_partial: bool = False  # use the rows of an interrupted cache that are done (recorded in the summary)
 
 
 # ---------------------------------------------------------------- data
@@ -83,17 +84,18 @@ class CachedData:
 
 
 @torch.inference_mode()
-def advance_cache(folder: Path, name: str, meta: dict, cut: str) -> Path:
-    """`<name>@<cut>.npy`: the cached activations run through the frozen blocks up to `cut`, made once."""
+def advance_cache(folder: Path, name: str, meta: dict, cut: str, rows: int) -> Path:
+    """`<name>@<cut>.npy`: the first `rows` cached activations run through the frozen blocks up to `cut`,
+    made once (and again when more rows have been cached)."""
     source = folder / f"{name}.npy"
     if cut == meta["cut"]:
         return source
     target = folder / f"{name}@{cut}.npy"
-    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+    if target.exists() and np.load(target, mmap_mode="r").shape[0] == rows:
         return target
     net = build_network(NetworkConfig(backbone=meta["backbone"], image_size=meta["image_size"]), imagenet=True)
     between = modules_between(net.backbone.eval(), meta["cut"], cut).eval()
-    array = np.load(source, mmap_mode="r")
+    array = np.load(source, mmap_mode="r")[:rows]
     n, views = array.shape[:2]
     probe = between(torch.zeros(1, *array.shape[2:]))
     tmp = folder / f"{name}@{cut}.tmp.npy"
@@ -108,16 +110,24 @@ def advance_cache(folder: Path, name: str, meta: dict, cut: str) -> Path:
     return target
 
 
-def load_cache(folder: Path, datasets: list[str], limit: int | None = None, cut: str | None = None) -> CachedData:
+def load_cache(
+    folder: Path, datasets: list[str], limit: int | None = None, cut: str | None = None, allow_partial: bool = False
+) -> CachedData:
     meta = json.loads((folder / "cache.json").read_text())
     cut = cut or meta["cut"]
     frames, arrays = [], []
+    partial = {}
     for name in datasets:
         frame = pd.read_csv(folder / f"{name}.csv", dtype={"image_id": str, "group_id": str})
         done = int((folder / f"{name}.progress").read_text())
         if done < len(frame):
-            raise RuntimeError(f"{folder}: the cache of {name} is incomplete ({done}/{len(frame)}); rerun trunk_cache")
-        array = np.load(advance_cache(folder, name, meta, cut), mmap_mode="r")
+            if not allow_partial:
+                raise RuntimeError(
+                    f"{folder}: the cache of {name} is incomplete ({done}/{len(frame)}); rerun trunk_cache"
+                )
+            partial[name] = {"cached": done, "listed": len(frame)}
+            frame = frame.iloc[:done].copy()
+        array = np.load(advance_cache(folder, name, meta, cut, done), mmap_mode="r")
         frame["_array"] = len(arrays)
         frame["_row"] = np.arange(len(frame))
         if limit:
@@ -131,7 +141,7 @@ def load_cache(folder: Path, datasets: list[str], limit: int | None = None, cut:
         mask = (records["_array"] == k).to_numpy()
         rows = records.loc[mask, "_row"].to_numpy()
         features[torch.from_numpy(np.flatnonzero(mask))] = torch.from_numpy(np.ascontiguousarray(array[rows, :views]))
-    meta = {**meta, "trained_from": cut}
+    meta = {**meta, "trained_from": cut, "partial_datasets": partial}
     records = records.drop(columns=["_array", "_row"]).reset_index(drop=True)
     records["target"] = records["target"].astype("Int64")
     records["age"] = pd.to_numeric(records["age"], errors="coerce")
@@ -302,7 +312,7 @@ def run(cfg: CachedTrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    data = load_cache(Path(cfg.cache), cfg.datasets, cfg.limit_per_dataset, cfg.cut)
+    data = load_cache(Path(cfg.cache), cfg.datasets, cfg.limit_per_dataset, cfg.cut, cfg.allow_partial)
     records = data.records
     folds = assign_folds(records, cfg.n_folds, cfg.seed).to_numpy()
     summary: dict = {"config": asdict(cfg), "cache": data.cache_meta, "n_images": len(records), "folds": []}

@@ -123,3 +123,33 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
     # the cache is float16: the deployed network reproduces the cached path to ~1e-3
     assert p == pytest.approx(float(external.loc[external["image_id"] == row["image_id"], "p_raw"].iloc[0]), abs=5e-3)
     json.loads((tmp_path / "final" / "summary.json").read_text())
+
+
+def test_an_interrupted_cache_is_refused_unless_partial_use_is_asked_for(tmp_path):
+    from training.train_cached import load_cache
+
+    (tmp_path / "cache.json").write_text(
+        json.dumps({"backbone": "tf_efficientnet_lite0", "image_size": 96, "cut": "blocks.6.0"})
+    )
+    records = pd.DataFrame(
+        {
+            "image_path": ["x"] * 4,
+            "image_id": [f"img{i}" for i in range(4)],
+            "group_id": [f"img{i}" for i in range(4)],
+            "dataset": "ham10000",
+            "sex": "unknown",
+            "age": np.nan,
+            "site": "unknown",
+            "diagnosis": "nevus",
+            "target": [1, 0, 0, 0],
+        }
+    )
+    records.to_csv(tmp_path / "ham10000.csv", index=False)
+    np.save(tmp_path / "ham10000.npy", np.arange(4 * 2 * 3, dtype=np.float16).reshape(4, 2, 3, 1, 1))
+    (tmp_path / "ham10000.progress").write_text("3")
+    with pytest.raises(RuntimeError, match="incomplete \\(3/4\\)"):
+        load_cache(tmp_path, ["ham10000"])
+    data = load_cache(tmp_path, ["ham10000"], allow_partial=True)
+    assert data.records["image_id"].tolist() == ["img0", "img1", "img2"]
+    assert data.cache_meta["partial_datasets"] == {"ham10000": {"cached": 3, "listed": 4}}
+    assert data.features[2, 1, :, 0, 0].tolist() == [15.0, 16.0, 17.0]
