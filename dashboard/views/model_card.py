@@ -6,6 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import figures, resources
+from dashboard.model_evidence import (
+    deployed_ranking,
+    is_calibrated,
+    source_audit_table,
+    whole_patient,
+    whole_patient_figure,
+    whole_patient_table,
+)
 from dashboard.services import (
     SCREENING_PREVALENCE,
     checkpoint_file_json,
@@ -34,9 +42,16 @@ DATASETS = pd.DataFrame(
         },
         {
             "dataset": "SIIM-ISIC 2020",
-            "images": "758-image subset, several images per patient",
+            "images": "751-image subset (several images per patient) and 80 complete patients (1,984 images, "
+            "every lesion each patient has)",
             "citation": "Rotemberg V et al. A patient-centric dataset of images and metadata for identifying "
             "melanomas using clinical context. Sci Data 8, 34 (2021). doi:10.1038/s41597-021-00815-z",
+        },
+        {
+            "dataset": "Derm7pt (external test only)",
+            "images": "1,011 dermoscopic images from another source and camera; never trained or tuned on",
+            "citation": "Kawahara J et al. Seven-point checklist and skin lesion classification using multitask "
+            "multimodal neural nets. IEEE JBHI 23(2), 538-546 (2019). doi:10.1109/JBHI.2018.2824327",
         },
     ]
 )
@@ -47,10 +62,7 @@ LIMITATIONS = [
     "Trained and validated on dermoscopic images from public ISIC archives (mostly fair-skinned patients "
     "from Europe, Australia and the USA). Performance on darker skin types, clinical (non-dermoscopic) "
     "photographs, mucosal, nail or acral lesions, and other devices is unknown and probably lower.",
-    "The 2020 training subset is enriched to about 51% melanoma; real screening has about 1.76%. AUC does "
-    "not depend on prevalence, but PPV does: most flagged lesions in practice are benign (see above).",
-    "P(melanoma) is a score, not a calibrated risk: the training data are enriched with melanoma, so in a "
-    "screening population far fewer lesions with a given score are melanomas than the number suggests.",
+    "Most flagged lesions in practice are benign: PPV depends on prevalence (1.76% in screening, see above).",
     "The uncertainty shown (± spread across rotated/flipped views) captures only sensitivity to orientation, "
     "not all sources of error. A stable score can still be wrong.",
     "The ugly-duckling score compares a lesion with the same patient's other uploaded lesions only; it is "
@@ -153,6 +165,33 @@ else:
                 "those above are recomputed at 1.76%."
             )
 
+st.subheader("Whole patients: is the melanoma looked at first?", divider="gray")
+patients = whole_patient(validation)
+patient_fig = whole_patient_figure(validation, deployed_ranking(config))
+if patient_fig is None:
+    st.info(
+        "This checkpoint carries no whole-patient evaluation: its ranking of a complete patient's lesions is "
+        "unvalidated.",
+        icon=":material/info:",
+    )
+else:
+    st.markdown(
+        f"On **{patients.get('n_patients')} complete patients** (every lesion each has; "
+        f"{patients.get('n_melanoma_patients')} with melanoma), scored out-of-fold: how many of a patient's "
+        "other lesions are looked at before the first melanoma, by ranking (bars: 95% intervals over patients; "
+        "dark: the ranking this dashboard uses)."
+    )
+    st.plotly_chart(patient_fig, key="whole_patient")
+    st.dataframe(whole_patient_table(validation), hide_index=True, key="whole_patient_table")
+audit = source_audit_table(validation)
+if not audit.empty:
+    st.markdown("**Per image source** (out-of-fold; derm7pt is an external test set from another camera)")
+    st.dataframe(audit, hide_index=True, key="source_audit")
+    st.caption(
+        "Benign lesions of every source should score alike: a source whose benign lesions score high is a "
+        "shortcut the model learned, not melanoma."
+    )
+
 st.subheader("Validation", divider="gray")
 sets = curve_sets(validation)
 chosen = next(iter(sets), None)
@@ -227,6 +266,14 @@ if config.get("triage"):
 
 st.subheader("Limitations", divider="gray")
 limitations = list(LIMITATIONS)
+limitations.insert(
+    2,
+    "P(melanoma) is calibrated to the 1.76% screening prevalence on held-out data (see 'Calibration' above); "
+    "it is still an estimate from public archives, not a patient-specific risk."
+    if is_calibrated(config)
+    else "P(melanoma) is a score, not a calibrated risk: the training data are enriched with melanoma, so in a "
+    "screening population far fewer lesions with a given score are melanomas than the number suggests.",
+)
 reencode = (config.get("preprocess") or {}).get("reencode")
 if reencode:
     limitations.insert(

@@ -1,0 +1,140 @@
+"""The model's evidence as a clinician reads it: whole-patient ranking figures and the per-source audit.
+
+Reads the checkpoint's validation.json (written by training/assemble_default.py); no Streamlit here, so the
+Model page stays thin and this is tested on its own. Missing sections give empty tables, never errors:
+older checkpoints do not carry them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+WHOLE_PATIENT_METRICS = {
+    "share_before": "share of other lesions reviewed before the first melanoma",
+    "top1": "melanoma ranked first",
+    "top5": "melanoma in the top 5",
+    "within_auc": "within-patient AUC",
+    "top15_retrieval": "melanomas in the top 15",
+}
+
+
+def _value(entry: Any) -> float:
+    if isinstance(entry, dict):
+        entry = entry.get("value")
+    try:
+        value = float(entry)
+    except (TypeError, ValueError):
+        return math.nan
+    return value
+
+
+def _ci_text(entry: Any, digits: int = 2) -> str:
+    if not isinstance(entry, dict):
+        return "–"
+    value, ci = _value(entry), entry.get("ci") or []
+    if math.isnan(value):
+        return "–"
+    text = f"{value:.{digits}f}"
+    if len(ci) == 2 and not any(math.isnan(_value(c)) for c in ci):
+        text += f" ({float(ci[0]):.{digits}f}–{float(ci[1]):.{digits}f})"
+    return text
+
+
+def whole_patient(validation: dict[str, Any] | None) -> dict[str, Any]:
+    section = (validation or {}).get("whole_patient")
+    return section if isinstance(section, dict) else {}
+
+
+def whole_patient_table(validation: dict[str, Any] | None) -> pd.DataFrame:
+    """One row per ranking compared on complete patients, value (95% CI) per metric."""
+    rankings = whole_patient(validation).get("rankings") or {}
+    rows = []
+    for name, metrics in rankings.items():
+        if not isinstance(metrics, dict):
+            continue
+        row = {"ranking": name}
+        row.update({label: _ci_text(metrics.get(key)) for key, label in WHOLE_PATIENT_METRICS.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def whole_patient_figure(validation: dict[str, Any] | None, deployed: str | None = None) -> go.Figure | None:
+    """Share of a patient's lesions looked at before the first melanoma, per ranking, with 95% CIs; the
+    dashed line is a random order. Lower is better."""
+    section = whole_patient(validation)
+    rankings = section.get("rankings") or {}
+    names, values, lo, hi = [], [], [], []
+    for name, metrics in rankings.items():
+        entry = (metrics or {}).get("share_before")
+        value = _value(entry)
+        if math.isnan(value):
+            continue
+        ci = (entry or {}).get("ci") or [value, value]
+        names.append(name)
+        values.append(value)
+        lo.append(value - float(ci[0]))
+        hi.append(float(ci[1]) - value)
+    if not names:
+        return None
+    colours = ["#1f5f8b" if n == deployed else "#9aa9b8" for n in names]
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=names,
+            orientation="h",
+            marker_color=colours,
+            error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+            hovertemplate="%{y}: %{x:.2f}<extra></extra>",
+        )
+    )
+    random_share = _value(section.get("random_order_share"))
+    if not math.isnan(random_share):
+        fig.add_vline(x=random_share, line_dash="dash", line_color="#c0392b", annotation_text="random order")
+    fig.update_layout(
+        height=120 + 45 * len(names),
+        margin={"l": 10, "r": 10, "t": 40, "b": 40},
+        xaxis={"title": "share of the patient's other lesions reviewed first (lower is better)", "range": [0, 1]},
+        yaxis={"autorange": "reversed"},
+        title={"text": "Complete patients: how soon is the melanoma reached?", "font": {"size": 14}},
+    )
+    return fig
+
+
+def source_audit_table(validation: dict[str, Any] | None) -> pd.DataFrame:
+    """Per image source: AUC, benign lesions above the threshold, median scores; the external set last."""
+    validation = validation or {}
+    per = dict(validation.get("per_dataset") or {})
+    external = (validation.get("external") or {}).get("derm7pt")
+    if isinstance(external, dict):
+        per["derm7pt (external, never trained on)"] = external
+    rows = []
+    for name, stats in per.items():
+        if not isinstance(stats, dict) or "benign_above_threshold" not in stats:
+            continue
+        ci = stats.get("auc_ci") or []
+        auc = f"{_value(stats.get('auc')):.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if len(ci) == 2 else "")
+        rows.append(
+            {
+                "source": name,
+                "images (melanomas)": f"{int(stats.get('n', 0)):,} ({int(stats.get('n_melanoma', 0)):,})",
+                "ROC AUC (95% CI)": auc,
+                "benign above threshold": f"{_value(stats['benign_above_threshold']):.0%}",
+                "median P benign": f"{_value(stats.get('benign_median_p')):.1%}",
+                "median P melanoma": f"{_value(stats.get('melanoma_median_p')):.1%}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def is_calibrated(config: dict[str, Any] | None) -> bool:
+    network = (config or {}).get("network") or {}
+    return float(network.get("logit_scale", 1.0)) != 1.0 or float(network.get("logit_bias", 0.0)) != 0.0
+
+
+def deployed_ranking(config: dict[str, Any] | None) -> str:
+    method = ((config or {}).get("triage") or {}).get("method")
+    return "second stage (cross-fitted)" if method == "patient_context" else "network P(melanoma)"
