@@ -174,7 +174,9 @@ def test_keep_mode_marks_each_unscorable_row(tmp_path):
     png = encode(Image.new("RGB", (64, 64)), "PNG")
     for name in ("A", "läsion", "B"):
         (folder / f"{name}.png").write_bytes(png)
-    (tmp_path / "t.csv").write_text("image_name,patient_id\nA,P\nmissing_one,P\nA.png,P\n../A,P\n=A,P\nläsion,P\nA,P\n,P\nB,P\n", encoding="utf-8")
+    (tmp_path / "t.csv").write_text(
+        "image_name,patient_id\nA,P\nmissing_one,P\nA.png,P\n../A,P\n=A,P\nläsion,P\nA,P\n,P\nB,P\n", encoding="utf-8"
+    )
     records = read_kaggle(tmp_path / "t.csv", folder, on_missing="keep")
     problems = dict(enumerate(records[ROW_PROBLEM]))
     assert problems[0] is None and problems[5] is None and problems[8] is None
