@@ -1,8 +1,12 @@
 """One real-browser run of the whole review: `streamlit run` + Debian's Chromium driven by Playwright.
 
-A dermatologist's path: name yourself, create a patient, drop 5 real lesion images and one corrupt file
-on the uploader, score them, see the ranked gallery with a Grad-CAM overlay and the error card, record a
-decision, save, and find the patient again on the case-history page. Screenshots go to test-artifacts/.
+Access first: an anonymous browser gets only the sign-in page, also on deep links. Then a dermatologist's
+path: sign in, create a patient, drop 5 real lesion images and one corrupt file on the uploader, score
+them, see the ranked gallery with a Grad-CAM overlay and the error card, record a decision, write a visit
+note that is a Markdown image pointing outside, save, and find the patient again on the case-history page.
+A viewer then cannot review or save, and the admin finds the clinician's save and decision in the audit
+log under the clinician's username (and in its CSV export). Every request the browser makes, on every
+page, goes to the dashboard's own host. Screenshots go to test-artifacts/.
 
 Needs /usr/bin/chromium (`apt-get install -y chromium`); Playwright's own browser download is not used.
 """
@@ -16,6 +20,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -35,6 +40,10 @@ CHROMIUM_ARGS = [
 HEALTH_TIMEOUT_S = 20.0
 PATIENT = "E2E-PATIENT-0042"
 CLINICIAN = "dr.e2e"
+VIEWER = "viewer.e2e"
+ADMIN = "admin.e2e"
+NOTE = "![x](http://h.invalid/x.png) <img src=http://h.invalid/y.png> follow up in 6 months"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 PASSWORD = "correct horse battery staple"
 
 pytestmark = [
@@ -98,6 +107,8 @@ def server(tmp_path):
         stderr=subprocess.STDOUT,
     )
     _add_user(env, CLINICIAN, "clinician", "Dr E2E")
+    _add_user(env, VIEWER, "viewer")
+    _add_user(env, ADMIN, "admin")
     try:
         elapsed = _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, HEALTH_TIMEOUT_S)
         assert elapsed < HEALTH_TIMEOUT_S
@@ -165,19 +176,100 @@ def test_review_end_to_end(server, lesion_files):
 
     base_url, log_path = server
     expect.set_options(timeout=60_000)  # the first page load also loads the model
+    requests: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+
+        def new_page():
+            page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
             page.set_default_timeout(60_000)
+            page.on("request", lambda request: requests.append(request.url))
+            return page
+
+        page = None
+        try:
+            page = new_page()
+            _anonymous(page, base_url)
+            page = new_page()
             _walk_through(page, base_url, lesion_files)
+            page = new_page()
+            _viewer(page, base_url)
+            page = new_page()
+            _admin_audit(page, base_url)
         except BaseException:
-            if "page" in locals():
+            if page is not None:
                 _shot(page, "failure")
             raise
         finally:
             browser.close()
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+    # Offline by design: no icon, font or image from anywhere but the dashboard itself (h.invalid included).
+    assert requests, "no requests recorded"
+    outside = sorted(
+        {u for u in requests if urlsplit(u).scheme not in ("data", "blob") and _host(u) not in LOCAL_HOSTS}
+    )
+    assert outside == [], outside
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
+def _anonymous(page, base_url: str) -> None:
+    """Without signing in, every address (deep links included) is the sign-in page and nothing else."""
+    from playwright.sync_api import expect
+
+    for path in ("/", "/history?patient_id=1", "/saliency?visit=1&lesion=0123456789abcdef", "/audit", "/model"):
+        page.goto(base_url + path)
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        _wait_idle(page)
+        for forbidden in ("Case history", "Patient review", "Audit log", "Download CSV", "Signed in as"):
+            expect(page.get_by_text(forbidden, exact=True)).to_have_count(0)
+        expect(page.locator("[data-testid=stSidebarNav]")).to_have_count(0)
+    _shot(page, "0_sign_in")
+
+
+def _viewer(page, base_url: str) -> None:
+    """A viewer reads the case history but has no review page and no save or export button."""
+    from playwright.sync_api import expect
+
+    page.goto(base_url + "/history")
+    _sign_in(page, VIEWER)
+    expect(page.get_by_role("heading", name="Case history")).to_be_visible()
+    expect(page.get_by_role("link", name="Patient review")).to_have_count(0)
+    search = page.get_by_label("Search patients by identifier", exact=True)
+    search.fill("PATIENT-0042")
+    search.press("Enter")
+    expect(page.get_by_role("heading", name=PATIENT)).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="Save visit")).to_have_count(0)
+    page.get_by_role("tab", name="Export").click()
+    expect(page.get_by_text("may view records but not export them")).to_be_visible()
+    expect(page.get_by_role("button", name="Download CSV")).to_have_count(0)
+    _shot(page, "7_viewer")
+
+
+def _admin_audit(page, base_url: str) -> None:
+    """The clinician's save and decision are in the admin's audit log, under the clinician's username."""
+    from playwright.sync_api import expect
+
+    page.goto(base_url)
+    _sign_in(page, ADMIN)
+    page.get_by_role("link", name="Audit log").first.click()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+    user = page.get_by_label("User", exact=True)
+    user.fill(CLINICIAN)
+    user.press("Enter")
+    _wait_idle(page)
+    for action, label in (("review.save", "saved visits"), ("decision.record", "decisions")):
+        page.get_by_label("Action", exact=True).click()
+        page.get_by_role("option", name=label, exact=True).click()
+        _wait_idle(page)
+        expect(page.get_by_text("1 event(s), newest first")).to_be_visible()
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download CSV").click()
+        csv = Path(download.value.path()).read_text()
+        assert f",{CLINICIAN},{action}," in csv, csv
+    _shot(page, "8_audit")
 
 
 def _sign_in(page, username: str, password: str = PASSWORD) -> None:
@@ -234,6 +326,12 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     _shot(page, "3_ranked")
     first_card.screenshot(path=str(ARTIFACTS / "e2e_3b_top_card.png"))
 
+    # A visit note that would load an outside image if it were rendered as Markdown / HTML.
+    notes = page.get_by_label("Visit notes (optional)", exact=True)
+    notes.fill(NOTE)
+    notes.blur()
+    _wait_idle(page)
+
     # Save the visit.
     page.get_by_role("button", name="Save visit").click()
     expect(page.get_by_text("This review is now read-only.")).to_be_visible(timeout=60_000)
@@ -253,6 +351,8 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     search.press("Enter")
     expect(page.get_by_role("heading", name=PATIENT)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Decision: Biopsy")).to_be_visible()
+    expect(page.get_by_text(NOTE)).to_be_visible()  # the note, as the text it is
+    expect(page.locator("img[src*='h.invalid']")).to_have_count(0)
     _shot(page, "5_history")
 
     page.get_by_role("link", name="Model").first.click()
