@@ -19,7 +19,7 @@ setup: $(STAMP)
 
 ## Dashboard on the committed default model and a local SQLite file (var/triage.db unless DATABASE_URL is set)
 run: setup
-	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT) --server.address $(ADDRESS)
+	$(PY) -m streamlit run dashboard/serve.py --server.port $(PORT) --server.address $(ADDRESS)
 
 ## Lint + the whole test suite (needs ../shared beside the repo)
 test: setup

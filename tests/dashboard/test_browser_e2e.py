@@ -91,7 +91,7 @@ def server(tmp_path):
             "-m",
             "streamlit",
             "run",
-            "dashboard/app.py",
+            "dashboard/serve.py",
             "--server.port",
             str(port),
             "--server.address",
@@ -112,6 +112,12 @@ def server(tmp_path):
     try:
         elapsed = _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, HEALTH_TIMEOUT_S)
         assert elapsed < HEALTH_TIMEOUT_S
+        # Framing protection and a Content-Security-Policy on the page itself (dashboard/serve.py).
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert response.headers["X-Frame-Options"] == "DENY"
+            csp = response.headers["Content-Security-Policy"]
+            assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+            assert response.headers["Cache-Control"] == "no-store"
         yield f"http://127.0.0.1:{port}", tmp_path / "streamlit.log"
     finally:
         proc.terminate()
