@@ -314,10 +314,10 @@ def _make_twin(predictor):
 
 def _reasons(p: float, spread: float, ud: float, n: int, threshold: float, outlier_z: float, rank: int) -> str:
     parts = []
-    digits = 2
-    while digits < 4 and round(p, digits) == round(threshold, digits):
-        digits += 1  # never "0.15 is below 0.15"
-    ps, ts = f"{p:.{digits}f}", f"{threshold:.{digits}f}"
+    digits = 1  # percentages: calibrated probabilities at screening prevalence are mostly a few per cent
+    while digits < 3 and round(100 * p, digits) == round(100 * threshold, digits):
+        digits += 1  # never "1.5% is below 1.5%"
+    ps, ts = f"{100 * p:.{digits}f}%", f"{100 * threshold:.{digits}f}%"
     if p >= threshold:
         parts.append(f"P(melanoma) {ps} is above the operating threshold {ts}")
     if not math.isnan(ud) and ud >= outlier_z:
@@ -327,7 +327,9 @@ def _reasons(p: float, spread: float, ud: float, n: int, threshold: float, outli
         if not math.isnan(ud):
             parts.append(f"similar to this patient's other {n - 1} lesions (robust z = {ud:.1f})")
     if spread >= UNSTABLE_SPREAD:
-        parts.append(f"the score changes with image orientation (± {spread:.2f}): interpret with care")
+        parts.append(
+            f"the score changes with image orientation (± {100 * spread:.1f} percentage points): interpret with care"
+        )
     if rank == 1 and n > 1:
         parts.append(f"ranked first of {n} lesions")
     return "; ".join(parts)
@@ -417,6 +419,12 @@ def triage_patient(
     elif n < 6 and n >= settings["min_lesions"]:
         notes.append(
             f"Only {n} lesions: the ugly-duckling comparison is weak with so few; read it as a hint, not a finding."
+        )
+    if settings["method"] == "patient_context" and n > 1:
+        notes.append(
+            "Ranked by patient context: each lesion's P(melanoma) relative to this patient's other lesions and how "
+            "unlike them it looks (chosen because it put melanomas earlier on held-out complete patients; see the "
+            "Model page)."
         )
     if not settings["from_checkpoint"]:
         notes.append(
