@@ -35,6 +35,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from model.checkpoint import weights_digest
 from model.network import MelanomaLogit
 
 # XGrad-CAM and HiResCAM are left out on purpose: with a global-average-pool + linear head (every timm CNN
@@ -165,9 +166,9 @@ def target_layer_name(predictor) -> str:
 
 def weights_sha256(predictor) -> str:
     config = getattr(predictor, "config", {}) or {}
-    digest = config.get("weights_sha256_actual") or config.get("weights_sha256")
+    digest = weights_digest(config)
     if digest:
-        return str(digest)
+        return digest
     with _nets_lock:
         if predictor.model not in _weights_digest:
             h = hashlib.sha256()

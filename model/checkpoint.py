@@ -3,6 +3,11 @@
 A checkpoint is a folder:
     model.safetensors   weights (fp16 floats by default)
     config.json         network config, training summary, metrics, operating point, code version, date
+
+`config.json` records the SHA-256 of `model.safetensors` as `weights_sha256`. `load_checkpoint` hashes the
+bytes it loads (`weights_sha256_actual`) and refuses a checkpoint whose weights are not the recorded ones;
+a config without a recorded hash (hand-made or older) is still accepted. Code that needs "the hash of these
+weights" calls `weights_digest(config)`, so every reader gives the same answer.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from model.network import MelanomaNet, NetworkConfig
 
@@ -50,6 +55,16 @@ def code_version() -> str:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def weights_digest(config: dict[str, Any]) -> str | None:
+    """The SHA-256 of a checkpoint's weights: the one measured at load, else the recorded one, else None.
+
+    After `load_checkpoint` the two are equal whenever both exist (a mismatch is refused), so preferring
+    the measured one only matters for configs with no recorded hash.
+    """
+    digest = config.get("weights_sha256_actual") or config.get("weights_sha256")
+    return str(digest) if digest else None
 
 
 def file_sha256(path: Path) -> str:
@@ -127,9 +142,20 @@ def load_checkpoint(folder: str | Path | None = None) -> tuple[MelanomaNet, dict
     if not weights.is_file():
         raise CheckpointError(f"{folder}: no {WEIGHTS}")
     try:
-        state = load_file(str(weights))
+        data = weights.read_bytes()  # hash and load the same bytes
+    except OSError as exc:
+        raise CheckpointError(f"{weights}: not readable ({exc})") from None
+    try:
+        state = load(data)
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
+    actual = hashlib.sha256(data).hexdigest()
+    recorded = config.get("weights_sha256")
+    if recorded and str(recorded).lower() != actual:
+        raise CheckpointError(
+            f"{weights}: weights do not match their config: {folder / CONFIG} records weights_sha256 {recorded}, "
+            f"the file's SHA-256 is {actual} (weights replaced or damaged after the checkpoint was saved?)"
+        )
     try:
         model = MelanomaNet(NetworkConfig.from_dict(config["network"]))
     except (KeyError, TypeError, RuntimeError) as exc:
@@ -138,7 +164,7 @@ def load_checkpoint(folder: str | Path | None = None) -> tuple[MelanomaNet, dict
     model_state = model.state_dict()
     model.load_state_dict({k: v.to(model_state[k].dtype) for k, v in state.items()})
     model.eval()
-    config["weights_sha256_actual"] = file_sha256(weights)
+    config["weights_sha256_actual"] = actual
     return model, config
 
 

@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import numpy as np
@@ -6,7 +7,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, weights_digest
 from model.network import MelanomaNet, NetworkConfig
 from model.predictor import Predictor
 from model.pretrained import load_imagenet_weights
@@ -51,6 +52,52 @@ def test_wrong_shape_checkpoint_is_explained(tmp_path, fresh_checkpoint):
         CheckpointError, match=r"wrong shape .*diagnosis_head.weight: checkpoint \(7, 1312\) vs model \(2, 1312\)"
     ):
         load_checkpoint(bad)
+
+
+def _copy_checkpoint(source, target, config_edit=None, weights=None):
+    target.mkdir()
+    config = json.loads((source / "config.json").read_text())
+    if config_edit:
+        config_edit(config)
+    (target / "config.json").write_text(json.dumps(config))
+    (target / "model.safetensors").write_bytes(
+        weights if weights is not None else (source / "model.safetensors").read_bytes()
+    )
+    return target
+
+
+def test_weights_that_are_not_the_recorded_ones_are_refused(tmp_path, fresh_checkpoint):
+    from safetensors.torch import load, save
+
+    state = load((fresh_checkpoint / "model.safetensors").read_bytes())
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name] + 1  # same shapes, other weights: only the hash can tell
+    swapped = _copy_checkpoint(fresh_checkpoint, tmp_path / "swapped", weights=save(state))
+    recorded = json.loads((fresh_checkpoint / "config.json").read_text())["weights_sha256"]
+    actual = hashlib.sha256((swapped / "model.safetensors").read_bytes()).hexdigest()
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(swapped)
+    message = str(caught.value)
+    assert "do not match" in message and recorded in message and actual in message
+    assert str(swapped / "model.safetensors") in message
+
+
+def test_checkpoint_without_a_recorded_hash_still_loads(tmp_path, fresh_checkpoint):
+    bare = _copy_checkpoint(fresh_checkpoint, tmp_path / "bare", lambda config: config.pop("weights_sha256"))
+    _, config = load_checkpoint(bare)
+    actual = hashlib.sha256((bare / "model.safetensors").read_bytes()).hexdigest()
+    assert "weights_sha256" not in config
+    assert config["weights_sha256_actual"] == actual == weights_digest(config)
+
+
+def test_readers_agree_on_the_weights_hash(fresh_checkpoint):
+    from model.cam import weights_sha256
+
+    predictor = Predictor.from_checkpoint(fresh_checkpoint, device="cpu")
+    recorded = json.loads((fresh_checkpoint / "config.json").read_text())["weights_sha256"]
+    assert weights_digest(predictor.config) == weights_sha256(predictor) == recorded
+    assert weights_digest({"weights_sha256": "abc"}) == "abc"
+    assert weights_digest({}) is None
 
 
 def test_other_backbone_weights_do_not_fit(tmp_path):
