@@ -289,7 +289,7 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
     model.train()
     set_bn_mode(model, cfg.bn_mode)
     dtype = amp_dtype(cfg, ctx)
-    total_loss, seen, start = 0.0, 0, time.perf_counter()
+    total_loss, seen, sync_checks, start = 0.0, 0, 0, time.perf_counter()
     bar = tqdm(
         dl,
         desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -311,6 +311,7 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
         scheduler.step()
         if cfg.check_sync and not D.params_in_sync(model, ctx):
             raise RuntimeError(f"ranks diverged at epoch {epoch} step {step}")
+        sync_checks += cfg.check_sync
         total_loss += float(loss.detach()) * len(images)
         seen += len(images)
         if ctx.is_main:
@@ -325,6 +326,7 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
         "train_loss": float(stats[0] / max(stats[1], 1)),
         "images_per_s": float(stats[1]) / elapsed if elapsed else float("nan"),
         "lr": scheduler.get_last_lr()[-1],
+        **({"sync_checks": sync_checks} if cfg.check_sync else {}),  # steps whose weights were compared across ranks
     }
 
 

@@ -4,7 +4,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from data.images import ImageDecodeError, decode_image
 
@@ -22,8 +22,10 @@ def real_jpeg(datasets_dir) -> bytes:
 
 def test_real_jpeg_decodes_to_rgb(real_jpeg):
     img = decode_image(real_jpeg, "lesion.jpg")
+    reference = ImageOps.exif_transpose(Image.open(io.BytesIO(real_jpeg))).convert("RGB")
     assert img.mode == "RGB"
-    assert img.size == (600, 450) or img.size[0] > 0
+    assert img.size == reference.size
+    assert np.array_equal(np.asarray(img), np.asarray(reference))  # the file's own pixels, nothing resampled
 
 
 def test_exif_orientation_is_applied():
@@ -41,11 +43,30 @@ def test_alpha_is_composited_on_white():
     assert out.getpixel((0, 0)) == (255, 255, 255)
 
 
-@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "LA", "1"])
-def test_other_modes_become_rgb(mode):
-    img = Image.new(mode, (32, 32))
-    fmt = "JPEG" if mode == "CMYK" else "PNG"
-    assert decode_image(encode(img, fmt), f"x.{fmt.lower()}").mode == "RGB"
+def _palette_image() -> Image.Image:
+    img = Image.new("P", (32, 32), 0)
+    img.putpalette([10, 20, 30] * 256)
+    return img
+
+
+@pytest.mark.parametrize(
+    ("make", "rgb"),
+    [
+        (lambda: Image.new("L", (32, 32), 100), (100, 100, 100)),
+        (_palette_image, (10, 20, 30)),  # the palette colour, not the index
+        (lambda: Image.new("CMYK", (32, 32), (0, 255, 255, 0)), (255, 0, 0)),  # cyan-free = red, not inverted
+        (lambda: Image.new("LA", (32, 32), (100, 255)), (100, 100, 100)),
+        (lambda: Image.new("1", (32, 32), 1), (255, 255, 255)),
+    ],
+    ids=["L", "P", "CMYK", "LA", "1"],
+)
+def test_other_modes_become_rgb(make, rgb):
+    img = make()
+    fmt = "JPEG" if img.mode == "CMYK" else "PNG"
+    out = decode_image(encode(img, fmt), f"x.{fmt.lower()}")
+    assert out.mode == "RGB"
+    pixels = np.asarray(out).reshape(-1, 3).astype(int)
+    assert np.abs(pixels - np.array(rgb)).max() <= 2  # every pixel keeps its colour (JPEG rounding aside)
 
 
 def test_16_bit_grayscale_keeps_its_range():

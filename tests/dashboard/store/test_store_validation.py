@@ -81,8 +81,16 @@ def test_size_and_pixel_limits(sqlite_url, data_dir, sample_images, make_lesion,
         assert _nothing_written(store)
 
 
-def test_default_upload_limit_is_30_mb(sqlite_store):
-    assert sqlite_store.max_image_bytes == 30 * 1024 * 1024
+def test_default_upload_limit_is_30_mb(sqlite_store, sample_images, make_lesion, make_review):
+    limit = 30 * 1024 * 1024
+    img = sample_images[0]
+    # The same decodable image, padded after its end marker to one byte over 30 MB: refused for its size.
+    with pytest.raises(ValueError, match=r"^lesion 1: image is 30\.0 MB, over the 30\.0 MB upload limit"):
+        sqlite_store.save_review(make_review([make_lesion(img + b"\0" * (limit + 1 - len(img)))]))
+    assert _nothing_written(sqlite_store)
+    # Padded to exactly 30 MB: within the limit, stored.
+    visit = sqlite_store.save_review(make_review([make_lesion(img + b"\0" * (limit - len(img)))]))
+    assert len(sqlite_store.load_visit(visit).lesions) == 1
 
 
 def test_second_lesion_error_names_it(sqlite_store, sample_images, make_lesion, make_review):
