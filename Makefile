@@ -7,7 +7,7 @@ PORT ?= 8501
 # Patient data: listen on this machine only unless ADDRESS is set (e.g. ADDRESS=0.0.0.0 for a clinic network).
 ADDRESS ?= localhost
 
-.PHONY: setup run test lint bench evaluate
+.PHONY: setup run test test-fast lint bench
 
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+## Lint + the unit tests, without the slow (real model on real images) and browser (Chromium) ones
+test-fast: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest -m "not slow and not browser"
 
 lint: setup
 	$(PY) -m ruff check .

@@ -163,7 +163,3 @@ def normalise_age(values: pd.Series, source: str | None = None) -> pd.Series:
 def normalise_diagnosis(values: pd.Series) -> pd.Series:
     cleaned = values.fillna("").astype(str).str.strip().str.lower()
     return cleaned.map(DIAGNOSIS_ALIASES).fillna(UNKNOWN)
-
-
-def empty_records() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in RECORD_COLUMNS})
