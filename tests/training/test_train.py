@@ -78,6 +78,7 @@ def test_training_writes_loadable_checkpoints_and_oof(datasets_dir, tmp_path):
     train(tmp_path / "run", "--epochs", "1", "--batch-size", "8")
     model, config = load_checkpoint(tmp_path / "run" / "fold_0" / "last")
     assert config["network"]["image_size"] == 64
+    assert config["network"]["mean"] == config["network"]["std"] == [0.5, 0.5, 0.5]  # tf_efficientnet_lite0's own
     assert config["training"]["data"]["isic2020"]["images"] == 48
     import pandas as pd
 
@@ -86,3 +87,33 @@ def test_training_writes_loadable_checkpoints_and_oof(datasets_dir, tmp_path):
     assert set(oof["fold"]) == {0}
     emb = np.load(tmp_path / "run" / "oof_embeddings.npz")
     assert emb["embedding"].shape == (len(oof), model.embedding_dim)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "tf_efficientnet_lite0", "efficientnet_b3"])
+def test_network_config_takes_normalisation_and_size_from_the_backbone(backbone):
+    import timm
+
+    from training.train import network_config, parse_args
+
+    expected = timm.create_model(backbone, pretrained=False).pretrained_cfg  # what resolve_data_config reads
+    net_cfg = network_config(parse_args(["--backbone", backbone]))
+    assert net_cfg.backbone == backbone
+    assert net_cfg.mean == pytest.approx(expected["mean"]) and net_cfg.std == pytest.approx(expected["std"])
+    assert net_cfg.image_size == expected["input_size"][-1]
+    # an explicit --image-size wins; the normalisation stays the backbone's
+    sized = network_config(parse_args(["--backbone", backbone, "--image-size", "96"]))
+    assert (sized.image_size, sized.mean, sized.std) == (96, net_cfg.mean, net_cfg.std)
+
+
+def test_resnet18_is_not_normalised_like_efficientnet_lite():
+    from training.train import network_config, parse_args
+
+    resnet = network_config(parse_args(["--backbone", "resnet18"]))
+    lite = network_config(parse_args([]))
+    assert resnet.mean == pytest.approx((0.485, 0.456, 0.406)) and resnet.std == pytest.approx((0.229, 0.224, 0.225))
+    assert (lite.backbone, lite.image_size, lite.mean, lite.std) == (
+        "tf_efficientnet_lite0",
+        224,
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+    )  # the default model's recipe is unchanged
