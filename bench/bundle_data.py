@@ -5,13 +5,13 @@
 Writes the same layouts (CSV files unchanged) with images re-encoded as WebP (quality 75), so the
 same readers work on it: ISIC 2020 at 384 px (the GPU check trains at 384), ISIC 2017 at 224 px,
 HAM10000 at its native 200×150. Also writes the ImageNet lite0 weights as a timm-named safetensors
-file. The folder is git-ignored and must stay under the device tool's 64 MiB limit.
+file. The bundle format (bundle.json, the folder layout) is defined in training/bundle.py. The folder
+is git-ignored and must stay under the device tool's 64 MiB limit.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -20,6 +20,7 @@ from PIL import Image
 
 from data.readers import datasets_root
 from data.transforms import Reencode
+from training.bundle import DATASETS, manifest, write_manifest
 
 QUALITY = 75  # keeps the bundle (images + weights) well under the device tool's 64 MiB
 SIZES = {"isic2020": 384, "isic2017": 224, "ham10000": None}
@@ -40,7 +41,7 @@ def bundle(out: Path) -> None:
         src = src_root / name
         for path in src.rglob("*"):
             rel = path.relative_to(src)
-            target = out / "datasets" / name / rel
+            target = out / DATASETS / name / rel
             if path.is_dir() or rel.parts[0] == "metadata" or rel.parts[0] == "test":
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -51,21 +52,8 @@ def bundle(out: Path) -> None:
     with ProcessPoolExecutor() as pool:
         total = sum(pool.map(_encode, jobs, chunksize=64))
     print(f"{len(jobs)} images, {total / 2**20:.1f} MiB")
-    # A model trained on these pixels must see the same kind of pixels at inference: the trainer copies
-    # `inference_preprocess` into its checkpoints (see data.transforms.Reencode).
-    (out / "bundle.json").write_text(
-        json.dumps(
-            {
-                "codec": {"format": "WEBP", "quality": QUALITY},
-                "max_side": SIZES,
-                "inference_preprocess": {
-                    "reencode": {"format": "WEBP", "quality": QUALITY, "max_side": SIZES["isic2020"]}
-                },
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    # A model trained on these pixels must see the same kind of pixels at inference (training.bundle).
+    write_manifest(out, manifest("WEBP", QUALITY, SIZES, inference_max_side=SIZES["isic2020"]))
 
     from safetensors.torch import save_file
 

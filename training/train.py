@@ -38,6 +38,7 @@ from model.checkpoint import REPO_ROOT, save_checkpoint
 from model.network import MelanomaNet, NetworkConfig
 from model.pretrained import backbone_data_config, build_network
 from training import distributed as D
+from training.bundle import inference_preprocess
 from training.metrics import roc_auc
 
 
@@ -556,9 +557,8 @@ def run(cfg: TrainConfig) -> dict:
         "device": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
         "data_root": portable_path(cfg.data_root or datasets_root()),
     }
-    # Trained on re-encoded images (bench.bundle_data): checkpoints tell inference to re-encode the same way.
-    bundle = Path(cfg.data_root).parent / "bundle.json" if cfg.data_root else None
-    preprocess = json.loads(bundle.read_text()).get("inference_preprocess") if bundle and bundle.exists() else None
+    # Trained on re-encoded images (a data bundle): checkpoints tell inference to re-encode the same way.
+    preprocess = inference_preprocess(cfg.data_root)
     if cfg.fold == "none":
         result = fit(cfg, ctx, records, None, out, summary, preprocess)
         D.teardown()
