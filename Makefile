@@ -28,10 +28,11 @@ test: setup
 	$(PY) -m pytest
 
 ## Lint + the unit tests, without the slow (real model on real images) and browser (Chromium) ones
+## (PYTEST_ARGS=--durations=15 shows what dominates)
 test-fast: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -m "not slow and not browser"
+	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
