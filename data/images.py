@@ -115,7 +115,9 @@ def multiframe_problem(img: Image.Image) -> str | None:
     )
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any decoded Pillow image as 8-bit RGB, by the same rules as `decode_image`: 16-bit and float
+    greyscale scaled (not clipped), palettes expanded, transparency composited on white."""
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -129,6 +131,10 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return img.convert("RGB")
+
+
+# The old private name, still imported by model/triage.py (owned elsewhere now): use `to_rgb`.
+_to_rgb = to_rgb
 
 
 def read_source(source: bytes | str | Path, name: str | None = None) -> tuple[bytes, str]:
@@ -224,7 +230,7 @@ def decode_image(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
             img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+            return to_rgb(img)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():
