@@ -97,6 +97,33 @@ def baseline_external(baselines: Path) -> dict:
     return out
 
 
+def metadata_sensitivity(run: Path, cache: Path, scale: float, bias: float) -> dict | None:
+    """Does a missing site/sex/age shift the score? The final model on the external set, with its metadata
+    and with every field unknown (trained with metadata dropout so that it should not)."""
+    from training.train_cached import load_cache, predict_cached
+
+    summary = json.loads((run / "final" / "summary.json").read_text())
+    if not (cache / "derm7pt.csv").exists():
+        return None
+    model, config = load_checkpoint(run / "final" / "checkpoint")
+    model.partial_cut = config["partial_cut"]
+    data = load_cache(cache, ["derm7pt"], cut=config["partial_cut"])
+    idx = np.arange(len(data.records))
+    with_meta = calibration.apply(predict_cached(model, data, idx)["logit"], scale, bias)
+    data.records[["site", "sex"]] = "unknown"
+    data.records["age"] = np.nan
+    without = calibration.apply(predict_cached(model, data, idx)["logit"], scale, bias)
+    y = data.records["target"].to_numpy(int)
+    return {
+        "data": "derm7pt (external), final model",
+        "auc_with_metadata": roc_auc(y, with_meta),
+        "auc_without_metadata": roc_auc(y, without),
+        "mean_abs_shift": float(np.abs(with_meta - without).mean()),
+        "mean_shift": float((without - with_meta).mean()),
+        "trained_with_meta_dropout": summary["config"].get("meta_dropout"),
+    }
+
+
 def loso_report(run: Path, n_boot: int) -> dict:
     out = {}
     for folder in sorted(run.glob("loso_*")):
@@ -148,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="runs/model2")
     parser.add_argument("--baselines", default="runs/eval")
+    parser.add_argument("--cache", default="runs/trunk_cache", help="the trunk cache (for the metadata check)")
     parser.add_argument("--out", default="model/weights/default")
     parser.add_argument("--sensitivity", type=float, default=OPERATING_SENSITIVITY)
     parser.add_argument("--n-boot", type=int, default=1000)
@@ -191,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_at_screening_prevalence": {"cross_fitted": reliability, "scale": scale, "bias": bias},
         "external": {"derm7pt": external, "first_model_auc": baseline_external(baselines)},
         "leave_one_source_out": loso_report(run, args.n_boot),
+        "metadata_sensitivity": metadata_sensitivity(run, Path(args.cache), scale, bias),
         "whole_patient": {k: v for k, v in patients.items() if k not in ("tables", "second_stage_scores")},
     }
     operating_point = {

@@ -158,6 +158,14 @@ def render_card(config: dict, validation: dict) -> str:
         lines += ["", "**Leave one source out** (trained without the source, scored on it):", ""]
         lines += ["| left-out source | n (melanoma) | ROC AUC (95% CI) |", "|---|---|---|"]
         lines += [f"| {k} | {v['n']} ({v['n_melanoma']}) | {_auc(v)} |" for k, v in loso.items()]
+    meta = validation.get("metadata_sensitivity")
+    if meta:
+        lines += [
+            "",
+            f"**Missing metadata** ({meta['data']}): with every site, sex and age unknown, AUC "
+            f"{meta['auc_without_metadata']:.3f} against {meta['auc_with_metadata']:.3f} with them; P(melanoma) moves "
+            f"by {meta['mean_abs_shift']:.4f} on average (mean shift {meta['mean_shift']:+.4f}).",
+        ]
     goals = [
         (
             "whole patients: share reviewed ≤ 0.10",
