@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,11 @@ GREY = "#8a94a0"
 BAND_COLOURS = {"red": RED, "orange": ORANGE, "green": GREEN}
 # Green (low) -> amber -> red (high) for P(melanoma).
 SCORE_SCALE = [[0.0, "#2e8b57"], [0.35, "#a8b64a"], [0.55, "#e0a030"], [1.0, "#c0392b"]]
+
+
+def plotly_text(value: object) -> str:
+    """User text in a plotly label or hover: plotly reads a subset of HTML (links, styles), so escape it."""
+    return html.escape(str(value), quote=False)
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 380, **kwargs: Any) -> go.Figure:
@@ -92,7 +98,7 @@ def ugly_duckling_map(table: pd.DataFrame, threshold: float) -> go.Figure:
                 },
                 customdata=np.stack(
                     [
-                        part["label"],
+                        part["label"].map(plotly_text),
                         part["image_id"].str[:10],
                         part["p_melanoma"],
                         part["ud_text"],
@@ -120,7 +126,7 @@ def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
         BAND_COLOURS[score_band(p, threshold, s).colour]
         for p, s in zip(data["p_melanoma"], data["p_spread"].fillna(0), strict=True)
     ]
-    names = [f"#{int(r)} {lab}" for r, lab in zip(data["rank"], data["label"], strict=True)]
+    names = [f"#{int(r)} {plotly_text(lab)}" for r, lab in zip(data["rank"], data["label"], strict=True)]
     fig = go.Figure(
         go.Bar(
             x=data["p_melanoma"],

@@ -158,3 +158,19 @@ def test_users_cli(sqlite_url, subprocess_env, tmp_path):
     assert cli("enable", "boss").returncode == 0
     assert cli("reset-password", "boss", "--password-stdin", stdin="a new long passphrase\n").returncode == 0
     assert cli("set-role", "nobody", "--role", "viewer").returncode == 1
+
+
+def test_single_sign_on_maps_to_an_active_local_account(store):
+    accounts = Accounts(store)
+    with pytest.raises(LoginFailed, match="no active local account"):
+        accounts.sso_user("ada@clinic.example")
+    user = accounts.add("ada@clinic.example", PASSWORD, "viewer", actor="t")
+    assert accounts.sso_user("Ada@Clinic.example") == user  # the provider's e-mail, any case
+    accounts.set_active("ada@clinic.example", False, actor="t")
+    with pytest.raises(LoginFailed):
+        accounts.sso_user("ada@clinic.example")
+    assert [(e.action, e.detail.get("via")) for e in store.audit_events(action="auth.")] == [
+        ("auth.login_failed", "sso"),
+        ("auth.login", "sso"),
+        ("auth.login_failed", "sso"),
+    ]
