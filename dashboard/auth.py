@@ -203,11 +203,12 @@ class Accounts:
 
     def authenticate(self, username: str, password: str, *, via: str = "password") -> AuthUser:
         """The user for these credentials, or LoginFailed (audited, rate-limited)."""
-        attempted = _attempted_name(username)
         try:
             name = normalise_username(username)
         except ValueError:
             name = None
+        # The rate limit counts per normalised name, so "DR.ADA" and "dr.ada" share one budget.
+        attempted = name or _attempted_name(username)
         since = _now() - self.failure_window
         with self.store.write_transaction() as session:
             failures = session.scalar(

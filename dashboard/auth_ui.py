@@ -171,7 +171,7 @@ def login_page() -> None:
         st.code(BOOTSTRAP_COMMAND, language="bash")
         st.caption("Further accounts: `python -m dashboard.users add NAME --role clinician|viewer|admin`.")
         return
-    with st.form("sign_in", border=True):
+    with st.form("sign_in", border=True, clear_on_submit=True):  # the password is not kept in the session
         username = st.text_input("Username", key="login_username", autocomplete="username")
         password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
         submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")

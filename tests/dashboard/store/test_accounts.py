@@ -57,6 +57,8 @@ def test_failed_logins_are_audited_and_rate_limited(store):
     # Locked: even the right password is refused until the window has passed, and that is audited too.
     with pytest.raises(LoginFailed, match="Too many failed sign-ins"):
         accounts.authenticate("dr.ada", PASSWORD)
+    with pytest.raises(LoginFailed, match="Too many"):  # another spelling of the name shares the budget
+        accounts.authenticate("  DR.Ada ", PASSWORD)
     # Unknown names are limited the same way (no hint whether an account exists).
     for _ in range(3):
         with pytest.raises(LoginFailed, match="Wrong username or password"):
@@ -64,7 +66,7 @@ def test_failed_logins_are_audited_and_rate_limited(store):
     with pytest.raises(LoginFailed, match="Too many"):
         accounts.authenticate("nobody", "whatever password")
     actions = [(e.actor, e.action) for e in store.audit_events(action="auth.")]
-    assert actions == [("dr.ada", "auth.login_failed")] * 3 + [("dr.ada", "auth.login_locked")] + [
+    assert actions == [("dr.ada", "auth.login_failed")] * 3 + [("dr.ada", "auth.login_locked")] * 2 + [
         ("nobody", "auth.login_failed")
     ] * 3 + [("nobody", "auth.login_locked")]
     # Once the window has passed the account works again.
