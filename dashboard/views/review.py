@@ -483,7 +483,7 @@ def _save_section(table) -> None:
         on_change=lambda: setattr(state, "notes", st.session_state["visit_notes"]),
     )
     clinician = ui.clinician()  # the signed-in user; the store records it whatever is passed
-    st.caption(f"Saved as reviewed by **{literal(user.label)}**, with the model id `{literal(predictor.model_id)}`.")
+    st.caption(f"Saved as reviewed by **{literal(user.label)}**, with the model id {literal(predictor.model_id)}.")
     save = st.button(
         "Save visit",
         type="primary",
