@@ -179,6 +179,9 @@ def _patient_section() -> None:
         if not query.strip():
             return
         matches = store.search_patients(query)
+        if st.session_state.get("patient_searched") != query.strip():  # one audit entry per search (ids only)
+            store.record_view("patient.search", None, {"page": "review", "patient_ids": [p.id for p in matches]})
+            st.session_state["patient_searched"] = query.strip()
         if not matches:
             st.info(f"No patient identifier contains “{literal(query.strip())}”.")
             return
