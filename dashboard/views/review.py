@@ -128,7 +128,7 @@ def _patient_section() -> None:
     if pending:
         with new_tab:
             st.warning(
-                f"“{literal(pending)}” may not be pseudonymous: {literal('; '.join(identifier_warnings(pending)))}. "
+                f"“{literal(pending)}” may not be pseudonymous: {'; '.join(identifier_warnings(pending))}. "
                 + PSEUDONYM_HELP
                 + " If it really is the clinic's pseudonym, tick the box and press **Start review** again.",
                 icon=":material/badge:",

@@ -307,3 +307,19 @@ def test_payloads_in_every_free_text_field_render_as_text(app_env, patient_lesio
     at.text_input(key="audit_actor").input(PAYLOAD).run()
     assert not at.exception, at.exception
     _assert_rendered_literally(at)
+
+
+def test_identifier_that_looks_like_a_name_and_birth_date_is_questioned(app_env):
+    _add_user(app_env, "dr.test", "clinician")
+    at = _sign_in(_app(), "dr.test")
+    next(w for w in at.text_input if w.label == "Patient identifier (pseudonymous)").input("Jane Doe 1970-01-01")
+    next(b for b in at.button if b.label == "Start review").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["review"].patient is None  # not opened yet
+    warning = next(w.value for w in at.warning if "may not be pseudonymous" in w.value)
+    assert "person's name" in warning and "date" in warning and "Pseudonymous means" in warning
+    at.checkbox(key="pseudonym_confirm_box").check().run()
+    next(b for b in at.button if b.label == "Start review").click()
+    at.run()
+    assert at.session_state["review"].patient.identifier == "Jane Doe 1970-01-01"
