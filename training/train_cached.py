@@ -101,7 +101,7 @@ def advance_cache(folder: Path, name: str, meta: dict, cut: str, rows: int) -> P
     tmp = folder / f"{name}@{cut}.tmp.npy"
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, views, *probe.shape[1:]))
     for s in tqdm(range(0, n, 64), desc=f"advance {name} to {cut}", mininterval=15):
-        x = torch.from_numpy(np.ascontiguousarray(array[s : s + 64])).float()
+        x = torch.from_numpy(np.array(array[s : s + 64], dtype=np.float32))
         h = between(x.flatten(0, 1))
         out[s : s + 64] = h.reshape(len(x), views, *h.shape[1:]).numpy().astype(np.float16)
     out.flush()

@@ -81,6 +81,8 @@ def bootstrap(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict[st
     rng = np.random.default_rng(seed)
     mel = table[table["n_melanoma"] > 0].reset_index(drop=True)
     point = summarise(table)
+    if mel.empty:
+        return {m: {"value": float("nan"), "ci": [float("nan")] * 2} for m in METRICS}
     draws: dict[str, list[float]] = {m: [] for m in METRICS}
     for _ in range(n_boot):
         sample = mel.iloc[rng.integers(0, len(mel), len(mel))]
@@ -103,6 +105,8 @@ def paired_difference(
     a = table_a[table_a["n_melanoma"] > 0].set_index("patient")
     b = table_b[table_b["n_melanoma"] > 0].set_index("patient").loc[a.index]
     value = summarise(a.reset_index())[metric] - summarise(b.reset_index())[metric]
+    if a.empty:
+        return {"value": float("nan"), "ci": [float("nan")] * 2}
     diffs = []
     for _ in range(n_boot):
         pick = rng.integers(0, len(a), len(a))

@@ -124,6 +124,22 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
     assert p == pytest.approx(float(external.loc[external["image_id"] == row["image_id"], "p_raw"].iloc[0]), abs=5e-3)
     json.loads((tmp_path / "final" / "summary.json").read_text())
 
+    # assemble the shippable checkpoint from the run (no baselines folder: those rankings are left out)
+    from training import assemble_default
+
+    out = tmp_path / "shipped"
+    args = ["--run", str(tmp_path), "--baselines", str(tmp_path / "none"), "--cache", str(cache)]
+    assert assemble_default.main([*args, "--out", str(out), "--n-boot", "20"]) == 0
+    _, shipped_config = load_checkpoint(out)
+    assert shipped_config["inference"] == {"tta": 2}
+    assert shipped_config["network"]["logit_scale"] != 1.0  # calibration travels with the weights
+    assert 0 < shipped_config["operating_point"]["threshold"] < 1
+    card = (out / "MODEL_CARD.md").read_text()
+    for section in ("## Whole patients", "## Lesion-level validation", "## Goals", "derm7pt", "Missing metadata"):
+        assert section in card
+    validation = json.loads((out / "validation.json").read_text())
+    assert set(validation["per_dataset"]) == {"ham10000", "isic2020", "isic2020_patients"}
+
 
 def test_an_interrupted_cache_is_refused_unless_partial_use_is_asked_for(tmp_path):
     from training.train_cached import load_cache
