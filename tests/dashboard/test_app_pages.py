@@ -77,12 +77,9 @@ def _ensure_user(username: str, role: str) -> None:
             accounts.add(username, PASSWORD, role, "Dr Test" if username == CLINICIAN else "", actor="test-setup")
 
 
-_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
-
-
 def shown(markdown: str) -> str:
     """Markdown source as the reader sees the text: user text arrives backslash-escaped (textsafe.literal)."""
-    return _ESCAPED.sub(r"\1", str(markdown))
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(markdown).replace("\u2060", ""))
 
 
 def texts(at: AppTest) -> str:

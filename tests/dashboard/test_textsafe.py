@@ -9,7 +9,7 @@ import pytest
 
 from dashboard.audit_view import audit_csv, day_range
 from dashboard.store.records import AuditRecord
-from dashboard.textsafe import literal
+from dashboard.textsafe import WORD_JOINER, literal
 
 PUNCT = r"[!-/:-@\[-`{-~]"
 PAYLOADS = [
@@ -20,17 +20,26 @@ PAYLOADS = [
     ":red[big] :material/warning: $e^x$ **bold** _it_ `code` ~~s~~",
     "# heading\n---\n> quote\n1. list\n- item\n| a | b |",
     "&lt;img src=x&gt; &amp;",
-    "back\\slash \\![x](y)",
+    "back\\slash \\![x](y) \\: \\@",
+    "see www.example.org or mail jane.doe@example.org, https://example.org/x",
 ]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_every_markdown_or_html_character_is_escaped(payload):
     out = literal(payload)
-    # Outside backslash escapes, no ASCII punctuation is left for a Markdown/HTML parser to act on.
+    # Outside backslash escapes and the helper's own character references, no ASCII punctuation is left
+    # for a Markdown/HTML parser to act on.
     assert not re.search(PUNCT, re.sub(r"\\" + PUNCT, "", out))
+    # Nothing left for GFM to turn into a link (a word joiner sits before the ":", the "www" dot, the "@").
+    assert not re.search(r"(?i)(https?|ftp)\\:|www\\\.|[-.\w+]\\@", out)
     # Unescaping gives back exactly what was typed (line breaks kept as hard breaks).
-    assert re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", out).replace("  \n", "\n") == payload
+    assert unescape(out).replace("  \n", "\n") == payload
+
+
+def unescape(markdown: str) -> str:
+    """What the reader sees: backslash escapes resolved, the invisible word joiners gone."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown.replace(WORD_JOINER, ""))
 
 
 def test_control_characters_are_dropped_and_none_is_empty():
