@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "external": {"derm7pt": external, "first_model_auc": baseline_external(baselines)},
         "leave_one_source_out": loso_report(run, args.n_boot),
         "metadata_sensitivity": metadata_sensitivity(run, Path(args.cache), scale, bias),
+        "baseline": json.loads((run / "baseline.json").read_text()) if (run / "baseline.json").exists() else None,
         "whole_patient": {k: v for k, v in patients.items() if k not in ("tables", "second_stage_scores")},
     }
     operating_point = {

@@ -152,6 +152,13 @@ def render_card(config: dict, validation: dict) -> str:
         "The per-source columns are the **source audit**: with the shortcut gone, benign lesions of every source "
         "should score alike.",
     ]
+    baseline = validation.get("baseline")
+    if baseline:
+        oof_auc = ", ".join(f"{k} {v:.3f}" for k, v in baseline["oof_auc"].items())
+        lines.append(
+            f"- Baseline in the same harness ({baseline['baseline']}): out-of-fold AUC {oof_auc}; derm7pt "
+            f"{baseline['derm7pt_auc']:.3f}."
+        )
     if first_ext is not None:
         lines.append(f"- v1 on the same derm7pt images: AUC {first_ext:.3f}.")
     if loso:
