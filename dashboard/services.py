@@ -565,7 +565,7 @@ class ReviewState:
         result = triage_fn(predictor, self.lesion_inputs(), self.patient_info(), **kwargs)
         self.result = result
         self.result_fingerprint = self.input_fingerprint()
-        self.result_tta = tta
+        self.result_tta = getattr(result, "tta", tta)  # what the scores were computed with
         self.heatmaps.clear()
         scored = set(self.scored_table()["image_id"])
         self.decisions = {sha: d for sha, d in self.decisions.items() if sha in scored}

@@ -354,15 +354,9 @@ def _triage_section() -> None:
             icon=":material/sync_problem:",
         )
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    with right:
-        tta = st.selectbox(
-            "Augmented views per image",
-            [2, 4, 8],
-            index=0,
-            key="tta_views",
-            help="The model scores each image in several orientations; the spread between them is the "
-            "uncertainty shown with each score. More views: a better estimate, slower.",
-        )
+    # One fixed test-time augmentation per model (its checkpoint says how many views), the same as the CLI's:
+    # a setting that changed scores between visits would show a trend that is only the setting.
+    right.caption(f"Each image is scored in {predictor.tta} orientations; their spread is the ± shown with each score.")
     run = left.button(
         f"Score and rank {len(state.images)} lesion(s)",
         type="primary",
@@ -377,7 +371,7 @@ def _triage_section() -> None:
             bar.progress(min(1.0, done / max(total, 1)), text=f"Scored {done} of {total} image(s)…")
 
         try:
-            state.run_triage(predictor, tta=int(tta), progress=progress)
+            state.run_triage(predictor, progress=progress)
         except ReviewNotReady as exc:
             st.error(str(exc))
             return
