@@ -186,6 +186,19 @@ class Accounts:
         check_password_policy(password, username)
         self._update(username, actor, "user.reset_password", password_hash=hash_password(password))
 
+    def change_own_password(self, user: AuthUser, current: str, new: str) -> None:
+        """A signed-in user's own change: the current password first (a wrong one counts as a failed sign-in)."""
+        check_password_policy(new, user.username)
+        with self.store.read_session() as session:
+            account = session.get(AppUser, user.id)
+            ok = account is not None and account.active and _verify(account.password_hash, current)
+        if not ok:
+            self.record(user, "auth.login_failed", {"via": "password-change"})
+            raise LoginFailed("The current password is wrong.")
+        if new == current:
+            raise ValueError("the new password must differ from the current one")
+        self._update(user.username, user.username, "user.change_password", password_hash=hash_password(new))
+
     def _update(self, username: str, actor: str, action: str, **values: Any) -> None:
         username = normalise_username(username)
         with self.store.write_transaction() as session:

@@ -153,6 +153,8 @@ def sidebar_status(model_line: str | None, user: Any = None, accounts: Any = Non
                     on_click=auth_ui.sign_out,
                     args=(accounts,),
                 )
+                if accounts is not None:
+                    _change_password(user, accounts)
         if state.patient is not None:
             st.markdown(f"**Current patient**  \n{literal(state.patient.describe())}")
             if state.is_saved:
@@ -166,6 +168,28 @@ def sidebar_status(model_line: str | None, user: Any = None, accounts: Any = Non
             st.caption(f"Model: {model_line}")
         st.caption("Decision support only — not a diagnosis.")
         unsaved_guard(state.has_unsaved_work)
+
+
+def _change_password(user: Any, accounts: Any) -> None:
+    from dashboard.auth import MIN_PASSWORD_LENGTH, LoginFailed
+
+    with (
+        st.popover("Change my password", icon=":material/password:"),
+        st.form("change_password", clear_on_submit=True, border=False),
+    ):
+        current = st.text_input("Current password", type="password", key="pw_current")
+        new = st.text_input(f"New password (at least {MIN_PASSWORD_LENGTH} characters)", type="password", key="pw_new")
+        again = st.text_input("New password again", type="password", key="pw_again")
+        if st.form_submit_button("Change password"):
+            if new != again:
+                st.error("The two new passwords differ.")
+                return
+            try:
+                accounts.change_own_password(user, current, new)
+            except (LoginFailed, ValueError) as exc:
+                st.error(literal(exc))
+            else:
+                st.success("Password changed.")
 
 
 def hardening() -> None:

@@ -323,3 +323,29 @@ def test_identifier_that_looks_like_a_name_and_birth_date_is_questioned(app_env)
     next(b for b in at.button if b.label == "Start review").click()
     at.run()
     assert at.session_state["review"].patient.identifier == "Jane Doe 1970-01-01"
+
+
+def test_user_changes_their_own_password(app_env):
+    from dashboard.auth import Accounts
+
+    _add_user(app_env, "dr.test", "clinician")
+    at = _sign_in(_app(), "dr.test")
+
+    def change(current: str, new: str, again: str | None = None) -> None:
+        at.text_input(key="pw_current").input(current)
+        at.text_input(key="pw_new").input(new)
+        at.text_input(key="pw_again").input(new if again is None else again)
+        next(b for b in at.button if b.label == "Change password").click()
+        at.run()
+        assert not at.exception, at.exception
+
+    change(PASSWORD, "a brand new passphrase", "something else entirely")
+    assert any("differ" in e.value for e in at.error)
+    change("not my password at all", "a brand new passphrase")
+    assert any("current password is wrong" in e.value for e in at.error)
+    change(PASSWORD, "a brand new passphrase")
+    assert any("Password changed" in s.value for s in at.success)
+    with app_env.store() as store:
+        assert Accounts(store).authenticate("dr.test", "a brand new passphrase").username == "dr.test"
+        actions = [(e.action, e.detail.get("via")) for e in store.audit_events(actor="dr.test")]
+    assert ("auth.login_failed", "password-change") in actions and ("user.change_password", None) in actions
