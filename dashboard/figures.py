@@ -316,7 +316,8 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
             "%{customdata[2]}<br>model %{customdata[1]}<extra></extra>",
         )
     )
-    if any(p.ugly_duckling is not None for p in points):
+    ud_values = [float(p.ugly_duckling) for p in points if p.ugly_duckling is not None]
+    if ud_values:
         fig.add_trace(
             go.Scatter(
                 x=times,
@@ -329,8 +330,19 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
                 hovertemplate="%{x|%Y-%m-%d}<br>ugly-duckling %{y:.2f}<extra></extra>",
             )
         )
+        # Its own axis, in its own unit (a robust z, not a probability): every value drawn, 0 always shown.
+        low, high = min(0.0, *ud_values), max(1.0, *ud_values)
+        pad = 0.1 * (high - low)
         fig.update_layout(
-            yaxis2={"overlaying": "y", "side": "right", "title": "ugly-duckling score", "showgrid": False}
+            yaxis2={
+                "overlaying": "y",
+                "side": "right",
+                "title": {"text": "ugly-duckling score (robust z)"},
+                "showgrid": False,
+                "zeroline": False,
+                "range": [low - pad, high + pad],
+                "tickformat": ".1f",
+            }
         )
     if threshold is not None:
         fig.add_hline(
@@ -350,6 +362,10 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
             showarrow=False,
             font={"color": ORANGE, "size": 12},
         )
-    fig.update_yaxes(range=[0, 1], tickformat=".0%", title="P(melanoma)")
+    # Only the left axis is P(melanoma) (update_yaxes would also relabel the ugly-duckling axis).
+    fig.update_layout(yaxis={"range": [0, 1], "tickformat": ".0%", "title": {"text": "P(melanoma)"}})
     fig.update_xaxes(title="visit date")
-    return _layout(fig, title, height=360)
+    _layout(fig, title, height=360)
+    if ud_values:
+        fig.update_layout(yaxis2_showgrid=False)  # one grid, the left axis's
+    return fig

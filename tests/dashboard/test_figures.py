@@ -1,0 +1,42 @@
+"""Figure builders, checked on the plotly objects they return (no Streamlit)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dashboard.figures import score_trend
+from dashboard.store import TrendPoint
+
+
+def _points(ud: list[float | None]) -> list[TrendPoint]:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    return [
+        TrendPoint(
+            visit_id=i + 1,
+            visit_time=start + dt.timedelta(days=180 * i),
+            p_melanoma=0.02 + 0.01 * i,
+            triage_score=0.5,
+            ugly_duckling=z,
+            rank=1,
+            model_id="m1",
+        )
+        for i, z in enumerate(ud)
+    ]
+
+
+def test_trend_draws_the_ugly_duckling_score_on_its_own_axis_in_its_own_unit():
+    fig = score_trend(_points([0.1, 2.7, -0.6]), threshold=0.024)
+    p_axis, z_axis = fig.layout.yaxis, fig.layout.yaxis2
+    assert p_axis.title.text == "P(melanoma)" and p_axis.tickformat == ".0%" and tuple(p_axis.range) == (0, 1)
+    # The z axis is not a probability: not labelled P(melanoma), not in per cent, not clipped to 0–1.
+    assert "ugly-duckling" in z_axis.title.text and "%" not in (z_axis.tickformat or "")
+    assert z_axis.range[0] <= -0.6 and z_axis.range[1] >= 2.7
+    ud_trace = next(t for t in fig.data if t.name == "ugly-duckling score")
+    assert ud_trace.yaxis == "y2"
+    assert next(t for t in fig.data if t.name == "P(melanoma)").yaxis in (None, "y")
+
+
+def test_trend_without_ugly_duckling_scores_has_one_axis():
+    fig = score_trend(_points([None, None]), threshold=0.024)
+    assert fig.layout.yaxis.title.text == "P(melanoma)"
+    assert [t.name for t in fig.data] == ["P(melanoma)"]
