@@ -261,6 +261,11 @@ def default_label(filename: str) -> str:
 # ---------------------------------------------------------------- patient
 
 
+# "Follow-up of" choice for a lesion seen for the first time. Not None: a select box whose value is None shows
+# an empty "Choose an option", which reads as if nothing were decided. Database ids start at 1.
+NEW_LESION = 0
+
+
 @dataclass
 class PatientContext:
     identifier: str
@@ -287,8 +292,12 @@ class PatientContext:
         parts.append(self.sex if self.sex != "unknown" else "sex unknown")
         return " · ".join(parts)
 
+    def follow_up_options(self) -> list[int]:
+        """The "Follow-up of" choices: NEW_LESION first, then the ids of the patient's known lesions."""
+        return [NEW_LESION] + [lesion.id for lesion in self.known_lesions]
+
     def lesion_choice_label(self, lesion_id: int | None) -> str:
-        if lesion_id is None:
+        if lesion_id is None or lesion_id == NEW_LESION:
             return "New lesion (first time seen)"
         for lesion in self.known_lesions:
             if lesion.id == lesion_id:
@@ -496,10 +505,10 @@ class ReviewState:
         self.images[sha256].label = (label or "").strip()[:120]
 
     def link_lesion(self, sha256: str, lesion_id: int | None) -> None:
-        """Mark an image as a follow-up of a lesion saved earlier (None = a new lesion)."""
+        """Mark an image as a follow-up of a lesion saved earlier (None or NEW_LESION = a new lesion)."""
         self._require_editable()
         image = self.images[sha256]
-        if lesion_id is None:
+        if lesion_id is None or lesion_id == NEW_LESION:
             image.existing_lesion_id = None
             return
         taken = {i.existing_lesion_id for s, i in self.images.items() if s != sha256}

@@ -10,6 +10,7 @@ from dashboard import auth_ui, resources
 from dashboard import components as ui
 from dashboard.lesion_views import cam_available, lesion_card
 from dashboard.services import (
+    NEW_LESION,
     SEX_OPTIONS,
     SITES,
     UPLOAD_TYPES,
@@ -216,15 +217,19 @@ def _on_link(sha: str, key: str) -> None:
         state.link_lesion(sha, st.session_state[key])
     except ValueError as exc:
         st.session_state[f"link_error_{sha[:16]}"] = str(exc)
-        st.session_state[key] = state.images[sha].existing_lesion_id
     _sync_image_widgets(sha)
+
+
+def link_widget_key(image) -> str:
+    """The "Follow-up of" box's key names the current link: whenever the review links or unlinks the image
+    (a re-uploaded image, a changed site), a new box is drawn showing exactly that link."""
+    return f"link_{image.key}_{image.existing_lesion_id or NEW_LESION}"
 
 
 def _sync_image_widgets(sha: str) -> None:
     image = state.images[sha]
     st.session_state[f"site_{image.key}"] = image.site
     st.session_state[f"label_{image.key}"] = image.label
-    st.session_state[f"link_{image.key}"] = image.existing_lesion_id
 
 
 def _apply_bulk_site() -> None:
@@ -291,7 +296,7 @@ def _image_grid(locked: bool) -> None:
         bulk_site.selectbox("Site for all unknown", [s for s in SITES if s != "unknown"], key="bulk_site")
         bulk_button.button("Apply", on_click=_apply_bulk_site, key="bulk_apply")
 
-    lesion_ids = [None] + [les.id for les in state.patient.known_lesions]
+    lesion_ids = state.patient.follow_up_options()
     per_row = 4
     images = list(state.images.values())
     for start in range(0, len(images), per_row):
@@ -317,14 +322,17 @@ def _image_grid(locked: bool) -> None:
                     args=(image.sha256, f"site_{image.key}"),
                 )
                 if len(lesion_ids) > 1:
+                    link_key = link_widget_key(image)
+                    current = image.existing_lesion_id or NEW_LESION
                     st.selectbox(
                         "Follow-up of",
                         lesion_ids,
-                        key=_bind(f"link_{image.key}", image.existing_lesion_id),
+                        index=lesion_ids.index(current) if current in lesion_ids else 0,
+                        key=link_key,
                         format_func=state.patient.lesion_choice_label,
                         disabled=locked,
                         on_change=_on_link,
-                        args=(image.sha256, f"link_{image.key}"),
+                        args=(image.sha256, link_key),
                     )
                     error = st.session_state.pop(f"link_error_{image.key}", None)
                     if error:

@@ -485,7 +485,7 @@ def test_follow_up_visit_links_lesions_and_builds_a_trend(app_env, patient_lesio
     by_name = {img.filename: img for img in state.images.values()}
     assert by_name[repeat.name].existing_lesion_id is not None
     target = next(les for les in state.patient.known_lesions if les.label == old_images[patient_lesions[1].name].label)
-    at.selectbox(key=f"link_{by_name[new_photo.name].key}").set_value(target.id).run()
+    at.selectbox(key=f"link_{by_name[new_photo.name].key}_0").set_value(target.id).run()
     assert not at.exception, at.exception
     assert by_name[new_photo.name].existing_lesion_id == target.id
     assert by_name[new_photo.name].site == target.site  # a linked lesion keeps its recorded site

@@ -1,0 +1,78 @@
+"""Review page: the "Follow-up of" dropdown always shows what the review holds (issue 12, bug 2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from test_app_pages import shown, start, upload
+
+from dashboard.store import LesionReview, ReviewToSave
+
+pytestmark = pytest.mark.timeout(300)
+
+PATIENT = "PT-FOLLOWUP-7"
+
+
+def _saved_first_visit(app_env, lesions) -> None:
+    review = ReviewToSave(
+        patient_identifier=PATIENT,
+        birth_year=1970,
+        sex="male",
+        clinician="dr.test",
+        visit_time=dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC),
+        model_version="m-test",
+        model_checksum="abc",
+        lesions=[
+            LesionReview(
+                image_bytes=f.data,
+                original_filename=f.name,
+                site=f.site if f.site != "unknown" else "torso",
+                lesion_label=f"mole {i + 1}",
+                p_melanoma=0.02 * (i + 1),
+                triage_score=0.1,
+                rank=i + 1,
+            )
+            for i, f in enumerate(lesions)
+        ],
+    )
+    with app_env.store() as store:
+        store.save_review(review)
+
+
+def test_follow_up_dropdown_shows_the_linked_lesion_and_new_lesion(app_env, patient_lesions):
+    _saved_first_visit(app_env, patient_lesions[:2])
+    at = start()
+    at.text_input(key="patient_search").input(PATIENT).run()
+    at.button(key="open_patient").click().run()
+    state = at.session_state["review"]
+    assert len(state.patient.known_lesions) == 2
+
+    repeat, new_photo = patient_lesions[0], patient_lesions[3]
+    upload(at, [repeat.upload(), new_photo.upload()])
+    assert any("already saved at the visit of" in shown(i.value) for i in at.info)
+    by_name = {img.filename: img for img in state.images.values()}
+    linked_id = by_name[repeat.name].existing_lesion_id
+    assert linked_id is not None
+
+    linked_box = at.selectbox(key=f"link_{by_name[repeat.name].key}_{linked_id}")
+    new_box = at.selectbox(key=f"link_{by_name[new_photo.name].key}_0")
+    # What the browser shows: the proto's default index (and a session-state value, when one is sent).
+    # Never the empty "Choose an option" of a None value, never an option other than the review's link.
+    for box, expected in ((linked_box, f"#{linked_id} mole"), (new_box, "New lesion (first time seen)")):
+        assert box.proto.HasField("default"), box.proto
+        assert box.proto.options[box.proto.default].startswith(expected)
+        if box.proto.HasField("raw_value"):
+            assert box.proto.raw_value.startswith(expected)
+        assert box.proto.options[box.index].startswith(expected)
+
+    # Changing the link draws the box for the new link; "New lesion" unlinks.
+    at.selectbox(key=f"link_{by_name[new_photo.name].key}_0").set_value(2).run()
+    assert by_name[new_photo.name].existing_lesion_id == 2
+    box = at.selectbox(key=f"link_{by_name[new_photo.name].key}_2")
+    assert box.proto.options[box.proto.default].startswith("#2 mole")
+    box.set_value(0).run()
+    assert by_name[new_photo.name].existing_lesion_id is None
+    box = at.selectbox(key=f"link_{by_name[new_photo.name].key}_0")
+    assert box.proto.options[box.proto.default] == "New lesion (first time seen)"
+    assert not at.exception, at.exception
