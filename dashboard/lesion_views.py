@@ -186,9 +186,17 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
             st.caption(f"lesion #{lesion.lesion_id} · {lesion.site} · {literal(lesion.image.original_filename)}")
             if pred:
                 t = threshold if threshold is not None else 0.5
-                band = score_band(pred.p_melanoma, t, 0.0)
-                st.badge(band.title + ("" if threshold is not None else " (0.5)"), color=band.colour)
-                ui.score_bar(pred.p_melanoma, t, None, band)
+                band = score_band(pred.p_melanoma, t, pred.p_spread or 0.0)
+                _badges(
+                    band.title + ("" if threshold is not None else f" ({pct(t)})"),
+                    band.colour,
+                    bool(pred.outlier),
+                    None,
+                )
+                ui.score_bar(pred.p_melanoma, t, pred.p_spread, band)
+                if band.title.endswith("(borderline)") or band.name == "near":
+                    st.caption(band.explanation)
+                st.caption(saved_uncertainty_note(pred.p_spread, pred.tta_views))
                 ud = pred.ugly_duckling
                 st.caption(
                     f"Model {literal(pred.model_id)} · triage score {pct(pred.triage_score, 1)}"
@@ -204,6 +212,17 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                 )
             else:
                 _decision_text(None, "", None)
+
+
+def saved_uncertainty_note(spread: float | None, views: int | None) -> str:
+    """What the ± of a saved score means (the same caveat as the live review's), or that none was recorded."""
+    if spread is None:
+        return "No uncertainty was recorded with this score (saved before the TTA spread was stored)."
+    across = f"{views} orientations" if views else "rotated/flipped views"
+    return (
+        f"± is the spread of P(melanoma) across {across} of the image (rotations/flips): it shows only how "
+        "much the score depends on the orientation, not the model's overall error."
+    )
 
 
 def _decision_text(action: str | None, comment: str, byline: str | None) -> None:

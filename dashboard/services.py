@@ -657,6 +657,10 @@ class ReviewState:
                     rank=int(row.rank),
                     decision_action=decision.action,
                     decision_comment=comment,
+                    # The score's uncertainty and flag, as the live card showed them.
+                    p_spread=_optional_float(getattr(row, "p_spread", None)),
+                    tta_views=int(self.result_tta) if self.result_tta else None,
+                    outlier=bool(getattr(row, "outlier", False)),
                 )
             )
         return ReviewToSave(
@@ -684,6 +688,10 @@ class ReviewState:
     def _require_editable(self) -> None:
         if self.is_saved:
             raise ReviewNotReady("This review is saved and read-only. Start a new review to make changes.")
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None or _isnan(value) else float(value)
 
 
 def _isnan(value: Any) -> bool:

@@ -80,6 +80,9 @@ class _PreparedLesion:
     rank: int
     action: str | None
     comment: str
+    p_spread: float | None = None
+    tta_views: int | None = None
+    outlier: bool | None = None
 
 
 class CaseStore:
@@ -217,6 +220,9 @@ class CaseStore:
                         ugly_duckling=item.ugly_duckling,
                         triage_score=item.triage_score,
                         rank=item.rank,
+                        p_spread=item.p_spread,
+                        tta_views=item.tta_views,
+                        outlier=item.outlier,
                     )
                 )
                 session.add(image)
@@ -527,6 +533,13 @@ class CaseStore:
                         rank=validation.rank(item.rank),
                         action=action,
                         comment=comment,
+                        p_spread=None
+                        if item.p_spread is None
+                        else validation.score(item.p_spread, "TTA spread", unit_interval=True),
+                        tta_views=None
+                        if item.tta_views is None
+                        else validation.positive_int(item.tta_views, "number of TTA views"),
+                        outlier=None if item.outlier is None else bool(item.outlier),
                     )
                 )
             except ValueError as exc:

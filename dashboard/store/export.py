@@ -41,8 +41,11 @@ CSV_COLUMNS = (
     "model_checksum",
     "p_melanoma",
     "ugly_duckling",
+    "ugly_duckling_flag",
     "triage_score",
     "rank",
+    "p_spread",
+    "tta_views",
     "decision_action",
     "decision_clinician",
     "decision_comment",
@@ -56,6 +59,11 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 def _cell_text(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def _flag(value: bool | None) -> str:
+    """A yes/no flag for a spreadsheet; empty where it was not recorded (rows saved before revision 0004)."""
+    return "" if value is None else ("yes" if value else "no")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -94,8 +102,11 @@ def to_csv(timeline: PatientTimeline) -> str:
                 "model_checksum": _cell_text(pred.model_checksum) if pred else "",
                 "p_melanoma": repr(pred.p_melanoma) if pred else "",
                 "ugly_duckling": repr(pred.ugly_duckling) if pred and pred.ugly_duckling is not None else "",
+                "ugly_duckling_flag": _flag(pred.outlier) if pred else "",
                 "triage_score": repr(pred.triage_score) if pred else "",
                 "rank": pred.rank if pred else "",
+                "p_spread": repr(pred.p_spread) if pred and pred.p_spread is not None else "",
+                "tta_views": pred.tta_views if pred and pred.tta_views is not None else "",
                 "decision_action": dec.action if dec else "",
                 "decision_clinician": _cell_text(dec.clinician) if dec else "",
                 "decision_comment": _cell_text(dec.comment) if dec else "",
@@ -126,8 +137,11 @@ def _lesion_dict(item: VisitLesion) -> dict[str, Any]:
                 "model_checksum": pr.model_checksum,
                 "p_melanoma": pr.p_melanoma,
                 "ugly_duckling": pr.ugly_duckling,
+                "ugly_duckling_flag": pr.outlier,
                 "triage_score": pr.triage_score,
                 "rank": pr.rank,
+                "p_spread": pr.p_spread,
+                "tta_views": pr.tta_views,
                 "created_at": _iso(pr.created_at),
             }
             for pr in item.predictions

@@ -180,6 +180,12 @@ class Prediction(Base):
     ugly_duckling: Mapped[float | None] = mapped_column(Float)
     triage_score: Mapped[float] = mapped_column(Float)
     rank: Mapped[int] = mapped_column(Integer)
+    # The score's uncertainty: the spread of P(melanoma) across the test-time augmentation views, and how
+    # many views there were; and whether the triage flagged the lesion as an ugly duckling. Null on rows
+    # saved before revision 0004.
+    p_spread: Mapped[float | None] = mapped_column(Float)
+    tta_views: Mapped[int | None] = mapped_column(Integer)
+    outlier: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     image: Mapped[LesionImage] = relationship(back_populates="predictions")

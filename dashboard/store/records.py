@@ -32,6 +32,9 @@ class LesionReview:
     rank: int
     decision_action: str | None = None  # biopsy/excise/monitor/reassure/refer, None = undecided
     decision_comment: str = ""
+    p_spread: float | None = None  # spread of p_melanoma across the TTA views (None: not measured)
+    tta_views: int | None = None  # how many TTA views the score averaged
+    outlier: bool | None = None  # flagged as an ugly duckling by the triage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +82,9 @@ class PredictionView:
     triage_score: float
     rank: int
     created_at: datetime
+    p_spread: float | None = None  # None on predictions saved before the spread was recorded
+    tta_views: int | None = None
+    outlier: bool | None = None
 
 
 @dataclass(frozen=True)

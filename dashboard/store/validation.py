@@ -115,6 +115,12 @@ def rank(value: object) -> int:
     return value
 
 
+def positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a whole number ≥ 1, got {value!r}")
+    return value
+
+
 def aware_time(value: object, what: str) -> datetime:
     if value is None:
         return datetime.now(UTC)

@@ -42,6 +42,9 @@ def prediction_view(p: Prediction) -> PredictionView:
         triage_score=p.triage_score,
         rank=p.rank,
         created_at=p.created_at,
+        p_spread=p.p_spread,
+        tta_views=p.tta_views,
+        outlier=p.outlier,
     )
 
 

@@ -76,3 +76,40 @@ def test_follow_up_dropdown_shows_the_linked_lesion_and_new_lesion(app_env, pati
     box = at.selectbox(key=f"link_{by_name[new_photo.name].key}_0")
     assert box.proto.options[box.proto.default] == "New lesion (first time seen)"
     assert not at.exception, at.exception
+
+
+def test_a_saved_visit_shows_the_spread_the_ugly_duckling_badge_and_the_orientation_caveat(app_env, patient_lesions):
+    review = ReviewToSave(
+        patient_identifier=PATIENT,
+        birth_year=1970,
+        sex="male",
+        clinician="dr.test",
+        visit_time=dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC),
+        model_version="m-test",
+        model_checksum="abc",
+        lesions=[
+            LesionReview(
+                image_bytes=patient_lesions[0].data,
+                original_filename="a.jpg",
+                site="torso",
+                lesion_label="odd mole",
+                p_melanoma=0.86,
+                p_spread=0.031,
+                tta_views=8,
+                outlier=True,
+                ugly_duckling=3.1,
+                triage_score=0.9,
+                rank=1,
+            )
+        ],
+    )
+    with app_env.store() as store:
+        store.save_review(review)
+    at = start()
+    at.switch_page("views/history.py").run()
+    at.text_input(key="history_search").input(PATIENT).run()
+    assert not at.exception, at.exception
+    page = "\n".join(shown(m.value) for m in at.markdown) + "\n" + "\n".join(c.value for c in at.caption)
+    assert "± 3.1 pts (TTA spread)" in page
+    assert "across 8 orientations" in page and "orientation" in page
+    assert "Ugly duckling" in page  # st.badge is Markdown

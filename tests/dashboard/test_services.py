@@ -423,3 +423,17 @@ def test_a_saved_lesion_image_resolves_for_the_saliency_page(tmp_path, patient_l
             stored_lesion_image(store, visit_id, sha[:16])
         # The other lesion of that visit is unaffected.
         assert stored_lesion_image(store, visit_id, sha256_of(second.data)[:16]).site == "lower extremity"
+
+
+def test_the_review_to_save_keeps_each_score_s_spread_views_and_flag(patient_lesions):
+    state = _state_with_patient()
+    state.add_files([(f.name, f.data) for f in patient_lesions[:3]])
+    fake = _fake_result(state, [0.2, 0.9, 0.4], [float("nan"), 3.0, 0.1])
+    fake.tta = 8
+    state.run_triage(predictor=None, triage_fn=lambda *a, **k: fake)
+    review = state.build_review("Dr A", "m1", "abc")
+    assert [(les.p_spread, les.tta_views, les.outlier) for les in review.lesions] == [
+        (0.01, 8, True),
+        (0.01, 8, False),
+        (0.01, 8, False),
+    ]
