@@ -69,7 +69,7 @@ components.inject_css()
 
 predictor, problem = resources.try_get_predictor()
 model_line = predictor.model_id if predictor is not None else problem
-components.sidebar_status(model_line, user, accounts)
+components.sidebar_status(model_line, user, accounts, on_review_page=page.title == review.title)
 components.idle_watch()
 
 page.run()

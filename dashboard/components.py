@@ -36,6 +36,8 @@ _CSS = """
 [class*="st-key-card-near-"] { border-left: 6px solid #d9822b !important; }
 [class*="st-key-card-below-"] { border-left: 6px solid #2e8b57 !important; }
 [class*="st-key-card-saved-"] { border-left: 6px solid #8a94a0 !important; }
+[class*="st-key-patient-banner"] { background: #eef4fa; border-left: 6px solid #1f5f8b; border-radius: 6px;
+  padding: .4rem .8rem; }
 .triage-bar { position: relative; height: 14px; background: #eef0f3; border-radius: 7px;
   margin: 4px 0 2px 0; }
 .triage-bar .fill { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 7px; }
@@ -138,7 +140,17 @@ def unsaved_guard(active: bool) -> None:
     )
 
 
-def sidebar_status(model_line: str | None, user: Any = None, accounts: Any = None) -> None:
+def patient_banner(identifier: str, detail: str, *, role: str) -> None:
+    """Which patient this page is about, unmistakably: a tinted band with the identifier large, at the top."""
+    with st.container(key=f"patient-banner-{role}"):
+        st.markdown(f"##### :material/person: {role}: {literal(identifier)}")
+        if detail:
+            st.caption(literal(detail))
+
+
+def sidebar_status(
+    model_line: str | None, user: Any = None, accounts: Any = None, on_review_page: bool = False
+) -> None:
     """Shown on every page: who is signed in, who is under review, whether work is unsaved, which model."""
     state = review_state()
     with st.sidebar:
@@ -156,14 +168,13 @@ def sidebar_status(model_line: str | None, user: Any = None, accounts: Any = Non
                 if accounts is not None:
                     _change_password(user, accounts)
         if state.patient is not None:
-            st.markdown(f"**Current patient**  \n{literal(state.patient.describe())}")
+            st.markdown(f"**Under review**  \n{literal(state.patient.describe())}")
             if state.is_saved:
                 st.success(f"Saved as visit {state.saved_visit_id}.", icon=":material/check_circle:")
-            elif state.has_unsaved_work:
-                st.warning(
-                    literal(state.unsaved_summary()) + " Return to **Patient review** to save.",
-                    icon=":material/warning:",
-                )
+            else:
+                line = state.sidebar_status(on_review_page)
+                if line:
+                    st.warning(literal(line), icon=":material/warning:")
         if model_line:
             st.caption(f"Model: {model_line}")
         st.caption("Decision support only — not a diagnosis.")

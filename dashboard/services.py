@@ -405,6 +405,24 @@ class ReviewState:
             return f"Triage results for {who} ({len(self.scored_table())} lesions) are not saved."
         return f"{len(self.images)} uploaded image(s) for {who} are not triaged or saved."
 
+    def sidebar_status(self, on_review_page: bool) -> str | None:
+        """The sidebar's line on the review in progress (None when nothing needs saying)."""
+        if self.patient is None or self.is_saved or not self.has_unsaved_work:
+            return None
+        if on_review_page:
+            return self.unsaved_summary() + " Save it below (section 5) when you are done."
+        return self.unsaved_summary() + " Return to Patient review to save it."
+
+    def other_patient_notice(self, shown_identifier: str) -> str | None:
+        """On a page about one patient: a warning when the review in progress is about someone else."""
+        if self.patient is None or self.patient.identifier == shown_identifier:
+            return None
+        status = "saved" if self.is_saved else ("not saved" if self.has_unsaved_work else "no images yet")
+        return (
+            f"This page shows patient {shown_identifier}. The review in progress (sidebar) is for another "
+            f"patient, {self.patient.identifier} ({status})."
+        )
+
     def input_fingerprint(self) -> str:
         """What the scores depend on: images, their sites, the patient's age and sex."""
         payload = {

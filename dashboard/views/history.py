@@ -7,6 +7,7 @@ import contextlib
 import streamlit as st
 
 from dashboard import auth_ui, figures, resources
+from dashboard import components as ui
 from dashboard.lesion_views import visit_lesion_card
 from dashboard.services import decisions_table, export_filename, pct, timeline_table, visit_choice_label
 from dashboard.textsafe import literal
@@ -54,10 +55,12 @@ if st.session_state.get("history_audited") != patient.id:  # one audit entry per
     st.session_state["history_audited"] = patient.id
 lesions = store.list_lesions(patient.id)
 
+ui.patient_banner(patient.identifier, f"born {patient.birth_year or 'unknown'} · {patient.sex}", role="Case history")
+other = ui.review_state().other_patient_notice(patient.identifier)
+if other:
+    st.warning(literal(other), icon=":material/group:")
 with st.container(border=True):
-    c1, c2, c3, c4 = st.columns([2, 1, 1, 1], vertical_alignment="center")
-    c1.markdown(f"### {literal(patient.identifier)}")
-    c1.caption(f"born {patient.birth_year or 'unknown'} · {patient.sex}")
+    c2, c3, c4 = st.columns(3, vertical_alignment="center")
     c2.metric("Visits", len(timeline.visits))
     c3.metric("Lesions followed", len(lesions))
     last = timeline.visits[-1].visit_time.astimezone().strftime("%Y-%m-%d") if timeline.visits else "–"

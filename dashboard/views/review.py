@@ -100,7 +100,8 @@ def _patient_section() -> None:
                 if patient.patient_id
                 else "new patient — not in the case database yet"
             )
-            left.markdown(f"**{literal(patient.describe())}**  \n{history}")
+            with left:
+                ui.patient_banner(patient.identifier, f"{patient.describe()} — {history}", role="Reviewing")
             if right.button("New patient…", icon=":material/person_add:", key="new_patient"):
                 if not state.has_unsaved_work:
                     ui.reset_review()

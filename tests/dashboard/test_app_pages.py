@@ -326,7 +326,7 @@ def test_history_finds_the_saved_patient(app_env, patient_lesions):
     at.text_input(key="history_search").input("apptest").run()  # part of the identifier, any case
     assert not at.exception, at.exception
     page = texts(at)
-    assert f"### {PATIENT}" in page
+    assert f"Case history: {PATIENT}" in page
     assert "Decision:** Excise" in page
     assert int(widget(at.metric, "Visits").value) == 1
     assert int(widget(at.metric, "Lesions followed").value) == 3

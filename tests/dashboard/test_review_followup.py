@@ -113,3 +113,26 @@ def test_a_saved_visit_shows_the_spread_the_ugly_duckling_badge_and_the_orientat
     assert "± 3.1 pts (TTA spread)" in page
     assert "across 8 orientations" in page and "orientation" in page
     assert "Ugly duckling" in page  # st.badge is Markdown
+
+
+def test_a_page_about_another_patient_says_so(app_env, patient_lesions):
+    """Bug 5: the sidebar's unsaved review (patient B) and Case history (patient A) must not look alike."""
+    _saved_first_visit(app_env, patient_lesions[:1])  # patient A = PATIENT, in the store
+    at = start()
+    from test_app_pages import open_new_patient
+
+    open_new_patient(at, "PT-OTHER-B", 1980, "female")
+    upload(at, [patient_lesions[1].upload()])
+    sidebar = "\n".join(shown(w.value) for w in at.sidebar.warning)
+    assert "PT-OTHER-B" in sidebar and "not triaged or saved" in sidebar
+    # On the review page itself the sidebar does not send you to the page you are on.
+    assert "Return to Patient review" not in sidebar
+    assert "Reviewing: PT-OTHER-B" in "\n".join(shown(m.value) for m in at.markdown)
+
+    at.switch_page("views/history.py").run()
+    at.text_input(key="history_search").input(PATIENT).run()
+    assert not at.exception, at.exception
+    assert f"Case history: {PATIENT}" in "\n".join(shown(m.value) for m in at.markdown)
+    warnings = [shown(w.value) for w in at.main.warning]
+    assert any(f"shows patient {PATIENT}" in w and "PT-OTHER-B (not saved)" in w for w in warnings), warnings
+    assert any("Return to Patient review" in shown(w.value) for w in at.sidebar.warning)

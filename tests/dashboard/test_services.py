@@ -437,3 +437,11 @@ def test_the_review_to_save_keeps_each_score_s_spread_views_and_flag(patient_les
         (0.01, 8, False),
         (0.01, 8, False),
     ]
+
+
+def test_the_review_s_patient_is_named_where_a_page_shows_another():
+    state = _state_with_patient()  # PT-1, nothing uploaded
+    assert state.other_patient_notice("PT-1") is None
+    assert "another patient, PT-1 (no images yet)" in state.other_patient_notice("PT-2")
+    assert state.sidebar_status(on_review_page=True) is None
+    assert ReviewState().other_patient_notice("PT-2") is None
