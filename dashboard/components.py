@@ -94,6 +94,8 @@ def problem_card(problem: UploadProblem) -> None:
         st.error(text, icon=":material/broken_image:")
     elif problem.kind == "duplicate":
         st.warning(text, icon=":material/content_copy:")
+    elif problem.kind == "skipped":
+        st.info(text, icon=":material/description:")
     else:
         st.info(text, icon=":material/history:")
 
@@ -106,7 +108,7 @@ def score_bar(p: float, threshold: float, spread: float | None, band: ScoreBand 
     lo, hi = max(0.0, p - 2 * s), min(1.0, p + 2 * s)
     spread_txt = f"± {100 * s:.1f} pts (TTA spread)" if spread is not None else ""
     label_shift = 100 * min(max(threshold, 0.1), 0.9)  # keep the threshold label inside the bar's width
-    title = f"P(melanoma) {pct(p, 1)}; uncertainty {pct(lo)}–{pct(hi)}; threshold {pct(threshold)}"
+    title = f"P(melanoma) {pct(p)}; uncertainty {pct(lo)}–{pct(hi)}; threshold {pct(threshold)}"
     st.markdown(
         f"""<div class="triage-p">{pct(p)} <small>P(melanoma) {spread_txt}</small></div>
 <div class="triage-bar" title="{title}">

@@ -51,10 +51,14 @@ UPLOAD_TYPES = (*IMAGE_SUFFIXES, "zip")
 UPLOAD_FORMATS = tuple(FORMAT_EXTENSIONS)
 # Operating-system clutter inside archives: skipped without an error card.
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+# Documents that travel in a zip beside the images (a notes.txt, a referral PDF): skipped with a notice,
+# not an error card — nothing is wrong with the upload.
+_DOCUMENT_SUFFIXES = {".txt", ".md", ".csv", ".tsv", ".json", ".xml", ".pdf", ".doc", ".docx", ".rtf", ".odt"}
+_DOCUMENT_SUFFIXES |= {".xls", ".xlsx", ".ods", ".html", ".htm", ".log"}
 
 DISPLAY_PX = 768  # saliency maps are computed and shown at this size, not at full resolution
 
-ProblemKind = Literal["error", "duplicate", "notice"]
+ProblemKind = Literal["error", "duplicate", "notice", "skipped"]
 
 
 # ---------------------------------------------------------------- upload limits
@@ -73,6 +77,8 @@ class UploadLimits:
 
 
 DEFAULT_LIMITS = UploadLimits()
+# The file uploader's own limit (its caption shows it): one image, or one zip of images, per file.
+UPLOAD_FILE_MB = DEFAULT_LIMITS.max_file_bytes // (1024 * 1024)
 
 
 def _mb(n: float) -> str:
@@ -182,6 +188,9 @@ def expand_upload(
             member = f"{name}/{info.filename}"
             if info.flag_bits & 0x1:
                 yield UploadProblem(member, "encrypted (password-protected) file; cannot be read")
+                continue
+            if PurePosixPath(info.filename).suffix.lower() in _DOCUMENT_SUFFIXES:
+                yield UploadProblem(member, "not an image (a document in the zip); skipped", "skipped")
                 continue
             if info.filename.lower().endswith(".zip"):
                 yield UploadProblem(member, "zip archives inside a zip archive are not opened")
@@ -697,6 +706,7 @@ class ReviewState:
         review = self.build_review(clinician, model_version, model_checksum)
         visit_id = store.save_review(review)
         self.saved_visit_id = visit_id
+        self.problems = []  # upload messages were about the work in progress, which is now saved
         if self.patient is not None and self.patient.patient_id is None:
             # The visit is saved; the id only serves links to the history page.
             with contextlib.suppress(Exception):
@@ -759,10 +769,15 @@ def score_band(p: float, threshold: float, spread: float = 0.0) -> ScoreBand:
     return ScoreBand("below", "Below threshold", "green", f"{pct(p)} is below the {pct(threshold)} threshold.")
 
 
-def pct(p: float | None, digits: int = 0) -> str:
+def pct(p: float | None, digits: int | None = None) -> str:
+    """A probability as a percentage, the one format of every page: one decimal below 10% (the calibrated
+    P(melanoma) is often a few per cent: "2.4%"), none from 10% ("86%"); ``digits`` forces a precision."""
     if p is None or _isnan(p):
         return "–"
-    return f"{100 * float(p):.{digits}f}%"
+    value = 100 * float(p)
+    if digits is None:
+        digits = 1 if round(abs(value), 1) < 10 else 0
+    return f"{value:.{digits}f}%"
 
 
 def spread_text(spread: float | None) -> str:

@@ -13,6 +13,7 @@ from dashboard.services import (
     NEW_LESION,
     SEX_OPTIONS,
     SITES,
+    UPLOAD_FILE_MB,
     UPLOAD_TYPES,
     PatientContext,
     ReviewNotReady,
@@ -21,6 +22,7 @@ from dashboard.services import (
     model_checksum,
     operating_point,
     patient_from_store,
+    pct,
     validate_new_patient,
 )
 from dashboard.store.privacy import PSEUDONYM_HELP, identifier_warnings
@@ -75,10 +77,16 @@ def _confirm_new_patient() -> None:
     st.markdown(literal(state.unsaved_summary()))
     st.write("Starting a new patient discards this unsaved work.")
     left, right = st.columns(2)
-    left.button(
-        "Discard and start new", type="primary", key="confirm_discard", on_click=_answer_new_patient, args=(True,)
+    # The safe answer is the highlighted one; discarding is a plain button with a warning icon.
+    left.button("Keep working", type="primary", key="cancel_discard", on_click=_answer_new_patient, args=(False,))
+    right.button(
+        "Discard and start new",
+        type="secondary",
+        icon=":material/delete_forever:",
+        key="confirm_discard",
+        on_click=_answer_new_patient,
+        args=(True,),
     )
-    right.button("Keep working", key="cancel_discard", on_click=_answer_new_patient, args=(False,))
 
 
 def _open_patient(context: PatientContext) -> None:
@@ -244,14 +252,17 @@ def _images_section() -> None:
     st.subheader("2 · Lesion images", divider="gray")
     locked = state.is_saved
     files = st.file_uploader(
-        "Drop all of this patient's lesion images here — several at once, or a zip of them (each image up to 30 MB)",
+        f"Drop all of this patient's lesion images here — several at once, or a zip of them (each file up to "
+        f"{UPLOAD_FILE_MB} MB)",
         # Any file type: the review's own checks name each file a clinician cannot use and why
         # (Streamlit's extension filter would reject it without saying which file).
         type=None,
         accept_multiple_files=True,
         key=f"uploader_{state.uploader_generation}",
+        # Streamlit's caption under the drop zone shows this limit: the app's own, not the server's 500 MB.
+        max_upload_size=UPLOAD_FILE_MB,
         disabled=locked,
-        help=f"Accepted: {', '.join(UPLOAD_TYPES)} — up to 30 MB and 89 megapixels per image. Identical "
+        help=f"Accepted: {', '.join(UPLOAD_TYPES)} — up to {UPLOAD_FILE_MB} MB and 89 megapixels per image. Identical "
         "images are recognised and loaded once.",
     )
     if files:
@@ -407,7 +418,7 @@ def _results_section() -> None:
     n_outliers = int(table["outlier"].astype(bool).sum()) if not table.empty else 0
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Lesions scored", len(table), border=True)
-    m2.metric("Above threshold", n_above, border=True, help=f"P(melanoma) ≥ {op.threshold:.2f}")
+    m2.metric("Above threshold", n_above, border=True, help=f"P(melanoma) ≥ {pct(op.threshold)}")
     m3.metric(
         "Ugly ducklings",
         n_outliers,
@@ -416,8 +427,12 @@ def _results_section() -> None:
     )
     m4.metric("Could not be scored", len(errors), border=True)
 
-    for row in errors.itertuples():
-        ui.problem_card(UploadProblem(getattr(row, "filename", None) or str(row.image_id)[:12], row.reason))
+    if state.is_saved:  # the error cards were for the work in progress; a saved visit just says what was left out
+        if len(errors):
+            st.caption(f":material/info: {len(errors)} image(s) could not be scored and were not saved.")
+    else:
+        for row in errors.itertuples():
+            ui.problem_card(UploadProblem(getattr(row, "filename", None) or str(row.image_id)[:12], row.reason))
     for note in getattr(state.result, "notes", []) or []:
         st.caption(f":material/info: {note}")
     if table.empty:

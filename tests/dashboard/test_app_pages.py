@@ -202,6 +202,8 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     assert not at.exception, at.exception
     assert state.saved_visit_id is not None
     assert any("Saved as visit" in shown(s.value) for s in at.success)
+    # The upload's error cards (corrupt, empty, not an image) were about the work in progress: gone once saved.
+    assert not at.main.error, [shown(e.value) for e in at.main.error]
 
     store = app_env.store()
     (summary,) = store.search_patients(PATIENT)

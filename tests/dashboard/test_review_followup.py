@@ -136,3 +136,18 @@ def test_a_page_about_another_patient_says_so(app_env, patient_lesions):
     warnings = [shown(w.value) for w in at.main.warning]
     assert any(f"shows patient {PATIENT}" in w and "PT-OTHER-B (not saved)" in w for w in warnings), warnings
     assert any("Return to Patient review" in shown(w.value) for w in at.sidebar.warning)
+
+
+def test_uploader_limit_and_the_discard_question(app_env, patient_lesions):
+    from test_app_pages import open_new_patient
+
+    at = start()
+    open_new_patient(at, "PT-UPLOAD-9", 1980, "female")
+    # Streamlit's caption under the drop zone states the widget's limit: the app's 30 MB, not the server's 500.
+    assert at.get("file_uploader")[0].proto.max_upload_size_mb == 30
+    upload(at, [patient_lesions[0].upload()])
+    at.button(key="new_patient").click().run()
+    assert not at.exception, at.exception
+    # Discarding unsaved work is not the highlighted (primary) button; keeping it is.
+    assert at.button(key="confirm_discard").proto.type != "primary"
+    assert at.button(key="cancel_discard").proto.type == "primary"

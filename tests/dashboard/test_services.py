@@ -445,3 +445,48 @@ def test_the_review_s_patient_is_named_where_a_page_shows_another():
     assert "another patient, PT-1 (no images yet)" in state.other_patient_notice("PT-2")
     assert state.sidebar_status(on_review_page=True) is None
     assert ReviewState().other_patient_notice("PT-2") is None
+
+
+def test_probabilities_have_one_format_one_decimal_below_ten_per_cent():
+    from dashboard.services import pct, score_band
+
+    assert [pct(p) for p in (0.024, 0.0176, 0.86, 0.15, 0.0, 1.0, None)] == [
+        "2.4%",
+        "1.8%",
+        "86%",
+        "15%",
+        "0.0%",
+        "100%",
+        "–",
+    ]
+    assert pct(0.0176, 2) == "1.76%"
+    assert "2.4% is below the 3.1% threshold" in score_band(0.024, 0.031, 0.0).explanation
+
+
+def test_a_text_file_in_a_zip_is_skipped_with_a_notice_not_an_error(patient_lesions):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("visit/notes.txt", "patient prefers morning appointments")
+        archive.writestr(f"visit/{patient_lesions[0].name}", patient_lesions[0].data)
+    state = _state_with_patient()
+    report = state.add_files([("visit.zip", buffer.getvalue())])
+    assert len(report.added) == 1
+    (problem,) = report.problems
+    assert problem.filename.endswith("notes.txt") and problem.kind == "skipped" and "not an image" in problem.reason
+
+
+def test_saving_clears_the_upload_messages(patient_lesions):
+    state = _state_with_patient()
+    state.add_files([(patient_lesions[0].name, patient_lesions[0].data), ("broken.jpg", b"\xff\xd8 nope")])
+    assert [p.kind for p in state.problems] == ["error"]
+    state.run_triage(None, triage_fn=lambda *a, **k: _fake_result(state, [0.3], [float("nan")]))
+
+    class Store:
+        def save_review(self, review):
+            return 1
+
+        def load_visit(self, visit_id):
+            return SimpleNamespace(patient_id=5)
+
+    state.save(Store(), "Dr A", "m1", "abc")
+    assert state.problems == []
