@@ -27,11 +27,27 @@ def plotly_text(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
+# Plotly's toolbar (mode bar) sits in the top ~30 px of the chart: titles start below it, never under it.
+MODEBAR_PX = 32
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int = 380, **kwargs: Any) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}} if title else None,
+        title={
+            "text": title,
+            "x": 0,
+            "xanchor": "left",
+            "xref": "paper",
+            "y": 1,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": MODEBAR_PX},
+            "font": {"size": 15},
+        }
+        if title
+        else None,
         height=height,
-        margin={"l": 10, "r": 10, "t": 50 if title else 34, "b": 10},
+        margin={"l": 10, "r": 10, "t": MODEBAR_PX + 40 if title else MODEBAR_PX + 6, "b": 10},
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
         plot_bgcolor="white",
         **kwargs,

@@ -40,3 +40,13 @@ def test_trend_without_ugly_duckling_scores_has_one_axis():
     fig = score_trend(_points([None, None]), threshold=0.024)
     assert fig.layout.yaxis.title.text == "P(melanoma)"
     assert [t.name for t in fig.data] == ["P(melanoma)"]
+
+
+def test_chart_titles_start_below_the_plotly_toolbar():
+    from dashboard.figures import MODEBAR_PX
+
+    fig = score_trend(_points([0.1, 0.2]), threshold=0.024, title="Lesion #1")
+    title = fig.layout.title
+    assert title.yref == "container" and title.yanchor == "top" and title.y == 1
+    assert title.pad.t >= MODEBAR_PX >= 30  # the toolbar's row is left free
+    assert fig.layout.margin.t >= title.pad.t + title.font.size  # and the plot starts below the title
