@@ -172,7 +172,7 @@ def sidebar_status(
         if state.patient is not None:
             st.markdown(f"**Under review**  \n{literal(state.patient.describe())}")
             if state.is_saved:
-                st.success(f"Saved as visit {state.saved_visit_id}.", icon=":material/check_circle:")
+                st.success(f"Saved as {state.saved_visit_label()}.", icon=":material/check_circle:")
             else:
                 line = state.sidebar_status(on_review_page)
                 if line:

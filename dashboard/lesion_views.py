@@ -128,7 +128,13 @@ def lesion_card(
         with c_info:
             st.markdown(f"#### #{int(row.rank)} · {literal(image.label)}")
             st.caption(f"{image.site} · {literal(image.filename)}")
-            _badges(band.title, band.colour, bool(row.outlier), image.existing_lesion_id)
+            linked = image.existing_lesion_id
+            _badges(
+                band.title,
+                band.colour,
+                bool(row.outlier),
+                None if linked is None else (state.patient.lesion_number(linked) or linked),
+            )
             ui.score_bar(float(row.p_melanoma), threshold, float(row.p_spread), band)
             if band.title.endswith("(borderline)") or band.name == "near":
                 st.caption(band.explanation)  # the uncertainty straddles the threshold: say so
@@ -183,7 +189,8 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
         with c_info:
             rank = f"#{pred.rank} · " if pred else ""
             st.markdown(f"#### {rank}{literal(lesion.label)}")
-            st.caption(f"lesion #{lesion.lesion_id} · {lesion.site} · {literal(lesion.image.original_filename)}")
+            number = lesion.lesion_number or lesion.lesion_id
+            st.caption(f"lesion #{number} · {lesion.site} · {literal(lesion.image.original_filename)}")
             if pred:
                 t = threshold if threshold is not None else 0.5
                 band = score_band(pred.p_melanoma, t, pred.p_spread or 0.0)

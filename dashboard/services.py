@@ -311,8 +311,15 @@ class PatientContext:
         for lesion in self.known_lesions:
             if lesion.id == lesion_id:
                 seen = lesion.last_seen.date().isoformat() if lesion.last_seen else "never"
-                return f"#{lesion.id} {lesion.label} · {lesion.site} · last seen {seen}"
-        return f"#{lesion_id}"
+                return f"#{self.lesion_number(lesion_id)} {lesion.label} · {lesion.site} · last seen {seen}"
+        return "another lesion"
+
+    def lesion_number(self, lesion_id: int) -> int:
+        """The lesion's number for this patient (1 = first seen), as pages show it; ids are global."""
+        for position, lesion in enumerate(self.known_lesions, start=1):
+            if lesion.id == lesion_id:
+                return getattr(lesion, "number", 0) or position
+        return 0
 
 
 def validate_new_patient(identifier: str, birth_year: int | None, sex: str) -> list[str]:
@@ -395,10 +402,16 @@ class ReviewState:
     decisions: dict[str, LesionDecision] = field(default_factory=dict)  # sha256 -> decision
     notes: str = ""
     saved_visit_id: int | None = None
+    saved_visit_number: int | None = None  # the visit's number for this patient (1 = first), as pages show it
     heatmaps: dict[tuple[str, str], Any] = field(default_factory=dict)  # (sha256, method) -> (H, W) array
     uploader_generation: int = 0  # bumped to empty the file uploader after its files were taken in
 
     # ------------------------------------------------------------ status
+
+    @property
+    def saved_visit_label(self) -> str:
+        """ "visit 2" (this patient's second), for the saved-review messages."""
+        return f"visit {self.saved_visit_number or self.saved_visit_id}"
 
     @property
     def has_unsaved_work(self) -> bool:
@@ -546,7 +559,7 @@ class ReviewState:
     def _link(self, image: UploadedImage, lesion_id: int) -> None:
         lesion = self._known_lesion(lesion_id)
         if lesion is None:
-            raise ValueError(f"lesion #{lesion_id} is not one of this patient's lesions")
+            raise ValueError("that lesion is not one of this patient's lesions")
         image.existing_lesion_id = lesion_id
         image.site = lesion.site
         image.label = lesion.label
@@ -707,10 +720,12 @@ class ReviewState:
         visit_id = store.save_review(review)
         self.saved_visit_id = visit_id
         self.problems = []  # upload messages were about the work in progress, which is now saved
-        if self.patient is not None and self.patient.patient_id is None:
-            # The visit is saved; the id only serves links to the history page.
-            with contextlib.suppress(Exception):
-                self.patient.patient_id = store.load_visit(visit_id).patient_id
+        # The visit is saved; what follows only serves display (its number) and links to the history page.
+        with contextlib.suppress(Exception):
+            saved = store.load_visit(visit_id)
+            self.saved_visit_number = getattr(saved, "number", None) or None
+            if self.patient is not None and self.patient.patient_id is None:
+                self.patient.patient_id = saved.patient_id
         return visit_id
 
     def _require_editable(self) -> None:
@@ -972,7 +987,7 @@ def timeline_table(timeline: PatientTimeline) -> pd.DataFrame:
         top = visit.lesions[0].prediction if visit.lesions and visit.lesions[0].prediction else None
         rows.append(
             {
-                "visit": visit.id,
+                "visit": visit.number or visit.id,
                 "date": visit.visit_time.astimezone().strftime("%Y-%m-%d %H:%M"),
                 "clinician": visit.clinician,
                 "lesions": len(visit.lesions),
@@ -989,8 +1004,7 @@ def decisions_table(decisions: Sequence[Any]) -> pd.DataFrame:
         [
             {
                 "date": d.visit_time.astimezone().strftime("%Y-%m-%d"),
-                "visit": d.visit_id,
-                "lesion": f"#{d.lesion_id} {d.lesion_label}",
+                "lesion": f"#{d.lesion_number or d.lesion_id} {d.lesion_label}",
                 "site": d.site,
                 "decision": d.action,
                 "comment": d.comment,
@@ -1003,7 +1017,7 @@ def decisions_table(decisions: Sequence[Any]) -> pd.DataFrame:
 
 def visit_choice_label(visit: VisitView) -> str:
     return (
-        f"Visit {visit.id} · {visit.visit_time.astimezone().strftime('%Y-%m-%d %H:%M')} · "
+        f"Visit {visit.number or visit.id} · {visit.visit_time.astimezone().strftime('%Y-%m-%d %H:%M')} · "
         f"{len(visit.lesions)} lesion(s) · {visit.clinician}"
     )
 
@@ -1039,7 +1053,8 @@ class StoredLesionImage:
     def source_line(self) -> str:
         when = self.visit.visit_time.astimezone().strftime("%Y-%m-%d %H:%M")
         return (
-            f"Saved visit {self.visit.id} of {when} ({self.visit.clinician}) · lesion #{self.lesion.lesion_id} "
+            f"Saved visit {self.visit.number or self.visit.id} of {when} ({self.visit.clinician}) · "
+            f"lesion #{self.lesion.lesion_number or self.lesion.lesion_id} "
             f"“{self.lesion.label}” · {self.site} · {self.lesion.image.original_filename}"
         )
 

@@ -336,14 +336,17 @@ class CaseStore:
                 .order_by(Visit.visit_time, Visit.id)
                 .options(*views.VISIT_LOAD)
             ).all()
-            return PatientTimeline(patient=views.patient_record(patient), visits=tuple(self._visit(v) for v in visits))
+            numbers = _patient_numbers(session, patient_id)
+            return PatientTimeline(
+                patient=views.patient_record(patient), visits=tuple(self._visit(v, numbers) for v in visits)
+            )
 
     def load_visit(self, visit_id: int) -> VisitView:
         with self._read() as session:
             visit = session.scalar(select(Visit).where(Visit.id == visit_id).options(*views.VISIT_LOAD))
             if visit is None:
                 raise NotFoundError(f"no visit with id {visit_id}")
-            return self._visit(visit)
+            return self._visit(visit, _patient_numbers(session, visit.patient_id))
 
     def list_lesions(self, patient_id: int) -> list[LesionSummary]:
         with self._read() as session:
@@ -364,12 +367,17 @@ class CaseStore:
                 .order_by(Decision.decided_at, Decision.id)
             ).all()
             latest_action = {d.lesion_id: d.action for d in decisions}  # later rows win
-            return [views.lesion_summary(lesion, latest_action.get(lesion.id)) for lesion in lesions]
+            _, lesion_no = _patient_numbers(session, patient_id)
+            return [
+                views.lesion_summary(lesion, latest_action.get(lesion.id), lesion_no.get(lesion.id, 0))
+                for lesion in lesions
+            ]
 
     def lesion_score_trend(self, lesion_id: int) -> list[TrendPoint]:
         """One point per visit (the latest prediction of that visit), oldest first."""
         with self._read() as session:
-            _get(session, Lesion, lesion_id, "lesion")
+            lesion = _get(session, Lesion, lesion_id, "lesion")
+            visit_no, _ = _patient_numbers(session, lesion.patient_id)
             rows = session.execute(
                 select(Visit.id, Visit.visit_time, Prediction)
                 .join(LesionImage, LesionImage.visit_id == Visit.id)
@@ -387,6 +395,7 @@ class CaseStore:
                     ugly_duckling=pred.ugly_duckling,
                     rank=pred.rank,
                     model_id=pred.model_id,
+                    visit_number=visit_no.get(visit_id, 0),
                 )
             return list(points.values())
 
@@ -400,7 +409,8 @@ class CaseStore:
                 .order_by(Decision.decided_at, Decision.id)
                 .options(selectinload(Decision.lesion), selectinload(Decision.visit))
             ).all()
-            return [views.decision_view(d) for d in decisions]
+            _, lesion_no = _patient_numbers(session, patient_id)
+            return [views.decision_view(d, lesion_no) for d in decisions]
 
     def audit_events(
         self,
@@ -546,8 +556,8 @@ class CaseStore:
                 raise ValueError(f"{where}: {exc}") from None
         return prepared
 
-    def _visit(self, visit: Visit) -> VisitView:
-        return views.visit_view(visit, self.blobs.path)
+    def _visit(self, visit: Visit, numbers: tuple[dict[int, int], dict[int, int]]) -> VisitView:
+        return views.visit_view(visit, self.blobs.path, *numbers)
 
     @staticmethod
     def _existing_lesions(session: Session, patient_id: int, lesions: list[_PreparedLesion]) -> dict[int, Lesion]:
@@ -620,3 +630,18 @@ def _get(session: Session, model: type[Any], ident: int, what: str) -> Any:
     if obj is None:
         raise NotFoundError(f"no {what} with id {ident}")
     return obj
+
+
+def _patient_numbers(session: Session, patient_id: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Per-patient numbers (1, 2, …) of the patient's visits (by time) and lesions (by creation), by id.
+
+    Database ids are global across patients; a clinician reads "visit 2" and "lesion #3" of this patient.
+    """
+    visit_ids = session.scalars(
+        select(Visit.id).where(Visit.patient_id == patient_id).order_by(Visit.visit_time, Visit.id)
+    ).all()
+    lesion_ids = session.scalars(select(Lesion.id).where(Lesion.patient_id == patient_id).order_by(Lesion.id)).all()
+    return (
+        {vid: n for n, vid in enumerate(visit_ids, start=1)},
+        {lid: n for n, lid in enumerate(lesion_ids, start=1)},
+    )

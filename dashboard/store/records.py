@@ -99,6 +99,7 @@ class DecisionView:
     action: str
     comment: str
     decided_at: datetime
+    lesion_number: int = 0  # per patient (1 = the patient's first lesion); what pages show, not the id
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class VisitLesion:
     image: ImageView
     predictions: tuple[PredictionView, ...]
     decisions: tuple[DecisionView, ...]
+    lesion_number: int = 0  # per patient (1 = the patient's first lesion)
 
     @property
     def prediction(self) -> PredictionView | None:
@@ -146,6 +148,7 @@ class VisitView:
     notes: str
     created_at: datetime
     lesions: tuple[VisitLesion, ...]
+    number: int = 0  # per patient, oldest first (1 = the patient's first visit); ids are global
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ class LesionSummary:
     latest_p_melanoma: float | None
     latest_triage_score: float | None
     latest_action: str | None
+    number: int = 0  # per patient, in the order first seen (1 = the patient's first lesion)
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,7 @@ class TrendPoint:
     ugly_duckling: float | None
     rank: int
     model_id: str
+    visit_number: int = 0  # per patient
 
 
 @dataclass(frozen=True)

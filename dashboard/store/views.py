@@ -48,7 +48,7 @@ def prediction_view(p: Prediction) -> PredictionView:
     )
 
 
-def decision_view(d: Decision) -> DecisionView:
+def decision_view(d: Decision, lesion_numbers: dict[int, int] | None = None) -> DecisionView:
     return DecisionView(
         id=d.id,
         lesion_id=d.lesion_id,
@@ -60,6 +60,7 @@ def decision_view(d: Decision) -> DecisionView:
         action=d.action,
         comment=d.comment,
         decided_at=d.decided_at,
+        lesion_number=(lesion_numbers or {}).get(d.lesion_id, 0),
     )
 
 
@@ -78,8 +79,14 @@ def image_view(image: LesionImage, path_of: Callable[[str], Path]) -> ImageView:
     )
 
 
-def visit_view(visit: Visit, path_of: Callable[[str], Path]) -> VisitView:
-    """A visit with its lesions in triage-rank order (as the clinician saw them)."""
+def visit_view(
+    visit: Visit,
+    path_of: Callable[[str], Path],
+    visit_numbers: dict[int, int] | None = None,
+    lesion_numbers: dict[int, int] | None = None,
+) -> VisitView:
+    """A visit with its lesions in triage-rank order (as the clinician saw them), numbered per patient."""
+    lesion_numbers = lesion_numbers or {}
     lesions = [
         VisitLesion(
             lesion_id=image.lesion.id,
@@ -87,7 +94,10 @@ def visit_view(visit: Visit, path_of: Callable[[str], Path]) -> VisitView:
             label=image.lesion.label,
             image=image_view(image, path_of),
             predictions=tuple(prediction_view(p) for p in image.predictions),
-            decisions=tuple(decision_view(d) for d in visit.decisions if d.lesion_id == image.lesion_id),
+            decisions=tuple(
+                decision_view(d, lesion_numbers) for d in visit.decisions if d.lesion_id == image.lesion_id
+            ),
+            lesion_number=lesion_numbers.get(image.lesion.id, 0),
         )
         for image in visit.images
     ]
@@ -101,10 +111,11 @@ def visit_view(visit: Visit, path_of: Callable[[str], Path]) -> VisitView:
         notes=visit.notes,
         created_at=visit.created_at,
         lesions=tuple(lesions),
+        number=(visit_numbers or {}).get(visit.id, 0),
     )
 
 
-def lesion_summary(lesion: Lesion, latest_action: str | None) -> LesionSummary:
+def lesion_summary(lesion: Lesion, latest_action: str | None, number: int = 0) -> LesionSummary:
     """Needs lesion.images with .visit and .predictions loaded."""
     images = sorted(lesion.images, key=lambda i: (i.visit.visit_time, i.id))
     times = [i.visit.visit_time for i in images]
@@ -121,4 +132,5 @@ def lesion_summary(lesion: Lesion, latest_action: str | None) -> LesionSummary:
         latest_p_melanoma=latest.p_melanoma if latest else None,
         latest_triage_score=latest.triage_score if latest else None,
         latest_action=latest_action,
+        number=number,
     )

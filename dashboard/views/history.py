@@ -89,7 +89,7 @@ with visits_tab:
         visits = list(reversed(timeline.visits))
         visit = st.selectbox("Open a visit (read-only)", visits, format_func=visit_choice_label, key="history_visit")
         st.markdown(
-            f"**Visit {visit.id}** — {visit.visit_time.astimezone():%Y-%m-%d %H:%M}, "
+            f"**Visit {visit.number or visit.id}** — {visit.visit_time.astimezone():%Y-%m-%d %H:%M}, "
             f"{literal(visit.clinician)}, model {literal(visit.model_version)}"
         )
         if visit.notes:
@@ -106,7 +106,7 @@ with trend_tab:
             "Lesion",
             lesions,
             format_func=lambda les: (
-                f"#{les.id} {les.label} · {les.site} · {les.visit_count} visit(s)"
+                f"#{les.number or les.id} {les.label} · {les.site} · {les.visit_count} visit(s)"
                 + (f" · latest P(melanoma) {pct(les.latest_p_melanoma)}" if les.latest_p_melanoma is not None else "")
             ),
             key="history_lesion",

@@ -472,7 +472,7 @@ def _save_section(table) -> None:
     st.subheader("5 · Save the visit", divider="gray")
     if state.is_saved:
         st.success(
-            f"Saved as visit {state.saved_visit_id}. This review is now read-only.",
+            f"Saved as {state.saved_visit_label()} of this patient. This review is now read-only.",
             icon=":material/check_circle:",
         )
         c1, c2 = st.columns([1, 3])
@@ -514,7 +514,7 @@ def _save_section(table) -> None:
     )
     if save:
         try:
-            visit_id = state.save(store, clinician, predictor.model_id, model_checksum(predictor.config))
+            state.save(store, clinician, predictor.model_id, model_checksum(predictor.config))
         except ReviewNotReady as exc:
             st.error(str(exc))
             return
@@ -528,7 +528,7 @@ def _save_section(table) -> None:
                 icon=":material/error:",
             )
             return
-        st.toast(f"Saved visit {visit_id}.", icon=":material/check_circle:")
+        st.toast(f"Saved as {state.saved_visit_label()}.", icon=":material/check_circle:")
         st.rerun()
 
 

@@ -154,7 +154,8 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
             if pred
             else ""
         )
-        st.markdown(f"**Lesion #{lesion.lesion_id} {literal(lesion.label)}** · {stored.site}{score}")
+        number = lesion.lesion_number or lesion.lesion_id
+        st.markdown(f"**Lesion #{number} {literal(lesion.label)}** · {stored.site}{score}")
         ui.disclaimer()
         cam_panels(
             stored.image,

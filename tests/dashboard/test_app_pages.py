@@ -256,7 +256,10 @@ def test_zip_upload_and_changed_sites_need_a_new_triage(app_env, other_lesions):
     upload(at, [("visit.zip", buffer.getvalue(), "application/zip"), ("panorama.png", huge, "image/png")])
     state = at.session_state["review"]
     assert len(state.images) == 3
-    assert any("visit.zip/clinic-export/readme.txt" in shown(e.value) for e in at.error)
+    # A document beside the images is skipped with a notice, not a red error card (issue 12, item 7).
+    assert not any("readme.txt" in shown(e.value) for e in at.error)
+    notices = [shown(i.value) for i in at.info]
+    assert any("visit.zip/clinic-export/readme.txt" in n and "not an image" in n for n in notices), notices
     assert any("panorama.png" in shown(e.value) and "too large (600 megapixels)" in shown(e.value) for e in at.error)
 
     run_triage(at)
@@ -375,8 +378,8 @@ def test_saliency_of_a_lesion_from_a_saved_visit(app_env, patient_lesions):
     assert not at.exception, at.exception
     page = texts(at)
     assert "Image from a saved visit" in page
-    assert f"Saved visit {visit_id} of {visit.visit_time.astimezone():%Y-%m-%d %H:%M}" in page
-    assert f"lesion #{top.lesion_id} “{top.label}”" in page
+    assert f"Saved visit {visit.number} of {visit.visit_time.astimezone():%Y-%m-%d %H:%M}" in page
+    assert f"lesion #{top.lesion_number} “{top.label}”" in page
     model_line = next(shown(w.value) for w in at.warning if "current model" in w.value)
     assert "`fresh-imagenet-lite0-128`" in model_line  # the model loaded now, named
     assert f"`{top.prediction.model_id}`" in model_line  # and the model that scored it then

@@ -46,3 +46,44 @@ def test_invalid_uncertainty_is_refused_with_a_clear_message(
 ):
     with pytest.raises(ValueError, match=message):
         store.save_review(make_review([make_lesion(sample_images[0], **{field: value})]))
+
+
+def test_visits_and_lesions_are_numbered_per_patient(store, sample_images, make_lesion, make_review):
+    """Issue 12, item 7: ids are global; pages show each patient's own visit 1, 2… and lesion #1, #2…"""
+    import datetime as dt
+
+    t0 = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
+    store.save_review(
+        make_review(
+            [make_lesion(sample_images[0], lesion_label="A1"), make_lesion(sample_images[1], lesion_label="A2")],
+            patient_identifier="PT-A",
+            visit_time=t0,
+        )
+    )
+    b1 = store.save_review(
+        make_review(
+            [make_lesion(sample_images[2], lesion_label="B1", decision_action="monitor")],
+            patient_identifier="PT-B",
+            visit_time=t0,
+        )
+    )
+    pid = store.load_visit(b1).patient_id
+    (b_lesion,) = store.list_lesions(pid)
+    b2 = store.save_review(
+        make_review(
+            [
+                make_lesion(sample_images[3], lesion_label="B1", existing_lesion_id=b_lesion.id),
+                make_lesion(sample_images[4], lesion_label="B2", rank=2),
+            ],
+            patient_identifier="PT-B",
+            visit_time=t0 + dt.timedelta(days=180),
+        )
+    )
+    assert (b1, b2) == (2, 3)  # the global ids
+    assert [v.number for v in store.patient_timeline(pid).visits] == [1, 2]
+    assert store.load_visit(b2).number == 2
+    assert [(les.label, les.number) for les in store.list_lesions(pid)] == [("B1", 1), ("B2", 2)]
+    assert [les.lesion_number for les in store.load_visit(b2).lesions] == [1, 2]
+    assert b_lesion.id == 3 and b_lesion.number == 1
+    assert [p.visit_number for p in store.lesion_score_trend(b_lesion.id)] == [1, 2]
+    assert [d.lesion_number for d in store.decision_history(pid)] == [1]
