@@ -408,7 +408,6 @@ class ReviewState:
 
     # ------------------------------------------------------------ status
 
-    @property
     def saved_visit_label(self) -> str:
         """ "visit 2" (this patient's second), for the saved-review messages."""
         return f"visit {self.saved_visit_number or self.saved_visit_id}"

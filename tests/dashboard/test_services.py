@@ -490,3 +490,19 @@ def test_saving_clears_the_upload_messages(patient_lesions):
 
     state.save(Store(), "Dr A", "m1", "abc")
     assert state.problems == []
+
+
+def test_a_saved_review_is_named_by_the_patient_s_visit_number(patient_lesions):
+    state = _state_with_patient()
+    state.add_files([(patient_lesions[0].name, patient_lesions[0].data)])
+    state.run_triage(None, triage_fn=lambda *a, **k: _fake_result(state, [0.3], [float("nan")]))
+
+    class Store:
+        def save_review(self, review):
+            return 17  # the global id
+
+        def load_visit(self, visit_id):
+            return SimpleNamespace(patient_id=5, number=2)
+
+    state.save(Store(), "Dr A", "m1", "abc")
+    assert state.saved_visit_label() == "visit 2"
