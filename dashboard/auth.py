@@ -357,6 +357,19 @@ class UserStore:
         # The reviewing clinician is whoever is signed in, whatever the form said.
         return self._store.save_review(dataclasses.replace(review, clinician=self.user.username))
 
+    # the signed-in user's own review in progress, kept so that a reload does not lose it
+    def save_draft(self, state: dict[str, Any], images: Any) -> None:
+        self.user.require("patient.write")
+        self._store.save_draft(self.user.username, state, images)
+
+    def load_draft(self) -> Any:
+        self.user.require("patient.write")
+        return self._store.load_draft(self.user.username)
+
+    def delete_draft(self) -> bool:
+        self.user.require("patient.write")
+        return self._store.delete_draft(self.user.username)
+
     def export_patient_history(self, patient_id: int, format: ExportFormat = "csv") -> str:
         self.user.require("patient.export")
         return self._store.export_patient_history(patient_id, format, actor=self.user.username)

@@ -727,9 +727,83 @@ class ReviewState:
                 self.patient.patient_id = saved.patient_id
         return visit_id
 
+    # ------------------------------------------------------------ server-side draft (issue: reload lost work)
+
+    def draft_state(self) -> dict[str, Any]:
+        """Everything a reload would lose except the image bytes and the scores, as JSON."""
+        patient = self.patient
+        return {
+            "version": 1,
+            "patient": None
+            if patient is None
+            else {
+                "identifier": patient.identifier,
+                "birth_year": patient.birth_year,
+                "sex": patient.sex,
+                "patient_id": patient.patient_id,
+            },
+            "images": [
+                {"sha256": sha, "site": img.site, "label": img.label, "lesion_id": img.existing_lesion_id}
+                for sha, img in self.images.items()
+            ],
+            "decisions": {sha: [d.action, d.comment] for sha, d in self.decisions.items() if d.action or d.comment},
+            "notes": self.notes,
+        }
+
+    def draft_images(self) -> list[tuple[str, str, bytes]]:
+        return [(sha, img.filename, img.data) for sha, img in self.images.items()]
+
+    def draft_fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.draft_state(), sort_keys=True).encode()).hexdigest()
+
     def _require_editable(self) -> None:
         if self.is_saved:
             raise ReviewNotReady("This review is saved and read-only. Start a new review to make changes.")
+
+
+def draft_summary(draft: Any) -> str:
+    """One line on a kept draft: whose review, how many images, when last changed."""
+    patient = (draft.state or {}).get("patient") or {}
+    when = draft.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    who = patient.get("identifier", "a patient")
+    return f"An unsaved review of {who} ({len(draft.images)} image(s)), last changed {when}."
+
+
+def resume_draft(draft: Any, store: Any = None) -> ReviewState:
+    """A review rebuilt from a kept draft: the patient, the images (checked again), sites, labels, follow-up
+    links, decisions and notes. The triage is run again (the scores are not kept; the TTA is fixed per model)."""
+    saved = draft.state or {}
+    person = saved.get("patient") or {}
+    if not person.get("identifier"):
+        raise ValueError("the kept review names no patient")
+    if person.get("patient_id") is not None and store is not None:
+        patient = patient_from_store(store, int(person["patient_id"]))
+    else:
+        patient = PatientContext(
+            identifier=str(person["identifier"]), birth_year=person.get("birth_year"), sex=person.get("sex", "unknown")
+        )
+    state = ReviewState(patient=patient)
+    state.add_files([(image.filename, image.data) for image in draft.images])
+    # The draft keeps images with personal metadata stripped: map the upload's key to the review's.
+    key_of = {image.upload_sha256: sha256_of(image.data) for image in draft.images}
+    for entry in saved.get("images", []):
+        sha = key_of.get(entry.get("sha256"))
+        if sha not in state.images:
+            continue
+        with contextlib.suppress(ValueError, KeyError):
+            if entry.get("lesion_id") is not None:
+                state.link_lesion(sha, int(entry["lesion_id"]))
+            else:
+                state.set_site(sha, entry.get("site", "unknown"))
+            state.set_label(sha, entry.get("label", ""))
+    for old, (action, comment) in (saved.get("decisions") or {}).items():
+        sha = key_of.get(old)
+        if sha in state.images:
+            with contextlib.suppress(ValueError):
+                state.set_decision(sha, action, comment or "")
+    state.notes = str(saved.get("notes") or "")
+    state.problems = [p for p in state.problems if p.kind != "notice"]
+    return state
 
 
 def _optional_float(value: Any) -> float | None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -243,3 +244,40 @@ class AppUser(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column()
+
+
+class ReviewDraft(Base):
+    """A signed-in user's unsaved review, kept so that a page reload does not lose it (one per user).
+
+    ``state`` holds the patient (identifier, birth year, sex, database id), each image's file name, site,
+    label and follow-up link, the decisions and the notes; the images are ``ReviewDraftImage`` rows. Not a
+    record: deleted when the visit is saved or the review discarded. Triage results are not kept (they are
+    recomputed from the images, with the same fixed TTA).
+    """
+
+    __tablename__ = "review_draft"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    images: Mapped[list[ReviewDraftImage]] = relationship(
+        back_populates="draft", order_by="ReviewDraftImage.position", cascade="all, delete-orphan"
+    )
+
+
+class ReviewDraftImage(Base):
+    """One image of a draft, personal metadata stripped (as every stored image); keyed by the upload's hash."""
+
+    __tablename__ = "review_draft_image"
+    __table_args__ = (Index("ix_review_draft_image_draft_sha", "draft_id", "upload_sha256", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("review_draft.id", ondelete="CASCADE"))
+    upload_sha256: Mapped[str] = mapped_column(String(64))  # the review's key for this image
+    filename: Mapped[str] = mapped_column(String(FILENAME_MAX), default="")
+    position: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    draft: Mapped[ReviewDraft] = relationship(back_populates="images")

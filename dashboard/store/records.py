@@ -193,3 +193,20 @@ class AuditRecord:
     action: str
     patient_id: int | None
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DraftImage:
+    upload_sha256: str  # the review's key for the image (hash of the bytes as uploaded)
+    filename: str
+    data: bytes = field(repr=False)  # personal metadata stripped
+
+
+@dataclass(frozen=True)
+class DraftRecord:
+    """A user's unsaved review as kept on the server (see models.ReviewDraft)."""
+
+    owner: str
+    state: dict[str, Any] = field(repr=False)
+    updated_at: datetime
+    images: tuple[DraftImage, ...] = ()

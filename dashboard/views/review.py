@@ -18,11 +18,13 @@ from dashboard.services import (
     PatientContext,
     ReviewNotReady,
     UploadProblem,
+    draft_summary,
     find_exact_patient,
     model_checksum,
     operating_point,
     patient_from_store,
     pct,
+    resume_draft,
     validate_new_patient,
 )
 from dashboard.store.privacy import PSEUDONYM_HELP, identifier_warnings
@@ -97,6 +99,70 @@ def _open_patient(context: PatientContext) -> None:
     st.rerun()
 
 
+DRAFT_FINGERPRINT = "draft_fingerprint"  # of the review as last kept on the server (this tab)
+
+
+def _offer_draft() -> bool:
+    """After a reload (or on another workstation): offer to resume the review kept on the server."""
+    if store is None:
+        return False
+    try:
+        draft = store.load_draft()
+    except Exception:
+        return False  # the offer must not block starting a review
+    if draft is None:
+        return False
+    with st.container(border=True, key="draft_offer"):
+        st.markdown(f"##### :material/restore_page: {literal(draft_summary(draft))}")
+        st.caption(
+            "Resume it to get back its images, sites, follow-up links, decisions and notes (run the triage "
+            "again: scores are not kept). Discarding it deletes it; starting another review replaces it."
+        )
+        left, right = st.columns(2)
+        resume = left.button("Resume this review", type="primary", icon=":material/restore:", key="draft_resume")
+        discard = right.button("Discard it", icon=":material/delete_forever:", key="draft_discard")
+    if resume:
+        try:
+            resumed = resume_draft(draft, store)
+        except Exception as exc:
+            st.error(f"The kept review could not be resumed: {literal(exc)}", icon=":material/error:")
+            return True
+        ui.reset_review()
+        resumed.uploader_generation = ui.review_state().uploader_generation
+        st.session_state[ui.REVIEW_KEY] = resumed
+        st.session_state[DRAFT_FINGERPRINT] = resumed.draft_fingerprint()
+        if resumed.patient.patient_id is not None:
+            store.record_view("patient.open", resumed.patient.patient_id, {"page": "review", "draft": True})
+        st.rerun()
+    if discard:
+        store.delete_draft()
+        st.rerun()
+    st.divider()
+    return False
+
+
+def _keep_draft() -> None:
+    """One write per change: the review in progress is kept on the server; gone once saved or discarded."""
+    if store is None:
+        return
+    kept = st.session_state.get(DRAFT_FINGERPRINT)
+    try:
+        if state.patient is not None and state.has_unsaved_work:
+            fingerprint = state.draft_fingerprint()
+            if fingerprint != kept:
+                store.save_draft(state.draft_state(), state.draft_images())
+                st.session_state[DRAFT_FINGERPRINT] = fingerprint
+        elif kept is not None:  # this tab's draft was saved as a visit or discarded
+            store.delete_draft()
+            st.session_state[DRAFT_FINGERPRINT] = None
+    except Exception as exc:
+        st.warning(
+            f"The review in progress could not be kept on the server ({type(exc).__name__}); "
+            "it is still here, but a reload would lose it.",
+            icon=":material/cloud_off:",
+        )
+
+
 def _patient_section() -> None:
     st.subheader("1 · Patient", divider="gray")
     if state.patient is not None:
@@ -119,6 +185,8 @@ def _patient_section() -> None:
             _confirm_new_patient()
         return
 
+    if _offer_draft():
+        return
     new_tab, find_tab = st.tabs(["New patient", "Find an existing patient"])
     with new_tab, st.form("new_patient_form", border=False):
         c1, c2, c3 = st.columns([2, 1, 1])
@@ -539,3 +607,4 @@ if state.patient is not None:
         _triage_section()
     if state.result is not None:
         _results_section()
+_keep_draft()

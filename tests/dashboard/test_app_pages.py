@@ -217,6 +217,7 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     assert visit.lesions[1].decision.action == "monitor"
     assert all(les.decision is None for les in visit.lesions[2:])
     assert {les.site for les in visit.lesions} == {f.site for f in real}
+    assert store.load_draft(CLINICIAN) is None  # the draft kept during the review goes once it is saved
     store.close()
 
 

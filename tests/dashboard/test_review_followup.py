@@ -151,3 +151,41 @@ def test_uploader_limit_and_the_discard_question(app_env, patient_lesions):
     # Discarding unsaved work is not the highlighted (primary) button; keeping it is.
     assert at.button(key="confirm_discard").proto.type != "primary"
     assert at.button(key="cancel_discard").proto.type == "primary"
+
+
+def test_a_reload_offers_to_resume_the_review_kept_on_the_server(app_env, patient_lesions):
+    """Bug 6: a reload (a new session, signed in again) gets back images, sites, labels and decisions."""
+    from test_app_pages import open_new_patient
+
+    at = start()
+    open_new_patient(at, "PT-DRAFT-3", 1975, "male")
+    upload(at, [patient_lesions[0].upload(), patient_lesions[1].upload()])
+    state = at.session_state["review"]
+    first, second = list(state.images.values())
+    at.selectbox(key=f"site_{first.key}").set_value("torso").run()
+    at.text_input(key=f"label_{second.key}").input("left calf").run()
+    assert not at.exception, at.exception
+    with app_env.store() as store:
+        draft = store.load_draft("dr.test")
+    assert draft is not None and len(draft.images) == 2
+
+    reloaded = start()  # the browser tab reloaded: a new session, the same user
+    assert reloaded.session_state["review"].patient is None
+    offer = "\n".join(shown(m.value) for m in reloaded.markdown)
+    assert "An unsaved review of PT-DRAFT-3 (2 image(s))" in offer
+    reloaded.button(key="draft_resume").click().run()
+    assert not reloaded.exception, reloaded.exception
+    resumed = reloaded.session_state["review"]
+    assert resumed.patient.identifier == "PT-DRAFT-3" and resumed.patient.birth_year == 1975
+    assert [(img.filename, img.site, img.label) for img in resumed.images.values()] == [
+        (first.filename, "torso", first.label),
+        (second.filename, second.site, "left calf"),
+    ]
+    assert "Reviewing: PT-DRAFT-3" in "\n".join(shown(m.value) for m in reloaded.markdown)
+
+    # Discarding the review (New patient… → Discard) deletes the kept draft too.
+    reloaded.button(key="new_patient").click().run()
+    reloaded.button(key="confirm_discard").click().run()
+    assert reloaded.session_state["review"].patient is None
+    with app_env.store() as store:
+        assert store.load_draft("dr.test") is None

@@ -506,3 +506,30 @@ def test_a_saved_review_is_named_by_the_patient_s_visit_number(patient_lesions):
 
     state.save(Store(), "Dr A", "m1", "abc")
     assert state.saved_visit_label() == "visit 2"
+
+
+def test_a_draft_brings_back_images_sites_labels_decisions_and_notes(patient_lesions):
+    import datetime as dt
+
+    from dashboard.services import resume_draft
+
+    state = _state_with_patient(birth_year=1950, sex="female")
+    state.add_files([(f.name, f.data) for f in patient_lesions[:2]])
+    a, b = list(state.images)
+    state.set_site(a, "torso")
+    state.set_label(b, "left calf")
+    state.set_decision(a, "biopsy", "irregular")
+    state.notes = "itchy since spring"
+    draft = SimpleNamespace(
+        state=state.draft_state(),
+        updated_at=dt.datetime.now(dt.UTC),
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in state.draft_images()],
+    )
+    resumed = resume_draft(draft)
+    assert (resumed.patient.identifier, resumed.patient.birth_year, resumed.patient.sex) == ("PT-1", 1950, "female")
+    assert [(i.filename, i.site, i.label) for i in resumed.images.values()] == [
+        (i.filename, i.site, i.label) for i in state.images.values()
+    ]
+    (key,) = [k for k, i in resumed.images.items() if i.filename == state.images[a].filename]
+    assert (resumed.decision(key).action, resumed.decision(key).comment) == ("biopsy", "irregular")
+    assert resumed.notes == "itchy since spring" and resumed.result is None

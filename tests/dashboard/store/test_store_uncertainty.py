@@ -87,3 +87,24 @@ def test_visits_and_lesions_are_numbered_per_patient(store, sample_images, make_
     assert b_lesion.id == 3 and b_lesion.number == 1
     assert [p.visit_number for p in store.lesion_score_trend(b_lesion.id)] == [1, 2]
     assert [d.lesion_number for d in store.decision_history(pid)] == [1]
+
+
+def test_a_draft_is_kept_per_user_replaced_and_deleted(store, sample_images):
+    """Issue 12, bug 6: the review in progress is kept on the server (images, sites, decisions)."""
+    import hashlib
+
+    def sha256_of(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    shas = [sha256_of(data) for data in sample_images[:2]]
+    state = {"patient": {"identifier": "PT-D"}, "images": {shas[0]: {"site": "torso"}}}
+    store.save_draft("dr.a", state, [(shas[0], "a.jpg", sample_images[0]), (shas[1], "b.jpg", sample_images[1])])
+    assert store.load_draft("dr.b") is None
+    draft = store.load_draft("dr.a")
+    assert draft.state == state and [i.filename for i in draft.images] == ["a.jpg", "b.jpg"]
+    assert [i.upload_sha256 for i in draft.images] == shas
+    # A later change replaces it: one image removed, the state updated (one draft per user).
+    store.save_draft("dr.a", {"notes": "x"}, [(shas[1], "b.jpg", sample_images[1])])
+    draft = store.load_draft("dr.a")
+    assert draft.state == {"notes": "x"} and [i.upload_sha256 for i in draft.images] == [shas[1]]
+    assert store.delete_draft("dr.a") and store.load_draft("dr.a") is None and not store.delete_draft("dr.a")
