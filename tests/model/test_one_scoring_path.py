@@ -2,7 +2,7 @@
 
 P(melanoma) for the same file agrees within 1e-4 between `python -m model.predict` and the dashboard's
 review (upload check -> whole-patient triage), for a 512 px ISIC image and a 4000x3000 photo alike, with
-the committed default model (224 px, re-encoding preprocess) and each side's default settings.
+the committed default model (224 px) and each side's default settings.
 """
 
 from __future__ import annotations
@@ -51,8 +51,15 @@ def test_cli_and_dashboard_agree_on_a_512px_isic_image_and_a_4000x3000_photo(dat
         stem = name.removesuffix(".jpg")
         assert abs(cli.at[stem, "target"] - dashboard.at[name, "p_melanoma"]) < 1e-4, name
         assert abs(cli.at[stem, "tta_spread"] - dashboard.at[name, "p_spread"]) < 1e-4, name
-    # Not trivially equal: the two files really score differently.
-    assert abs(cli.at["isic", "target"] - cli.at["photo", "target"]) > 1e-4
+    # Not trivially equal: the two files really score differently. On the logit scale: the model is calibrated
+    # to screening prevalence, so a benign-looking lesion's probability is small (here below 0.01), and it was
+    # trained to be robust to resampling, so the 4000x3000 upscale scores close to its 512 px source.
+    logit = cli["target"].map(lambda p: np.log(p / (1 - p)))
+    assert abs(logit["isic"] - logit["photo"]) > 1e-2
+    for name in ("isic.jpg", "photo.jpg"):
+        p = dashboard.at[name, "p_melanoma"]
+        # relatively close too (the CLI writes 6 decimals: ~1e-3 on the logit at p ~ 0.001)
+        assert abs(logit[name.removesuffix(".jpg")] - np.log(p / (1 - p))) < 3e-3
 
 
 def _checkpoint_with(fresh_checkpoint, tmp_path, inference):

@@ -135,10 +135,17 @@ def test_default_model_is_committed_and_loads():
     from model.checkpoint import DEFAULT_CHECKPOINT
 
     predictor = Predictor.from_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
-    assert predictor.model_id == "melanoma-lite0-224"
+    assert predictor.model_id == "melanoma-lite0-224-ctx"
     assert 0 < predictor.threshold < 1
-    metrics = predictor.config["metrics"]["per_dataset"]
-    assert set(metrics) == {"ham10000", "isic2017", "isic2020"}
+    assert predictor.tta == 2
+    # calibrated to the screening prevalence inside the network; no forced re-encoding of inputs
+    assert predictor.network.logit_scale != 1.0 and predictor.network.logit_bias < 0
+    assert "preprocess" not in predictor.config
+    metrics = predictor.config["metrics"]
+    assert 0.5 < metrics["external_derm7pt_auc"] < 1
+    assert "network P(melanoma)" in metrics["whole_patient"]
+    validation = json.loads((DEFAULT_CHECKPOINT / "validation.json").read_text())
+    assert set(validation["per_dataset"]) == {"ham10000", "isic2017", "isic2020", "isic2020_patients"}
 
 
 def test_recorded_reencoding_is_applied_before_scoring(fresh_checkpoint, datasets_dir):
