@@ -283,7 +283,7 @@ def test_payloads_in_every_free_text_field_render_as_text(app_env, patient_lesio
     at.switch_page("views/history.py").run()
     at.text_input(key="history_search").input(IMAGE).run()
     assert not at.exception, at.exception
-    assert any(m.value == f"### {literal(SHORT)}" for m in at.markdown)
+    assert any(m.value == f"##### :material/person: Case history: {literal(SHORT)}" for m in at.markdown)
     _assert_rendered_literally(at)
     at.text_input(key="history_search").input(PAYLOAD).run()  # no match: the message repeats the text
     _assert_rendered_literally(at)
