@@ -556,7 +556,14 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
     at.switch_page("views/model_card.py").run()
     assert not at.exception, at.exception
     assert "not available for this checkpoint" not in texts(at)
-    assert len(at.get("plotly_chart")) == 3
+    # the whole-patient ranking figure, then ROC, precision-recall and calibration
+    assert [c.key for c in at.get("plotly_chart")] == [
+        "whole_patient",
+        "val_ROC",
+        "val_Precision–recall",
+        "val_Calibration",
+    ]
+    assert "complete patients" in texts(at)
 
 
 def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, monkeypatch):
