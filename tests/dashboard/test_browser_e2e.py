@@ -241,9 +241,9 @@ def _viewer(page, base_url: str) -> None:
 
     page.goto(base_url + "/history?patient_id=1")  # a deep link: it opens after sign-in, not before
     _sign_in(page, VIEWER)
-    expect(page.get_by_role("heading", name="Case history")).to_be_visible()
+    expect(page.get_by_role("heading", name="Case history", exact=True)).to_be_visible()
     expect(page.get_by_role("link", name="Patient review")).to_have_count(0)
-    expect(page.get_by_role("heading", name=PATIENT)).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name=PATIENT).first).to_be_visible(timeout=30_000)
     expect(page.get_by_role("button", name="Save visit")).to_have_count(0)
     page.get_by_role("tab", name="Export").click()
     expect(page.get_by_text("may view records but not export them")).to_be_visible()
@@ -296,7 +296,7 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
 
     page.goto(base_url)
     _sign_in(page, CLINICIAN)
-    expect(page.get_by_role("heading", name="Patient review")).to_be_visible()
+    expect(page.get_by_role("heading", name="Patient review", exact=True)).to_be_visible()
 
     # Which patient.
     page.get_by_label("Patient identifier (pseudonymous)", exact=True).fill(PATIENT)
@@ -353,11 +353,11 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
 
     # The patient is in the case history.
     page.get_by_role("link", name="Case history").first.click()
-    expect(page.get_by_role("heading", name="Case history")).to_be_visible()
+    expect(page.get_by_role("heading", name="Case history", exact=True)).to_be_visible()
     search = page.get_by_label("Search patients by identifier", exact=True)
     search.fill("PATIENT-0042")
     search.press("Enter")
-    expect(page.get_by_role("heading", name=PATIENT)).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name=PATIENT).first).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Decision: Biopsy")).to_be_visible()
     note = page.get_by_text("follow up in 6 months")
     expect(note).to_be_visible()
