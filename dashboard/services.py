@@ -29,7 +29,7 @@ from dashboard.store.files import FORMAT_EXTENSIONS, inspect_image
 from dashboard.store.models import ACTIONS, ANATOMIC_SITES, SEXES
 from dashboard.store.records import LesionReview, ReviewToSave
 from data.images import MAX_PIXELS, ImageDecodeError, decode_image, probe_image, sha256_of
-from training.metrics import SCREENING_PREVALENCE, at_prevalence
+from model.metrics import SCREENING_PREVALENCE, at_prevalence
 
 if TYPE_CHECKING:
     from dashboard.store.records import LesionSummary, PatientTimeline, VisitLesion, VisitView

@@ -133,10 +133,6 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-# The old private name, still imported by model/triage.py (owned elsewhere now): use `to_rgb`.
-_to_rgb = to_rgb
-
-
 def read_source(source: bytes | str | Path, name: str | None = None) -> tuple[bytes, str]:
     """The bytes of a path or an upload, and the name to report errors under."""
     if isinstance(source, bytes | bytearray | memoryview):

@@ -52,7 +52,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from data.images import ImageDecodeError, _to_rgb, decode_image, geometry_problem
+from data.images import ImageDecodeError, decode_image, geometry_problem, to_rgb
 from data.schema import normalise_age, normalise_sex, normalise_site
 from model.patient_context import ContextModel, patient_features
 from model.ugly_duckling import (  # noqa: F401  (re-exported: the triage API)
@@ -205,7 +205,7 @@ def decode_lesion(lesion: LesionInput) -> Image.Image:
     if isinstance(source, Image.Image):
         try:
             source.load()
-            image = _to_rgb(ImageOps.exif_transpose(source))
+            image = to_rgb(ImageOps.exif_transpose(source))
         except (OSError, ValueError) as exc:
             raise ImageDecodeError(name, f"corrupt image data: {exc}") from None
         problem = geometry_problem(*image.size)

@@ -40,19 +40,11 @@ MAY_IMPORT: dict[str, set[str] | None] = {
 # Known wrong-way edges, each with the reason it is still there. Remove an entry when its edge is gone
 # (test_allowed_edges_still_exist says so); never add one without a reason and an issue.
 ALLOWED_FOR_NOW: dict[tuple[str, str], str] = {
-    # The dashboard's operating-point wording uses training.metrics (at_prevalence, SCREENING_PREVALENCE in
-    # dashboard/services.py). Metrics are shared evaluation code and need a neutral home (e.g. an
-    # `evaluation` package below training and dashboard); moving them touches files being edited in
-    # parallel (issue 10, "Layers that point the wrong way").
-    ("dashboard", "training.metrics"): "metrics need a neutral home; moving them touches files edited in parallel",
+    # empty: the metrics moved to model/metrics.py, below both training and the dashboard
 }
 
 # Private names imported across packages, with the reason. Same rule: remove when gone.
-PRIVATE_ALLOWED_FOR_NOW: dict[tuple[str, str], str] = {
-    # model/triage.py decodes a PIL image it was handed (not a file) with data.images._to_rgb; the public
-    # name is data.images.to_rgb. model/triage.py is being split by the model engineer (issue 10).
-    ("model/triage.py", "data.images._to_rgb"): "switch to data.images.to_rgb when model/triage.py is split",
-}
+PRIVATE_ALLOWED_FOR_NOW: dict[tuple[str, str], str] = {}
 
 
 def python_files() -> Iterator[Path]:

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from model.checkpoint import CONFIG, WEIGHTS, file_sha256, load_checkpoint, save_checkpoint
+from model.metrics import SCREENING_PREVALENCE, at_prevalence, curves, rates_at_threshold, roc_auc, summarize
 from model.patient_context import features_by_patient
 from training import calibration, patient_context, whole_patient
-from training.metrics import SCREENING_PREVALENCE, at_prevalence, curves, rates_at_threshold, roc_auc, summarize
 from training.model_card import render_card
 
 MODEL_ID = "melanoma-lite0-224-ctx"

@@ -20,9 +20,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from data.folds import assign_folds
+from model.metrics import roc_auc
 from model.network import NetworkConfig
 from model.pretrained import build_network
-from training.metrics import roc_auc
 from training.partial import tail_modules
 from training.train_cached import CachedData, balanced_draw_weights, load_cache
 from training.trunk_cache import TRAIN_SOURCES

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from training.metrics import SCREENING_PREVALENCE
+from model.metrics import SCREENING_PREVALENCE
 
 
 def prevalence_weights(frame: pd.DataFrame, prevalence: float = SCREENING_PREVALENCE) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.metrics import SCREENING_PREVALENCE, curves, rates_at_threshold, summarize, threshold_for_sensitivity
+from model.metrics import SCREENING_PREVALENCE, curves, rates_at_threshold, summarize, threshold_for_sensitivity
 
 TARGET_SENSITIVITY = 0.90  # the operating point: miss at most 1 in 10 melanomas in validation
 

@@ -37,8 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.triage import TRIAGE_DEFAULTS, UD_METHODS, blend, rank_descending, ugly_duckling
-from training.metrics import (
+from model.metrics import (
     SCREENING_PREVALENCE,
     at_prevalence,
     partial_auc_above_tpr,
@@ -46,6 +45,7 @@ from training.metrics import (
     roc_auc,
     threshold_for_sensitivity,
 )
+from model.triage import TRIAGE_DEFAULTS, UD_METHODS, blend, rank_descending, ugly_duckling
 
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
 SENSITIVITY = 0.90

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
+from model.metrics import SCREENING_PREVALENCE
 from training.evaluate import report_from_predictions
-from training.metrics import SCREENING_PREVALENCE
 from training.train import portable_path
 
 MODEL_ID = "melanoma-lite0-224"

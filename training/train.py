@@ -35,11 +35,11 @@ from data.folds import assign_folds
 from data.readers import datasets_root, load_datasets
 from data.transforms import eval_transform, train_transform
 from model.checkpoint import REPO_ROOT, save_checkpoint
+from model.metrics import roc_auc
 from model.network import MelanomaNet, NetworkConfig
 from model.pretrained import backbone_data_config, build_network
 from training import distributed as D
 from training.bundle import inference_preprocess
-from training.metrics import roc_auc
 
 
 @dataclass

@@ -2,8 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.evaluate import report_from_predictions
-from training.metrics import (
+from model.metrics import (
     at_prevalence,
     bootstrap_ci,
     calibration,
@@ -14,6 +13,7 @@ from training.metrics import (
     specificity_at_sensitivity,
     threshold_for_sensitivity,
 )
+from training.evaluate import report_from_predictions
 
 rng = np.random.default_rng(0)
 Y = rng.integers(0, 2, 2000)
