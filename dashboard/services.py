@@ -28,7 +28,8 @@ from dashboard.store.config import DEFAULT_MAX_IMAGE_BYTES
 from dashboard.store.files import FORMAT_EXTENSIONS, inspect_image
 from dashboard.store.models import ACTIONS, ANATOMIC_SITES, SEXES
 from dashboard.store.records import LesionReview, ReviewToSave
-from data.images import MAX_PIXELS, ImageDecodeError, decode_image, probe_image, sha256_of
+from data.hashing import sha256_bytes as sha256_of
+from data.images import MAX_PIXELS, ImageDecodeError, decode_image, probe_image
 from model.metrics import SCREENING_PREVALENCE, at_prevalence
 
 if TYPE_CHECKING:

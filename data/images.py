@@ -19,7 +19,6 @@ refused everywhere alike, with the same words:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import warnings
@@ -65,10 +64,6 @@ class ImageFacts:
 def image_extensions() -> set[str]:
     """Every file extension Pillow can open (lower case, with the dot)."""
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def too_large_reason(pixels: int, max_pixels: int = MAX_PIXELS, width: int | None = None, height: int | None = None):

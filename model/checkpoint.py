@@ -13,7 +13,6 @@ weights" calls `weights_digest(config)`, so every reader gives the same answer.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
+from data.hashing import sha256_bytes, sha256_file
 from model.network import MelanomaNet, NetworkConfig
 
 FORMAT = "melanoma-triage-checkpoint/1"
@@ -67,14 +67,6 @@ def weights_digest(config: dict[str, Any]) -> str | None:
     return str(digest) if digest else None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save_checkpoint(
     folder: str | Path, model: MelanomaNet, extra: dict[str, Any] | None = None, half: bool = True
 ) -> Path:
@@ -94,7 +86,7 @@ def save_checkpoint(
         "code_version": code_version(),
         "network": model.config.to_dict(),
         **(extra or {}),
-        "weights_sha256": file_sha256(folder / WEIGHTS),
+        "weights_sha256": sha256_file(folder / WEIGHTS),
     }
     (folder / CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
     return folder
@@ -149,7 +141,7 @@ def load_checkpoint(folder: str | Path | None = None) -> tuple[MelanomaNet, dict
         state = load(data)
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
-    actual = hashlib.sha256(data).hexdigest()
+    actual = sha256_bytes(data)
     recorded = config.get("weights_sha256")
     if recorded and str(recorded).lower() != actual:
         raise CheckpointError(

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.checkpoint import CONFIG, WEIGHTS, file_sha256, load_checkpoint, save_checkpoint
+from data.hashing import sha256_file
+from model.checkpoint import CONFIG, WEIGHTS, load_checkpoint, save_checkpoint
 from model.metrics import SCREENING_PREVALENCE, at_prevalence, curves, rates_at_threshold, roc_auc, summarize
 from model.patient_context import features_by_patient
 from training import calibration, patient_context, whole_patient
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
-    assert file_sha256(out / WEIGHTS) == saved["weights_sha256"]
+    assert sha256_file(out / WEIGHTS) == saved["weights_sha256"]
     print(json.dumps({"threshold": threshold, "second_stage": deploy, "derm7pt_auc": (external or {}).get("auc")}))
     return 0
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.checkpoint import DEFAULT_CHECKPOINT, file_sha256
+from data.hashing import sha256_file
+from model.checkpoint import DEFAULT_CHECKPOINT
 from model.metrics import SCREENING_PREVALENCE
 from training.evaluate import report_from_predictions
 from training.train import portable_path
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     weights = out / "model.safetensors"
     shutil.copyfile(final / "model.safetensors", weights)
-    if file_sha256(weights) != config["weights_sha256"]:
+    if sha256_file(weights) != config["weights_sha256"]:
         raise SystemExit("weights do not match the SHA-256 recorded when they were saved")
     triage = json.loads(args.triage.read_text()) if args.triage and args.triage.exists() else config.get("triage")
     config["training"] = portable(config["training"])

@@ -9,7 +9,6 @@ renamed into place, so a crash leaves either the whole file or a stray
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from data.hashing import sha256_bytes, sha256_file
 
 # Formats a dermoscope or phone camera produces. Restricting Image.open to
 # these keeps Pillow's rarer (and historically less hardened) decoders out.
@@ -58,18 +59,6 @@ def blob_relpath(sha256: str, extension: str) -> str:
     if not is_sha256(sha256):
         raise ValueError("not a lowercase hex SHA-256 digest")
     return f"{sha256[:2]}/{sha256[2:4]}/{sha256}.{extension}"
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _mb(n: int) -> str:

@@ -33,8 +33,9 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from dashboard.store import config
 from dashboard.store.api import CaseStore
 from dashboard.store.engine import sqlite_read_only_url
-from dashboard.store.files import TEMP_PREFIX, blob_relpath, sha256_file
+from dashboard.store.files import TEMP_PREFIX, blob_relpath
 from dashboard.store.models import LesionImage
+from data.hashing import sha256_file
 
 
 @dataclass(frozen=True)
