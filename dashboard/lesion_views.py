@@ -12,30 +12,18 @@ from dashboard import components as ui
 from dashboard import resources
 from dashboard.services import DECISION_HELP, DECISIONS, ReviewState, pct, reason_lines, score_band
 from dashboard.textsafe import literal
+from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 
-DEFAULT_CAM_METHOD = "gradcam"
 GALLERY_OPACITY = 0.45
 
 
 def cam_methods() -> list[str]:
-    """Names of the available saliency methods (empty when model/cam.py is not installed)."""
-    try:
-        from model.cam import CAM_METHODS
-    except ImportError:
-        return []
+    """Names of the saliency methods, in model/cam.py's registry order."""
     return list(CAM_METHODS)
-
-
-def cam_available() -> list[str]:
-    return cam_methods()
 
 
 def cam_label(method: str, short: bool = True) -> str:
     """Display name of a CAM method; the long form carries model/cam.py's note on what it shows."""
-    try:
-        from model.cam import CAM_LABELS
-    except ImportError:
-        return method
     label = CAM_LABELS.get(method, method)
     return label.split(" (")[0] if short else label
 
@@ -43,7 +31,7 @@ def cam_label(method: str, short: bool = True) -> str:
 def default_cam_method(methods: list[str]) -> str | None:
     if not methods:
         return None
-    return DEFAULT_CAM_METHOD if DEFAULT_CAM_METHOD in methods else methods[0]
+    return DEFAULT_METHOD if DEFAULT_METHOD in methods else methods[0]
 
 
 def heatmap_for(state: ReviewState, predictor: Any, sha256: str, method: str) -> Any:

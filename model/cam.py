@@ -54,6 +54,9 @@ CAM_LABELS: dict[str, str] = {
     "eigencam": "EigenCAM (gradient-free: the feature map's main component, not specific to the score)",
 }
 DEFAULT_METHOD = "gradcam"
+# Shown side by side on the Saliency page unless the clinician picks others: two gradient methods and the
+# gradient-free one, so agreement between them can be judged.
+COMPARE_BY_DEFAULT = ("gradcam", "gradcam++", "eigencam")
 CACHE_SIZE = 256
 BATCH_SIZE = 8
 

@@ -121,6 +121,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from model.cam import CAM_METHODS, DEFAULT_METHOD  # the registry names the choices (imported on use)
+
     parser = argparse.ArgumentParser(prog="python -m model.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: committed model)")
     parser.add_argument("--input", type=Path, required=True, help="Kaggle-layout CSV (image_name, …) or image folder")
@@ -137,8 +139,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cam-method",
         type=_cam_method,
-        default="gradcam",
-        help="gradcam, gradcam++, layercam or eigencam (default gradcam)",
+        default=DEFAULT_METHOD,
+        help=f"{', '.join(CAM_METHODS)} (default {DEFAULT_METHOD})",
     )
     return parser.parse_args(argv)
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import auth_ui, resources
 from dashboard import components as ui
-from dashboard.lesion_views import cam_available, lesion_card
+from dashboard.lesion_views import cam_methods, lesion_card
 from dashboard.services import (
     NEW_LESION,
     SEX_OPTIONS,
@@ -521,7 +521,7 @@ def _results_section() -> None:
         shown = table[flagged] if show == "Flagged only" else table
         if shown.empty:
             st.info("No lesion is flagged.")
-        cams = cam_available()
+        cams = cam_methods()
         for row in shown.itertuples():
             lesion_card(state, row, op.threshold, predictor, cams, editable=not state.is_saved)
     with duck_map:

@@ -27,6 +27,7 @@ from dashboard.services import (
     stored_lesion_image,
 )
 from dashboard.textsafe import literal
+from model.cam import COMPARE_BY_DEFAULT
 
 STORED_CACHE = "saliency_stored"  # session_state: ((visit, lesion) query, StoredLesionImage) last opened
 
@@ -36,7 +37,7 @@ def method_controls(methods: list[str]) -> tuple[list[str], float]:
     chosen = c1.multiselect(
         "Methods",
         methods,
-        default=[m for m in ("gradcam", "gradcam++", "eigencam") if m in methods] or methods[:2],
+        default=[m for m in COMPARE_BY_DEFAULT if m in methods] or methods[:2],
         format_func=cam_label,
         key="saliency_methods",
         help="Grad-CAM and Grad-CAM++ follow the gradient of the melanoma score; Eigen-CAM shows the dominant "
