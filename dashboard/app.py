@@ -22,7 +22,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import auth_ui, components, resources  # noqa: E402
+from dashboard import auth_ui, components, navigation, resources  # noqa: E402
 
 # A local file: no icon is fetched from a font or emoji CDN (the dashboard must work offline).
 ICON = REPO_ROOT / "dashboard" / "assets" / "icon.png"
@@ -43,25 +43,24 @@ if user is None:
     # The app's other addresses also show the sign-in page, and keep their query string for after it.
     login += [
         st.Page(auth_ui.login_page, title="Sign in", url_path=path)
-        for path in ("saliency", "history", "model", "audit", "users")
+        for path in (spec.url_path for spec in navigation.PAGES.values() if spec.url_path)
     ]
     st.navigation(login, position="hidden").run()
     st.stop()
 
-review = st.Page("views/review.py", title="Patient review", icon=":material/patient_list:")
-history = st.Page("views/history.py", title="Case history", icon=":material/history:", url_path="history")
+review, history = navigation.page("review"), navigation.page("history")
 PAGES = []
 if user.can("patient.write"):
     PAGES.append(review)
 if user.can("patient.read"):
-    saliency = st.Page("views/saliency.py", title="Saliency", icon=":material/visibility:", url_path="saliency")
+    saliency = navigation.page("saliency")
     # A viewer starts on Case history; a clinician on Patient review, with Saliency next to it.
     PAGES += [saliency, history] if user.can("patient.write") else [history, saliency]
-PAGES.append(st.Page("views/model_card.py", title="Model", icon=":material/model_training:", url_path="model"))
+PAGES.append(navigation.page("model"))
 if user.can("audit.read"):
-    PAGES.append(st.Page("views/audit.py", title="Audit log", icon=":material/policy:", url_path="audit"))
+    PAGES.append(navigation.page("audit"))
 if user.can("users.manage"):
-    PAGES.append(st.Page("views/users.py", title="Users", icon=":material/group:", url_path="users"))
+    PAGES.append(navigation.page("users"))
 # The first page this role may use opens at "/".
 
 page = st.navigation(PAGES, position="sidebar")

@@ -10,6 +10,7 @@ from PIL import Image
 
 from dashboard import components as ui
 from dashboard import resources
+from dashboard.navigation import page
 from dashboard.services import DECISION_HELP, DECISIONS, ReviewState, pct, reason_lines, score_band
 from dashboard.textsafe import literal
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
@@ -52,7 +53,7 @@ def saliency_link(lesion_key: str, visit_id: int | None = None) -> None:
     which the page then reads from the case store instead of the review in progress.
     """
     params = {"lesion": lesion_key} if visit_id is None else {"visit": str(visit_id), "lesion": lesion_key}
-    st.page_link("views/saliency.py", label="Inspect saliency", icon=":material/visibility:", query_params=params)
+    st.page_link(page("saliency"), label="Inspect saliency", query_params=params)
 
 
 def overlay_image(base: Image.Image, heatmap: Any, opacity: float) -> Image.Image:

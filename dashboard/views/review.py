@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import auth_ui, resources
 from dashboard import components as ui
 from dashboard.lesion_views import cam_methods, lesion_card
+from dashboard.navigation import page
 from dashboard.services import (
     NEW_LESION,
     SEX_OPTIONS,
@@ -546,7 +547,7 @@ def _save_section(table) -> None:
         c1, c2 = st.columns([1, 3])
         if state.patient and state.patient.patient_id is not None:
             c1.page_link(
-                "views/history.py",
+                page("history"),
                 label="Open in case history",
                 icon=":material/history:",
                 query_params={"patient_id": str(state.patient.patient_id)},

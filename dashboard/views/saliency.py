@@ -17,6 +17,7 @@ from PIL import Image
 from dashboard import auth_ui, resources
 from dashboard import components as ui
 from dashboard.lesion_views import cam_label, cam_methods, default_cam_method, heatmap_for, overlay_image
+from dashboard.navigation import page
 from dashboard.services import (
     StoredImageError,
     StoredLesionImage,
@@ -91,7 +92,7 @@ def open_stored(visit_param: str, lesion_param: str) -> StoredLesionImage:
         stored = stored_lesion_image(store, visit_param, lesion_param)
     except StoredImageError as exc:
         st.error(literal(exc), icon=":material/broken_image:")
-        st.page_link("views/history.py", label="Go to Case history", icon=":material/history:")
+        st.page_link(page("history"), label="Go to Case history")
         st.stop()
         raise AssertionError("unreachable") from None  # st.stop() raises
     st.session_state[STORED_CACHE] = (wanted, stored)
@@ -128,7 +129,7 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
     lesion, scored_by = stored.lesion, stored.scored_by
     st.info(f"**Image from a saved visit (read-only).** {literal(stored.source_line())}", icon=":material/history:")
     st.page_link(
-        "views/history.py",
+        page("history"),
         label="Back to case history",
         icon=":material/arrow_back:",
         query_params={"patient_id": str(stored.visit.patient_id)},
@@ -176,7 +177,7 @@ if table.empty:
         "No lesions have been scored yet. Load and score a patient's lesions on **Patient review** first.",
         icon=":material/info:",
     )
-    st.page_link("views/review.py", label="Go to Patient review", icon=":material/patient_list:")
+    st.page_link(page("review"), label="Go to Patient review")
     st.stop()
 
 keys = list(table["image_id"])
