@@ -163,3 +163,15 @@ def normalise_age(values: pd.Series, source: str | None = None) -> pd.Series:
 def normalise_diagnosis(values: pd.Series) -> pd.Series:
     cleaned = values.fillna("").astype(str).str.strip().str.lower()
     return cleaned.map(DIAGNOSIS_ALIASES).fillna(UNKNOWN)
+
+
+def lesion_metadata(sites: list[str | None], sex: str | None, age: object, source: str) -> pd.DataFrame:
+    """site/sex/age rows for one patient's lesions, normalised once (unknown or invalid values reported once)."""
+    n = len(sites)
+    return pd.DataFrame(
+        {
+            "site": normalise_site(pd.Series([site or UNKNOWN for site in sites], dtype=object), source),
+            "sex": normalise_sex(pd.Series([sex or UNKNOWN] * n, dtype=object), source),
+            "age": normalise_age(pd.Series([age] * n, dtype=object), source),
+        }
+    )

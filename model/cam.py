@@ -311,18 +311,9 @@ def explain(
     predictor, image: Image.Image, site: str = "unknown", patient=None, method: str = DEFAULT_METHOD
 ) -> np.ndarray:
     """Heatmap (H, W) in [0, 1] at the image's original resolution for the melanoma score."""
-    record = pd.DataFrame(
-        {
-            "site": [site or "unknown"],
-            "sex": [getattr(patient, "sex", None) or "unknown"],
-            "age": [getattr(patient, "age", None)],
-        }
-    )
-    from data.schema import normalise_age, normalise_sex, normalise_site
+    from data.schema import lesion_metadata
 
-    record["site"] = normalise_site(record["site"], "cam")
-    record["sex"] = normalise_sex(record["sex"])
-    record["age"] = normalise_age(record["age"])
+    record = lesion_metadata([site], getattr(patient, "sex", None), getattr(patient, "age", None), "cam")
     return explain_many(predictor, [image], record, method)[0]
 
 

@@ -53,7 +53,7 @@ from PIL import Image, ImageOps
 from torch import nn
 
 from data.images import ImageDecodeError, decode_image, geometry_problem, to_rgb
-from data.schema import normalise_age, normalise_sex, normalise_site
+from data.schema import lesion_metadata
 from model.patient_context import ContextModel, patient_features
 from model.ugly_duckling import (  # noqa: F401  (re-exported: the triage API)
     UD_METHODS,
@@ -378,14 +378,8 @@ def triage_patient(
     default_batch = CPU_BATCH if runner.device.type == "cpu" else predictor.batch_size
     batch = max(1, int(batch_size or default_batch))
     # Metadata normalised once for the patient (unknown site names are reported once, not per batch).
-    sites_all = normalise_site(pd.Series([lesion.site or "unknown" for lesion in lesions], dtype=object), "triage")
-    metadata = pd.DataFrame(
-        {
-            "site": sites_all,
-            "sex": normalise_sex(pd.Series([patient.sex] * total, dtype=object), "triage"),
-            "age": normalise_age(pd.Series([patient.age] * total, dtype=object), "triage"),
-        }
-    )
+    metadata = lesion_metadata([lesion.site for lesion in lesions], patient.sex, patient.age, "triage")
+    sites_all = metadata["site"]
     # Decoding runs ahead in threads (Pillow releases the GIL) while the network scores full batches.
     stream = runner.score_stream(
         [lambda lesion=lesion: decode_lesion(lesion) for lesion in lesions],
