@@ -22,9 +22,8 @@ from data.readers import load_dataset
 from data.transforms import inference_transform
 from model.checkpoint import load_checkpoint
 from model.network import NetworkConfig
+from model.predictor import TTA_VIEWS
 from model.pretrained import build_network
-
-FLIPS = (lambda x: x, lambda x: x.flip(-1))
 
 
 @torch.inference_mode()
@@ -37,7 +36,7 @@ def score_dataset(model, config: dict, records, views: int = 2, batch: int = 8) 
     for s in tqdm(range(0, len(paths), batch), desc="score", unit="batch", mininterval=10):
         x = torch.stack([transform(decode_image(p)) for p in paths[s : s + batch]])
         meta = meta_all[s : s + batch]
-        outs = [model(flip(x), meta) for flip in FLIPS[:views]]
+        outs = [model(view(x), meta) for view in TTA_VIEWS[:views]]
         logits.append(torch.stack([o["logit"] for o in outs], 1))
         embeddings.append(torch.stack([o["embedding"] for o in outs]).mean(0))
     return {

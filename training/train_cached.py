@@ -43,7 +43,7 @@ from model.checkpoint import save_checkpoint
 from model.network import MelanomaNet, NetworkConfig
 from model.pretrained import build_network
 from training.partial import freeze_trunk, modules_between, tail_forward, tail_modules, tail_parameters
-from training.trunk_cache import TRAIN_SOURCES, TTA_VIEWS
+from training.trunk_cache import TRAIN_SOURCES, TTA_VIEW_COUNT
 
 IGNORE_INDEX = -100
 
@@ -279,13 +279,13 @@ def predict_cached(net: MelanomaNet, data: CachedData, idx: np.ndarray, batch: i
     for s in range(0, len(idx), batch):
         rows = torch.from_numpy(idx[s : s + batch])
         view_logits, view_embeddings = [], []
-        for v in range(TTA_VIEWS):
+        for v in range(TTA_VIEW_COUNT):
             out = tail_forward(net, data.features[rows, v].float(), meta[s : s + batch])
             view_logits.append(out["logit"])
             view_embeddings.append(out["embedding"])
         logits.append(torch.stack(view_logits, 1))
         embeddings.append(torch.stack(view_embeddings).mean(0))
-    logit = torch.cat(logits).numpy() if logits else np.zeros((0, TTA_VIEWS))
+    logit = torch.cat(logits).numpy() if logits else np.zeros((0, TTA_VIEW_COUNT))
     embedding = torch.cat(embeddings).numpy() if embeddings else np.zeros((0, net.embedding_dim))
     return {"logit": logit, "embedding": embedding}
 
@@ -293,7 +293,7 @@ def predict_cached(net: MelanomaNet, data: CachedData, idx: np.ndarray, batch: i
 def prediction_frame(records: pd.DataFrame, pred: dict[str, np.ndarray]) -> pd.DataFrame:
     cols = ["image_id", "group_id", "dataset", "target", "site", "sex", "age", "diagnosis"]
     frame = records[cols].reset_index(drop=True).copy()
-    for v in range(TTA_VIEWS):
+    for v in range(TTA_VIEW_COUNT):
         frame[f"logit_v{v}"] = pred["logit"][:, v]
     frame["p_raw"] = (1 / (1 + np.exp(-pred["logit"]))).mean(1)
     return frame

@@ -33,11 +33,12 @@ from data.images import decode_image
 from data.readers import EXTERNAL_ONLY, load_dataset
 from data.transforms import RandomDegrade, eval_transform, train_transform
 from model.network import NetworkConfig
+from model.predictor import TTA_VIEWS
 from model.pretrained import build_network
 from training.partial import trunk_modules
 
 logger = logging.getLogger(__name__)
-TTA_VIEWS = 2  # views 0 and 1: identity and horizontal flip, the deployed TTA policy
+TTA_VIEW_COUNT = 2  # views 0 and 1: identity and horizontal flip, the deployed TTA policy
 TRAIN_SOURCES = ("ham10000", "isic2017", "isic2020", "isic2020_patients")
 
 
@@ -48,12 +49,12 @@ def image_seed(image_id: str, seed: int) -> int:
 def view_tensors(image, image_id: str, views: int, size: int, mean, std, seed: int) -> list[torch.Tensor]:
     """The `views` inputs of one image: identity, hflip, then seeded random augmentations."""
     clean = eval_transform(size, mean, std)(image)
-    out = [clean, clean.flip(-1)][:views]
-    if views > TTA_VIEWS:
+    out = [view(clean) for view in TTA_VIEWS[: min(views, TTA_VIEW_COUNT)]]  # the deployed predictor's own views
+    if views > TTA_VIEW_COUNT:
         state = torch.get_rng_state()
         torch.manual_seed(image_seed(image_id, seed))
         augment = v2.Compose([RandomDegrade(), train_transform(size, mean, std)])
-        out += [augment(image) for _ in range(views - TTA_VIEWS)]
+        out += [augment(image) for _ in range(views - TTA_VIEW_COUNT)]
         torch.set_rng_state(state)
     return out
 
@@ -136,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-per-dataset", type=int, default=None)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
-    if args.views < TTA_VIEWS:
-        parser.error(f"--views must be at least {TTA_VIEWS}")
+    if args.views < TTA_VIEW_COUNT:
+        parser.error(f"--views must be at least {TTA_VIEW_COUNT}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": args.image_size,
         "cut": args.cut,
         "views": args.views,
-        "tta_views": TTA_VIEWS,
+        "tta_views": TTA_VIEW_COUNT,
         "seed": args.seed,
         "limit_per_dataset": args.limit_per_dataset,
         "augment": "RandomDegrade() then data.transforms.train_transform",
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         records = load_dataset(name)
         if args.limit_per_dataset:
             records = records.sample(min(args.limit_per_dataset, len(records)), random_state=args.seed)
-        views = TTA_VIEWS if name in EXTERNAL_ONLY else args.views
+        views = TTA_VIEW_COUNT if name in EXTERNAL_ONLY else args.views
         cache_dataset(name, records, trunk, config, out, views, args.seed)
     print(f"trunk cache in {out} ({time.time() - start:.0f} s)")
     return 0
