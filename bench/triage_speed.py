@@ -32,7 +32,8 @@ from PIL import Image
 from data.readers import datasets_root
 from model.checkpoint import DEFAULT_CHECKPOINT, REPO_ROOT
 from model.predictor import TTA_VIEWS, Predictor
-from model.triage import LesionInput, PatientInfo, rank_descending, triage_patient, ugly_duckling
+from model.triage import LesionInput, PatientInfo, triage_patient
+from model.ugly_duckling import rank_descending, ugly_duckling
 
 SECTION = "## Triage speed (CPU)"
 GOAL_SPEEDUP, GOAL_SECONDS, GOAL_CAM = 3.0, 10.0, 0.5
@@ -219,7 +220,7 @@ def render(r: dict) -> str:
         f"Goal ≤ {GOAL_CAM:g} s: {goal_cam}.",
         "",
         "What helped (measured on this machine, lite0 at 224 px): folding conv+BN and channels_last memory "
-        "cut the network from ~14 ms per image-view at batch 1 to ~5 ms at batch 4 (model.triage.CPU_BATCH); "
+        "cut the network from ~14 ms per image-view at batch 1 to ~5 ms at batch 4 (model.fast_cpu.CPU_BATCH); "
         "larger batches are slower here (9 ms at 16, 12 ms at 32: the activations leave the cache), and plain "
         "NCHW batches are slower than batch 1 (middle row). Decoding in threads overlaps the network, but on "
         "2 cores its ~3.5 ms per 512 px JPEG (decode + resize) still adds up, and it is the same work in both "
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lesions", type=int, default=50)
     parser.add_argument("--tta", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=None, help="default: model.triage.CPU_BATCH")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: model.fast_cpu.CPU_BATCH")
     parser.add_argument("--cam-lesions", type=int, default=10)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: model/weights/default if present")
     parser.add_argument("--write", type=Path, default=None, help="update this file's '## Triage speed (CPU)' section")

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from data.readers import DatasetError, defuse_formula, read_folder, read_kaggle
 from model.checkpoint import CheckpointError
 from model.predictor import MAX_TTA, Predictor
-from model.triage import output_table
+from model.triage_table import output_table
 
 log = logging.getLogger("model.predict")
 

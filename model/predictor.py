@@ -122,7 +122,7 @@ class Predictor:
         inference = self.config.get("inference") or {}
         return check_tta(inference.get("tta", DEFAULT_TTA), "the checkpoint's inference.tta")
 
-    channels_last = False  # True for the conv+BN-folded CPU twin (model.triage.inference_predictor)
+    channels_last = False  # True for the conv+BN-folded CPU twin (model.fast_cpu.inference_predictor)
 
     def _autocast(self):
         if self.device.type == "cuda":

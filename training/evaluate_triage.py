@@ -45,7 +45,9 @@ from model.metrics import (
     roc_auc,
     threshold_for_sensitivity,
 )
-from model.triage import TRIAGE_DEFAULTS, UD_METHODS, blend, rank_descending, ugly_duckling
+from model.triage_scoring import blend
+from model.triage_settings import TRIAGE_DEFAULTS
+from model.ugly_duckling import UD_METHODS, rank_descending, ugly_duckling
 
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
 SENSITIVITY = 0.90

@@ -60,7 +60,7 @@ def view_tensors(image, image_id: str, views: int, size: int, mean, std, seed: i
 
 
 def build_trunk(backbone: str, cut: str, image_size: int) -> tuple[torch.nn.Module, NetworkConfig]:
-    from model.triage import fuse_conv_bn
+    from model.fast_cpu import fuse_conv_bn
 
     config = NetworkConfig(backbone=backbone, image_size=image_size)
     net = build_network(config, imagenet=True).eval()

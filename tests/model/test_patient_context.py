@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from model.patient_context import FEATURES, ContextModel, feature_outlier_distance, patient_features
-from model.triage import score_patient, triage_settings
+from model.triage_scoring import score_patient
+from model.triage_settings import triage_settings
 
 
 def embeddings(n: int, odd: int | None = None, seed: int = 0) -> np.ndarray:

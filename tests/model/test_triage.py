@@ -11,19 +11,11 @@ import pytest
 from PIL import Image
 
 from model.predictor import Predictor
-from model.triage import (
-    TRIAGE_DEFAULTS,
-    LesionInput,
-    PatientInfo,
-    blend,
-    embedding_map,
-    output_table,
-    rank_descending,
-    robust_z,
-    triage_patient,
-    triage_settings,
-    ugly_duckling,
-)
+from model.triage import LesionInput, PatientInfo, triage_patient
+from model.triage_scoring import blend
+from model.triage_settings import TRIAGE_DEFAULTS, triage_settings
+from model.triage_table import output_table
+from model.ugly_duckling import embedding_map, rank_descending, robust_z, ugly_duckling
 
 # The ISIC 2020 patient with the most images here (9: 8 melanoma + 1 benign).
 PATIENT = "IP_7373371"
@@ -127,7 +119,7 @@ def test_triage_matches_batch_predictor(predictor, datasets_dir, isic2020):
     records = read_kaggle(datasets_dir / "isic2020" / "train.csv", datasets_dir / "isic2020" / "train", "isic2020")
     records = records[records.group_id == "IP_7279968"].sort_values("image_id")
     scored = predictor.predict_records(records, tta=2)
-    from model.triage import inference_predictor
+    from model.fast_cpu import inference_predictor
 
     assert inference_predictor(predictor).fused_pairs > 40  # the triage scores with the folded CPU twin
     np.testing.assert_allclose(result.table.p_melanoma, scored.scores.p_melanoma, atol=1e-5)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.triage import triage_settings
+from model.triage_settings import triage_settings
 from training.evaluate_triage import EvaluationError, Grid, align, evaluate, load_inputs, main
 
 
