@@ -83,10 +83,21 @@ _PAIRED: tuple[tuple[str, str, Side, str, tuple[Point, ...]], ...] = (
     ("sole", "sole", "back", "palms/soles", _box(35, 3, 49, 14)),
 )
 
+_HEAD = (
+    (44.0, 166.0),
+    (56.0, 166.0),
+    (59.0, 171.0),
+    (59.0, 189.0),
+    (56.0, 194.0),
+    (44.0, 194.0),
+    (41.0, 189.0),
+    (41.0, 171.0),
+)
+
 # Midline parts: (key, label, side, site, polygon).
 _MIDLINE: tuple[tuple[str, str, Side, str, tuple[Point, ...]], ...] = (
-    ("face", "Face", "front", "head/neck", _box(41, 166, 59, 194)),
-    ("scalp", "Scalp", "back", "head/neck", _box(41, 166, 59, 194)),
+    ("face", "Face", "front", "head/neck", _HEAD),
+    ("scalp", "Scalp", "back", "head/neck", _HEAD),
     ("neck_front", "Neck (front)", "front", "head/neck", _box(45, 156, 55, 166)),
     ("neck_back", "Neck (back)", "back", "head/neck", _box(45, 156, 55, 166)),
     ("chest", "Chest", "front", "torso", _box(36, 130, 64, 158)),
