@@ -302,3 +302,37 @@ def group_by_region(items: Iterable[T], region_of: Callable[[T], str | None] = _
         groups[key].items.append(item)
     order = {key: i for i, key in enumerate(REGIONS)}
     return sorted(groups.values(), key=lambda g: (g.key is None, order.get(g.key, len(order)), g.key or ""))
+
+
+# ---------------------------------------------------------------- lesions from the pages' records
+
+
+def lesion_number_label(number: int | None, lesion_id: int, label: str) -> str:
+    return f"#{number or lesion_id} {label}"
+
+
+def saved_lesions_on_map(summaries: Iterable[Any]) -> tuple[list[MapLesion], list[Any]]:
+    """A patient's saved lesions (dashboard.store LesionSummary) as map markers, scored by their latest
+    P(melanoma); and the lesions not placed on the map yet (no region, or a key this vocabulary lacks)."""
+    placed, unplaced = [], []
+    for lesion in summaries:
+        key = getattr(lesion, "body_region", None)
+        if key not in REGIONS:
+            unplaced.append(lesion)
+            continue
+        label = lesion_number_label(getattr(lesion, "number", 0), lesion.id, lesion.label)
+        placed.append(MapLesion(str(lesion.id), label, key, lesion.latest_p_melanoma))
+    return placed, unplaced
+
+
+def review_lesions_on_map(
+    labels: Mapping[str, str], regions: Mapping[str, str | None], scores: Mapping[str, float] | None = None
+) -> list[MapLesion]:
+    """The review's images (``labels``: image key -> label) that have a region, with their score when the
+    triage has run (``scores``: image key -> P(melanoma); a missing key is drawn as not scored)."""
+    scores = scores or {}
+    return [
+        MapLesion(key, label, regions[key], scores.get(key))
+        for key, label in labels.items()
+        if regions.get(key) in REGIONS
+    ]

@@ -14,6 +14,8 @@ from dashboard.body_map import (
     group_by_region,
     region_at,
     region_from_selection,
+    review_lesions_on_map,
+    saved_lesions_on_map,
 )
 from data.body_sites import DIAGRAM_WIDTH, REGIONS
 
@@ -177,3 +179,26 @@ def test_group_by_region_reads_any_attribute():
     lesions = [MapLesion("a", "x", "chest", 0.1), MapLesion("b", "y", "abdomen", 0.2)]
     groups = group_by_region(lesions, region_of=lambda les: les.region)
     assert [g.key for g in groups] == ["chest", "abdomen"]
+
+
+def test_saved_lesions_are_placed_by_their_region_and_the_rest_listed():
+    from types import SimpleNamespace
+
+    summaries = [
+        SimpleNamespace(id=11, number=1, label="back mole", body_region="upper_back", latest_p_melanoma=0.04),
+        SimpleNamespace(id=12, number=2, label="arm", body_region=None, latest_p_melanoma=0.01),
+        SimpleNamespace(id=13, number=3, label="old key", body_region="retired_key", latest_p_melanoma=None),
+    ]
+    placed, unplaced = saved_lesions_on_map(summaries)
+    assert [(m.key, m.label, m.region, m.score) for m in placed] == [("11", "#1 back mole", "upper_back", 0.04)]
+    assert [s.id for s in unplaced] == [12, 13]
+
+
+def test_review_images_with_a_region_are_drawn_scored_or_not():
+    labels = {"sha-a": "left arm", "sha-b": "back", "sha-c": "nowhere"}
+    regions = {"sha-a": "left_upper_arm_front", "sha-b": "upper_back"}
+    lesions = review_lesions_on_map(labels, regions, {"sha-a": 0.2})
+    assert [(m.key, m.region, m.score) for m in lesions] == [
+        ("sha-a", "left_upper_arm_front", 0.2),
+        ("sha-b", "upper_back", None),
+    ]
