@@ -1,0 +1,300 @@
+"""Following one mole across visits, without Streamlit: each known lesion's images and scores by visit
+(from the store's patient timeline), the follow-up picker's filter by site, and the "score rose" flag.
+
+The rise flag compares a lesion's P(melanoma) at its last two visits. Its margin is configuration (a rule
+from ``RISE_RULES`` and its value, ``FOLLOW_UP_RISE``): by default the odds of melanoma doubled. Why odds
+and not percentage points: the shipped model is calibrated to screening prevalence (threshold ≈ 1.6%), so
+most scores are a few per cent; a "+10 points" rule would stay silent while a lesion went from 0.5% to 9%
+(an 18-fold rise across the threshold), and odds are the scale on which a logistic score moves.
+A rise within the scores' TTA spread may be noise, and so is any rise between scores of different models:
+the flag says so instead of hiding it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dashboard.store.records import ImageView, PatientTimeline
+
+ALL_SITES = "all sites"
+
+# The default "score rose" margin: odds of melanoma doubled since the previous visit (see the docstring).
+FOLLOW_UP_RISE: dict[str, Any] = {"kind": "odds_ratio", "value": 2.0}
+
+
+@dataclass(frozen=True)
+class LesionVisit:
+    """One visit's image of a lesion and the score saved with it."""
+
+    visit_id: int
+    visit_number: int  # per patient (1 = first visit)
+    visit_time: datetime
+    image: ImageView
+    p_melanoma: float | None
+    p_spread: float | None  # None on scores saved before the spread was recorded
+    ugly_duckling: float | None
+    model_id: str | None
+    rank: int | None = None
+
+    @property
+    def date(self) -> str:
+        return self.visit_time.astimezone().strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class LesionHistory:
+    """A known lesion of the patient: what it is, where it is, and its visits oldest first."""
+
+    lesion_id: int
+    number: int  # per patient (1 = the patient's first lesion)
+    label: str
+    site: str
+    visits: tuple[LesionVisit, ...]
+    body_region: str | None = None
+
+    @property
+    def latest(self) -> LesionVisit:
+        return self.visits[-1]
+
+    @property
+    def previous(self) -> LesionVisit | None:
+        return self.visits[-2] if len(self.visits) > 1 else None
+
+    def title(self) -> str:
+        return f"#{self.number or self.lesion_id} {self.label}".strip()
+
+    def where(self) -> str:
+        """Site, and the body-map region when one was recorded."""
+        return self.site if not self.body_region else f"{self.site} · {region_label(self.body_region)}"
+
+
+def region_label(key: str) -> str:
+    from data.body_sites import REGIONS
+
+    region = REGIONS.get(key)
+    return region.label if region is not None else key
+
+
+def lesion_histories(timeline: PatientTimeline) -> list[LesionHistory]:
+    """Every lesion of the patient with its images and scores by visit, in the patient's lesion order.
+
+    Read from ``CaseStore.patient_timeline`` (one query): a visit with several images of the same lesion
+    keeps the last one listed (the store orders a visit's lesions by rank).
+    """
+    visits_of: dict[int, dict[int, LesionVisit]] = {}
+    about: dict[int, Any] = {}
+    for visit in timeline.visits:  # oldest first
+        for item in visit.lesions:
+            pred = item.prediction
+            visits_of.setdefault(item.lesion_id, {})[visit.id] = LesionVisit(
+                visit_id=visit.id,
+                visit_number=visit.number or visit.id,
+                visit_time=visit.visit_time,
+                image=item.image,
+                p_melanoma=None if pred is None else pred.p_melanoma,
+                p_spread=None if pred is None else pred.p_spread,
+                ugly_duckling=None if pred is None else pred.ugly_duckling,
+                model_id=None if pred is None else pred.model_id,
+                rank=None if pred is None else pred.rank,
+            )
+            about[item.lesion_id] = item  # the latest visit's site/label/number win
+    histories = [
+        LesionHistory(
+            lesion_id=lesion_id,
+            number=about[lesion_id].lesion_number or lesion_id,
+            label=about[lesion_id].label,
+            site=about[lesion_id].site,
+            visits=tuple(by_visit.values()),
+            body_region=getattr(about[lesion_id], "body_region", None),
+        )
+        for lesion_id, by_visit in visits_of.items()
+    ]
+    return sorted(histories, key=lambda h: h.number)
+
+
+# ---------------------------------------------------------------- picker
+
+
+def site_filter_options(lesions: Iterable[LesionHistory]) -> list[str]:
+    """The picker's site filter: "all sites" first, then each site that has a known lesion."""
+    return [ALL_SITES, *sorted({lesion.site for lesion in lesions})]
+
+
+def default_site_filter(image_site: str, lesions: Sequence[LesionHistory]) -> str:
+    """Start on the image's own site when a known lesion is there (a lesion does not move), else all."""
+    return image_site if any(lesion.site == image_site for lesion in lesions) else ALL_SITES
+
+
+def filter_by_site(
+    lesions: Iterable[LesionHistory], site: str, keep_lesion_id: int | None = None
+) -> list[LesionHistory]:
+    """The known lesions on ``site`` ("all sites": every one). The lesion the image is linked to now
+    (``keep_lesion_id``) always stays, so a filter never hides the current choice."""
+    return [
+        lesion
+        for lesion in lesions
+        if site in (ALL_SITES, lesion.site) or (keep_lesion_id is not None and lesion.lesion_id == keep_lesion_id)
+    ]
+
+
+# ---------------------------------------------------------------- score rise
+
+
+def _odds(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return p / (1 - p)
+
+
+def _odds_ratio_rose(before: float, after: float, margin: float) -> bool:
+    return _odds(after) / _odds(before) > margin
+
+
+def _points_rose(before: float, after: float, margin: float) -> bool:
+    return 100 * (after - before) > margin
+
+
+def _describe_odds_ratio(margin: float) -> str:
+    return "odds of melanoma doubled" if margin == 2 else f"odds of melanoma × {margin:g}"
+
+
+def _describe_points(margin: float) -> str:
+    return f"+{margin:g} percentage points"
+
+
+@dataclass(frozen=True)
+class RiseRule:
+    test: Callable[[float, float, float], bool]  # (before, after, margin) -> rose by more than the margin
+    describe: Callable[[float], str]
+
+
+# Margin kinds a setting may name: "odds_ratio" (after/before odds > value) or "points" (rise > value pp).
+RISE_RULES: dict[str, RiseRule] = {
+    "odds_ratio": RiseRule(_odds_ratio_rose, _describe_odds_ratio),
+    "points": RiseRule(_points_rose, _describe_points),
+}
+
+
+@dataclass(frozen=True)
+class RiseMargin:
+    kind: str = "odds_ratio"
+    value: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in RISE_RULES:
+            raise ValueError(f"unknown score-rise margin {self.kind!r}; use one of {', '.join(RISE_RULES)}")
+        if not (isinstance(self.value, int | float) and math.isfinite(self.value)) or self.value <= 0:
+            raise ValueError(f"the score-rise margin must be a positive number, got {self.value!r}")
+        if self.kind == "odds_ratio" and self.value <= 1:
+            raise ValueError(f"an odds-ratio margin must be above 1 (a rise), got {self.value!r}")
+
+    @classmethod
+    def from_setting(cls, setting: dict[str, Any] | None = None) -> RiseMargin:
+        setting = FOLLOW_UP_RISE if setting is None else setting
+        return cls(kind=str(setting.get("kind", "odds_ratio")), value=setting.get("value", 2.0))
+
+    def rose(self, before: float, after: float) -> bool:
+        return RISE_RULES[self.kind].test(before, after, self.value)
+
+    def describe(self) -> str:
+        return RISE_RULES[self.kind].describe(self.value)
+
+
+@dataclass(frozen=True)
+class ScoreRise:
+    """A score that rose by more than the margin between two visits, and how far to trust that."""
+
+    before: float
+    after: float
+    margin: RiseMargin
+    within_spread: bool | None  # None: a spread was not recorded with one of the scores
+    same_model: bool
+
+    @property
+    def points(self) -> float:
+        return 100 * (self.after - self.before)
+
+    @property
+    def odds_ratio(self) -> float:
+        return _odds(self.after) / _odds(self.before)
+
+    @property
+    def may_be_noise(self) -> bool:
+        return bool(self.within_spread) or not self.same_model
+
+    def headline(self) -> str:
+        from dashboard.wording import pct
+
+        return f"Score rose {pct(self.before)} → {pct(self.after)} ({self.margin.describe()} or more)"
+
+    def caveat(self) -> str:
+        notes = []
+        if not self.same_model:
+            notes.append("the two scores come from different model versions, so the rise may be the model's")
+        if self.within_spread:
+            notes.append("the rise is within the scores' orientation spread (± 2 × TTA spread): it may be noise")
+        elif self.within_spread is None:
+            notes.append("no spread was recorded with one of the scores, so noise cannot be ruled out")
+        notes.append("lighting, focus and framing differ between visits and move scores too; compare the images")
+        return "; ".join(notes).capitalize() + "."
+
+
+def score_rise(
+    before: float | None,
+    after: float | None,
+    margin: RiseMargin,
+    *,
+    before_spread: float | None = None,
+    after_spread: float | None = None,
+    same_model: bool = True,
+) -> ScoreRise | None:
+    """The rise from ``before`` to ``after`` if it exceeds ``margin``, else None (also without two scores).
+
+    A rise counts as "within the spread" when it is no larger than twice the two TTA spreads combined
+    (2·√(s₁² + s₂²)), the ± the pages draw.
+    """
+    if before is None or after is None or not margin.rose(before, after):
+        return None
+    within: bool | None = None
+    if before_spread is not None and after_spread is not None:
+        within = after - before <= 2 * math.hypot(before_spread, after_spread)
+    return ScoreRise(before=before, after=after, margin=margin, within_spread=within, same_model=same_model)
+
+
+def lesion_rise(lesion: LesionHistory, margin: RiseMargin) -> ScoreRise | None:
+    """The lesion's rise since its previous visit (the last two visits with a score)."""
+    scored = [v for v in lesion.visits if v.p_melanoma is not None]
+    if len(scored) < 2:
+        return None
+    before, after = scored[-2], scored[-1]
+    return score_rise(
+        before.p_melanoma,
+        after.p_melanoma,
+        margin,
+        before_spread=before.p_spread,
+        after_spread=after.p_spread,
+        same_model=before.model_id == after.model_id,
+    )
+
+
+def rises_by_visit(lesion: LesionHistory, margin: RiseMargin) -> dict[int, ScoreRise]:
+    """Each scored visit (by visit id) whose score rose by more than the margin since the one before."""
+    scored = [v for v in lesion.visits if v.p_melanoma is not None]
+    found: dict[int, ScoreRise] = {}
+    for before, after in itertools.pairwise(scored):
+        rise = score_rise(
+            before.p_melanoma,
+            after.p_melanoma,
+            margin,
+            before_spread=before.p_spread,
+            after_spread=after.p_spread,
+            same_model=before.model_id == after.model_id,
+        )
+        if rise is not None:
+            found[after.visit_id] = rise
+    return found

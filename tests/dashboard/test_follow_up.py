@@ -1,0 +1,177 @@
+"""Known lesions by visit from a timeline, the picker's site filter and the "score rose" flag."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dashboard.follow_up import (
+    ALL_SITES,
+    FOLLOW_UP_RISE,
+    RiseMargin,
+    default_site_filter,
+    filter_by_site,
+    lesion_histories,
+    lesion_rise,
+    rises_by_visit,
+    score_rise,
+    site_filter_options,
+)
+from dashboard.store.records import (
+    ImageView,
+    PatientRecord,
+    PatientTimeline,
+    PredictionView,
+    VisitLesion,
+    VisitView,
+)
+
+T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
+
+
+def _lesion(lesion_id, number, site, label, image_id, p, spread=0.01, model="m-1", rank=1) -> VisitLesion:
+    image = ImageView(
+        id=image_id,
+        sha256=f"{image_id:064x}",
+        relpath=f"x/{image_id}.png",
+        path=Path(f"/nowhere/{image_id}.png"),
+        image_format="PNG",
+        width=600,
+        height=450,
+        byte_size=1000,
+        original_filename=f"img{image_id}.png",
+    )
+    prediction = PredictionView(
+        id=image_id,
+        model_id=model,
+        model_checksum="c",
+        p_melanoma=p,
+        ugly_duckling=0.5,
+        triage_score=p,
+        rank=rank,
+        created_at=T0,
+        p_spread=spread,
+        tta_views=2,
+        outlier=False,
+    )
+    return VisitLesion(
+        lesion_id=lesion_id,
+        site=site,
+        label=label,
+        image=image,
+        predictions=(prediction,),
+        decisions=(),
+        lesion_number=number,
+    )
+
+
+def _visit(visit_id, number, month, lesions) -> VisitView:
+    return VisitView(
+        id=visit_id,
+        patient_id=1,
+        visit_time=T0.replace(month=month),
+        clinician="dr",
+        model_version="m-1",
+        notes="",
+        created_at=T0,
+        lesions=tuple(lesions),
+        number=number,
+    )
+
+
+@pytest.fixture
+def timeline() -> PatientTimeline:
+    patient = PatientRecord(id=1, identifier="P-1", birth_year=1970, sex="female", created_at=T0)
+    first = _visit(
+        40,
+        1,
+        1,
+        [_lesion(7, 1, "torso", "left scapula", 100, 0.010), _lesion(9, 2, "lower extremity", "shin", 101, 0.02)],
+    )
+    second = _visit(
+        52,
+        2,
+        7,
+        [
+            _lesion(7, 1, "torso", "left scapula", 110, 0.035),  # odds ×3.6: flagged
+            _lesion(9, 2, "lower extremity", "shin", 111, 0.025),  # ×1.26: not flagged
+            _lesion(12, 3, "torso", "navel", 112, 0.30),  # new at this visit: nothing to compare with
+        ],
+    )
+    return PatientTimeline(patient=patient, visits=(first, second))
+
+
+def test_each_known_lesion_has_its_visits_oldest_first_and_its_latest_image(timeline):
+    lesions = lesion_histories(timeline)
+    assert [les.number for les in lesions] == [1, 2, 3]
+    scapula = lesions[0]
+    assert [v.visit_number for v in scapula.visits] == [1, 2]
+    assert scapula.latest.image.id == 110 and scapula.previous.image.id == 100
+    assert scapula.latest.p_melanoma == pytest.approx(0.035) and scapula.latest.p_spread == pytest.approx(0.01)
+    assert lesions[2].previous is None
+    assert scapula.title() == "#1 left scapula" and scapula.where() == "torso"
+
+
+def test_picker_filters_by_site_and_never_hides_the_current_link(timeline):
+    lesions = lesion_histories(timeline)
+    assert site_filter_options(lesions) == [ALL_SITES, "lower extremity", "torso"]
+    assert [les.lesion_id for les in filter_by_site(lesions, "torso")] == [7, 12]
+    assert [les.lesion_id for les in filter_by_site(lesions, ALL_SITES)] == [7, 9, 12]
+    assert filter_by_site(lesions, "head/neck") == []
+    # The image is linked to the shin lesion; filtering on torso still lists it.
+    assert [les.lesion_id for les in filter_by_site(lesions, "torso", keep_lesion_id=9)] == [7, 9, 12]
+    assert default_site_filter("torso", lesions) == "torso"
+    assert default_site_filter("unknown", lesions) == ALL_SITES
+
+
+def test_rise_flag_fires_above_the_margin_and_not_below(timeline):
+    margin = RiseMargin.from_setting()
+    assert (margin.kind, margin.value) == (FOLLOW_UP_RISE["kind"], FOLLOW_UP_RISE["value"])
+    scapula, shin, navel = lesion_histories(timeline)
+    rise = lesion_rise(scapula, margin)
+    assert rise is not None and rise.odds_ratio > 2 and rise.points == pytest.approx(2.5)
+    assert lesion_rise(shin, margin) is None
+    assert lesion_rise(navel, margin) is None  # one visit only
+    assert set(rises_by_visit(scapula, margin)) == {52}
+    # Just either side of a doubling of the odds.
+    before = 0.10
+    odds_after = 2 * before / (1 - before)
+    assert score_rise(before, odds_after / (1 + odds_after) + 1e-4, margin) is not None
+    assert score_rise(before, odds_after / (1 + odds_after) - 1e-4, margin) is None
+    assert score_rise(0.30, 0.10, margin) is None  # a fall is never a rise
+
+
+def test_points_margin_is_the_configurable_alternative():
+    margin = RiseMargin.from_setting({"kind": "points", "value": 10})
+    assert score_rise(0.20, 0.31, margin) is not None
+    assert score_rise(0.20, 0.29, margin) is None
+    assert score_rise(0.005, 0.09, margin) is None  # 18-fold, but under 10 points: why odds are the default
+    assert score_rise(0.005, 0.09, RiseMargin()) is not None
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"kind": "percent", "value": 10}, "unknown score-rise margin"),
+        ({"kind": "points", "value": -5}, "positive number"),
+        ({"kind": "odds_ratio", "value": 0.5}, "above 1"),
+        ({"kind": "points", "value": "ten"}, "positive number"),
+    ],
+)
+def test_a_bad_margin_setting_says_what_is_wrong(setting, message):
+    with pytest.raises(ValueError, match=message):
+        RiseMargin.from_setting(setting)
+
+
+def test_a_rise_within_the_spread_or_across_models_is_called_possible_noise():
+    margin = RiseMargin()
+    clear = score_rise(0.02, 0.10, margin, before_spread=0.005, after_spread=0.01)
+    assert clear is not None and clear.within_spread is False and not clear.may_be_noise
+    noisy = score_rise(0.02, 0.10, margin, before_spread=0.03, after_spread=0.03)
+    assert noisy is not None and noisy.within_spread and noisy.may_be_noise and "noise" in noisy.caveat()
+    unknown = score_rise(0.02, 0.10, margin)
+    assert unknown is not None and unknown.within_spread is None and "cannot be ruled out" in unknown.caveat()
+    other_model = score_rise(0.02, 0.10, margin, before_spread=0.0, after_spread=0.0, same_model=False)
+    assert other_model is not None and other_model.may_be_noise and "model" in other_model.caveat()
