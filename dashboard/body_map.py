@@ -27,6 +27,7 @@ LOWEST_SHOWN = 1e-3
 REGION_FILL = "rgba(31, 95, 139, 0.06)"
 SELECTED_FILL = "rgba(31, 95, 139, 0.35)"
 OUTLINE = "#7d8894"
+GRID_SPACING = 4.0  # diagram units between a region's invisible click targets (about 10 px on screen)
 
 T = TypeVar("T")
 
@@ -69,21 +70,12 @@ def lesion_positions(body_region: BodyRegion, count: int) -> list[Point]:
     return positions
 
 
-def _inside(point: Point, polygon: Sequence[Point]) -> bool:
-    x, y = point
-    inside = False
-    for (x0, y0), (x1, y1) in zip(polygon, [*polygon[1:], polygon[0]], strict=True):
-        if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
-            inside = not inside
-    return inside
-
-
 def region_at(x: float, y: float) -> str | None:
     """The region under a point of the shared axes (None outside every region)."""
     for side, offset in VIEW_OFFSETS.items():
         local = (x - offset, y)
         for key, body_region in REGIONS.items():
-            if body_region.side == side and _inside(local, body_region.polygon):
+            if body_region.side == side and body_region.contains(local):
                 return key
     return None
 
@@ -152,6 +144,43 @@ def _region_hit_points() -> go.Scatter:
     )
 
 
+def region_grid(body_region: BodyRegion, spacing: float = GRID_SPACING) -> list[Point]:
+    """Points on a regular grid inside the region (its centre when it is smaller than one cell)."""
+    xs, ys = zip(*body_region.polygon, strict=True)
+    points = []
+    y = min(ys) + spacing / 2
+    while y < max(ys):
+        x = min(xs) + spacing / 2
+        while x < max(xs):
+            if body_region.contains((x, y)):
+                points.append((x, y))
+            x += spacing
+        y += spacing
+    return points or [body_region.centre]
+
+
+def _region_area_points() -> go.Scatter:
+    """Invisible points filling every region, so that a click anywhere on a region selects it (plotly
+    selects the point nearest the click; Streamlit returns points, not shapes)."""
+    xs, ys, data = [], [], []
+    for r in REGIONS.values():
+        for point in region_grid(r):
+            x, y = diagram_point(r, point)
+            xs.append(x)
+            ys.append(y)
+            data.append([r.key, plotly_text(r.label), r.site])
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="markers",
+        name="region areas",
+        marker={"size": 10, "opacity": 0},
+        customdata=data,
+        hovertemplate="<b>%{customdata[1]}</b><br>model site: %{customdata[2]}<extra>click to choose</extra>",
+        showlegend=False,
+    )
+
+
 def _lesion_trace(lesions: Sequence[MapLesion], threshold: float | None, scored: bool) -> go.Scatter | None:
     if not lesions:
         return None
@@ -214,6 +243,7 @@ def body_map_figure(
     if selected_region is not None:
         region(selected_region)
     fig = go.Figure()
+    fig.add_trace(_region_area_points())
     fig.add_trace(_region_hit_points())
     for scored in (True, False):
         part = [les for les in lesions if (les.score is not None and not math.isnan(les.score)) == scored]

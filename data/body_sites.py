@@ -39,6 +39,19 @@ class BodyRegion:
         """Area centroid of the polygon (inside it for the convex and L-shaped outlines used here)."""
         return polygon_centroid(self.polygon)
 
+    def contains(self, point: Point) -> bool:
+        """Whether a point of this region's view lies strictly inside it (even-odd rule)."""
+        return polygon_contains(self.polygon, point)
+
+
+def polygon_contains(polygon: tuple[Point, ...], point: Point) -> bool:
+    x, y = point
+    inside = False
+    for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
+        if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
+            inside = not inside
+    return inside
+
 
 def polygon_centroid(points: tuple[Point, ...]) -> Point:
     area = cx = cy = 0.0
@@ -98,8 +111,8 @@ _HEAD = (
 _MIDLINE: tuple[tuple[str, str, Side, str, tuple[Point, ...]], ...] = (
     ("face", "Face", "front", "head/neck", _HEAD),
     ("scalp", "Scalp", "back", "head/neck", _HEAD),
-    ("neck_front", "Neck (front)", "front", "head/neck", _box(45, 156, 55, 166)),
-    ("neck_back", "Neck (back)", "back", "head/neck", _box(45, 156, 55, 166)),
+    ("neck_front", "Neck (front)", "front", "head/neck", _box(45, 158, 55, 166)),
+    ("neck_back", "Neck (back)", "back", "head/neck", _box(45, 158, 55, 166)),
     ("chest", "Chest", "front", "torso", _box(36, 130, 64, 158)),
     ("abdomen", "Abdomen", "front", "torso", _box(36, 104, 64, 130)),
     ("genital", "Genital area", "front", "oral/genital", _box(44, 94, 56, 104)),

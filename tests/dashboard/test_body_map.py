@@ -202,3 +202,13 @@ def test_review_images_with_a_region_are_drawn_scored_or_not():
         ("sha-a", "left_upper_arm_front", 0.2),
         ("sha-b", "upper_back", None),
     ]
+
+
+def test_every_region_is_filled_with_click_targets_that_name_it():
+    areas = _trace(body_map_figure([]), "region areas")
+    found = {}
+    for x, y, custom in zip(areas.x, areas.y, areas.customdata, strict=True):
+        assert region_at(x, y) == custom[0]
+        found[custom[0]] = found.get(custom[0], 0) + 1
+    assert set(found) == set(REGIONS)
+    assert found["chest"] > found["left_ear"] >= 1  # larger regions get more targets

@@ -78,3 +78,22 @@ def test_unknown_keys_are_refused_with_a_clear_message(bad):
         region(bad)
     with pytest.raises(ValueError, match="unknown body region"):
         model_site(bad)
+
+
+def test_regions_of_one_view_do_not_overlap():
+    for r in REGIONS.values():
+        for other in regions_on(r.side):
+            if other.key != r.key:
+                assert not other.contains(r.centre), (r.key, other.key)
+                assert not any(other.contains(p) for p in _inner_points(r)), (r.key, other.key)
+
+
+def _inner_points(r, steps=6):
+    """A grid of points strictly inside the region's bounding box that the region itself contains."""
+    xs, ys = zip(*r.polygon, strict=True)
+    grid = [
+        (min(xs) + (max(xs) - min(xs)) * (i + 0.5) / steps, min(ys) + (max(ys) - min(ys)) * (j + 0.5) / steps)
+        for i in range(steps)
+        for j in range(steps)
+    ]
+    return [p for p in grid if r.contains(p)]
