@@ -1,0 +1,68 @@
+"""A followed lesion's score over visits with its uncertainty band and score-rise flags (plotly, no Streamlit).
+
+Built on ``figures.score_trend`` (P(melanoma) 0–100% on the left axis, the ugly-duckling z on its own right
+axis, the threshold line), adding the band of ± 2 × the TTA spread stored with each score, the same ± the
+ranked-scores chart draws, and a marker on each visit whose score rose by more than the margin.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from dashboard.figures import RED, score_trend
+from dashboard.follow_up import LesionHistory, RiseMargin, rises_by_visit
+from dashboard.wording import pct
+
+BAND_NAME = "± 2 × TTA spread"
+
+
+def lesion_trend(
+    lesion: LesionHistory, threshold: float | None, margin: RiseMargin, title: str | None = None
+) -> go.Figure:
+    """The lesion's P(melanoma) at each scored visit, its band, the threshold and the rise flags."""
+    scored = [v for v in lesion.visits if v.p_melanoma is not None]
+    fig = score_trend(scored, threshold, title)
+    if not scored:
+        return fig
+    times = [v.visit_time for v in scored]
+    # A score saved without its spread gets no width: the band does not invent an uncertainty.
+    half = [2 * (v.p_spread or 0.0) for v in scored]
+    upper = [min(1.0, v.p_melanoma + h) for v, h in zip(scored, half, strict=True)]
+    lower = [max(0.0, v.p_melanoma - h) for v, h in zip(scored, half, strict=True)]
+    band = (
+        go.Scatter(x=times, y=lower, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"),
+        go.Scatter(
+            x=times,
+            y=upper,
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor="rgba(31, 95, 139, 0.18)",
+            name=BAND_NAME,
+            hoverinfo="skip",
+        ),
+    )
+    rises = rises_by_visit(lesion, margin)
+    flagged = [v for v in scored if v.visit_id in rises]
+    extra = list(band)
+    if flagged:
+        extra.append(
+            go.Scatter(
+                x=[v.visit_time for v in flagged],
+                y=[v.p_melanoma for v in flagged],
+                mode="markers",
+                name=f"score rose ({margin.describe()})",
+                marker={"size": 20, "symbol": "circle-open", "color": RED, "line": {"width": 3}},
+                hovertext=[
+                    f"{pct(rises[v.visit_id].before)} → {pct(rises[v.visit_id].after)}"
+                    + (" · may be noise" if rises[v.visit_id].may_be_noise else "")
+                    for v in flagged
+                ],
+                hovertemplate="%{x|%Y-%m-%d}<br>score rose %{hovertext}<extra></extra>",
+            )
+        )
+    # The band goes under the line and markers: plotly draws traces in order.
+    fig.add_traces(extra)
+    count = len(extra)
+    fig.data = fig.data[-count:][:2] + fig.data[:-count] + fig.data[-count:][2:]
+    return fig
