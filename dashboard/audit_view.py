@@ -16,11 +16,12 @@ AUDIT_ACTIONS: dict[str, str] = {
     "": "all actions",
     "auth.": "sign-in / sign-out (all)",
     "auth.login_failed": "failed sign-ins",
-    "patient.": "patient searches, views, exports",
+    "patient.": "patient searches, views, exports, reports",
     "image.view": "saved image views",
     "review.save": "saved visits",
     "decision.record": "decisions",
     "patient.export": "exports",
+    "patient.report": "visit reports (PDF)",
     "user.": "account changes",
     "audit.export": "audit-log exports",
 }
