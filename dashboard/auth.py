@@ -7,7 +7,8 @@ password: the first administrator is created on the server with ``python -m dash
 Roles, least to most privileged:
 
 - ``viewer``: read patient records (case history, saved images, the model page). Read-only.
-- ``clinician``: also review, save visits and decisions, export a patient's history.
+- ``clinician``: also review, save visits and decisions, amend a saved decision, record histology,
+  export a patient's history and the labelled outcomes.
 - ``admin``: also manage accounts and read the audit trail.
 
 Failed sign-ins are audited (``auth.login_failed``) and rate-limited per username: after
@@ -373,6 +374,33 @@ class UserStore:
     def export_patient_history(self, patient_id: int, format: ExportFormat = "csv") -> str:
         self.user.require("patient.export")
         return self._store.export_patient_history(patient_id, format, actor=self.user.username)
+
+    # after saving: amendments, histology, outcomes (the signed-in user is the one who amends or records)
+    def amend_decision(self, decision_id: int, action: str, comment: str = "", *, reason: str) -> int:
+        self.user.require("patient.write")
+        return self._store.amend_decision(decision_id, action, comment, reason=reason, actor=self.user.username)
+
+    def record_histology(self, lesion_id: int, result: str, *, reported_on: Any = None, note: str = "") -> Any:
+        self.user.require("patient.write")
+        return self._store.record_histology(
+            lesion_id, result, actor=self.user.username, reported_on=reported_on, note=note
+        )
+
+    def set_body_region(self, lesion_id: int, region: str | None) -> str | None:
+        self.user.require("patient.write")
+        return self._store.set_body_region(lesion_id, region, actor=self.user.username)
+
+    def histology_history(self, lesion_id: int) -> Any:
+        self._read()
+        return self._store.histology_history(lesion_id)
+
+    def outcomes(self, patient_id: int | None = None, *, include_not_done: bool = False) -> Any:
+        self._read()
+        return self._store.outcomes(patient_id, include_not_done=include_not_done)
+
+    def export_outcomes(self, patient_id: int | None = None, *, include_not_done: bool = False) -> str:
+        self.user.require("patient.export")
+        return self._store.export_outcomes(patient_id, actor=self.user.username, include_not_done=include_not_done)
 
     # administration
     def audit_events(self, **filters: Any) -> list[AuditRecord]:

@@ -13,6 +13,7 @@ package (``python -m dashboard.store.integrity``, ``… .migrate``) does not imp
 package must not import the module that is about to run.
 """
 
+# ruff: noqa: F401  (the TYPE_CHECKING imports at the end exist for type checkers only)
 from __future__ import annotations
 
 import importlib
@@ -28,15 +29,20 @@ _EXPORTS: dict[str, str] = {
     "upgrade_to_head": "migrate",
     "ACTIONS": "models",
     "ANATOMIC_SITES": "models",
+    "HISTOLOGY_RESULTS": "models",
+    "IMAGE_KINDS": "models",
     "SEXES": "models",
     **{
         name: "records"
         for name in (
             "AuditRecord",
             "DecisionView",
+            "HistologyView",
             "ImageView",
             "LesionReview",
             "LesionSummary",
+            "OutcomeRow",
+            "OverviewImage",
             "PatientRecord",
             "PatientSummary",
             "PatientTimeline",
@@ -49,32 +55,8 @@ _EXPORTS: dict[str, str] = {
     },
 }
 
-__all__ = [
-    "ACTIONS",
-    "ANATOMIC_SITES",
-    "DATABASE_URL_ENV",
-    "DATA_DIR_ENV",
-    "SEXES",
-    "AuditRecord",
-    "CaseStore",
-    "DecisionView",
-    "ImageView",
-    "IntegrityReport",
-    "LesionReview",
-    "LesionSummary",
-    "NotFoundError",
-    "PatientRecord",
-    "PatientSummary",
-    "PatientTimeline",
-    "PredictionView",
-    "ReviewToSave",
-    "TrendPoint",
-    "VisitLesion",
-    "VisitView",
-    "check_integrity",
-    "upgrade_to_head",
-]
-assert sorted(__all__) == sorted(_EXPORTS)
+# One list: the public names are the keys above.
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
@@ -90,18 +72,21 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
 
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the same names, spelled out for type checkers and editors (unused at run time)
     from dashboard.store.api import CaseStore, NotFoundError
     from dashboard.store.config import DATA_DIR_ENV, DATABASE_URL_ENV
     from dashboard.store.integrity import IntegrityReport, check_integrity
     from dashboard.store.migrate import upgrade_to_head
-    from dashboard.store.models import ACTIONS, ANATOMIC_SITES, SEXES
+    from dashboard.store.models import ACTIONS, ANATOMIC_SITES, HISTOLOGY_RESULTS, IMAGE_KINDS, SEXES
     from dashboard.store.records import (
         AuditRecord,
         DecisionView,
+        HistologyView,
         ImageView,
         LesionReview,
         LesionSummary,
+        OutcomeRow,
+        OverviewImage,
         PatientRecord,
         PatientSummary,
         PatientTimeline,

@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from dashboard.store.records import PatientTimeline, VisitLesion
+from dashboard.store.records import OutcomeRow, PatientTimeline, VisitLesion
 
 JSON_FORMAT_NAME = "melanoma-triage patient history"
 JSON_FORMAT_VERSION = 1
@@ -187,3 +187,75 @@ def to_dict(timeline: PatientTimeline) -> dict[str, Any]:
 
 def to_json(timeline: PatientTimeline) -> str:
     return json.dumps(to_dict(timeline), indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------- outcomes (labelled data)
+
+# Pseudonymous on purpose: database ids and the image hash, no identifier, file name or free text, so the
+# file can go to whoever evaluates the next model; the clinic links rows back through the ids.
+OUTCOME_COLUMNS = (
+    "patient_id",
+    "lesion_id",
+    "lesion_number",
+    "site",
+    "body_region",
+    "visit_id",
+    "visit_number",
+    "image_date",
+    "age_at_visit",
+    "sex",
+    "image_sha256",
+    "model_id",
+    "model_checksum",
+    "p_melanoma",
+    "p_spread",
+    "tta_views",
+    "ugly_duckling",
+    "ugly_duckling_flag",
+    "rank",
+    "histology",
+    "histology_reported_on",
+    "latest_image",
+    "melanoma",
+)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def outcomes_to_csv(rows: list[OutcomeRow]) -> str:
+    """One row per scored image of a lesion with histology; ``melanoma`` is the binary label (1/0, empty
+    for "not_done")."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=OUTCOME_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(
+            {
+                "patient_id": r.patient_id,
+                "lesion_id": r.lesion_id,
+                "lesion_number": r.lesion_number,
+                "site": r.site,
+                "body_region": r.body_region or "",
+                "visit_id": r.visit_id,
+                "visit_number": r.visit_number,
+                "image_date": r.image_date.isoformat(),
+                "age_at_visit": "" if r.age_at_visit is None else r.age_at_visit,
+                "sex": r.sex,
+                "image_sha256": r.image_sha256,
+                "model_id": _cell_text(r.model_id),
+                "model_checksum": _cell_text(r.model_checksum),
+                "p_melanoma": repr(r.p_melanoma),
+                "p_spread": _number(r.p_spread),
+                "tta_views": "" if r.tta_views is None else r.tta_views,
+                "ugly_duckling": _number(r.ugly_duckling),
+                "ugly_duckling_flag": _flag(r.outlier),
+                "rank": r.rank,
+                "histology": r.histology,
+                "histology_reported_on": "" if r.reported_on is None else r.reported_on.isoformat(),
+                "latest_image": "yes" if r.latest_image else "no",
+                "melanoma": {"melanoma": 1, "not_done": ""}.get(r.histology, 0),
+            }
+        )
+    return buf.getvalue()

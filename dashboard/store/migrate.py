@@ -53,6 +53,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(alembic_config(conn), revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` in one transaction (developers and the migration tests)."""
+    with writer_engine(engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        command.downgrade(alembic_config(conn), revision)
+
+
 def upgrade_to_head(engine: Engine) -> None:
     upgrade(engine, "head")
 

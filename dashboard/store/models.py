@@ -6,13 +6,14 @@ test checks that these classes and the migrated head schema agree.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -34,12 +35,17 @@ from data.schema import SITES as ANATOMIC_SITES
 ACTIONS: tuple[str, ...] = ("biopsy", "excise", "monitor", "reassure", "refer")
 # Dashboard roles, least to most privileged (see dashboard/auth.py for what each may do).
 ROLES: tuple[str, ...] = ("viewer", "clinician", "admin")
+# What a stored image shows: only dermoscopic images are scored; an overview photo locates the lesion.
+IMAGE_KINDS: tuple[str, ...] = ("dermoscopic", "overview")
+# A lesion's histology outcome, the label for evaluating the next model ("not_done": no specimen).
+HISTOLOGY_RESULTS: tuple[str, ...] = ("melanoma", "other_malignant", "benign", "not_done")
 
 # Column sizes shared with validation so a too-long value fails with a clear
 # message before the database truncates (SQLite) or rejects (PostgreSQL) it.
 IDENTIFIER_MAX = 64
 NAME_MAX = 128  # clinician, actor, model id/version/checksum
 LABEL_MAX = 120
+BODY_REGION_MAX = 48
 FILENAME_MAX = 255
 USERNAME_MAX = 64
 
@@ -117,6 +123,9 @@ class Visit(Base):
     clinician: Mapped[str] = mapped_column(String(NAME_MAX))
     model_version: Mapped[str] = mapped_column(String(NAME_MAX))
     notes: Mapped[str] = mapped_column(Text, default="")
+    # The day the images were taken, when it is not the day of saving (images taken earlier); None: the
+    # visit's own date. Orders the patient's visits (revision 0006).
+    taken_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     patient: Mapped[Patient] = relationship(back_populates="visits")
@@ -133,15 +142,20 @@ class Lesion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id", ondelete="RESTRICT"), index=True)
     site: Mapped[str] = mapped_column(String(32))
+    # A finer body-map region (data.body_sites.REGIONS key, e.g. "left_upper_arm_front") that maps onto
+    # ``site``; None where none was placed (rows before revision 0006).
+    body_region: Mapped[str | None] = mapped_column(String(BODY_REGION_MAX))
     label: Mapped[str] = mapped_column(String(LABEL_MAX))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     patient: Mapped[Patient] = relationship(back_populates="lesions")
     images: Mapped[list[LesionImage]] = relationship(back_populates="lesion", order_by="LesionImage.id")
+    histology: Mapped[list[Histology]] = relationship(back_populates="lesion", order_by="Histology.id")
 
 
 class LesionImage(Base):
     __tablename__ = "lesion_image"
+    __table_args__ = (CheckConstraint(f"kind IN {_in(IMAGE_KINDS)}", name="kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     lesion_id: Mapped[int] = mapped_column(ForeignKey("lesion.id", ondelete="RESTRICT"), index=True)
@@ -158,6 +172,9 @@ class LesionImage(Base):
     source_sha256: Mapped[str | None] = mapped_column(String(64))
     # The uploader's filename, kept as text only; never used to build a path.
     original_filename: Mapped[str] = mapped_column(String(FILENAME_MAX), default="")
+    # "dermoscopic" (scored) or "overview" (a photo that locates the lesion; never scored). A lesion may
+    # have one of each in a visit.
+    kind: Mapped[str] = mapped_column(String(16), default="dermoscopic", server_default="dermoscopic")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     lesion: Mapped[Lesion] = relationship(back_populates="images")
@@ -193,6 +210,9 @@ class Prediction(Base):
 
 
 class Decision(Base):
+    """A clinician's decision on a lesion at a visit. Append-only: an amendment after saving is a new row
+    that ``amends`` the one it replaces (with the reason), so the original stays readable."""
+
     __tablename__ = "decision"
     __table_args__ = (CheckConstraint(f"action IN {_in(ACTIONS)}", name="action"),)
 
@@ -203,9 +223,35 @@ class Decision(Base):
     action: Mapped[str] = mapped_column(String(16))
     comment: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set on an amendment: the decision it replaces (unique: a decision is amended at most once, by a
+    # row that may itself be amended) and why.
+    amends_id: Mapped[int | None] = mapped_column(ForeignKey("decision.id", ondelete="RESTRICT"), unique=True)
+    amend_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     lesion: Mapped[Lesion] = relationship()
     visit: Mapped[Visit] = relationship(back_populates="decisions")
+
+
+class Histology(Base):
+    """The histology result of an excised or biopsied lesion. Append-only: a correction is a new row
+    (the latest is the lesion's result), so every earlier result stays readable."""
+
+    __tablename__ = "histology"
+    __table_args__ = (
+        CheckConstraint(f"result IN {_in(HISTOLOGY_RESULTS)}", name="result"),
+        Index("ix_histology_lesion", "lesion_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lesion_id: Mapped[int] = mapped_column(ForeignKey("lesion.id", ondelete="RESTRICT"))
+    result: Mapped[str] = mapped_column(String(16))
+    # The date of the histology report (None for "not_done").
+    reported_on: Mapped[date | None] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(NAME_MAX))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    lesion: Mapped[Lesion] = relationship(back_populates="histology")
 
 
 class AuditEvent(Base):

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 # ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverviewImage:
+    """An overview photo that locates a lesion on the body; stored with it, never scored."""
+
+    image_bytes: bytes = field(repr=False)
+    original_filename: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +43,11 @@ class LesionReview:
     p_spread: float | None = None  # spread of p_melanoma across the TTA views (None: not measured)
     tta_views: int | None = None  # how many TTA views the score averaged
     outlier: bool | None = None  # flagged as an ugly duckling by the triage
+    # A body-map region (data.body_sites key) for a new lesion; it must map onto ``site`` (an "unknown"
+    # site takes the region's). A followed lesion keeps its region unless one is given here.
+    body_region: str | None = None
+    # Overview photos of this lesion taken at this visit (the image above is the scored dermoscopic one).
+    overviews: Sequence[OverviewImage] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +57,8 @@ class ReviewToSave:
     sex: str = "unknown"
     clinician: str
     visit_time: datetime | None = None  # timezone-aware; None = now
+    # The day the images were taken, for images taken before today; None = the visit's own day.
+    taken_on: date | None = None
     model_version: str
     model_checksum: str
     notes: str = ""
@@ -100,6 +115,22 @@ class DecisionView:
     comment: str
     decided_at: datetime
     lesion_number: int = 0  # per patient (1 = the patient's first lesion); what pages show, not the id
+    amends_id: int | None = None  # set on an amendment: the decision it replaced
+    amend_reason: str = ""
+    superseded: bool = False  # a later amendment replaced this decision (kept as the record of it)
+
+
+@dataclass(frozen=True)
+class HistologyView:
+    """One recorded histology result of a lesion; the latest of a lesion is its result."""
+
+    id: int
+    lesion_id: int
+    result: str
+    reported_on: date | None
+    recorded_by: str
+    recorded_at: datetime
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +146,7 @@ class ImageView:
     original_filename: str
     # Hash of the bytes as uploaded (before metadata stripping); None for older rows.
     source_sha256: str | None = None
+    kind: str = "dermoscopic"  # or "overview" (never scored)
 
 
 @dataclass(frozen=True)
@@ -128,6 +160,8 @@ class VisitLesion:
     predictions: tuple[PredictionView, ...]
     decisions: tuple[DecisionView, ...]
     lesion_number: int = 0  # per patient (1 = the patient's first lesion)
+    overviews: tuple[ImageView, ...] = ()  # overview photos of the lesion at this visit (not scored)
+    body_region: str | None = None
 
     @property
     def prediction(self) -> PredictionView | None:
@@ -135,6 +169,7 @@ class VisitLesion:
 
     @property
     def decision(self) -> DecisionView | None:
+        """The decision in force: the latest amendment, else the decision taken at the visit."""
         return self.decisions[-1] if self.decisions else None
 
 
@@ -149,6 +184,12 @@ class VisitView:
     created_at: datetime
     lesions: tuple[VisitLesion, ...]
     number: int = 0  # per patient, oldest first (1 = the patient's first visit); ids are global
+    taken_on: date | None = None  # the day the images were taken, when entered (images taken earlier)
+
+    @property
+    def image_date(self) -> date:
+        """The day the images were taken: the date entered, else the visit's own (UTC) day."""
+        return self.taken_on or self.visit_time.date()
 
 
 @dataclass(frozen=True)
@@ -171,6 +212,8 @@ class LesionSummary:
     latest_triage_score: float | None
     latest_action: str | None
     number: int = 0  # per patient, in the order first seen (1 = the patient's first lesion)
+    body_region: str | None = None
+    histology: HistologyView | None = None  # the latest recorded result
 
 
 @dataclass(frozen=True)
@@ -183,6 +226,39 @@ class TrendPoint:
     rank: int
     model_id: str
     visit_number: int = 0  # per patient
+    taken_on: date | None = None  # the day the images were taken, when entered
+    p_spread: float | None = None
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    """One scored (dermoscopic) image of a lesion with a recorded histology: labelled data.
+
+    Pseudonymous: database ids only (no patient identifier, no file name); age from the birth year.
+    """
+
+    patient_id: int
+    lesion_id: int
+    lesion_number: int
+    site: str
+    body_region: str | None
+    visit_id: int
+    visit_number: int
+    image_date: date
+    age_at_visit: int | None  # image year − birth year (may be one year high)
+    sex: str
+    image_sha256: str
+    model_id: str
+    model_checksum: str
+    p_melanoma: float
+    p_spread: float | None
+    tta_views: int | None
+    ugly_duckling: float | None
+    outlier: bool | None
+    rank: int
+    histology: str
+    reported_on: date | None
+    latest_image: bool  # the lesion's last scored image (closest to the excision)
 
 
 @dataclass(frozen=True)

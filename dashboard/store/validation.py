@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from dashboard.store.models import (
     ACTIONS,
     ANATOMIC_SITES,
+    BODY_REGION_MAX,
     FILENAME_MAX,
+    HISTOLOGY_RESULTS,
     IDENTIFIER_MAX,
+    IMAGE_KINDS,
     LABEL_MAX,
     NAME_MAX,
     SEXES,
 )
+from data import body_sites
 
 EARLIEST_BIRTH_YEAR = 1900
 
@@ -129,3 +133,50 @@ def aware_time(value: object, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware (e.g. datetime.now(UTC))")
     return value.astimezone(UTC)
+
+
+def image_kind(value: object) -> str:
+    return choice(value, "image kind", IMAGE_KINDS)
+
+
+def histology_result(value: object) -> str:
+    return choice(value, "histology result", HISTOLOGY_RESULTS)
+
+
+def body_region(value: object, site: str) -> tuple[str | None, str]:
+    """A body-map region and the site it maps onto: ``(region, site)``; None/blank keeps ``site``.
+
+    An "unknown" site takes the region's; a known site that the region does not map onto is refused
+    (a region on the arm cannot be a torso lesion).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, site
+    if not isinstance(value, str):
+        raise ValueError(f"body region must be text, got {type(value).__name__}")
+    key = value.strip()
+    if len(key) > BODY_REGION_MAX:
+        raise ValueError(f"body region is {len(key)} characters long; the limit is {BODY_REGION_MAX}")
+    region_site = body_sites.model_site(key)  # ValueError naming the unknown key
+    if site not in (region_site, "unknown"):
+        label = body_sites.region(key).label
+        raise ValueError(f"body region {label!r} lies on the {region_site}, not on the {site}")
+    return key, region_site
+
+
+# A date typed in the clinic's time zone may be "tomorrow" in UTC: one day of slack, no more.
+_DATE_SLACK = timedelta(days=1)
+
+
+def past_date(value: object, what: str, birth_year: int | None = None) -> date | None:
+    """A calendar date that is not in the future nor before the patient's birth year (None passes)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise ValueError(f"{what} must be a calendar date (datetime.date), got {type(value).__name__}")
+    if value > datetime.now(UTC).date() + _DATE_SLACK:
+        raise ValueError(f"{what} {value.isoformat()} is in the future")
+    if birth_year is not None and value.year < birth_year:
+        raise ValueError(f"{what} {value.isoformat()} is before the patient's birth year {birth_year}")
+    if value.year < EARLIEST_BIRTH_YEAR:
+        raise ValueError(f"{what} {value.isoformat()} is before {EARLIEST_BIRTH_YEAR}")
+    return value

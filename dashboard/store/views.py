@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sqlalchemy.orm import selectinload
 
-from dashboard.store.models import Decision, Lesion, LesionImage, Patient, Prediction, Visit
+from dashboard.store.core import visit_order_key
+from dashboard.store.models import Decision, Histology, Lesion, LesionImage, Patient, Prediction, Visit
 from dashboard.store.records import (
     DecisionView,
+    HistologyView,
     ImageView,
     LesionSummary,
     PatientRecord,
@@ -48,7 +50,14 @@ def prediction_view(p: Prediction) -> PredictionView:
     )
 
 
-def decision_view(d: Decision, lesion_numbers: dict[int, int] | None = None) -> DecisionView:
+def superseded_ids(decisions: Iterable[Decision]) -> set[int]:
+    """The ids of decisions that a later amendment replaced."""
+    return {d.amends_id for d in decisions if d.amends_id is not None}
+
+
+def decision_view(
+    d: Decision, lesion_numbers: dict[int, int] | None = None, superseded: set[int] | None = None
+) -> DecisionView:
     return DecisionView(
         id=d.id,
         lesion_id=d.lesion_id,
@@ -61,6 +70,21 @@ def decision_view(d: Decision, lesion_numbers: dict[int, int] | None = None) -> 
         comment=d.comment,
         decided_at=d.decided_at,
         lesion_number=(lesion_numbers or {}).get(d.lesion_id, 0),
+        amends_id=d.amends_id,
+        amend_reason=d.amend_reason or "",
+        superseded=d.id in (superseded or ()),
+    )
+
+
+def histology_view(h: Histology) -> HistologyView:
+    return HistologyView(
+        id=h.id,
+        lesion_id=h.lesion_id,
+        result=h.result,
+        reported_on=h.reported_on,
+        recorded_by=h.recorded_by,
+        recorded_at=h.recorded_at,
+        note=h.note or "",
     )
 
 
@@ -76,6 +100,7 @@ def image_view(image: LesionImage, path_of: Callable[[str], Path]) -> ImageView:
         byte_size=image.byte_size,
         original_filename=image.original_filename,
         source_sha256=image.source_sha256,
+        kind=image.kind or "dermoscopic",
     )
 
 
@@ -85,8 +110,20 @@ def visit_view(
     visit_numbers: dict[int, int] | None = None,
     lesion_numbers: dict[int, int] | None = None,
 ) -> VisitView:
-    """A visit with its lesions in triage-rank order (as the clinician saw them), numbered per patient."""
+    """A visit with its lesions in triage-rank order (as the clinician saw them), numbered per patient.
+
+    One entry per lesion's scored (dermoscopic) image, with the lesion's overview photos of this visit
+    attached; a lesion with only an overview photo shows that photo, unscored.
+    """
     lesion_numbers = lesion_numbers or {}
+    superseded = superseded_ids(visit.decisions)
+    overviews: dict[int, list[LesionImage]] = {}
+    for image in visit.images:
+        if image.kind == "overview":
+            overviews.setdefault(image.lesion_id, []).append(image)
+    scored = [image for image in visit.images if image.kind != "overview"]
+    shown = {image.lesion_id for image in scored}
+    scored += [extra[0] for lesion_id, extra in overviews.items() if lesion_id not in shown]
     lesions = [
         VisitLesion(
             lesion_id=image.lesion.id,
@@ -95,11 +132,13 @@ def visit_view(
             image=image_view(image, path_of),
             predictions=tuple(prediction_view(p) for p in image.predictions),
             decisions=tuple(
-                decision_view(d, lesion_numbers) for d in visit.decisions if d.lesion_id == image.lesion_id
+                decision_view(d, lesion_numbers, superseded) for d in visit.decisions if d.lesion_id == image.lesion_id
             ),
             lesion_number=lesion_numbers.get(image.lesion.id, 0),
+            overviews=tuple(image_view(o, path_of) for o in overviews.get(image.lesion_id, ()) if o.id != image.id),
+            body_region=image.lesion.body_region,
         )
-        for image in visit.images
+        for image in scored
     ]
     lesions.sort(key=lambda v: (v.prediction.rank if v.prediction else _UNRANKED, v.image.id))
     return VisitView(
@@ -112,12 +151,13 @@ def visit_view(
         created_at=visit.created_at,
         lesions=tuple(lesions),
         number=(visit_numbers or {}).get(visit.id, 0),
+        taken_on=visit.taken_on,
     )
 
 
 def lesion_summary(lesion: Lesion, latest_action: str | None, number: int = 0) -> LesionSummary:
-    """Needs lesion.images with .visit and .predictions loaded."""
-    images = sorted(lesion.images, key=lambda i: (i.visit.visit_time, i.id))
+    """Needs lesion.images with .visit and .predictions, and lesion.histology, loaded."""
+    images = sorted(lesion.images, key=lambda i: visit_order_key(i.visit.taken_on, i.visit.visit_time, i.id))
     times = [i.visit.visit_time for i in images]
     latest = next((i.predictions[-1] for i in reversed(images) if i.predictions), None)
     return LesionSummary(
@@ -133,4 +173,6 @@ def lesion_summary(lesion: Lesion, latest_action: str | None, number: int = 0) -
         latest_triage_score=latest.triage_score if latest else None,
         latest_action=latest_action,
         number=number,
+        body_region=lesion.body_region,
+        histology=histology_view(lesion.histology[-1]) if lesion.histology else None,
     )

@@ -178,3 +178,58 @@ def test_default_locations_come_from_env(tmp_path, monkeypatch):
         assert str(store.engine.url) == url
         assert store.data_dir == (tmp_path / "env-images").resolve()
         assert store.data_dir.is_dir() and (tmp_path / "env" / "cases.db").is_file()
+
+
+def test_follow_up_revision_upgrades_and_downgrades_with_data(
+    db_url, data_dir, sample_images, make_lesion, make_review
+):
+    """0006: old rows get the defaults (dermoscopic image, no date taken, no region); a downgrade drops the
+    new columns and the histology table and keeps every older row; the upgrade then runs again."""
+    from datetime import date
+
+    from dashboard.store.migrate import downgrade
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0005_review_draft")
+        with engine.begin() as conn:
+            _insert_first_schema_data(conn, "cd" * 32)
+        upgrade_to_head(engine)
+        inspector = sa.inspect(engine)
+        assert "histology" in inspector.get_table_names()
+        with engine.connect() as conn:
+            kind, taken_on, region, reason = conn.execute(
+                sa.text(
+                    "SELECT i.kind, v.taken_on, l.body_region, d.amend_reason FROM lesion_image i "
+                    "JOIN visit v ON v.id = i.visit_id JOIN lesion l ON l.id = i.lesion_id "
+                    "JOIN decision d ON d.lesion_id = l.id"
+                )
+            ).one()
+        assert (kind, taken_on, region, reason) == ("dermoscopic", None, None, "")
+    finally:
+        engine.dispose()
+
+    with CaseStore.from_url(db_url, data_dir) as store:
+        store.record_histology(1, "benign", actor="Dr. New", reported_on=date(2024, 7, 1))
+        [decision] = store.decision_history(1)
+        store.amend_decision(decision.id, "excise", "", reason="grew", actor="Dr. New")
+        store.save_review(
+            make_review([make_lesion(sample_images[0])], patient_identifier="OLD-0001", birth_year=None, sex="unknown")
+        )
+
+    engine = make_engine(db_url)
+    try:
+        downgrade(engine, "0005_review_draft")
+        assert current_revision(engine) == "0005_review_draft"
+        inspector = sa.inspect(engine)
+        assert "histology" not in inspector.get_table_names()
+        assert "kind" not in {c["name"] for c in inspector.get_columns("lesion_image")}
+        assert "taken_on" not in {c["name"] for c in inspector.get_columns("visit")}
+        assert "amends_id" not in {c["name"] for c in inspector.get_columns("decision")}
+        with engine.connect() as conn:
+            counts = [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in ("visit", "decision")]
+        assert counts == [2, 2]  # the amendment row stays a (plain) decision row
+        upgrade_to_head(engine)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()

@@ -43,7 +43,7 @@ def test_migrate_cli(sqlite_url, subprocess_env, tmp_path):
     up = subprocess.run([*cmd, "upgrade"], env=subprocess_env, capture_output=True, text=True, timeout=60)
     assert up.returncode == 0, up.stderr
     current = subprocess.run([*cmd, "current"], env=subprocess_env, capture_output=True, text=True, timeout=60)
-    assert current.stdout.strip() == head_revision() == "0005_review_draft"
+    assert current.stdout.strip() == head_revision() == "0006_follow_up_outcomes"
     with CaseStore.from_url(sqlite_url, tmp_path / "images", upgrade=False) as store:
         assert store.search_patients("x") == []
 

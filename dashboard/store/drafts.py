@@ -1,0 +1,73 @@
+"""Review drafts: one unsaved review per user, kept so that a page reload does not lose it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from dashboard.store import validation
+from dashboard.store.core import StoreCore
+from dashboard.store.files import is_sha256
+from dashboard.store.models import ReviewDraft, ReviewDraftImage, utcnow
+from dashboard.store.privacy import strip_metadata
+from dashboard.store.records import DraftImage, DraftRecord
+
+
+class ReviewDrafts(StoreCore):
+    def save_draft(self, owner: str, state: dict[str, Any], images: Sequence[tuple[str, str, bytes]]) -> None:
+        """Keep ``owner``'s review in progress, in one transaction: ``state`` (JSON) and its images
+        (upload hash, file name, bytes; stored with personal metadata stripped, written once each)."""
+        if not isinstance(owner, str) or not owner.strip():
+            raise ValueError("a draft needs its owner's username")
+        owner = owner.strip()
+        with self._write.begin() as session:
+            draft = session.scalar(select(ReviewDraft).where(ReviewDraft.owner == owner))
+            if draft is None:
+                draft = ReviewDraft(owner=owner, state={})
+                session.add(draft)
+            draft.state = dict(state)
+            draft.updated_at = utcnow()
+            kept = {image.upload_sha256: image for image in draft.images}
+            wanted = [sha for sha, _, _ in images]
+            for sha, image in kept.items():
+                if sha not in wanted:
+                    draft.images.remove(image)
+            for position, (sha, filename, data) in enumerate(images):
+                if not is_sha256(sha):
+                    raise ValueError(f"draft image key must be a SHA-256, got {sha!r}")
+                if sha in kept:
+                    kept[sha].position = position
+                    continue
+                draft.images.append(
+                    ReviewDraftImage(
+                        upload_sha256=sha,
+                        filename=validation.original_filename(filename),
+                        position=position,
+                        data=strip_metadata(bytes(data)),
+                    )
+                )
+
+    def load_draft(self, owner: str) -> DraftRecord | None:
+        with self._read() as session:
+            draft = session.scalar(
+                select(ReviewDraft).where(ReviewDraft.owner == owner).options(selectinload(ReviewDraft.images))
+            )
+            if draft is None:
+                return None
+            return DraftRecord(
+                owner=draft.owner,
+                state=dict(draft.state or {}),
+                updated_at=draft.updated_at,
+                images=tuple(DraftImage(i.upload_sha256, i.filename, bytes(i.data)) for i in draft.images),
+            )
+
+    def delete_draft(self, owner: str) -> bool:
+        with self._write.begin() as session:
+            draft = session.scalar(select(ReviewDraft).where(ReviewDraft.owner == owner))
+            if draft is None:
+                return False
+            session.delete(draft)
+            return True

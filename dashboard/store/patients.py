@@ -1,0 +1,279 @@
+"""Patient records: find or create a patient, and read their visits, lesions, score trends and decisions."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from dashboard.store import export, validation, views
+from dashboard.store.core import ExportFormat, NotFoundError, StoreCore, get_row, patient_numbers
+from dashboard.store.files import is_sha256
+from dashboard.store.models import AuditEvent, Decision, Lesion, LesionImage, Patient, Prediction, Visit
+from dashboard.store.records import (
+    DecisionView,
+    LesionSummary,
+    PatientRecord,
+    PatientSummary,
+    PatientTimeline,
+    TrendPoint,
+    VisitView,
+)
+
+# Log lines carry database ids only: identifiers are personal data.
+logger = logging.getLogger(__name__)
+
+
+class PatientRecords(StoreCore):
+    def find_or_create_patient(self, identifier: str, birth_year: int | None, sex: str, actor: str) -> PatientRecord:
+        identifier = validation.identifier(identifier)
+        birth_year = validation.birth_year(birth_year)
+        sex = validation.sex(sex)
+        actor = validation.name(actor, "actor")
+        with self._write.begin() as session:
+            patient = get_or_create_patient(session, identifier, birth_year, sex, actor)
+            return views.patient_record(patient)
+
+    def set_body_region(self, lesion_id: int, region: str | None, *, actor: str) -> str | None:
+        """Place a saved lesion on the body map (or clear its region); audited. Returns the region.
+
+        The region must lie on the lesion's recorded site; a lesion recorded as "unknown" takes the
+        region's site.
+        """
+        actor = validation.name(actor, "actor")
+        with self._write.begin() as session:
+            lesion = get_row(session, Lesion, lesion_id, "lesion")
+            region, site = validation.body_region(region, lesion.site)
+            old = (lesion.body_region, lesion.site)
+            lesion.body_region, lesion.site = region, site
+            if (region, site) != old:
+                session.add(
+                    AuditEvent(
+                        actor=actor,
+                        action="lesion.region",
+                        patient_id=lesion.patient_id,
+                        detail={"lesion_id": lesion.id, "old": old[0], "new": region, "site": site},
+                    )
+                )
+            return region
+
+    def get_patient(self, patient_id: int) -> PatientRecord:
+        with self._read() as session:
+            return views.patient_record(get_row(session, Patient, patient_id, "patient"))
+
+    def search_patients(self, partial_identifier: str, limit: int = 50) -> list[PatientSummary]:
+        """Patients whose identifier contains the text (case-insensitive). Blank finds nothing."""
+        needle = (partial_identifier or "").strip().lower() if isinstance(partial_identifier, str) else ""
+        if not needle:
+            return []
+        visits = (
+            select(
+                Visit.patient_id,
+                func.count(Visit.id).label("n"),
+                func.max(Visit.visit_time).label("last"),
+            )
+            .group_by(Visit.patient_id)
+            .subquery()
+        )
+        stmt = (
+            select(Patient, visits.c.n, visits.c.last)
+            .outerjoin(visits, visits.c.patient_id == Patient.id)
+            # autoescape: "%" and "_" typed by the user match literally.
+            .where(func.lower(Patient.identifier).contains(needle, autoescape=True))
+            .order_by(Patient.identifier)
+            .limit(limit)
+        )
+        with self._read() as session:
+            rows = session.execute(stmt).all()
+            return [
+                PatientSummary(
+                    id=p.id,
+                    identifier=p.identifier,
+                    birth_year=p.birth_year,
+                    sex=p.sex,
+                    visit_count=n or 0,
+                    last_visit_time=last,
+                )
+                for p, n, last in rows
+            ]
+
+    def patient_timeline(self, patient_id: int) -> PatientTimeline:
+        """The patient's visits, oldest first by the day their images were taken."""
+        with self._read() as session:
+            patient = get_row(session, Patient, patient_id, "patient")
+            visits = session.scalars(
+                select(Visit).where(Visit.patient_id == patient_id).options(*views.VISIT_LOAD)
+            ).all()
+            numbers = patient_numbers(session, patient_id)
+            ordered = sorted(visits, key=lambda v: numbers[0][v.id])
+            return PatientTimeline(
+                patient=views.patient_record(patient), visits=tuple(self._visit(v, numbers) for v in ordered)
+            )
+
+    def load_visit(self, visit_id: int) -> VisitView:
+        with self._read() as session:
+            visit = session.scalar(select(Visit).where(Visit.id == visit_id).options(*views.VISIT_LOAD))
+            if visit is None:
+                raise NotFoundError(f"no visit with id {visit_id}")
+            return self._visit(visit, patient_numbers(session, visit.patient_id))
+
+    def list_lesions(self, patient_id: int) -> list[LesionSummary]:
+        """The patient's lesions with their latest score, the decision in force and the histology."""
+        with self._read() as session:
+            get_row(session, Patient, patient_id, "patient")
+            lesions = session.scalars(
+                select(Lesion)
+                .where(Lesion.patient_id == patient_id)
+                .order_by(Lesion.id)
+                .options(
+                    selectinload(Lesion.images).selectinload(LesionImage.visit),
+                    selectinload(Lesion.images).selectinload(LesionImage.predictions),
+                    selectinload(Lesion.histology),
+                )
+            ).all()
+            visit_no, lesion_no = patient_numbers(session, patient_id)
+            in_force = decisions_in_force(patient_decisions(session, patient_id), visit_no)
+            return [
+                views.lesion_summary(
+                    lesion,
+                    in_force[lesion.id].action if lesion.id in in_force else None,
+                    lesion_no.get(lesion.id, 0),
+                )
+                for lesion in lesions
+            ]
+
+    def lesion_score_trend(self, lesion_id: int) -> list[TrendPoint]:
+        """One point per visit (the latest prediction of that visit's scored image), oldest first."""
+        with self._read() as session:
+            lesion = get_row(session, Lesion, lesion_id, "lesion")
+            visit_no, _ = patient_numbers(session, lesion.patient_id)
+            rows = session.execute(
+                select(Visit.id, Visit.visit_time, Visit.taken_on, Prediction)
+                .join(LesionImage, LesionImage.visit_id == Visit.id)
+                .join(Prediction, Prediction.image_id == LesionImage.id)
+                .where(LesionImage.lesion_id == lesion_id)
+                .order_by(Prediction.id)
+            ).all()
+            points: dict[int, TrendPoint] = {}
+            for visit_id, visit_time, taken_on, pred in rows:  # later predictions of a visit win
+                points[visit_id] = TrendPoint(
+                    visit_id=visit_id,
+                    visit_time=visit_time,
+                    p_melanoma=pred.p_melanoma,
+                    triage_score=pred.triage_score,
+                    ugly_duckling=pred.ugly_duckling,
+                    rank=pred.rank,
+                    model_id=pred.model_id,
+                    visit_number=visit_no.get(visit_id, 0),
+                    taken_on=taken_on,
+                    p_spread=pred.p_spread,
+                )
+            return sorted(points.values(), key=lambda p: p.visit_number)
+
+    def decision_history(self, patient_id: int) -> list[DecisionView]:
+        """Every decision of the patient, amendments and the decisions they replaced included."""
+        with self._read() as session:
+            get_row(session, Patient, patient_id, "patient")
+            decisions = patient_decisions(session, patient_id)
+            _, lesion_no = patient_numbers(session, patient_id)
+            superseded = views.superseded_ids(decisions)
+            return [views.decision_view(d, lesion_no, superseded) for d in decisions]
+
+    def image_path(self, sha256: str) -> Path:
+        """Absolute path of a stored image, by content hash."""
+        if not is_sha256(sha256):
+            raise ValueError("image hash must be 64 lowercase hex characters")
+        with self._read() as session:
+            relpath = session.scalar(select(LesionImage.relpath).where(LesionImage.sha256 == sha256).limit(1))
+        if relpath is None:
+            raise NotFoundError("no stored image with that hash")
+        return self.blobs.path(relpath)
+
+    def export_patient_history(self, patient_id: int, format: ExportFormat = "csv", *, actor: str | None = None) -> str:
+        """The patient's whole history as CSV (one row per lesion image) or JSON (nested).
+
+        The export is recorded in the audit trail (actor "unattributed" if None).
+        """
+        if format not in ("csv", "json"):
+            raise ValueError(f"unknown export format {format!r}; expected 'csv' or 'json'")
+        timeline = self.patient_timeline(patient_id)
+        text = export.to_csv(timeline) if format == "csv" else export.to_json(timeline)
+        self.record_event(actor or "unattributed", "patient.export", patient_id, {"format": format})
+        logger.info("exported history of patient %d as %s", patient_id, format)
+        return text
+
+    def _visit(self, visit: Visit, numbers: tuple[dict[int, int], dict[int, int]]) -> VisitView:
+        return views.visit_view(visit, self.blobs.path, *numbers)
+
+
+def patient_decisions(session: Session, patient_id: int) -> list[Decision]:
+    """All of a patient's decisions, oldest first, with their lesion and visit loaded."""
+    return list(
+        session.scalars(
+            select(Decision)
+            .join(Visit, Decision.visit_id == Visit.id)
+            .where(Visit.patient_id == patient_id)
+            .order_by(Decision.decided_at, Decision.id)
+            .options(selectinload(Decision.lesion), selectinload(Decision.visit))
+        )
+    )
+
+
+def decisions_in_force(decisions: list[Decision], visit_numbers: dict[int, int]) -> dict[int, Decision]:
+    """Each lesion's decision in force: of the decisions no amendment replaced, the latest visit's.
+
+    By visit, not by time of writing: amending an earlier visit's decision does not override a later visit.
+    """
+    replaced = views.superseded_ids(decisions)
+    latest: dict[int, Decision] = {}
+    for d in decisions:
+        if d.id in replaced:
+            continue
+        kept = latest.get(d.lesion_id)
+        if kept is None or (visit_numbers.get(d.visit_id, 0), d.id) > (visit_numbers.get(kept.visit_id, 0), kept.id):
+            latest[d.lesion_id] = d
+    return latest
+
+
+def get_or_create_patient(session: Session, identifier: str, birth_year: int | None, sex: str, actor: str) -> Patient:
+    """The patient with this identifier, created (audited) if new; fills a missing birth year or sex and
+    refuses a conflicting one (the wrong identifier was probably typed)."""
+    stmt = select(Patient).where(Patient.identifier == identifier)
+    patient = session.scalar(stmt)
+    if patient is None:
+        try:
+            # Savepoint: if another process inserted the same identifier
+            # meanwhile (PostgreSQL), fall back to its row.
+            with session.begin_nested():
+                patient = Patient(identifier=identifier, birth_year=birth_year, sex=sex)
+                session.add(patient)
+        except IntegrityError:
+            patient = session.scalar(stmt)
+            if patient is None:
+                raise
+        else:
+            session.add(AuditEvent(actor=actor, action="patient.create", patient_id=patient.id))
+            logger.info("created patient %d", patient.id)
+            return patient
+    changed = []
+    if birth_year is not None:
+        if patient.birth_year is None:
+            patient.birth_year = birth_year
+            changed.append("birth_year")
+        elif patient.birth_year != birth_year:
+            raise ValueError(
+                f"this identifier is already recorded with birth year {patient.birth_year}, "
+                f"not {birth_year}; check the identifier"
+            )
+    if sex != "unknown":
+        if patient.sex == "unknown":
+            patient.sex = sex
+            changed.append("sex")
+        elif patient.sex != sex:
+            raise ValueError(f"this identifier is already recorded as {patient.sex}, not {sex}; check the identifier")
+    if changed:
+        session.add(AuditEvent(actor=actor, action="patient.update", patient_id=patient.id, detail={"fields": changed}))
+    return patient
