@@ -6,7 +6,7 @@ import contextlib
 
 import streamlit as st
 
-from dashboard import auth_ui, figures, resources
+from dashboard import auth_ui, figures, report_data, resources
 from dashboard import components as ui
 from dashboard.lesion_views import visit_lesion_card
 from dashboard.services import decisions_table, export_filename, pct, timeline_table, visit_choice_label
@@ -94,6 +94,18 @@ with visits_tab:
         )
         if visit.notes:
             st.markdown(f"> {literal(visit.notes)}")
+        st.download_button(  # built when clicked: stored images, saliency overlays, audited under the reader
+            "Download visit report (PDF)",
+            data=lambda vid=visit.id: report_data.visit_report(store, vid, predictor),
+            file_name=report_data.report_filename(patient.identifier, visit),
+            mime="application/pdf",
+            on_click="ignore",
+            icon=":material/picture_as_pdf:",
+            key=f"visit_report_{visit.id}",
+            help="A printable A4 report of this visit: ranked lesions with images and saliency overlays, scores "
+            "with their uncertainty, decisions, the model and its validation figures. It names the patient's "
+            "identifier; each download is recorded in the audit trail under your name.",
+        )
         for lesion in visit.lesions:
             same_model = lesion.prediction is not None and lesion.prediction.model_id == current_model
             visit_lesion_card(lesion, current_threshold if same_model else None, visit.id)
