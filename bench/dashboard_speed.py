@@ -1,0 +1,345 @@
+"""Dashboard speed in a real browser: `streamlit run dashboard/serve.py` driven by Debian's Chromium (Playwright).
+
+    python -m bench.dashboard_speed [--patient IP_4292424] [--lesions 20] [--visits 2] [--switches 3]
+
+What is timed (wall clock, from the click or the server start until the page shows what it should and
+Streamlit's script run has finished, ``data-test-script-state == notRunning``):
+
+* first page: server process started -> the sign-in form is usable (the browser is launched beforehand);
+* sign-in: "Sign in" clicked -> Patient review is shown (needs the model: it loads here unless preloaded);
+* upload: N real lesion images of one complete ISIC 2020 patient set on the uploader -> "N image(s)" shown;
+* score + gallery: "Score and rank" clicked -> the ranked gallery shows all N lesion cards;
+* save: "Save visit" clicked -> "This review is now read-only." shown;
+* page switches: sidebar links Patient review -> Case history -> Saliency -> Patient review (the review
+  page then redraws the saved visit's N cards), and a Case-history search that opens the patient.
+
+A temporary SQLite database and image folder, and a temporary admin account (made with the users CLI, as an
+administrator would) are used; nothing is written to var/. Visits after the first repeat the flow for a new
+patient in the same session; the median over visits (and over switch rounds) is printed, the worst in
+brackets. Figures are printed, never asserted by a test: other processes share this CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+USERNAME = "bench.admin"
+PASSWORD = "benchmark password 1234"
+TIMEOUT_MS = 180_000
+GOALS_S = {"first page": 5.0, "save": 1.0, "page switch": 1.5, "score + gallery": 5.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def patient_images(shared: Path, patient_id: str | None, count: int) -> tuple[str, list[Path]]:
+    """``count`` images of one complete ISIC 2020 patient (the first with enough when none is named)."""
+    root = shared / "datasets" / "isic2020_patients"
+    table = pd.read_csv(root / "train.csv")
+    if patient_id is None:
+        sizes = table.groupby("patient_id").size()
+        patient_id = str(sizes[sizes >= count].sort_values(kind="stable").index[0])
+    names = table.loc[table["patient_id"] == patient_id, "image_name"].tolist()[:count]
+    if len(names) < count:
+        raise SystemExit(f"patient {patient_id} has {len(names)} images, fewer than {count}")
+    return patient_id, [root / "train" / f"{name}.jpg" for name in names]
+
+
+def _add_admin(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dashboard.users", "add", USERNAME, "--role", "admin", "--password-stdin"],
+        cwd=REPO_ROOT,
+        env=env,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"could not create the benchmark account: {done.stderr}")
+
+
+def _idle(page) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'",
+        timeout=TIMEOUT_MS,
+    )
+
+
+# Records when Streamlit's script-run state changes, so a step's time splits into "the server ran the
+# script" and the rest (messages, the browser drawing the page).
+WATCH_SCRIPT_STATE = """
+(() => {
+  window.__runs = [];
+  const watch = () => {
+    const app = document.querySelector('[data-testid=stApp]');
+    if (!app) { setTimeout(watch, 20); return; }
+    new MutationObserver(() => window.__runs.push([app.getAttribute('data-test-script-state'), performance.now()]))
+      .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  };
+  watch();
+})();
+"""
+SCRIPT_SHARE: dict[str, list[float]] = {}  # step -> seconds the script was running, per run of the step
+
+
+def _running_seconds(page, since_ms: float) -> float:
+    changes = page.evaluate("() => window.__runs || []")
+    total, started = 0.0, None
+    for state, at in changes:
+        if at < since_ms:
+            continue
+        if state == "running" and started is None:
+            started = at
+        elif state != "running" and started is not None:
+            total, started = total + (at - started), None
+    return total / 1000
+
+
+def _timed(page, action, *ready) -> float:
+    """Seconds from ``action()`` until every locator in ``ready`` is visible and the script run has ended."""
+    from playwright.sync_api import expect
+
+    since = page.evaluate("() => performance.now()")
+    start = time.perf_counter()
+    action()
+    for locator in ready:
+        expect(locator).to_be_visible(timeout=TIMEOUT_MS)
+    _idle(page)
+    elapsed = time.perf_counter() - start
+    page.wait_for_timeout(50)  # let the observer record the last change
+    _timed.running = _running_seconds(page, since)  # type: ignore[attr-defined]
+    return elapsed
+
+
+def _goto_until_up(page, url: str, proc: subprocess.Popen, deadline_s: float) -> None:
+    start = time.perf_counter()
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"streamlit exited with code {proc.returncode}")
+        try:
+            page.goto(url, timeout=5_000)
+            return
+        except Exception:
+            if time.perf_counter() - start > deadline_s:
+                raise
+            time.sleep(0.05)
+
+
+def run(args: argparse.Namespace) -> dict[str, list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    shared = Path(os.environ.get("TRIAGE_SHARED_DIR", REPO_ROOT.parent / "shared"))
+    patient_id, images = patient_images(shared, args.patient, args.lesions)
+    print(f"patient {patient_id}: {len(images)} images from {images[0].parent}", flush=True)
+    times: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="dashboard-speed-") as tmp:
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "TRIAGE_CHECKPOINT"},
+            "DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
+            "TRIAGE_DATA_DIR": str(Path(tmp) / "images"),
+            "TRIAGE_IDLE_TIMEOUT_MINUTES": "120",
+            "PYTHONUNBUFFERED": "1",
+        }
+        _add_admin(env)  # the database exists (migrated) before the server starts, as after an installation
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        log_path = Path(tmp) / "streamlit.log"
+        with sync_playwright() as pw, open(log_path, "w") as log:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+            page.add_init_script(WATCH_SCRIPT_STATE)
+            page.set_default_timeout(TIMEOUT_MS)
+            command = [sys.executable, "-m", "streamlit", "run", "dashboard/serve.py", "--server.port", str(port)]
+            command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
+            command += ["--browser.gatherUsageStats", "false"]
+            if args.py_spy:  # sample every thread of the server (py-spy is a separate tool, not a dependency)
+                spy = [args.py_spy, "record", "--format", "raw", "--threads", "-r", "50", "-o", args.profile_out]
+                command = [*spy, "--", *command]
+            start = time.perf_counter()
+            proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                _goto_until_up(page, base, proc, 120)
+                page.get_by_label("Username", exact=True).wait_for(state="visible", timeout=TIMEOUT_MS)
+                _idle(page)
+                times["first page"] = [time.perf_counter() - start]
+                print(f"first page {times['first page'][0]:.2f} s", flush=True)
+                _flow(page, images, args, times)
+            except BaseException:
+                shot = REPO_ROOT / "test-artifacts" / "bench_dashboard_failure.png"
+                shot.parent.mkdir(exist_ok=True)
+                page.screenshot(path=str(shot))
+                print(f"failed; screenshot {shot}; server log tail:\n{log_path.read_text()[-3000:]}", file=sys.stderr)
+                raise
+            finally:
+                browser.close()
+                proc.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT; streamlit stops too
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        if "Traceback" in log_path.read_text():
+            print(f"server log has a traceback:\n{log_path.read_text()[-3000:]}", file=sys.stderr)
+    return times
+
+
+def _add(times: dict[str, list[float]], name: str, seconds: float) -> None:
+    times.setdefault(name, []).append(seconds)
+    running = getattr(_timed, "running", float("nan"))
+    SCRIPT_SHARE.setdefault(name, []).append(running)
+    print(f"{name} {seconds:.2f} s (script running {running:.2f} s)", flush=True)
+
+
+def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, list[float]]) -> None:
+    n = len(images)
+    page.get_by_label("Username", exact=True).fill(USERNAME)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    review_heading = page.get_by_role("heading", name="Patient review", exact=True)
+    sign_in = page.get_by_role("button", name="Sign in").click
+    _add(times, "sign-in -> review page", _timed(page, sign_in, review_heading))
+
+    for visit in range(args.visits):
+        identifier = f"BENCH-{visit + 1:03d}"
+        page.get_by_label("Patient identifier (pseudonymous)", exact=True).fill(identifier)
+        _timed(page, page.get_by_role("button", name="Start review").click, page.get_by_text("2 · Lesion images"))
+        uploader = page.locator("input[type=file]").first
+        _add(
+            times,
+            "upload",
+            _timed(
+                page,
+                lambda u=uploader: u.set_input_files([str(p) for p in images]),
+                page.get_by_text(f"{n} image(s)", exact=True),
+            ),
+        )
+        apply = page.get_by_role("button", name="Apply")
+        if apply.count():
+            _timed(page, apply.click, page.get_by_role("button", name=f"Score and rank {n} lesion(s)"))
+        _add(
+            times,
+            "score + gallery",
+            _timed(
+                page,
+                page.get_by_role("button", name=f"Score and rank {n} lesion(s)").click,
+                page.get_by_text("4 · Ranked lesions"),
+                page.get_by_role("heading", name=f"#{n} ·"),
+            ),
+        )
+        _add(
+            times,
+            "save",
+            _timed(
+                page,
+                page.get_by_role("button", name="Save visit").click,
+                page.get_by_text("This review is now read-only."),
+            ),
+        )
+        if visit < args.visits - 1:
+            _timed(
+                page,
+                page.get_by_role("button", name="Start the next patient").click,
+                page.get_by_label("Patient identifier (pseudonymous)", exact=True),
+            )
+
+    sidebar = page.locator("[data-testid=stSidebarNav]")
+    for _ in range(args.switches):
+        _add(
+            times,
+            "switch -> Case history",
+            _timed(
+                page,
+                sidebar.get_by_role("link", name="Case history").click,
+                page.get_by_role("heading", name="Case history", exact=True),
+            ),
+        )
+        search = page.get_by_label("Search patients by identifier", exact=True)
+        search.fill("BENCH-001")
+        _add(
+            times,
+            "history search -> patient",
+            _timed(page, lambda s=search: s.press("Enter"), page.get_by_role("heading", name="BENCH-001").first),
+        )
+        _add(
+            times,
+            "switch -> Saliency",
+            _timed(
+                page,
+                sidebar.get_by_role("link", name="Saliency").click,
+                page.get_by_role("heading", name="Saliency inspection", exact=True),
+            ),
+        )
+        _add(
+            times,
+            "switch -> Patient review",
+            _timed(page, sidebar.get_by_role("link", name="Patient review").click, review_heading),
+        )
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f}, {five:.1f}, {fifteen:.1f}"
+
+
+def report(times: dict[str, list[float]], load_before: str, load_after: str) -> str:
+    lines = [
+        f"{os.cpu_count()} CPU core(s), Python {platform.python_version()}; "
+        f"load average {load_before} (1/5/15 min) at the start, {load_after} at the end.",
+        "",
+        "| step | median s | worst s | runs | goal | of which the script ran (median s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    switches = [t for name, v in times.items() if name.startswith("switch") for t in v]
+    for name, values in times.items():
+        goal = GOALS_S.get(name) or (GOALS_S["page switch"] if name.startswith("switch") else None)
+        lines.append(
+            f"| {name} | {statistics.median(values):.2f} | {max(values):.2f} | {len(values)} | "
+            + (f"≤ {goal:g} s" if goal else "")
+            + f" | {statistics.median(SCRIPT_SHARE.get(name) or [float('nan')]):.2f} |"
+        )
+    if switches:
+        lines.append(
+            f"| all page switches | {statistics.median(switches):.2f} | {max(switches):.2f} | {len(switches)} | "
+            f"≤ {GOALS_S['page switch']:g} s | |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patient", help="an isic2020_patients patient id (default: the first with enough images)")
+    parser.add_argument("--lesions", type=int, default=20)
+    parser.add_argument("--visits", type=int, default=2, help="visits reviewed and saved, one patient each")
+    parser.add_argument("--switches", type=int, default=3, help="rounds of page switches")
+    parser.add_argument("--py-spy", help="path of a py-spy binary: profile the server while it is timed")
+    parser.add_argument("--profile-out", default="dashboard_speed.pyspy.txt", help="py-spy's collapsed stacks")
+    args = parser.parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"{CHROMIUM} is missing (apt-get install -y chromium)", file=sys.stderr)
+        return 2
+    load_before = _load()
+    times = run(args)
+    print()
+    print(report(times, load_before, _load()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
