@@ -15,14 +15,20 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from data.images import decode_image
 
 if TYPE_CHECKING:
     from dashboard.store.records import ImageView, PatientTimeline
 
 ALL_SITES = "all sites"
+UNSAVED_VISIT_ID = -1  # the review in progress, shown with the saved visits before it is saved
 
 # The default "score rose" margin: odds of melanoma doubled since the previous visit (see the docstring).
 FOLLOW_UP_RISE: dict[str, Any] = {"kind": "odds_ratio", "value": 2.0}
@@ -32,10 +38,10 @@ FOLLOW_UP_RISE: dict[str, Any] = {"kind": "odds_ratio", "value": 2.0}
 class LesionVisit:
     """One visit's image of a lesion and the score saved with it."""
 
-    visit_id: int
-    visit_number: int  # per patient (1 = first visit)
+    visit_id: int  # UNSAVED_VISIT_ID for the review in progress
+    visit_number: int  # per patient (1 = first visit; 0 = the review in progress)
     visit_time: datetime
-    image: ImageView
+    image: ImageView | None  # None for the review in progress (its image is not stored yet)
     p_melanoma: float | None
     p_spread: float | None  # None on scores saved before the spread was recorded
     ugly_duckling: float | None
@@ -45,6 +51,13 @@ class LesionVisit:
     @property
     def date(self) -> str:
         return self.visit_time.astimezone().strftime("%Y-%m-%d")
+
+    @property
+    def is_unsaved(self) -> bool:
+        return self.visit_id == UNSAVED_VISIT_ID
+
+    def name(self) -> str:
+        return "this visit (not saved yet)" if self.is_unsaved else f"visit {self.visit_number} · {self.date}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,38 @@ class LesionHistory:
     def where(self) -> str:
         """Site, and the body-map region when one was recorded."""
         return self.site if not self.body_region else f"{self.site} · {region_label(self.body_region)}"
+
+
+def with_unsaved_visit(
+    lesion: LesionHistory,
+    p_melanoma: float | None,
+    p_spread: float | None,
+    model_id: str | None,
+    when: datetime,
+    ugly_duckling: float | None = None,
+) -> LesionHistory:
+    """The lesion's saved visits plus the review in progress (its live score), for the review's comparison."""
+    current = LesionVisit(
+        visit_id=UNSAVED_VISIT_ID,
+        visit_number=0,
+        visit_time=when,
+        image=None,
+        p_melanoma=p_melanoma,
+        p_spread=p_spread,
+        ugly_duckling=ugly_duckling,
+        model_id=model_id,
+    )
+    return replace(lesion, visits=(*lesion.visits, current))
+
+
+def read_stored_image(path: str | Path, max_px: int) -> Image.Image | None:
+    """A stored lesion image (upright RGB, at most ``max_px`` on a side), or None if it cannot be read."""
+    try:
+        image = decode_image(Path(path), lesion=False)
+    except (OSError, ValueError):  # ImageDecodeError is a ValueError
+        return None
+    image.thumbnail((max_px, max_px))
+    return image
 
 
 def region_label(key: str) -> str:

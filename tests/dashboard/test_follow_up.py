@@ -175,3 +175,28 @@ def test_a_rise_within_the_spread_or_across_models_is_called_possible_noise():
     assert unknown is not None and unknown.within_spread is None and "cannot be ruled out" in unknown.caveat()
     other_model = score_rise(0.02, 0.10, margin, before_spread=0.0, after_spread=0.0, same_model=False)
     assert other_model is not None and other_model.may_be_noise and "model" in other_model.caveat()
+
+
+def test_the_review_in_progress_joins_the_lesion_as_an_unsaved_last_visit(timeline):
+    from dashboard.follow_up import UNSAVED_VISIT_ID, with_unsaved_visit
+
+    scapula = lesion_histories(timeline)[0]
+    now = with_unsaved_visit(scapula, 0.2, 0.01, "m-1", T0.replace(month=12))
+    assert len(now.visits) == 3 and now.latest.is_unsaved and now.latest.visit_id == UNSAVED_VISIT_ID
+    assert now.latest.image is None and "not saved" in now.latest.name()
+    assert lesion_rise(now, RiseMargin()).before == pytest.approx(0.035)  # against the last saved score
+    assert len(scapula.visits) == 2  # the saved history is unchanged
+
+
+def test_stored_image_is_read_upright_and_small_or_reported_unreadable(tmp_path):
+    from PIL import Image
+
+    from dashboard.follow_up import read_stored_image
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (800, 600), (120, 80, 60)).save(path)
+    image = read_stored_image(path, 200)
+    assert image is not None and max(image.size) == 200 and image.mode == "RGB"
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert read_stored_image(tmp_path / "broken.png", 200) is None
+    assert read_stored_image(tmp_path / "missing.png", 200) is None

@@ -1,0 +1,388 @@
+"""Streamlit parts of following a lesion: the follow-up picker with thumbnails of the patient's known
+lesions, a lesion's comparison view (two visits side by side, aligned overlay or difference, the score trend
+with its band) and the score-rise flag. The logic is in follow_up.py, comparison.py and follow_up_figures.py.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import streamlit as st
+from PIL import Image
+
+from dashboard.comparison import SCALE_CAVEAT, AlignedPair, aligned_pair, blend, difference, fit_into_box
+from dashboard.follow_up import (
+    ALL_SITES,
+    LesionHistory,
+    LesionVisit,
+    RiseMargin,
+    ScoreRise,
+    default_site_filter,
+    filter_by_site,
+    lesion_histories,
+    lesion_rise,
+    read_stored_image,
+    score_rise,
+    site_filter_options,
+    with_unsaved_visit,
+)
+from dashboard.follow_up_figures import lesion_trend
+from dashboard.textsafe import literal
+from dashboard.wording import pct
+
+THUMB_PX = 220
+COMPARE_SOURCE_PX = 900  # stored images are read at most this size for the comparison
+PICKER_FOR = "follow_up_picker_for"  # sha256 of the image whose picker dialog is open
+PICK_ERROR = "follow_up_pick_error"
+HISTORIES = "follow_up_histories"
+VIEWS = ("Side by side", "Aligned overlay", "Difference")
+
+
+def rise_margin() -> RiseMargin:
+    return RiseMargin.from_setting()
+
+
+# ---------------------------------------------------------------- data, cached
+
+
+def review_histories(store: Any, patient: Any) -> list[LesionHistory]:
+    """The known lesions of the review's patient, read once per patient and visit count."""
+    if store is None or patient is None or patient.patient_id is None or not patient.known_lesions:
+        return []
+    key = (patient.patient_id, patient.visit_count, len(patient.known_lesions))
+    cached = st.session_state.get(HISTORIES)
+    if cached is None or cached[0] != key:
+        cached = (key, lesion_histories(store.patient_timeline(patient.patient_id)))
+        st.session_state[HISTORIES] = cached
+    return cached[1]
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _thumbnail_jpeg(path: str, sha256: str, px: int) -> bytes | None:
+    """A stored image's thumbnail (the SHA-256 keys the cache: files are content-addressed)."""
+    image = read_stored_image(path, px)
+    if image is None:
+        return None
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _stored_image(path: str, sha256: str) -> Image.Image | None:
+    return read_stored_image(path, COMPARE_SOURCE_PX)
+
+
+@st.cache_resource(max_entries=32, show_spinner="Aligning the two images…")
+def _aligned(earlier_key: str, later_key: str, _earlier: Image.Image, _later: Image.Image) -> AlignedPair | None:
+    return aligned_pair(_earlier, _later)
+
+
+def _visit_thumbnail(visit: LesionVisit, px: int = THUMB_PX) -> bytes | None:
+    if visit.image is None:
+        return None
+    return _thumbnail_jpeg(str(visit.image.path), visit.image.sha256, px)
+
+
+# ---------------------------------------------------------------- score rise
+
+
+def rise_badge(rise: ScoreRise | None) -> None:
+    if rise is None:
+        return
+    st.badge(
+        f"Score rose {pct(rise.before)} → {pct(rise.after)}" + (" (may be noise)" if rise.may_be_noise else ""),
+        color="orange" if rise.may_be_noise else "red",
+        icon=":material/trending_up:",
+    )
+
+
+def rise_notice(rise: ScoreRise | None) -> None:
+    """The flag with what it means and what it does not."""
+    if rise is None:
+        return
+    st.warning(f"**{rise.headline()}.** {rise.caveat()}", icon=":material/trending_up:")
+
+
+def live_rise(
+    histories: list[LesionHistory], lesion_id: int | None, p: float, spread: float | None, model_id: str | None
+) -> ScoreRise | None:
+    """A linked image's live score against the lesion's last saved score."""
+    lesion = next((h for h in histories if h.lesion_id == lesion_id), None)
+    if lesion is None:
+        return None
+    scored = [v for v in lesion.visits if v.p_melanoma is not None]
+    if not scored:
+        return None
+    last = scored[-1]
+    return score_rise(
+        last.p_melanoma,
+        p,
+        rise_margin(),
+        before_spread=last.p_spread,
+        after_spread=spread,
+        same_model=last.model_id == model_id,
+    )
+
+
+# ---------------------------------------------------------------- picker
+
+
+def picker_button(image: Any, disabled: bool) -> None:
+    """Under an image's "Follow-up of" box: open the picker with thumbnails of the known lesions."""
+    st.button(
+        "Choose from thumbnails",
+        key=f"pick_thumbs_{image.key}",
+        icon=":material/grid_view:",
+        type="tertiary",
+        disabled=disabled,
+        on_click=_open_picker,
+        args=(image.sha256,),
+    )
+
+
+def _open_picker(sha: str) -> None:
+    st.session_state[PICKER_FOR] = sha
+
+
+def show_open_picker(state: Any, histories: list[LesionHistory], on_linked: Callable[[str], None]) -> None:
+    """Draw the picker dialog if one was asked for (call once per page run, after the image grid)."""
+    sha = st.session_state.get(PICKER_FOR)
+    if sha and sha in state.images and histories:
+        _picker_dialog(state, sha, histories, on_linked)
+
+
+def _close_picker() -> None:
+    st.session_state.pop(PICKER_FOR, None)
+
+
+def _pick(state: Any, sha: str, lesion_id: int | None, on_linked: Callable[[str], None]) -> None:
+    try:
+        state.link_lesion(sha, lesion_id)
+    except ValueError as exc:
+        st.session_state[PICK_ERROR] = str(exc)
+        return
+    on_linked(sha)
+    _close_picker()
+
+
+@st.dialog("Follow-up of which lesion?", width="large", on_dismiss=_close_picker)
+def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_linked: Callable[[str], None]) -> None:
+    if st.session_state.get(PICKER_FOR) != sha:
+        st.rerun()  # picked or dismissed: close
+    image = state.images[sha]
+    current = image.existing_lesion_id
+    taken = {i.existing_lesion_id for s, i in state.images.items() if s != sha and i.existing_lesion_id}
+    head_img, head_text = st.columns([1, 3], vertical_alignment="center")
+    head_img.image(image.thumbnail_jpeg(), width="stretch")
+    head_text.markdown(f"**This image:** {literal(image.filename)} · {image.site}")
+    head_text.caption(
+        "Pick the known lesion this image shows again (each shows its latest saved image), or mark it as new. "
+        "A lesion does not move: linking takes the lesion's recorded site and label."
+    )
+    head_text.button(
+        "New lesion (first time seen)",
+        key=f"pick_new_{image.key}",
+        type="primary" if current is None else "secondary",
+        icon=":material/add_circle:",
+        on_click=_pick,
+        args=(state, sha, None, on_linked),
+    )
+    error = st.session_state.pop(PICK_ERROR, None)
+    if error:
+        st.error(literal(error))
+    options = site_filter_options(histories)
+    site = st.segmented_control(
+        "Site",
+        options,
+        default=default_site_filter(image.site, histories),
+        key=f"pick_site_{image.key}",
+    )
+    shown = filter_by_site(histories, site or ALL_SITES, keep_lesion_id=current)
+    if not shown:
+        st.info("No known lesion on this site.")
+    margin = rise_margin()
+    per_row = 3
+    for start in range(0, len(shown), per_row):
+        for col, lesion in zip(st.columns(per_row), shown[start : start + per_row], strict=False):
+            with col, st.container(border=True, key=f"pick-{image.key}-{lesion.lesion_id}"):
+                thumb = _visit_thumbnail(lesion.latest)
+                if thumb is None:
+                    st.caption(":material/broken_image: stored image unreadable")
+                else:
+                    st.image(thumb, width="stretch")
+                st.markdown(f"**{literal(lesion.title())}**")
+                latest = lesion.latest
+                score = (
+                    f"P(melanoma) {pct(latest.p_melanoma)}"
+                    + (f" ± {pct(2 * latest.p_spread)}" if latest.p_spread is not None else "")
+                    if latest.p_melanoma is not None
+                    else "not scored"
+                )
+                st.caption(
+                    f"{literal(lesion.where())} · last seen {latest.date} (visit {latest.visit_number}) · {score}"
+                )
+                rise_badge(lesion_rise(lesion, margin))
+                if lesion.lesion_id == current:
+                    st.button("Linked now", key=f"pick_{image.key}_{lesion.lesion_id}", disabled=True)
+                elif lesion.lesion_id in taken:
+                    st.button("Linked to another image", key=f"pick_{image.key}_{lesion.lesion_id}", disabled=True)
+                else:
+                    st.button(
+                        "Follow-up of this lesion",
+                        key=f"pick_{image.key}_{lesion.lesion_id}",
+                        icon=":material/link:",
+                        on_click=_pick,
+                        args=(state, sha, lesion.lesion_id, on_linked),
+                    )
+
+
+# ---------------------------------------------------------------- comparison
+
+
+def _score_line(visit: LesionVisit) -> str:
+    if visit.p_melanoma is None:
+        return "not scored"
+    spread = f" ± {pct(2 * visit.p_spread)}" if visit.p_spread is not None else " (no spread recorded)"
+    return f"P(melanoma) {pct(visit.p_melanoma)}{spread}"
+
+
+def comparison_view(
+    lesion: LesionHistory,
+    threshold: float | None,
+    key: str,
+    current_image: Image.Image | None = None,
+) -> None:
+    """A lesion over time: two of its visits side by side (or aligned overlay / difference) and the trend.
+
+    ``current_image``: the review in progress's image, when ``lesion`` ends with the unsaved visit.
+    """
+    margin = rise_margin()
+    rise_notice(lesion_rise(lesion, margin))
+    visits = list(lesion.visits)
+
+    def load(visit: LesionVisit) -> Image.Image | None:
+        if visit.image is None:
+            return current_image
+        return _stored_image(str(visit.image.path), visit.image.sha256)
+
+    if len(visits) >= 2:
+        positions = list(range(len(visits)))
+        first, second = st.select_slider(
+            "Visits compared",
+            options=positions,
+            value=(positions[-2], positions[-1]),
+            format_func=lambda i: visits[i].name(),
+            key=f"compare_visits_{key}",
+        )
+        if first == second:
+            first = max(0, second - 1) if second else 1
+        earlier, later = visits[min(first, second)], visits[max(first, second)]
+        view = st.segmented_control("View", VIEWS, default=VIEWS[0], key=f"compare_view_{key}") or VIEWS[0]
+        _pair_view(earlier, later, load(earlier), load(later), view, key)
+    else:
+        st.caption("Only one visit so far: a comparison appears after the lesion is imaged again.")
+    st.plotly_chart(lesion_trend(lesion, threshold, margin), key=f"compare_trend_{key}")
+    st.caption(
+        f"Band: ± 2 × the spread of the score across the image's rotated/flipped views, as stored with each score; "
+        f"it shows how much a score depends on orientation, not the model's whole error. A rise is flagged when "
+        f"the {margin.describe()} or more since the previous visit; a rise within the band may be noise. "
+        "Decision support, not a diagnosis."
+    )
+
+
+def _pair_view(
+    earlier: LesionVisit,
+    later: LesionVisit,
+    earlier_image: Image.Image | None,
+    later_image: Image.Image | None,
+    view: str,
+    key: str,
+) -> None:
+    if earlier_image is None or later_image is None:
+        st.error("A stored image of this lesion cannot be read.", icon=":material/broken_image:")
+        return
+    left, right = st.columns(2)
+    if view == VIEWS[0]:
+        left.image(fit_into_box(earlier_image), caption=f"{earlier.name()} — {_score_line(earlier)}", width="stretch")
+        right.image(fit_into_box(later_image), caption=f"{later.name()} — {_score_line(later)}", width="stretch")
+        st.caption(SCALE_CAVEAT)
+        return
+    pair = _aligned(_cache_key(earlier), _cache_key(later), earlier_image, later_image)
+    if pair is None:
+        st.warning(
+            "These two images could not be aligned (too few matching landmarks and no clear lesion outline). "
+            "Compare them side by side.",
+            icon=":material/compare:",
+        )
+        return
+    left.image(fit_into_box(Image.fromarray(pair.earlier)), caption=earlier.name(), width="stretch")
+    if view == VIEWS[1]:
+        weight = st.slider(
+            f"Blend: {earlier.name()} ← → {later.name()}", 0.0, 1.0, 0.5, 0.05, key=f"compare_blend_{key}"
+        )
+        right.image(fit_into_box(blend(pair, weight)), caption="aligned overlay", width="stretch")
+    else:
+        right.image(
+            fit_into_box(difference(pair)),
+            caption="difference after alignment and brightness matching (brighter = larger change)",
+            width="stretch",
+        )
+    (st.warning if pair.alignment.approximate else st.info)(pair.alignment.note(), icon=":material/compare:")
+    st.caption(SCALE_CAVEAT)
+
+
+def _cache_key(visit: LesionVisit) -> str:
+    return visit.image.sha256 if visit.image is not None else f"unsaved-{visit.visit_time.isoformat()}"
+
+
+def review_lesion_over_time(state: Any, histories: list[LesionHistory], image: Any, row: Any, threshold: float) -> None:
+    """In a review card: for an image linked to a known lesion, the rise flag and a comparison dialog."""
+    lesion = next((h for h in histories if h.lesion_id == image.existing_lesion_id), None)
+    if lesion is None:
+        return
+    model_id = getattr(state.result, "model_id", None)
+    rise_badge(live_rise(histories, lesion.lesion_id, float(row.p_melanoma), float(row.p_spread), model_id))
+    if st.button("Compare with earlier visits", key=f"compare_open_{image.key}", icon=":material/compare:"):
+        _review_comparison(lesion, image, row, threshold, model_id)
+
+
+@st.dialog("Lesion over time", width="large")
+def _review_comparison(lesion: LesionHistory, image: Any, row: Any, threshold: float, model_id: str | None) -> None:
+    now = with_unsaved_visit(
+        lesion,
+        float(row.p_melanoma),
+        float(row.p_spread),
+        model_id,
+        datetime.now(UTC),
+        _number_or_none(row.ugly_duckling),
+    )
+    st.markdown(f"**{literal(lesion.title())}** · {literal(lesion.where())}")
+    comparison_view(now, threshold, key=f"review_{image.key}", current_image=image.display_image())
+
+
+def _number_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def history_flags(histories: list[LesionHistory]) -> list[tuple[LesionHistory, ScoreRise]]:
+    """Lesions whose score rose since their previous visit, for the history page's summary."""
+    margin = rise_margin()
+    return [(h, rise) for h in histories if (rise := lesion_rise(h, margin)) is not None]
+
+
+def lesion_choice_label(lesion: LesionHistory, margin: RiseMargin | None = None) -> str:
+    rise = lesion_rise(lesion, margin or rise_margin())
+    latest = lesion.latest
+    return (
+        f"{lesion.title()} · {lesion.site} · {len(lesion.visits)} visit(s)"
+        + (f" · latest P(melanoma) {pct(latest.p_melanoma)}" if latest.p_melanoma is not None else "")
+        + (" · ▲ score rose" if rise is not None else "")
+    )
