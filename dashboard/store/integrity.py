@@ -5,7 +5,8 @@
 The database is checked first: SQLite ``PRAGMA integrity_check`` and ``foreign_key_check``; on
 PostgreSQL every table is read through (a damaged page fails the read); on both, consistency queries
 (rows pointing at missing rows, images and decisions whose lesion belongs to another patient than their
-visit, scores outside [0, 1]). The check opens the database read-only (a read-only mount works, and is
+visit, scores outside [0, 1], scored overview photos, amendments of another lesion's decision, unknown body
+regions). The check opens the database read-only (a read-only mount works, and is
 said so) and never creates a folder; only ``--prune-orphans`` changes anything: it deletes the orphan
 and temporary files it lists.
 
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -35,6 +36,7 @@ from dashboard.store.api import CaseStore
 from dashboard.store.engine import sqlite_read_only_url
 from dashboard.store.files import TEMP_PREFIX, blob_relpath
 from dashboard.store.models import LesionImage
+from data.body_sites import REGIONS
 from data.hashing import sha256_file
 
 
@@ -55,6 +57,7 @@ class IntegrityReport:
     temp_files: list[str] = field(default_factory=list)
     database_problems: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)  # relative paths deleted by --prune-orphans
+    notes: list[str] = field(default_factory=list)  # checks skipped, and why (not problems)
 
     @property
     def ok(self) -> bool:
@@ -73,6 +76,7 @@ class IntegrityReport:
 
     def to_text(self) -> str:
         lines = [f"DATABASE: {problem}" for problem in self.database_problems]
+        lines += [f"note: {note}" for note in self.notes]
         lines += [f"data directory: {self.data_dir}", f"files checked: {self.files_checked}"]
         lines += [f"{p.kind.upper()}: {p.relpath} ({p.detail})" for p in self.problems]
         lines += [f"orphan (no database row, harmless): {rel}" for rel in self.orphans if rel not in self.pruned]
@@ -115,7 +119,40 @@ CONSISTENCY_QUERIES: tuple[tuple[str, str], ...] = (
         "SELECT count(*) FROM prediction WHERE p_melanoma IS NULL OR p_melanoma < 0 OR p_melanoma > 1",
     ),
 )
-TABLES = ("patient", "visit", "lesion", "lesion_image", "prediction", "decision", "audit_event", "app_user")
+# Checks of revision 0006's columns; skipped (and said so) on a database not yet upgraded, e.g. a backup.
+FOLLOW_UP_QUERIES: tuple[tuple[str, str], ...] = (
+    (
+        "scores of an overview photo (only dermoscopic images are scored)",
+        "SELECT count(*) FROM prediction s JOIN lesion_image i ON i.id = s.image_id WHERE i.kind <> 'dermoscopic'",
+    ),
+    (
+        "amendments of a decision on another lesion or visit",
+        "SELECT count(*) FROM decision a JOIN decision d ON d.id = a.amends_id "
+        "WHERE a.lesion_id <> d.lesion_id OR a.visit_id <> d.visit_id",
+    ),
+    (
+        "histology results of a missing lesion",
+        "SELECT count(*) FROM histology h LEFT JOIN lesion l ON l.id = h.lesion_id WHERE l.id IS NULL",
+    ),
+    (
+        "lesions on a body region that data.body_sites does not know",
+        "SELECT count(*) FROM lesion WHERE body_region IS NOT NULL AND body_region NOT IN "
+        + "("
+        + ", ".join("'" + key.replace("'", "''") + "'" for key in REGIONS)
+        + ")",
+    ),
+)
+TABLES = (
+    "patient",
+    "visit",
+    "lesion",
+    "lesion_image",
+    "prediction",
+    "decision",
+    "histology",
+    "audit_event",
+    "app_user",
+)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -123,10 +160,12 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-def database_problems(store: CaseStore) -> list[str]:
-    """What is wrong inside the database itself (empty when consistent)."""
+def database_problems(store: CaseStore, notes: list[str] | None = None) -> list[str]:
+    """What is wrong inside the database itself (empty when consistent); checks that were skipped are
+    appended to ``notes``."""
     problems: list[str] = []
     with store.engine.connect() as conn:
+        upgraded = "histology" in inspect(conn).get_table_names()
 
         def run(label: str, sql: str) -> object:
             try:
@@ -143,9 +182,12 @@ def database_problems(store: CaseStore) -> list[str]:
             for table, rowid, parent, _fk in (run("PRAGMA foreign_key_check", "PRAGMA foreign_key_check") or [])[:20]:
                 problems.append(f"{table} row {rowid} refers to a {parent} row that does not exist")
         else:  # reading every row of every table touches every heap page: damage fails the read
-            for table in TABLES:
+            for table in TABLES if upgraded else tuple(t for t in TABLES if t != "histology"):
                 run(f"table {table} cannot be read through", f"SELECT count(*) FROM {table}")
-        for label, sql in CONSISTENCY_QUERIES:
+        queries = CONSISTENCY_QUERIES + (FOLLOW_UP_QUERIES if upgraded else ())
+        if not upgraded and notes is not None:
+            notes.append("database older than revision 0006: its follow-up checks were skipped (the app upgrades it)")
+        for label, sql in queries:
             rows = run(label, sql)
             if rows and rows[0][0]:
                 problems.append(f"{label}: {rows[0][0]} row(s)")
@@ -155,7 +197,7 @@ def database_problems(store: CaseStore) -> list[str]:
 def check_integrity(store: CaseStore) -> IntegrityReport:
     root = store.blobs.root
     report = IntegrityReport(data_dir=str(root))
-    report.database_problems = database_problems(store)
+    report.database_problems = database_problems(store, report.notes)
     try:
         with store.engine.connect() as conn:
             rows = conn.execute(select(LesionImage.sha256, LesionImage.relpath).distinct()).all()

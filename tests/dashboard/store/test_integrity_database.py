@@ -109,3 +109,38 @@ def test_check_never_creates_folders_and_prunes_orphans_only_when_asked(
     assert f"removed: ab/cd/{orphan.name}" in capsys.readouterr().out
     assert not orphan.exists()
     assert check_integrity(sqlite_store).orphans == []
+
+
+def test_follow_up_rows_are_checked_on_both_backends(store, sample_images, make_lesion, make_review):
+    """Revision 0006: a scored overview photo, an amendment of another lesion's decision and an unknown body
+    region are problems; the check itself reads the new columns on both backends."""
+    visit_id = _save(store, sample_images, make_lesion, make_review)
+    pid = store.load_visit(visit_id).patient_id
+    first, second = store.decision_history(pid)[:2]
+    store.amend_decision(first.id, "biopsy", reason="second look", actor="dr.ada")
+    assert check_integrity(store).ok
+    with store.engine.begin() as conn:  # what no code path does
+        conn.execute(text("UPDATE lesion_image SET kind = 'overview' WHERE id = (SELECT min(id) FROM lesion_image)"))
+        conn.execute(text("UPDATE decision SET lesion_id = :l WHERE amends_id IS NOT NULL"), {"l": second.lesion_id})
+        conn.execute(text("UPDATE lesion SET body_region = 'elbow_pit'"))
+    problems = check_integrity(store).database_problems
+    assert any("scores of an overview photo" in p for p in problems)
+    assert any("amendments of a decision on another lesion" in p for p in problems)
+    assert any("body region that data.body_sites does not know: 3 row(s)" in p for p in problems)
+
+
+def test_a_database_before_revision_0006_is_checked_without_its_follow_up_checks(db_url, data_dir):
+    """A backup from before the upgrade: the check (which never upgrades) skips the new checks and says so."""
+    from dashboard.store.engine import make_engine
+    from dashboard.store.migrate import upgrade
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0005_review_draft")
+    finally:
+        engine.dispose()
+    with CaseStore.from_url(db_url, data_dir, upgrade=False) as store:
+        report = check_integrity(store)
+    assert report.ok and report.database_problems == []
+    assert ["revision 0006" in note for note in report.notes] == [True]
+    assert "note: database older than revision 0006" in report.to_text()
