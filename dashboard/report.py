@@ -19,7 +19,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from PIL import Image
 
-from dashboard.store.records import DecisionView, PatientRecord, VisitLesion, VisitView
+from dashboard.store.records import DecisionView, HistologyView, PatientRecord, VisitLesion, VisitView
 from dashboard.wording import pct, score_band
 
 DECISION_SUPPORT = (
@@ -166,14 +166,23 @@ def decision_lines(decisions: Sequence[DecisionView]) -> list[str]:
         return ["Decision: none recorded."]
     lines = []
     for i, d in enumerate(decisions):
-        # Amendment fields arrive with the store's amendment schema; older stores have none.
-        amended = i > 0 or getattr(d, "amends_id", None) is not None
-        reason = getattr(d, "amend_reason", "") if amended else ""
+        amended = i > 0 or d.amends_id is not None
+        reason = d.amend_reason if amended else ""
         line = f"{'Amended' if amended else 'Decision'}: {d.action.capitalize()} - {d.clinician}, {_when(d.decided_at)}"
         lines.append(line + (f" (reason: {reason})" if reason else ""))
         if d.comment:
             lines.append(f"Comment: {d.comment}")
     return lines
+
+
+def histology_line(histology: HistologyView | None) -> str:
+    """The lesion's latest histology result as recorded (possibly after this visit), or nothing."""
+    if histology is None:
+        return ""
+    result = histology.result.replace("_", " ")
+    reported = f", reported {histology.reported_on:%Y-%m-%d}" if histology.reported_on else ""
+    note = f" - {histology.note}" if histology.note else ""
+    return f"Histology: {result}{reported} (recorded by {histology.recorded_by}){note}"
 
 
 def ranked(lesions: Sequence[VisitLesion]) -> list[VisitLesion]:
@@ -266,8 +275,7 @@ def _facts_block(pdf: _ReportPDF, patient: PatientRecord, visit: VisitView, cont
             "Visit",
             f"visit {visit.number or visit.id} of {_when(visit.visit_time)} ({len(visit.lesions)} lesion images)",
         ),
-        # The day the images were taken, when entered for images taken before the visit (newer stores).
-        *([("Images taken on", f"{day:%Y-%m-%d}")] if (day := getattr(visit, "taken_on", None)) else []),
+        *([("Images taken on", f"{visit.taken_on:%Y-%m-%d}")] if visit.taken_on else []),  # taken before the visit
         ("Saved", _when(visit.created_at)),
         ("Clinician", visit.clinician),
         ("Scored by model", visit.model_version),
@@ -324,7 +332,9 @@ def _model_block(pdf: _ReportPDF, visit: VisitView, model: ModelFacts | None) ->
     pdf.ln(3)
 
 
-def _lesion_text(lesion: VisitLesion, model: ModelFacts | None, pictures: LesionPictures) -> tuple[str, list[str]]:
+def _lesion_text(
+    lesion: VisitLesion, model: ModelFacts | None, pictures: LesionPictures, histology: HistologyView | None
+) -> tuple[str, list[str]]:
     pred = lesion.prediction
     rank = f"#{pred.rank}  " if pred else ""
     title = f"{rank}Lesion {lesion.lesion_number or lesion.lesion_id}" + (f" - {lesion.label}" if lesion.label else "")
@@ -335,15 +345,14 @@ def _lesion_text(lesion: VisitLesion, model: ModelFacts | None, pictures: Lesion
         lines.append(ugly_duckling_line(lesion))
         lines.append(f"Triage score {pct(pred.triage_score, 1)} · model {pred.model_id}")
     lines.extend(decision_lines(lesion.decisions))
+    if histology is not None:
+        lines.append(histology_line(histology))
     if pictures.note:
         lines.append(pictures.note)
     return title, lines
 
 
-def _lesion_block(
-    pdf: _ReportPDF, lesion: VisitLesion, model: ModelFacts | None, pictures: LesionPictures, cam_method: str
-) -> None:
-    title, lines = _lesion_text(lesion, model, pictures)
+def _lesion_block(pdf: _ReportPDF, title: str, lines: list[str], pictures: LesionPictures, cam_method: str) -> None:
     text_width = pdf.w - MARGIN - TEXT_X
     body = "\n".join(lines)
     needed = max(PICTURE_MM + 5, pdf.text_height(title, text_width, 10, "B", 5.5) + pdf.text_height(body, text_width))
@@ -374,12 +383,14 @@ def visit_report_pdf(
     model: ModelFacts | None,
     pictures: Mapping[int, LesionPictures] | None = None,
     context: ReportContext | None = None,
+    histology: Mapping[int, HistologyView] | None = None,
     *,
     font_files: Mapping[str, Path] | bool | None = True,
 ) -> bytes:
     """The report of one saved visit as PDF bytes.
 
     pictures: per lesion image id (``VisitLesion.image.id``); a lesion without one prints empty frames.
+    histology: the latest result per lesion id (``LesionSummary.histology``), printed under the decisions.
     font_files: True = DejaVu when installed (else core fonts), None/False = core fonts, or {style: path}.
     """
     pictures = pictures or {}
@@ -403,5 +414,7 @@ def visit_report_pdf(
     if not visit.lesions:
         pdf.write_text("No lesion images were saved with this visit.")
     for lesion in ranked(visit.lesions):
-        _lesion_block(pdf, lesion, model, pictures.get(lesion.image.id, LesionPictures()), context.cam_method)
+        shown = pictures.get(lesion.image.id, LesionPictures())
+        title, lines = _lesion_text(lesion, model, shown, (histology or {}).get(lesion.lesion_id))
+        _lesion_block(pdf, title, lines, shown, context.cam_method)
     return bytes(pdf.output())

@@ -111,7 +111,8 @@ def visit_report(
         cam_note="" if predictor is not None else "No model is loaded now, so no saliency overlays are shown.",
     )
     facts = model_facts(getattr(predictor, "config", None))
-    pdf = visit_report_pdf(patient, visit, facts, pictures, context)
+    histology = {les.id: les.histology for les in store.list_lesions(visit.patient_id) if les.histology}
+    pdf = visit_report_pdf(patient, visit, facts, pictures, context, histology)
     store.record_view(
         REPORT_AUDIT_ACTION,
         visit.patient_id,

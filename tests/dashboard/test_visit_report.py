@@ -28,6 +28,7 @@ from model.checkpoint import DEFAULT_CHECKPOINT, model_id, read_config
 
 PSEUDONYM = "PSEUDO-REPORT-7"
 COMMENT = "Réseau atypique, diamètre ≥ 6 mm"
+AMEND_REASON = "surgeon prefers excision"
 # (p_melanoma, spread, ugly-duckling z, outlier, decision) per lesion image; the rank follows p.
 LESIONS = [
     (0.912, 0.012, 2.7, True, "biopsy"),
@@ -113,6 +114,10 @@ def saved(tmp_path, patient_lesions, card_config):
                 ],
             )
         )
+        # After the visit: the biopsy became an excision, and histology came back.
+        top = next(les for les in store.load_visit(visit_id).lesions if les.prediction.rank == 1)
+        store.amend_decision(top.decision.id, "excise", "wide margins", reason=AMEND_REASON, actor="dr.lee")
+        store.record_histology(top.lesion_id, "melanoma", actor="dr.lee", reported_on=dt.date(2026, 5, 20))
         viewer = UserStore(store, AuthUser(id=7, username="viewer.kim", display_name="Kim", role="viewer"))
         yield SimpleNamespace(store=store, viewer=viewer, visit_id=visit_id)
 
@@ -142,7 +147,9 @@ def test_the_report_text_names_the_patient_model_scores_decisions_and_that_it_is
     for p, spread, *_ in LESIONS:
         assert f"P(melanoma) {pct(p)} ± {100 * spread:.1f} points across 8 TTA views" in flat
     assert "Ugly duckling: flagged (z 2.7)" in flat and "Ugly duckling: not flagged (z 0.3)" in flat
-    assert "Biopsy - dr.lee" in flat and "Decision: none recorded." in flat
+    assert "Decision: Biopsy - dr.lee" in flat and "Decision: none recorded." in flat
+    assert "Amended: Excise - dr.lee" in flat and f"(reason: {AMEND_REASON}) Comment: wide margins" in flat
+    assert "Histology: melanoma, reported 2026-05-20 (recorded by dr.lee)" in flat
     if dejavu_fonts():
         assert COMMENT in flat  # unicode kept as typed
     else:
