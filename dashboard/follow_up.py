@@ -205,11 +205,11 @@ def _points_rose(before: float, after: float, margin: float) -> bool:
 
 
 def _describe_odds_ratio(margin: float) -> str:
-    return "odds of melanoma doubled" if margin == 2 else f"odds of melanoma × {margin:g}"
+    return f"odds of melanoma ×{margin:g} or more"
 
 
 def _describe_points(margin: float) -> str:
-    return f"+{margin:g} percentage points"
+    return f"+{margin:g} percentage points or more"
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ class ScoreRise:
     def headline(self) -> str:
         from dashboard.wording import pct
 
-        return f"Score rose {pct(self.before)} → {pct(self.after)} ({self.margin.describe()} or more)"
+        return f"Score rose {pct(self.before)} → {pct(self.after)} (flagged at {self.margin.describe()})"
 
     def caveat(self) -> str:
         notes = []

@@ -289,8 +289,8 @@ def comparison_view(
     st.plotly_chart(lesion_trend(lesion, threshold, margin), key=f"compare_trend_{key}")
     st.caption(
         f"Band: ± 2 × the spread of the score across the image's rotated/flipped views, as stored with each score; "
-        f"it shows how much a score depends on orientation, not the model's whole error. A rise is flagged when "
-        f"the {margin.describe()} or more since the previous visit; a rise within the band may be noise. "
+        f"it shows how much a score depends on orientation, not the model's whole error. A rise since the previous "
+        f"visit is flagged at {margin.describe()}; a rise within the band may be noise. "
         "Decision support, not a diagnosis."
     )
 
@@ -386,3 +386,44 @@ def lesion_choice_label(lesion: LesionHistory, margin: RiseMargin | None = None)
         + (f" · latest P(melanoma) {pct(latest.p_melanoma)}" if latest.p_melanoma is not None else "")
         + (" · ▲ score rose" if rise is not None else "")
     )
+
+
+# ---------------------------------------------------------------- case history
+
+
+def history_rise_summary(histories: list[LesionHistory]) -> None:
+    """Above the history's tabs: the lesions whose score rose since their previous visit, if any."""
+    flagged = history_flags(histories)
+    if not flagged:
+        return
+    lines = "; ".join(
+        f"{literal(lesion.title())} ({pct(rise.before)} → {pct(rise.after)}"
+        + (", may be noise" if rise.may_be_noise else "")
+        + ")"
+        for lesion, rise in flagged
+    )
+    st.warning(
+        f"**Score rose since the previous visit** (flagged at {rise_margin().describe()}): {lines}. "
+        "See **Compare visits**. A rise within the scores' spread, or between model versions, may be noise.",
+        icon=":material/trending_up:",
+    )
+
+
+def history_comparison(histories: list[LesionHistory], threshold: float | None) -> None:
+    """The Case history tab: pick a lesion (flagged ones first offered), then its comparison view."""
+    if not histories:
+        st.info("No lesions recorded.")
+        return
+    margin = rise_margin()
+    flagged = {lesion.lesion_id for lesion, _ in history_flags(histories)}
+    followed = [h for h in histories if len(h.visits) > 1]
+    first = next((h for h in histories if h.lesion_id in flagged), followed[0] if followed else histories[0])
+    lesion = st.selectbox(
+        "Lesion",
+        histories,
+        index=histories.index(first),
+        format_func=lambda h: lesion_choice_label(h, margin),
+        key="compare_lesion",
+    )
+    st.caption(f"{literal(lesion.where())} · first seen {lesion.visits[0].date} · {len(lesion.visits)} visit(s)")
+    comparison_view(lesion, threshold, key=f"history_{lesion.lesion_id}")
