@@ -25,11 +25,13 @@ CSV_COLUMNS = (
     "sex",
     "visit_id",
     "visit_time",
+    "taken_on",
     "clinician",
     "model_version",
     "visit_notes",
     "lesion_id",
     "site",
+    "body_region",
     "lesion_label",
     "image_sha256",
     "image_relpath",
@@ -50,6 +52,8 @@ CSV_COLUMNS = (
     "decision_clinician",
     "decision_comment",
     "decided_at",
+    "decision_amends",
+    "overview_images",
 )
 
 # Spreadsheet programs execute cells starting with these as formulas
@@ -86,11 +90,13 @@ def to_csv(timeline: PatientTimeline) -> str:
                 "sex": p.sex,
                 "visit_id": visit.id,
                 "visit_time": _iso(visit.visit_time),
+                "taken_on": visit.taken_on.isoformat() if visit.taken_on else "",
                 "clinician": _cell_text(visit.clinician),
                 "model_version": _cell_text(visit.model_version),
                 "visit_notes": _cell_text(visit.notes),
                 "lesion_id": item.lesion_id,
                 "site": item.site,
+                "body_region": item.body_region or "",
                 "lesion_label": _cell_text(item.label),
                 "image_sha256": item.image.sha256,
                 "image_relpath": item.image.relpath,
@@ -111,6 +117,9 @@ def to_csv(timeline: PatientTimeline) -> str:
                 "decision_clinician": _cell_text(dec.clinician) if dec else "",
                 "decision_comment": _cell_text(dec.comment) if dec else "",
                 "decided_at": _iso(dec.decided_at) if dec else "",
+                # The decision in force; "decision_amends" names the decision it replaced after saving.
+                "decision_amends": dec.amends_id if dec and dec.amends_id is not None else "",
+                "overview_images": " ".join(o.sha256 for o in item.overviews),
             }
             writer.writerow(row)
     return buf.getvalue()
@@ -121,6 +130,7 @@ def _lesion_dict(item: VisitLesion) -> dict[str, Any]:
     return {
         "lesion_id": item.lesion_id,
         "site": item.site,
+        "body_region": item.body_region,
         "label": item.label,
         "image": {
             "sha256": img.sha256,
@@ -130,7 +140,12 @@ def _lesion_dict(item: VisitLesion) -> dict[str, Any]:
             "height": img.height,
             "byte_size": img.byte_size,
             "original_filename": img.original_filename,
+            "kind": img.kind,
         },
+        "overview_images": [
+            {"sha256": o.sha256, "relpath": o.relpath, "format": o.image_format, "width": o.width, "height": o.height}
+            for o in item.overviews
+        ],
         "predictions": [
             {
                 "model_id": pr.model_id,
@@ -152,6 +167,10 @@ def _lesion_dict(item: VisitLesion) -> dict[str, Any]:
                 "clinician": d.clinician,
                 "comment": d.comment,
                 "decided_at": _iso(d.decided_at),
+                "id": d.id,
+                "amends": d.amends_id,
+                "amend_reason": d.amend_reason,
+                "superseded": d.superseded,
             }
             for d in item.decisions
         ],
@@ -175,6 +194,7 @@ def to_dict(timeline: PatientTimeline) -> dict[str, Any]:
             {
                 "id": v.id,
                 "visit_time": _iso(v.visit_time),
+                "taken_on": v.taken_on.isoformat() if v.taken_on else None,
                 "clinician": v.clinician,
                 "model_version": v.model_version,
                 "notes": v.notes,

@@ -291,3 +291,37 @@ def test_roles_viewer_reads_outcomes_but_cannot_change_them(store, sample_images
     assert viewer.histology_history(back_id)[0].recorded_by == "dr.ada"
     actors = {(e.action, e.actor) for e in store.audit_events(pid)}
     assert {("histology.record", "dr.ada"), ("decision.amend", "dr.ada")} <= actors
+
+
+def test_history_export_carries_the_date_taken_region_overviews_and_amendments(
+    store, sample_images, make_lesion, make_review, make_image
+):
+    import json
+
+    visit_id = store.save_review(
+        make_review(
+            [
+                make_lesion(
+                    sample_images[0],
+                    body_region="chest",
+                    decision_action="monitor",
+                    overviews=[OverviewImage(image_bytes=make_image(3))],
+                )
+            ],
+            taken_on=date(2024, 2, 29),
+        )
+    )
+    visit = store.load_visit(visit_id)
+    [item] = visit.lesions
+    new_id = store.amend_decision(item.decision.id, "excise", reason="grew", actor="dr.bo")
+    [row] = list(csv.DictReader(io.StringIO(store.export_patient_history(visit.patient_id, "csv"))))
+    assert (row["taken_on"], row["body_region"], row["decision_action"]) == ("2024-02-29", "chest", "excise")
+    assert row["decision_amends"] == str(item.decision.id) and row["overview_images"] == item.overviews[0].sha256
+    data = json.loads(store.export_patient_history(visit.patient_id, "json"))
+    [lesion] = data["visits"][0]["lesions"]
+    assert data["visits"][0]["taken_on"] == "2024-02-29" and lesion["body_region"] == "chest"
+    assert [(d["id"], d["superseded"], d["amends"]) for d in lesion["decisions"]] == [
+        (item.decision.id, True, None),
+        (new_id, False, item.decision.id),
+    ]
+    assert len(lesion["overview_images"]) == 1 and lesion["image"]["kind"] == "dermoscopic"
