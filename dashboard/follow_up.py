@@ -16,7 +16,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,8 @@ class LesionVisit:
 
     visit_id: int  # UNSAVED_VISIT_ID for the review in progress
     visit_number: int  # per patient (1 = first visit; 0 = the review in progress)
+    # When the lesion looked like this: the day entered for images taken before the visit (at noon UTC),
+    # else the visit's own time. Trends and "last seen" use it.
     visit_time: datetime
     image: ImageView | None  # None for the review in progress (its image is not stored yet)
     p_melanoma: float | None
@@ -129,18 +131,21 @@ def region_label(key: str) -> str:
 def lesion_histories(timeline: PatientTimeline) -> list[LesionHistory]:
     """Every lesion of the patient with its images and scores by visit, in the patient's lesion order.
 
-    Read from ``CaseStore.patient_timeline`` (one query): a visit with several images of the same lesion
-    keeps the last one listed (the store orders a visit's lesions by rank).
+    Read from ``CaseStore.patient_timeline`` (one query). Each visit contributes the lesion's scored
+    (dermoscopic) image; overview photos are not compared. Images entered as taken on an earlier day are
+    dated that day.
     """
     visits_of: dict[int, dict[int, LesionVisit]] = {}
     about: dict[int, Any] = {}
     for visit in timeline.visits:  # oldest first
+        taken_on = getattr(visit, "taken_on", None)
+        when = visit.visit_time if taken_on is None else datetime.combine(taken_on, time(12), tzinfo=UTC)
         for item in visit.lesions:
             pred = item.prediction
             visits_of.setdefault(item.lesion_id, {})[visit.id] = LesionVisit(
                 visit_id=visit.id,
                 visit_number=visit.number or visit.id,
-                visit_time=visit.visit_time,
+                visit_time=when,
                 image=item.image,
                 p_melanoma=None if pred is None else pred.p_melanoma,
                 p_spread=None if pred is None else pred.p_spread,
@@ -155,7 +160,7 @@ def lesion_histories(timeline: PatientTimeline) -> list[LesionHistory]:
             number=about[lesion_id].lesion_number or lesion_id,
             label=about[lesion_id].label,
             site=about[lesion_id].site,
-            visits=tuple(by_visit.values()),
+            visits=tuple(sorted(by_visit.values(), key=lambda v: (v.visit_time, v.visit_number))),
             body_region=getattr(about[lesion_id], "body_region", None),
         )
         for lesion_id, by_visit in visits_of.items()

@@ -200,3 +200,16 @@ def test_stored_image_is_read_upright_and_small_or_reported_unreadable(tmp_path)
     (tmp_path / "broken.png").write_bytes(b"not an image")
     assert read_stored_image(tmp_path / "broken.png", 200) is None
     assert read_stored_image(tmp_path / "missing.png", 200) is None
+
+
+def test_images_taken_before_the_visit_are_dated_the_day_they_were_taken(timeline):
+    import dataclasses
+    import datetime as dt
+
+    first, second = timeline.visits
+    # The second visit's images were taken in December 2025, before the first visit (entered as such).
+    earlier = dataclasses.replace(second, taken_on=dt.date(2025, 12, 20))
+    lesions = lesion_histories(dataclasses.replace(timeline, visits=(first, earlier)))
+    scapula = lesions[0]
+    assert [v.visit_number for v in scapula.visits] == [2, 1]  # in the order the lesion looked like that
+    assert scapula.visits[0].date == "2025-12-20"
