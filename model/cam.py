@@ -53,7 +53,13 @@ CAM_LABELS: dict[str, str] = {
     "layercam": "LayerCAM",
     "eigencam": "EigenCAM (gradient-free: the feature map's main component, not specific to the score)",
 }
-DEFAULT_METHOD = "gradcam"
+# Methods whose map does not depend on the explained score: shown for comparison, never the default.
+GRADIENT_FREE = frozenset({"eigencam"})
+# The default is the score-specific method that covered the lesion best on average (bench/cam_coverage.py,
+# bench/RESULTS.md, 2026-11-27: 75 ISIC 2017 images, default model v2, share of CAM energy inside an Otsu
+# lesion mask): Grad-CAM++ 31.9%, LayerCAM 31.1% (paired -0.7%, CI -1.2 to -0.4), Grad-CAM 14.5% — Grad-CAM's
+# map was empty (no positive gradient) on 27 of 75 images. EigenCAM covered 44.4% but is gradient-free.
+DEFAULT_METHOD = "gradcam++"
 # Shown side by side on the Saliency page unless the clinician picks others: two gradient methods and the
 # gradient-free one, so agreement between them can be judged.
 COMPARE_BY_DEFAULT = ("gradcam", "gradcam++", "eigencam")
