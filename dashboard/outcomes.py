@@ -1,0 +1,170 @@
+"""Case history after saving, without Streamlit: decision amendments, histology results, the outcomes.
+
+The page (dashboard/outcomes_ui.py, in views/history.py) shows these tables and calls ``submit_*``, which
+turn the store's refusals into a message the user can act on and change nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from dashboard.auth import AccessDenied
+from dashboard.store.core import NotFoundError
+from dashboard.store.models import HISTOLOGY_RESULTS
+from dashboard.store.records import DecisionView, LesionSummary, OutcomeRow, VisitView
+
+HISTOLOGY_LABELS: dict[str, str] = {
+    "melanoma": "Melanoma",
+    "other_malignant": "Other malignant",
+    "benign": "Benign",
+    "not_done": "Not done (no specimen)",
+}
+assert tuple(HISTOLOGY_LABELS) == HISTOLOGY_RESULTS
+
+
+@dataclass(frozen=True)
+class Feedback:
+    ok: bool
+    message: str
+
+
+def _submit(action: Callable[[], Any], done: str) -> Feedback:
+    try:
+        action()
+    except (AccessDenied, ValueError, NotFoundError) as exc:
+        return Feedback(False, f"Not saved: {exc}.")
+    return Feedback(True, done)
+
+
+def submit_histology(
+    store: Any, lesion: LesionSummary, result: str, reported_on: dt.date | None, note: str = ""
+) -> Feedback:
+    """Record (or correct) the lesion's histology under the signed-in user; a refusal changes nothing."""
+    when = "" if result == "not_done" or reported_on is None else f", reported {reported_on.isoformat()}"
+    done = f"Histology of lesion #{lesion.number or lesion.id} recorded: {HISTOLOGY_LABELS.get(result, result)}{when}."
+    return _submit(lambda: store.record_histology(lesion.id, result, reported_on=reported_on, note=note), done)
+
+
+def submit_amendment(store: Any, decision: DecisionView, action: str, comment: str, reason: str) -> Feedback:
+    """Amend a decision in force under the signed-in user; the original stays in the record."""
+    done = f"Decision on lesion #{decision.lesion_number or decision.lesion_id} amended: {decision.action} → {action}."
+    return _submit(lambda: store.amend_decision(decision.id, action, comment, reason=reason), done)
+
+
+# ---------------------------------------------------------------- what the page shows
+
+
+def visit_date_text(visit: VisitView) -> str:
+    """The day the images were taken, and the save time when that was another day."""
+    saved = visit.visit_time.astimezone()
+    if visit.taken_on is None or visit.taken_on == saved.date():
+        return f"{saved:%Y-%m-%d %H:%M}"
+    return f"images taken {visit.taken_on:%Y-%m-%d} (saved {saved:%Y-%m-%d %H:%M})"
+
+
+def amendable(decisions: Sequence[DecisionView]) -> list[DecisionView]:
+    """The decisions in force (none replaced them), newest first: the ones that can be amended."""
+    return [d for d in reversed(list(decisions)) if not d.superseded]
+
+
+def decision_choice_label(d: DecisionView) -> str:
+    return (
+        f"#{d.lesion_number or d.lesion_id} {d.lesion_label} · {d.action} · visit of "
+        f"{d.visit_time.astimezone():%Y-%m-%d}" + (" (amended)" if d.amends_id is not None else "")
+    )
+
+
+def decision_record_table(decisions: Sequence[DecisionView]) -> pd.DataFrame:
+    """Every decision, newest first, with what replaced what: amendments keep the original readable."""
+    by_id = {d.id: d for d in decisions}
+    return pd.DataFrame(
+        [
+            {
+                "visit date": d.visit_time.astimezone().strftime("%Y-%m-%d"),
+                "lesion": f"#{d.lesion_number or d.lesion_id} {d.lesion_label}",
+                "decision": d.action,
+                "comment": d.comment,
+                "status": "replaced" if d.superseded else "in force",
+                "amends": by_id[d.amends_id].action if d.amends_id in by_id else "",
+                "reason": d.amend_reason,
+                "by": d.clinician,
+                "recorded": d.decided_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+            }
+            for d in reversed(list(decisions))
+        ],
+        columns=["visit date", "lesion", "decision", "comment", "status", "amends", "reason", "by", "recorded"],
+    )
+
+
+def lesion_choice_label(lesion: LesionSummary) -> str:
+    histology = f" · histology: {HISTOLOGY_LABELS[lesion.histology.result]}" if lesion.histology else ""
+    action = f" · {lesion.latest_action}" if lesion.latest_action else ""
+    return f"#{lesion.number or lesion.id} {lesion.label} · {lesion.site}{action}{histology}"
+
+
+def histology_table(history: Sequence[Any]) -> pd.DataFrame:
+    """A lesion's recorded results, newest first (the first row is in force)."""
+    return pd.DataFrame(
+        [
+            {
+                "result": HISTOLOGY_LABELS.get(h.result, h.result),
+                "report date": h.reported_on.isoformat() if h.reported_on else "",
+                "note": h.note,
+                "recorded by": h.recorded_by,
+                "recorded": h.recorded_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+            }
+            for h in reversed(list(history))
+        ],
+        columns=["result", "report date", "note", "recorded by", "recorded"],
+    )
+
+
+def outcomes_table(rows: Sequence[OutcomeRow]) -> pd.DataFrame:
+    """The labelled outcomes as the page lists them: one row per scored image, the latest image marked."""
+    return pd.DataFrame(
+        [
+            {
+                "lesion": f"#{r.lesion_number or r.lesion_id}",
+                "site": r.site,
+                "region": r.body_region or "",
+                "visit": r.visit_number or r.visit_id,
+                "image date": r.image_date.isoformat(),
+                "age": r.age_at_visit,
+                "P(melanoma)": r.p_melanoma,
+                "± spread": r.p_spread,
+                "ugly duckling": r.ugly_duckling,
+                "rank": r.rank,
+                "model": r.model_id,
+                "histology": HISTOLOGY_LABELS.get(r.histology, r.histology),
+                "latest image": r.latest_image,
+            }
+            for r in rows
+        ],
+        columns=[
+            "lesion",
+            "site",
+            "region",
+            "visit",
+            "image date",
+            "age",
+            "P(melanoma)",
+            "± spread",
+            "ugly duckling",
+            "rank",
+            "model",
+            "histology",
+            "latest image",
+        ],
+    )
+
+
+def outcomes_filename(patient_id: int | None = None, today: dt.date | None = None) -> str:
+    """No identifier in the name: the file is pseudonymous (database ids only)."""
+    day = (today or dt.date.today()).isoformat()
+    scope = f"patient-{patient_id}" if patient_id is not None else "all-patients"
+    return f"outcomes-{scope}-{day}.csv"

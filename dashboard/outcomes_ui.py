@@ -1,0 +1,136 @@
+"""Streamlit parts of Case history after saving: amend a decision, record histology, list and download the
+outcomes. The logic is in outcomes.py; the store checks every role again and audits every change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from dashboard import outcomes
+from dashboard.auth import AuthUser
+from dashboard.store.models import ACTIONS, HISTOLOGY_RESULTS
+from dashboard.store.records import DecisionView, LesionSummary
+from dashboard.textsafe import literal
+
+# The last submit's message, per panel, shown once after the rerun (every tab is drawn on each run).
+AMEND_FEEDBACK = "outcomes_amend_feedback"
+HISTOLOGY_FEEDBACK = "outcomes_histology_feedback"
+
+
+def _show_feedback(key: str) -> None:
+    feedback = st.session_state.pop(key, None)
+    if feedback is not None:
+        (st.success if feedback.ok else st.error)(literal(feedback.message))
+
+
+def decisions_panel(store: Any, user: AuthUser, decisions: Sequence[DecisionView]) -> None:
+    """Every decision (amendments and what they replaced), and for clinicians a form to amend one."""
+    _show_feedback(AMEND_FEEDBACK)
+    if not decisions:
+        st.info("No decisions recorded.")
+        return
+    st.dataframe(outcomes.decision_record_table(decisions), hide_index=True, key="decisions_table")
+    if not user.can("patient.write"):
+        st.caption(f"Your role ({user.role}) may read decisions but not amend them.")
+        return
+    in_force = outcomes.amendable(decisions)
+    with st.expander("Amend a decision", icon=":material/edit_note:"):
+        st.caption("The original decision stays in the record; the amendment names you, the time and the reason.")
+        with st.form("amend_decision", clear_on_submit=True, border=False):
+            decision = st.selectbox("Decision", in_force, format_func=outcomes.decision_choice_label, key="amend_which")
+            action = st.selectbox("New decision", ACTIONS, key="amend_action")
+            comment = st.text_area("Comment", key="amend_comment", height=68)
+            reason = st.text_input("Reason for the amendment (required)", key="amend_reason")
+            if st.form_submit_button("Save amendment", icon=":material/save:"):
+                st.session_state[AMEND_FEEDBACK] = outcomes.submit_amendment(store, decision, action, comment, reason)
+                st.rerun()
+
+
+def histology_panel(store: Any, user: AuthUser, patient_id: int, lesions: Sequence[LesionSummary]) -> None:
+    """Per lesion: record or correct its histology result; this patient's outcomes; the downloads."""
+    _show_feedback(HISTOLOGY_FEEDBACK)
+    if not lesions:
+        st.info("No lesions recorded.")
+        return
+    lesion = st.selectbox("Lesion", lesions, format_func=outcomes.lesion_choice_label, key="histology_lesion")
+    history = store.histology_history(lesion.id)
+    if history:
+        st.dataframe(outcomes.histology_table(history), hide_index=True, key="histology_table")
+    else:
+        st.caption("No histology recorded for this lesion.")
+    if user.can("patient.write"):
+        _histology_form(store, lesion, corrects=bool(history))
+    else:
+        st.caption(f"Your role ({user.role}) may read histology but not record it.")
+
+    st.subheader("Outcomes: labelled data", anchor=False)
+    rows = store.outcomes(patient_id)
+    st.caption(
+        "Lesions of this patient with a histology result, one row per scored (dermoscopic) image: overview photos "
+        "are never scored. Results recorded as not done carry no label and are left out."
+    )
+    if rows:
+        st.dataframe(
+            outcomes.outcomes_table(rows),
+            hide_index=True,
+            key="outcomes_table",
+            column_config={
+                "P(melanoma)": st.column_config.NumberColumn(format="percent"),
+                "± spread": st.column_config.NumberColumn(format="percent"),
+            },
+        )
+    else:
+        st.info("No histology results recorded for this patient yet.")
+    if not user.can("patient.export"):
+        return
+    st.caption(
+        "The CSV files are pseudonymous (database ids and image hashes, no identifier or file name), for the next "
+        "model evaluation; each download is recorded in the audit trail under your name."
+    )
+    mine, everyone = st.columns(2)
+    mine.download_button(
+        "Download this patient's outcomes (CSV)",
+        data=lambda: store.export_outcomes(patient_id),
+        file_name=outcomes.outcomes_filename(patient_id),
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        key="outcomes_patient_csv",
+        disabled=not rows,
+    )
+    everyone.download_button(
+        "Download all patients' outcomes (CSV)",
+        data=lambda: store.export_outcomes(None),
+        file_name=outcomes.outcomes_filename(None),
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/dataset:",
+        key="outcomes_all_csv",
+    )
+
+
+def _histology_form(store: Any, lesion: LesionSummary, *, corrects: bool) -> None:
+    title = "Correct the histology result" if corrects else "Record the histology result"
+    with st.form(f"histology_{lesion.id}", clear_on_submit=True):
+        st.markdown(f"**{title}**")
+        result = st.radio(
+            "Result",
+            HISTOLOGY_RESULTS,
+            format_func=outcomes.HISTOLOGY_LABELS.get,
+            horizontal=True,
+            key=f"histology_result_{lesion.id}",
+        )
+        reported_on = st.date_input(
+            "Date of the histology report",
+            value=None,
+            max_value=dt.date.today(),
+            key=f"histology_date_{lesion.id}",
+            help="Needed for every result except 'not done'.",
+        )
+        note = st.text_input("Note (optional)", key=f"histology_note_{lesion.id}")
+        if st.form_submit_button("Save histology", icon=":material/save:"):
+            st.session_state[HISTOLOGY_FEEDBACK] = outcomes.submit_histology(store, lesion, result, reported_on, note)
+            st.rerun()

@@ -1,0 +1,108 @@
+"""Case history after saving, without Streamlit (dashboard/outcomes.py): amend a decision, record histology,
+the outcome tables; refusals are messages that change nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+from PIL import Image
+
+from dashboard import outcomes
+from dashboard.auth import AuthUser, UserStore
+from dashboard.store import CaseStore, LesionReview, ReviewToSave
+
+SAVED = dt.datetime(2025, 4, 2, 10, 30, tzinfo=dt.UTC)
+
+
+def _png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 32), (seed * 40 % 256, 90, 200 - seed)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def saved(tmp_path):
+    with CaseStore.from_url(f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "images") as store:
+        visit_id = store.save_review(
+            ReviewToSave(
+                patient_identifier="PT-OUTCOME",
+                birth_year=1970,
+                sex="female",
+                clinician="dr.ada",
+                visit_time=SAVED,
+                taken_on=dt.date(2025, 1, 15),
+                model_version="m-1",
+                model_checksum="c",
+                lesions=[
+                    LesionReview(
+                        image_bytes=_png(k),
+                        site="torso",
+                        lesion_label=label,
+                        p_melanoma=p,
+                        triage_score=p,
+                        rank=k + 1,
+                        decision_action=action,
+                    )
+                    for k, (label, p, action) in enumerate((("back", 0.7, "monitor"), ("chest", 0.1, "reassure")))
+                ],
+            )
+        )
+        clinician = UserStore(store, AuthUser(1, "dr.bo", "", "clinician"))
+        viewer = UserStore(store, AuthUser(2, "kim", "", "viewer"))
+        yield store, clinician, viewer, store.load_visit(visit_id)
+
+
+def test_visit_date_says_when_the_images_were_taken(saved):
+    visit = saved[3]
+    assert outcomes.visit_date_text(visit).startswith("images taken 2025-01-15 (saved 2025-04-02")
+    same_day = type(visit)(**{**visit.__dict__, "taken_on": None})
+    assert "images taken" not in outcomes.visit_date_text(same_day)
+
+
+def test_amendment_through_the_page_logic(saved):
+    _, clinician, viewer, visit = saved
+    decisions = clinician.decision_history(visit.patient_id)
+    back = next(d for d in decisions if d.lesion_label == "back")
+
+    refused = outcomes.submit_amendment(viewer, back, "excise", "", "grew")
+    assert not refused.ok and "viewer role may not" in refused.message
+    missing_reason = outcomes.submit_amendment(clinician, back, "excise", "", " ")
+    assert not missing_reason.ok and "reason for the amendment must not be empty" in missing_reason.message
+    assert len(clinician.decision_history(visit.patient_id)) == 2  # the refusals saved nothing
+
+    done = outcomes.submit_amendment(clinician, back, "excise", "border changed", "grew")
+    assert done.ok and "monitor → excise" in done.message
+    decisions = clinician.decision_history(visit.patient_id)
+    in_force = outcomes.amendable(decisions)
+    assert sorted(d.action for d in in_force) == ["excise", "reassure"]  # the replaced one is not offered
+    table = outcomes.decision_record_table(decisions)
+    back_rows = table[table["lesion"].str.endswith("back")]
+    assert list(zip(back_rows["decision"], back_rows["status"], back_rows["amends"], back_rows["by"], strict=True)) == [
+        ("excise", "in force", "monitor", "dr.bo"),
+        ("monitor", "replaced", "", "dr.ada"),
+    ]
+    assert "(amended)" in outcomes.decision_choice_label(next(d for d in in_force if d.action == "excise"))
+
+
+def test_histology_and_outcomes_through_the_page_logic(saved):
+    _, clinician, viewer, visit = saved
+    back = next(les for les in clinician.list_lesions(visit.patient_id) if les.label == "back")
+    assert not outcomes.submit_histology(viewer, back, "melanoma", dt.date(2025, 3, 1)).ok
+    no_date = outcomes.submit_histology(clinician, back, "melanoma", None)
+    assert not no_date.ok and "date of the report" in no_date.message
+    assert outcomes.submit_histology(clinician, back, "benign", dt.date(2025, 3, 1)).ok
+    done = outcomes.submit_histology(clinician, back, "melanoma", dt.date(2025, 3, 8), "revised")
+    assert done.ok and "Melanoma, reported 2025-03-08" in done.message
+
+    history = outcomes.histology_table(clinician.histology_history(back.id))
+    assert list(history["result"]) == ["Melanoma", "Benign"]  # newest first: the one in force on top
+    back = next(les for les in clinician.list_lesions(visit.patient_id) if les.label == "back")
+    assert outcomes.lesion_choice_label(back).endswith("histology: Melanoma")
+
+    table = outcomes.outcomes_table(viewer.outcomes(visit.patient_id))
+    assert list(table["lesion"]) == ["#1"] and list(table["histology"]) == ["Melanoma"]
+    assert (table["image date"][0], table["age"][0], table["P(melanoma)"][0]) == ("2025-01-15", 55, 0.7)
+    name = outcomes.outcomes_filename(visit.patient_id, dt.date(2025, 5, 1))
+    assert name == f"outcomes-patient-{visit.patient_id}-2025-05-01.csv" and "PT-OUTCOME" not in name
