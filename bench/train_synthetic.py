@@ -15,7 +15,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from training import distributed as D
-from training.train import TrainConfig, amp_dtype, build_optimizer, compute_loss, network_config, optimizer_step
+from training.optimisation import amp_dtype, build_optimizer, compute_loss, optimizer_step
+from training.train import network_config
+from training.train_config import TrainConfig
 
 
 def main() -> None:

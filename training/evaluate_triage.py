@@ -5,7 +5,8 @@
 
 Inputs are the trainer's out-of-fold (patient-grouped CV) predictions: oof.csv (image_id, group_id, fold,
 target, p_melanoma, …) and an npz with `image_id` and `embedding` for the rows to evaluate (ISIC 2020,
-the only data with real patients). Every score is computed with model.triage — the deployed code.
+the only data with real patients). Every score is computed with model.triage_scoring — the deployed code.
+The metrics live in training/triage_metrics.py, the report in training/triage_report.py.
 
 Reported, with 95% bootstrap intervals that resample patients:
 * per-patient top-1 / top-3 sensitivity: among patients with >= 2 lesions and >= 1 melanoma, the share
@@ -27,41 +28,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from model.metrics import (
-    SCREENING_PREVALENCE,
-    at_prevalence,
-    partial_auc_above_tpr,
-    rates_at_threshold,
-    roc_auc,
-    threshold_for_sensitivity,
-)
+from model.metrics import SCREENING_PREVALENCE
 from model.triage_scoring import blend
 from model.triage_settings import TRIAGE_DEFAULTS
-from model.ugly_duckling import UD_METHODS, rank_descending, ugly_duckling
+from model.ugly_duckling import UD_METHODS
+from training.triage_metrics import Patients, bootstrap, mean_finite, patient_outcomes, ud_scores
+from training.triage_report import Evaluation, render_markdown, settings_json
 
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
-SENSITIVITY = 0.90
-METRICS = ("top1", "top3", "concordance", "auc", "pauc80", "reviews_per_melanoma")
-METRIC_LABELS = {
-    "top1": "top-1 sensitivity",
-    "top3": "top-3 sensitivity",
-    "concordance": "within-patient concordance",
-    "auc": "lesion AUC",
-    "pauc80": "pAUC (TPR ≥ 80%, max 0.2)",
-    "reviews_per_melanoma": (
-        f"lesions reviewed per melanoma @ {SENSITIVITY:.0%} sens, {SCREENING_PREVALENCE:.2%} prev."
-    ),
-}
 
 
 class EvaluationError(ValueError):
@@ -112,146 +94,6 @@ def align(oof: pd.DataFrame, ids: np.ndarray, emb: np.ndarray) -> tuple[pd.DataF
     return rows, emb[position.loc[rows["image_id"].astype(str)].to_numpy()]
 
 
-# ---------------------------------------------------------------- per-patient structure
-
-
-@dataclass
-class Patients:
-    """Row indices per patient and precomputed per-patient facts."""
-
-    frame: pd.DataFrame
-    members: list[np.ndarray]
-    names: list[str]
-    n: np.ndarray
-    n_mel: np.ndarray
-
-    @classmethod
-    def of(cls, frame: pd.DataFrame) -> Patients:
-        groups = frame.groupby("group_id", sort=True).indices
-        names = list(groups)
-        members = [np.asarray(groups[g]) for g in names]
-        y = frame["target"].to_numpy()
-        return cls(
-            frame,
-            members,
-            names,
-            np.array([len(m) for m in members]),
-            np.array([int(y[m].sum()) for m in members]),
-        )
-
-
-def ud_scores(
-    frame: pd.DataFrame,
-    emb: np.ndarray,
-    patients: Patients,
-    method: str,
-    min_lesions: int,
-    scale_floor: float,
-) -> np.ndarray:
-    z = np.full(len(frame), np.nan)
-    for m in patients.members:
-        z[m] = ugly_duckling(emb[m], method, min_lesions, scale_floor)
-    return z
-
-
-def patient_outcomes(
-    score: np.ndarray, tiebreak: np.ndarray | None, y: np.ndarray, patients: Patients
-) -> dict[str, np.ndarray]:
-    """Per patient: top-1 hit, top-3 hit, concordance (NaN where not defined)."""
-    k = len(patients.members)
-    top1, top3, conc = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
-    for i, m in enumerate(patients.members):
-        yy = y[m]
-        if len(m) < 2 or yy.sum() == 0:
-            continue
-        ranks = rank_descending(score[m], None if tiebreak is None else tiebreak[m])
-        best = ranks[yy == 1].min()
-        top1[i] = float(best <= 1)
-        top3[i] = float(best <= 3)
-        if 0 < yy.sum() < len(yy):
-            pos = np.nan_to_num(score[m][yy == 1], nan=-np.inf)[:, None]
-            neg = np.nan_to_num(score[m][yy == 0], nan=-np.inf)[None, :]
-            conc[i] = float(np.mean((pos > neg) + 0.5 * (pos == neg)))
-    return {"top1": top1, "top3": top3, "concordance": conc}
-
-
-def lesion_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    ok = np.isfinite(p)
-    y, p = y[ok], p[ok]
-    if len(np.unique(y)) < 2:
-        return {"auc": np.nan, "pauc80": np.nan, "reviews_per_melanoma": np.nan}
-    thr = threshold_for_sensitivity(y, p, SENSITIVITY)
-    sens, spec = rates_at_threshold(y, p, thr)
-    return {
-        "auc": roc_auc(y, p),
-        "pauc80": partial_auc_above_tpr(y, p, 0.8),
-        "reviews_per_melanoma": at_prevalence(sens, spec)["reviews_per_melanoma"],
-    }
-
-
-def _mean(values: np.ndarray) -> float:
-    values = values[np.isfinite(values)]
-    return float(values.mean()) if len(values) else float("nan")
-
-
-def all_metrics(
-    score: np.ndarray, tiebreak: np.ndarray | None, y: np.ndarray, patients: Patients, pick: np.ndarray
-) -> dict[str, float]:
-    """Metrics over the patients `pick` (indices into patients, with repeats for a bootstrap sample)."""
-    outcomes = patient_outcomes(score, tiebreak, y, patients)
-    rows = np.concatenate([patients.members[i] for i in pick]) if len(pick) else np.zeros(0, dtype=int)
-    out = {name: _mean(values[pick]) for name, values in outcomes.items()}
-    out.update(lesion_metrics(y[rows], score[rows]))
-    return out
-
-
-def bootstrap(
-    strategies: dict[str, tuple[np.ndarray, np.ndarray | None]],
-    y: np.ndarray,
-    patients: Patients,
-    pick: np.ndarray,
-    n_boot: int,
-    seed: int,
-    reference: str | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Point estimates and percentile 95% intervals (patients resampled), plus paired differences."""
-    rng = np.random.default_rng(seed)
-    outcomes = {s: patient_outcomes(score, tb, y, patients) for s, (score, tb) in strategies.items()}
-    point = {s: all_metrics(score, tb, y, patients, pick) for s, (score, tb) in strategies.items()}
-    draws: dict[str, dict[str, list[float]]] = {s: {m: [] for m in METRICS} for s in strategies}
-    diffs: dict[str, dict[str, list[float]]] = {s: {m: [] for m in METRICS} for s in strategies if s != reference}
-    for _ in range(n_boot):
-        sample = pick[rng.integers(0, len(pick), len(pick))]
-        rows = np.concatenate([patients.members[i] for i in sample])
-        values = {}
-        for s, (score, _tb) in strategies.items():
-            v = {name: _mean(arr[sample]) for name, arr in outcomes[s].items()}
-            v.update(lesion_metrics(y[rows], score[rows]))
-            values[s] = v
-            for m in METRICS:
-                draws[s][m].append(v[m])
-        if reference:
-            for s in diffs:
-                for m in METRICS:
-                    diffs[s][m].append(values[s][m] - values[reference][m])
-
-    def interval(values: list[float]) -> list[float]:
-        arr = np.asarray(values, dtype=float)
-        arr = arr[np.isfinite(arr)]
-        if len(arr) < max(10, n_boot // 10):
-            return [float("nan"), float("nan")]
-        return [float(v) for v in np.quantile(arr, [0.025, 0.975])]
-
-    result: dict[str, dict[str, Any]] = {}
-    for s in strategies:
-        result[s] = {m: {"value": point[s][m], "ci": interval(draws[s][m])} for m in METRICS}
-        if s in diffs:
-            result[s]["difference_vs_" + str(reference)] = {
-                m: {"value": point[s][m] - point[reference][m], "ci": interval(diffs[s][m])} for m in METRICS
-            }
-    return result
-
-
 # ---------------------------------------------------------------- cross-fitting
 
 
@@ -268,7 +110,7 @@ class Grid:
 
 def _criterion(score: np.ndarray, y: np.ndarray, patients: Patients, pick: np.ndarray, tiebreak: np.ndarray) -> float:
     conc = patient_outcomes(score, tiebreak, y, patients)["concordance"][pick]
-    return _mean(conc)
+    return mean_finite(conc)
 
 
 def choose(
@@ -289,20 +131,6 @@ def choose(
         if np.isfinite(value) and value > best_value + 1e-12:
             best, best_value = (method, w), value
     return best, best_value, table
-
-
-@dataclass
-class Evaluation:
-    data: dict[str, Any]
-    folds: list[dict[str, Any]]
-    all_patients: dict[str, Any]
-    ud_subset: dict[str, Any]
-    ud_methods: dict[str, Any]
-    outliers: dict[str, Any]
-    grid_all_data: list[dict]
-    settings: dict[str, Any]
-    conclusion: str
-    notes: list[str] = field(default_factory=list)
 
 
 def evaluate(
@@ -475,134 +303,6 @@ def evaluate(
             "examination, so these results understate or misstate what UD could do in practice."
         )
     return Evaluation(data, folds, all_res, ud_res, ud_methods_table, outliers, grid_table, settings, conclusion, notes)
-
-
-# ---------------------------------------------------------------- report
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf -> None recursively, so the JSON is strict."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def settings_json(ev: Evaluation) -> str:
-    return json.dumps(_finite(ev.settings), indent=2, allow_nan=False) + "\n"
-
-
-def _pct(value: float) -> str:
-    return f"{value:.0%}" if np.isfinite(value) else "n/a"
-
-
-def _fmt(entry: dict, digits: int = 3) -> str:
-    v, (lo, hi) = entry["value"], entry["ci"]
-    if not np.isfinite(v):
-        return "n/a"
-    text = f"{v:.{digits}f}" if abs(v) < 100 else f"{v:.0f}"
-    if np.isfinite(lo):
-        text += f" ({lo:.{digits}f}–{hi:.{digits}f})" if abs(v) < 100 else f" ({lo:.0f}–{hi:.0f})"
-    return text
-
-
-def _table(results: dict[str, dict], digits: int = 3) -> list[str]:
-    lines = [
-        "| strategy | " + " | ".join(METRIC_LABELS[m] for m in METRICS) + " |",
-        "|---" * (len(METRICS) + 1) + "|",
-    ]
-    for s, res in results.items():
-        cells = [_fmt(res[m], 1 if m == "reviews_per_melanoma" else digits) for m in METRICS]
-        lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    for s, res in results.items():
-        key = next((k for k in res if k.startswith("difference_vs_")), None)
-        if key:
-            cells = [_fmt(res[key][m], 1 if m == "reviews_per_melanoma" else digits) for m in METRICS]
-            lines.append(f"| {s} − {key.removeprefix('difference_vs_')} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def render_markdown(ev: Evaluation, title: str = "Triage evaluation: model vs ugly duckling vs combined") -> str:
-    d = ev.data
-    out = [
-        f"# {title}",
-        "",
-        f"Generated {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} by `training/evaluate_triage.py`"
-        + (f" from `{d['source']}`" if d["source"] else "")
-        + ".",
-        "",
-        "## Data",
-        "",
-        f"- {d['rows']} lesions ({d['melanomas']} melanoma) of {d['patients']} patients, {d['folds']} "
-        "patient-grouped folds (out-of-fold predictions and embeddings).",
-        f"- {d['patients_2plus']} patients with ≥ 2 lesions "
-        f"({d['patients_2plus_with_melanoma']} of them with "
-        f"≥ 1 melanoma), {d['patients_3plus']} with ≥ 3 (where the ugly-duckling score is defined); "
-        f"{d['patients_both']} patients have both a melanoma and a benign lesion ({d['patients_3plus_both']} "
-        f"of them with ≥ 3 lesions); at most {d['max_lesions']} lesions per patient.",
-        f"- 95% intervals: percentile bootstrap over patients ({d['n_boot']} resamples); the cross-fitted "
-        "weights are held fixed inside the bootstrap, so the intervals omit the weight-selection variance.",
-        "",
-        "## Conclusion",
-        "",
-        ev.conclusion,
-        "",
-    ]
-    out += [f"- {n}" for n in ev.notes] + ([""] if ev.notes else [])
-    out += [
-        "## All patients",
-        "",
-        "Top-k: patients with ≥ 2 lesions and ≥ 1 melanoma; concordance: patients with a melanoma and a "
-        "benign lesion; lesion metrics: every lesion. The ugly-duckling-only ranking is not defined for "
-        "patients with fewer than 3 lesions (see the next table); there the combined score is P(melanoma).",
-        "",
-        *_table(ev.all_patients),
-        "",
-        "## Patients with ≥ 3 lesions (ugly-duckling score defined)",
-        "",
-        *_table(ev.ud_subset),
-        "",
-        "## Cross-fitting (weight chosen on the other folds)",
-        "",
-        "| fold | patients | ud_method | weight_ud | concordance on the other folds |",
-        "|---|---|---|---|---|",
-    ]
-    out += [
-        f"| {f['fold']} | {f['patients']} | {f['ud_method']} | {f['weight_ud']:g} | {f['train_concordance']:.3f} |"
-        for f in ev.folds
-    ]
-    out += [
-        "",
-        "Grid on all data (deployment choice):",
-        "",
-        "| ud_method | weight_ud | within-patient concordance |",
-        "|---|---|---|",
-    ]
-    out += [f"| {g['ud_method']} | {g['weight_ud']:g} | {g['concordance']:.3f} |" for g in ev.grid_all_data]
-    o = ev.outliers
-    out += [
-        "",
-        "## Outlier flag",
-        "",
-        f"With {o['ud_method']} and z ≥ {o['threshold_z']:g}: "
-        f"{o['flagged']} of {o['lesions_with_ud']} lesions "
-        f"flagged; melanoma rate {_pct(o['melanoma_rate_flagged'])} among flagged vs "
-        f"{_pct(o['melanoma_rate_not_flagged'])} among the others (enriched data: compare the two rates, "
-        "not their level).",
-        "",
-        '## Deployed settings (checkpoint config "triage")',
-        "",
-        "```json",
-        settings_json(ev).rstrip(),
-        "```",
-        "",
-    ]
-    return "\n".join(out)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

