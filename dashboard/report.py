@@ -199,9 +199,9 @@ def ranked(lesions: Sequence[VisitLesion]) -> list[VisitLesion]:
 class _ReportPDF(FPDF):
     """A4 pages with the report's header and numbered footer on every page."""
 
-    def __init__(self, header_right: str, font_files: Mapping[str, Path] | None) -> None:
+    def __init__(self, header_right: tuple[str, str], font_files: Mapping[str, Path] | None) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
-        self.header_right = header_right
+        self.header_right = header_right  # (identifier, the rest): the identifier is shortened to fit
         if font_files:
             for style, path in font_files.items():
                 self.add_font("DejaVu", style, str(path))
@@ -227,12 +227,23 @@ class _ReportPDF(FPDF):
     def header(self) -> None:
         self.set_y(MARGIN - 4)
         self.set_font(self.report_family, "B", 9)
-        self.cell(90, 5, self.clean(TITLE))
+        title = self.clean(TITLE)
+        self.cell(self.get_string_width(title) + 6, 5, title)
         self.set_font(self.report_family, "", 9)
-        self.cell(0, 5, self.clean(self.header_right), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.cell(
+            0, 5, self._fitted_header(self.w - MARGIN - self.get_x()), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
         self.set_draw_color(150, 150, 150)
         self.line(MARGIN, self.get_y() + 1, self.w - MARGIN, self.get_y() + 1)
         self.set_y(MARGIN + 8)
+
+    def _fitted_header(self, room: float) -> str:
+        identifier, rest = (self.clean(part) for part in self.header_right)
+        text = f"Patient {identifier}{rest}"
+        while self.get_string_width(text) > room and len(identifier) > 1:
+            identifier = identifier[:-1]
+            text = self.clean(f"Patient {identifier}…{rest}")
+        return text
 
     def footer(self) -> None:
         self.set_y(-MARGIN)
@@ -397,7 +408,7 @@ def visit_report_pdf(
     context = context or ReportContext()
     fonts = dejavu_fonts() if font_files is True else (font_files or None)
     date = f"{visit.visit_time.astimezone():%Y-%m-%d}"
-    pdf = _ReportPDF(f"Patient {patient.identifier[:40]} · visit {visit.number or visit.id} · {date}", fonts)
+    pdf = _ReportPDF((patient.identifier, f" · visit {visit.number or visit.id} · {date}"), fonts)
     pdf.add_page()
     _facts_block(pdf, patient, visit, context)
     _model_block(pdf, visit, model)

@@ -243,3 +243,21 @@ def test_the_file_name_carries_no_characters_a_file_system_trips_on(saved):
     visit = saved.viewer.load_visit(saved.visit_id)
     name = report_filename("a/b c:d", visit)
     assert name == f"visit-report_a_b_c_d_visit-{visit.number}_2026-05-04.pdf"
+
+
+@needs_pdftotext
+def test_a_long_identifier_is_shortened_in_the_header_and_printed_whole_in_the_body(saved):
+    import dataclasses
+
+    visit = saved.viewer.load_visit(saved.visit_id)
+    patient = dataclasses.replace(saved.viewer.get_patient(visit.patient_id), identifier="W" * 64)
+
+    lines = pdf_text(visit_report_pdf(patient, visit, None), page=1).splitlines()
+
+    header = next(line for line in lines if "· visit" in line)
+    assert (
+        "W" * 10 in header
+        and "W" * 64 not in header
+        and header.rstrip().endswith(f"{visit.visit_time.astimezone():%Y-%m-%d}")
+    )
+    assert any("W" * 40 in line for line in lines if line is not header)  # the body keeps it whole (wrapped)
