@@ -31,10 +31,10 @@ import pandas as pd
 import torch
 from PIL import Image
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM
-from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from model.cam_overlay import attribution_overlay
 from model.checkpoint import weights_digest
 from model.network import MelanomaLogit
 
@@ -326,15 +326,12 @@ def explain(
 def overlay(
     image: Image.Image, heatmap: np.ndarray, opacity: float = 0.5, colormap: int = cv2.COLORMAP_JET
 ) -> Image.Image:
-    """The heatmap blended onto the image at the image's own size.
+    """The heatmap drawn onto the image at the image's own size, without tinting the whole frame.
 
-    opacity: 0 = image only, 1 = heatmap only (show_cam_on_image's image_weight = 1 - opacity).
+    opacity: the colour's weight where the map is at its maximum (0 = image only); where the map is low the
+    pixels are the original image (model/cam_overlay.attribution_overlay).
     """
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f"opacity must be within [0, 1], got {opacity}")
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    heat = _to_size(np.asarray(heatmap, dtype=np.float32), image.size)
-    return Image.fromarray(show_cam_on_image(rgb, heat, use_rgb=True, colormap=colormap, image_weight=1.0 - opacity))
+    return attribution_overlay(image, heatmap, opacity=opacity, colormap=colormap)
 
 
 def _safe_filename(name: str) -> str:
