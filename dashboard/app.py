@@ -46,6 +46,7 @@ if user is None:
         for path in (spec.url_path for spec in navigation.PAGES.values() if spec.url_path)
     ]
     st.navigation(login, position="hidden").run()
+    resources.page_drawn()  # the model preload (serve.py) may start now
     st.stop()
 
 review, history = navigation.page("review"), navigation.page("history")
@@ -66,9 +67,13 @@ if user.can("users.manage"):
 page = st.navigation(PAGES, position="sidebar")
 components.inject_css()
 
-predictor, problem = resources.try_get_predictor()
-model_line = predictor.model_id if predictor is not None else problem
+if resources.model_loading():  # warming at server start: say so, and wait only on a page that needs it
+    model_line = "loading…"
+else:
+    predictor, problem = resources.try_get_predictor()
+    model_line = predictor.model_id if predictor is not None else problem
 components.sidebar_status(model_line, user, accounts, on_review_page=page.title == review.title)
 components.idle_watch()
 
 page.run()
+resources.page_drawn()

@@ -3,12 +3,18 @@
 Both are cached per process with ``st.cache_resource`` keyed by where they come from, so a change of
 ``TRIAGE_CHECKPOINT`` / ``DATABASE_URL`` / ``TRIAGE_DATA_DIR`` gets a fresh one. A failure is not
 cached: the next rerun tries again (e.g. after the database comes back).
+
+The model is warmed at server start (``preload_model``, called by serve.py) in a background thread, so
+the sign-in page opens at once and the model is ready by the time a review starts; a page that needs
+it sooner waits for that same load under the "Loading the model…" spinner.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -88,6 +94,72 @@ def try_get_predictor() -> tuple[Any | None, str | None]:
     except Exception as exc:
         logger.exception("model checkpoint could not be loaded")
         return None, f"the model could not be loaded ({exc})"
+
+
+# ---------------------------------------------------------------- warming the model at server start
+
+# The preload waits this long for the first page to be drawn (page_drawn): loading torch in parallel
+# would hold the interpreter lock the sign-in page needs; after it, the model loads even with no visitor.
+FIRST_PAGE_WAIT_S = 15.0
+_first_page_drawn = threading.Event()
+_preload_lock = threading.Lock()
+_preload: threading.Thread | None = None
+
+
+def _warm_predictor() -> Any:
+    return _load_predictor(str(checkpoint_folder().resolve()))
+
+
+def _warm_fast_cpu(predictor: Any) -> None:
+    from model.fast_cpu import inference_predictor
+
+    inference_predictor(predictor)  # the folded CPU twin the first triage would otherwise build
+
+
+def _warm_cam(predictor: Any) -> None:
+    from model.cam import target_layer_name
+
+    target_layer_name(predictor)  # the Grad-CAM copy of the network the first overlay would otherwise build
+
+
+# What a first review would otherwise wait for, in order; each is cached per predictor where it is defined.
+WARM_STEPS: tuple[Callable[[Any], None], ...] = (_warm_fast_cpu, _warm_cam)
+
+
+def page_drawn() -> None:
+    """Called by app.py once a page is on screen: a preload waiting for the first visitor may start."""
+    _first_page_drawn.set()
+
+
+def preload_model(wait_for_page_s: float = FIRST_PAGE_WAIT_S) -> threading.Thread:
+    """Load the model in a background thread, once per process; returns that thread (the same on every call).
+
+    Nothing here stops a page: without a model, or when it fails to load, the thread logs and ends, and the
+    pages that need the model show their usual clear error when they try again.
+    """
+    global _preload
+    with _preload_lock:
+        if _preload is None:
+            _preload = threading.Thread(target=_run_preload, args=(wait_for_page_s,), name="model-preload", daemon=True)
+            _preload.start()
+        return _preload
+
+
+def _run_preload(wait_for_page_s: float) -> None:
+    _first_page_drawn.wait(wait_for_page_s)
+    try:
+        if model_problem():
+            return
+        predictor = _warm_predictor()
+        for step in WARM_STEPS:
+            step(predictor)
+    except Exception:  # the review page loads it again and shows the error to whoever needs the model
+        logger.exception("preloading the model failed")
+
+
+def model_loading() -> bool:
+    """Whether the preload is still running (the sidebar then says so instead of waiting for it)."""
+    return _preload is not None and _preload.is_alive()
 
 
 def explain(predictor: Any, image: Any, site: str, patient: Any, method: str) -> Any:

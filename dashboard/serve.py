@@ -10,15 +10,25 @@ response gets:
   on the pages (patient data must not sit in a shared browser cache), and a restrictive Permissions-Policy.
 
 TLS is the reverse proxy's job (see the README's deployment section); it may add HSTS.
+
+Starting the server also starts loading the model in the background (``resources.preload_model``).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from starlette.middleware import Middleware
 from streamlit.starlette import App
+
+# `streamlit run` puts dashboard/ on sys.path, not the repository root that holds the packages.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from dashboard import resources  # noqa: E402
 
 CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:; style-src 'self' 'unsafe-inline'; "
@@ -63,3 +73,6 @@ class SecurityHeaders:
 
 
 app = App(Path(__file__).with_name("app.py"), middleware=[Middleware(SecurityHeaders)])
+# The model loads in the background from server start (after the first page, or FIRST_PAGE_WAIT_S without a
+# visitor), instead of on the first signed-in page.
+resources.preload_model()

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
+
+# sklearn.metrics is imported where it is used: it pulls in scipy (seconds on a small CPU), and the
+# dashboard's sign-in page reaches this module (through the operating point) without computing a curve.
 
 SCREENING_PREVALENCE = 584 / 33126  # ISIC 2020 training metadata (metadata/train_full.csv)
 
@@ -27,6 +29,8 @@ def roc_auc(y, p) -> float:
     y, p = _arrays(y, p)
     if len(np.unique(y)) < 2:
         return float("nan")
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, p))
 
 
@@ -37,6 +41,8 @@ def partial_auc_above_tpr(y, p, min_tpr: float = 0.8) -> float:
         return float("nan")
     # Swap the classes and negate scores: the region TPR >= min_tpr becomes FPR <= 1 - min_tpr.
     max_fpr = 1.0 - min_tpr
+    from sklearn.metrics import roc_auc_score
+
     scaled = roc_auc_score(1 - y, -p, max_fpr=max_fpr)
     # Undo sklearn's McClish standardisation.
     return float(0.5 * max_fpr**2 + (max_fpr - 0.5 * max_fpr**2) / (1.0 - 0.5) * (scaled - 0.5))
@@ -175,6 +181,8 @@ def summarize(
 
 def curves(y, p) -> dict:
     """ROC, precision-recall (at the data's prevalence) and reliability curves, thinned for plotting."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
     y, p = _arrays(y, p)
     fpr, tpr, _ = roc_curve(y, p)
     precision, recall, _ = precision_recall_curve(y, p)

@@ -1,0 +1,84 @@
+"""Server start: the sign-in page needs no model libraries, and the model is warmed once, in the background.
+
+The loader and warm-up steps are replaced by recorders, so these tests check what runs and in which
+order, not how long anything takes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from dashboard import resources
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def fresh_preload(monkeypatch):
+    """No preload started yet in this process, no page drawn; the model loader and steps record calls."""
+    calls: list[str] = []
+    monkeypatch.setattr(resources, "_preload", None)
+    monkeypatch.setattr(resources, "_first_page_drawn", threading.Event())
+    monkeypatch.setattr(resources, "model_problem", lambda: None)
+    monkeypatch.setattr(resources, "_warm_predictor", lambda: calls.append("load") or "predictor")
+    monkeypatch.setattr(
+        resources,
+        "WARM_STEPS",
+        (lambda p: calls.append(f"fold {p}"), lambda p: calls.append(f"cam {p}")),
+    )
+    return calls
+
+
+def test_the_preload_starts_one_thread_however_often_it_is_asked(fresh_preload):
+    first = resources.preload_model(wait_for_page_s=0)
+    again = resources.preload_model(wait_for_page_s=0)
+    assert again is first and first.daemon
+    first.join(timeout=60)
+    assert not first.is_alive()
+    assert fresh_preload == ["load", "fold predictor", "cam predictor"]  # loaded once, then warmed in order
+    assert resources.preload_model() is first and fresh_preload == ["load", "fold predictor", "cam predictor"]
+    assert not resources.model_loading()
+
+
+def test_the_preload_waits_for_the_first_page_before_loading(fresh_preload):
+    thread = resources.preload_model(wait_for_page_s=600)
+    thread.join(timeout=0.2)
+    assert thread.is_alive() and fresh_preload == []  # the sign-in page gets the interpreter first
+    assert resources.model_loading()  # the sidebar says "loading…" instead of waiting
+    resources.page_drawn()
+    thread.join(timeout=60)
+    assert fresh_preload[0] == "load" and not thread.is_alive()
+
+
+def test_a_failing_preload_ends_quietly_and_leaves_the_error_to_the_page(fresh_preload, monkeypatch, caplog):
+    def broken() -> None:
+        raise OSError("checkpoint unreadable")
+
+    monkeypatch.setattr(resources, "_warm_predictor", broken)
+    thread = resources.preload_model(wait_for_page_s=0)
+    thread.join(timeout=60)
+    assert not thread.is_alive() and fresh_preload == []
+    assert "preloading the model failed" in caplog.text
+
+
+def test_no_model_installed_means_nothing_is_preloaded(fresh_preload, monkeypatch):
+    monkeypatch.setattr(resources, "model_problem", lambda: "no model installed")
+    resources.preload_model(wait_for_page_s=0).join(timeout=60)
+    assert fresh_preload == []
+
+
+def test_the_sign_in_page_imports_no_model_library():
+    """What app.py imports before anyone has signed in: no torch, timm or sklearn (seconds on 2 cores)."""
+    code = (
+        "import sys; from dashboard import auth_ui, components, navigation, resources; "
+        "print(sorted(m for m in ('torch', 'timm', 'sklearn', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
