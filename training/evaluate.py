@@ -61,37 +61,23 @@ def report_from_predictions(preds: pd.DataFrame, threshold: float | None = None,
 
 
 def figures_html(report: dict, title: str) -> str:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    """ROC, precision-recall (at the validation prevalence) and calibration, pooled and per dataset, drawn by
+    model/figures.py like the dashboard's Model page."""
+    from model import figures
 
-    fig = make_subplots(
-        rows=1, cols=3, subplot_titles=("ROC", "Precision-recall (validation prevalence)", "Calibration")
+    def auc(name: str) -> str:
+        value = (report["pooled"] if name == "pooled" else report["per_dataset"][name])["auc"]
+        return "n/a" if value is None else f"{value:.3f}"
+
+    sets = report["curves"]
+    return figures.figures_page(
+        [
+            figures.roc_figure({f"{name} (AUC {auc(name)})": c for name, c in sets.items()}),
+            figures.pr_figure(sets, prevalence=None),
+            figures.calibration_figure(sets),
+        ],
+        title,
     )
-    for name, c in report["curves"].items():
-        auc = (report["pooled"] if name == "pooled" else report["per_dataset"][name])["auc"]
-        fig.add_trace(
-            go.Scatter(x=c["roc"]["fpr"], y=c["roc"]["tpr"], name=f"{name} (AUC {auc:.3f})", legendgroup=name), 1, 1
-        )
-        fig.add_trace(
-            go.Scatter(x=c["pr"]["recall"], y=c["pr"]["precision"], name=name, legendgroup=name, showlegend=False), 1, 2
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=c["calibration"]["mean_predicted"],
-                y=c["calibration"]["fraction_positive"],
-                mode="lines+markers",
-                name=name,
-                legendgroup=name,
-                showlegend=False,
-            ),
-            1,
-            3,
-        )
-    fig.add_trace(
-        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False), 1, 3
-    )
-    fig.update_layout(title=title, height=480, width=1400)
-    return fig.to_html(include_plotlyjs=True, full_html=True)
 
 
 def predictions_from_checkpoint(
