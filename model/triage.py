@@ -67,6 +67,8 @@ class TriageResult:
     threshold: float = 0.5
     settings: dict[str, Any] = field(default_factory=dict)  # the "triage" parameters used
     tta: int = 1  # test-time augmentation views the scores were computed with
+    # Earlier lesions compared against (not ranked): how many, and their places on the embedding map.
+    reference_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
     @property
     def ranked(self) -> pd.DataFrame:
@@ -106,7 +108,12 @@ def decode_lesion(lesion: LesionInput) -> Image.Image:
 # ---------------------------------------------------------------- triage
 
 
-def _reasons(p: float, spread: float, ud: float, n: int, threshold: float, outlier_z: float, rank: int) -> str:
+def _reasons(
+    p: float, spread: float, ud: float, n: int, threshold: float, outlier_z: float, rank: int, earlier: int = 0
+) -> str:
+    others = f"this patient's other {n - 1 + earlier} lesions" + (
+        f" ({earlier} from earlier visits)" if earlier else ""
+    )
     parts = []
     digits = 1  # percentages: calibrated probabilities at screening prevalence are mostly a few per cent
     while digits < 3 and round(100 * p, digits) == round(100 * threshold, digits):
@@ -115,11 +122,11 @@ def _reasons(p: float, spread: float, ud: float, n: int, threshold: float, outli
     if p >= threshold:
         parts.append(f"P(melanoma) {ps} is above the operating threshold {ts}")
     if not math.isnan(ud) and ud >= outlier_z:
-        parts.append(f"unlike this patient's other {n - 1} lesions (robust z = {ud:.1f})")
+        parts.append(f"unlike {others} (robust z = {ud:.1f})")
     if not parts:
         parts.append(f"no flag: P(melanoma) {ps} is below the operating threshold {ts}")
         if not math.isnan(ud):
-            parts.append(f"similar to this patient's other {n - 1} lesions (robust z = {ud:.1f})")
+            parts.append(f"similar to {others} (robust z = {ud:.1f})")
     if spread >= UNSTABLE_SPREAD:
         parts.append(
             f"the score changes with image orientation (± {100 * spread:.1f} percentage points): interpret with care"
@@ -151,6 +158,7 @@ def triage_patient(
     workers: int | None = None,
     fast_model: bool = True,
     batch_size: int | None = None,
+    references: np.ndarray | None = None,
 ) -> TriageResult:
     """Score, compare and rank one patient's lesions. Broken images are reported, never fatal.
 
@@ -158,6 +166,9 @@ def triage_patient(
     progress(done, total) is called as lesions are scored (total = number of lesions given).
     fast_model: on CPU, score with the conv+BN-folded channels_last twin (see inference_predictor).
     batch_size: images per forward pass (default: CPU_BATCH on CPU, the predictor's on a GPU).
+    references: (m, d) embeddings of the patient's known lesions from earlier visits that are not imaged
+    again now (the latest image of each): the ugly-duckling comparison includes them, but they are not
+    scored or ranked (model/ugly_duckling.py).
     """
     patient = patient or PatientInfo()
     settings = triage_settings(predictor)
@@ -197,16 +208,32 @@ def triage_patient(
     if not n:
         notes.append("No image could be read, so nothing was scored.")
 
-    scored = score_patient(p, emb, settings)
+    earlier = np.zeros((0, emb.shape[1] if emb.ndim == 2 else 0), dtype=np.float32)
+    if references is not None and len(references) and n:
+        earlier = np.asarray(references, dtype=np.float32).reshape(len(references), -1)
+        if earlier.shape[1] != emb.shape[1]:
+            raise ValueError(
+                f"reference embeddings have {earlier.shape[1]} features, this model's have {emb.shape[1]}: "
+                "earlier lesions must be embedded by the same model"
+            )
+    m = len(earlier)
+    scored = score_patient(p, emb, settings, earlier if m else None)
     ud = scored["ugly_duckling"]
-    if 0 < n < settings["min_lesions"]:
+    compared = n + m
+    if m:
         notes.append(
-            f"Only {n} lesion{'s' if n != 1 else ''}: the ugly-duckling comparison needs at least "
+            f"The ugly-duckling comparison includes {m} lesion{'s' if m != 1 else ''} known from earlier visits "
+            "(their latest image; not ranked here)."
+        )
+    if 0 < compared < settings["min_lesions"]:
+        notes.append(
+            f"Only {compared} lesion{'s' if compared != 1 else ''}: the ugly-duckling comparison needs at least "
             f"{settings['min_lesions']}, so it was not computed."
         )
-    elif n < 6 and n >= settings["min_lesions"]:
+    elif n and settings["min_lesions"] <= compared < 6:
         notes.append(
-            f"Only {n} lesions: the ugly-duckling comparison is weak with so few; read it as a hint, not a finding."
+            f"Only {compared} lesions: the ugly-duckling comparison is weak with so few; read it as a hint, not a "
+            "finding."
         )
     if settings["method"] == "patient_context" and n > 1:
         notes.append(
@@ -219,7 +246,8 @@ def triage_patient(
             "This model's checkpoint has no evaluated triage settings: lesions are ranked by "
             "P(melanoma) alone; the ugly-duckling score is shown for information."
         )
-    xy = embedding_map(emb)
+    xy_all = embedding_map(np.vstack([emb, earlier]) if m else emb)
+    xy = xy_all[:n]
     table = pd.DataFrame(
         {
             "image_id": [ids[i] for i in ok_idx],
@@ -238,7 +266,7 @@ def triage_patient(
         }
     )
     table["reasons"] = [
-        _reasons(r.p_melanoma, r.p_spread, r.ugly_duckling, n, threshold, settings["ud_outlier_z"], r.rank)
+        _reasons(r.p_melanoma, r.p_spread, r.ugly_duckling, n, threshold, settings["ud_outlier_z"], r.rank, m)
         for r in table.itertuples()
     ]
     return TriageResult(
@@ -250,4 +278,5 @@ def triage_patient(
         threshold=threshold,
         settings=settings,
         tta=stream.tta,
+        reference_xy=xy_all[n:],
     )

@@ -45,9 +45,19 @@ def context_score(p_melanoma: np.ndarray, embeddings: np.ndarray, model: Context
     return 1.0 / (1.0 + np.exp(-decision))
 
 
-def score_patient(p_melanoma: np.ndarray, embeddings: np.ndarray, settings: dict[str, Any]) -> dict[str, np.ndarray]:
-    """UD z, triage score and within-patient rank for one patient's lesions (settings: triage_settings())."""
-    ud = ugly_duckling(embeddings, settings["ud_method"], settings["min_lesions"], settings["ud_scale_floor"])
+def score_patient(
+    p_melanoma: np.ndarray,
+    embeddings: np.ndarray,
+    settings: dict[str, Any],
+    references: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """UD z, triage score and within-patient rank for one patient's lesions (settings: triage_settings()).
+
+    references: embeddings of the patient's earlier lesions, compared against for the UD z but not ranked
+    (the patient_context stage was fitted on one visit's lesions and keeps seeing only those)."""
+    ud = ugly_duckling(
+        embeddings, settings["ud_method"], settings["min_lesions"], settings["ud_scale_floor"], references
+    )
     if settings["method"] == "patient_context":
         triage = context_score(p_melanoma, embeddings, settings["context"])
     else:

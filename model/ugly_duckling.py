@@ -12,7 +12,9 @@ Ugly-duckling (UD) score
     from producing huge z-scores out of noise (0.25 ~ the median MAD/median ratio seen on real ISIC 2020
     patients; with it ~6% of lesions reach z >= 2.5 instead of ~10% with 0.1). With fewer than
     `min_lesions` (3) lesions there is no "rest of the patient" to compare with: the score is NaN and a
-    note says so; nothing is invented. Per-patient LOF (as some ISIC 2024 solutions used) is available as
+    note says so; nothing is invented. At a follow-up the patient's earlier lesions (not imaged again) join
+    the comparison as references: they are part of "the patient's other lesions" but are not scored.
+    Per-patient LOF (as some ISIC 2024 solutions used) is available as
     ud_method="lof". On the real ISIC 2020 patients (out-of-fold, default model) neither separates
     melanomas from the same patient's benign lesions (within-patient concordance 0.43 and 0.48, see
     training/evaluate_triage.py): in that enriched subset a patient's melanoma is rarely the odd one out.
@@ -70,13 +72,24 @@ def robust_z(values: np.ndarray, scale_floor: float = 0.25) -> np.ndarray:
 
 
 def ugly_duckling(
-    embeddings: np.ndarray, method: str = "loo_cosine", min_lesions: int = 3, scale_floor: float = 0.25
+    embeddings: np.ndarray,
+    method: str = "loo_cosine",
+    min_lesions: int = 3,
+    scale_floor: float = 0.25,
+    references: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Robust z of each lesion's outlyingness among one patient's lesions; NaN below `min_lesions`."""
+    """Robust z of each lesion's outlyingness among one patient's lesions; NaN below `min_lesions`.
+
+    references: embeddings of the patient's other known lesions (earlier visits' latest image of each lesion
+    not imaged again now). They are compared against and set the within-patient scale like any lesion, but
+    get no score of their own: the result has one value per row of `embeddings`. `min_lesions` counts both.
+    """
     n = len(embeddings)
-    if n < max(3, min_lesions):
+    extra = 0 if references is None else len(references)
+    if n == 0 or n + extra < max(3, min_lesions):
         return np.full(n, np.nan)
-    return robust_z(UD_METHODS[method](embeddings), scale_floor)
+    everyone = np.asarray(embeddings) if not extra else np.vstack([embeddings, references])
+    return robust_z(UD_METHODS[method](everyone), scale_floor)[:n]
 
 
 def rank_descending(score: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:

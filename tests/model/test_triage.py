@@ -158,6 +158,37 @@ def test_ud_weight_from_checkpoint_changes_the_ranking(predictor, datasets_dir, 
     assert not any("no evaluated triage settings" in n for n in triage_patient(heavy, lesions[:2]).notes)
 
 
+def test_earlier_lesions_like_this_one_make_it_no_ugly_duckling(predictor, datasets_dir, ham):
+    """At a follow-up the comparison includes the patient's earlier lesions (references, not ranked): a
+    melanoma that stood out among one nevus's images does not once earlier melanomas are known."""
+    images = datasets_dir / "ham10000" / "images"
+    nevi = sorted(ham[ham.lesion_id == NEVUS_GROUP].image_id)
+    mel, *earlier_mel = sorted(ham[ham.dx == "mel"].drop_duplicates("lesion_id").image_id)[:5]
+    lesions = [LesionInput(i, images / f"{i}.jpg", site="torso") for i in [*nevi, mel]]
+    patient = PatientInfo(age=45, sex="male")
+    alone = triage_patient(predictor, lesions, patient, tta=1).table.set_index("image_id")
+    assert alone.loc[mel, "outlier"]
+    earlier = triage_patient(predictor, [LesionInput(i, images / f"{i}.jpg") for i in earlier_mel], tta=1)
+    result = triage_patient(predictor, lesions, patient, tta=1, references=earlier.embeddings)
+    t = result.table.set_index("image_id")
+    assert list(t.index) == [*nevi, mel] and sorted(t["rank"]) == list(range(1, 7))  # references are not ranked
+    assert not t.loc[mel, "outlier"] and t.loc[mel, "ugly_duckling"] < alone.loc[mel, "ugly_duckling"]
+    np.testing.assert_allclose(t.p_melanoma, alone.p_melanoma)  # scores do not depend on the references
+    assert any("this patient's other 9 lesions (4 from earlier visits)" in r for r in t.reasons)
+    assert any("includes 4 lesions known from earlier visits" in n for n in result.notes)
+    assert result.reference_xy.shape == (4, 2)
+    with pytest.raises(ValueError, match="same model"):
+        triage_patient(predictor, lesions[:2], tta=1, references=np.zeros((2, 3)))
+
+
+def test_reference_lesions_make_two_lesions_comparable(predictor, datasets_dir, isic2020):
+    lesions = patient_lesions(datasets_dir, isic2020)
+    earlier = triage_patient(predictor, lesions[2:4], tta=1).embeddings
+    result = triage_patient(predictor, lesions[:2], tta=1, references=earlier)
+    assert len(result.table) == 2 and result.table.ugly_duckling.notna().all()
+    assert not any("needs at least 3" in n for n in result.notes)
+
+
 @pytest.mark.parametrize("n", [1, 2])
 def test_fewer_than_three_lesions(predictor, datasets_dir, isic2020, n):
     lesions = patient_lesions(datasets_dir, isic2020)[:n]
@@ -238,6 +269,23 @@ def test_robust_z_and_ugly_duckling_math():
     np.testing.assert_allclose(robust_z(np.array([1.0, 1.0, 1.0, 2.0]), 0.25), [0, 0, 0, 4])
     lof = ugly_duckling(emb, method="lof")
     assert np.argmax(lof) == 7
+
+
+def test_references_are_compared_against_but_not_scored():
+    rng = np.random.default_rng(1)
+    kind_a, kind_b = rng.normal(size=64), rng.normal(size=64)
+    like = lambda base, k: np.stack([base + 0.1 * rng.normal(size=64) for _ in range(k)])  # noqa: E731
+    visit = np.vstack([like(kind_b, 5), like(kind_a, 1)])  # this visit: five of one kind, one of another
+    earlier = like(kind_a, 6)  # the patient's earlier lesions: six of the other kind
+    alone = ugly_duckling(visit)
+    assert np.argmax(alone) == 5 and alone[5] > 2.5
+    with_earlier = ugly_duckling(visit, references=earlier)
+    assert with_earlier.shape == (6,) and with_earlier[5] < 2.5  # typical of the earlier lesions: no outlier
+    lof = ugly_duckling(visit, method="lof", references=earlier)
+    assert lof.shape == (6,) and np.all(np.isfinite(lof))
+    # Too few lesions alone, enough with the references; none at all stays empty.
+    assert np.isnan(ugly_duckling(visit[:2])).all() and np.isfinite(ugly_duckling(visit[:2], references=earlier)).all()
+    assert ugly_duckling(visit[:0], references=earlier).shape == (0,)
 
 
 def test_blend_and_rank():
