@@ -572,35 +572,53 @@ def _save_section(table) -> None:
         key=_bind("visit_notes", state.notes),
         on_change=lambda: setattr(state, "notes", st.session_state["visit_notes"]),
     )
-    clinician = ui.clinician()  # the signed-in user; the store records it whatever is passed
     st.caption(f"Saved as reviewed by **{literal(user.label)}**, with the model id {literal(predictor.model_id)}.")
-    save = st.button(
+    st.button(
         "Save visit",
         type="primary",
         icon=":material/save:",
         key="save_visit",
         disabled=store is None or state.result_is_stale,
+        on_click=_request_save,
     )
-    if save:
-        try:
-            state.save(store, clinician, predictor.model_id, model_checksum(predictor.config))
-        except ReviewNotReady as exc:
-            st.error(str(exc))
-            return
-        except ValueError as exc:
-            st.error(f"The visit was not saved: {literal(exc)}", icon=":material/error:")
-            return
-        except Exception as exc:
-            st.error(
-                f"The visit was not saved (database error: {type(exc).__name__}). Nothing was written; "
-                "your review is still here — try again.",
-                icon=":material/error:",
-            )
-            return
+    problem = st.session_state.pop(SAVE_PROBLEM, None)
+    if problem:
+        message, icon = problem
+        st.error(message, icon=icon)
+
+
+# The click only asks for the save; the visit is saved at the top of the next run, after every widget's
+# callback (a comment typed just before the click included), so the page is then drawn once, read-only,
+# instead of drawing the whole gallery, saving at its end and drawing it all again.
+SAVE_REQUESTED = "save_requested"
+SAVE_PROBLEM = "save_problem"  # (message, icon) of a save that failed, shown under the button
+
+
+def _request_save() -> None:
+    st.session_state[SAVE_REQUESTED] = True
+
+
+def _save_if_requested() -> None:
+    if not st.session_state.pop(SAVE_REQUESTED, False) or state.is_saved or store is None:
+        return
+    clinician = ui.clinician()  # the signed-in user; the store records it whatever is passed
+    try:
+        state.save(store, clinician, predictor.model_id, model_checksum(predictor.config))
+    except ReviewNotReady as exc:
+        st.session_state[SAVE_PROBLEM] = (str(exc), None)
+    except ValueError as exc:
+        st.session_state[SAVE_PROBLEM] = (f"The visit was not saved: {literal(exc)}", ":material/error:")
+    except Exception as exc:
+        st.session_state[SAVE_PROBLEM] = (
+            f"The visit was not saved (database error: {type(exc).__name__}). Nothing was written; "
+            "your review is still here — try again.",
+            ":material/error:",
+        )
+    else:
         st.toast(f"Saved as {state.saved_visit_label()}.", icon=":material/check_circle:")
-        st.rerun()
 
 
+_save_if_requested()
 _patient_section()
 if state.patient is not None:
     _images_section()
