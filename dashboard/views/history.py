@@ -6,10 +6,11 @@ import contextlib
 
 import streamlit as st
 
-from dashboard import auth_ui, figures, report_data, resources
+from dashboard import auth_ui, figures, outcomes_ui, report_data, resources
 from dashboard import components as ui
 from dashboard.lesion_views import visit_lesion_card
-from dashboard.services import decisions_table, export_filename, pct, timeline_table, visit_choice_label
+from dashboard.outcomes import visit_date_text
+from dashboard.services import export_filename, pct, timeline_table, visit_choice_label
 from dashboard.textsafe import literal
 
 user = auth_ui.require("patient.read")
@@ -70,7 +71,9 @@ st.caption(
     + (f"the threshold shown is the current model's ({pct(current_threshold)})." if current_threshold else "")
 )
 
-visits_tab, trend_tab, decisions_tab, export_tab = st.tabs(["Visits", "Lesion score trend", "Decisions", "Export"])
+visits_tab, trend_tab, decisions_tab, outcomes_tab, export_tab = st.tabs(
+    ["Visits", "Lesion score trend", "Decisions", "Histology & outcomes", "Export"]
+)
 
 with visits_tab:
     if not timeline.visits:
@@ -89,7 +92,7 @@ with visits_tab:
         visits = list(reversed(timeline.visits))
         visit = st.selectbox("Open a visit (read-only)", visits, format_func=visit_choice_label, key="history_visit")
         st.markdown(
-            f"**Visit {visit.number or visit.id}** — {visit.visit_time.astimezone():%Y-%m-%d %H:%M}, "
+            f"**Visit {visit.number or visit.id}** — {visit_date_text(visit)}, "
             f"{literal(visit.clinician)}, model {literal(visit.model_version)}"
         )
         if visit.notes:
@@ -128,12 +131,11 @@ with trend_tab:
         if len(points) < 2:
             st.caption("Only one visit so far: a trend appears after the lesion is imaged again.")
 
-with decisions_tab:
-    decisions = store.decision_history(patient.id)
-    if not decisions:
-        st.info("No decisions recorded.")
-    else:
-        st.dataframe(decisions_table(decisions), hide_index=True, key="decisions_table")
+with decisions_tab:  # amendments keep the original; the form is for roles that may write
+    outcomes_ui.decisions_panel(store, user, store.decision_history(patient.id))
+
+with outcomes_tab:  # histology per lesion, and the outcomes as labelled data
+    outcomes_ui.histology_panel(store, user, patient.id, lesions)
 
 with export_tab:
     if not user.can("patient.export"):

@@ -1,0 +1,126 @@
+"""Case history page after saving (AppTest): the visit date as taken, amending a decision with a reason,
+recording histology, the outcomes list and its pseudonymous download; a viewer sees no forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from pathlib import Path
+
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+PASSWORD = "correct horse battery staple"  # as tests/dashboard/conftest.py
+
+IDENT = "PT-OUTCOMES-PAGE"
+
+
+def _png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (48, 40), (seed * 60 % 256, 120, 30 + seed)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _saved_visit(app_env) -> int:
+    from dashboard.store import LesionReview, ReviewToSave
+
+    with app_env.store() as store:
+        visit_id = store.save_review(
+            ReviewToSave(
+                patient_identifier=IDENT,
+                birth_year=1971,
+                sex="male",
+                clinician="dr.first",
+                taken_on=dt.date(2024, 9, 30),
+                model_version="m-1",
+                model_checksum="c",
+                lesions=[
+                    LesionReview(
+                        image_bytes=_png(k),
+                        site="torso",
+                        lesion_label=label,
+                        p_melanoma=p,
+                        triage_score=p,
+                        rank=k + 1,
+                        decision_action="monitor",
+                    )
+                    for k, (label, p) in enumerate((("left scapula", 0.62), ("navel", 0.05)))
+                ],
+            )
+        )
+        return store.load_visit(visit_id).patient_id
+
+
+def _history(app_env, username: str, role: str) -> AppTest:
+    app_env.add_user(username, role)
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(PASSWORD)
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    at.switch_page("views/history.py").run()
+    at.text_input(key="history_search").input(IDENT).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _outcomes(at: AppTest):
+    """The outcomes table (AppTest does not expose a dataframe's key: found by its columns)."""
+    return next(d.value for d in at.dataframe if "latest image" in d.value.columns)
+
+
+def _texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "error", "success", "info"):
+        parts += [re.sub(r"\\(.)", r"\1", str(e.value)) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def test_clinician_amends_a_decision_and_records_histology(app_env):
+    patient_id = _saved_visit(app_env)
+    at = _history(app_env, "dr.page", "clinician")
+    assert "images taken 2024-09-30 (saved " in _texts(at)
+
+    # Amend: the decision in force for "left scapula" becomes excise, with a reason.
+    choice = at.selectbox(key="amend_which")
+    choice.select_index(next(i for i, label in enumerate(choice.options) if "left scapula" in label))
+    at.selectbox(key="amend_action").set_value("excise")
+    at.text_input(key="amend_reason").input("grew at the recheck")
+    next(b for b in at.button if b.label == "Save amendment").click().run()
+    assert not at.exception, at.exception
+    assert "amended: monitor → excise" in _texts(at)
+
+    # Histology for the first lesion, then the outcomes list.
+    at.radio(key=next(r.key for r in at.radio if r.key.startswith("histology_result_"))).set_value("melanoma")
+    at.date_input(key=next(d.key for d in at.date_input if d.key.startswith("histology_date_"))).set_value(
+        dt.date(2024, 10, 14)
+    )
+    next(b for b in at.button if b.label == "Save histology").click().run()
+    assert not at.exception, at.exception
+    assert "recorded: Melanoma, reported 2024-10-14" in _texts(at)
+    outcomes = _outcomes(at)
+    assert list(outcomes["histology"]) == ["Melanoma"] and list(outcomes["image date"]) == ["2024-09-30"]
+    assert [b.label for b in at.get("download_button") if "outcomes" in b.label] == [
+        "Download this patient's outcomes (CSV)",
+        "Download all patients' outcomes (CSV)",
+    ]
+
+    with app_env.store() as store:
+        actions = [(e.actor, e.action) for e in store.audit_events(patient_id)]
+        [decision] = [d for d in store.decision_history(patient_id) if d.amends_id is not None]
+    assert ("dr.page", "decision.amend") in actions and ("dr.page", "histology.record") in actions
+    assert (decision.action, decision.amend_reason, decision.clinician) == ("excise", "grew at the recheck", "dr.page")
+
+
+def test_viewer_reads_outcomes_without_forms(app_env):
+    patient_id = _saved_visit(app_env)
+    with app_env.store() as store:
+        lesion_id = store.list_lesions(patient_id)[0].id
+        store.record_histology(lesion_id, "benign", actor="dr.first", reported_on=dt.date(2024, 10, 1))
+    at = _history(app_env, "kim.viewer", "viewer")
+    page = _texts(at)
+    assert "may read decisions but not amend them" in page and "may read histology but not record it" in page
+    assert not [b for b in at.button if b.label in ("Save amendment", "Save histology")]
+    assert list(_outcomes(at)["histology"]) == ["Benign"]
+    assert not [b for b in at.get("download_button") if "outcomes" in b.label]
