@@ -1,0 +1,147 @@
+"""The ugly-duckling map: the patient's lesions as thumbnails where the model's 2-D embedding places them.
+
+Thumbnails (plotly layout images, in data units so they keep their place when zooming) replace the rank
+labels that overlapped when lesions sat close together. A small marker at each thumbnail's corner carries
+the colour of P(melanoma), the hover text and the legend; an outlier ("ugly duckling") gets a violet
+frame. Earlier visits' lesions that were compared against (model.triage references) are grey rings.
+With fewer than MIN_LESIONS lesions in the comparison there is no map, only the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from PIL import Image
+
+from dashboard.figures import GREY, SCORE_SCALE, empty_figure, plotly_text, style_figure
+
+MIN_LESIONS = 3  # the ugly-duckling comparison's own minimum (model/ugly_duckling.py)
+THUMB_PX = 96  # thumbnail edge in pixels, sent as JPEG in the figure
+THUMB_SHARE = 0.14  # thumbnail edge as a share of the map's larger extent
+OUTLIER_FRAME = "#7b3fa0"
+
+
+def thumbnail_uri(image: Image.Image, px: int = THUMB_PX) -> str:
+    """A small JPEG data URI of the image, for a layout image (the figure travels to the browser as JSON)."""
+    thumb = image.convert("RGB")
+    thumb.thumbnail((px, px))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def too_few_message(count: int) -> str:
+    return (
+        f"No map with {count} lesion{'s' if count != 1 else ''}: the ugly-duckling comparison needs at least "
+        f"{MIN_LESIONS}, because with fewer there are no “other lesions” for one to stand apart from."
+    )
+
+
+def ugly_duckling_map(
+    table: pd.DataFrame,
+    thumbnails: Mapping[str, str] | None = None,
+    references: np.ndarray | None = None,
+) -> go.Figure:
+    """table: the triage table (image_id, label, rank, p_melanoma, ugly_duckling, outlier, x, y);
+    thumbnails: image_id -> image source (thumbnail_uri); references: (m, 2) map places of earlier lesions."""
+    earlier = np.zeros((0, 2)) if references is None else np.asarray(references, dtype=float).reshape(-1, 2)
+    if table.empty or not {"x", "y"} <= set(table.columns):
+        return empty_figure("No lesions to map yet.")
+    if len(table) + len(earlier) < MIN_LESIONS:
+        return empty_figure(too_few_message(len(table) + len(earlier)))
+    thumbnails = thumbnails or {}
+    xs = np.concatenate([table["x"].to_numpy(float), earlier[:, 0]])
+    ys = np.concatenate([table["y"].to_numpy(float), earlier[:, 1]])
+    extent = max(float(np.ptp(xs)), float(np.ptp(ys)), 1e-6)
+    size = THUMB_SHARE * extent
+    fig = go.Figure()
+    if len(earlier):
+        fig.add_trace(
+            go.Scatter(
+                x=earlier[:, 0],
+                y=earlier[:, 1],
+                mode="markers",
+                name="earlier visits' lesions (compared, not ranked)",
+                marker={"size": 14, "symbol": "circle-open", "color": GREY, "line": {"width": 2}},
+                hovertemplate="lesion known from an earlier visit<extra></extra>",
+            )
+        )
+    data = table.copy()
+    data["ud_text"] = [
+        "n/a (fewer than 3 lesions)" if pd.isna(v) else f"{v:.2f}" for v in data.get("ugly_duckling", np.nan)
+    ]
+    for row in data.itertuples():
+        source = thumbnails.get(row.image_id)
+        if source:
+            fig.add_layout_image(
+                source=source,
+                x=row.x,
+                y=row.y,
+                xref="x",
+                yref="y",
+                sizex=size,
+                sizey=size,
+                xanchor="center",
+                yanchor="middle",
+                sizing="contain",
+                layer="above",
+            )
+        if bool(row.outlier):
+            half = 0.56 * size
+            fig.add_shape(
+                type="rect",
+                x0=row.x - half,
+                x1=row.x + half,
+                y0=row.y - half,
+                y1=row.y + half,
+                line={"color": OUTLIER_FRAME, "width": 3},
+                layer="above",
+            )
+    for outlier, name, symbol in ((False, "typical for this patient", "circle"), (True, "ugly duckling", "diamond")):
+        part = data[data["outlier"].astype(bool) == outlier]
+        if part.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(  # the corner marker: colour = P(melanoma), hover, legend
+                x=part["x"] + 0.5 * size,
+                y=part["y"] - 0.5 * size,
+                mode="markers",
+                name=name,
+                marker={
+                    "size": 13 if outlier else 11,
+                    "symbol": symbol,
+                    "color": part["p_melanoma"],
+                    "colorscale": SCORE_SCALE,
+                    "cmin": 0,
+                    "cmax": 1,
+                    "line": {"width": 1.5, "color": OUTLIER_FRAME if outlier else "white"},
+                    "showscale": not outlier,
+                    "colorbar": {"title": {"text": "P(melanoma)"}, "tickformat": ".0%", "len": 0.8},
+                },
+                customdata=np.stack(
+                    [
+                        part["label"].map(plotly_text),
+                        part["image_id"].str[:10],
+                        part["p_melanoma"],
+                        part["ud_text"],
+                        part["rank"],
+                    ],
+                    axis=1,
+                ),
+                hovertemplate=(
+                    "<b>#%{customdata[4]} %{customdata[0]}</b><br>image %{customdata[1]}<br>"
+                    "P(melanoma) %{customdata[2]:.1%}<br>ugly-duckling score %{customdata[3]}<extra></extra>"
+                ),
+            )
+        )
+    pad = 0.7 * size
+    fig.update_xaxes(showticklabels=False, title=None, range=[xs.min() - pad, xs.max() + pad])
+    fig.update_yaxes(
+        showticklabels=False, title=None, scaleanchor="x", scaleratio=1, range=[ys.min() - pad, ys.max() + pad]
+    )
+    return style_figure(fig, height=520)

@@ -1,0 +1,67 @@
+"""The ugly-duckling map draws thumbnails where the embedding puts each lesion, and no map below 3 lesions."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from dashboard.ugly_duckling_map import thumbnail_uri, too_few_message, ugly_duckling_map
+
+
+def lesion_table(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(n)
+    return pd.DataFrame(
+        {
+            "image_id": [f"{i:064x}" for i in range(n)],
+            "label": [f"<b>lesion {i}</b>" for i in range(n)],
+            "rank": np.arange(1, n + 1),
+            "p_melanoma": rng.uniform(size=n),
+            "ugly_duckling": rng.normal(size=n),
+            "outlier": [i == 0 for i in range(n)],
+            "x": rng.normal(size=n),
+            "y": rng.normal(size=n),
+        }
+    )
+
+
+def test_thumbnails_sit_where_the_embedding_places_each_lesion_and_the_outlier_is_framed():
+    table = lesion_table(5)
+    thumbs = {image_id: f"data:image/jpeg;base64,{i}" for i, image_id in enumerate(table.image_id)}
+    fig = ugly_duckling_map(table, thumbs)
+    images = fig.layout.images
+    assert len(images) == 5
+    assert [(im.source, im.x, im.y) for im in images] == list(zip(thumbs.values(), table.x, table.y, strict=True))
+    assert all(im.xref == "x" and im.yref == "y" and im.xanchor == "center" for im in images)
+    assert all(trace.mode == "markers" for trace in fig.data)  # no text labels to overlap
+    frames = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(frames) == 1 and frames[0].x0 < table.x[0] < frames[0].x1  # the outlier (row 0) is framed
+    hover = "".join(str(c) for trace in fig.data for c in np.ravel(trace.customdata))
+    assert "&lt;b&gt;lesion 0" in hover and "<b>lesion 0" not in hover  # user text is escaped
+
+
+def test_no_map_for_fewer_than_three_lesions_but_the_reason():
+    for n in (1, 2):
+        fig = ugly_duckling_map(lesion_table(n), {})
+        assert fig.data == () and not fig.layout.images
+        assert fig.layout.annotations[0].text == too_few_message(n)
+        assert "at least 3" in too_few_message(n)
+
+
+def test_earlier_lesions_complete_the_comparison_and_are_drawn_apart():
+    earlier = np.array([[0.5, 0.5], [-0.5, 0.2]])
+    fig = ugly_duckling_map(lesion_table(2), {}, references=earlier)
+    by_name = {trace.name: trace for trace in fig.data}
+    rings = by_name["earlier visits' lesions (compared, not ranked)"]
+    assert list(rings.x) == [0.5, -0.5] and list(rings.y) == [0.5, 0.2]
+    assert sum(len(trace.x) for trace in fig.data) == 4  # 2 of this visit + 2 earlier
+
+
+def test_thumbnail_uri_is_a_small_jpeg():
+    uri = thumbnail_uri(Image.new("RGB", (640, 480), (200, 120, 90)))
+    assert uri.startswith("data:image/jpeg;base64,")
+    thumb = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert thumb.format == "JPEG" and max(thumb.size) <= 96 and thumb.size[0] / thumb.size[1] == 640 / 480
