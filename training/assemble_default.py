@@ -25,9 +25,8 @@ from model.metrics import SCREENING_PREVALENCE, at_prevalence, curves, rates_at_
 from model.patient_context import features_by_patient
 from training import calibration, patient_context, whole_patient
 from training.model_card import render_card
+from training.recipe import DEFAULT_CPU, RecipeError, model_identity
 
-MODEL_ID = "melanoma-lite0-224-ctx"
-VERSION = "2.0.0"
 INFERENCE = {"tta": 2}
 OPERATING_SENSITIVITY = 0.80  # see choose_threshold
 WHOLE_PATIENT_SOURCE = "isic2020_patients"
@@ -175,12 +174,17 @@ def whole_patient_report(oof: pd.DataFrame, embeddings: np.ndarray, baselines: P
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="runs/model2")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CPU, help="the recipe: model id and version")
     parser.add_argument("--baselines", default="runs/eval")
     parser.add_argument("--cache", default="runs/trunk_cache", help="the trunk cache (for the metadata check)")
     parser.add_argument("--out", default="model/weights/default")
     parser.add_argument("--sensitivity", type=float, default=OPERATING_SENSITIVITY)
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args(argv)
+    try:
+        identity = model_identity(args.config)
+    except RecipeError as exc:
+        parser.error(str(exc))
     run, baselines, out = Path(args.run), Path(args.baselines), Path(args.out)
 
     oof = pd.read_csv(run / "cv" / "oof.csv", dtype={"image_id": str, "group_id": str})
@@ -263,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     if staging.exists():
         shutil.rmtree(staging)
     extra = {
-        "model_id": MODEL_ID,
-        "version": VERSION,
+        **identity,
         "training": config.get("training"),
         "partial_cut": config.get("partial_cut"),
         "inference": INFERENCE,

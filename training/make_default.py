@@ -22,10 +22,8 @@ from data.hashing import sha256_file
 from model.checkpoint import DEFAULT_CHECKPOINT
 from model.metrics import SCREENING_PREVALENCE
 from training.evaluate import report_from_predictions
+from training.recipe import V1_GPU, RecipeError, model_identity
 from training.train import portable_path
-
-MODEL_ID = "melanoma-lite0-224"
-VERSION = "1.0.0"
 
 CITATIONS = [
     "HAM10000: Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset. Sci Data 5, 180161 (2018). "
@@ -102,7 +100,7 @@ def model_card(
     op = config["operating_point"]
     scr = report["pooled"]["screening"]
     lines = [
-        f"# Model card — {MODEL_ID} v{VERSION}",
+        f"# Model card — {config['model_id']} v{config['version']}",
         "",
         "**Decision support, not a diagnosis.** The score ranks a patient's lesions for a dermatologist's "
         "review; it never replaces dermoscopic examination, clinical judgement or histopathology.",
@@ -215,6 +213,7 @@ def model_card(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.make_default", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--config", type=Path, default=V1_GPU, help="the recipe: model id and version")
     parser.add_argument("--baseline", type=Path, default=None)
     parser.add_argument("--triage", type=Path, default=None, help="JSON of triage settings (evaluate_triage)")
     parser.add_argument("--code-version", default=None, help="commit the run was made from (device has no git)")
@@ -228,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--codec-report", type=Path, default=None, help="JSON from training.codec_sensitivity")
     args = parser.parse_args(argv)
+    try:
+        identity = model_identity(args.config)
+    except RecipeError as exc:
+        parser.error(str(exc))
 
     final, cv, out = args.run / "final", args.run / "cv", args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -252,8 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     codec = json.loads(args.codec_report.read_text()) if args.codec_report and args.codec_report.exists() else None
     config.update(
         {
-            "model_id": MODEL_ID,
-            "version": VERSION,
+            **identity,
             "code_version": args.code_version or config.get("code_version"),
             "operating_point": {
                 **report["operating_point"],

@@ -43,6 +43,7 @@ from model.checkpoint import save_checkpoint
 from model.network import MelanomaNet, NetworkConfig
 from model.pretrained import build_network
 from training.partial import freeze_trunk, modules_between, tail_forward, tail_modules, tail_parameters
+from training.recipe import parse_config
 from training.trunk_cache import TRAIN_SOURCES, TTA_VIEW_COUNT
 
 IGNORE_INDEX = -100
@@ -354,18 +355,14 @@ def run(cfg: CachedTrainConfig) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> CachedTrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = CachedTrainConfig()
-    for name, value in asdict(defaults).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, list):
-            parser.add_argument(flag, nargs="+", default=value)
-        elif isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            kind = type(value) if value is not None else int
-            parser.add_argument(flag, type=kind, default=value)
-    return CachedTrainConfig(**vars(parser.parse_args(argv)))
+    """Defaults, then a recipe's "train_cached" section (--config, training/recipes/), then the flags given."""
+    return parse_config(
+        CachedTrainConfig,
+        "train_cached",
+        argv,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

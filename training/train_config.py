@@ -1,9 +1,11 @@
-"""The trainer's settings (TrainConfig) and its command line: one flag per field."""
+"""The trainer's settings (TrainConfig) and its command line: one flag per field, or a recipe file
+(--config training/recipes/v1_gpu.json, see training/recipe.py) whose settings the flags override."""
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from training.recipe import parse_config
 
 
 @dataclass
@@ -45,20 +47,11 @@ class TrainConfig:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.train", description="Train the melanoma network: one process, or DDP under torchrun."
+    """TrainConfig from its defaults, a recipe's "train" section (--config) and the flags given."""
+    return parse_config(
+        TrainConfig,
+        "train",
+        argv,
+        prog="python -m training.train",
+        description="Train the melanoma network: one process, or DDP under torchrun.",
     )
-    defaults = TrainConfig()
-    for name, value in asdict(defaults).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        elif isinstance(value, list):
-            parser.add_argument(flag, nargs="+", default=value)
-        elif name in ("limit_per_dataset", "stop_after_epochs", "max_steps_per_epoch", "image_size"):
-            parser.add_argument(flag, type=int, default=value)
-        elif name in ("data_root", "imagenet_weights"):
-            parser.add_argument(flag, default=value)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
-    return TrainConfig(**vars(parser.parse_args(argv)))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The shipped default model's recipe on a CPU (no GPU needed; ~2-3 h on 2 cores):
+# The shipped default model's recipe on a CPU (no GPU needed; ~2-3 h on 2 cores); its settings and the
+# model's id and version are in training/recipes/default_cpu.json:
 #   frozen ImageNet trunk cached per image view -> tail trained on source-balanced draws ->
 #   5-fold patient-grouped CV (out-of-fold evidence) + final model + leave-one-source-out runs ->
 #   calibration, operating point, second-stage decision, model card.
@@ -10,15 +11,23 @@ cd "$(dirname "$0")/.."
 RUN="${1:-runs/model2}"
 OUT="${2:-model/weights/default}"
 PY="${PYTHON:-.venv/bin/python}"
-CACHE="${CACHE:-runs/trunk_cache}"
-TRAIN=(--cache "$CACHE" --epochs "${EPOCHS:-6}" --samples-per-epoch "${SAMPLES:-4000}" --seed 42)
+# The settings are in the recipe file; CACHE, EPOCHS and SAMPLES override them (flags win over the file).
+RECIPE="${RECIPE:-training/recipes/default_cpu.json}"
+recipe() { "$PY" -m training.recipe "$RECIPE" "$1"; }
+CACHE="${CACHE:-$(recipe train_cached.cache)}"
+TRAIN=(--config "$RECIPE" --cache "$CACHE")
+[[ -n "${EPOCHS:-}" ]] && TRAIN+=(--epochs "$EPOCHS")
+[[ -n "${SAMPLES:-}" ]] && TRAIN+=(--samples-per-epoch "$SAMPLES")
 "$PY" -m training.trunk_cache --out "$CACHE" --threads 1
 "$PY" -m training.train_cached "${TRAIN[@]}" --fold all --out "$RUN/cv"
 "$PY" -m training.train_cached "${TRAIN[@]}" --fold none --out "$RUN/final"
 if [[ -z "${SKIP_LOSO:-}" ]]; then
-  for source in ham10000 isic2017 isic2020_patients; do
-    # a shorter schedule (3,000 draws an epoch) to fit the CPU budget; recorded in each run's summary.json
-    "$PY" -m training.train_cached "${TRAIN[@]}" --samples-per-epoch 3000 --fold "source:$source" --out "$RUN/loso_$source"
+  # a shorter schedule (the recipe's loso.samples_per_epoch draws an epoch) to fit the CPU budget; recorded
+  # in each run's summary.json
+  LOSO_SAMPLES="$(recipe loso.samples_per_epoch)"
+  for source in $(recipe loso.sources); do
+    "$PY" -m training.train_cached "${TRAIN[@]}" --samples-per-epoch "$LOSO_SAMPLES" --fold "source:$source" \
+      --out "$RUN/loso_$source"
   done
 fi
 "$PY" -m training.cached_baseline --cache "$CACHE" --out "$RUN/baseline.json"
@@ -27,4 +36,4 @@ fi
 # v1's comparison scores (runs/eval/v1_derm7pt.npz) come from the v1 checkpoint in git history (commit 7304482):
 #   git worktree add /tmp/v1 7304482 && "$PY" -m training.score_images --dataset derm7pt \
 #     --checkpoint /tmp/v1/model/weights/default --name v1 --out runs/eval
-"$PY" -m training.assemble_default --run "$RUN" --baselines runs/eval --cache "$CACHE" --out "$OUT"
+"$PY" -m training.assemble_default --config "$RECIPE" --run "$RUN" --baselines runs/eval --cache "$CACHE" --out "$OUT"

@@ -1,0 +1,104 @@
+"""Training recipes as data (training/recipe.py): a recipe file sets a step's settings, a flag overrides the
+file, and a key nobody reads is refused by name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model.checkpoint import DEFAULT_CHECKPOINT, read_config
+from training import recipe as recipes
+from training.train_cached import CachedTrainConfig
+from training.train_cached import parse_args as parse_cached
+from training.train_config import TrainConfig
+from training.train_config import parse_args as parse_train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, content: dict) -> str:
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(content))
+    return str(path)
+
+
+def test_a_recipe_file_sets_the_settings_it_names_and_leaves_the_rest_at_their_defaults(tmp_path):
+    path = write(tmp_path, {"train_cached": {"epochs": 3, "samples_per_epoch": 123, "datasets": ["ham10000"]}})
+    cfg = parse_cached(["--config", path])
+    assert (cfg.epochs, cfg.samples_per_epoch, cfg.datasets) == (3, 123, ["ham10000"])
+    defaults = CachedTrainConfig()
+    assert (cfg.lr, cfg.fold, cfg.cache) == (defaults.lr, defaults.fold, defaults.cache)
+    train = parse_train(["--config", write(tmp_path, {"train": {"image_size": 96, "lr": 1, "imagenet": False}})])
+    assert (train.image_size, train.lr, train.imagenet) == (96, 1.0, False)
+    assert isinstance(train.lr, float)  # a JSON integer for a float setting
+    assert train.epochs == TrainConfig().epochs
+
+
+def test_a_flag_overrides_the_file_wherever_it_stands(tmp_path):
+    path = write(tmp_path, {"train_cached": {"epochs": 3, "samples_per_epoch": 123}})
+    assert parse_cached(["--config", path, "--epochs", "5"]).epochs == 5
+    after = parse_cached(["--samples-per-epoch", "7", "--config", path])
+    assert (after.samples_per_epoch, after.epochs) == (7, 3)
+    flags = parse_train(["--config", write(tmp_path, {"train": {"imagenet": False}}), "--imagenet"])
+    assert flags.imagenet is True
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"train_cached": {"epoch": 3}}, "unknown key 'epoch' in 'train_cached'; known: "),
+        ({"trian_cached": {"epochs": 3}}, "unknown key 'trian_cached' in the top level; known: "),
+        ({"model": {"model_id": "x", "versoin": "1"}}, "unknown key 'versoin' in 'model'; known: model_id, version"),
+        ({"train_cached": {"epochs": "six"}}, "'train_cached.epochs' is \"six\", expected int"),
+        ({"train_cached": {"datasets": "ham10000"}}, "'train_cached.datasets' is \"ham10000\", expected a list"),
+        ({"train_cached": ["epochs"]}, "'train_cached' must be an object of settings"),
+    ],
+)
+def test_a_key_the_reader_does_not_know_is_refused_with_a_clear_message(tmp_path, capsys, content, message):
+    path = write(tmp_path, content)
+    with pytest.raises(SystemExit) as stop:
+        parse_cached(["--config", path])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"recipe {path}: " in err and message in err
+    if "'epoch'" in message:
+        assert "epochs" in err.split("known: ")[1]  # the setting that was meant is listed
+
+
+def test_a_missing_or_broken_recipe_file_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse_train(["--config", str(tmp_path / "nope.json")])
+    assert "nope.json: file not found" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(SystemExit):
+        parse_train(["--config", str(broken)])
+    assert "broken.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_the_shipped_recipes_parse_and_name_their_model():
+    v2 = parse_cached(["--config", str(recipes.DEFAULT_CPU)])
+    v1 = parse_train(["--config", str(recipes.V1_GPU)])
+    assert v2 != CachedTrainConfig() and v1 != TrainConfig()  # each sets something
+    assert set(recipes.load_recipe(recipes.DEFAULT_CPU)["loso"]["sources"]) <= set(v2.datasets)
+    # The committed default checkpoint is the model the CPU recipe makes.
+    committed = read_config(DEFAULT_CHECKPOINT)
+    identity = recipes.model_identity(recipes.DEFAULT_CPU)
+    assert identity == {"model_id": committed["model_id"], "version": committed["version"]}
+    assert recipes.model_identity(recipes.V1_GPU)["version"].startswith("1.")
+
+
+def test_the_shell_scripts_read_values_one_a_line():
+    def value(key: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "training.recipe", str(recipes.DEFAULT_CPU), key]
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    sources = value("loso.sources")
+    assert sources.returncode == 0
+    assert sources.stdout.split() == recipes.load_recipe(recipes.DEFAULT_CPU)["loso"]["sources"]
+    missing = value("loso.nope")
+    assert missing.returncode == 2 and "no value at 'loso.nope'" in missing.stderr
