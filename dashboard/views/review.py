@@ -508,32 +508,39 @@ def _results_section() -> None:
         st.warning("No image could be scored.")
         return
 
-    gallery, duck_map, chart = st.tabs(["Ranked gallery", "Ugly-duckling map", "All scores"])
-    with gallery:
-        flagged = table["suspicious"].astype(bool) | table["outlier"].astype(bool)
-        show = st.segmented_control(
-            "Show",
-            ["All lesions", "Flagged only"],
-            default="All lesions",
-            required=True,
-            key="gallery_filter",
-            help="Flagged: above the threshold, or an ugly duckling. The order is always the triage rank.",
-        )
-        shown = table[flagged] if show == "Flagged only" else table
-        if shown.empty:
-            st.info("No lesion is flagged.")
-        cams = cam_methods()
-        for row in shown.itertuples():
-            lesion_card(state, row, op.threshold, predictor, cams, editable=not state.is_saved)
-    with duck_map:
-        st.caption(
-            "Each dot is one of this patient's lesions, placed by how the model sees it: "
-            "similar-looking lesions sit together. Diamonds are outliers — the “ugly ducklings” "
-            "worth a second look. Colour = P(melanoma)."
-        )
-        st.plotly_chart(figures.ugly_duckling_map(table, op.threshold), key="duck_map")
-    with chart:
-        st.plotly_chart(figures.ranked_scores(table, op.threshold), key="scores_chart")
+    # Only the open tab is built and sent (a tab click reruns): the gallery's cards and the two charts are
+    # not all drawn on every click.
+    gallery, duck_map, chart = st.tabs(
+        ["Ranked gallery", "Ugly-duckling map", "All scores"], key="results_tab", on_change="rerun"
+    )
+    if gallery.open:
+        with gallery:
+            flagged = table["suspicious"].astype(bool) | table["outlier"].astype(bool)
+            show = st.segmented_control(
+                "Show",
+                ["All lesions", "Flagged only"],
+                default="All lesions",
+                required=True,
+                key="gallery_filter",
+                help="Flagged: above the threshold, or an ugly duckling. The order is always the triage rank.",
+            )
+            shown = table[flagged] if show == "Flagged only" else table
+            if shown.empty:
+                st.info("No lesion is flagged.")
+            cams = cam_methods()
+            for row in shown.itertuples():
+                lesion_card(state, row, op.threshold, predictor, cams, editable=not state.is_saved)
+    if duck_map.open:
+        with duck_map:
+            st.caption(
+                "Each dot is one of this patient's lesions, placed by how the model sees it: "
+                "similar-looking lesions sit together. Diamonds are outliers — the “ugly ducklings” "
+                "worth a second look. Colour = P(melanoma)."
+            )
+            st.plotly_chart(figures.ugly_duckling_map(table, op.threshold), key="duck_map")
+    if chart.open:
+        with chart:
+            st.plotly_chart(figures.ranked_scores(table, op.threshold), key="scores_chart")
     _save_section(table)
 
 

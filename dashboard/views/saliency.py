@@ -71,7 +71,7 @@ def cam_panels(display: Image.Image, heat_of: Callable[[str], Any], methods: lis
                 if method:
                     st.download_button(
                         "Download PNG",
-                        data=png_bytes(img),
+                        data=lambda img=img: png_bytes(img),  # encoded on the click, not on every run
                         file_name=f"{stem}_{method}.png".replace("/", "_").replace(" ", "_"),
                         mime="image/png",
                         key=f"download_{method}",
