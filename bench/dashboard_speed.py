@@ -69,10 +69,10 @@ def patient_images(shared: Path, patient_id: str | None, count: int) -> tuple[st
     return patient_id, [root / "train" / f"{name}.jpg" for name in names]
 
 
-def _add_admin(env: dict[str, str]) -> None:
+def _add_admin(env: dict[str, str], repo: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "dashboard.users", "add", USERNAME, "--role", "admin", "--password-stdin"],
-        cwd=REPO_ROOT,
+        cwd=repo,
         env=env,
         input=PASSWORD + "\n",
         capture_output=True,
@@ -119,6 +119,19 @@ class Step:
     seconds: float  # from the user's action to the end of the last script run it caused (browser clock)
     script_s: float  # of which the script was running
     wall_s: float  # Playwright's wall clock, from before the click (includes waiting for the page to settle)
+    cpu_s: float = float("nan")  # CPU time the server process used meanwhile: what a busy machine inflates less
+
+
+SERVER: dict[str, int] = {}  # "pid" of the streamlit process, for its CPU time
+
+
+def _server_cpu_s() -> float:
+    """User + system CPU seconds of the server process so far (Linux /proc), NaN when unknown."""
+    try:
+        fields = Path(f"/proc/{SERVER['pid']}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (KeyError, OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def _browser_times(page, since_ms: float, wall_s: float) -> Step:
@@ -142,6 +155,7 @@ def _timed(page, action, *ready) -> Step:
     from playwright.sync_api import expect
 
     since = page.evaluate("() => performance.now()")
+    cpu = _server_cpu_s()
     start = time.perf_counter()
     action()
     for locator in ready:
@@ -149,7 +163,9 @@ def _timed(page, action, *ready) -> Step:
     _idle(page)
     wall = time.perf_counter() - start
     page.wait_for_timeout(50)  # let the observer record the last change
-    return _browser_times(page, since, wall)
+    step = _browser_times(page, since, wall)
+    step.cpu_s = _server_cpu_s() - cpu
+    return step
 
 
 def _goto_until_up(page, url: str, proc: subprocess.Popen, deadline_s: float) -> None:
@@ -181,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, list[Step]]:
             "TRIAGE_IDLE_TIMEOUT_MINUTES": "120",
             "PYTHONUNBUFFERED": "1",
         }
-        _add_admin(env)  # the database exists (migrated) before the server starts, as after an installation
+        _add_admin(env, args.repo)  # the database exists (migrated) before the server starts, as after an installation
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         log_path = Path(tmp) / "streamlit.log"
@@ -197,13 +213,15 @@ def run(args: argparse.Namespace) -> dict[str, list[Step]]:
                 spy = [args.py_spy, "record", "--format", "raw", "--threads", "-r", "50", "-o", args.profile_out]
                 command = [*spy, "--", *command]
             start = time.perf_counter()
-            proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(command, cwd=args.repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+            if not args.py_spy:
+                SERVER["pid"] = proc.pid
             try:
                 _goto_until_up(page, base, proc, 120)
                 page.get_by_label("Username", exact=True).wait_for(state="visible", timeout=TIMEOUT_MS)
                 _idle(page)
                 first = time.perf_counter() - start
-                _add(times, "first page", Step(first, float("nan"), first))
+                _add(times, "first page", Step(first, float("nan"), first, _server_cpu_s()))
                 _flow(page, images, args, times)
             except BaseException:
                 shot = REPO_ROOT / "test-artifacts" / "bench_dashboard_failure.png"
@@ -225,7 +243,11 @@ def run(args: argparse.Namespace) -> dict[str, list[Step]]:
 
 def _add(times: dict[str, list[Step]], name: str, step: Step) -> None:
     times.setdefault(name, []).append(step)
-    print(f"{name} {step.seconds:.2f} s (script {step.script_s:.2f} s; wall {step.wall_s:.2f} s)", flush=True)
+    print(
+        f"{name} {step.seconds:.2f} s (script {step.script_s:.2f} s; wall {step.wall_s:.2f} s; "
+        f"server CPU {step.cpu_s:.2f} s)",
+        flush=True,
+    )
 
 
 def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, list[Step]]) -> None:
@@ -324,8 +346,9 @@ def report(times: dict[str, list[Step]], load_before: str, load_after: str) -> s
         f"{os.cpu_count()} CPU core(s), Python {platform.python_version()}; "
         f"load average {load_before} (1/5/15 min) at the start, {load_after} at the end.",
         "",
-        "| step | median s | worst s | runs | goal | script ran (median s) | Playwright wall (median s) |",
-        "|---|---|---|---|---|---|---|",
+        "| step | median s | worst s | runs | goal | script ran (median s) | Playwright wall (median s) "
+        "| server CPU (median s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def row(name: str, steps: list[Step], goal: float | None) -> str:
@@ -334,7 +357,8 @@ def report(times: dict[str, list[Step]], load_before: str, load_after: str) -> s
             f"| {name} | {statistics.median(seconds):.2f} | {max(seconds):.2f} | {len(steps)} | "
             + (f"≤ {goal:g} s" if goal else "")
             + f" | {statistics.median(s.script_s for s in steps):.2f}"
-            + f" | {statistics.median(s.wall_s for s in steps):.2f} |"
+            + f" | {statistics.median(s.wall_s for s in steps):.2f}"
+            + f" | {statistics.median(s.cpu_s for s in steps):.2f} |"
         )
 
     for name, steps in times.items():
@@ -352,6 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lesions", type=int, default=20)
     parser.add_argument("--visits", type=int, default=2, help="visits reviewed and saved, one patient each")
     parser.add_argument("--switches", type=int, default=3, help="rounds of page switches")
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=REPO_ROOT,
+        help="the checkout whose dashboard is served (e.g. a git worktree "
+        "of an older commit, for a before/after comparison on the same machine)",
+    )
     parser.add_argument("--sign-in-after", type=float, default=0.0, help="seconds on the sign-in page first")
     parser.add_argument("--py-spy", help="path of a py-spy binary: profile the server while it is timed")
     parser.add_argument("--profile-out", default="dashboard_speed.pyspy.txt", help="py-spy's collapsed stacks")
