@@ -303,16 +303,14 @@ def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, l
             )
 
     sidebar = page.locator("[data-testid=stSidebarNav]")
+
+    def switch(link: str, heading: str) -> None:
+        """Open a page from the sidebar; timed until its heading shows."""
+        ready = page.get_by_role("heading", name=heading, exact=True)
+        _add(times, f"switch -> {link}", _timed(page, sidebar.get_by_role("link", name=link).click, ready))
+
     for _ in range(args.switches):
-        _add(
-            times,
-            "switch -> Case history",
-            _timed(
-                page,
-                sidebar.get_by_role("link", name="Case history").click,
-                page.get_by_role("heading", name="Case history", exact=True),
-            ),
-        )
+        switch("Case history", "Case history")
         search = page.get_by_label("Search patients by identifier", exact=True)
         search.fill("BENCH-001")
         _add(
@@ -320,15 +318,7 @@ def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, l
             "history search -> patient",
             _timed(page, lambda s=search: s.press("Enter"), page.get_by_role("heading", name="BENCH-001").first),
         )
-        _add(
-            times,
-            "switch -> Saliency",
-            _timed(
-                page,
-                sidebar.get_by_role("link", name="Saliency").click,
-                page.get_by_role("heading", name="Saliency inspection", exact=True),
-            ),
-        )
+        switch("Saliency", "Saliency inspection")
         _add(
             times,
             "switch -> Patient review",

@@ -105,6 +105,12 @@ def _colour(i: int) -> str:
     return BLUE if i == 0 else PALETTE[(i - 1) % len(PALETTE)]
 
 
+def _line(x: Any, y: Any, name: str, colour: str, hover: str) -> go.Scatter:
+    return go.Scatter(
+        x=x, y=y, mode="lines", name=name, line={"color": colour, "width": 2.5}, hovertemplate=hover + "<extra></extra>"
+    )
+
+
 def _diagonal(name: str) -> go.Scatter:
     return go.Scatter(
         x=[0, 1], y=[0, 1], mode="lines", name=name, line={"color": GREY, "dash": "dot"}, hoverinfo="skip"
@@ -120,16 +126,8 @@ def roc_figure(
         return None
     fig = go.Figure(_diagonal("chance"))
     for i, name, roc in curves:
-        fig.add_trace(
-            go.Scatter(
-                x=roc["fpr"],
-                y=roc["tpr"],
-                mode="lines",
-                name=name,
-                line={"color": _colour(i), "width": 2.5},
-                hovertemplate="1 − specificity %{x:.2f}<br>sensitivity %{y:.2f}<extra></extra>",
-            )
-        )
+        hover = "1 − specificity %{x:.2f}<br>sensitivity %{y:.2f}"
+        fig.add_trace(_line(roc["fpr"], roc["tpr"], name, _colour(i), hover))
     if op and op.sensitivity is not None and op.specificity is not None:
         fig.add_trace(
             go.Scatter(
@@ -171,29 +169,12 @@ def pr_figure(
         return None
     fig = go.Figure()
     for i, name, pr in curves:
-        fig.add_trace(
-            go.Scatter(
-                x=pr["recall"],
-                y=pr["precision"],
-                mode="lines",
-                name=name,
-                line={"color": _colour(i), "width": 2.5},
-                hovertemplate="recall %{x:.2f}<br>precision %{y:.2f}<extra></extra>",
-            )
-        )
+        fig.add_trace(_line(pr["recall"], pr["precision"], name, _colour(i), "recall %{x:.2f}<br>precision %{y:.2f}"))
     first_roc = _with(dict(list(sets.items())[:1]), "roc", "fpr", "tpr")
     if prevalence is not None and first_roc:
         recall, precision = screening_precision(first_roc[0][2], prevalence)
-        fig.add_trace(
-            go.Scatter(
-                x=recall,
-                y=precision,
-                mode="lines",
-                name=f"at {percent(prevalence, 2)} screening prevalence",
-                line={"color": ORANGE, "width": 2.5},
-                hovertemplate="recall %{x:.2f}<br>precision %{y:.3f}<extra></extra>",
-            )
-        )
+        name = f"at {percent(prevalence, 2)} screening prevalence"
+        fig.add_trace(_line(recall, precision, name, ORANGE, "recall %{x:.2f}<br>precision %{y:.3f}"))
     if op and op.sensitivity is not None and op.ppv is not None:
         fig.add_trace(
             go.Scatter(

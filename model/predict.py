@@ -88,25 +88,33 @@ def check_writable_file(path: Path, what: str) -> None:
     if path.exists() and not os.access(path, os.W_OK):
         raise DatasetError(f"{what} {path} exists and is not writable")
     parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise DatasetError(f"{what} {path}: {parent} is not a folder") from None
-    except OSError as exc:
-        raise DatasetError(f"{what} {path}: cannot create its folder ({exc.strerror or exc})") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DatasetError(f"{what} {path}: the folder {parent} is not writable")
+    _make_writable_folder(
+        parent,
+        not_a_folder=f"{what} {path}: {parent} is not a folder",
+        cannot_create=f"{what} {path}: cannot create its folder",
+        not_writable=f"{what} {path}: the folder {parent} is not writable",
+    )
 
 
 def check_writable_folder(path: Path, what: str) -> None:
+    _make_writable_folder(
+        path,
+        not_a_folder=f"{what} {path} is not a folder",
+        cannot_create=f"{what} {path}: cannot create it",
+        not_writable=f"{what} {path} is not writable",
+    )
+
+
+def _make_writable_folder(folder: Path, not_a_folder: str, cannot_create: str, not_writable: str) -> None:
+    """Create `folder` (and its parents) or raise DatasetError with the message for what went wrong."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise DatasetError(f"{what} {path} is not a folder") from None
+        raise DatasetError(not_a_folder) from None
     except OSError as exc:
-        raise DatasetError(f"{what} {path}: cannot create it ({exc.strerror or exc})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise DatasetError(f"{what} {path} is not writable")
+        raise DatasetError(f"{cannot_create} ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatasetError(not_writable)
 
 
 def check_outputs(args: argparse.Namespace) -> None:

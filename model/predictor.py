@@ -63,6 +63,7 @@ class Predictions:
     p_spread: np.ndarray  # (n,) std of P(melanoma) across TTA views; 0 without TTA
     embedding: np.ndarray  # (n, d)
     diagnosis: np.ndarray  # (n, k) probabilities, k may be 0
+    view_logits: np.ndarray  # (n, tta) the melanoma logit of each TTA view (what calibration is fitted on)
 
 
 @dataclass
@@ -135,20 +136,21 @@ class Predictor:
         tta = check_tta(tta)
         images = images.to(self.device, non_blocking=True)
         meta = meta.to(self.device)
-        probs, embeds, diags = [], [], []
+        logits, embeds, diags = [], [], []
         with self._autocast():
             for view in TTA_VIEWS[:tta]:
                 out = self.model(view(images), meta)
-                probs.append(torch.sigmoid(out["logit"].float()))
+                logits.append(out["logit"].float())
                 embeds.append(out["embedding"].float())
                 if "diagnosis_logits" in out:
                     diags.append(out["diagnosis_logits"].float().softmax(1))
-        p = torch.stack(probs)
+        p = torch.sigmoid(torch.stack(logits))
         return Predictions(
             p_melanoma=p.mean(0).cpu().numpy(),
             p_spread=(p.std(0, unbiased=False) if tta > 1 else torch.zeros_like(p[0])).cpu().numpy(),
             embedding=torch.stack(embeds).mean(0).cpu().numpy(),
             diagnosis=(torch.stack(diags).mean(0).cpu().numpy() if diags else np.zeros((len(images), 0))),
+            view_logits=torch.stack(logits, 1).cpu().numpy(),
         )
 
     def score_stream(
@@ -291,10 +293,11 @@ class Predictor:
 
 def _concat(parts: list[Predictions], dim: int, n_diag: int) -> Predictions:
     if not parts:
-        return Predictions(np.zeros(0), np.zeros(0), np.zeros((0, dim)), np.zeros((0, n_diag)))
+        return Predictions(np.zeros(0), np.zeros(0), np.zeros((0, dim)), np.zeros((0, n_diag)), np.zeros((0, 0)))
     return Predictions(
         p_melanoma=np.concatenate([p.p_melanoma for p in parts]),
         p_spread=np.concatenate([p.p_spread for p in parts]),
         embedding=np.concatenate([p.embedding for p in parts]),
         diagnosis=np.concatenate([p.diagnosis for p in parts]),
+        view_logits=np.concatenate([p.view_logits for p in parts]),
     )

@@ -19,30 +19,35 @@ from tqdm import tqdm
 
 from data.images import decode_image
 from data.readers import load_dataset
-from data.transforms import inference_transform
 from model.checkpoint import load_checkpoint
 from model.network import NetworkConfig
-from model.predictor import TTA_VIEWS
+from model.predictor import Predictor
 from model.pretrained import build_network
 
 
-@torch.inference_mode()
 def score_dataset(model, config: dict, records, views: int = 2, batch: int = 8) -> dict[str, np.ndarray]:
-    net_cfg = model.config
-    transform = inference_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std, config.get("preprocess"))
-    meta_all = torch.from_numpy(net_cfg.encoder.encode(records))
-    logits, embeddings = [], []
+    """Per image: the melanoma logit of each TTA view and the embedding (mean over views), scored by the
+    predictor's own loop (Predictor.score_stream: its transform, its TTA views). Any unreadable image stops
+    the run: these scores are evaluation evidence, and a silently smaller set would change it."""
+    threads = torch.get_num_threads()
+    predictor = Predictor(model, config, device="cpu", batch_size=batch)
+    torch.set_num_threads(threads)  # the caller's --threads, not the predictor's all-cores default
     paths = records["image_path"].tolist()
-    for s in tqdm(range(0, len(paths), batch), desc="score", unit="batch", mininterval=10):
-        x = torch.stack([transform(decode_image(p)) for p in paths[s : s + batch]])
-        meta = meta_all[s : s + batch]
-        outs = [model(view(x), meta) for view in TTA_VIEWS[:views]]
-        logits.append(torch.stack([o["logit"] for o in outs], 1))
-        embeddings.append(torch.stack([o["embedding"] for o in outs]).mean(0))
+    with tqdm(total=len(paths), desc="score", unit="image", mininterval=10) as bar:
+        stream = predictor.score_stream(
+            [lambda path=path: decode_image(path) for path in paths],
+            records,
+            tta=views,
+            progress=lambda done, _total: bar.update(done - bar.n),
+            workers=1,
+        )
+    if stream.errors:
+        i, reason = stream.errors[0]
+        raise SystemExit(f"{paths[i]}: {reason} ({len(stream.errors)} image(s) could not be scored)")
     return {
         "image_id": records["image_id"].to_numpy(str),
-        "logit": torch.cat(logits).numpy(),
-        "embedding": torch.cat(embeddings).numpy().astype(np.float32),
+        "logit": stream.predictions.view_logits,
+        "embedding": stream.predictions.embedding.astype(np.float32),
     }
 
 
