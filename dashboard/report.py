@@ -1,16 +1,16 @@
 """The printable report of one saved visit: an A4 PDF built with fpdf2 from the store's read DTOs.
 
 No Streamlit and no model here: the lesion thumbnails and Grad-CAM overlays arrive as PIL images
-(dashboard/report_data.py reads and computes them), so the layout is tested on its own. Every text goes
-through fpdf2's plain-text API (no markup). With DejaVu Sans installed (Debian ``fonts-dejavu-core``) any
-character prints as typed; without it the core font Helvetica is used and characters outside Latin-1 are
-spelled out (``≥`` → ``>=``) or replaced by ``?``, never an error.
+(dashboard/report_data.py reads and computes them), so the layout is tested on its own; what each line
+says is dashboard/report_text.py. Every text goes through fpdf2's plain-text API (no markup). With DejaVu
+Sans installed (Debian ``fonts-dejavu-core``) any character prints as typed; without it the core font
+Helvetica is used and characters outside Latin-1 are spelled out (``≥`` → ``>=``) or replaced by ``?``,
+never an error.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,17 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from PIL import Image
 
-from dashboard.store.records import DecisionView, HistologyView, PatientRecord, VisitLesion, VisitView
+from dashboard.report_text import (
+    decision_lines,
+    histology_line,
+    latin1_text,
+    printable,
+    ranked,
+    score_line,
+    ugly_duckling_line,
+    when,
+)
+from dashboard.store.records import HistologyView, PatientRecord, VisitLesion, VisitView
 from dashboard.wording import pct, score_band
 
 DECISION_SUPPORT = (
@@ -38,25 +48,6 @@ PICTURE_GAP = 3.0
 LABEL_MM = 42.0  # the label column of the visit facts
 TEXT_X = MARGIN + 2 * PICTURE_MM + 2 * PICTURE_GAP + 2.0  # lesion text starts right of the two pictures
 PICTURE_PX = 360  # pictures are embedded at most this size (about 250 dpi in a 36 mm box)
-
-# Core-font fallback: characters outside Latin-1 that the pages use, spelled in Latin-1.
-LATIN1_SPELLING = {
-    "≥": ">=",
-    "≤": "<=",
-    "–": "-",
-    "—": "-",
-    "‘": "'",
-    "’": "'",
-    "“": '"',
-    "”": '"',
-    "…": "...",
-    "•": "*",
-    "→": "->",
-    "×": "x",
-    "≈": "~",
-    "\u00a0": " ",
-}
-
 
 # ---------------------------------------------------------------- inputs
 
@@ -100,97 +91,8 @@ class ReportContext:
     cam_note: str = ""  # e.g. "No model is loaded: no saliency overlays."
 
 
-# ---------------------------------------------------------------- text
-
-
 def _digest(value: str | None) -> str:
     return str(value or "").lower().removeprefix("sha256:")
-
-
-def latin1_text(text: str) -> str:
-    """``text`` printable with a core font: known symbols spelled out, accents dropped only where
-    Latin-1 lacks the letter, anything else ``?``."""
-    out = []
-    for ch in text:
-        if ord(ch) < 256:
-            out.append(ch)
-        elif ch in LATIN1_SPELLING:
-            out.append(LATIN1_SPELLING[ch])
-        else:
-            base = unicodedata.normalize("NFKD", ch).encode("latin-1", "ignore").decode("latin-1")
-            out.append(base or "?")
-    return "".join(out)
-
-
-def _printable(value: object) -> str:
-    """Plain text without control characters (line breaks kept) for the PDF."""
-    text = str(value if value is not None else "")
-    return "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch)[0] != "C")
-
-
-def _when(moment: datetime) -> str:
-    local = moment.astimezone()
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or ''}".strip()
-
-
-def score_line(lesion: VisitLesion) -> str:
-    """P(melanoma) with the uncertainty stored with it, as the saved-visit cards word it."""
-    pred = lesion.prediction
-    if pred is None:
-        return "Not scored at this visit."
-    text = f"P(melanoma) {pct(pred.p_melanoma)}"
-    if pred.p_spread is None:
-        return text + " (no uncertainty recorded with this score)"
-    views = f"{pred.tta_views} TTA views" if pred.tta_views else "TTA views"
-    return text + f" ± {100 * pred.p_spread:.1f} points across {views} (orientation only)"
-
-
-def ugly_duckling_line(lesion: VisitLesion) -> str:
-    pred = lesion.prediction
-    if pred is None:
-        return ""
-    z = "" if pred.ugly_duckling is None else f"z {pred.ugly_duckling:.1f}"
-    if pred.outlier:
-        return f"Ugly duckling: flagged ({z or 'score not recorded'}) - unlike this patient's other lesions."
-    if pred.ugly_duckling is None:
-        return "Ugly duckling: not computed (needs at least 3 lesions)."
-    if pred.outlier is None:
-        return f"Ugly duckling: {z} (flag not recorded with this score)."
-    return f"Ugly duckling: not flagged ({z})."
-
-
-def decision_lines(decisions: Sequence[DecisionView]) -> list[str]:
-    """Each decision on the lesion at this visit, oldest first: the one taken at the visit, then any
-    amendment (with its reason) made after saving. The last one is the decision in force."""
-    if not decisions:
-        return ["Decision: none recorded."]
-    lines = []
-    for i, d in enumerate(decisions):
-        amended = i > 0 or d.amends_id is not None
-        reason = d.amend_reason if amended else ""
-        line = f"{'Amended' if amended else 'Decision'}: {d.action.capitalize()} - {d.clinician}, {_when(d.decided_at)}"
-        lines.append(line + (f" (reason: {reason})" if reason else ""))
-        if d.comment:
-            lines.append(f"Comment: {d.comment}")
-    return lines
-
-
-def histology_line(histology: HistologyView | None) -> str:
-    """The lesion's latest histology result as recorded (possibly after this visit), or nothing."""
-    if histology is None:
-        return ""
-    result = histology.result.replace("_", " ")
-    reported = f", reported {histology.reported_on:%Y-%m-%d}" if histology.reported_on else ""
-    note = f" - {histology.note}" if histology.note else ""
-    return f"Histology: {result}{reported} (recorded by {histology.recorded_by}){note}"
-
-
-def ranked(lesions: Sequence[VisitLesion]) -> list[VisitLesion]:
-    """The model's ranking at the visit; unscored lesions last, by their per-patient number."""
-    return sorted(
-        lesions,
-        key=lambda les: (les.prediction is None, les.prediction.rank if les.prediction else 0, les.lesion_number),
-    )
 
 
 # ---------------------------------------------------------------- the document
@@ -206,10 +108,10 @@ class _ReportPDF(FPDF):
             for style, path in font_files.items():
                 self.add_font("DejaVu", style, str(path))
             self.report_family = "DejaVu"
-            self.clean = _printable
+            self.clean = printable
         else:
             self.report_family = "Helvetica"
-            self.clean = lambda value: latin1_text(_printable(value))
+            self.clean = lambda value: latin1_text(printable(value))
         self.set_margins(MARGIN, MARGIN + 8, MARGIN)
         self.set_auto_page_break(True, margin=MARGIN + 5)
         self.set_image_filter("DCTDecode")  # photographs as JPEG: a report of 20 lesions stays small
@@ -284,16 +186,16 @@ def _facts_block(pdf: _ReportPDF, patient: PatientRecord, visit: VisitView, cont
         ("Patient (pseudonym)", f"{patient.identifier} · born {patient.birth_year or 'unknown'} · {patient.sex}"),
         (
             "Visit",
-            f"visit {visit.number or visit.id} of {_when(visit.visit_time)} ({len(visit.lesions)} lesion images)",
+            f"visit {visit.number or visit.id} of {when(visit.visit_time)} ({len(visit.lesions)} lesion images)",
         ),
         *([("Images taken on", f"{visit.taken_on:%Y-%m-%d}")] if visit.taken_on else []),  # taken before the visit
-        ("Saved", _when(visit.created_at)),
+        ("Saved", when(visit.created_at)),
         ("Clinician", visit.clinician),
         ("Scored by model", visit.model_version),
     ]
     generated = context.generated_at or datetime.now(UTC)
     rows.append(
-        ("Report", f"printed {_when(generated)}" + (f" by {context.generated_by}" if context.generated_by else ""))
+        ("Report", f"printed {when(generated)}" + (f" by {context.generated_by}" if context.generated_by else ""))
     )
     for label, value in rows:
         pdf.set_font(pdf.report_family, "B", 9)

@@ -14,14 +14,9 @@ import pytest
 from PIL import Image
 
 from dashboard.auth import AuthUser, UserStore
-from dashboard.report import (
-    DECISION_SUPPORT,
-    ModelFacts,
-    dejavu_fonts,
-    latin1_text,
-    visit_report_pdf,
-)
+from dashboard.report import DECISION_SUPPORT, ModelFacts, dejavu_fonts, visit_report_pdf
 from dashboard.report_data import REPORT_AUDIT_ACTION, lesion_pictures, model_facts, report_filename, visit_report
+from dashboard.report_text import latin1_text
 from dashboard.store import CaseStore, LesionReview, ReviewToSave
 from dashboard.wording import pct
 from model.checkpoint import DEFAULT_CHECKPOINT, model_id, read_config

@@ -1,0 +1,116 @@
+"""What the visit report says, line by line, as plain text: a score with its stored uncertainty, the
+ugly-duckling flag, decisions with their amendments, the histology result, the visit's ranking, and the
+Latin-1 spelling used when no unicode font is installed. No PDF here (dashboard/report.py lays it out)."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from datetime import datetime
+
+from dashboard.store.records import DecisionView, HistologyView, VisitLesion
+from dashboard.wording import pct
+
+# Core-font fallback: characters outside Latin-1 that the pages use, spelled in Latin-1.
+LATIN1_SPELLING = {
+    "≥": ">=",
+    "≤": "<=",
+    "–": "-",
+    "—": "-",
+    "‘": "'",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+    "…": "...",
+    "•": "*",
+    "→": "->",
+    "×": "x",
+    "≈": "~",
+    "\u00a0": " ",
+}
+
+
+def latin1_text(text: str) -> str:
+    """``text`` printable with a core font: known symbols spelled out, accents dropped only where
+    Latin-1 lacks the letter, anything else ``?``."""
+    out = []
+    for ch in text:
+        if ord(ch) < 256:
+            out.append(ch)
+        elif ch in LATIN1_SPELLING:
+            out.append(LATIN1_SPELLING[ch])
+        else:
+            base = unicodedata.normalize("NFKD", ch).encode("latin-1", "ignore").decode("latin-1")
+            out.append(base or "?")
+    return "".join(out)
+
+
+def printable(value: object) -> str:
+    """Plain text without control characters (line breaks kept) for the PDF."""
+    text = str(value if value is not None else "")
+    return "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch)[0] != "C")
+
+
+def when(moment: datetime) -> str:
+    local = moment.astimezone()
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or ''}".strip()
+
+
+def score_line(lesion: VisitLesion) -> str:
+    """P(melanoma) with the uncertainty stored with it, as the saved-visit cards word it."""
+    pred = lesion.prediction
+    if pred is None:
+        return "Not scored at this visit."
+    text = f"P(melanoma) {pct(pred.p_melanoma)}"
+    if pred.p_spread is None:
+        return text + " (no uncertainty recorded with this score)"
+    views = f"{pred.tta_views} TTA views" if pred.tta_views else "TTA views"
+    return text + f" ± {100 * pred.p_spread:.1f} points across {views} (orientation only)"
+
+
+def ugly_duckling_line(lesion: VisitLesion) -> str:
+    pred = lesion.prediction
+    if pred is None:
+        return ""
+    z = "" if pred.ugly_duckling is None else f"z {pred.ugly_duckling:.1f}"
+    if pred.outlier:
+        return f"Ugly duckling: flagged ({z or 'score not recorded'}) - unlike this patient's other lesions."
+    if pred.ugly_duckling is None:
+        return "Ugly duckling: not computed (needs at least 3 lesions)."
+    if pred.outlier is None:
+        return f"Ugly duckling: {z} (flag not recorded with this score)."
+    return f"Ugly duckling: not flagged ({z})."
+
+
+def decision_lines(decisions: Sequence[DecisionView]) -> list[str]:
+    """Each decision on the lesion at this visit, oldest first: the one taken at the visit, then any
+    amendment (with its reason) made after saving. The last one is the decision in force."""
+    if not decisions:
+        return ["Decision: none recorded."]
+    lines = []
+    for i, d in enumerate(decisions):
+        amended = i > 0 or d.amends_id is not None
+        reason = d.amend_reason if amended else ""
+        line = f"{'Amended' if amended else 'Decision'}: {d.action.capitalize()} - {d.clinician}, {when(d.decided_at)}"
+        lines.append(line + (f" (reason: {reason})" if reason else ""))
+        if d.comment:
+            lines.append(f"Comment: {d.comment}")
+    return lines
+
+
+def histology_line(histology: HistologyView | None) -> str:
+    """The lesion's latest histology result as recorded (possibly after this visit), or nothing."""
+    if histology is None:
+        return ""
+    result = histology.result.replace("_", " ")
+    reported = f", reported {histology.reported_on:%Y-%m-%d}" if histology.reported_on else ""
+    note = f" - {histology.note}" if histology.note else ""
+    return f"Histology: {result}{reported} (recorded by {histology.recorded_by}){note}"
+
+
+def ranked(lesions: Sequence[VisitLesion]) -> list[VisitLesion]:
+    """The model's ranking at the visit; unscored lesions last, by their per-patient number."""
+    return sorted(
+        lesions,
+        key=lambda les: (les.prediction is None, les.prediction.rank if les.prediction else 0, les.lesion_number),
+    )
