@@ -62,7 +62,7 @@ GRADIENT_FREE = frozenset({"eigencam"})
 DEFAULT_METHOD = "gradcam++"
 # Shown side by side on the Saliency page unless the clinician picks others: two gradient methods and the
 # gradient-free one, so agreement between them can be judged.
-COMPARE_BY_DEFAULT = ("gradcam", "gradcam++", "eigencam")
+COMPARE_BY_DEFAULT = ("gradcam++", "gradcam", "eigencam")  # the default first
 CACHE_SIZE = 256
 BATCH_SIZE = 8
 
