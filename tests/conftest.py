@@ -32,6 +32,21 @@ def fresh_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random network (timm's test_efficientnet, 64 px, ~0.1 M parameters, no ImageNet weights): for
+    tests of plumbing (what is scored, reported, written), where the scores' values do not matter."""
+    from model.checkpoint import save_checkpoint
+    from model.network import NetworkConfig
+    from model.pretrained import build_network
+
+    folder = tmp_path_factory.mktemp("tiny_checkpoint")
+    net = build_network(NetworkConfig(backbone="test_efficientnet", image_size=64), imagenet=False)
+    net.eval()
+    config = {"model_id": "tiny-test-efficientnet-64", "operating_point": {"threshold": 0.5}}
+    return save_checkpoint(folder, net, config)
+
+
+@pytest.fixture(scope="session")
 def predictor(fresh_checkpoint):
     from model.predictor import Predictor
 

@@ -21,6 +21,7 @@ def imagenet_top5(model, array) -> list[int]:
         return model(x[None]).topk(5).indices[0].tolist()
 
 
+@pytest.mark.slow  # a real ImageNet network on real photos
 def test_offline_imagenet_weights_classify_a_cat_and_a_coffee():
     import timm
     from skimage import data

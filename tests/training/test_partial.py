@@ -18,9 +18,15 @@ from training.partial import freeze_trunk, modules_between, tail_forward, tail_p
 from training.train_cached import balanced_draw_weights, metadata_dropout
 
 
+@pytest.fixture(scope="module")
+def imagenet_net():
+    """One ImageNet network in eval mode for the tests that only run it (building one takes seconds)."""
+    return build_network(NetworkConfig(image_size=96), imagenet=True).eval()
+
+
 @pytest.mark.parametrize("cut", ["blocks.5.2", "blocks.3.0", "blocks.6.0"])
-def test_trunk_then_tail_equals_the_whole_network(cut):
-    net = build_network(NetworkConfig(image_size=96), imagenet=True).eval()
+def test_trunk_then_tail_equals_the_whole_network(cut, imagenet_net):
+    net = imagenet_net
     net.partial_cut = cut
     x = torch.randn(3, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     meta = torch.from_numpy(net.config.encoder.encode(pd.DataFrame(index=range(3))))
@@ -31,8 +37,8 @@ def test_trunk_then_tail_equals_the_whole_network(cut):
     assert torch.allclose(whole["embedding"], split["embedding"], atol=1e-5)
 
 
-def test_a_cache_advanced_through_the_frozen_blocks_equals_a_deeper_trunk():
-    net = build_network(NetworkConfig(image_size=96), imagenet=True).eval()
+def test_a_cache_advanced_through_the_frozen_blocks_equals_a_deeper_trunk(imagenet_net):
+    net = imagenet_net
     x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         shallow = trunk_modules(net.backbone, "blocks.5.2")(x)
