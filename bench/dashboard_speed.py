@@ -120,18 +120,44 @@ class Step:
     script_s: float  # of which the script was running
     wall_s: float  # Playwright's wall clock, from before the click (includes waiting for the page to settle)
     cpu_s: float = float("nan")  # CPU time the server process used meanwhile: what a busy machine inflates less
+    browser_cpu_s: float = float("nan")  # CPU time of the browser's processes meanwhile (rendering the page)
 
 
 SERVER: dict[str, int] = {}  # "pid" of the streamlit process, for its CPU time
 
 
+def _stat(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_of(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _server_cpu_s() -> float:
     """User + system CPU seconds of the server process so far (Linux /proc), NaN when unknown."""
     try:
-        fields = Path(f"/proc/{SERVER['pid']}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_of(_stat(SERVER["pid"]))
     except (KeyError, OSError, IndexError, ValueError):
         return float("nan")
+
+
+def _browser_cpu_s() -> float:
+    """CPU seconds so far of this benchmark's other descendants: Playwright's driver and Chromium's processes."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = _stat(entry.name)
+                parents[int(entry.name)], cpu[int(entry.name)] = int(fields[1]), _cpu_of(fields)
+            except (OSError, IndexError, ValueError):
+                continue
+    mine, grown = {os.getpid()}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in mine} - mine
+        grown, mine = bool(more), mine | more
+    return sum(cpu[pid] for pid in mine - {os.getpid(), SERVER.get("pid")})
 
 
 def _browser_times(page, since_ms: float, wall_s: float) -> Step:
@@ -155,7 +181,7 @@ def _timed(page, action, *ready) -> Step:
     from playwright.sync_api import expect
 
     since = page.evaluate("() => performance.now()")
-    cpu = _server_cpu_s()
+    cpu, browser_cpu = _server_cpu_s(), _browser_cpu_s()
     start = time.perf_counter()
     action()
     for locator in ready:
@@ -165,6 +191,7 @@ def _timed(page, action, *ready) -> Step:
     page.wait_for_timeout(50)  # let the observer record the last change
     step = _browser_times(page, since, wall)
     step.cpu_s = _server_cpu_s() - cpu
+    step.browser_cpu_s = _browser_cpu_s() - browser_cpu
     return step
 
 
@@ -245,7 +272,7 @@ def _add(times: dict[str, list[Step]], name: str, step: Step) -> None:
     times.setdefault(name, []).append(step)
     print(
         f"{name} {step.seconds:.2f} s (script {step.script_s:.2f} s; wall {step.wall_s:.2f} s; "
-        f"server CPU {step.cpu_s:.2f} s)",
+        f"server CPU {step.cpu_s:.2f} s; browser CPU {step.browser_cpu_s:.2f} s)",
         flush=True,
     )
 
@@ -337,8 +364,8 @@ def report(times: dict[str, list[Step]], load_before: str, load_after: str) -> s
         f"load average {load_before} (1/5/15 min) at the start, {load_after} at the end.",
         "",
         "| step | median s | worst s | runs | goal | script ran (median s) | Playwright wall (median s) "
-        "| server CPU (median s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server CPU (median s) | browser CPU (median s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def row(name: str, steps: list[Step], goal: float | None) -> str:
@@ -348,7 +375,8 @@ def report(times: dict[str, list[Step]], load_before: str, load_after: str) -> s
             + (f"≤ {goal:g} s" if goal else "")
             + f" | {statistics.median(s.script_s for s in steps):.2f}"
             + f" | {statistics.median(s.wall_s for s in steps):.2f}"
-            + f" | {statistics.median(s.cpu_s for s in steps):.2f} |"
+            + f" | {statistics.median(s.cpu_s for s in steps):.2f}"
+            + f" | {statistics.median(s.browser_cpu_s for s in steps):.2f} |"
         )
 
     for name, steps in times.items():
