@@ -7,16 +7,11 @@ from typing import Any
 import streamlit as st
 
 from dashboard import auth_ui
-from dashboard.services import (
-    OperatingPoint,
-    ReviewState,
-    ScoreBand,
-    UploadProblem,
-    pct,
-    performance_sentence,
-    score_band,
-)
+from dashboard.operating_point import OperatingPoint, performance_sentence
+from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
+from dashboard.uploads import UploadProblem
+from dashboard.wording import ScoreBand, pct, score_band
 
 __all__ = ["literal"]  # the one output-safety helper, for the pages: see dashboard/textsafe.py
 

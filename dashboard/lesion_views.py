@@ -10,9 +10,11 @@ from PIL import Image
 
 from dashboard import components as ui
 from dashboard import resources
+from dashboard.choices import DECISION_HELP, DECISIONS
 from dashboard.navigation import page
-from dashboard.services import DECISION_HELP, DECISIONS, ReviewState, pct, reason_lines, score_band
+from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
+from dashboard.wording import pct, reason_lines, score_band
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 
 GALLERY_OPACITY = 0.45

@@ -160,10 +160,10 @@ def test_no_private_names_across_packages():
     [
         ("data", "model.network", True),
         ("model", "training.metrics", True),
-        ("model", "dashboard.services", True),
+        ("model", "dashboard.review_state", True),
         ("training", "dashboard.store", True),
         ("dashboard", "training.train", True),
-        ("dashboard.store", "dashboard.services", True),
+        ("dashboard.store", "dashboard.review_state", True),
         ("dashboard.store", "model.predictor", True),
         ("model", "data.images", False),
         ("training", "model.checkpoint", False),

@@ -8,10 +8,11 @@ import streamlit as st
 
 from dashboard import auth_ui, figures, outcomes_ui, report_data, resources
 from dashboard import components as ui
+from dashboard.history_data import export_filename, timeline_table, visit_choice_label
 from dashboard.lesion_views import visit_lesion_card
 from dashboard.outcomes import visit_date_text
-from dashboard.services import export_filename, pct, timeline_table, visit_choice_label
 from dashboard.textsafe import literal
+from dashboard.wording import pct
 
 user = auth_ui.require("patient.read")
 store = resources.get_user_store()  # role-checked and attributed; a clear page when the database is down

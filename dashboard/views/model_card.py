@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import figures, resources
+from dashboard.model_card_data import checkpoint_file_json, checkpoint_file_text, curve_sets, per_dataset_table
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
@@ -14,15 +15,8 @@ from dashboard.model_evidence import (
     whole_patient_figure,
     whole_patient_table,
 )
-from dashboard.services import (
-    SCREENING_PREVALENCE,
-    checkpoint_file_json,
-    checkpoint_file_text,
-    curve_sets,
-    operating_point,
-    pct,
-    per_dataset_table,
-)
+from dashboard.operating_point import SCREENING_PREVALENCE, operating_point
+from dashboard.wording import pct
 
 DATASETS = pd.DataFrame(
     [

@@ -8,28 +8,23 @@ import streamlit as st
 
 from dashboard import auth_ui, resources
 from dashboard import components as ui
+from dashboard.choices import SEX_OPTIONS, SITES
 from dashboard.lesion_views import cam_methods, lesion_card
 from dashboard.navigation import page
-from dashboard.services import (
+from dashboard.operating_point import operating_point
+from dashboard.patient_form import (
     NEW_LESION,
-    SEX_OPTIONS,
-    SITES,
-    UPLOAD_FILE_MB,
-    UPLOAD_TYPES,
     PatientContext,
-    ReviewNotReady,
-    UploadProblem,
-    draft_summary,
     find_exact_patient,
-    model_checksum,
-    operating_point,
     patient_from_store,
-    pct,
-    resume_draft,
     validate_new_patient,
 )
+from dashboard.review_draft import draft_summary, resume_draft
+from dashboard.review_state import ReviewNotReady, model_checksum
 from dashboard.store.privacy import PSEUDONYM_HELP, identifier_warnings
 from dashboard.textsafe import literal
+from dashboard.uploads import UPLOAD_FILE_MB, UPLOAD_TYPES, UploadProblem
+from dashboard.wording import pct
 
 user = auth_ui.require("patient.write")  # viewers never get here (the page is not in their navigation)
 state = ui.review_state()

@@ -16,18 +16,13 @@ from PIL import Image
 
 from dashboard import auth_ui, resources
 from dashboard import components as ui
+from dashboard.history_data import StoredImageError, StoredLesionImage, stored_lesion_image
 from dashboard.lesion_views import cam_label, cam_methods, default_cam_method, heatmap_for, overlay_image
 from dashboard.navigation import page
-from dashboard.services import (
-    StoredImageError,
-    StoredLesionImage,
-    operating_point,
-    pct,
-    png_bytes,
-    score_band,
-    stored_lesion_image,
-)
+from dashboard.operating_point import operating_point
 from dashboard.textsafe import literal
+from dashboard.uploads import png_bytes
+from dashboard.wording import pct, score_band
 from model.cam import COMPARE_BY_DEFAULT
 
 STORED_CACHE = "saliency_stored"  # session_state: ((visit, lesion) query, StoredLesionImage) last opened

@@ -573,7 +573,7 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
 def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, monkeypatch):
     """The page drives an st.progress bar through the triage engine's progress callback (the bar is
     cleared once the ranked gallery appears, so the callback's calls are what we can observe)."""
-    from dashboard.services import ReviewState
+    from dashboard.review_state import ReviewState
 
     calls: list[tuple[int, int]] = []
     original = ReviewState.run_triage

@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from dashboard.services import DEFAULT_LIMITS, UploadProblem, check_image
+from dashboard.uploads import DEFAULT_LIMITS, UploadProblem, check_image
 from data.images import MAX_PIXELS, ImageDecodeError, decode_image
 
 

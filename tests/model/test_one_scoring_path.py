@@ -25,7 +25,8 @@ def default_predictor():
 
 
 def test_cli_and_dashboard_agree_on_a_512px_isic_image_and_a_4000x3000_photo(datasets_dir, tmp_path, default_predictor):
-    from dashboard.services import PatientContext, ReviewState
+    from dashboard.patient_form import PatientContext
+    from dashboard.review_state import ReviewState
 
     source = sorted((datasets_dir / "isic2020" / "train").glob("*.jpg"))[0]
     folder = tmp_path / "visit"

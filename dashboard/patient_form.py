@@ -1,0 +1,113 @@
+"""The patient of a review: who they are (`PatientContext`), the new-patient form's checks, and loading a
+patient saved before with their lesions and images (for follow-up linking). No Streamlit here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dashboard.choices import SEX_OPTIONS
+
+if TYPE_CHECKING:
+    from dashboard.store.records import LesionSummary, PatientTimeline
+
+
+# "Follow-up of" choice for a lesion seen for the first time. Not None: a select box whose value is None shows
+# an empty "Choose an option", which reads as if nothing were decided. Database ids start at 1.
+NEW_LESION = 0
+
+
+@dataclass
+class PatientContext:
+    identifier: str
+    birth_year: int | None = None
+    sex: str = "unknown"
+    patient_id: int | None = None  # set when the patient is already in the case store
+    known_lesions: list[LesionSummary] = field(default_factory=list)
+    # sha256 -> description of where this exact image was saved before
+    known_images: dict[str, tuple[int, str]] = field(default_factory=dict)
+    visit_count: int = 0
+
+    def age(self, today: dt.date | None = None) -> float | None:
+        if self.birth_year is None:
+            return None
+        return float((today or dt.date.today()).year - self.birth_year)
+
+    def describe(self) -> str:
+        parts = [self.identifier]
+        age = self.age()
+        if self.birth_year is not None:
+            parts.append(f"born {self.birth_year} (≈{age:.0f} y)")
+        else:
+            parts.append("age unknown")
+        parts.append(self.sex if self.sex != "unknown" else "sex unknown")
+        return " · ".join(parts)
+
+    def follow_up_options(self) -> list[int]:
+        """The "Follow-up of" choices: NEW_LESION first, then the ids of the patient's known lesions."""
+        return [NEW_LESION] + [lesion.id for lesion in self.known_lesions]
+
+    def lesion_choice_label(self, lesion_id: int | None) -> str:
+        if lesion_id is None or lesion_id == NEW_LESION:
+            return "New lesion (first time seen)"
+        for lesion in self.known_lesions:
+            if lesion.id == lesion_id:
+                seen = lesion.last_seen.date().isoformat() if lesion.last_seen else "never"
+                return f"#{self.lesion_number(lesion_id)} {lesion.label} · {lesion.site} · last seen {seen}"
+        return "another lesion"
+
+    def lesion_number(self, lesion_id: int) -> int:
+        """The lesion's number for this patient (1 = first seen), as pages show it; ids are global."""
+        for position, lesion in enumerate(self.known_lesions, start=1):
+            if lesion.id == lesion_id:
+                return getattr(lesion, "number", 0) or position
+        return 0
+
+
+def validate_new_patient(identifier: str, birth_year: int | None, sex: str) -> list[str]:
+    """Problems with a new-patient form, as messages (empty = fine)."""
+    problems = []
+    identifier = (identifier or "").strip()
+    if not identifier:
+        problems.append("Enter a pseudonymous patient identifier.")
+    elif len(identifier) > 64:
+        problems.append("The identifier is longer than 64 characters.")
+    elif any(ord(ch) < 32 for ch in identifier):
+        problems.append("The identifier contains control characters.")
+    if birth_year is not None and not 1900 <= int(birth_year) <= dt.date.today().year:
+        problems.append(f"Birth year must be between 1900 and {dt.date.today().year}.")
+    if sex not in SEX_OPTIONS:
+        problems.append(f"Sex must be one of {', '.join(SEX_OPTIONS)}.")
+    return problems
+
+
+def patient_from_store(store: Any, patient_id: int) -> PatientContext:
+    """Load an existing patient with the lesions and images saved before (for follow-up linking)."""
+    timeline: PatientTimeline = store.patient_timeline(patient_id)
+    known_images: dict[str, tuple[int, str]] = {}
+    for visit in timeline.visits:
+        for lesion in visit.lesions:
+            where = (lesion.lesion_id, f"visit of {visit.visit_time.date().isoformat()} (lesion “{lesion.label}”)")
+            known_images.setdefault(lesion.image.sha256, where)
+            # The stored file has its metadata stripped: a re-upload matches the hash of the upload.
+            if lesion.image.source_sha256:
+                known_images.setdefault(lesion.image.source_sha256, where)
+    record = timeline.patient
+    return PatientContext(
+        identifier=record.identifier,
+        birth_year=record.birth_year,
+        sex=record.sex,
+        patient_id=record.id,
+        known_lesions=list(store.list_lesions(patient_id)),
+        known_images=known_images,
+        visit_count=len(timeline.visits),
+    )
+
+
+def find_exact_patient(store: Any, identifier: str) -> int | None:
+    identifier = identifier.strip()
+    for summary in store.search_patients(identifier):
+        if summary.identifier == identifier:
+            return summary.id
+    return None

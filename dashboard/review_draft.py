@@ -1,0 +1,56 @@
+"""The review in progress kept on the server as the user's draft: the one-line offer after a reload, and
+a review rebuilt from it (the draft's JSON is `ReviewState.draft_state`). No Streamlit here."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from dashboard.patient_form import PatientContext, patient_from_store
+from dashboard.review_state import ReviewState
+from data.hashing import sha256_bytes as sha256_of
+
+
+def draft_summary(draft: Any) -> str:
+    """One line on a kept draft: whose review, how many images, when last changed."""
+    patient = (draft.state or {}).get("patient") or {}
+    when = draft.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    who = patient.get("identifier", "a patient")
+    return f"An unsaved review of {who} ({len(draft.images)} image(s)), last changed {when}."
+
+
+def resume_draft(draft: Any, store: Any = None) -> ReviewState:
+    """A review rebuilt from a kept draft: the patient, the images (checked again), sites, labels, follow-up
+    links, decisions and notes. The triage is run again (the scores are not kept; the TTA is fixed per model)."""
+    saved = draft.state or {}
+    person = saved.get("patient") or {}
+    if not person.get("identifier"):
+        raise ValueError("the kept review names no patient")
+    if person.get("patient_id") is not None and store is not None:
+        patient = patient_from_store(store, int(person["patient_id"]))
+    else:
+        patient = PatientContext(
+            identifier=str(person["identifier"]), birth_year=person.get("birth_year"), sex=person.get("sex", "unknown")
+        )
+    state = ReviewState(patient=patient)
+    state.add_files([(image.filename, image.data) for image in draft.images])
+    # The draft keeps images with personal metadata stripped: map the upload's key to the review's.
+    key_of = {image.upload_sha256: sha256_of(image.data) for image in draft.images}
+    for entry in saved.get("images", []):
+        sha = key_of.get(entry.get("sha256"))
+        if sha not in state.images:
+            continue
+        with contextlib.suppress(ValueError, KeyError):
+            if entry.get("lesion_id") is not None:
+                state.link_lesion(sha, int(entry["lesion_id"]))
+            else:
+                state.set_site(sha, entry.get("site", "unknown"))
+            state.set_label(sha, entry.get("label", ""))
+    for old, (action, comment) in (saved.get("decisions") or {}).items():
+        sha = key_of.get(old)
+        if sha in state.images:
+            with contextlib.suppress(ValueError):
+                state.set_decision(sha, action, comment or "")
+    state.notes = str(saved.get("notes") or "")
+    state.problems = [p for p in state.problems if p.kind != "notice"]
+    return state

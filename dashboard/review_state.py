@@ -1,0 +1,435 @@
+"""A review in progress: one `ReviewState` object (kept in ``st.session_state`` by the pages) holds the
+patient, the images uploaded so far (keyed by SHA-256, so a re-upload is recognised), upload problems, the
+triage result, the clinician's decisions, and whether it was saved. The pages only render this state and
+call its methods; it needs no Streamlit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from dashboard.choices import DECISIONS, SITES
+from dashboard.patient_form import NEW_LESION, PatientContext
+from dashboard.store.records import LesionReview, ReviewToSave
+from dashboard.uploads import (
+    DEFAULT_LIMITS,
+    UploadedImage,
+    UploadLimits,
+    UploadProblem,
+    as_mb,
+    check_image,
+    default_label,
+    expand_upload,
+    is_junk,
+)
+from dashboard.wording import is_nan
+from data.hashing import sha256_bytes as sha256_of
+
+if TYPE_CHECKING:
+    from dashboard.store.records import LesionSummary
+
+# ---------------------------------------------------------------- review state
+
+
+@dataclass
+class LesionDecision:
+    action: str | None = None
+    comment: str = ""
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)  # sha256 of new images
+    problems: list[UploadProblem] = field(default_factory=list)
+
+
+class ReviewNotReady(ValueError):
+    """The review cannot be saved yet; the message says why, in the clinician's words."""
+
+
+@dataclass
+class ReviewState:
+    """Everything about one patient's review in progress; lives in st.session_state."""
+
+    patient: PatientContext | None = None
+    images: dict[str, UploadedImage] = field(default_factory=dict)  # sha256 -> image, upload order
+    problems: list[UploadProblem] = field(default_factory=list)
+    result: Any = None  # model.triage.TriageResult
+    result_fingerprint: str | None = None
+    result_tta: int | None = None
+    decisions: dict[str, LesionDecision] = field(default_factory=dict)  # sha256 -> decision
+    notes: str = ""
+    saved_visit_id: int | None = None
+    saved_visit_number: int | None = None  # the visit's number for this patient (1 = first), as pages show it
+    heatmaps: dict[tuple[str, str], Any] = field(default_factory=dict)  # (sha256, method) -> (H, W) array
+    uploader_generation: int = 0  # bumped to empty the file uploader after its files were taken in
+
+    # ------------------------------------------------------------ status
+
+    def saved_visit_label(self) -> str:
+        """ "visit 2" (this patient's second), for the saved-review messages."""
+        return f"visit {self.saved_visit_number or self.saved_visit_id}"
+
+    @property
+    def has_unsaved_work(self) -> bool:
+        return bool(self.images) and self.saved_visit_id is None
+
+    @property
+    def is_saved(self) -> bool:
+        return self.saved_visit_id is not None
+
+    def unsaved_summary(self) -> str:
+        who = self.patient.identifier if self.patient else "no patient"
+        if self.result is not None and not self.result_is_stale:
+            return f"Triage results for {who} ({len(self.scored_table())} lesions) are not saved."
+        return f"{len(self.images)} uploaded image(s) for {who} are not triaged or saved."
+
+    def sidebar_status(self, on_review_page: bool) -> str | None:
+        """The sidebar's line on the review in progress (None when nothing needs saying)."""
+        if self.patient is None or self.is_saved or not self.has_unsaved_work:
+            return None
+        if on_review_page:
+            return self.unsaved_summary() + " Save it below (section 5) when you are done."
+        return self.unsaved_summary() + " Return to Patient review to save it."
+
+    def other_patient_notice(self, shown_identifier: str) -> str | None:
+        """On a page about one patient: a warning when the review in progress is about someone else."""
+        if self.patient is None or self.patient.identifier == shown_identifier:
+            return None
+        status = "saved" if self.is_saved else ("not saved" if self.has_unsaved_work else "no images yet")
+        return (
+            f"This page shows patient {shown_identifier}. The review in progress (sidebar) is for another "
+            f"patient, {self.patient.identifier} ({status})."
+        )
+
+    def input_fingerprint(self) -> str:
+        """What the scores depend on: images, their sites, the patient's age and sex."""
+        payload = {
+            "age": self.patient.age() if self.patient else None,
+            "sex": self.patient.sex if self.patient else None,
+            "images": [(sha, img.site) for sha, img in self.images.items()],
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def result_is_stale(self) -> bool:
+        return self.result is not None and self.result_fingerprint != self.input_fingerprint()
+
+    # ------------------------------------------------------------ uploads
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(len(img.data) for img in self.images.values())
+
+    def add_files(self, files: Iterable[tuple[str, bytes]], limits: UploadLimits = DEFAULT_LIMITS) -> IngestReport:
+        """Take in uploaded files (images or zips of images); problems are kept for error cards."""
+        self._require_editable()
+        report = IngestReport()
+        for name, data in files:
+            for item in expand_upload(name, bytes(data), limits):
+                if isinstance(item, UploadProblem):
+                    report.problems.append(item)
+                    continue
+                member, content = item
+                if is_junk(member):
+                    continue
+                self._add_one(member, content, limits, report)
+        # Newest problems first, replacing older problems about the same file name.
+        names = {p.filename for p in report.problems}
+        self.problems = report.problems + [p for p in self.problems if p.filename not in names]
+        return report
+
+    def _add_one(self, name: str, data: bytes, limits: UploadLimits, report: IngestReport) -> None:
+        sha = sha256_of(data) if data else ""
+        if sha and sha in self.images:
+            first = self.images[sha].filename
+            same = "the same file" if first == name else f"identical to “{first}”"
+            report.problems.append(UploadProblem(name, f"{same}, already loaded — not added twice", "duplicate"))
+            return
+        if len(self.images) >= limits.max_images:
+            report.problems.append(
+                UploadProblem(name, f"a review holds at most {limits.max_images} images; this one was not added")
+            )
+            return
+        if self.total_bytes + len(data) > limits.max_total_bytes:
+            report.problems.append(
+                UploadProblem(name, f"the images of one review may total {as_mb(limits.max_total_bytes)}; not added")
+            )
+            return
+        checked = check_image(name, data, limits)
+        if isinstance(checked, UploadProblem):
+            report.problems.append(checked)
+            return
+        facts, thumb = checked
+        image = UploadedImage(filename=name, data=data, thumbnail=thumb, label=default_label(name), **facts)
+        if self.patient and sha in self.patient.known_images:
+            lesion_id, where = self.patient.known_images[sha]
+            report.problems.append(
+                UploadProblem(
+                    name,
+                    f"this exact image was already saved at the {where}; it is linked to that lesion — "
+                    "remove it if it was included by mistake",
+                    "notice",
+                )
+            )
+            self._link(image, lesion_id)
+        self.images[sha] = image
+        report.added.append(sha)
+
+    def remove_image(self, sha256: str) -> None:
+        self._require_editable()
+        self.images.pop(sha256, None)
+        self.decisions.pop(sha256, None)
+
+    def clear_problems(self) -> None:
+        self.problems = []
+
+    # ------------------------------------------------------------ per-image settings
+
+    def set_site(self, sha256: str, site: str) -> None:
+        self._require_editable()
+        if site not in SITES:
+            raise ValueError(f"unknown anatomic site {site!r}")
+        image = self.images[sha256]
+        if image.existing_lesion_id is not None:
+            linked = self._known_lesion(image.existing_lesion_id)
+            if linked is not None and linked.site != site:
+                image.existing_lesion_id = None  # a lesion does not move: changing the site unlinks it
+        image.site = site
+
+    def set_label(self, sha256: str, label: str) -> None:
+        self._require_editable()
+        self.images[sha256].label = (label or "").strip()[:120]
+
+    def link_lesion(self, sha256: str, lesion_id: int | None) -> None:
+        """Mark an image as a follow-up of a lesion saved earlier (None or NEW_LESION = a new lesion)."""
+        self._require_editable()
+        image = self.images[sha256]
+        if lesion_id is None or lesion_id == NEW_LESION:
+            image.existing_lesion_id = None
+            return
+        taken = {i.existing_lesion_id for s, i in self.images.items() if s != sha256}
+        if lesion_id in taken:
+            raise ValueError("that lesion is already linked to another image of this visit")
+        self._link(image, lesion_id)
+
+    def _link(self, image: UploadedImage, lesion_id: int) -> None:
+        lesion = self._known_lesion(lesion_id)
+        if lesion is None:
+            raise ValueError("that lesion is not one of this patient's lesions")
+        image.existing_lesion_id = lesion_id
+        image.site = lesion.site
+        image.label = lesion.label
+
+    def _known_lesion(self, lesion_id: int) -> LesionSummary | None:
+        if not self.patient:
+            return None
+        return next((les for les in self.patient.known_lesions if les.id == lesion_id), None)
+
+    def set_sites_where_unknown(self, site: str) -> int:
+        count = 0
+        for sha, image in self.images.items():
+            if image.site == "unknown" and image.existing_lesion_id is None:
+                self.set_site(sha, site)
+                count += 1
+        return count
+
+    # ------------------------------------------------------------ triage
+
+    def lesion_inputs(self) -> list[Any]:
+        from model.triage import LesionInput
+
+        return [
+            LesionInput(image_id=sha, image=img.data, site=img.site, filename=img.filename)
+            for sha, img in self.images.items()
+        ]
+
+    def patient_info(self) -> Any:
+        from model.triage import PatientInfo
+
+        if self.patient is None:
+            return PatientInfo()
+        return PatientInfo(age=self.patient.age(), sex=self.patient.sex)
+
+    def run_triage(
+        self,
+        predictor: Any,
+        tta: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        triage_fn: Callable[..., Any] | None = None,
+    ) -> Any:
+        self._require_editable()
+        if self.patient is None:
+            raise ReviewNotReady("Choose or create the patient first.")
+        if not self.images:
+            raise ReviewNotReady("Upload at least one lesion image first.")
+        if triage_fn is None:
+            from model.triage import triage_patient as triage_fn
+        kwargs: dict[str, Any] = {"progress": progress}
+        if tta is not None:
+            kwargs["tta"] = tta
+        result = triage_fn(predictor, self.lesion_inputs(), self.patient_info(), **kwargs)
+        self.result = result
+        self.result_fingerprint = self.input_fingerprint()
+        self.result_tta = getattr(result, "tta", tta)  # what the scores were computed with
+        self.heatmaps.clear()
+        scored = set(self.scored_table()["image_id"])
+        self.decisions = {sha: d for sha, d in self.decisions.items() if sha in scored}
+        return result
+
+    def scored_table(self) -> pd.DataFrame:
+        """The triage table, ranked (rank 1 first), with display columns added."""
+        if self.result is None:
+            return pd.DataFrame()
+        table = self.result.table.copy()
+        table = table[table["image_id"].isin(self.images)]  # an image removed after triage drops out
+        table = table.sort_values("rank", kind="stable").reset_index(drop=True)
+        table["label"] = [self.images[s].label for s in table["image_id"]]
+        table["filename"] = [self.images[s].filename for s in table["image_id"]]
+        table["site"] = [self.images[s].site for s in table["image_id"]]
+        return table
+
+    def triage_errors(self) -> pd.DataFrame:
+        if self.result is None or self.result.errors is None:
+            return pd.DataFrame(columns=["image_id", "filename", "reason"])
+        return self.result.errors
+
+    # ------------------------------------------------------------ decisions
+
+    def set_decision(self, sha256: str, action: str | None, comment: str | None = None) -> None:
+        self._require_editable()
+        if action is not None and action not in DECISIONS:
+            raise ValueError(f"unknown decision {action!r}")
+        decision = self.decisions.setdefault(sha256, LesionDecision())
+        decision.action = action
+        if comment is not None:
+            decision.comment = comment.strip()
+
+    def decision(self, sha256: str) -> LesionDecision:
+        return self.decisions.get(sha256, LesionDecision())
+
+    def undecided_suspicious(self) -> list[str]:
+        table = self.scored_table()
+        if table.empty:
+            return []
+        flagged = table[table["suspicious"].astype(bool) | table["outlier"].astype(bool)]
+        return [row.label for row in flagged.itertuples() if self.decision(row.image_id).action is None]
+
+    # ------------------------------------------------------------ saving
+
+    def build_review(
+        self,
+        clinician: str,
+        model_version: str,
+        model_checksum: str,
+        visit_time: dt.datetime | None = None,
+    ) -> ReviewToSave:
+        if self.patient is None:
+            raise ReviewNotReady("Choose or create the patient first.")
+        if self.result is None:
+            raise ReviewNotReady("Run the triage before saving.")
+        if self.result_is_stale:
+            raise ReviewNotReady("Images or sites changed after the triage ran: run the triage again before saving.")
+        if not (clinician or "").strip():
+            raise ReviewNotReady("Enter the reviewing clinician's name before saving.")
+        table = self.scored_table()
+        if table.empty:
+            raise ReviewNotReady("No image could be scored, so there is nothing to save.")
+        lesions = []
+        for row in table.itertuples():
+            image = self.images[row.image_id]
+            decision = self.decision(row.image_id)
+            comment = decision.comment if decision.action else ""
+            ugly = None if row.ugly_duckling is None or is_nan(row.ugly_duckling) else float(row.ugly_duckling)
+            lesions.append(
+                LesionReview(
+                    image_bytes=image.data,
+                    original_filename=image.filename,
+                    site=image.site,
+                    lesion_label=image.label or default_label(image.filename),
+                    existing_lesion_id=image.existing_lesion_id,
+                    p_melanoma=float(row.p_melanoma),
+                    ugly_duckling=ugly,
+                    triage_score=float(row.triage_score),
+                    rank=int(row.rank),
+                    decision_action=decision.action,
+                    decision_comment=comment,
+                    # The score's uncertainty and flag, as the live card showed them.
+                    p_spread=_optional_float(getattr(row, "p_spread", None)),
+                    tta_views=int(self.result_tta) if self.result_tta else None,
+                    outlier=bool(getattr(row, "outlier", False)),
+                )
+            )
+        return ReviewToSave(
+            patient_identifier=self.patient.identifier,
+            birth_year=self.patient.birth_year,
+            sex=self.patient.sex,
+            clinician=clinician.strip(),
+            visit_time=visit_time or dt.datetime.now(dt.UTC),
+            model_version=model_version,
+            model_checksum=model_checksum,
+            notes=self.notes.strip(),
+            lesions=lesions,
+        )
+
+    def save(self, store: Any, clinician: str, model_version: str, model_checksum: str) -> int:
+        review = self.build_review(clinician, model_version, model_checksum)
+        visit_id = store.save_review(review)
+        self.saved_visit_id = visit_id
+        self.problems = []  # upload messages were about the work in progress, which is now saved
+        # The visit is saved; what follows only serves display (its number) and links to the history page.
+        with contextlib.suppress(Exception):
+            saved = store.load_visit(visit_id)
+            self.saved_visit_number = getattr(saved, "number", None) or None
+            if self.patient is not None and self.patient.patient_id is None:
+                self.patient.patient_id = saved.patient_id
+        return visit_id
+
+    # ------------------------------------------------------------ server-side draft (issue: reload lost work)
+
+    def draft_state(self) -> dict[str, Any]:
+        """Everything a reload would lose except the image bytes and the scores, as JSON."""
+        patient = self.patient
+        return {
+            "version": 1,
+            "patient": None
+            if patient is None
+            else {
+                "identifier": patient.identifier,
+                "birth_year": patient.birth_year,
+                "sex": patient.sex,
+                "patient_id": patient.patient_id,
+            },
+            "images": [
+                {"sha256": sha, "site": img.site, "label": img.label, "lesion_id": img.existing_lesion_id}
+                for sha, img in self.images.items()
+            ],
+            "decisions": {sha: [d.action, d.comment] for sha, d in self.decisions.items() if d.action or d.comment},
+            "notes": self.notes,
+        }
+
+    def draft_images(self) -> list[tuple[str, str, bytes]]:
+        return [(sha, img.filename, img.data) for sha, img in self.images.items()]
+
+    def draft_fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.draft_state(), sort_keys=True).encode()).hexdigest()
+
+    def _require_editable(self) -> None:
+        if self.is_saved:
+            raise ReviewNotReady("This review is saved and read-only. Start a new review to make changes.")
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None or is_nan(value) else float(value)
+
+
+def model_checksum(config: dict[str, Any]) -> str:
+    return str(config.get("weights_sha256") or config.get("weights_sha256_actual") or "unknown")[:128]

@@ -1,0 +1,77 @@
+"""Case history without Streamlit: a saved visit's lesion image resolved for the saliency page."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.history_data import StoredImageError, stored_lesion_image
+from dashboard.uploads import DISPLAY_PX
+from data.hashing import sha256_bytes as sha256_of
+
+
+def test_a_saved_lesion_image_resolves_for_the_saliency_page(tmp_path, patient_lesions):
+    import datetime as dt
+
+    from dashboard.store import CaseStore, LesionReview, ReviewToSave
+
+    first, second = patient_lesions[:2]
+    with CaseStore.from_url(f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "images") as store:
+        visit_id = store.save_review(
+            ReviewToSave(
+                patient_identifier="PT-SALIENCY",
+                birth_year=1960,
+                sex="male",
+                clinician="Dr A",
+                visit_time=dt.datetime(2021, 5, 4, 10, 30, tzinfo=dt.UTC),
+                model_version="old-model-v1",
+                model_checksum="abc",
+                lesions=[
+                    LesionReview(
+                        image_bytes=f.data,
+                        original_filename=f.name,
+                        site=site,
+                        lesion_label=label,
+                        p_melanoma=p,
+                        triage_score=p,
+                        rank=rank,
+                    )
+                    for f, site, label, p, rank in (
+                        (first, "torso", "left scapula", 0.8, 1),
+                        (second, "lower extremity", "right shin", 0.1, 2),
+                    )
+                ],
+            )
+        )
+        sha = sha256_of(first.data)
+
+        stored = stored_lesion_image(store, str(visit_id), sha[:16])  # as the link's query string gives it
+        assert stored.sha256 == sha and stored.key == sha[:16]
+        assert (stored.site, stored.lesion.label) == ("torso", "left scapula")
+        assert (stored.patient.sex, stored.patient.age) == ("male", 61.0)  # age at the visit, not today
+        assert stored.scored_by == stored.lesion.prediction.model_id
+        assert stored.image.mode == "RGB" and max(stored.image.size) <= DISPLAY_PX
+        assert f"visit {visit_id} of 2021-05-0" in stored.source_line() and "left scapula" in stored.source_line()
+        assert stored_lesion_image(store, visit_id, sha).sha256 == sha  # the full hash works too
+
+        with pytest.raises(StoredImageError, match="not a saved visit number"):
+            stored_lesion_image(store, "abc", sha[:16])
+        with pytest.raises(StoredImageError, match="not in the case database"):
+            stored_lesion_image(store, visit_id + 99, sha[:16])
+        with pytest.raises(StoredImageError, match="has no lesion image"):
+            stored_lesion_image(store, visit_id, "0" * 16)
+        with pytest.raises(StoredImageError, match="has no lesion image"):
+            stored_lesion_image(store, visit_id, "")
+
+        # The file altered on disk: refused by its checksum, not shown as if it were the saved image.
+        path = store.image_path(sha)
+        original = path.read_bytes()
+        path.write_bytes(original[: len(original) // 2])
+        with pytest.raises(StoredImageError, match="corrupt.*checksum"):
+            stored_lesion_image(store, visit_id, sha[:16])
+
+        # The file gone: a readable reason naming the lesion and the visit, not an OSError.
+        path.unlink()
+        with pytest.raises(StoredImageError, match=rf"lesion #\d+ “left scapula” \(visit {visit_id}\) cannot be read"):
+            stored_lesion_image(store, visit_id, sha[:16])
+        # The other lesion of that visit is unaffected.
+        assert stored_lesion_image(store, visit_id, sha256_of(second.data)[:16]).site == "lower extremity"

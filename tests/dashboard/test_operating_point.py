@@ -1,0 +1,21 @@
+"""The operating point read at screening prevalence, and the sentence shown next to the scores."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.operating_point import SCREENING_PREVALENCE, OperatingPoint, operating_point, performance_sentence
+
+
+def test_operating_point_at_screening_prevalence():
+    op = OperatingPoint(threshold=0.3, sensitivity=0.9, specificity=0.8, prevalence=SCREENING_PREVALENCE)
+    tp, fp = 0.9 * SCREENING_PREVALENCE, 0.2 * (1 - SCREENING_PREVALENCE)
+    assert op.ppv == pytest.approx(tp / (tp + fp))
+    assert op.npv == pytest.approx(
+        0.8 * (1 - SCREENING_PREVALENCE) / (0.8 * (1 - SCREENING_PREVALENCE) + 0.1 * SCREENING_PREVALENCE)
+    )
+    assert op.reviews_per_melanoma == pytest.approx(1 / op.ppv)
+    per = op.per_1000()
+    assert per["melanomas"] == pytest.approx(17.6, abs=0.05) and per["found"] + per["missed"] == per["melanomas"]
+    assert "1 in 13 flagged" in performance_sentence(op)
+    assert "unvalidated" in performance_sentence(operating_point({"operating_point": {"threshold": 0.5}}))

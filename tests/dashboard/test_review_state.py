@@ -1,0 +1,230 @@
+"""The review in progress without Streamlit: uploads taken in (duplicates, earlier images, limits), building
+the record to save, read-only once saved, and the draft kept on the server."""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.patient_form import PatientContext
+from dashboard.review_draft import resume_draft
+from dashboard.review_state import ReviewNotReady, ReviewState
+from dashboard.uploads import UploadLimits
+from data.hashing import sha256_bytes as sha256_of
+
+
+def _state_with_patient(**patient) -> ReviewState:
+
+    state = ReviewState()
+    state.patient = PatientContext(identifier="PT-1", **patient)
+    return state
+
+
+def test_duplicates_are_recognised_by_content(patient_lesions, other_lesions):
+    state = _state_with_patient()
+    first = patient_lesions[0]
+    state.add_files([(first.name, first.data), (other_lesions[0].name, other_lesions[0].data)])
+    report = state.add_files([("renamed-copy.jpg", first.data), (first.name, first.data)])
+    assert report.added == []
+    assert [p.kind for p in report.problems] == ["duplicate", "duplicate"]
+    assert f"identical to “{first.name}”" in report.problems[0].reason
+    assert "the same file" in report.problems[1].reason
+    assert len(state.images) == 2
+
+
+def test_an_image_saved_at_an_earlier_visit_is_linked_to_its_lesion(patient_lesions):
+
+    lesion = SimpleNamespace(id=7, site="torso", label="left scapula", last_seen=None)
+    sha = sha256_of(patient_lesions[0].data)
+    state = _state_with_patient(known_lesions=[lesion], known_images={sha: (7, "visit of 2024-01-02")})
+    report = state.add_files([(patient_lesions[0].name, patient_lesions[0].data)])
+    assert report.problems[0].kind == "notice" and "2024-01-02" in report.problems[0].reason
+    image = state.images[sha]
+    assert (image.existing_lesion_id, image.site, image.label) == (7, "torso", "left scapula")
+    state.set_site(sha, "head/neck")  # a lesion does not move: a new site unlinks it
+    assert image.existing_lesion_id is None
+
+
+def test_limits_on_the_number_of_images(other_lesions):
+    state = _state_with_patient()
+    report = state.add_files([(f.name, f.data) for f in other_lesions], UploadLimits(max_images=2))
+    assert len(report.added) == 2 and "at most 2" in report.problems[0].reason
+
+
+def _fake_result(state: ReviewState, p: list[float], ud: list[float]) -> SimpleNamespace:
+    ids = list(state.images)
+    table = pd.DataFrame(
+        {
+            "image_id": ids,
+            "p_melanoma": p,
+            "p_spread": [0.01] * len(ids),
+            "percentile": np.linspace(0, 100, len(ids)),
+            "ugly_duckling": ud,
+            "triage_score": p,
+            "rank": pd.Series(p).rank(ascending=False, method="first").astype(int).to_list(),
+            "suspicious": [v >= 0.5 for v in p],
+            "outlier": [(not math.isnan(u)) and u >= 2.5 for u in ud],
+            "reasons": ["a reason"] * len(ids),
+            "x": np.arange(len(ids), dtype=float),
+            "y": np.zeros(len(ids)),
+        }
+    )
+    return SimpleNamespace(
+        table=table,
+        errors=pd.DataFrame(columns=["image_id", "filename", "reason"]),
+        notes=[],
+        settings={"ud_outlier_z": 2.5},
+    )
+
+
+def test_building_the_review_to_save(patient_lesions):
+    state = _state_with_patient(birth_year=1960, sex="female")
+    state.add_files([(f.name, f.data) for f in patient_lesions[:3]])
+    shas = list(state.images)
+    state.set_site(shas[0], "torso")
+
+    with pytest.raises(ReviewNotReady, match="Run the triage"):
+        state.build_review("Dr A", "m1", "abc")
+    fake = _fake_result(state, [0.2, 0.9, 0.4], [float("nan"), 3.0, 0.1])
+    state.run_triage(predictor=None, triage_fn=lambda *a, **k: fake)
+    with pytest.raises(ReviewNotReady, match="clinician"):
+        state.build_review("  ", "m1", "abc")
+
+    state.set_decision(shas[1], "biopsy", "irregular network")
+    state.set_decision(shas[2], None, "comment without a decision is dropped")
+    assert state.undecided_suspicious() == []
+    review = state.build_review("Dr A", "m1", "abc")
+    assert (review.patient_identifier, review.birth_year, review.sex) == ("PT-1", 1960, "female")
+    assert [les.rank for les in review.lesions] == [1, 2, 3]
+    top = review.lesions[0]
+    assert (top.p_melanoma, top.decision_action, top.decision_comment, top.ugly_duckling) == (
+        0.9,
+        "biopsy",
+        "irregular network",
+        3.0,
+    )
+    last = review.lesions[2]
+    assert last.ugly_duckling is None and last.site == "torso" and last.decision_comment == ""
+
+    state.set_site(shas[0], "head/neck")  # the score depended on the site: stale now
+    assert state.result_is_stale
+    with pytest.raises(ReviewNotReady, match="again"):
+        state.build_review("Dr A", "m1", "abc")
+
+
+def test_a_saved_review_is_read_only(patient_lesions):
+    state = _state_with_patient()
+    state.add_files([(patient_lesions[0].name, patient_lesions[0].data)])
+    state.run_triage(None, triage_fn=lambda *a, **k: _fake_result(state, [0.3], [float("nan")]))
+
+    class Store:
+        def save_review(self, review):
+            self.review = review
+            return 42
+
+        def load_visit(self, visit_id):
+            return SimpleNamespace(patient_id=5)
+
+    assert state.has_unsaved_work
+    assert state.save(Store(), "Dr A", "m1", "abc") == 42
+    assert not state.has_unsaved_work and state.patient.patient_id == 5
+    with pytest.raises(ReviewNotReady, match="read-only"):
+        state.set_decision(next(iter(state.images)), "monitor")
+
+
+def test_the_review_to_save_keeps_each_score_s_spread_views_and_flag(patient_lesions):
+    state = _state_with_patient()
+    state.add_files([(f.name, f.data) for f in patient_lesions[:3]])
+    fake = _fake_result(state, [0.2, 0.9, 0.4], [float("nan"), 3.0, 0.1])
+    fake.tta = 8
+    state.run_triage(predictor=None, triage_fn=lambda *a, **k: fake)
+    review = state.build_review("Dr A", "m1", "abc")
+    assert [(les.p_spread, les.tta_views, les.outlier) for les in review.lesions] == [
+        (0.01, 8, True),
+        (0.01, 8, False),
+        (0.01, 8, False),
+    ]
+
+
+def test_the_review_s_patient_is_named_where_a_page_shows_another():
+    state = _state_with_patient()  # PT-1, nothing uploaded
+    assert state.other_patient_notice("PT-1") is None
+    assert "another patient, PT-1 (no images yet)" in state.other_patient_notice("PT-2")
+    assert state.sidebar_status(on_review_page=True) is None
+    assert ReviewState().other_patient_notice("PT-2") is None
+
+
+def test_a_text_file_in_a_zip_is_skipped_with_a_notice_not_an_error(patient_lesions):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("visit/notes.txt", "patient prefers morning appointments")
+        archive.writestr(f"visit/{patient_lesions[0].name}", patient_lesions[0].data)
+    state = _state_with_patient()
+    report = state.add_files([("visit.zip", buffer.getvalue())])
+    assert len(report.added) == 1
+    (problem,) = report.problems
+    assert problem.filename.endswith("notes.txt") and problem.kind == "skipped" and "not an image" in problem.reason
+
+
+def test_saving_clears_the_upload_messages(patient_lesions):
+    state = _state_with_patient()
+    state.add_files([(patient_lesions[0].name, patient_lesions[0].data), ("broken.jpg", b"\xff\xd8 nope")])
+    assert [p.kind for p in state.problems] == ["error"]
+    state.run_triage(None, triage_fn=lambda *a, **k: _fake_result(state, [0.3], [float("nan")]))
+
+    class Store:
+        def save_review(self, review):
+            return 1
+
+        def load_visit(self, visit_id):
+            return SimpleNamespace(patient_id=5)
+
+    state.save(Store(), "Dr A", "m1", "abc")
+    assert state.problems == []
+
+
+def test_a_saved_review_is_named_by_the_patient_s_visit_number(patient_lesions):
+    state = _state_with_patient()
+    state.add_files([(patient_lesions[0].name, patient_lesions[0].data)])
+    state.run_triage(None, triage_fn=lambda *a, **k: _fake_result(state, [0.3], [float("nan")]))
+
+    class Store:
+        def save_review(self, review):
+            return 17  # the global id
+
+        def load_visit(self, visit_id):
+            return SimpleNamespace(patient_id=5, number=2)
+
+    state.save(Store(), "Dr A", "m1", "abc")
+    assert state.saved_visit_label() == "visit 2"
+
+
+def test_a_draft_brings_back_images_sites_labels_decisions_and_notes(patient_lesions):
+    import datetime as dt
+
+    state = _state_with_patient(birth_year=1950, sex="female")
+    state.add_files([(f.name, f.data) for f in patient_lesions[:2]])
+    a, b = list(state.images)
+    state.set_site(a, "torso")
+    state.set_label(b, "left calf")
+    state.set_decision(a, "biopsy", "irregular")
+    state.notes = "itchy since spring"
+    draft = SimpleNamespace(
+        state=state.draft_state(),
+        updated_at=dt.datetime.now(dt.UTC),
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in state.draft_images()],
+    )
+    resumed = resume_draft(draft)
+    assert (resumed.patient.identifier, resumed.patient.birth_year, resumed.patient.sex) == ("PT-1", 1950, "female")
+    assert [(i.filename, i.site, i.label) for i in resumed.images.values()] == [
+        (i.filename, i.site, i.label) for i in state.images.values()
+    ]
+    (key,) = [k for k, i in resumed.images.items() if i.filename == state.images[a].filename]
+    assert (resumed.decision(key).action, resumed.decision(key).comment) == ("biopsy", "irregular")
+    assert resumed.notes == "itchy since spring" and resumed.result is None

@@ -1,0 +1,77 @@
+"""The review's figures and the Model page's validation figures and tables, built from data (no Streamlit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import figures
+from dashboard.model_card_data import curve_sets, per_dataset_table
+from dashboard.operating_point import SCREENING_PREVALENCE, OperatingPoint
+
+
+def test_figures_build_and_degrade_gracefully():
+    table = pd.DataFrame(
+        {
+            "image_id": ["a" * 64, "b" * 64, "c" * 64],
+            "label": ["one", "two", "three"],
+            "rank": [2, 1, 3],
+            "p_melanoma": [0.4, 0.8, 0.1],
+            "p_spread": [0.02, 0.05, 0.01],
+            "ugly_duckling": [0.1, 3.2, -0.5],
+            "outlier": [False, True, False],
+            "x": [0.0, 1.0, -1.0],
+            "y": [0.0, 0.5, 0.2],
+        }
+    )
+    duck = {t.name: t for t in figures.ugly_duckling_map(table, 0.5).data}
+    assert set(duck) == {"typical for this patient", "ugly duckling (outlier)"}
+    outlier = duck["ugly duckling (outlier)"]  # the outlier sits where its embedding puts it, labelled by rank
+    assert (list(outlier.x), list(outlier.y), list(outlier.text)) == ([1.0], [0.5], ["#1"])
+    assert sorted(duck["typical for this patient"].text) == ["#2", "#3"]
+    ranked = figures.ranked_scores(table, 0.5)
+    bars = ranked.data[0]  # highest rank drawn last = on top; bar length is the score, whiskers 2 × TTA spread
+    assert list(bars.y) == ["#3 three", "#2 one", "#1 two"]
+    assert list(bars.x) == [0.1, 0.4, 0.8]
+    np.testing.assert_allclose(bars.error_x.array, [0.02, 0.04, 0.10])
+    assert [shape.x0 for shape in ranked.layout.shapes] == [0.5]  # the threshold line
+    assert figures.roc_figure(None, None) is None and figures.calibration_figure({}) is None
+    assert figures.ugly_duckling_map(table.iloc[0:0], 0.5).data == ()  # no lesions: an empty message figure
+    validation = {
+        "roc": {"fpr": [0, 0.2, 1], "tpr": [0, 0.8, 1]},
+        "pr": {"recall": [0, 0.8, 1], "precision": [1, 0.7, 0.5]},
+        "calibration": {
+            "mean_predicted": [0.1, 0.5, 0.9],
+            "fraction_positive": [0.05, 0.5, 0.8],
+            "count": [50, 20, 10],
+        },
+        "per_dataset": {"isic2020": {"auc": 0.9, "auc_ci": [0.85, 0.94], "n": 150}},
+    }
+    op = OperatingPoint(0.5, 0.8, 0.7, SCREENING_PREVALENCE)
+    roc = {t.name: t for t in figures.roc_figure(validation, op).data}
+    assert set(roc) == {"chance", "model", "operating point"}
+    assert (list(roc["model"].x), list(roc["model"].y)) == ([0, 0.2, 1], [0, 0.8, 1])
+    np.testing.assert_allclose([roc["operating point"].x[0], roc["operating point"].y[0]], [0.3, 0.8])
+    pr_figure = figures.pr_figure(validation, op)
+    pr = {t.name: t for t in pr_figure.data}  # validation, re-weighted, operating point
+    assert len(pr) == 3
+    assert (list(pr["validation set"].x), list(pr["validation set"].y)) == ([0, 0.8, 1], [1, 0.7, 0.5])
+    p = SCREENING_PREVALENCE
+    screening = next(t for name, t in pr.items() if name.startswith("at "))
+    # ROC points (0.2, 0.8) and (1, 1) re-weighted to screening prevalence (tpr = 0 has no precision)
+    np.testing.assert_allclose(screening.x, [0.8, 1])
+    np.testing.assert_allclose(screening.y, [0.8 * p / (0.8 * p + 0.2 * (1 - p)), p])
+    np.testing.assert_allclose([pr["operating point"].x[0], pr["operating point"].y[0]], [0.8, op.ppv])
+    assert op.ppv == pytest.approx(0.8 * p / (0.8 * p + 0.3 * (1 - p)))
+    assert [shape.y0 for shape in pr_figure.layout.shapes] == [p]  # chance at screening prevalence
+    calibration = {t.name: t for t in figures.calibration_figure(validation).data}
+    model_bins = calibration["model"]
+    assert (list(model_bins.x), list(model_bins.y)) == ([0.1, 0.5, 0.9], [0.05, 0.5, 0.8])
+    sizes = list(model_bins.marker.size)
+    assert sizes[0] > sizes[1] > sizes[2]  # marker area follows the lesions in each bin (50, 20, 10)
+    assert per_dataset_table(validation).iloc[0]["ROC AUC 95% CI"] == "0.850–0.940"
+    assert list(curve_sets(validation)) == ["validation"]
+    nested = {"curves": {"isic2020": validation, "pooled": validation}, "pooled": {"auc": 0.88, "n": 900}}
+    assert list(curve_sets(nested)) == ["pooled", "isic2020"]
+    assert list(per_dataset_table(nested)["dataset"]) == ["all datasets (pooled)"]
