@@ -590,7 +590,7 @@ def _save_section(table) -> None:
 
 
 # The click only asks for the save; the visit is saved at the top of the next run, after every widget's
-# callback (a comment typed just before the click included), so the page is then drawn once, read-only,
+# callback (a comment typed just before the click included), and the page is then drawn once, read-only,
 # instead of drawing the whole gallery, saving at its end and drawing it all again.
 SAVE_REQUESTED = "save_requested"
 SAVE_PROBLEM = "save_problem"  # (message, icon) of a save that failed, shown under the button
@@ -618,6 +618,7 @@ def _save_if_requested() -> None:
         )
     else:
         st.toast(f"Saved as {state.saved_visit_label()}.", icon=":material/check_circle:")
+        st.rerun()  # cheap here, before any section is drawn: the sidebar (drawn first) then says "saved" too
 
 
 _save_if_requested()

@@ -27,6 +27,7 @@ def test_a_comment_typed_just_before_save_is_saved_and_the_page_is_read_only_at_
     assert any("This review is now read-only" in shown(s.value) for s in at.success)  # this run, no second one
     assert not [b for b in at.button if b.key == "save_visit"]
     assert [t.value for t in at.toast if "Saved as visit" in t.value]
+    assert any("Saved as visit" in s.value for s in at.sidebar.success)  # the sidebar, drawn before the page, too
     with app_env.store() as store:
         visit = store.load_visit(state.saved_visit_id)
     assert visit.notes == "recheck in 3 months"
