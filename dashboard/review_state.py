@@ -10,13 +10,14 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from dashboard.choices import DECISIONS, SITES
+from dashboard.earlier_lesions import embed_earlier, lesions_to_compare, upload_caveats
 from dashboard.patient_form import NEW_LESION, PatientContext
 from dashboard.store.records import LesionReview, ReviewToSave
 from dashboard.uploads import (
@@ -70,6 +71,8 @@ class ReviewState:
     saved_visit_id: int | None = None
     saved_visit_number: int | None = None  # the visit's number for this patient (1 = first), as pages show it
     heatmaps: dict[tuple[str, str], Any] = field(default_factory=dict)  # (sha256, method) -> (H, W) array
+    # sha256 -> why this image's source differs from the patient's others (data/image_source.py), at triage
+    source_caveats: dict[str, str] = field(default_factory=dict)
     uploader_generation: int = 0  # bumped to empty the file uploader after its files were taken in
 
     # ------------------------------------------------------------ status
@@ -265,7 +268,11 @@ class ReviewState:
         tta: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         triage_fn: Callable[..., Any] | None = None,
+        known_lesions: Sequence[Any] = (),
     ) -> Any:
+        """Score, compare and rank this review's images. known_lesions: the patient's LesionHistory list
+        (dashboard/follow_up.py); those not imaged again join the ugly-duckling comparison as references and
+        the image-source check (dashboard/earlier_lesions.py)."""
         self._require_editable()
         if self.patient is None:
             raise ReviewNotReady("Choose or create the patient first.")
@@ -276,7 +283,14 @@ class ReviewState:
         kwargs: dict[str, Any] = {"progress": progress}
         if tta is not None:
             kwargs["tta"] = tta
+        followed_up = [image.existing_lesion_id for image in self.images.values()]
+        earlier = embed_earlier(
+            predictor, lesions_to_compare(known_lesions, followed_up), self.patient_info(), triage_fn
+        )
+        if len(earlier):
+            kwargs["references"] = earlier.embeddings
         result = triage_fn(predictor, self.lesion_inputs(), self.patient_info(), **kwargs)
+        self.source_caveats = upload_caveats(self.images, earlier)
         self.result = result
         self.result_fingerprint = self.input_fingerprint()
         self.result_tta = getattr(result, "tta", tta)  # what the scores were computed with

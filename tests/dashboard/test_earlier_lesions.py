@@ -68,3 +68,23 @@ def test_a_small_photo_among_the_patients_images_gets_a_caveat(predictor, patien
     earlier = embed_earlier(predictor, [history(i, p) for i, p in enumerate(patient_paths[1:4], start=1)])
     caveats = upload_caveats(uploads, earlier)
     assert list(caveats) == [small.name] and "200×150 px" in caveats[small.name]
+
+
+def test_a_follow_up_review_compares_with_the_earlier_lesions_and_names_an_odd_source(
+    predictor, patient_paths, datasets_dir
+):
+    """ReviewState.run_triage: earlier lesions not imaged again are references; the one linked as a follow-up
+    is not (its new image stands for it); a 200×150 upload among 384 px images gets its caveat."""
+    from dashboard.patient_form import PatientContext
+    from dashboard.review_state import ReviewState
+
+    small = sorted((datasets_dir / "ham10000" / "images").glob("*.jpg"))[0]
+    state = ReviewState(patient=PatientContext("P-0001"))
+    state.add_files([(p.name, p.read_bytes()) for p in [patient_paths[0], patient_paths[1], small]])
+    known = [history(i, p) for i, p in enumerate(patient_paths[2:6], start=1)]
+    next(iter(state.images.values())).existing_lesion_id = 4  # a follow-up of known lesion 4
+    result = state.run_triage(predictor, known_lesions=known)
+    assert len(result.table) == 3 and result.reference_xy.shape == (3, 2)  # lesions 1-3; 4 is imaged again
+    assert any("includes 3 lesions known from earlier visits" in note for note in result.notes)
+    small_sha = next(sha for sha, image in state.images.items() if image.filename == small.name)
+    assert list(state.source_caveats) == [small_sha] and "200×150 px" in state.source_caveats[small_sha]
