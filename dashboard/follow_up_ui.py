@@ -340,13 +340,16 @@ def _cache_key(visit: LesionVisit) -> str:
     return visit.image.sha256 if visit.image is not None else f"unsaved-{visit.visit_time.isoformat()}"
 
 
-def review_lesion_over_time(state: Any, histories: list[LesionHistory], image: Any, row: Any, threshold: float) -> None:
+def review_lesion_over_time(state: Any, image: Any, row: Any, threshold: float) -> None:
     """In a review card: for an image linked to a known lesion, the rise flag and a comparison dialog."""
-    lesion = next((h for h in histories if h.lesion_id == image.existing_lesion_id), None)
+    from dashboard import resources
+
+    store, _ = resources.try_get_user_store()
+    lesion = next((h for h in review_histories(store, state.patient) if h.lesion_id == image.existing_lesion_id), None)
     if lesion is None:
         return
     model_id = getattr(state.result, "model_id", None)
-    rise_badge(live_rise(histories, lesion.lesion_id, float(row.p_melanoma), float(row.p_spread), model_id))
+    rise_badge(live_rise([lesion], lesion.lesion_id, float(row.p_melanoma), _number_or_none(row.p_spread), model_id))
     if st.button("Compare with earlier visits", key=f"compare_open_{image.key}", icon=":material/compare:"):
         _review_comparison(lesion, image, row, threshold, model_id)
 
@@ -356,7 +359,7 @@ def _review_comparison(lesion: LesionHistory, image: Any, row: Any, threshold: f
     now = with_unsaved_visit(
         lesion,
         float(row.p_melanoma),
-        float(row.p_spread),
+        _number_or_none(row.p_spread),
         model_id,
         datetime.now(UTC),
         _number_or_none(row.ugly_duckling),

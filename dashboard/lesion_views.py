@@ -9,7 +9,7 @@ import streamlit as st
 from PIL import Image
 
 from dashboard import components as ui
-from dashboard import resources
+from dashboard import follow_up_ui, resources
 from dashboard.choices import DECISION_HELP, DECISIONS
 from dashboard.navigation import page
 from dashboard.review_state import ReviewState
@@ -126,6 +126,8 @@ def lesion_card(
                 bool(row.outlier),
                 None if linked is None else (state.patient.lesion_number(linked) or linked),
             )
+            if linked is not None:  # a follow-up: its score against the last visit's, and a side-by-side view
+                follow_up_ui.review_lesion_over_time(state, image, row, threshold)
             ui.score_bar(float(row.p_melanoma), threshold, float(row.p_spread), band)
             if band.title.endswith("(borderline)") or band.name == "near":
                 st.caption(band.explanation)  # the uncertainty straddles the threshold: say so

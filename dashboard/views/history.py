@@ -6,8 +6,9 @@ import contextlib
 
 import streamlit as st
 
-from dashboard import auth_ui, figures, outcomes_ui, report_data, resources
+from dashboard import auth_ui, follow_up_ui, outcomes_ui, report_data, resources
 from dashboard import components as ui
+from dashboard.follow_up import lesion_histories
 from dashboard.history_data import export_filename, timeline_table, visit_choice_label
 from dashboard.lesion_views import visit_lesion_card
 from dashboard.outcomes import visit_date_text
@@ -71,9 +72,11 @@ st.caption(
     "Scores are decision support, not diagnoses. Each score was made by the model version recorded with it; "
     + (f"the threshold shown is the current model's ({pct(current_threshold)})." if current_threshold else "")
 )
+histories = lesion_histories(timeline)  # each lesion's images and scores by visit, from the timeline read above
+follow_up_ui.history_rise_summary(histories)
 
 visits_tab, trend_tab, decisions_tab, outcomes_tab, export_tab = st.tabs(
-    ["Visits", "Lesion score trend", "Decisions", "Histology & outcomes", "Export"]
+    ["Visits", "Lesion over time", "Decisions", "Histology & outcomes", "Export"]
 )
 
 with visits_tab:
@@ -114,23 +117,8 @@ with visits_tab:
             same_model = lesion.prediction is not None and lesion.prediction.model_id == current_model
             visit_lesion_card(lesion, current_threshold if same_model else None, visit.id)
 
-with trend_tab:
-    if not lesions:
-        st.info("No lesions recorded.")
-    else:
-        lesion = st.selectbox(
-            "Lesion",
-            lesions,
-            format_func=lambda les: (
-                f"#{les.number or les.id} {les.label} · {les.site} · {les.visit_count} visit(s)"
-                + (f" · latest P(melanoma) {pct(les.latest_p_melanoma)}" if les.latest_p_melanoma is not None else "")
-            ),
-            key="history_lesion",
-        )
-        points = store.lesion_score_trend(lesion.id)
-        st.plotly_chart(figures.score_trend(points, current_threshold), key="trend_chart")
-        if len(points) < 2:
-            st.caption("Only one visit so far: a trend appears after the lesion is imaged again.")
+with trend_tab:  # two visits side by side (aligned overlay or difference) and the score trend with its band
+    follow_up_ui.history_comparison(histories, current_threshold)
 
 with decisions_tab:  # amendments keep the original; the form is for roles that may write
     outcomes_ui.decisions_panel(store, user, store.decision_history(patient.id))
