@@ -4,6 +4,7 @@ a review rebuilt from it (the draft's JSON is `ReviewState.draft_state`). No Str
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from typing import Any
 
 from dashboard.patient_form import PatientContext, patient_from_store
@@ -52,5 +53,7 @@ def resume_draft(draft: Any, store: Any = None) -> ReviewState:
             with contextlib.suppress(ValueError):
                 state.set_decision(sha, action, comment or "")
     state.notes = str(saved.get("notes") or "")
+    with contextlib.suppress(ValueError, TypeError):  # a date now out of range is dropped, not fatal
+        state.set_taken_on(dt.date.fromisoformat(saved["taken_on"]) if saved.get("taken_on") else None)
     state.problems = [p for p in state.problems if p.kind != "notice"]
     return state

@@ -19,6 +19,7 @@ import pandas as pd
 from dashboard.choices import DECISIONS, SITES
 from dashboard.earlier_lesions import embed_earlier, lesions_to_compare, upload_caveats
 from dashboard.patient_form import NEW_LESION, PatientContext
+from dashboard.store import validation
 from dashboard.store.records import LesionReview, ReviewToSave
 from dashboard.uploads import (
     DEFAULT_LIMITS,
@@ -68,6 +69,7 @@ class ReviewState:
     result_tta: int | None = None
     decisions: dict[str, LesionDecision] = field(default_factory=dict)  # sha256 -> decision
     notes: str = ""
+    taken_on: dt.date | None = None  # the day the images were taken, when not today (images taken earlier)
     saved_visit_id: int | None = None
     saved_visit_number: int | None = None  # the visit's number for this patient (1 = first), as pages show it
     heatmaps: dict[tuple[str, str], Any] = field(default_factory=dict)  # (sha256, method) -> (H, W) array
@@ -337,6 +339,12 @@ class ReviewState:
         flagged = table[table["suspicious"].astype(bool) | table["outlier"].astype(bool)]
         return [row.label for row in flagged.itertuples() if self.decision(row.image_id).action is None]
 
+    def set_taken_on(self, value: dt.date | None) -> None:
+        """The day the images were taken (None: today). Not in the future, not before the birth year."""
+        self._require_editable()
+        birth_year = self.patient.birth_year if self.patient else None
+        self.taken_on = validation.past_date(value, "date the images were taken", birth_year)
+
     # ------------------------------------------------------------ saving
 
     def build_review(
@@ -391,6 +399,7 @@ class ReviewState:
             model_version=model_version,
             model_checksum=model_checksum,
             notes=self.notes.strip(),
+            taken_on=self.taken_on,
             lesions=lesions,
         )
 
@@ -428,6 +437,7 @@ class ReviewState:
             ],
             "decisions": {sha: [d.action, d.comment] for sha, d in self.decisions.items() if d.action or d.comment},
             "notes": self.notes,
+            "taken_on": self.taken_on.isoformat() if self.taken_on else None,
         }
 
     def draft_images(self) -> list[tuple[str, str, bytes]]:

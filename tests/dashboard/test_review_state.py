@@ -228,3 +228,27 @@ def test_a_draft_brings_back_images_sites_labels_decisions_and_notes(patient_les
     (key,) = [k for k, i in resumed.images.items() if i.filename == state.images[a].filename]
     assert (resumed.decision(key).action, resumed.decision(key).comment) == ("biopsy", "irregular")
     assert resumed.notes == "itchy since spring" and resumed.result is None
+
+
+def test_the_date_images_were_taken_is_checked_saved_and_kept_in_the_draft(patient_lesions):
+    """Images taken before today: the date goes into the saved record and survives a reload."""
+    import datetime as dt
+
+    state = _state_with_patient(birth_year=1950, sex="female")
+    state.add_files([(f.name, f.data) for f in patient_lesions[:1]])
+    with pytest.raises(ValueError, match="in the future"):
+        state.set_taken_on(dt.date.today() + dt.timedelta(days=3))
+    with pytest.raises(ValueError, match="before the patient's birth year 1950"):
+        state.set_taken_on(dt.date(1949, 12, 31))
+    assert state.taken_on is None  # the refused dates changed nothing
+    state.set_taken_on(dt.date(2024, 5, 17))
+    draft = SimpleNamespace(
+        state=state.draft_state(),
+        updated_at=dt.datetime.now(dt.UTC),
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in state.draft_images()],
+    )
+    assert resume_draft(draft).taken_on == dt.date(2024, 5, 17)
+    state.run_triage(None, triage_fn=lambda *a, **k: _fake_result(state, [0.3], [float("nan")]))
+    assert state.build_review("Dr A", "m1", "abc").taken_on == dt.date(2024, 5, 17)
+    state.set_taken_on(None)
+    assert state.draft_state()["taken_on"] is None
