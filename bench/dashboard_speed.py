@@ -41,7 +41,8 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from data.settings import REPO_ROOT, environment
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 USERNAME = "bench.admin"
@@ -212,7 +213,7 @@ def _goto_until_up(page, url: str, proc: subprocess.Popen, deadline_s: float) ->
 def run(args: argparse.Namespace) -> dict[str, list[Step]]:
     from playwright.sync_api import sync_playwright
 
-    shared = Path(os.environ.get("TRIAGE_SHARED_DIR", REPO_ROOT.parent / "shared"))
+    shared = environment().shared_dir
     patient_id, images = patient_images(shared, args.patient, args.lesions)
     print(f"patient {patient_id}: {len(images)} images from {images[0].parent}", flush=True)
     times: dict[str, list[Step]] = {}

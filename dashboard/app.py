@@ -15,14 +15,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# `streamlit run` puts dashboard/ on sys.path, not the repository root that holds the packages.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+# `streamlit run` puts dashboard/ on sys.path, not the repository root that holds the packages: found from
+# this file, since data/settings.py (REPO_ROOT) cannot be imported before it is on the path.
+_PACKAGES_ROOT = str(Path(__file__).resolve().parents[1])
+if _PACKAGES_ROOT not in sys.path:
+    sys.path.insert(0, _PACKAGES_ROOT)
 
 import streamlit as st  # noqa: E402
 
 from dashboard import auth_ui, components, navigation, resources  # noqa: E402
+from data.settings import REPO_ROOT  # noqa: E402
 
 # A local file: no icon is fetched from a font or emoji CDN (the dashboard must work offline).
 ICON = REPO_ROOT / "dashboard" / "assets" / "icon.png"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +35,7 @@ from dashboard.store import validation
 from dashboard.store.api import CaseStore, ExportFormat
 from dashboard.store.models import NAME_MAX, ROLES, USERNAME_MAX, AppUser, AuditEvent
 from dashboard.store.records import AuditRecord, ReviewToSave
+from data import settings
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"patient.read", "patient.write", "patient.export", "users.manage", "audit.read"}),
 }
 MIN_PASSWORD_LENGTH = 12
-MAX_FAILURES = int(os.environ.get("TRIAGE_LOGIN_MAX_FAILURES", "5"))
-FAILURE_WINDOW = timedelta(minutes=float(os.environ.get("TRIAGE_LOGIN_LOCK_MINUTES", "15")))
+MAX_FAILURES = settings.environment().login_max_failures
+FAILURE_WINDOW = timedelta(minutes=settings.environment().login_lock_minutes)
 _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-@")
 
 # argon2id with argon2-cffi's RFC 9106 "low memory" defaults (64 MiB, 3 passes).

@@ -15,7 +15,6 @@ of an active local account, whose role applies.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass
 
@@ -23,11 +22,10 @@ import streamlit as st
 
 from dashboard.auth import AccessDenied, Accounts, AuthUser, LoginFailed
 from dashboard.textsafe import literal
+from data import settings
 
 SESSION_KEY = "_signed_in"
 NOTICE_KEY = "_sign_in_notice"
-IDLE_ENV = "TRIAGE_IDLE_TIMEOUT_MINUTES"
-DEFAULT_IDLE_MINUTES = 15.0
 BOOTSTRAP_COMMAND = ".venv/bin/python -m dashboard.users add YOUR-USERNAME --role admin --name 'Your Name'"
 
 
@@ -39,11 +37,7 @@ class SignedIn:
 
 
 def idle_limit_s() -> float:
-    try:
-        minutes = float(os.environ.get(IDLE_ENV, "") or DEFAULT_IDLE_MINUTES)
-    except ValueError:
-        minutes = DEFAULT_IDLE_MINUTES
-    return max(minutes, 0.05) * 60
+    return max(settings.environment().idle_timeout_minutes, 0.05) * 60
 
 
 def signed_in() -> AuthUser | None:

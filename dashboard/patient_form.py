@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dashboard.choices import SEX_OPTIONS
+from dashboard.store import validation
 
 if TYPE_CHECKING:
     from dashboard.store.records import LesionSummary, PatientTimeline
@@ -66,20 +67,25 @@ class PatientContext:
 
 
 def validate_new_patient(identifier: str, birth_year: int | None, sex: str) -> list[str]:
-    """Problems with a new-patient form, as messages (empty = fine)."""
+    """Problems with a new-patient form, as messages (empty = fine): the case store's own rules
+    (dashboard/store/validation.py, limits from data/settings.py), checked before anything is saved."""
     problems = []
-    identifier = (identifier or "").strip()
-    if not identifier:
+    if not (identifier or "").strip():
         problems.append("Enter a pseudonymous patient identifier.")
-    elif len(identifier) > 64:
-        problems.append("The identifier is longer than 64 characters.")
-    elif any(ord(ch) < 32 for ch in identifier):
-        problems.append("The identifier contains control characters.")
-    if birth_year is not None and not 1900 <= int(birth_year) <= dt.date.today().year:
-        problems.append(f"Birth year must be between 1900 and {dt.date.today().year}.")
-    if sex not in SEX_OPTIONS:
-        problems.append(f"Sex must be one of {', '.join(SEX_OPTIONS)}.")
+    checks = [(validation.birth_year, int(birth_year) if birth_year is not None else None)]
+    if (identifier or "").strip():
+        checks.insert(0, (validation.identifier, identifier))
+    checks.append((lambda value: validation.choice(value, "sex", SEX_OPTIONS), sex))
+    for check, value in checks:
+        try:
+            check(value)
+        except ValueError as exc:
+            problems.append(_sentence(str(exc)))
     return problems
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:].rstrip(".") + "."
 
 
 def patient_from_store(store: Any, patient_id: int) -> PatientContext:

@@ -12,7 +12,6 @@ it sooner waits for that same load under the "Loading the model…" spinner.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,18 +20,14 @@ from typing import Any, NoReturn
 import streamlit as st
 
 from dashboard.store import config as store_config
+from data import settings
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_ENV = "TRIAGE_CHECKPOINT"
 
 
 def checkpoint_folder() -> Path:
     """``$TRIAGE_CHECKPOINT`` if set, else the committed default model."""
-    from model.checkpoint import DEFAULT_CHECKPOINT
-
-    env = os.environ.get(CHECKPOINT_ENV, "").strip()
-    return Path(env).expanduser() if env else DEFAULT_CHECKPOINT
+    return settings.environment().checkpoint or settings.DEFAULT_CHECKPOINT
 
 
 def _stop_with(title: str, message: str, hint: str | None = None) -> NoReturn:

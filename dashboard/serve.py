@@ -23,10 +23,11 @@ from typing import Any
 from starlette.middleware import Middleware
 from streamlit.starlette import App
 
-# `streamlit run` puts dashboard/ on sys.path, not the repository root that holds the packages.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+# `streamlit run` puts dashboard/ on sys.path, not the repository root that holds the packages: found from
+# this file, since data/settings.py (REPO_ROOT) cannot be imported before it is on the path.
+_PACKAGES_ROOT = str(Path(__file__).resolve().parents[1])
+if _PACKAGES_ROOT not in sys.path:
+    sys.path.insert(0, _PACKAGES_ROOT)
 
 from dashboard import resources  # noqa: E402
 

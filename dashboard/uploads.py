@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from dashboard.store.config import DEFAULT_MAX_IMAGE_BYTES
 from dashboard.store.files import FORMAT_EXTENSIONS, inspect_image
-from data.images import MAX_PIXELS, ImageDecodeError, decode_image, probe_image
+from data.images import ImageDecodeError, decode_image, probe_image
+from data.settings import LIMITS, MIB, Limits
 
 IMAGE_SUFFIXES = tuple(sorted({"jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"}))
 UPLOAD_TYPES = (*IMAGE_SUFFIXES, "zip")
@@ -41,8 +41,8 @@ ProblemKind = Literal["error", "duplicate", "notice", "skipped"]
 
 @dataclass(frozen=True)
 class UploadLimits:
-    max_file_bytes: int = DEFAULT_MAX_IMAGE_BYTES  # per image (the store's own limit)
-    max_pixels: int = MAX_PIXELS  # the one pixel limit of every input (data.images), the store's too
+    max_file_bytes: int = LIMITS.max_image_bytes  # per image (data/settings.py; the store's own limit)
+    max_pixels: int = LIMITS.max_pixels  # the one pixel limit of every input (data/settings.py), the store's too
     max_images: int = 200  # per review
     max_total_bytes: int = 600 * 1024 * 1024  # all images of one review, held in memory
     max_zip_members: int = 1_000
@@ -53,11 +53,26 @@ class UploadLimits:
 
 DEFAULT_LIMITS = UploadLimits()
 # The file uploader's own limit (its caption shows it): one image, or one zip of images, per file.
-UPLOAD_FILE_MB = DEFAULT_LIMITS.max_file_bytes // (1024 * 1024)
+UPLOAD_FILE_MB = DEFAULT_LIMITS.max_file_bytes // MIB
+
+
+def upload_help(limits: Limits = LIMITS) -> str:
+    """The uploader's help text: the accepted types and the limits, from the settings the checks use."""
+    return (
+        f"Accepted: {', '.join(UPLOAD_TYPES)} — up to {limits.max_image_mb} MB and {limits.max_megapixels} "
+        "megapixels per image. Identical images are recognised and loaded once."
+    )
+
+
+def uploader_label(limits: Limits = LIMITS) -> str:
+    return (
+        "Drop all of this patient's lesion images here — several at once, or a zip of them (each file up to "
+        f"{limits.max_image_mb} MB)"
+    )
 
 
 def as_mb(n: float) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
+    return f"{n / MIB:.1f} MB"
 
 
 @dataclass(frozen=True)
@@ -239,7 +254,7 @@ def check_image(
 
 def default_label(filename: str) -> str:
     stem = PurePosixPath(filename).stem.strip() or "lesion"
-    return stem[:120]
+    return stem[: LIMITS.label_max]
 
 
 def png_bytes(image: Image.Image) -> bytes:

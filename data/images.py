@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-# 100 megapixels: more than any dermatoscope or phone produces, far below a decompression bomb.
-MAX_PIXELS = 100_000_000
+from data.settings import LIMITS
+
+# The one pixel limit of every input (data/settings.py: 100 megapixels).
+MAX_PIXELS = LIMITS.max_pixels
 # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that with its own "DOS attack" wording;
 # aligned with our limit so no file between Pillow's default (89 MP) and ours is refused in other words.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS

@@ -7,13 +7,13 @@ A registry maps dataset names to readers so training configs can name datasets a
 from __future__ import annotations
 
 import logging
-import os
 import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from data import settings
 from data.images import image_extensions
 from data.schema import (
     RECORD_COLUMNS,
@@ -25,8 +25,6 @@ from data.schema import (
 )
 
 logger = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class DatasetError(ValueError):
@@ -73,7 +71,7 @@ def _nfc(text: str) -> str:
 
 def shared_root() -> Path:
     """The read-only data folder: $TRIAGE_SHARED_DIR, else ../shared beside the repo."""
-    return Path(os.environ.get("TRIAGE_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
+    return settings.environment().shared_dir
 
 
 def datasets_root() -> Path:

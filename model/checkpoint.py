@@ -23,13 +23,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
 from data.hashing import sha256_bytes, sha256_file
+from data.settings import DEFAULT_CHECKPOINT, REPO_ROOT
 from model.network import MelanomaNet, NetworkConfig
 
 FORMAT = "melanoma-triage-checkpoint/1"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = REPO_ROOT / "model" / "weights" / "default"
 
 
 class CheckpointError(ValueError):

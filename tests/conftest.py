@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = (REPO_ROOT.parent / "shared").resolve()
+from data.settings import environment
+
+SHARED = environment().shared_dir  # $TRIAGE_SHARED_DIR, else ../shared beside the repository
 DATASETS = SHARED / "datasets"
 
 

@@ -9,22 +9,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DATABASE_URL_ENV = "DATABASE_URL"
-DATA_DIR_ENV = "TRIAGE_DATA_DIR"
+from data.settings import DATA_DIR_ENV, DATABASE_URL_ENV, DEFAULT_VAR_DIR, LIMITS, REPO_ROOT, environment
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_VAR_DIR = REPO_ROOT / "var"
+__all__ = ["DATABASE_URL_ENV", "DATA_DIR_ENV", "DEFAULT_MAX_IMAGE_BYTES", "DEFAULT_VAR_DIR", "REPO_ROOT"]
+__all__ += ["data_dir", "database_url"]
 
-# Clinical photos and dermoscopy exports are a few MB; 30 MB leaves room for
-# uncompressed TIFFs while still refusing accidental uploads of videos/archives.
-DEFAULT_MAX_IMAGE_BYTES = 30 * 1024 * 1024
+DEFAULT_MAX_IMAGE_BYTES = LIMITS.max_image_bytes  # per image (data/settings.py)
 
 
 def database_url(url: str | None = None) -> str:
     """Explicit URL, else ``$DATABASE_URL``, else a SQLite file under ``var/``."""
     if url:
         return url
-    env = os.environ.get(DATABASE_URL_ENV, "").strip()
+    env = environment().database_url
     if env:
         return env
     return f"sqlite:///{DEFAULT_VAR_DIR / 'triage.db'}"
@@ -34,7 +31,7 @@ def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """Explicit directory, else ``$TRIAGE_DATA_DIR``, else ``var/images``."""
     if path:
         return Path(path)
-    env = os.environ.get(DATA_DIR_ENV, "").strip()
+    env = environment().data_dir
     if env:
-        return Path(env)
+        return env
     return DEFAULT_VAR_DIR / "images"

@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # One vocabulary for data, model and store.
 from data.schema import SEXES
 from data.schema import SITES as ANATOMIC_SITES
+from data.settings import LIMITS
 
 ACTIONS: tuple[str, ...] = ("biopsy", "excise", "monitor", "reassure", "refer")
 # Dashboard roles, least to most privileged (see dashboard/auth.py for what each may do).
@@ -42,12 +43,12 @@ HISTOLOGY_RESULTS: tuple[str, ...] = ("melanoma", "other_malignant", "benign", "
 
 # Column sizes shared with validation so a too-long value fails with a clear
 # message before the database truncates (SQLite) or rejects (PostgreSQL) it.
-IDENTIFIER_MAX = 64
-NAME_MAX = 128  # clinician, actor, model id/version/checksum
-LABEL_MAX = 120
-BODY_REGION_MAX = 48
-FILENAME_MAX = 255
-USERNAME_MAX = 64
+IDENTIFIER_MAX = LIMITS.identifier_max
+NAME_MAX = LIMITS.name_max  # clinician, actor, model id/version/checksum
+LABEL_MAX = LIMITS.label_max
+BODY_REGION_MAX = LIMITS.body_region_max
+FILENAME_MAX = LIMITS.filename_max
+USERNAME_MAX = LIMITS.username_max
 
 
 def utcnow() -> datetime:

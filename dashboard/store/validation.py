@@ -19,8 +19,9 @@ from dashboard.store.models import (
     SEXES,
 )
 from data import body_sites
+from data.settings import LIMITS
 
-EARLIEST_BIRTH_YEAR = 1900
+EARLIEST_BIRTH_YEAR = LIMITS.earliest_birth_year
 
 
 def _has_control_chars(value: str) -> bool:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import streamlit as st
 
-from dashboard import auth_ui, follow_up_ui, resources
+from dashboard import auth_ui, resources
 from dashboard import components as ui
 from dashboard.choices import SEX_OPTIONS, SITES
 from dashboard.lesion_views import cam_methods, lesion_card
@@ -23,8 +23,9 @@ from dashboard.review_draft import draft_summary, resume_draft
 from dashboard.review_state import ReviewNotReady, model_checksum
 from dashboard.store.privacy import PSEUDONYM_HELP, identifier_warnings
 from dashboard.textsafe import literal
-from dashboard.uploads import UPLOAD_FILE_MB, UPLOAD_TYPES, UploadProblem
+from dashboard.uploads import UPLOAD_FILE_MB, UploadProblem, upload_help, uploader_label
 from dashboard.wording import pct
+from data.settings import LIMITS
 
 user = auth_ui.require("patient.write")  # viewers never get here (the page is not in their navigation)
 state = ui.review_state()
@@ -186,10 +187,12 @@ def _patient_section() -> None:
     new_tab, find_tab = st.tabs(["New patient", "Find an existing patient"])
     with new_tab, st.form("new_patient_form", border=False):
         c1, c2, c3 = st.columns([2, 1, 1])
-        identifier = c1.text_input("Patient identifier (pseudonymous)", max_chars=64, help=PSEUDONYM_HELP)
+        identifier = c1.text_input(
+            "Patient identifier (pseudonymous)", max_chars=LIMITS.identifier_max, help=PSEUDONYM_HELP
+        )
         birth_year = c2.number_input(
             "Birth year",
-            min_value=1900,
+            min_value=LIMITS.earliest_birth_year,
             max_value=dt.date.today().year,
             value=None,
             step=1,
@@ -316,8 +319,7 @@ def _images_section() -> None:
     st.subheader("2 · Lesion images", divider="gray")
     locked = state.is_saved
     files = st.file_uploader(
-        f"Drop all of this patient's lesion images here — several at once, or a zip of them (each file up to "
-        f"{UPLOAD_FILE_MB} MB)",
+        uploader_label(),
         # Any file type: the review's own checks name each file a clinician cannot use and why
         # (Streamlit's extension filter would reject it without saying which file).
         type=None,
@@ -326,8 +328,7 @@ def _images_section() -> None:
         # Streamlit's caption under the drop zone shows this limit: the app's own, not the server's 500 MB.
         max_upload_size=UPLOAD_FILE_MB,
         disabled=locked,
-        help=f"Accepted: {', '.join(UPLOAD_TYPES)} — up to {UPLOAD_FILE_MB} MB and 89 megapixels per image. Identical "
-        "images are recognised and loaded once.",
+        help=upload_help(),
     )
     if files:
         report = state.add_files([(f.name, f.getvalue()) for f in files])
@@ -387,7 +388,7 @@ def _image_grid(locked: bool) -> None:
                     disabled=locked,
                     on_change=_on_label,
                     args=(image.sha256, f"label_{image.key}"),
-                    max_chars=120,
+                    max_chars=LIMITS.label_max,
                 )
                 st.selectbox(
                     "Anatomic site",
@@ -413,7 +414,6 @@ def _image_grid(locked: bool) -> None:
                     error = st.session_state.pop(f"link_error_{image.key}", None)
                     if error:
                         st.error(error)
-                    follow_up_ui.picker_button(image, disabled=locked)
                 if not locked:
                     st.button(
                         "Remove",
@@ -423,7 +423,6 @@ def _image_grid(locked: bool) -> None:
                         on_click=state.remove_image,
                         args=(image.sha256,),
                     )
-    follow_up_ui.show_open_picker(state, follow_up_ui.review_histories(store, state.patient), _sync_image_widgets)
 
 
 # ---------------------------------------------------------------- 3 · triage

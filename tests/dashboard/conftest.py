@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from data.settings import REPO_ROOT
+
 APP = REPO_ROOT / "dashboard" / "app.py"
 # An ISIC 2020 patient with 5 images (2 melanomas): the real per-patient structure the product is for.
 PATIENT_ID = "IP_6648913"

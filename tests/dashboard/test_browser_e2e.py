@@ -2,7 +2,7 @@
 
 Access first: an anonymous browser gets only the sign-in page, also on deep links. Then a dermatologist's
 path: sign in, create a patient, drop 5 real lesion images and one corrupt file on the uploader, score
-them, see the ranked gallery with a Grad-CAM overlay and the error card, record a decision, write a visit
+them, see the ranked gallery with a saliency overlay and the error card, record a decision, write a visit
 note that is a Markdown image pointing outside, save, and find the patient again on the case-history page.
 A viewer then cannot review or save, and the admin finds the clinician's save and decision in the audit
 log under the clinician's username (and in its CSV export). Every request the browser makes, on every
@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from data.settings import REPO_ROOT
+
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -324,7 +325,7 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     expect(page.get_by_text("corrupt_lesion.jpg").first).to_be_visible()  # the error card stays
 
     # Grad-CAM on the top lesion.
-    page.get_by_text("Grad-CAM overlay").first.click()
+    page.get_by_text("Saliency overlay").first.click()
     _wait_idle(page, 90_000)
     expect(page.get_by_text("Saliency map unavailable")).to_have_count(0)
     first_card = page.locator("[class*='st-key-card-']").first

@@ -9,13 +9,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 from dashboard import resources
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from data.settings import REPO_ROOT
 
 
 @pytest.fixture()

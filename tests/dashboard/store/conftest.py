@@ -25,9 +25,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from dashboard.store import CaseStore, LesionReview, ReviewToSave
+from data.settings import REPO_ROOT, environment
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SHARED_DIR = REPO_ROOT / ".." / "shared"
+SHARED_DIR = environment().shared_dir
 HAM_IMAGES = SHARED_DIR / "datasets" / "ham10000" / "images"
 WRITER_SCRIPT = Path(__file__).resolve().with_name("store_writer.py")
 

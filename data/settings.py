@@ -1,0 +1,109 @@
+"""The project's settings, in one place: where things are, every environment variable it reads, and the
+limits every input is checked against.
+
+It lives in ``data``, the lowest layer, so every layer (data, model, training, the dashboard, its case
+store, bench and the tests) can read it without an import against the layer direction
+(tests/test_layers.py). It imports nothing of ours.
+
+The environment is read here and nowhere else. `environment()` reads it when asked (a frozen, typed
+snapshot), not once at import: the dashboard, its tests and the store's CLI point the same process at
+another database or model by setting a variable, and that must keep working.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VAR_DIR = REPO_ROOT / "var"  # the local SQLite file and image files, when nothing else is set
+DEFAULT_CHECKPOINT = REPO_ROOT / "model" / "weights" / "default"
+DEFAULT_SHARED_DIR = REPO_ROOT.parent / "shared"  # the read-only datasets, beside the repository
+
+# Every environment variable the project reads (training/distributed.py also reads torchrun's own
+# WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE and TORCHELASTIC_RUN_ID, which torchrun sets).
+DATABASE_URL_ENV = "DATABASE_URL"  # the case database; default: a SQLite file under var/
+DATA_DIR_ENV = "TRIAGE_DATA_DIR"  # the case store's image files; default: var/images
+CHECKPOINT_ENV = "TRIAGE_CHECKPOINT"  # the model folder the dashboard loads; default: model/weights/default
+SHARED_DIR_ENV = "TRIAGE_SHARED_DIR"  # the datasets; default: ../shared
+IDLE_TIMEOUT_ENV = "TRIAGE_IDLE_TIMEOUT_MINUTES"  # sign-out after inactivity
+LOGIN_MAX_FAILURES_ENV = "TRIAGE_LOGIN_MAX_FAILURES"  # failed sign-ins before a username is locked...
+LOGIN_LOCK_MINUTES_ENV = "TRIAGE_LOGIN_LOCK_MINUTES"  # ...within (and for) this many minutes
+
+DEFAULT_IDLE_MINUTES = 15.0
+DEFAULT_LOGIN_MAX_FAILURES = 5
+DEFAULT_LOGIN_LOCK_MINUTES = 15.0
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What every input is checked against, by every checker (upload, store, predict CLI, training data)."""
+
+    # Clinical photos and dermoscopy exports are a few MB; 30 MB leaves room for uncompressed TIFFs while
+    # still refusing accidental uploads of videos or archives.
+    max_image_bytes: int = 30 * MIB
+    # 100 megapixels: more than any dermatoscope or phone produces, far below a decompression bomb.
+    max_pixels: int = 100_000_000
+    identifier_max: int = 64  # a patient's pseudonymous identifier
+    name_max: int = 128  # clinician, actor, model id/version/checksum
+    label_max: int = 120  # a lesion's label
+    body_region_max: int = 48
+    filename_max: int = 255
+    username_max: int = 64
+    earliest_birth_year: int = 1900
+
+    @property
+    def max_image_mb(self) -> int:
+        return self.max_image_bytes // MIB
+
+    @property
+    def max_megapixels(self) -> int:
+        return round(self.max_pixels / 1e6)
+
+
+LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The environment's settings, typed; None where a variable is unset (the reader then uses its default)."""
+
+    database_url: str | None
+    data_dir: Path | None
+    checkpoint: Path | None
+    shared_dir: Path
+    idle_timeout_minutes: float
+    login_max_failures: int
+    login_lock_minutes: float
+
+
+def _text(environ: Mapping[str, str], name: str) -> str | None:
+    return environ.get(name, "").strip() or None
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        return float(_text(environ, name) or default)
+    except ValueError:
+        return default
+
+
+def environment(environ: Mapping[str, str] | None = None) -> Environment:
+    """The settings the environment gives now (``os.environ`` unless another mapping is passed)."""
+    environ = os.environ if environ is None else environ
+    checkpoint = _text(environ, CHECKPOINT_ENV)
+    data_dir = _text(environ, DATA_DIR_ENV)
+    return Environment(
+        database_url=_text(environ, DATABASE_URL_ENV),
+        data_dir=Path(data_dir) if data_dir else None,
+        checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
+        shared_dir=Path(environ.get(SHARED_DIR_ENV) or DEFAULT_SHARED_DIR).resolve(),
+        idle_timeout_minutes=_float(environ, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_MINUTES),
+        # A malformed lockout setting stops the app at start rather than weakening the lockout silently.
+        login_max_failures=int(environ.get(LOGIN_MAX_FAILURES_ENV, DEFAULT_LOGIN_MAX_FAILURES)),
+        login_lock_minutes=float(environ.get(LOGIN_LOCK_MINUTES_ENV, DEFAULT_LOGIN_LOCK_MINUTES)),
+    )

@@ -1,0 +1,55 @@
+"""One place for settings: the environment read into typed values, and the limits every checker shares."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from data import settings
+from data.settings import LIMITS, environment
+
+
+def test_the_environment_is_read_into_typed_values_with_the_documented_defaults():
+    unset = environment({})
+    assert (unset.database_url, unset.data_dir, unset.checkpoint) == (None, None, None)
+    assert unset.shared_dir == settings.DEFAULT_SHARED_DIR.resolve()
+    assert (unset.idle_timeout_minutes, unset.login_max_failures, unset.login_lock_minutes) == (15.0, 5, 15.0)
+    given = environment(
+        {
+            "DATABASE_URL": " sqlite:///x.db ",
+            "TRIAGE_DATA_DIR": "/srv/images",
+            "TRIAGE_CHECKPOINT": "~/model",
+            "TRIAGE_SHARED_DIR": "/data/shared",
+            "TRIAGE_IDLE_TIMEOUT_MINUTES": "not a number",  # a typo keeps the safe default
+            "TRIAGE_LOGIN_MAX_FAILURES": "3",
+            "TRIAGE_LOGIN_LOCK_MINUTES": "30",
+        }
+    )
+    assert given.database_url == "sqlite:///x.db" and given.data_dir == Path("/srv/images")
+    assert given.checkpoint == Path("~/model").expanduser() and given.shared_dir == Path("/data/shared").resolve()
+    assert (given.idle_timeout_minutes, given.login_max_failures, given.login_lock_minutes) == (15.0, 3, 30.0)
+
+
+def test_every_image_checker_uses_the_one_pixel_and_byte_limit():
+    from dashboard.store import config as store_config
+    from dashboard.store.core import DEFAULT_MAX_IMAGE_PIXELS
+    from dashboard.uploads import DEFAULT_LIMITS
+    from data.images import MAX_PIXELS
+
+    assert MAX_PIXELS == DEFAULT_MAX_IMAGE_PIXELS == DEFAULT_LIMITS.max_pixels == LIMITS.max_pixels
+    assert store_config.DEFAULT_MAX_IMAGE_BYTES == DEFAULT_LIMITS.max_file_bytes == LIMITS.max_image_bytes
+
+
+def test_tests_read_the_shared_folder_from_the_environment(tmp_path):
+    # tests/conftest.py honours TRIAGE_SHARED_DIR, as the readers do (a fresh interpreter: read at import).
+    code = "import tests.conftest as c, data.readers as r; print(c.SHARED); print(r.shared_root())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.REPO_ROOT,
+        env={"TRIAGE_SHARED_DIR": str(tmp_path), "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [str(tmp_path.resolve())] * 2
