@@ -6,7 +6,7 @@ import datetime as dt
 
 import streamlit as st
 
-from dashboard import auth_ui, resources
+from dashboard import auth_ui, follow_up_ui, resources
 from dashboard import components as ui
 from dashboard.choices import SEX_OPTIONS, SITES
 from dashboard.lesion_views import cam_methods, lesion_card
@@ -414,6 +414,7 @@ def _image_grid(locked: bool) -> None:
                     error = st.session_state.pop(f"link_error_{image.key}", None)
                     if error:
                         st.error(error)
+                    follow_up_ui.picker_button(image, disabled=locked)
                 if not locked:
                     st.button(
                         "Remove",
@@ -423,6 +424,7 @@ def _image_grid(locked: bool) -> None:
                         on_click=state.remove_image,
                         args=(image.sha256,),
                     )
+    follow_up_ui.show_open_picker(state, follow_up_ui.review_histories(store, state.patient), _sync_image_widgets)
 
 
 # ---------------------------------------------------------------- 3 · triage
