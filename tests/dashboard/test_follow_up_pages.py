@@ -147,3 +147,29 @@ def _image_captions(at) -> list[str]:
 
 def _captions(element) -> list[str]:
     return [img.caption for img in element.proto.imgs]
+
+
+def test_a_follow_up_card_in_the_gallery_compares_the_upload_with_the_saved_images(app_env, patient_lesions):
+    mole = patient_lesions[2]
+    _save_visit(
+        app_env, dt.datetime(2026, 2, 1, 9, tzinfo=dt.UTC), [_lesion(mole, "left scapula", "torso", 0.01, 0.001, 1)]
+    )
+    at = start()
+    at.text_input(key="patient_search").input(PATIENT).run()
+    at.button(key="open_patient").click().run()
+    state = at.session_state["review"]
+    upload(at, [mole.upload(), patient_lesions[0].upload()])  # the same photograph again: linked by itself
+    by_name = {img.filename: img for img in state.images.values()}
+    assert by_name[mole.name].existing_lesion_id is not None
+    at.button(key="run_triage").click().run()
+    assert not at.exception, at.exception
+    compare = f"compare_open_{by_name[mole.name].key}"
+    assert compare in [b.key for b in at.button]
+    assert f"compare_open_{by_name[patient_lesions[0].name].key}" not in [b.key for b in at.button]  # a new lesion
+
+    at.button(key=compare).click().run()
+    assert not at.exception, at.exception
+    captions = _image_captions(at)
+    assert any(c.startswith("visit 1 · ") for c in captions)
+    assert any(c.startswith("this visit (not saved yet) — P(melanoma)") for c in captions)
+    assert "true physical scale is unknown" in texts(at)
