@@ -324,7 +324,8 @@ def group_by_region(items: Iterable[T], region_of: Callable[[T], str | None] = _
     their order within a group. ``region_of`` reads ``body_region`` (attribute or mapping key) by default."""
     groups: dict[str | None, RegionGroup[T]] = {}
     for item in items:
-        key = region_of(item) or None
+        key = region_of(item)
+        key = key if isinstance(key, str) and key else None  # a table's missing value may be NaN
         if key not in groups:
             known = REGIONS.get(key) if key else None
             title = known.label if known else ("No body region" if key is None else f"Unrecognised region “{key}”")

@@ -47,6 +47,9 @@ def resume_draft(draft: Any, store: Any = None) -> ReviewState:
             else:
                 state.set_site(sha, entry.get("site", "unknown"))
             state.set_label(sha, entry.get("label", ""))
+        with contextlib.suppress(ValueError):  # a region key this version does not know is dropped
+            if entry.get("body_region"):
+                state.set_body_region(sha, str(entry["body_region"]))
     for old, (action, comment) in (saved.get("decisions") or {}).items():
         sha = key_of.get(old)
         if sha in state.images:

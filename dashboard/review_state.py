@@ -33,6 +33,7 @@ from dashboard.uploads import (
     is_junk,
 )
 from dashboard.wording import is_nan
+from data.body_sites import REGIONS, model_site
 from data.hashing import sha256_bytes as sha256_of
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class ReviewState:
     heatmaps: dict[tuple[str, str], Any] = field(default_factory=dict)  # (sha256, method) -> (H, W) array
     # sha256 -> why this image's source differs from the patient's others (data/image_source.py), at triage
     source_caveats: dict[str, str] = field(default_factory=dict)
+    # sha256 -> data.body_sites key: where the image's lesion is on the body map (it decides the site).
+    body_regions: dict[str, str] = field(default_factory=dict)
     uploader_generation: int = 0  # bumped to empty the file uploader after its files were taken in
 
     # ------------------------------------------------------------ status
@@ -193,6 +196,7 @@ class ReviewState:
         self._require_editable()
         self.images.pop(sha256, None)
         self.decisions.pop(sha256, None)
+        self.body_regions.pop(sha256, None)
 
     def clear_problems(self) -> None:
         self.problems = []
@@ -209,6 +213,19 @@ class ReviewState:
             if linked is not None and linked.site != site:
                 image.existing_lesion_id = None  # a lesion does not move: changing the site unlinks it
         image.site = site
+        if sha256 in self.body_regions and model_site(self.body_regions[sha256]) != site:
+            del self.body_regions[sha256]  # a region always lies on the image's site
+
+    def set_body_region(self, sha256: str, region_key: str | None) -> None:
+        """Place the image's lesion on the body map (None: take it off). The region's model site becomes the
+        image's site, so the model is given it; a followed lesion recorded at another site is unlinked."""
+        self._require_editable()
+        if region_key is None:
+            self.body_regions.pop(sha256, None)
+            return
+        site = model_site(region_key)  # ValueError names an unknown key
+        self.set_site(sha256, site)
+        self.body_regions[sha256] = region_key
 
     def set_label(self, sha256: str, label: str) -> None:
         self._require_editable()
@@ -233,6 +250,11 @@ class ReviewState:
         image.existing_lesion_id = lesion_id
         image.site = lesion.site
         image.label = lesion.label
+        region_key = getattr(lesion, "body_region", None)
+        if region_key in REGIONS and model_site(region_key) == lesion.site:
+            self.body_regions[image.sha256] = region_key  # a followed lesion stays where it was placed
+        else:
+            self.body_regions.pop(image.sha256, None)
 
     def _known_lesion(self, lesion_id: int) -> LesionSummary | None:
         if not self.patient:
@@ -311,6 +333,7 @@ class ReviewState:
         table["label"] = [self.images[s].label for s in table["image_id"]]
         table["filename"] = [self.images[s].filename for s in table["image_id"]]
         table["site"] = [self.images[s].site for s in table["image_id"]]
+        table["body_region"] = [self.body_regions.get(s) for s in table["image_id"]]
         return table
 
     def triage_errors(self) -> pd.DataFrame:
@@ -388,6 +411,7 @@ class ReviewState:
                     p_spread=_optional_float(getattr(row, "p_spread", None)),
                     tta_views=int(self.result_tta) if self.result_tta else None,
                     outlier=bool(getattr(row, "outlier", False)),
+                    body_region=self.body_regions.get(row.image_id),
                 )
             )
         return ReviewToSave(
@@ -432,7 +456,13 @@ class ReviewState:
                 "patient_id": patient.patient_id,
             },
             "images": [
-                {"sha256": sha, "site": img.site, "label": img.label, "lesion_id": img.existing_lesion_id}
+                {
+                    "sha256": sha,
+                    "site": img.site,
+                    "label": img.label,
+                    "lesion_id": img.existing_lesion_id,
+                    "body_region": self.body_regions.get(sha),
+                }
                 for sha, img in self.images.items()
             ],
             "decisions": {sha: [d.action, d.comment] for sha, d in self.decisions.items() if d.action or d.comment},

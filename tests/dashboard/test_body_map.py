@@ -166,12 +166,14 @@ def test_group_by_region_follows_the_diagram_and_loses_nothing():
         {"id": 3, "body_region": "face"},
         {"id": 4, "body_region": "left_sole"},
         {"id": 5, "body_region": "retired_key"},
+        {"id": 6, "body_region": float("nan")},  # a table's missing value
     ]
     groups = group_by_region(items)
     assert [g.key for g in groups] == ["face", "left_sole", "retired_key", None]
     assert [i["id"] for i in groups[1].items] == [1, 4]
     assert groups[1].title == "Left sole" and groups[1].site == "palms/soles"
     assert "retired_key" in groups[2].title and groups[3].title == "No body region"
+    assert [i["id"] for i in groups[3].items] == [2, 6]
     assert sum(len(g.items) for g in groups) == len(items)
 
 
