@@ -577,6 +577,7 @@ def _save_section(table) -> None:
         key=_bind("visit_notes", state.notes),
         on_change=lambda: setattr(state, "notes", st.session_state["visit_notes"]),
     )
+    _taken_on_input()
     st.caption(f"Saved as reviewed by **{literal(user.label)}**, with the model id {literal(predictor.model_id)}.")
     st.button(
         "Save visit",
@@ -590,6 +591,33 @@ def _save_section(table) -> None:
     if problem:
         message, icon = problem
         st.error(message, icon=icon)
+
+
+TAKEN_ON_PROBLEM = "taken_on_problem"
+
+
+def _taken_on_input() -> None:
+    """The day the images were taken, for images taken before today; the save time is recorded as well."""
+    birth_year = state.patient.birth_year if state.patient else None
+    st.date_input(
+        "Date the images were taken (empty: today)",
+        key=_bind("visit_taken_on", state.taken_on),
+        min_value=dt.date(birth_year or 1900, 1, 1),
+        max_value=dt.date.today(),
+        on_change=_on_taken_on,
+        help="For images taken before today, e.g. photos from an earlier appointment: the visit is dated, and "
+        "ordered among this patient's visits, by this day.",
+    )
+    problem = st.session_state.pop(TAKEN_ON_PROBLEM, None)
+    if problem:
+        st.error(problem, icon=":material/event_busy:")
+
+
+def _on_taken_on() -> None:
+    try:
+        state.set_taken_on(st.session_state["visit_taken_on"])
+    except ValueError as exc:
+        st.session_state[TAKEN_ON_PROBLEM] = f"Date not taken: {exc}."
 
 
 # The click only asks for the save; the visit is saved at the top of the next run, after every widget's

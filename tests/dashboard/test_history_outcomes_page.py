@@ -124,3 +124,33 @@ def test_viewer_reads_outcomes_without_forms(app_env):
     assert not [b for b in at.button if b.label in ("Save amendment", "Save histology")]
     assert list(_outcomes(at)["histology"]) == ["Benign"]
     assert not [b for b in at.get("download_button") if "outcomes" in b.label]
+
+
+def test_review_page_saves_the_date_the_images_were_taken(app_env, patient_lesions):
+    """Images from an earlier appointment: the date is checked (not before the birth year), saved with the
+    visit, and Case history dates the visit by it."""
+    app_env.add_user("dr.date", "clinician")
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.text_input(key="login_username").input("dr.date")
+    at.text_input(key="login_password").input(PASSWORD)
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    next(w for w in at.text_input if w.label == "Patient identifier (pseudonymous)").input(IDENT)
+    next(w for w in at.number_input if w.label == "Birth year").set_value(1971)
+    next(b for b in at.button if b.label == "Start review").click().run()
+    at.file_uploader[0].set_value([f.upload() for f in patient_lesions[:2]]).run()
+    at.button(key="run_triage").click().run()
+    assert not at.exception, at.exception
+
+    at.date_input(key="visit_taken_on").set_value(dt.date(2023, 11, 3)).run()
+    assert at.session_state["review"].taken_on == dt.date(2023, 11, 3)
+    at.button(key="save_visit").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["review"].is_saved
+
+    with app_env.store() as store:
+        [patient] = store.search_patients(IDENT)
+        [visit] = store.patient_timeline(patient.id).visits
+    assert visit.taken_on == dt.date(2023, 11, 3) and visit.visit_time.date() == dt.datetime.now(dt.UTC).date()
+    at.switch_page("views/history.py").run()
+    at.text_input(key="history_search").input(IDENT).run()
+    assert "images taken 2023-11-03 (saved " in _texts(at)
