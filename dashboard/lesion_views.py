@@ -17,7 +17,7 @@ from dashboard.textsafe import literal
 from dashboard.wording import pct, reason_lines, score_band
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 
-GALLERY_OPACITY = 0.45
+GALLERY_OPACITY = 0.6  # the colour's weight at the map's maximum (model/cam_overlay.py)
 
 
 def cam_methods() -> list[str]:
@@ -59,9 +59,19 @@ def saliency_link(lesion_key: str, visit_id: int | None = None) -> None:
 
 
 def overlay_image(base: Image.Image, heatmap: Any, opacity: float) -> Image.Image:
+    """The map drawn over the image in proportion to its value: low-attribution pixels stay the original."""
     from model.cam import overlay
 
     return overlay(base, heatmap, opacity)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def colour_scale_png(opacity: float) -> bytes:
+    """The "low → high contribution" bar that goes with an overlay of this opacity."""
+    from dashboard.uploads import png_bytes
+    from model.cam_overlay import colour_scale
+
+    return png_bytes(colour_scale(width=300, height=40, opacity=opacity))
 
 
 def _badges(band_title: str, band_colour: str, outlier: bool, linked: int | None) -> None:
@@ -100,14 +110,23 @@ def lesion_card(
         with c_img:
             method = default_cam_method(cams)
             show = st.toggle(
-                "Grad-CAM overlay",
+                "Saliency overlay",
                 key=f"cam_{image.key}",
                 disabled=method is None,
-                help="Highlights the regions that most raised this lesion's score "
-                + (f"({method})." if method else "(saliency module not installed)."),
+                help="Colours the regions that most raised this lesion's score; the rest of the image is shown "
+                "as it is." + ("" if method else " (The saliency module is not installed.)"),
             )
             shown = image.thumbnail_jpeg()
             if show and method:
+                method = st.selectbox(
+                    "Method",
+                    cams,
+                    index=cams.index(method),
+                    format_func=cam_label,
+                    key=f"cam_method_{image.key}",
+                    label_visibility="collapsed",
+                    help="The default covered the lesion best on average (bench/RESULTS.md).",
+                )
                 try:
                     with st.spinner("Computing the saliency map…"):
                         heat = heatmap_for(state, predictor, sha, method)
@@ -115,6 +134,11 @@ def lesion_card(
                 except Exception as exc:
                     st.error(f"Saliency map unavailable: {type(exc).__name__}: {literal(exc)}")
             st.image(shown, width="stretch")
+            if show and method:
+                st.image(colour_scale_png(GALLERY_OPACITY), width="stretch")
+            caveat = state.source_caveats.get(sha)
+            if caveat:
+                st.warning(caveat, icon=":material/photo_camera:")
             saliency_link(image.key)
         with c_info:
             st.markdown(f"#### #{int(row.rank)} · {literal(image.label)}")

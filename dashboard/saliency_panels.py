@@ -13,24 +13,18 @@ from typing import Any
 import streamlit as st
 from PIL import Image
 
-from dashboard.lesion_views import cam_label, default_cam_method
+from dashboard.lesion_views import cam_label, colour_scale_png, default_cam_method
 from dashboard.navigation import page
 from dashboard.textsafe import literal
 from dashboard.uploads import png_bytes
 from model.cam import COMPARE_BY_DEFAULT
-from model.cam_overlay import OVERLAY_STYLE_LABELS, OVERLAY_STYLES, colour_scale
+from model.cam_overlay import OVERLAY_STYLE_LABELS, OVERLAY_STYLES
 
 PANELS_PER_ROW = 2
 SCALE_NOTE = (
     "Colour shows how much a region raised this lesion's score, from low (the image is left as it is) to high. "
     "Maps are approximate and differ between methods: they show what drove the model, not where a melanoma is."
 )
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def colour_scale_png(opacity: float, style: str) -> bytes:
-    """The "low → high contribution" bar as drawn by the chosen style (contours: full colour lines)."""
-    return png_bytes(colour_scale(width=420, height=46, opacity=1.0 if style == "contours" else opacity))
 
 
 def draw(style: str, image: Image.Image, heat: Any, opacity: float) -> Image.Image:
@@ -72,7 +66,7 @@ def cam_panels(
     style: str = "blend",
 ) -> None:
     """The original beside one overlay per method (two a row), the colour scale above; failures named below."""
-    st.image(colour_scale_png(opacity, style), caption=SCALE_NOTE, width=420)
+    st.image(colour_scale_png(1.0 if style == "contours" else opacity), caption=SCALE_NOTE, width=420)
     panels = [("Original", display, None)]
     failed = []
     for method in methods:

@@ -7,73 +7,22 @@ read from the case store and explained by the model loaded now.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
-from typing import Any
+import logging
 
 import streamlit as st
-from PIL import Image
 
 from dashboard import auth_ui, resources
 from dashboard import components as ui
+from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.history_data import StoredImageError, StoredLesionImage, stored_lesion_image
-from dashboard.lesion_views import cam_label, cam_methods, default_cam_method, heatmap_for, overlay_image
+from dashboard.lesion_views import cam_methods, heatmap_for
 from dashboard.navigation import page
 from dashboard.operating_point import operating_point
+from dashboard.saliency_panels import back_to_review, cam_panels, method_controls
 from dashboard.textsafe import literal
-from dashboard.uploads import png_bytes
 from dashboard.wording import pct, score_band
-from model.cam import COMPARE_BY_DEFAULT
 
 STORED_CACHE = "saliency_stored"  # session_state: ((visit, lesion) query, StoredLesionImage) last opened
-
-
-def method_controls(methods: list[str]) -> tuple[list[str], float]:
-    c1, c2 = st.columns([3, 1.2], vertical_alignment="bottom")
-    chosen = c1.multiselect(
-        "Methods",
-        methods,
-        default=[m for m in COMPARE_BY_DEFAULT if m in methods] or methods[:2],
-        format_func=cam_label,
-        key="saliency_methods",
-        help="Grad-CAM and Grad-CAM++ follow the gradient of the melanoma score; Eigen-CAM shows the dominant "
-        "activation pattern without gradients; Layer-CAM keeps finer detail.",
-    )
-    opacity = c2.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="saliency_opacity")
-    return chosen or [default_cam_method(methods)], opacity
-
-
-def cam_panels(display: Image.Image, heat_of: Callable[[str], Any], methods: list[str], opacity: float, stem: str):
-    """The original beside one overlay per method, each with a PNG download; failures named below."""
-    panels = [("Original", display, None)]
-    failed = []
-    for method in methods:
-        try:
-            with st.spinner(f"Computing {method}…"):
-                heat = heat_of(method)
-            panels.append((cam_label(method), overlay_image(display, heat, opacity), method))
-        except Exception as exc:
-            failed.append(f"{method}: {type(exc).__name__}: {literal(exc)}")
-    per_row = min(4, len(panels))
-    for start in range(0, len(panels), per_row):
-        cols = st.columns(per_row)
-        for col, (title, img, method) in zip(cols, panels[start : start + per_row], strict=False):
-            with col:
-                st.markdown(f"**{title}**")
-                st.image(img, width="stretch")
-                if method and cam_label(method, short=False) != title:
-                    st.caption(cam_label(method, short=False)[len(title) :].strip(" ()").capitalize() + ".")
-                if method:
-                    st.download_button(
-                        "Download PNG",
-                        data=lambda img=img: png_bytes(img),  # encoded on the click, not on every run
-                        file_name=f"{stem}_{method}.png".replace("/", "_").replace(" ", "_"),
-                        mime="image/png",
-                        key=f"download_{method}",
-                        icon=":material/download:",
-                    )
-    for message in failed:
-        st.error(f"Saliency map unavailable — {message}")
 
 
 def open_stored(visit_param: str, lesion_param: str) -> StoredLesionImage:
@@ -91,12 +40,14 @@ def open_stored(visit_param: str, lesion_param: str) -> StoredLesionImage:
         st.stop()
         raise AssertionError("unreachable") from None  # st.stop() raises
     st.session_state[STORED_CACHE] = (wanted, stored)
-    with contextlib.suppress(Exception):  # the audit trail must not block reading a record
+    try:
         store.record_view(
             "image.view",
             stored.visit.patient_id,
             {"page": "saliency", "visit_id": stored.visit.id, "lesion_id": stored.lesion.lesion_id},
         )
+    except STORE_ERRORS as exc:  # the audit trail must not block reading a record; the log says it failed
+        log_swallowed(logging.getLogger(__name__), "the audit entry for a saved image view", exc)
     return stored
 
 
@@ -104,9 +55,9 @@ user = auth_ui.require("patient.read")
 state = ui.review_state()
 st.title("Saliency inspection")
 st.caption(
-    "Where in the image did the model look? Warm colours mark the regions that most raised this lesion's "
-    "score. Saliency maps are approximate and differ between methods: they show what drove the model, not "
-    "where a melanoma is."
+    "Where in the image did the model look? Colour marks the regions that most raised this lesion's score; "
+    "where the map is low the image is shown as it is. Saliency maps are approximate and differ between "
+    "methods: they show what drove the model, not where a melanoma is."
 )
 
 predictor = resources.get_predictor()
@@ -143,7 +94,7 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
         f"from the model that scored this image at that visit. {model_note}",
         icon=":material/model_training:",
     )
-    chosen, opacity = method_controls(methods)
+    chosen, opacity, style = method_controls(methods)
     with st.container(border=True):
         pred = lesion.prediction
         score = (
@@ -160,6 +111,7 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
             chosen,
             opacity,
             f"visit{stored.visit.id}_{lesion.label or stored.key}",
+            style,
         )
     st.stop()
 
@@ -175,6 +127,7 @@ if table.empty:
     st.page_link(page("review"), label="Go to Patient review")
     st.stop()
 
+back_to_review()
 keys = list(table["image_id"])
 wanted = st.query_params.get("lesion")
 default_index = next((i for i, sha in enumerate(keys) if wanted and sha.startswith(wanted)), 0)
@@ -187,7 +140,7 @@ row = next(table[table["image_id"] == sha].itertuples())
 op = operating_point(predictor.config)
 band = score_band(float(row.p_melanoma), op.threshold, float(row.p_spread))
 
-chosen, opacity = method_controls(methods)
+chosen, opacity, style = method_controls(methods)
 image = state.images[sha]
 with st.container(border=True):
     st.markdown(
@@ -201,4 +154,5 @@ with st.container(border=True):
         chosen,
         opacity,
         image.label or sha[:12],
+        style,
     )

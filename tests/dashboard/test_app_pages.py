@@ -179,7 +179,7 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     assert "TTA spread" in page
     assert "Operating threshold" in page
 
-    # Grad-CAM overlay of the top lesion.
+    # Saliency overlay of the top lesion: the registry's default method, then another one chosen on the card.
     top = state.images[table.iloc[0]["image_id"]]
     n_images = len(at.image)
     at.toggle(key=f"cam_{top.key}").set_value(True)
@@ -189,7 +189,10 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
 
     assert (top.sha256, DEFAULT_METHOD) in state.heatmaps  # the gallery toggle shows the registry's default
     assert not any("Saliency map unavailable" in shown(e.value) for e in at.error)
-    assert len(at.image) == n_images
+    assert len(at.image) == n_images + 1  # the overlay replaces the thumbnail; its colour scale joins it
+    at.selectbox(key=f"cam_method_{top.key}").set_value("layercam").run()
+    assert not at.exception, at.exception
+    assert (top.sha256, "layercam") in state.heatmaps
 
     # Decisions, then save.
     at.pills(key=f"decision_{top.key}").set_value("biopsy")
@@ -310,10 +313,15 @@ def test_saliency_page(app_env, patient_lesions):
     assert not at.exception, at.exception
     methods = at.multiselect(key="saliency_methods").value
     assert len(methods) >= 2
-    assert len(at.image) >= 1
+    assert len(at.image) == 2 + len(methods)  # the colour scale, the original and one overlay per method
+    captions = [im.caption for element in at.image for im in element.proto.imgs]
+    assert any("from low (the image is left as it is) to high" in c for c in captions)  # the colour scale
     assert [b.label for b in at.get("download_button")] == ["Download PNG"] * len(methods)
     assert not any("unavailable" in shown(e.value) for e in at.error)
+    assert any(link.value == "Back to the review in progress" for link in at.page_link)
     at.slider(key="saliency_opacity").set_value(0.8).run()
+    assert not at.exception, at.exception
+    at.radio(key="saliency_style").set_value("contours").run()
     assert not at.exception, at.exception
 
 
@@ -389,13 +397,13 @@ def test_saliency_of_a_lesion_from_a_saved_visit(app_env, patient_lesions):
     assert f"**Lesion #{top.lesion_id} {top.label}** · {top.site}" in page
     methods = at.multiselect(key="saliency_methods").value
     assert len(methods) >= 2
-    assert len(at.image) == 1 + len(methods)  # the original + one overlay per method
+    assert len(at.image) == 2 + len(methods)  # the colour scale, the original + one overlay per method
     assert [b.label for b in at.get("download_button")] == ["Download PNG"] * len(methods)
     assert not at.error, [shown(e.value) for e in at.error]
     assert any(link.value == "Back to case history" for link in at.page_link)
     at.slider(key="saliency_opacity").set_value(0.8).run()
     assert not at.exception, at.exception
-    assert len(at.image) == 1 + len(methods)
+    assert len(at.image) == 2 + len(methods)
 
     # A stored file that has gone missing: a clear error, not a stack trace.
     store = app_env.store()
