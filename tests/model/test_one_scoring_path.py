@@ -24,6 +24,7 @@ def default_predictor():
     return Predictor.from_checkpoint(None, device="cpu")
 
 
+@pytest.mark.slow  # the shipped model on real photos, one of them 4000x3000
 def test_cli_and_dashboard_agree_on_a_512px_isic_image_and_a_4000x3000_photo(datasets_dir, tmp_path, default_predictor):
     from dashboard.patient_form import PatientContext
     from dashboard.review_state import ReviewState
@@ -72,10 +73,10 @@ def _checkpoint_with(fresh_checkpoint, tmp_path, inference):
     return folder
 
 
-def test_tta_is_a_property_of_the_model_used_by_cli_and_triage(fresh_checkpoint, datasets_dir, tmp_path):
+def test_tta_is_a_property_of_the_model_used_by_cli_and_triage(tiny_checkpoint, datasets_dir, tmp_path):
     from model.triage import LesionInput, triage_patient
 
-    folder = _checkpoint_with(fresh_checkpoint, tmp_path, {"tta": 3})
+    folder = _checkpoint_with(tiny_checkpoint, tmp_path, {"tta": 3})  # plumbing: a tiny network will do
     predictor = Predictor.from_checkpoint(folder, device="cpu")
     assert predictor.tta == 3
     images = tmp_path / "imgs"
