@@ -1,16 +1,16 @@
-"""Case history without Streamlit: the tables of visits and decisions, the visit picker's labels, the
+"""Case history without Streamlit: the table of visits (decisions: outcomes.py), the visit picker's labels, the
 export's file name, and a saved visit's lesion image resolved for the saliency page."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from PIL import Image
 
+from dashboard.outcomes import visit_date_text
 from dashboard.patient_form import PatientContext
 from dashboard.store.api import NotFoundError
 from dashboard.uploads import DISPLAY_PX
@@ -29,7 +29,7 @@ def timeline_table(timeline: PatientTimeline) -> pd.DataFrame:
         rows.append(
             {
                 "visit": visit.number or visit.id,
-                "date": visit.visit_time.astimezone().strftime("%Y-%m-%d %H:%M"),
+                "date": visit_date_text(visit),  # the day the images were taken, as the visits are ordered
                 "clinician": visit.clinician,
                 "lesions": len(visit.lesions),
                 "highest P(melanoma)": top.p_melanoma if top else None,
@@ -38,22 +38,6 @@ def timeline_table(timeline: PatientTimeline) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def decisions_table(decisions: Sequence[Any]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "date": d.visit_time.astimezone().strftime("%Y-%m-%d"),
-                "lesion": f"#{d.lesion_number or d.lesion_id} {d.lesion_label}",
-                "site": d.site,
-                "decision": d.action,
-                "comment": d.comment,
-                "clinician": d.clinician,
-            }
-            for d in reversed(list(decisions))
-        ]
-    )
 
 
 def visit_choice_label(visit: VisitView) -> str:
