@@ -301,6 +301,45 @@ def region_from_selection(selection_event: Any) -> str | None:
     return keys.pop() if keys else None
 
 
+@dataclass(frozen=True)
+class Placement:
+    """What a click on the review's body map did: the region clicked (None: none), the images placed there,
+    and the message for the clinician (``kind``: Streamlit's alert name)."""
+
+    region: str | None
+    placed: tuple[str, ...]
+    kind: str
+    message: str
+
+
+def place_selected(state: Any, selection_event: Any, picked: Sequence[str]) -> Placement:
+    """Place the review's ``picked`` images (SHA-256 keys) on the region a click chose. ``state`` is a
+    dashboard.review_state.ReviewState; each image's site becomes the region's model site."""
+    try:
+        key = region_from_selection(selection_event)
+    except ValueError as exc:
+        return Placement(None, (), "error", str(exc))
+    if key is None:
+        return Placement(None, (), "", "")
+    chosen = REGIONS[key]
+    if not picked:
+        return Placement(
+            key,
+            (),
+            "info",
+            f"{chosen.label} chosen, but no image is selected: tick “Select for the body map” on the images "
+            "first, then click the region.",
+        )
+    for sha in picked:
+        state.set_body_region(sha, key)
+    return Placement(
+        key,
+        tuple(picked),
+        "success",
+        f"{len(picked)} image(s) placed on {chosen.label}: anatomic site “{chosen.site}”.",
+    )
+
+
 # ---------------------------------------------------------------- grouping
 
 

@@ -6,7 +6,7 @@ import contextlib
 
 import streamlit as st
 
-from dashboard import auth_ui, follow_up_ui, outcomes_ui, report_data, resources
+from dashboard import auth_ui, body_map_ui, follow_up_ui, outcomes_ui, report_data, resources
 from dashboard import components as ui
 from dashboard.follow_up import lesion_histories
 from dashboard.history_data import export_filename, timeline_table, visit_choice_label
@@ -75,8 +75,8 @@ st.caption(
 histories = lesion_histories(timeline)  # each lesion's images and scores by visit, from the timeline read above
 follow_up_ui.history_rise_summary(histories)
 
-visits_tab, trend_tab, decisions_tab, outcomes_tab, export_tab = st.tabs(
-    ["Visits", "Lesion over time", "Decisions", "Histology & outcomes", "Export"]
+visits_tab, map_tab, trend_tab, decisions_tab, outcomes_tab, export_tab = st.tabs(
+    ["Visits", "Body map", "Lesion over time", "Decisions", "Histology & outcomes", "Export"]
 )
 
 with visits_tab:
@@ -116,6 +116,9 @@ with visits_tab:
         for lesion in visit.lesions:
             same_model = lesion.prediction is not None and lesion.prediction.model_id == current_model
             visit_lesion_card(lesion, current_threshold if same_model else None, visit.id)
+
+with map_tab:  # where the lesions are, coloured by their latest score
+    body_map_ui.history_map(lesions, current_threshold)
 
 with trend_tab:  # two visits side by side (aligned overlay or difference) and the score trend with its band
     follow_up_ui.history_comparison(histories, current_threshold)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import streamlit as st
 
-from dashboard import auth_ui, follow_up_ui, resources
+from dashboard import auth_ui, body_map_ui, follow_up_ui, resources
 from dashboard import components as ui
 from dashboard.choices import SEX_OPTIONS, SITES
 from dashboard.lesion_views import cam_methods, lesion_card
@@ -359,6 +359,7 @@ def _images_section() -> None:
         icon=":material/photo_library:",
     ):
         _image_grid(locked)
+    body_map_ui.review_panel(state, op.threshold, locked)
 
 
 def _image_grid(locked: bool) -> None:
@@ -398,6 +399,7 @@ def _image_grid(locked: bool) -> None:
                     on_change=_on_site,
                     args=(image.sha256, f"site_{image.key}"),
                 )
+                body_map_ui.pick_checkbox(state, image.sha256, locked)
                 if len(lesion_ids) > 1:
                     link_key = link_widget_key(image)
                     current = image.existing_lesion_id or NEW_LESION
@@ -526,8 +528,11 @@ def _results_section() -> None:
             if shown.empty:
                 st.info("No lesion is flagged.")
             cams = cam_methods()
-            for row in shown.itertuples():
-                lesion_card(state, row, op.threshold, predictor, cams, editable=not state.is_saved)
+            for title, rows in body_map_ui.gallery_groups(shown, body_map_ui.group_toggle()):
+                if title:
+                    st.markdown(f"**{literal(title)}**")
+                for row in rows:
+                    lesion_card(state, row, op.threshold, predictor, cams, editable=not state.is_saved)
     if duck_map.open:
         with duck_map:
             st.caption(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard.body_map import place_selected
 from dashboard.patient_form import PatientContext
 from dashboard.review_draft import resume_draft
 from dashboard.review_state import ReviewState
@@ -117,3 +118,32 @@ def test_the_region_is_saved_with_the_lesion_and_shown_in_the_gallery_table(pati
     regions = sorted((les.site, les.body_region) for les in lesions)
     assert ("upper extremity", "left_forearm_back") in regions
     assert len(regions) == 2 and sum(r is None for _, r in regions) == 1
+
+
+def _click(key):
+    return {"selection": {"points": [{"curve_number": 0, "point_index": 0, "customdata": [key, "label", "site"]}]}}
+
+
+def test_a_click_places_the_selected_images_and_says_so(patient_lesions):
+    state = _state(patient_lesions, n=3)
+    a, b, c = list(state.images)
+    placement = place_selected(state, _click("left_sole"), [a, b])
+    assert placement.region == "left_sole" and set(placement.placed) == {a, b} and placement.kind == "success"
+    assert "2 image(s) placed on Left sole" in placement.message and "palms/soles" in placement.message
+    assert state.body_regions == {a: "left_sole", b: "left_sole"}
+    assert state.images[a].site == state.images[b].site == "palms/soles" and c not in state.body_regions
+
+
+def test_a_click_with_nothing_selected_or_a_bad_payload_changes_nothing(patient_lesions):
+    state = _state(patient_lesions)
+    sites = {s: i.site for s, i in state.images.items()}
+    nothing = place_selected(state, _click("chest"), [])
+    assert (nothing.region, nothing.placed, nothing.kind) == (
+        "chest",
+        (),
+        "info",
+    ) and "no image is selected" in nothing.message
+    bad = place_selected(state, _click("elbow_wing"), list(state.images))
+    assert bad.kind == "error" and "unknown body region" in bad.message
+    assert place_selected(state, {"selection": {"points": []}}, list(state.images)).kind == ""
+    assert not state.body_regions and {s: i.site for s, i in state.images.items()} == sites

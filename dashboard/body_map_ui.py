@@ -1,0 +1,132 @@
+"""The body map on the pages (Streamlit): the review's panel where selected images are placed by clicking a
+region, the per-card pick box, the gallery's grouping by region, and the case history's map. The figure,
+the click decoding and the grouping live in dashboard/body_map.py (no Streamlit)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import streamlit as st
+
+from dashboard.body_map import (
+    body_map_figure,
+    group_by_region,
+    place_selected,
+    review_lesions_on_map,
+    saved_lesions_on_map,
+)
+from dashboard.textsafe import literal
+from data.body_sites import REGIONS
+
+PICK = "bodymap_pick_"  # + image key: the card's "select for the body map" box
+NOTICE = "bodymap_notice"
+LAST_REGION = "bodymap_region"
+GENERATION = "bodymap_generation"  # bumped after each placement: a new chart starts with no selection
+CHART_CONFIG = {"displayModeBar": False}
+
+
+def region_text(key: str | None) -> str:
+    return f"{REGIONS[key].label} ({REGIONS[key].site})" if key in REGIONS else "not placed on the body map"
+
+
+def pick_checkbox(state: Any, sha256: str, locked: bool) -> None:
+    """On an image card: the image's region, and the box that selects it for the next click on the map."""
+    image = state.images[sha256]
+    st.caption(f":material/accessibility_new: {region_text(state.body_regions.get(sha256))}")
+    if not locked:
+        st.checkbox("Select for the body map", key=f"{PICK}{image.key}")
+
+
+def _picked(state: Any) -> list[str]:
+    return [sha for sha, image in state.images.items() if st.session_state.get(f"{PICK}{image.key}")]
+
+
+def _place(state: Any, chart_key: str) -> None:
+    """The chart's on_select callback: the clicked region goes to every selected image."""
+    placement = place_selected(state, st.session_state.get(chart_key), _picked(state))
+    if placement.region is not None:
+        st.session_state[LAST_REGION] = placement.region
+        st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1  # the next click starts afresh
+    for sha in placement.placed:
+        image = state.images[sha]
+        st.session_state[f"site_{image.key}"] = image.site  # the card's site box shows the new site
+        st.session_state[f"{PICK}{image.key}"] = False
+    if placement.kind:
+        st.session_state[NOTICE] = (placement.kind, placement.message)
+
+
+def _notice() -> None:
+    kind, text = st.session_state.pop(NOTICE, (None, None))
+    if kind:
+        getattr(st, kind)(literal(text))
+
+
+def review_panel(state: Any, threshold: float | None, locked: bool) -> None:
+    """The review's body map: this visit's images at their regions; click a region to place the selected ones."""
+    picked = _picked(state)
+    # Open while images are being set up (like the image grid above), or when images are selected for it.
+    expanded = not locked and (state.result is None or state.result_is_stale or bool(picked))
+    with st.expander("Body map", expanded=expanded, icon=":material/accessibility_new:"):
+        if locked:
+            st.caption("Where this visit's lesions are. The review is saved: regions can no longer change here.")
+        elif picked:
+            st.markdown(f"**{len(picked)} image(s) selected** — click a region to place them.")
+        else:
+            st.caption(
+                "Tick “Select for the body map” on one or more images above, then click a region: the "
+                "images are placed there and their anatomic site is set to the region's, which the model uses."
+            )
+        _notice()
+        scores = {}
+        if state.result is not None and not state.result_is_stale:
+            table = state.scored_table()
+            scores = dict(zip(table["image_id"], table["p_melanoma"], strict=True))
+        labels = {sha: image.label or image.filename for sha, image in state.images.items()}
+        lesions = review_lesions_on_map(labels, state.body_regions, scores)
+        fig = body_map_figure(lesions, st.session_state.get(LAST_REGION), threshold)
+        chart_key = f"body_map_{st.session_state.get(GENERATION, 0)}"
+        if locked:
+            st.plotly_chart(fig, key=chart_key, config=CHART_CONFIG)
+        else:
+            st.plotly_chart(
+                fig,
+                key=chart_key,
+                on_select=lambda: _place(state, chart_key),
+                selection_mode="points",
+                config=CHART_CONFIG,
+            )
+
+
+def group_toggle() -> bool:
+    return st.toggle("Group by body region", key="gallery_by_region", help="Lesions under their region, in rank order.")
+
+
+def gallery_groups(table: Any, by_region: bool) -> Iterator[tuple[str | None, list[Any]]]:
+    """The ranked gallery's rows, in one run (title None) or grouped by the images' body regions."""
+    rows = list(table.itertuples())
+    if not by_region:
+        yield None, rows
+        return
+    for group in group_by_region(rows, region_of=lambda row: getattr(row, "body_region", None)):
+        yield group.title, group.items
+
+
+def history_map(lesions: list[Any], threshold: float | None) -> None:
+    """The case history's map: the patient's lesions at their regions, coloured by their latest score."""
+    placed, unplaced = saved_lesions_on_map(lesions)
+    if not placed:
+        st.info("None of this patient's lesions is placed on the body map yet (place them during a review).")
+    else:
+        st.plotly_chart(body_map_figure(placed, threshold=threshold), key="history_body_map", config=CHART_CONFIG)
+    if unplaced and placed:
+        names = ", ".join(f"#{les.number or les.id} {les.label}" for les in unplaced)
+        st.caption(f"Not on the map yet: {literal(names)}.")
+    groups = group_by_region(lesions)
+    if placed:
+        rows = [
+            {"region": group.title, "lesion": f"#{les.number or les.id} {les.label}", "site": les.site}
+            for group in groups
+            for les in group.items
+        ]
+        st.dataframe(rows, hide_index=True, key="history_regions_table")
