@@ -36,6 +36,7 @@ from dashboard.store.api import CaseStore, ExportFormat
 from dashboard.store.models import NAME_MAX, ROLES, USERNAME_MAX, AppUser, AuditEvent
 from dashboard.store.records import AuditRecord, ReviewToSave
 from data import settings
+from data.errors import TriageError
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +56,11 @@ _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("not a real password, only for equal timing")
 
 
-class AccessDenied(PermissionError):
+class AccessDenied(TriageError, PermissionError):
     """The signed-in user's role does not allow this."""
 
 
-class LoginFailed(Exception):
+class LoginFailed(TriageError):
     """Sign-in refused; the message is safe to show (it does not say whether the username exists)."""
 
 

@@ -14,16 +14,18 @@ of an active local account, whose role applies.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
 from dataclasses import dataclass
 
 import streamlit as st
 
 from dashboard.auth import AccessDenied, Accounts, AuthUser, LoginFailed
+from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.textsafe import literal
 from data import settings
 
+logger = logging.getLogger(__name__)
 SESSION_KEY = "_signed_in"
 NOTICE_KEY = "_sign_in_notice"
 BOOTSTRAP_COMMAND = ".venv/bin/python -m dashboard.users add YOUR-USERNAME --role admin --name 'Your Name'"
@@ -63,8 +65,10 @@ def _start(user: AuthUser, via: str) -> None:
 def sign_out(accounts: Accounts | None, action: str = "auth.logout", notice: str | None = None) -> None:
     session = st.session_state.get(SESSION_KEY)
     if isinstance(session, SignedIn) and accounts is not None:
-        with contextlib.suppress(Exception):  # signing out must work even when the audit write fails
+        try:
             accounts.record(session.user, action)
+        except STORE_ERRORS as exc:  # signing out must work even when the audit write fails; the log says so
+            log_swallowed(logger, f"the audit entry for {action}", exc)
     for key in list(st.session_state.keys()):
         del st.session_state[key]
     if notice:
@@ -120,7 +124,7 @@ def require(permission: str) -> AuthUser:
 def sso_configured() -> bool:
     try:
         return "auth" in st.secrets
-    except Exception:  # no secrets.toml
+    except FileNotFoundError:  # no secrets.toml (Streamlit's StreamlitSecretNotFoundError is one)
         return False
 
 
@@ -129,7 +133,9 @@ def _sso_user(accounts: Accounts) -> AuthUser | None:
         return None
     try:
         logged_in = bool(st.user.is_logged_in)
-    except Exception:
+    except Exception as exc:  # broad on purpose: an incomplete [auth] section fails inside Streamlit's OIDC
+        # code in many ways; the password sign-in must still work, and the log says why SSO did not
+        log_swallowed(logger, "reading the single sign-on user", exc)
         return None
     if not logged_in:
         return None

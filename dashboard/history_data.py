@@ -14,6 +14,7 @@ from dashboard.outcomes import visit_date_text
 from dashboard.patient_form import PatientContext
 from dashboard.store.api import NotFoundError
 from dashboard.uploads import DISPLAY_PX
+from data.errors import TriageError
 from data.hashing import sha256_bytes as sha256_of
 from data.images import ImageDecodeError, decode_image
 
@@ -47,7 +48,7 @@ def visit_choice_label(visit: VisitView) -> str:
     )
 
 
-class StoredImageError(LookupError):
+class StoredImageError(TriageError, LookupError):
     """A saved lesion image cannot be shown; the message says why, in the clinician's words."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.store import config as store_config
 from data import settings
@@ -86,7 +87,7 @@ def try_get_predictor() -> tuple[Any | None, str | None]:
         return None, problem
     try:
         return _load_predictor(str(checkpoint_folder().resolve())), None
-    except Exception as exc:
+    except Exception as exc:  # broad on purpose, as in get_predictor: torch/safetensors/timm raise many kinds
         logger.exception("model checkpoint could not be loaded")
         return None, f"the model could not be loaded ({exc})"
 
@@ -172,7 +173,7 @@ def _safe_url(url: str) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except (SQLAlchemyError, ValueError):  # ArgumentError: not a database URL
         return "(unparseable database URL)"
 
 
@@ -192,7 +193,8 @@ def get_store() -> Any:
     url, data_dir = store_location()
     try:
         return _open_store(url, data_dir)
-    except Exception as exc:
+    except Exception as exc:  # broad on purpose: opening connects (driver errors), migrates (Alembic's own
+        # errors) and creates folders; the page must show which, never a stack trace
         logger.exception("case store could not be opened")
         read_only = any(word in str(exc).lower() for word in ("readonly", "read-only", "read only"))
         _stop_with(
@@ -214,7 +216,7 @@ def try_get_store() -> tuple[Any | None, str | None]:
     url, data_dir = store_location()
     try:
         return _open_store(url, data_dir), None
-    except Exception as exc:
+    except Exception as exc:  # broad on purpose, as in get_store
         logger.exception("case store could not be opened")
         return None, f"the case database at {_safe_url(url)} could not be opened ({_first_line(exc)})"
 

@@ -6,10 +6,10 @@ call its methods; it needs no Streamlit.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ import pandas as pd
 
 from dashboard.choices import DECISIONS, SITES
 from dashboard.earlier_lesions import embed_earlier, lesions_to_compare, upload_caveats
+from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.patient_form import NEW_LESION, PatientContext
 from dashboard.store import validation
 from dashboard.store.records import LesionReview, ReviewToSave
@@ -34,6 +35,7 @@ from dashboard.uploads import (
 )
 from dashboard.wording import is_nan
 from data.body_sites import REGIONS, model_site
+from data.errors import TriageError
 from data.hashing import sha256_bytes as sha256_of
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class IngestReport:
     problems: list[UploadProblem] = field(default_factory=list)
 
 
-class ReviewNotReady(ValueError):
+class ReviewNotReady(TriageError, ValueError):
     """The review cannot be saved yet; the message says why, in the clinician's words."""
 
 
@@ -433,11 +435,14 @@ class ReviewState:
         self.saved_visit_id = visit_id
         self.problems = []  # upload messages were about the work in progress, which is now saved
         # The visit is saved; what follows only serves display (its number) and links to the history page.
-        with contextlib.suppress(Exception):
+        try:
             saved = store.load_visit(visit_id)
-            self.saved_visit_number = getattr(saved, "number", None) or None
-            if self.patient is not None and self.patient.patient_id is None:
-                self.patient.patient_id = saved.patient_id
+        except STORE_ERRORS as exc:
+            log_swallowed(logging.getLogger(__name__), "reading back the saved visit", exc)
+            return visit_id
+        self.saved_visit_number = getattr(saved, "number", None) or None
+        if self.patient is not None and self.patient.patient_id is None:
+            self.patient.patient_id = saved.patient_id
         return visit_id
 
     # ------------------------------------------------------------ server-side draft (issue: reload lost work)

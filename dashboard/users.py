@@ -27,7 +27,7 @@ from dashboard.store.models import ROLES
 def _actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
-    except Exception:
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
         return "cli"
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         store = CaseStore.from_url(config.database_url(args.database_url), config.data_dir(None))
-    except Exception as exc:
+    except Exception as exc:  # broad on purpose, as the dashboard's get_store: connect, migrate, folders
         print(f"error: could not open the case database: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     accounts = Accounts(store)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from data.errors import TriageError
 from data.settings import LIMITS
 
 # The one pixel limit of every input (data/settings.py: 100 megapixels).
@@ -46,7 +47,7 @@ SINGLE_PICTURE_MULTIFRAME = {"MPO"}
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated upload must fail loudly, not be padded grey
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(TriageError, ValueError):
     def __init__(self, name: str, reason: str):
         super().__init__(f"{name}: {reason}")
         self.name = name

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from data import settings
+from data.errors import TriageError
 from data.images import image_extensions
 from data.schema import (
     RECORD_COLUMNS,
@@ -27,7 +28,7 @@ from data.schema import (
 logger = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(TriageError, ValueError):
     """A dataset that cannot be used as given; the message says exactly why."""
 
 

@@ -34,6 +34,7 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from data.errors import TriageError
 from model.cam_overlay import attribution_overlay
 from model.checkpoint import weights_digest
 from model.network import MelanomaLogit
@@ -67,7 +68,7 @@ CACHE_SIZE = 256
 BATCH_SIZE = 8
 
 
-class CamError(RuntimeError):
+class CamError(TriageError, RuntimeError):
     pass
 
 

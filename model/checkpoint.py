@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
+from data.errors import TriageError
 from data.hashing import sha256_bytes, sha256_file
 from data.settings import DEFAULT_CHECKPOINT, REPO_ROOT
 from model.network import MelanomaNet, NetworkConfig
@@ -31,7 +32,7 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TriageError, ValueError):
     pass
 
 

@@ -24,10 +24,11 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from data.errors import TriageError
 from model.network import MelanomaNet, NetworkConfig
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(TriageError, RuntimeError):
     pass
 
 

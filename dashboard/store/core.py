@@ -22,6 +22,7 @@ from dashboard.store.files import BlobStore
 from dashboard.store.migrate import upgrade_to_head
 from dashboard.store.models import AuditEvent, Lesion, Patient, Visit
 from dashboard.store.records import AuditRecord
+from data.errors import TriageError
 from data.images import MAX_PIXELS
 
 # The one pixel limit of every image input (data.images.MAX_PIXELS, 100 MP): what the dashboard's upload
@@ -31,7 +32,7 @@ DEFAULT_MAX_IMAGE_PIXELS = MAX_PIXELS
 ExportFormat = Literal["csv", "json"]
 
 
-class NotFoundError(LookupError):
+class NotFoundError(TriageError, LookupError):
     """A patient, visit, lesion, image or decision id that the store does not have."""
 
 

@@ -21,6 +21,8 @@ import warnings
 
 from PIL import Image, ImageOps
 
+from data.errors import TriageError
+
 # JPEG markers without a length field.
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
@@ -30,7 +32,7 @@ _PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 _EXIF_ORIENTATION = 0x0112
 
 
-class MetadataError(ValueError):
+class MetadataError(TriageError, ValueError):
     """The image could not be cleaned (a malformed JPEG structure)."""
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 
 import streamlit as st
 
 from dashboard import auth_ui, body_map_ui, follow_up_ui, outcomes_ui, report_data, resources
 from dashboard import components as ui
+from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.follow_up import lesion_histories
 from dashboard.history_data import export_filename, timeline_table, visit_choice_label
 from dashboard.lesion_views import visit_lesion_card
@@ -15,6 +16,7 @@ from dashboard.outcomes import visit_date_text
 from dashboard.textsafe import literal
 from dashboard.wording import pct
 
+logger = logging.getLogger(__name__)
 user = auth_ui.require("patient.read")
 store = resources.get_user_store()  # role-checked and attributed; a clear page when the database is down
 st.title("Case history")
@@ -28,7 +30,7 @@ linked_id = st.query_params.get("patient_id")
 if linked_id and linked_id.isdigit() and "history_search" not in st.session_state:
     try:
         st.session_state["history_search"] = store.get_patient(int(linked_id)).identifier
-    except Exception:
+    except STORE_ERRORS:  # NotFoundError (a stale link) or the database: either way, say so and let them search
         st.warning("The linked patient was not found.")
 query = st.text_input("Search patients by identifier", key="history_search", placeholder="part of the identifier")
 if not query.strip():
@@ -36,8 +38,10 @@ if not query.strip():
     st.stop()
 matches = store.search_patients(query)
 if st.session_state.get("history_searched") != query.strip():  # one audit entry per search (ids, not text)
-    with contextlib.suppress(Exception):
+    try:
         store.record_view("patient.search", None, {"page": "history", "patient_ids": [p.id for p in matches]})
+    except STORE_ERRORS as exc:  # the audit trail must not block the search; the log says it failed
+        log_swallowed(logger, "the audit entry for a patient search", exc)
     st.session_state["history_searched"] = query.strip()
 if not matches:
     st.warning(f"No patient identifier contains “{literal(query.strip())}”.")
@@ -53,8 +57,10 @@ patient = st.selectbox(
 )
 timeline = store.patient_timeline(patient.id)
 if st.session_state.get("history_audited") != patient.id:  # one audit entry per patient opened
-    with contextlib.suppress(Exception):  # the audit trail must not block reading a record
+    try:
         store.record_view("patient.view", patient.id, {"page": "history"})
+    except STORE_ERRORS as exc:  # the audit trail must not block reading a record; the log says it failed
+        log_swallowed(logger, "the audit entry for a record view", exc)
     st.session_state["history_audited"] = patient.id
 lesions = store.list_lesions(patient.id)
 

@@ -17,6 +17,7 @@ from dashboard.model_evidence import (
 )
 from dashboard.operating_point import SCREENING_PREVALENCE, operating_point
 from dashboard.wording import pct
+from data.errors import TriageError
 
 DATASETS = pd.DataFrame(
     [
@@ -82,7 +83,7 @@ else:
         from model.checkpoint import read_config
 
         config = read_config(folder)
-    except Exception as exc:
+    except (TriageError, OSError) as exc:  # CheckpointError: missing, not JSON, not a checkpoint's config
         st.error(f"The checkpoint's config.json cannot be read: {exc}", icon=":material/error:")
 
 network = config.get("network") or {}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import streamlit as st
 
 from dashboard import auth_ui, body_map_ui, follow_up_ui, resources
 from dashboard import components as ui
 from dashboard.choices import SEX_OPTIONS, SITES
+from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.lesion_views import cam_methods, lesion_card
 from dashboard.navigation import page
 from dashboard.operating_point import operating_point
@@ -27,6 +29,7 @@ from dashboard.uploads import UPLOAD_FILE_MB, UploadProblem, upload_help, upload
 from dashboard.wording import pct
 from data.settings import LIMITS
 
+logger = logging.getLogger(__name__)
 user = auth_ui.require("patient.write")  # viewers never get here (the page is not in their navigation)
 state = ui.review_state()
 predictor = resources.get_predictor()  # stops with a "No model installed" page when there is none
@@ -105,7 +108,8 @@ def _offer_draft() -> bool:
         return False
     try:
         draft = store.load_draft()
-    except Exception:
+    except STORE_ERRORS as exc:
+        log_swallowed(logger, "reading the kept review", exc)
         return False  # the offer must not block starting a review
     if draft is None:
         return False
@@ -121,7 +125,7 @@ def _offer_draft() -> bool:
     if resume:
         try:
             resumed = resume_draft(draft, store)
-        except Exception as exc:
+        except STORE_ERRORS as exc:  # the patient gone from the store, the draft unreadable (ValueError)
             st.error(f"The kept review could not be resumed: {literal(exc)}", icon=":material/error:")
             return True
         ui.reset_review()
@@ -152,7 +156,8 @@ def _keep_draft() -> None:
         elif kept is not None:  # this tab's draft was saved as a visit or discarded
             store.delete_draft()
             st.session_state[DRAFT_FINGERPRINT] = None
-    except Exception as exc:
+    except STORE_ERRORS as exc:
+        log_swallowed(logger, "keeping the review in progress as a draft", exc)
         st.warning(
             f"The review in progress could not be kept on the server ({type(exc).__name__}); "
             "it is still here, but a reload would lose it.",
@@ -464,7 +469,9 @@ def _triage_section() -> None:
         except ReviewNotReady as exc:
             st.error(str(exc))
             return
-        except Exception as exc:  # shown as a message, never a stack trace
+        except Exception as exc:  # broad on purpose: the model stack (torch, timm, PIL) raises many kinds, and
+            # the page must show a message, never a stack trace, and keep the review; the log keeps where it failed
+            log_swallowed(logger, "the triage", exc)
             st.error(f"The triage could not run: {type(exc).__name__}: {literal(exc)}", icon=":material/error:")
             return
         bar.empty()
@@ -646,7 +653,8 @@ def _save_if_requested() -> None:
         st.session_state[SAVE_PROBLEM] = (str(exc), None)
     except ValueError as exc:
         st.session_state[SAVE_PROBLEM] = (f"The visit was not saved: {literal(exc)}", ":material/error:")
-    except Exception as exc:
+    except STORE_ERRORS as exc:  # the database or the image files; ValueError (rejected input) is caught above
+        log_swallowed(logger, "saving the visit", exc)
         st.session_state[SAVE_PROBLEM] = (
             f"The visit was not saved (database error: {type(exc).__name__}). Nothing was written; "
             "your review is still here — try again.",
