@@ -16,10 +16,27 @@ from dashboard.wording import pct
 BAND_NAME = "± 2 × TTA spread"
 
 
+NICE_TOPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def zoomed_top(values: list[float], threshold: float | None) -> float:
+    """The smallest of NICE_TOPS above every value and the threshold (with a little headroom)."""
+    needed = 1.15 * max([*values, threshold or 0.0, 1e-9])
+    return next((top for top in NICE_TOPS if top >= needed), 1.0)
+
+
 def lesion_trend(
-    lesion: LesionHistory, threshold: float | None, margin: RiseMargin, title: str | None = None
+    lesion: LesionHistory,
+    threshold: float | None,
+    margin: RiseMargin,
+    title: str | None = None,
+    zoom: bool = False,
 ) -> go.Figure:
-    """The lesion's P(melanoma) at each scored visit, its band, the threshold and the rise flags."""
+    """The lesion's P(melanoma) at each scored visit, its band, the threshold and the rise flags.
+
+    ``zoom``: the P(melanoma) axis ends just above the band and the threshold instead of at 100% (the
+    calibrated scores are often a few per cent, flat on a 0–100% axis); the axis title says so.
+    """
     scored = [v for v in lesion.visits if v.p_melanoma is not None]
     fig = score_trend(scored, threshold, title)
     if not scored:
@@ -65,4 +82,14 @@ def lesion_trend(
     fig.add_traces(extra)
     count = len(extra)
     fig.data = fig.data[-count:][:2] + fig.data[:-count] + fig.data[-count:][2:]
+    if zoom:
+        top = zoomed_top(upper, threshold)
+        if top < 1.0:
+            fig.update_layout(
+                yaxis={
+                    "range": [0, top],
+                    "tickformat": ".1%" if top <= 0.05 else ".0%",
+                    "title": {"text": f"P(melanoma), axis zoomed to 0–{top:.0%}"},
+                }
+            )
     return fig

@@ -40,6 +40,7 @@ PICKER_FOR = "follow_up_picker_for"  # sha256 of the image whose picker dialog i
 PICK_ERROR = "follow_up_pick_error"
 HISTORIES = "follow_up_histories"
 VIEWS = ("Side by side", "Aligned overlay", "Difference")
+ZOOM_BELOW = 0.25  # the trend's axis starts zoomed when every score is below this
 
 
 def rise_margin() -> RiseMargin:
@@ -68,7 +69,7 @@ def _thumbnail_jpeg(path: str, sha256: str, px: int) -> bytes | None:
     if image is None:
         return None
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=88)
+    fit_into_box(image, px).save(buffer, format="JPEG", quality=88)  # square: the cards line up
     return buffer.getvalue()
 
 
@@ -179,7 +180,8 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
     taken = {i.existing_lesion_id for s, i in state.images.items() if s != sha and i.existing_lesion_id}
     head_img, head_text = st.columns([1, 3], vertical_alignment="center")
     head_img.image(image.thumbnail_jpeg(), width="stretch")
-    head_text.markdown(f"**This image:** {literal(image.filename)} · {image.site}")
+    site = "site not set yet" if image.site == "unknown" else image.site
+    head_text.markdown(f"**This image:** {literal(image.filename)} · {site}")
     head_text.caption(
         "Pick the known lesion this image shows again (each shows its latest saved image), or mark it as new. "
         "A lesion does not move: linking takes the lesion's recorded site and label."
@@ -286,7 +288,14 @@ def comparison_view(
         _pair_view(earlier, later, load(earlier), load(later), view, key)
     else:
         st.caption("Only one visit so far: a comparison appears after the lesion is imaged again.")
-    st.plotly_chart(lesion_trend(lesion, threshold, margin), key=f"compare_trend_{key}")
+    scores = [v.p_melanoma for v in visits if v.p_melanoma is not None]
+    zoom = st.toggle(
+        "Zoom the P(melanoma) axis to the scores",
+        value=bool(scores) and max(scores) < ZOOM_BELOW,
+        key=f"compare_zoom_{key}",
+        help="Scores of a few per cent lie flat on a 0–100% axis. Zoomed, the axis title gives its range.",
+    )
+    st.plotly_chart(lesion_trend(lesion, threshold, margin, zoom=zoom), key=f"compare_trend_{key}")
     st.caption(
         f"Band: ± 2 × the spread of the score across the image's rotated/flipped views, as stored with each score; "
         f"it shows how much a score depends on orientation, not the model's whole error. A rise since the previous "
@@ -407,7 +416,7 @@ def history_rise_summary(histories: list[LesionHistory]) -> None:
     )
     st.warning(
         f"**Score rose since the previous visit** (flagged at {rise_margin().describe()}): {lines}. "
-        "See **Compare visits**. A rise within the scores' spread, or between model versions, may be noise.",
+        "See **Lesion over time**. A rise within the scores' spread, or between model versions, may be noise.",
         icon=":material/trending_up:",
     )
 

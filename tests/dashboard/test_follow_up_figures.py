@@ -57,3 +57,15 @@ def test_unscored_visits_are_left_out_and_no_scores_gives_the_empty_message():
     assert len(fig.data[0].x) == 1
     empty = lesion_trend(_lesion([(None, None)]), 0.0156, RiseMargin())
     assert not empty.data and "No scores" in empty.layout.annotations[0].text
+
+
+def test_zoomed_axis_covers_the_band_and_the_threshold_and_says_so():
+    lesion = _lesion([(0.01, 0.002), (0.031, 0.004)])
+    full = lesion_trend(lesion, 0.0156, RiseMargin())
+    assert tuple(full.layout.yaxis.range) == (0, 1)
+    zoomed = lesion_trend(lesion, 0.0156, RiseMargin(), zoom=True)
+    low, top = zoomed.layout.yaxis.range
+    assert low == 0 and 0.031 + 2 * 0.004 < top < 0.1
+    assert "zoomed to 0–5%" in zoomed.layout.yaxis.title.text
+    high = lesion_trend(_lesion([(0.4, 0.05), (0.9, 0.1)]), 0.0156, RiseMargin(), zoom=True)
+    assert tuple(high.layout.yaxis.range) == (0, 1) and "zoomed" not in high.layout.yaxis.title.text
