@@ -136,8 +136,9 @@ class Alignment:
     def note(self) -> str:
         if not self.approximate:
             return (
-                f"Aligned on {self.matched_points} matching skin and lesion landmarks (scale ×{self.scale:.2f}, "
-                f"rotation {self.rotation_deg:+.0f}°): a change in the lesion's own size or shape remains visible."
+                f"Aligned on {self.matched_points} matching skin and lesion landmarks (the later image resized "
+                f"×{self.scale:.2f} and turned {self.rotation_deg:+.0f}° to match the earlier): a change in the "
+                "lesion's own size or shape remains visible."
             )
         return (
             "Approximate alignment: too few matching landmarks, so the lesions' centres and areas (a rough "
