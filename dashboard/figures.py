@@ -38,63 +38,6 @@ def plotly_text(value: object) -> str:
 # ---------------------------------------------------------------- review
 
 
-def ugly_duckling_map(table: pd.DataFrame, threshold: float) -> go.Figure:
-    """The patient's lesions in the model's 2-D embedding: outliers (ugly ducklings) sit apart."""
-    if table.empty or not {"x", "y"} <= set(table.columns):
-        return empty_figure("No lesions to map yet.")
-    data = table.copy()
-    data["ud_text"] = [
-        "n/a (fewer than 3 lesions)" if pd.isna(v) else f"{v:.2f}" for v in data.get("ugly_duckling", np.nan)
-    ]
-    fig = go.Figure()
-    for outlier, name, symbol, line_colour, size in (
-        (False, "typical for this patient", "circle", "white", 16),
-        (True, "ugly duckling (outlier)", "diamond", "#1b1b1b", 22),
-    ):
-        part = data[data["outlier"].astype(bool) == outlier]
-        if part.empty:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=part["x"],
-                y=part["y"],
-                mode="markers+text",
-                name=name,
-                text=[f"#{int(r)}" for r in part["rank"]],
-                textposition="top center",
-                textfont={"size": 11, "color": "#333"},
-                marker={
-                    "size": size,
-                    "symbol": symbol,
-                    "color": part["p_melanoma"],
-                    "colorscale": SCORE_SCALE,
-                    "cmin": 0,
-                    "cmax": 1,
-                    "line": {"width": 2, "color": line_colour},
-                    "showscale": not outlier,
-                    "colorbar": {"title": {"text": "P(melanoma)"}, "tickformat": ".0%", "len": 0.8},
-                },
-                customdata=np.stack(
-                    [
-                        part["label"].map(plotly_text),
-                        part["image_id"].str[:10],
-                        part["p_melanoma"],
-                        part["ud_text"],
-                        part["rank"],
-                    ],
-                    axis=1,
-                ),
-                hovertemplate=(
-                    "<b>#%{customdata[4]} %{customdata[0]}</b><br>image %{customdata[1]}<br>"
-                    "P(melanoma) %{customdata[2]:.1%}<br>ugly-duckling score %{customdata[3]}<extra></extra>"
-                ),
-            )
-        )
-    fig.update_xaxes(showticklabels=False, title=None)
-    fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x", scaleratio=1)
-    return style_figure(fig, height=430)
-
-
 def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
     """P(melanoma) per lesion, ranked, with its TTA spread and the operating threshold."""
     if table.empty:

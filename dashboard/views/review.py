@@ -465,7 +465,9 @@ def _triage_section() -> None:
             bar.progress(min(1.0, done / max(total, 1)), text=f"Scored {done} of {total} image(s)…")
 
         try:
-            state.run_triage(predictor, progress=progress)
+            # Earlier visits' lesions not imaged again join the ugly-duckling comparison (not ranked).
+            known = follow_up_ui.review_histories(store, state.patient)
+            state.run_triage(predictor, progress=progress, known_lesions=known)
         except ReviewNotReady as exc:
             st.error(str(exc))
             return
@@ -542,16 +544,33 @@ def _results_section() -> None:
                     lesion_card(state, row, op.threshold, predictor, cams, editable=not state.is_saved)
     if duck_map.open:
         with duck_map:
-            st.caption(
-                "Each dot is one of this patient's lesions, placed by how the model sees it: "
-                "similar-looking lesions sit together. Diamonds are outliers — the “ugly ducklings” "
-                "worth a second look. Colour = P(melanoma)."
-            )
-            st.plotly_chart(figures.ugly_duckling_map(table, op.threshold), key="duck_map")
+            _duck_map(table)
     if chart.open:
         with chart:
             st.plotly_chart(figures.ranked_scores(table, op.threshold), key="scores_chart")
     _save_section(table)
+
+
+def _duck_map(table) -> None:
+    from dashboard.ugly_duckling_map import MIN_LESIONS, thumbnail_uri, too_few_message, ugly_duckling_map
+
+    earlier = getattr(state.result, "reference_xy", None)
+    compared = len(table) + (0 if earlier is None else len(earlier))
+    if compared < MIN_LESIONS:
+        st.info(too_few_message(compared), icon=":material/info:")
+        return
+    st.caption(
+        "Each picture is one of this patient's lesions, placed by how the model sees it: similar-looking "
+        "lesions sit together. A violet frame marks an outlier — an “ugly duckling” worth a second look; the "
+        "corner marker's colour is P(melanoma)."
+        + (
+            " Grey rings are lesions known from earlier visits, compared against but not ranked."
+            if compared > len(table)
+            else ""
+        )
+    )
+    thumbs = {sha: thumbnail_uri(state.images[sha].thumbnail) for sha in table["image_id"]}
+    st.plotly_chart(ugly_duckling_map(table, thumbs, earlier), key="duck_map")
 
 
 def _save_section(table) -> None:

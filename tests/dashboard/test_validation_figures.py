@@ -25,11 +25,6 @@ def test_figures_build_and_degrade_gracefully():
             "y": [0.0, 0.5, 0.2],
         }
     )
-    duck = {t.name: t for t in figures.ugly_duckling_map(table, 0.5).data}
-    assert set(duck) == {"typical for this patient", "ugly duckling (outlier)"}
-    outlier = duck["ugly duckling (outlier)"]  # the outlier sits where its embedding puts it, labelled by rank
-    assert (list(outlier.x), list(outlier.y), list(outlier.text)) == ([1.0], [0.5], ["#1"])
-    assert sorted(duck["typical for this patient"].text) == ["#2", "#3"]
     ranked = figures.ranked_scores(table, 0.5)
     bars = ranked.data[0]  # highest rank drawn last = on top; bar length is the score, whiskers 2 × TTA spread
     assert list(bars.y) == ["#3 three", "#2 one", "#1 two"]
@@ -37,7 +32,6 @@ def test_figures_build_and_degrade_gracefully():
     np.testing.assert_allclose(bars.error_x.array, [0.02, 0.04, 0.10])
     assert [shape.x0 for shape in ranked.layout.shapes] == [0.5]  # the threshold line
     assert figures.roc_figure(None, None) is None and figures.calibration_figure({}) is None
-    assert figures.ugly_duckling_map(table.iloc[0:0], 0.5).data == ()  # no lesions: an empty message figure
     validation = {
         "roc": {"fpr": [0, 0.2, 1], "tpr": [0, 0.8, 1]},
         "pr": {"recall": [0, 0.8, 1], "precision": [1, 0.7, 0.5]},
