@@ -2,7 +2,7 @@
 (from the store's patient timeline), the follow-up picker's filter by site, and the "score rose" flag.
 
 The rise flag compares a lesion's P(melanoma) at its last two visits. Its margin is configuration (a rule
-from ``RISE_RULES`` and its value, ``FOLLOW_UP_RISE``): by default the odds of melanoma doubled. Why odds
+from ``RISE_RULES`` and its value, ``data.settings.SCORE_RISE``): by default the odds of melanoma doubled. Why odds
 and not percentage points: the shipped model is calibrated to screening prevalence (threshold ≈ 1.6%), so
 most scores are a few per cent; a "+10 points" rule would stay silent while a lesion went from 0.5% to 9%
 (an 18-fold rise across the threshold), and odds are the scale on which a logistic score moves.
@@ -23,15 +23,13 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from data.images import decode_image
+from data.settings import SCORE_RISE, ScoreRiseMargin
 
 if TYPE_CHECKING:
     from dashboard.store.records import ImageView, PatientTimeline
 
 ALL_SITES = "all sites"
 UNSAVED_VISIT_ID = -1  # the review in progress, shown with the saved visits before it is saved
-
-# The default "score rose" margin: odds of melanoma doubled since the previous visit (see the docstring).
-FOLLOW_UP_RISE: dict[str, Any] = {"kind": "odds_ratio", "value": 2.0}
 
 
 @dataclass(frozen=True)
@@ -244,9 +242,9 @@ class RiseMargin:
             raise ValueError(f"an odds-ratio margin must be above 1 (a rise), got {self.value!r}")
 
     @classmethod
-    def from_setting(cls, setting: dict[str, Any] | None = None) -> RiseMargin:
-        setting = FOLLOW_UP_RISE if setting is None else setting
-        return cls(kind=str(setting.get("kind", "odds_ratio")), value=setting.get("value", 2.0))
+    def from_setting(cls, setting: ScoreRiseMargin = SCORE_RISE) -> RiseMargin:
+        """The margin a setting names (data.settings.SCORE_RISE by default), checked."""
+        return cls(kind=setting.kind, value=setting.value)
 
     def rose(self, before: float, after: float) -> bool:
         return RISE_RULES[self.kind].test(before, after, self.value)

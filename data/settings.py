@@ -69,6 +69,21 @@ LIMITS = Limits()
 
 
 @dataclass(frozen=True)
+class ScoreRiseMargin:
+    """When a followed lesion's score counts as risen since its previous visit (dashboard/follow_up.py, which
+    checks it). ``kind`` "odds_ratio": the odds of melanoma grew by more than ``value`` times; "points": the
+    score rose by more than ``value`` percentage points."""
+
+    kind: str = "odds_ratio"
+    # Odds doubled, not "+10 points": the model is calibrated to screening prevalence (threshold about 1.6%),
+    # so most scores are a few per cent and a points rule would miss a lesion going from 0.5% to 9%.
+    value: float = 2.0
+
+
+SCORE_RISE = ScoreRiseMargin()
+
+
+@dataclass(frozen=True)
 class Environment:
     """The environment's settings, typed; None where a variable is unset (the reader then uses its default)."""
 

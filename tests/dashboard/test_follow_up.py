@@ -9,7 +9,6 @@ import pytest
 
 from dashboard.follow_up import (
     ALL_SITES,
-    FOLLOW_UP_RISE,
     RiseMargin,
     default_site_filter,
     filter_by_site,
@@ -27,6 +26,7 @@ from dashboard.store.records import (
     VisitLesion,
     VisitView,
 )
+from data.settings import SCORE_RISE, ScoreRiseMargin
 
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 
@@ -128,7 +128,7 @@ def test_picker_filters_by_site_and_never_hides_the_current_link(timeline):
 
 def test_rise_flag_fires_above_the_margin_and_not_below(timeline):
     margin = RiseMargin.from_setting()
-    assert (margin.kind, margin.value) == (FOLLOW_UP_RISE["kind"], FOLLOW_UP_RISE["value"])
+    assert (margin.kind, margin.value) == (SCORE_RISE.kind, SCORE_RISE.value) == ("odds_ratio", 2.0)
     scapula, shin, navel = lesion_histories(timeline)
     rise = lesion_rise(scapula, margin)
     assert rise is not None and rise.odds_ratio > 2 and rise.points == pytest.approx(2.5)
@@ -144,7 +144,7 @@ def test_rise_flag_fires_above_the_margin_and_not_below(timeline):
 
 
 def test_points_margin_is_the_configurable_alternative():
-    margin = RiseMargin.from_setting({"kind": "points", "value": 10})
+    margin = RiseMargin.from_setting(ScoreRiseMargin(kind="points", value=10))
     assert score_rise(0.20, 0.31, margin) is not None
     assert score_rise(0.20, 0.29, margin) is None
     assert score_rise(0.005, 0.09, margin) is None  # 18-fold, but under 10 points: why odds are the default
@@ -154,10 +154,10 @@ def test_points_margin_is_the_configurable_alternative():
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ({"kind": "percent", "value": 10}, "unknown score-rise margin"),
-        ({"kind": "points", "value": -5}, "positive number"),
-        ({"kind": "odds_ratio", "value": 0.5}, "above 1"),
-        ({"kind": "points", "value": "ten"}, "positive number"),
+        (ScoreRiseMargin(kind="percent", value=10), "unknown score-rise margin"),
+        (ScoreRiseMargin(kind="points", value=-5), "positive number"),
+        (ScoreRiseMargin(kind="odds_ratio", value=0.5), "above 1"),
+        (ScoreRiseMargin(kind="points", value="ten"), "positive number"),
     ],
 )
 def test_a_bad_margin_setting_says_what_is_wrong(setting, message):
