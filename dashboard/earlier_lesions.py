@@ -12,6 +12,7 @@ Image sources (data/image_source.py) are described at one scale for every image,
 from __future__ import annotations
 
 import io
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,9 +75,36 @@ def embed_earlier(
     patient: Any = None,
     triage_fn: Callable[..., Any] | None = None,
 ) -> EarlierLesions:
-    """Embed each lesion's latest stored image with `predictor` (the same flow as the review's scores)."""
+    """Embed each lesion's latest stored image with `predictor` (the same flow as the review's scores).
+
+    Kept for the last few (model, patient, images) asked, so running the triage again after a site change
+    does not embed the earlier images again (stored files are content-addressed: the SHA-256 names them)."""
     if not lesions:
         return EarlierLesions()
+    key = (
+        id(predictor),
+        getattr(predictor, "model_id", None),
+        repr(patient),
+        tuple((h.lesion_id, h.latest.image.sha256, h.site) for h in lesions),
+    )
+    if triage_fn is None and key in _embedded:
+        _embedded.move_to_end(key)
+        return _embedded[key]
+    earlier = _embed(predictor, lesions, patient, triage_fn)
+    if triage_fn is None:
+        _embedded[key] = earlier
+        while len(_embedded) > CACHE_SIZE:
+            _embedded.popitem(last=False)
+    return earlier
+
+
+CACHE_SIZE = 8
+_embedded: OrderedDict[tuple, EarlierLesions] = OrderedDict()
+
+
+def _embed(
+    predictor: Any, lesions: Sequence[LesionHistory], patient: Any, triage_fn: Callable[..., Any] | None
+) -> EarlierLesions:
     if triage_fn is None:
         from model.triage import triage_patient as triage_fn
     from model.triage import LesionInput

@@ -14,6 +14,7 @@ from dashboard.earlier_lesions import embed_earlier, lesions_to_compare, upload_
 from dashboard.follow_up import LesionHistory, LesionVisit
 from dashboard.store.records import ImageView
 from dashboard.uploads import UploadedImage, check_image
+from data.hashing import sha256_bytes
 from model.triage import LesionInput, triage_patient
 
 
@@ -21,7 +22,7 @@ def history(lesion_id: int, path: Path | None, width: int = 384, height: int = 3
     image = (
         None
         if path is None
-        else ImageView(lesion_id, "0" * 64, path.name, path, "JPEG", width, height, path.stat().st_size, path.name)
+        else ImageView(lesion_id, sha256_bytes(path.read_bytes()), path.name, path, "JPEG", width, height, 0, path.name)
     )
     visit = LesionVisit(1, 1, dt.datetime(2026, 5, 1, tzinfo=dt.UTC), image, 0.1, 0.01, None, "m")
     return LesionHistory(lesion_id, lesion_id, f"lesion {lesion_id}", "torso", (visit,))
@@ -52,6 +53,7 @@ def test_references_are_embedded_like_the_reviews_own_lesions(predictor, patient
     assert earlier.lesion_ids == (1, 2, 3) and earlier.unreadable == 0
     np.testing.assert_allclose(earlier.embeddings, direct.embeddings, atol=1e-5)
     assert [s.width for s in earlier.sources] == [384, 384, 384]
+    assert embed_earlier(predictor, known) is earlier  # asked again (e.g. the triage rerun): not embedded again
 
 
 def test_an_unreadable_stored_image_is_left_out_and_counted(predictor, patient_paths, tmp_path):
