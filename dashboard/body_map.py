@@ -340,6 +340,20 @@ def place_selected(state: Any, selection_event: Any, picked: Sequence[str]) -> P
     )
 
 
+def place_saved_lesion(store: Any, lesion: Any, selection_event: Any) -> Placement:
+    """Place a saved lesion (a LesionSummary) on the region a click chose, through the store (role-checked,
+    audited). The store refuses a region off the lesion's recorded site; its message is returned."""
+    try:
+        key = region_from_selection(selection_event)
+        if key is None:
+            return Placement(None, (), "", "")
+        store.set_body_region(lesion.id, key)
+    except ValueError as exc:
+        return Placement(None, (), "error", f"Lesion not placed: {exc}.")
+    name = lesion_number_label(getattr(lesion, "number", 0), lesion.id, lesion.label)
+    return Placement(key, (str(lesion.id),), "success", f"{name} placed on {REGIONS[key].label}.")
+
+
 # ---------------------------------------------------------------- grouping
 
 

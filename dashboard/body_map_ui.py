@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard.body_map import (
     body_map_figure,
     group_by_region,
+    place_saved_lesion,
     place_selected,
     review_lesions_on_map,
     saved_lesions_on_map,
@@ -112,21 +113,62 @@ def gallery_groups(table: Any, by_region: bool) -> Iterator[tuple[str | None, li
         yield group.title, group.items
 
 
-def history_map(lesions: list[Any], threshold: float | None) -> None:
-    """The case history's map: the patient's lesions at their regions, coloured by their latest score."""
+def _lesion_choice(lesion: Any) -> str:
+    where = REGIONS[lesion.body_region].label if lesion.body_region in REGIONS else "not placed"
+    return f"#{lesion.number or lesion.id} {lesion.label} · {lesion.site} · {where}"
+
+
+def _place_saved(store: Any, lesions: list[Any]) -> None:
+    """The history chart's on_select callback: the chosen saved lesion goes to the clicked region."""
+    chart_key = f"history_body_map_{st.session_state.get(GENERATION, 0)}"
+    chosen = next((les for les in lesions if les.id == st.session_state.get("history_place_lesion")), None)
+    if chosen is None:
+        return
+    placement = place_saved_lesion(store, chosen, st.session_state.get(chart_key))
+    if placement.region is not None or placement.kind:
+        st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+    if placement.kind:
+        st.session_state[NOTICE] = (placement.kind, placement.message)
+
+
+def history_map(lesions: list[Any], threshold: float | None, store: Any = None, user: Any = None) -> None:
+    """The case history's map: the patient's lesions at their regions, coloured by their latest score. A user
+    who may write can place a saved lesion (one saved before the body map, or moved) by clicking a region."""
     placed, unplaced = saved_lesions_on_map(lesions)
-    if not placed:
+    can_place = store is not None and user is not None and user.can("patient.write") and bool(lesions)
+    if can_place:
+        st.selectbox(
+            "Place a lesion on the map (then click its region)",
+            [les.id for les in lesions],
+            index=next((i for i, les in enumerate(lesions) if les in unplaced), 0),
+            format_func=lambda lesion_id: _lesion_choice(next(les for les in lesions if les.id == lesion_id)),
+            key="history_place_lesion",
+            help="The region must lie on the lesion's recorded anatomic site; each change is recorded in the "
+            "audit trail under your name.",
+        )
+        _notice()
+    if not placed and not can_place:
         st.info("None of this patient's lesions is placed on the body map yet (place them during a review).")
     else:
-        st.plotly_chart(body_map_figure(placed, threshold=threshold), key="history_body_map", config=CHART_CONFIG)
+        fig = body_map_figure(placed, threshold=threshold)
+        chart_key = f"history_body_map_{st.session_state.get(GENERATION, 0)}"
+        if can_place:
+            st.plotly_chart(
+                fig,
+                key=chart_key,
+                on_select=lambda: _place_saved(store, lesions),
+                selection_mode="points",
+                config=CHART_CONFIG,
+            )
+        else:
+            st.plotly_chart(fig, key=chart_key, config=CHART_CONFIG)
     if unplaced and placed:
         names = ", ".join(f"#{les.number or les.id} {les.label}" for les in unplaced)
         st.caption(f"Not on the map yet: {literal(names)}.")
-    groups = group_by_region(lesions)
     if placed:
         rows = [
             {"region": group.title, "lesion": f"#{les.number or les.id} {les.label}", "site": les.site}
-            for group in groups
+            for group in group_by_region(lesions)
             for les in group.items
         ]
         st.dataframe(rows, hide_index=True, key="history_regions_table")

@@ -124,7 +124,7 @@ with visits_tab:
             visit_lesion_card(lesion, current_threshold if same_model else None, visit.id)
 
 with map_tab:  # where the lesions are, coloured by their latest score
-    body_map_ui.history_map(lesions, current_threshold)
+    body_map_ui.history_map(lesions, current_threshold, store, user)
 
 with trend_tab:  # two visits side by side (aligned overlay or difference) and the score trend with its band
     follow_up_ui.history_comparison(histories, current_threshold)

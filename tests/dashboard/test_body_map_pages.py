@@ -52,5 +52,6 @@ def test_review_places_images_groups_the_gallery_and_history_shows_the_map(app_e
     at.text_input(key="history_search").input("PT-BODYMAP-1").run()
     assert not at.exception, at.exception
     assert any(t.label == "Body map" for t in at.tabs)
+    assert at.selectbox(key="history_place_lesion").label.startswith("Place a lesion on the map")  # a clinician
     assert "Not on the map yet" in texts(at)  # the second image was not placed
     assert any("left_sole" not in str(df.value) and "Left sole" in str(df.value) for df in at.dataframe)

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.body_map import place_selected
+from dashboard.auth import AuthUser, UserStore
+from dashboard.body_map import place_saved_lesion, place_selected
 from dashboard.patient_form import PatientContext
 from dashboard.review_draft import resume_draft
 from dashboard.review_state import ReviewState
@@ -147,3 +148,24 @@ def test_a_click_with_nothing_selected_or_a_bad_payload_changes_nothing(patient_
     assert bad.kind == "error" and "unknown body region" in bad.message
     assert place_selected(state, {"selection": {"points": []}}, list(state.images)).kind == ""
     assert not state.body_regions and {s: i.site for s, i in state.images.items()} == sites
+
+
+def test_a_saved_lesion_is_placed_through_the_store_on_its_own_site_only(patient_lesions, tmp_path):
+    state = _state(patient_lesions)
+    a, b = list(state.images)
+    state.set_site(a, "torso")
+    state.set_site(b, "unknown")
+    state.run_triage(None, triage_fn=lambda *args, **kwargs: _fake_result(state, [0.2, 0.7]))
+    with CaseStore.from_url(f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "images") as store:
+        state.save(store, "dr.map", "m1", "abc")
+        pid = state.patient.patient_id
+        torso, unknown = sorted(store.list_lesions(pid), key=lambda les: les.site != "torso")
+        clinician = UserStore(store, AuthUser(1, "dr.map", "", "clinician"))  # as the history page holds it
+        refused = place_saved_lesion(clinician, torso, _click("left_palm"))
+        assert refused.kind == "error" and "not on the torso" in refused.message
+        placed = place_saved_lesion(clinician, torso, _click("lower_back"))
+        assert (placed.region, placed.kind) == ("lower_back", "success") and "placed on Lower back" in placed.message
+        assert place_saved_lesion(clinician, unknown, _click("right_sole")).kind == "success"  # unknown takes the site
+        now = {les.id: (les.site, les.body_region) for les in store.list_lesions(pid)}
+        assert now == {torso.id: ("torso", "lower_back"), unknown.id: ("palms/soles", "right_sole")}
+        assert [e.action for e in store.audit_events(pid)].count("lesion.region") == 2
