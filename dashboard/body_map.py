@@ -301,59 +301,6 @@ def region_from_selection(selection_event: Any) -> str | None:
     return keys.pop() if keys else None
 
 
-@dataclass(frozen=True)
-class Placement:
-    """What a click on the review's body map did: the region clicked (None: none), the images placed there,
-    and the message for the clinician (``kind``: Streamlit's alert name)."""
-
-    region: str | None
-    placed: tuple[str, ...]
-    kind: str
-    message: str
-
-
-def place_selected(state: Any, selection_event: Any, picked: Sequence[str]) -> Placement:
-    """Place the review's ``picked`` images (SHA-256 keys) on the region a click chose. ``state`` is a
-    dashboard.review_state.ReviewState; each image's site becomes the region's model site."""
-    try:
-        key = region_from_selection(selection_event)
-    except ValueError as exc:
-        return Placement(None, (), "error", str(exc))
-    if key is None:
-        return Placement(None, (), "", "")
-    chosen = REGIONS[key]
-    if not picked:
-        return Placement(
-            key,
-            (),
-            "info",
-            f"{chosen.label} chosen, but no image is selected: tick “Select for the body map” on the images "
-            "first, then click the region.",
-        )
-    for sha in picked:
-        state.set_body_region(sha, key)
-    return Placement(
-        key,
-        tuple(picked),
-        "success",
-        f"{len(picked)} image(s) placed on {chosen.label}: anatomic site “{chosen.site}”.",
-    )
-
-
-def place_saved_lesion(store: Any, lesion: Any, selection_event: Any) -> Placement:
-    """Place a saved lesion (a LesionSummary) on the region a click chose, through the store (role-checked,
-    audited). The store refuses a region off the lesion's recorded site; its message is returned."""
-    try:
-        key = region_from_selection(selection_event)
-        if key is None:
-            return Placement(None, (), "", "")
-        store.set_body_region(lesion.id, key)
-    except ValueError as exc:
-        return Placement(None, (), "error", f"Lesion not placed: {exc}.")
-    name = lesion_number_label(getattr(lesion, "number", 0), lesion.id, lesion.label)
-    return Placement(key, (str(lesion.id),), "success", f"{name} placed on {REGIONS[key].label}.")
-
-
 # ---------------------------------------------------------------- grouping
 
 
@@ -386,37 +333,3 @@ def group_by_region(items: Iterable[T], region_of: Callable[[T], str | None] = _
         groups[key].items.append(item)
     order = {key: i for i, key in enumerate(REGIONS)}
     return sorted(groups.values(), key=lambda g: (g.key is None, order.get(g.key, len(order)), g.key or ""))
-
-
-# ---------------------------------------------------------------- lesions from the pages' records
-
-
-def lesion_number_label(number: int | None, lesion_id: int, label: str) -> str:
-    return f"#{number or lesion_id} {label}"
-
-
-def saved_lesions_on_map(summaries: Iterable[Any]) -> tuple[list[MapLesion], list[Any]]:
-    """A patient's saved lesions (dashboard.store LesionSummary) as map markers, scored by their latest
-    P(melanoma); and the lesions not placed on the map yet (no region, or a key this vocabulary lacks)."""
-    placed, unplaced = [], []
-    for lesion in summaries:
-        key = getattr(lesion, "body_region", None)
-        if key not in REGIONS:
-            unplaced.append(lesion)
-            continue
-        label = lesion_number_label(getattr(lesion, "number", 0), lesion.id, lesion.label)
-        placed.append(MapLesion(str(lesion.id), label, key, lesion.latest_p_melanoma))
-    return placed, unplaced
-
-
-def review_lesions_on_map(
-    labels: Mapping[str, str], regions: Mapping[str, str | None], scores: Mapping[str, float] | None = None
-) -> list[MapLesion]:
-    """The review's images (``labels``: image key -> label) that have a region, with their score when the
-    triage has run (``scores``: image key -> P(melanoma); a missing key is drawn as not scored)."""
-    scores = scores or {}
-    return [
-        MapLesion(key, label, regions[key], scores.get(key))
-        for key, label in labels.items()
-        if regions.get(key) in REGIONS
-    ]

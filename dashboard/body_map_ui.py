@@ -9,9 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.body_map import (
-    body_map_figure,
-    group_by_region,
+from dashboard.body_map import body_map_figure, group_by_region
+from dashboard.body_map_placement import (
     place_saved_lesion,
     place_selected,
     review_lesions_on_map,

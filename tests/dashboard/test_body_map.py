@@ -14,9 +14,8 @@ from dashboard.body_map import (
     group_by_region,
     region_at,
     region_from_selection,
-    review_lesions_on_map,
-    saved_lesions_on_map,
 )
+from dashboard.body_map_placement import review_lesions_on_map, saved_lesions_on_map
 from data.body_sites import DIAGRAM_WIDTH, REGIONS
 
 THRESHOLD = 0.018

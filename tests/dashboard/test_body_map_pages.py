@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from test_app_pages import open_new_patient, run_triage, start, texts, upload, widget
 
-from dashboard.body_map import place_selected
+from dashboard.body_map_placement import place_selected
 
 pytestmark = pytest.mark.timeout(300)
 

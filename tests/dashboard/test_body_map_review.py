@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from dashboard.auth import AuthUser, UserStore
-from dashboard.body_map import place_saved_lesion, place_selected
+from dashboard.body_map_placement import place_saved_lesion, place_selected
 from dashboard.patient_form import PatientContext
 from dashboard.review_draft import resume_draft
 from dashboard.review_state import ReviewState
