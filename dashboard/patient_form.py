@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dashboard.choices import SEX_OPTIONS
 from dashboard.store import validation
+from dashboard.textsafe import literal
 
 if TYPE_CHECKING:
     from dashboard.store.records import LesionSummary, PatientTimeline
@@ -44,6 +45,12 @@ class PatientContext:
             parts.append("age unknown")
         parts.append(self.sex if self.sex != "unknown" else "sex unknown")
         return " · ".join(parts)
+
+    def history_line(self) -> str:
+        """What the case store knows of this patient, for the review's patient banner."""
+        if not self.patient_id:
+            return "new patient — not in the case database yet"
+        return f"{self.visit_count} earlier visit(s), {len(self.known_lesions)} known lesion(s)"
 
     def follow_up_options(self) -> list[int]:
         """The "Follow-up of" choices: NEW_LESION first, then the ids of the patient's known lesions."""
@@ -117,3 +124,27 @@ def find_exact_patient(store: Any, identifier: str) -> int | None:
         if summary.identifier == identifier:
             return summary.id
     return None
+
+
+def merge_form_into_existing(context: PatientContext, birth_year: int | None, sex: str) -> list[str]:
+    """The new-patient form names a patient already in the store: what the form contradicts (e.g. "birth
+    year 1961"), or nothing, and then the form fills what the record leaves unknown."""
+    conflicts = []
+    if birth_year and context.birth_year and birth_year != context.birth_year:
+        conflicts.append(f"birth year {context.birth_year}")
+    if sex != "unknown" and context.sex != "unknown" and sex != context.sex:
+        conflicts.append(f"sex {context.sex}")
+    if not conflicts:
+        context.birth_year = context.birth_year or birth_year
+        context.sex = context.sex if context.sex != "unknown" else sex
+    return conflicts
+
+
+def search_choice_label(summary: Any) -> str:
+    """One patient found by a search (a store PatientSummary), as the pick list shows it. Options render
+    Markdown, so the identifier is escaped."""
+    last = f", last {summary.last_visit_time.date().isoformat()}" if summary.last_visit_time else ""
+    return (
+        f"{literal(summary.identifier)} · born {summary.birth_year or '?'} · {summary.sex} · "
+        f"{summary.visit_count} visit(s){last}"
+    )

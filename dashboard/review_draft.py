@@ -60,3 +60,17 @@ def resume_draft(draft: Any, store: Any = None) -> ReviewState:
         state.set_taken_on(dt.date.fromisoformat(saved["taken_on"]) if saved.get("taken_on") else None)
     state.problems = [p for p in state.problems if p.kind != "notice"]
     return state
+
+
+def keep_draft(store: Any, state: ReviewState, kept: str | None) -> str | None:
+    """One write per change: the review in progress kept on the server, deleted once it was saved or
+    discarded. ``kept``: the fingerprint of what this tab kept last; returns the new one. Store failures
+    (dashboard.errors.STORE_ERRORS) propagate: the page says the draft is not kept."""
+    if state.patient is not None and state.has_unsaved_work:
+        fingerprint = state.draft_fingerprint()
+        if fingerprint != kept:
+            store.save_draft(state.draft_state(), state.draft_images())
+        return fingerprint
+    if kept is not None:  # this tab's draft was saved as a visit or discarded
+        store.delete_draft()
+    return None

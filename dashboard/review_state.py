@@ -2,6 +2,9 @@
 patient, the images uploaded so far (keyed by SHA-256, so a re-upload is recognised), upload problems, the
 triage result, the clinician's decisions, and whether it was saved. The pages only render this state and
 call its methods; it needs no Streamlit.
+
+Over 400 lines because it is one class, the review's state and its rules; what it builds on (uploads,
+the patient, the draft, wording) lives in modules of its own.
 """
 
 from __future__ import annotations

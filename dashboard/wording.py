@@ -4,8 +4,11 @@ threshold allowing for its uncertainty, and the triage's reasons as bullet lines
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from dashboard.textsafe import literal
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,9 @@ def is_nan(value: Any) -> bool:
         return math.isnan(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def quoted_names(names: Sequence[str], shown: int = 5) -> str:
+    """“a”, “b” and 3 more: names a message lists (user text, escaped for Markdown)."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(f"“{literal(name)}”" for name in names[:shown]) + more

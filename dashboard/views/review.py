@@ -1,4 +1,9 @@
-"""Patient review: patient → images → triage → ranked lesions → decisions → save."""
+"""Patient review: patient → images → triage → ranked lesions → decisions → save.
+
+Over 400 lines because it is the page of five sections, each a few widgets wired to the review; it holds
+only Streamlit code. What the page checks, keeps and words lives in modules tested without Streamlit:
+dashboard/review_state.py (the review), patient_form.py, review_draft.py, uploads.py, wording.py.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +23,17 @@ from dashboard.patient_form import (
     NEW_LESION,
     PatientContext,
     find_exact_patient,
+    merge_form_into_existing,
     patient_from_store,
+    search_choice_label,
     validate_new_patient,
 )
-from dashboard.review_draft import draft_summary, resume_draft
+from dashboard.review_draft import draft_summary, keep_draft, resume_draft
 from dashboard.review_state import ReviewNotReady, model_checksum
 from dashboard.store.privacy import PSEUDONYM_HELP, identifier_warnings
 from dashboard.textsafe import literal
 from dashboard.uploads import UPLOAD_FILE_MB, UploadProblem, upload_help, uploader_label
-from dashboard.wording import pct
+from dashboard.wording import pct, quoted_names
 from data.settings import LIMITS
 
 logger = logging.getLogger(__name__)
@@ -146,16 +153,8 @@ def _keep_draft() -> None:
     """One write per change: the review in progress is kept on the server; gone once saved or discarded."""
     if store is None:
         return
-    kept = st.session_state.get(DRAFT_FINGERPRINT)
     try:
-        if state.patient is not None and state.has_unsaved_work:
-            fingerprint = state.draft_fingerprint()
-            if fingerprint != kept:
-                store.save_draft(state.draft_state(), state.draft_images())
-                st.session_state[DRAFT_FINGERPRINT] = fingerprint
-        elif kept is not None:  # this tab's draft was saved as a visit or discarded
-            store.delete_draft()
-            st.session_state[DRAFT_FINGERPRINT] = None
+        st.session_state[DRAFT_FINGERPRINT] = keep_draft(store, state, st.session_state.get(DRAFT_FINGERPRINT))
     except STORE_ERRORS as exc:
         log_swallowed(logger, "keeping the review in progress as a draft", exc)
         st.warning(
@@ -171,13 +170,10 @@ def _patient_section() -> None:
         patient = state.patient
         with st.container(border=True):
             left, right = st.columns([4, 1], vertical_alignment="center")
-            history = (
-                f"{patient.visit_count} earlier visit(s), {len(patient.known_lesions)} known lesion(s)"
-                if patient.patient_id
-                else "new patient — not in the case database yet"
-            )
             with left:
-                ui.patient_banner(patient.identifier, f"{patient.describe()} — {history}", role="Reviewing")
+                ui.patient_banner(
+                    patient.identifier, f"{patient.describe()} — {patient.history_line()}", role="Reviewing"
+                )
             if right.button("New patient…", icon=":material/person_add:", key="new_patient"):
                 if not state.has_unsaved_work:
                     ui.reset_review()
@@ -235,11 +231,7 @@ def _patient_section() -> None:
         existing = find_exact_patient(store, identifier) if store else None
         if existing is not None:
             context = patient_from_store(store, existing)
-            conflicts = []
-            if birth_year and context.birth_year and birth_year != context.birth_year:
-                conflicts.append(f"birth year {context.birth_year}")
-            if sex != "unknown" and context.sex != "unknown" and sex != context.sex:
-                conflicts.append(f"sex {context.sex}")
+            conflicts = merge_form_into_existing(context, birth_year, sex)
             if conflicts:
                 new_tab.error(
                     f"“{literal(identifier)}” is already recorded with {' and '.join(conflicts)}. "
@@ -247,8 +239,6 @@ def _patient_section() -> None:
                     "or open the existing patient from “Find an existing patient”."
                 )
                 return
-            context.birth_year = context.birth_year or birth_year
-            context.sex = context.sex if context.sex != "unknown" else sex
             st.toast(f"“{literal(identifier)}” is already in the case database: opened the existing record.")
             _open_patient(context)
         _open_patient(PatientContext(identifier=identifier, birth_year=birth_year, sex=sex))
@@ -270,11 +260,7 @@ def _patient_section() -> None:
         choice = st.radio(
             "Matching patients",
             matches,
-            # Radio options render Markdown: the identifier is escaped.
-            format_func=lambda p: (
-                f"{literal(p.identifier)} · born {p.birth_year or '?'} · {p.sex} · {p.visit_count} visit(s)"
-                + (f", last {p.last_visit_time.date().isoformat()}" if p.last_visit_time else "")
-            ),
+            format_func=search_choice_label,  # the identifier escaped: radio options render Markdown
             key="patient_pick",
         )
         if st.button("Open patient", type="primary", key="open_patient"):
@@ -596,11 +582,8 @@ def _save_section(table) -> None:
     st.markdown(f"Decisions recorded for **{decided} of {len(table)}** lesion(s).")
     undecided = state.undecided_suspicious()
     if undecided:
-        names = ", ".join(f"“{literal(u)}”" for u in undecided[:5]) + (
-            f" and {len(undecided) - 5} more" if len(undecided) > 5 else ""
-        )
         st.warning(
-            f"No decision yet for {len(undecided)} flagged lesion(s): {names}. You can still save.",
+            f"No decision yet for {len(undecided)} flagged lesion(s): {quoted_names(undecided)}. You can still save.",
             icon=":material/flag:",
         )
     st.text_area(
