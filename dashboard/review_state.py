@@ -40,6 +40,7 @@ from dashboard.wording import is_nan
 from data.body_sites import REGIONS, model_site
 from data.errors import TriageError
 from data.hashing import sha256_bytes as sha256_of
+from data.settings import LIMITS
 
 if TYPE_CHECKING:
     from dashboard.store.records import LesionSummary
@@ -234,7 +235,7 @@ class ReviewState:
 
     def set_label(self, sha256: str, label: str) -> None:
         self._require_editable()
-        self.images[sha256].label = (label or "").strip()[:120]
+        self.images[sha256].label = (label or "").strip()[: LIMITS.label_max]
 
     def link_lesion(self, sha256: str, lesion_id: int | None) -> None:
         """Mark an image as a follow-up of a lesion saved earlier (None or NEW_LESION = a new lesion)."""

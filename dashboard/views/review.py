@@ -616,7 +616,7 @@ def _taken_on_input() -> None:
     st.date_input(
         "Date the images were taken (empty: today)",
         key=_bind("visit_taken_on", state.taken_on),
-        min_value=dt.date(birth_year or 1900, 1, 1),
+        min_value=dt.date(birth_year or LIMITS.earliest_birth_year, 1, 1),
         max_value=dt.date.today(),
         on_change=_on_taken_on,
         help="For images taken before today, e.g. photos from an earlier appointment: the visit is dated, and "
