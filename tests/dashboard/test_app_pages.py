@@ -586,14 +586,14 @@ def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, 
     calls: list[tuple[int, int]] = []
     original = ReviewState.run_triage
 
-    def spy(self, predictor, tta=None, progress=None, triage_fn=None):
+    def spy(self, predictor, tta=None, progress=None, triage_fn=None, **kwargs):
         assert progress is not None, "the review page must pass a progress callback"
 
         def recording(done: int, total: int) -> None:
             calls.append((done, total))
             progress(done, total)  # the page's callback: updates the st.progress bar
 
-        return original(self, predictor, tta=tta, progress=recording, triage_fn=triage_fn)
+        return original(self, predictor, tta=tta, progress=recording, triage_fn=triage_fn, **kwargs)
 
     monkeypatch.setattr(ReviewState, "run_triage", spy)
     ham = sorted((datasets_dir / "ham10000" / "images").glob("*.jpg"))[:10]

@@ -174,7 +174,6 @@ def test_earlier_lesions_like_this_one_make_it_no_ugly_duckling(predictor, datas
     assert list(t.index) == [*nevi, mel] and sorted(t["rank"]) == list(range(1, 7))  # references are not ranked
     assert not t.loc[mel, "outlier"] and t.loc[mel, "ugly_duckling"] < alone.loc[mel, "ugly_duckling"]
     np.testing.assert_allclose(t.p_melanoma, alone.p_melanoma)  # scores do not depend on the references
-    assert any("this patient's other 9 lesions (4 from earlier visits)" in r for r in t.reasons)
     assert any("includes 4 lesions known from earlier visits" in n for n in result.notes)
     assert result.reference_xy.shape == (4, 2)
     with pytest.raises(ValueError, match="same model"):
@@ -269,6 +268,17 @@ def test_robust_z_and_ugly_duckling_math():
     np.testing.assert_allclose(robust_z(np.array([1.0, 1.0, 1.0, 2.0]), 0.25), [0, 0, 0, 4])
     lof = ugly_duckling(emb, method="lof")
     assert np.argmax(lof) == 7
+
+
+def test_reasons_count_the_earlier_lesions():
+    from model.triage import _reasons
+
+    similar = _reasons(0.01, 0.0, 0.3, 6, 0.5, 2.5, 2, earlier=4)
+    assert "similar to this patient's other 9 lesions (4 from earlier visits)" in similar
+    unlike = _reasons(0.01, 0.0, 3.0, 6, 0.5, 2.5, 1, earlier=4)
+    assert "unlike this patient's other 9 lesions (4 from earlier visits)" in unlike
+    assert "ranked first of 6 lesions" in unlike  # only this visit's lesions are ranked
+    assert "other 5 lesions (robust z" in _reasons(0.01, 0.0, 0.3, 6, 0.5, 2.5, 2)
 
 
 def test_references_are_compared_against_but_not_scored():
