@@ -3,7 +3,7 @@ version and each training step's settings; the steps read it with `--config PATH
 command line overrides the file.
 
     {"description": "...",
-     "model": {"model_id": "melanoma-lite0-224-ctx", "version": "2.0.0"},
+     "model": {"model_id": "melanoma-lite0-224-ctx", "version": "2.1.0"},
      "train_cached": {"epochs": 6, "samples_per_epoch": 4000, "seed": 42},      # training.train_cached
      "loso": {"sources": [...], "samples_per_epoch": 3000}}                     # its leave-one-source-out runs
 
