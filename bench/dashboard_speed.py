@@ -2,6 +2,9 @@
 
     python -m bench.dashboard_speed [--patient IP_4292424] [--lesions 20] [--visits 2] [--switches 3]
 
+Over 400 lines because one script owns a whole browser session (server start, sign-in, upload, save, page
+switches, the profile option): split into steps only if a second browser benchmark needs them.
+
 What is timed: from the user's action (the click, the files chosen, Enter; recorded in the page) until the
 page shows what it should and the last script run it caused has ended (``data-test-script-state`` back to
 ``notRunning``), on the browser's clock. The script's own running time and Playwright's wall clock (which

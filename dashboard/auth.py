@@ -1,4 +1,6 @@
 """Who may use the dashboard, and what each role may do (no Streamlit here; the login page is auth_ui.py).
+Over 400 lines because accounts, password hashing, sign-in throttling and the role-checked store wrapper are
+one security boundary, read and reviewed together.
 
 Local accounts live in the case store (``app_user``), with argon2id password hashes (argon2-cffi, the
 reference implementation's bindings; no hand-rolled crypto). There is no default account and no default

@@ -1,6 +1,8 @@
 """Streamlit parts of following a lesion: the follow-up picker with thumbnails of the patient's known
 lesions, a lesion's comparison view (two visits side by side, aligned overlay or difference, the score trend
 with its band) and the score-rise flag. The logic is in follow_up.py, comparison.py and follow_up_figures.py.
+Over 400 lines (441): the picker and the comparison view share the stored-image caches and rise helpers;
+splitting the picker into its own module is the next step (issue 10).
 """
 
 from __future__ import annotations
