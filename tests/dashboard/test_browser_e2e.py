@@ -349,8 +349,9 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     _shot(page, "4_saved")
 
     # Ugly-duckling map tab renders a plotly chart.
+    # (scoped to the tab: the page has other plotly charts, e.g. the body map, that may be hidden)
     page.get_by_role("tab", name="Ugly-duckling map").click()
-    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    expect(page.get_by_role("tabpanel", name="Ugly-duckling map").locator(".js-plotly-plot").first).to_be_visible()
 
     # The patient is in the case history.
     page.get_by_role("link", name="Case history").first.click()
