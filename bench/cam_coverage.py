@@ -8,7 +8,7 @@ For each image (random, seeded, from one dataset read by data.readers) and each 
   the frame scores the mask's share of the frame, printed as "mask area" for comparison);
 * pointing game: the heatmap's maximum lies inside the lesion mask (dilated by 15 px at 224 px, as usual).
 
-The lesion masks are NOT expert segmentations: /work/shared holds no ISIC segmentation ground truth, so each
+The lesion masks are NOT expert segmentations: ../shared holds no ISIC segmentation ground truth, so each
 mask is a classical unsupervised segmentation of the dermoscopic image (Otsu threshold on a smoothed
 darkness channel, the dark vignette at the border removed, the largest remaining component, holes filled).
 Images whose mask covers under 5% or over 85% of the frame are skipped and counted, because there the

@@ -165,6 +165,8 @@ def render_card(config: dict, validation: dict) -> str:
         lines += ["", "**Leave one source out** (trained without the source, scored on it):", ""]
         lines += ["| left-out source | n (melanoma) | ROC AUC (95% CI) |", "|---|---|---|"]
         lines += [f"| {k} | {v['n']} ({v['n_melanoma']}) | {_auc(v)} |" for k, v in loso.items()]
+    else:
+        lines += ["", "**Leave one source out:** not run for this version (no `loso_*` runs beside the CV run).", ""]
     meta = validation.get("metadata_sensitivity")
     if meta:
         lines += [
