@@ -7,7 +7,6 @@ splitting the picker into its own module is the next step (issue 10).
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from dashboard.follow_up import (
 from dashboard.follow_up_figures import lesion_trend
 from dashboard.textsafe import literal
 from dashboard.wording import pct
+from data.images import jpeg_bytes
 
 THUMB_PX = 220
 COMPARE_SOURCE_PX = 900  # stored images are read at most this size for the comparison
@@ -70,9 +70,7 @@ def _thumbnail_jpeg(path: str, sha256: str, px: int) -> bytes | None:
     image = read_stored_image(path, px)
     if image is None:
         return None
-    buffer = io.BytesIO()
-    fit_into_box(image, px).save(buffer, format="JPEG", quality=88)  # square: the cards line up
-    return buffer.getvalue()
+    return jpeg_bytes(fit_into_box(image, px), quality=88)  # square: the cards line up
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -10,7 +10,6 @@ With fewer than MIN_LESIONS lesions in the comparison there is no map, only the 
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,6 +18,7 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from dashboard.figures import GREY, SCORE_SCALE, empty_figure, plotly_text, style_figure
+from data.images import jpeg_bytes
 
 MIN_LESIONS = 3  # the ugly-duckling comparison's own minimum (model/ugly_duckling.py)
 THUMB_PX = 96  # thumbnail edge in pixels, sent as JPEG in the figure
@@ -30,9 +30,7 @@ def thumbnail_uri(image: Image.Image, px: int = THUMB_PX) -> str:
     """A small JPEG data URI of the image, for a layout image (the figure travels to the browser as JSON)."""
     thumb = image.convert("RGB")
     thumb.thumbnail((px, px))
-    buffer = io.BytesIO()
-    thumb.save(buffer, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(thumb, quality=80)).decode("ascii")
 
 
 def too_few_message(count: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from dashboard.store.files import FORMAT_EXTENSIONS, inspect_image
-from data.images import ImageDecodeError, decode_image, probe_image
+from data.images import ImageDecodeError, decode_image, jpeg_bytes, probe_image
 from data.settings import LIMITS, MIB, Limits
 
 IMAGE_SUFFIXES = tuple(sorted({"jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"}))
@@ -111,9 +111,7 @@ class UploadedImage:
     def thumbnail_jpeg(self) -> bytes:
         """The thumbnail encoded once, so reruns of the page do not re-encode every image."""
         if self._thumb_jpeg is None:
-            buffer = io.BytesIO()
-            self.thumbnail.save(buffer, format="JPEG", quality=90)
-            self._thumb_jpeg = buffer.getvalue()
+            self._thumb_jpeg = jpeg_bytes(self.thumbnail, quality=90)
         return self._thumb_jpeg
 
     def display_image(self, max_px: int = DISPLAY_PX) -> Image.Image:

@@ -230,3 +230,10 @@ def decode_image(
         if "truncated" in reason.lower():
             reason = "image data is truncated (incomplete file)"
         raise ImageDecodeError(name, f"corrupt image data: {reason}") from None
+
+
+def jpeg_bytes(image: Image.Image, quality: int) -> bytes:
+    """`image` encoded as JPEG (thumbnails sent to the browser; never the stored or scored pixels)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
