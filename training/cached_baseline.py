@@ -23,8 +23,9 @@ from data.folds import assign_folds
 from model.metrics import roc_auc
 from model.network import NetworkConfig
 from model.pretrained import build_network
+from training.balancing import balanced_draw_weights
 from training.partial import tail_modules
-from training.train_cached import CachedData, balanced_draw_weights, load_cache
+from training.train_cached import CachedData, load_cache
 from training.trunk_cache import TRAIN_SOURCES
 
 CUT = "blocks.6.0"

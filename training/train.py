@@ -25,14 +25,16 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torchvision.transforms import v2
 from tqdm import tqdm
 
 from data.dataset import LesionDataset
-from data.readers import datasets_root
-from data.transforms import eval_transform, train_transform
-from model.checkpoint import REPO_ROOT, save_checkpoint
+from data.readers import datasets_root, load_datasets
+from data.transforms import RandomDegrade, eval_transform, train_transform
+from model.checkpoint import REPO_ROOT, load_checkpoint, save_checkpoint
 from model.metrics import roc_auc
 from model.network import NetworkConfig
+from model.predictor import TTA_VIEWS
 from model.pretrained import backbone_data_config, build_network
 from training import distributed as D
 from training.bundle import inference_preprocess
@@ -47,7 +49,11 @@ from training.optimisation import (
 )
 from training.resume_state import load_training_state, save_training_state
 from training.train_config import TrainConfig, parse_args
-from training.train_data import SeededAugment, data_summary, load_records, loader
+from training.train_data import SeededAugment, data_summary, limited, load_records, loader, training_sampler
+
+# Validation and out-of-fold predictions keep the logit of each of the deployed predictor's TTA views
+# (identity, horizontal flip), so calibration is fitted on exactly what the predictor computes.
+OOF_VIEWS = 2
 
 # ---------------------------------------------------------------- loops
 
@@ -104,25 +110,43 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
 
 @torch.inference_mode()
 def predict(model, dl, cfg, ctx) -> dict[str, np.ndarray]:
-    """Predictions for a loader's dataset, gathered from all ranks and de-duplicated by index."""
+    """Predictions for a loader's dataset, gathered from all ranks and de-duplicated by index: the logit of
+    each deployed TTA view, P(melanoma) of their mean logit and the views' mean embedding."""
     model.eval()
     dtype = amp_dtype(cfg, ctx)
-    idx, probs, embeds = [], [], []
+    idx, logits, embeds = [], [], []
     for batch in tqdm(dl, desc="validating", disable=not show_progress(ctx), leave=False, file=sys.stderr):
         images = batch["image"].to(ctx.device, non_blocking=True)
-        if cfg.channels_last and ctx.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(ctx.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = model(images, batch["meta"].to(ctx.device))
+        meta = batch["meta"].to(ctx.device)
+        view_logits, view_embeds = [], []
+        for view in TTA_VIEWS[:OOF_VIEWS]:
+            x = view(images)
+            if cfg.channels_last and ctx.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(ctx.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                out = model(x, meta)
+            view_logits.append(out["logit"].float())
+            view_embeds.append(out["embedding"].float())
         idx.append(batch["index"].to(ctx.device))
-        probs.append(torch.sigmoid(out["logit"].float()))
-        embeds.append(out["embedding"].float())
+        logits.append(torch.stack(view_logits, 1))
+        embeds.append(torch.stack(view_embeds).mean(0))
     index = D.gather_concat(torch.cat(idx), ctx).cpu().numpy()
-    p = D.gather_concat(torch.cat(probs), ctx).cpu().numpy()
+    logit = D.gather_concat(torch.cat(logits), ctx).cpu().numpy()
     e = D.gather_concat(torch.cat(embeds), ctx).cpu().numpy()
     _, first = np.unique(index, return_index=True)  # DistributedSampler pads with repeats
     order = first[np.argsort(index[first])]
-    return {"index": index[order], "p": p[order], "embedding": e[order]}
+    logit = logit[order]
+    p = 1.0 / (1.0 + np.exp(-logit.mean(1)))
+    return {"index": index[order], "logit_views": logit, "p": p, "embedding": e[order]}
+
+
+def prediction_rows(frame: pd.DataFrame, preds: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The predicted rows of `frame` with p_melanoma and one logit_v<k> column per TTA view."""
+    rows = frame.iloc[preds["index"]].copy()
+    rows["p_melanoma"] = preds["p"]
+    for k in range(preds["logit_views"].shape[1]):
+        rows[f"logit_v{k}"] = preds["logit_views"][:, k]
+    return rows
 
 
 # ---------------------------------------------------------------- one training run
@@ -160,20 +184,22 @@ def fit(
     if cfg.bn_mode == "sync" and ctx.distributed and ctx.device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     encoder = net_cfg.encoder
-    train_ds = SeededAugment(
-        LesionDataset(train_df, train_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std), encoder), cfg.seed
-    )
+    augment = train_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std)
+    if cfg.degrade:
+        augment = v2.Compose([RandomDegrade(), augment])
+    train_ds = SeededAugment(LesionDataset(train_df, augment, encoder), cfg.seed, cfg.meta_dropout, encoder.names)
+    sampler = training_sampler(train_df, cfg, ctx)
     val_ds = (
         LesionDataset(val_df, eval_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std), encoder)
         if val_df is not None and len(val_df)
         else None
     )
-    steps = len(train_ds) // (cfg.batch_size * ctx.world_size)
+    steps = len(sampler) // cfg.batch_size
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
     if steps < 1:
         raise ValueError(
-            f"{len(train_ds)} training images are fewer than one global batch "
+            f"{len(sampler) * ctx.world_size} training draws per epoch are fewer than one global batch "
             f"({cfg.batch_size} × {ctx.world_size} processes)"
         )
     optimizer = build_optimizer(model, cfg)
@@ -204,7 +230,7 @@ def fit(
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
     preds = None
-    train_dl = loader(train_ds, cfg, ctx, True)
+    train_dl = loader(train_ds, cfg, ctx, True, sampler)
     val_dl = loader(val_ds, cfg, ctx, False) if val_ds is not None else None
     for epoch in range(start_epoch, cfg.epochs):
         train_dl.sampler.set_epoch(epoch)
@@ -285,6 +311,27 @@ def portable_path(path: str | Path) -> str:
     return str(Path("…", *path.parts[-2:]))
 
 
+OOF_COLUMNS = [
+    "image_id", "dataset", "group_id", "fold", "target", "diagnosis", "site", "sex", "age", "p_melanoma",
+    *(f"logit_v{k}" for k in range(OOF_VIEWS)),
+]  # fmt: skip
+
+
+def score_external(cfg: TrainConfig, ctx: D.DistContext, out: Path) -> None:
+    """The final model's predictions on external test sets (never trained or tuned on): external_<name>.csv."""
+    model, _ = load_checkpoint(out / "last")
+    model = model.float().to(ctx.device)
+    net_cfg = model.config
+    transform = eval_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std)
+    for name in cfg.external:
+        frame = limited(load_datasets([name], Path(cfg.data_root) if cfg.data_root else None), cfg)
+        preds = predict(model, loader(LesionDataset(frame, transform, net_cfg.encoder), cfg, ctx, False), cfg, ctx)
+        if ctx.is_main:
+            rows = prediction_rows(frame, preds)
+            rows[[c for c in OOF_COLUMNS if c != "fold"]].to_csv(out / f"external_{name}.csv", index=False)
+            print(f"external {name}: AUC {roc_auc(rows.target.astype(int), rows.p_melanoma):.4f}", file=sys.stderr)
+
+
 def run(cfg: TrainConfig) -> dict:
     ctx = D.setup(cfg.device)
     out = Path(cfg.out)
@@ -303,6 +350,8 @@ def run(cfg: TrainConfig) -> dict:
     preprocess = inference_preprocess(cfg.data_root)
     if cfg.fold == "none":
         result = fit(cfg, ctx, records, None, out, summary, preprocess)
+        if cfg.external and not result["interrupted"]:
+            score_external(cfg, ctx, out)
         D.teardown()
         return result
     folds = range(cfg.n_folds) if cfg.fold == "all" else [int(cfg.fold)]
@@ -319,16 +368,13 @@ def run(cfg: TrainConfig) -> dict:
         if result["interrupted"]:
             break
         preds = result["predictions"]
-        rows = val_df.iloc[preds["index"]].copy()
-        rows["p_melanoma"] = preds["p"]
+        rows = prediction_rows(val_df, preds)
         oof.append(rows)
         keep = rows["dataset"].isin(cfg.save_embeddings_for).to_numpy()
         embeddings.append((rows["image_id"].to_numpy()[keep], preds["embedding"][keep]))
     if ctx.is_main and oof and not result.get("interrupted"):
         table = pd.concat(oof)
-        table[["image_id", "dataset", "group_id", "fold", "target", "diagnosis", "site", "p_melanoma"]].to_csv(
-            out / "oof.csv", index=False
-        )
+        table[OOF_COLUMNS].to_csv(out / "oof.csv", index=False)
         ids = np.concatenate([e[0] for e in embeddings])
         emb = np.concatenate([e[1] for e in embeddings]).astype(np.float16)
         np.savez_compressed(out / "oof_embeddings.npz", image_id=ids.astype(str), embedding=emb)

@@ -4,13 +4,10 @@
     python -m training.train_cached --cache runs/trunk_cache --out runs/model2/final --fold none
     python -m training.train_cached --cache runs/trunk_cache --out runs/model2/loso_ham --fold source:ham10000
 
-What it does against the source shortcut (ISIC 2020 images were 51% melanoma in the first model's training
-data, HAM10000 11%, whole ISIC 2020 patients 1.3%, so "looks like an ISIC 2020 photo" predicted melanoma):
-- source balancing: each epoch draws `samples_per_epoch` images with probabilities that give every source
-  the same melanoma rate (`balance_prevalence`) and a share of draws proportional to the square root of its
-  size; the source then carries no information about the label, so the shortcut no longer lowers the loss;
-- metadata dropout: site, sex and age are each hidden (set to unknown) with probability `meta_dropout`, so a
-  missing field gives a sensible score instead of a shifted one;
+What it does against the source shortcut (training/balancing.py says why):
+- source balancing: each epoch draws `samples_per_epoch` images so that every source has the same melanoma
+  rate (`balance_prevalence`);
+- metadata dropout: site, sex and age are each hidden with probability `meta_dropout`;
 - augmented views made by resampling and re-compression (training/trunk_cache.py), so no re-encoding is
   needed at inference.
 
@@ -42,6 +39,7 @@ from data.schema import DIAGNOSES
 from model.checkpoint import save_checkpoint
 from model.network import MelanomaNet, NetworkConfig
 from model.pretrained import build_network
+from training.balancing import balanced_draw_weights, metadata_dropout
 from training.partial import freeze_trunk, modules_between, tail_forward, tail_modules, tail_parameters
 from training.recipe import parse_config
 from training.trunk_cache import TRAIN_SOURCES, TTA_VIEW_COUNT
@@ -147,43 +145,6 @@ def load_cache(
     records["target"] = records["target"].astype("Int64")
     records["age"] = pd.to_numeric(records["age"], errors="coerce")
     return CachedData(records, features, meta)
-
-
-def balanced_draw_weights(records: pd.DataFrame, prevalence: float) -> np.ndarray:
-    """Per-image draw probabilities: within every source the melanoma share is `prevalence`, and each
-    source's share of draws is proportional to sqrt(its size)."""
-    records = records.reset_index(drop=True)
-    weights = np.zeros(len(records))
-    sizes = records.groupby("dataset").size()
-    source_share = np.sqrt(sizes) / np.sqrt(sizes).sum()
-    for source, rows in records.groupby("dataset").groups.items():
-        target = records.loc[rows, "target"].astype(int).to_numpy()
-        pos, neg = int(target.sum()), int(len(target) - target.sum())
-        w = np.where(target == 1, prevalence / max(pos, 1), (1 - prevalence) / max(neg, 1))
-        if pos == 0 or neg == 0:
-            w = np.full(len(target), 1.0 / len(target))
-        weights[np.asarray(rows)] = w * source_share[source]
-    return weights / weights.sum()
-
-
-def metadata_dropout(meta: torch.Tensor, names: list[str], p: float, generator: torch.Generator) -> torch.Tensor:
-    """Hide site, sex and age independently with probability p (the encoder's 'unknown' encoding)."""
-    if p <= 0:
-        return meta
-    meta = meta.clone()
-    n = len(meta)
-    groups = {
-        "site": ([i for i, s in enumerate(names) if s.startswith("site=")], names.index("site=unknown")),
-        "sex": ([i for i, s in enumerate(names) if s.startswith("sex=")], names.index("sex=unknown")),
-    }
-    for cols, unknown in groups.values():
-        hide = torch.rand(n, generator=generator) < p
-        meta[hide.nonzero(as_tuple=True)[0].unsqueeze(1), torch.tensor(cols)] = 0.0
-        meta[hide, unknown] = 1.0
-    hide = torch.rand(n, generator=generator) < p
-    meta[hide, names.index("age")] = 0.0
-    meta[hide, names.index("age_missing")] = 1.0
-    return meta
 
 
 # ---------------------------------------------------------------- model

@@ -26,6 +26,13 @@ class TrainConfig:
     weight_decay: float = 1e-2
     warmup_epochs: float = 1.0
     pos_weight: str = "auto"  # "auto" = sqrt(neg/pos), or a number, or "none"
+    # Against the source shortcut (training/balancing.py). None: every training image once per epoch (v1).
+    # A rate: each epoch draws `samples_per_epoch` images (default: as many as there are) so that every
+    # source has this melanoma share; then pos_weight should be "none" (the draw already balances).
+    balance_prevalence: float | None = None
+    samples_per_epoch: int | None = None
+    meta_dropout: float = 0.0  # hide site / sex / age, each with this probability, per training image
+    degrade: bool = False  # resampling + lossy re-compression before the augmentation (data.transforms.RandomDegrade)
     diagnosis_loss_weight: float = 0.3
     dropout: float = 0.3
     bn_mode: str = "train"  # train | frozen (ImageNet statistics kept) | sync (SyncBatchNorm on GPUs)
@@ -42,6 +49,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     check_sync: bool = False  # assert identical weights on all ranks after each step (tests)
     save_embeddings_for: list[str] = field(default_factory=lambda: ["isic2020"])
+    external: list[str] = field(default_factory=list)  # scored by the final model (--fold none), never trained on
     tensorboard: bool = False
     device: str = "auto"
 

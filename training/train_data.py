@@ -12,15 +12,25 @@ from torch.utils.data.distributed import DistributedSampler
 
 from data.dataset import LesionDataset
 from data.folds import assign_folds
-from data.readers import load_datasets
+from data.readers import EXTERNAL_ONLY, load_datasets
 from training import distributed as D
+from training.balancing import BalancedDistributedSampler, balanced_draw_weights, metadata_dropout
 from training.train_config import TrainConfig
 
 
 def load_records(cfg: TrainConfig) -> pd.DataFrame:
-    records = load_datasets(cfg.datasets, Path(cfg.data_root) if cfg.data_root else None)
+    external = sorted(set(cfg.datasets) & EXTERNAL_ONLY)
+    if external:
+        raise ValueError(f"{', '.join(external)} is external test data only: list it under external, not datasets")
+    records = limited(load_datasets(cfg.datasets, Path(cfg.data_root) if cfg.data_root else None), cfg)
+    records["fold"] = assign_folds(records, cfg.n_folds, cfg.seed)
+    return records
+
+
+def limited(records: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
+    """With `limit_per_dataset` (tests, smoke runs): a stratified, deterministic subset of each dataset
+    (whole groups are kept together later, by the fold assignment)."""
     if cfg.limit_per_dataset:
-        # A stratified, deterministic subset per dataset (whole groups kept together via fold assignment).
         parts = []
         for _, part in records.groupby("dataset", sort=False):
             parts.append(
@@ -29,9 +39,7 @@ def load_records(cfg: TrainConfig) -> pd.DataFrame:
                 .head(cfg.limit_per_dataset // 2)
             )
         records = pd.concat(parts).sort_index()
-    records = records.reset_index(drop=True)
-    records["fold"] = assign_folds(records, cfg.n_folds, cfg.seed)
-    return records
+    return records.reset_index(drop=True)
 
 
 def data_summary(records: pd.DataFrame) -> dict:
@@ -51,27 +59,36 @@ class SeededAugment(Dataset):
     processes nor on the number of workers: DDP on N ranks sees the same augmented images as one process.
 
     The epoch travels inside the index (EpochTagged below), so persistent workers need no notification.
+    Metadata dropout (training/balancing.py) is drawn from the same key.
     """
 
-    def __init__(self, base: LesionDataset, seed: int):
+    def __init__(self, base: LesionDataset, seed: int, meta_dropout: float = 0.0, meta_names: list[str] | None = None):
+        if meta_dropout > 0 and not meta_names:
+            raise ValueError("metadata dropout needs the encoder's column names")
         self.base = base
         self.seed = seed
+        self.meta_dropout = meta_dropout
+        self.meta_names = meta_names or []
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, tagged: int):
         epoch, index = divmod(tagged, len(self.base))
-        torch.manual_seed((self.seed * 1_000_003 + epoch * 100_003 + index) % (2**63))
+        key = (self.seed * 1_000_003 + epoch * 100_003 + index) % (2**63)
+        torch.manual_seed(key)
         item = self.base[index]
         item["index"] = torch.tensor(index)
+        if self.meta_dropout > 0:
+            generator = torch.Generator().manual_seed(key)
+            item["meta"] = metadata_dropout(item["meta"][None], self.meta_names, self.meta_dropout, generator)[0]
         return item
 
 
 class EpochTagged(Sampler):
     """Wraps a sampler: yields epoch * n + index, and forwards set_epoch."""
 
-    def __init__(self, sampler: DistributedSampler, n: int):
+    def __init__(self, sampler: DistributedSampler | BalancedDistributedSampler, n: int):
         self.sampler, self.n, self.epoch = sampler, n, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -85,12 +102,35 @@ class EpochTagged(Sampler):
         return len(self.sampler)
 
 
-def loader(dataset: Dataset, cfg: TrainConfig, ctx: D.DistContext, train: bool) -> DataLoader:
+def training_sampler(
+    records: pd.DataFrame, cfg: TrainConfig, ctx: D.DistContext
+) -> DistributedSampler | BalancedDistributedSampler:
+    """Every image once per epoch (v1), or source-balanced draws when `balance_prevalence` is set."""
+    if cfg.balance_prevalence is None:
+        return DistributedSampler(
+            range(len(records)), ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
+    weights = balanced_draw_weights(records, cfg.balance_prevalence)
+    samples = cfg.samples_per_epoch or len(records)
+    return BalancedDistributedSampler(weights, samples, ctx.world_size, ctx.rank, cfg.seed)
+
+
+def loader(
+    dataset: Dataset,
+    cfg: TrainConfig,
+    ctx: D.DistContext,
+    train: bool,
+    sampler: DistributedSampler | BalancedDistributedSampler | None = None,
+) -> DataLoader:
+    """A training loader (epoch-tagged `sampler`) or an evaluation loader (every image once, in order)."""
     # A DistributedSampler even for one process: the global order of samples is then the same for any
     # number of ranks, so N ranks × batch b reproduce one process × batch N·b.
-    sampler = DistributedSampler(dataset, ctx.world_size, ctx.rank, shuffle=train, seed=cfg.seed, drop_last=train)
     if train:
+        if sampler is None:
+            raise ValueError("a training loader needs its sampler (training_sampler)")
         sampler = EpochTagged(sampler, len(dataset))
+    else:
+        sampler = DistributedSampler(dataset, ctx.world_size, ctx.rank, shuffle=False, seed=cfg.seed)
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,

@@ -14,8 +14,8 @@ from data.metadata import MetadataEncoder
 from model.checkpoint import load_checkpoint
 from model.network import NetworkConfig
 from model.pretrained import build_network
+from training.balancing import balanced_draw_weights, metadata_dropout
 from training.partial import freeze_trunk, modules_between, tail_forward, tail_parameters, trunk_modules
-from training.train_cached import balanced_draw_weights, metadata_dropout
 
 
 @pytest.fixture(scope="module")

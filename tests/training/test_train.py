@@ -117,3 +117,44 @@ def test_resnet18_is_not_normalised_like_efficientnet_lite():
         (0.5, 0.5, 0.5),
         (0.5, 0.5, 0.5),
     )  # the default model's recipe is unchanged
+
+
+V3 = [
+    "--datasets", "isic2020", "ham10000",
+    "--balance-prevalence", "0.15", "--samples-per-epoch", "32", "--pos-weight", "none",
+    "--meta-dropout", "0.3", "--degrade", "--epochs", "1", "--batch-size", "8",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_balanced_run_keeps_each_tta_views_logit_out_of_fold(datasets_dir, tmp_path):
+    import pandas as pd
+
+    result = train(tmp_path / "run", *V3)
+    assert '"images_per_s"' in result.stderr
+    oof = pd.read_csv(tmp_path / "run" / "oof.csv")
+    assert set(oof["dataset"]) == {"isic2020", "ham10000"}
+    assert {"logit_v0", "logit_v1", "sex", "age"} <= set(oof.columns)
+    mean_logit = oof[["logit_v0", "logit_v1"]].mean(axis=1)
+    assert np.allclose(oof["p_melanoma"], 1 / (1 + np.exp(-mean_logit)), atol=1e-5)
+    assert not np.allclose(oof["logit_v0"], oof["logit_v1"])  # two views, not one copied
+    config = load_checkpoint(tmp_path / "run" / "fold_0" / "last")[1]["training"]["config"]
+    assert (config["balance_prevalence"], config["meta_dropout"], config["degrade"]) == (0.15, 0.3, True)
+
+
+@pytest.mark.slow
+def test_final_model_scores_the_external_set_it_never_saw(datasets_dir, tmp_path):
+    import pandas as pd
+
+    train(tmp_path / "final", *V3, "--fold", "none", "--external", "derm7pt")
+    external = pd.read_csv(tmp_path / "final" / "external_derm7pt.csv")
+    assert set(external["dataset"]) == {"derm7pt"} and len(external) == 48  # limit_per_dataset applies
+    assert {"logit_v0", "logit_v1", "p_melanoma"} <= set(external.columns)
+
+
+def test_external_test_data_cannot_be_trained_on(tmp_path):
+    from training.train_config import TrainConfig
+    from training.train_data import load_records
+
+    with pytest.raises(ValueError, match="external test data only"):
+        load_records(TrainConfig(datasets=["isic2020", "derm7pt"]))
