@@ -141,6 +141,9 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
                 "zeroline": False,
                 "range": [low - pad, high + pad],
                 "tickformat": ".1f",
+                # plotly.js puts an overlaying axis's ticks at the left axis's gridlines ("sync") by default:
+                # z ticks at -0.15, 0.21, 0.57 labelled "-0.1", "0.2", "0.6", no tick at 0. Its own round values.
+                "tickmode": "auto",
             }
         )
     if threshold is not None:

@@ -36,6 +36,13 @@ def test_trend_draws_the_ugly_duckling_score_on_its_own_axis_in_its_own_unit():
     assert next(t for t in fig.data if t.name == "P(melanoma)").yaxis in (None, "y")
 
 
+def test_trend_z_axis_picks_its_own_round_ticks():
+    # Not plotly.js's default for an overlaying axis ("sync": ticks at the P(melanoma) axis's gridlines, at
+    # values such as 0.21 or 0.57 that the one-decimal labels misname). The browser test reads the drawn ticks.
+    fig = score_trend(_points([0.55, 1.5]), threshold=0.016)
+    assert fig.layout.yaxis2.tickmode == "auto"
+
+
 def test_trend_without_ugly_duckling_scores_has_one_axis():
     fig = score_trend(_points([None, None]), threshold=0.024)
     assert fig.layout.yaxis.title.text == "P(melanoma)"
