@@ -23,6 +23,7 @@ PICK = "bodymap_pick_"  # + image key: the card's "select for the body map" box
 NOTICE = "bodymap_notice"
 LAST_REGION = "bodymap_region"
 GENERATION = "bodymap_generation"  # bumped after each placement: a new chart starts with no selection
+LAST_PLACED = "bodymap_last_placed"  # the saved lesion the history's map placed last
 CHART_CONFIG = {"displayModeBar": False}
 
 
@@ -117,17 +118,33 @@ def _lesion_choice(lesion: Any) -> str:
     return f"#{lesion.number or lesion.id} {lesion.label} · {lesion.site} · {where}"
 
 
+def history_chooser_key() -> str:
+    """The history's "Place a lesion" box is a new widget after each placement: the browser keeps showing a
+    keyed box's old text when only its option labels change, so it would still name the region just left."""
+    return f"history_place_lesion_{st.session_state.get(GENERATION, 0)}"
+
+
 def _place_saved(store: Any, lesions: list[Any]) -> None:
     """The history chart's on_select callback: the chosen saved lesion goes to the clicked region."""
     chart_key = f"history_body_map_{st.session_state.get(GENERATION, 0)}"
-    chosen = next((les for les in lesions if les.id == st.session_state.get("history_place_lesion")), None)
+    chosen = next((les for les in lesions if les.id == st.session_state.get(history_chooser_key())), None)
     if chosen is None:
         return
     placement = place_saved_lesion(store, chosen, st.session_state.get(chart_key))
     if placement.region is not None or placement.kind:
         st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+        st.session_state[LAST_PLACED] = chosen.id
     if placement.kind:
         st.session_state[NOTICE] = (placement.kind, placement.message)
+
+
+def _chooser_index(lesions: list[Any], unplaced: list[Any]) -> int:
+    """The next lesion not on the map yet; when all are, the one just placed (its new region shown)."""
+    ids = [les.id for les in lesions]
+    if unplaced:
+        return ids.index(unplaced[0].id)
+    last = st.session_state.get(LAST_PLACED)
+    return ids.index(last) if last in ids else 0
 
 
 def history_map(lesions: list[Any], threshold: float | None, store: Any = None, user: Any = None) -> None:
@@ -139,9 +156,9 @@ def history_map(lesions: list[Any], threshold: float | None, store: Any = None, 
         st.selectbox(
             "Place a lesion on the map (then click its region)",
             [les.id for les in lesions],
-            index=next((i for i, les in enumerate(lesions) if les in unplaced), 0),
+            index=_chooser_index(lesions, unplaced),
             format_func=lambda lesion_id: _lesion_choice(next(les for les in lesions if les.id == lesion_id)),
-            key="history_place_lesion",
+            key=history_chooser_key(),
             help="The region must lie on the lesion's recorded anatomic site; each change is recorded in the "
             "audit trail under your name.",
         )

@@ -52,6 +52,37 @@ def test_review_places_images_groups_the_gallery_and_history_shows_the_map(app_e
     at.text_input(key="history_search").input("PT-BODYMAP-1").run()
     assert not at.exception, at.exception
     assert any(t.label == "Body map" for t in at.tabs)
-    assert at.selectbox(key="history_place_lesion").label.startswith("Place a lesion on the map")  # a clinician
+    assert at.selectbox(key="history_place_lesion_0").label.startswith("Place a lesion on the map")  # a clinician
     assert "Not on the map yet" in texts(at)  # the second image was not placed
     assert any("left_sole" not in str(df.value) and "Left sole" in str(df.value) for df in at.dataframe)
+
+
+def _history_map_page():
+    from types import SimpleNamespace
+
+    from dashboard import body_map_ui
+
+    lesions = [
+        SimpleNamespace(id=7, number=1, label="left scapula", site="torso", body_region="upper_back"),
+        SimpleNamespace(id=8, number=2, label="mid back", site="torso", body_region="lower_back"),
+    ]
+    for lesion in lesions:
+        lesion.latest_p_melanoma = 0.02
+    body_map_ui.history_map(lesions, 0.016, store=object(), user=SimpleNamespace(can=lambda action: True))
+
+
+def test_after_a_lesion_is_moved_the_history_chooser_is_a_new_box_naming_its_new_region():
+    # The browser shows a keyed box's old text when only its option labels change: the box that chose the
+    # lesion would still say "Upper back" after it moved (the e2e browser test reads the box's text).
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.body_map_ui import GENERATION, LAST_PLACED
+
+    at = AppTest.from_function(_history_map_page)
+    at.session_state[GENERATION] = 3  # three placements so far; the last moved lesion 8 to the lower back
+    at.session_state[LAST_PLACED] = 8
+    at.run()
+    assert not at.exception, at.exception
+    chooser = at.selectbox(key="history_place_lesion_3")
+    assert chooser.value == 8  # every lesion is placed: the one just moved stays chosen
+    assert chooser.options[chooser.index] == "#2 mid back · torso · Lower back"

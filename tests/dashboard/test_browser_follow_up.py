@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from test_browser_e2e import (  # noqa: F401 - server is a fixture
     ARTIFACTS,
     CHROMIUM,
@@ -31,6 +29,7 @@ from test_browser_e2e import (  # noqa: F401 - server is a fixture
     _wait_idle,
     server,
 )
+from test_visit_report import pdf_text, render_page
 
 from dashboard.body_map import diagram_point
 from dashboard.follow_up import RiseMargin, lesion_histories, lesion_rise
@@ -234,6 +233,8 @@ def _history_body_map(page, tmp_path: Path, lesions: dict) -> None:
     _wait_idle(page)
     _click_region(page, panel.locator(".js-plotly-plot"), "lower_back")
     expect(panel.get_by_text(f"#{moved.number} mid back placed on Lower back.")).to_be_visible()
+    chooser = panel.get_by_role("combobox", name="Place a lesion on the map (then click its region)")
+    expect(chooser).to_have_value(f"#{moved.number} mid back · torso · Lower back")  # not the region it left
     with _store(tmp_path) as store:
         placed = {les.label: les.body_region for les in store.list_lesions(moved.patient_id)}
     assert placed == {
@@ -336,33 +337,23 @@ def _visit_report(page, tmp_path: Path, patient_id: int) -> None:
     # One download only: Chromium holds back a page's second automatic download.
     with page.expect_download(timeout=120_000) as download:  # the overlays are computed for the report
         page.get_by_role("button", name="Download visit report (PDF)").click()
-    pdf = tmp_path / "report.pdf"
-    download.value.save_as(pdf)
+    pdf = Path(download.value.path()).read_bytes()
     assert download.value.suggested_filename.startswith(f"visit-report_{PATIENT}_visit-2_")
-    assert pdf.read_bytes().startswith(b"%PDF")
+    assert pdf.startswith(b"%PDF")
     with _store(tmp_path) as store:
         visit = store.patient_timeline(patient_id).visits[-1]
-        model_id = visit.model_version
     ranked = [les.label for les in sorted(visit.lesions, key=lambda les: les.prediction.rank)]
 
-    text = subprocess.run(
-        ["pdftotext", "-f", "1", "-l", "1", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
-    for expected in (PATIENT, "visit 2", model_id, "Decision support, not a diagnosis", "Histology: benign"):
+    text = pdf_text(pdf, page=1)
+    for expected in (PATIENT, "visit 2", visit.model_version, "Decision support, not a diagnosis", "Histology: benign"):
         assert expected in text, (expected, text)
     positions = [text.find(f"- {label}") for label in ranked]  # "#1  Lesion 4 - right forearm"
     assert -1 not in positions and positions == sorted(positions), (ranked, text)
 
-    picture = _first_page(pdf, tmp_path / "page")
-    shutil.copy(picture, ARTIFACTS / "e2e_follow_up_6_report_page1.png")
-    _check_first_page(np.asarray(Image.open(picture).convert("RGB")), lesion_count=len(ranked))
-
-
-def _first_page(pdf: Path, stem: Path) -> Path:
-    subprocess.run(
-        ["pdftoppm", "-png", "-r", str(PDF_DPI), "-f", "1", "-l", "1", "-singlefile", str(pdf), str(stem)], check=True
-    )
-    return stem.with_suffix(".png")
+    picture = render_page(pdf, page=1, dpi=PDF_DPI)
+    ARTIFACTS.mkdir(exist_ok=True)
+    picture.save(ARTIFACTS / "e2e_follow_up_6_report_page1.png")
+    _check_first_page(np.asarray(picture), lesion_count=len(ranked))
 
 
 def _mm(value: float) -> int:
