@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data.errors import TriageError
 from model.metrics import SCREENING_PREVALENCE
 from model.triage_scoring import blend
 from model.triage_settings import TRIAGE_DEFAULTS
@@ -46,8 +47,8 @@ from training.triage_report import Evaluation, render_markdown, settings_json
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
 
 
-class EvaluationError(ValueError):
-    pass
+class EvaluationError(TriageError, ValueError):
+    """Inputs the triage evaluation cannot use (the message says which and why)."""
 
 
 # ---------------------------------------------------------------- inputs

@@ -24,6 +24,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from data.errors import TriageError
+
 RECIPES = Path(__file__).resolve().parent / "recipes"
 DEFAULT_CPU = RECIPES / "default_cpu.json"  # the shipped model (v2)
 V1_GPU = RECIPES / "v1_gpu.json"  # the first model's GPU recipe
@@ -35,7 +37,7 @@ LOSO_KEYS = ("sources", "samples_per_epoch")
 Config = TypeVar("Config")
 
 
-class RecipeError(ValueError):
+class RecipeError(TriageError, ValueError):
     """A recipe that cannot be used as written (the message names the file and the key)."""
 
 

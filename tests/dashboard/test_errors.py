@@ -28,13 +28,18 @@ def test_the_project_s_exceptions_share_one_base():
     from model.cam import CamError
     from model.checkpoint import CheckpointError
     from model.pretrained import PretrainedWeightsError
+    from training.evaluate_triage import EvaluationError
+    from training.recipe import RecipeError
 
     for error in (AccessDenied, LoginFailed, StoredImageError, ReviewNotReady, NotFoundError, MetadataError):
         assert issubclass(error, TriageError), error
     for error in (ImageDecodeError, DatasetError, CamError, CheckpointError, PretrainedWeightsError):
         assert issubclass(error, TriageError), error
+    for error in (RecipeError, EvaluationError):  # training's own
+        assert issubclass(error, TriageError), error
     # Callers that catch the built-in they refine still catch them.
     assert issubclass(ImageDecodeError, ValueError) and issubclass(NotFoundError, LookupError)
+    assert issubclass(RecipeError, ValueError) and issubclass(EvaluationError, ValueError)
 
 
 def test_a_swallowed_audit_failure_on_sign_out_is_logged_without_personal_data(caplog):
