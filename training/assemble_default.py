@@ -41,9 +41,16 @@ def logit_views(frame: pd.DataFrame) -> np.ndarray:
 
 
 def load_embeddings(path: Path, ids: pd.Series) -> np.ndarray:
+    """The out-of-fold embedding of each id, in order; NaN rows for ids without one (a run may save them only
+    for the whole-patient source, the only one they are used for)."""
     data = np.load(path)
     position = pd.Series(np.arange(len(data["image_id"])), index=data["image_id"].astype(str))
-    return data["embedding"].astype(np.float32)[position.loc[ids.astype(str)].to_numpy()]
+    found = position.reindex(ids.astype(str)).to_numpy()
+    embedding = data["embedding"].astype(np.float32)
+    out = np.full((len(ids), embedding.shape[1]), np.nan, dtype=np.float32)
+    have = ~np.isnan(found)
+    out[have] = embedding[found[have].astype(int)]
+    return out
 
 
 def choose_threshold(frame: pd.DataFrame, p: np.ndarray, sensitivity: float) -> float:
@@ -102,10 +109,10 @@ def metadata_sensitivity(run: Path, cache: Path, scale: float, bias: float) -> d
     and with every field unknown (trained with metadata dropout so that it should not)."""
     from training.train_cached import load_cache, predict_cached
 
-    summary = json.loads((run / "final" / "summary.json").read_text())
-    if not (cache / "derm7pt.csv").exists():
-        return None
     model, config = load_checkpoint(run / "final" / "checkpoint")
+    if not config.get("partial_cut") or not (cache / "derm7pt.csv").exists():
+        return None  # measured on the trunk cache: a full fine-tune would need another pass over the images
+    summary = json.loads((run / "final" / "summary.json").read_text())
     model.partial_cut = config["partial_cut"]
     data = load_cache(cache, ["derm7pt"], cut=config["partial_cut"])
     idx = np.arange(len(data.records))

@@ -5,7 +5,7 @@
         datasets/<name>/...      the readers' own layouts, CSV files unchanged, images re-encoded
         imagenet/<backbone>.safetensors
 
-bundle.json:
+bundle.json (a bundle of original bytes has "codec": null and "inference_preprocess": null):
     {"codec": {"format": "WEBP", "quality": 75},
      "max_side": {"isic2020": 384, "isic2017": 224, "ham10000": null},
      "inference_preprocess": {"reencode": {"format": "WEBP", "quality": 75, "max_side": 384}}}
@@ -36,6 +36,11 @@ def manifest(codec_format: str, quality: int, max_side: dict[str, int | None], i
             "reencode": {"format": codec_format, "quality": quality, "max_side": inference_max_side}
         },
     }
+
+
+def original_manifest(sources: tuple[str, ...] | list[str]) -> dict:
+    """bundle.json for a bundle of original bytes: nothing was re-encoded, so inference re-encodes nothing."""
+    return {"codec": None, "sources": list(sources), "inference_preprocess": None}
 
 
 def write_manifest(folder: str | Path, content: dict[str, Any]) -> Path:

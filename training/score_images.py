@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", type=int, default=2, choices=[1, 2])
     parser.add_argument("--out", default="runs/eval")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--csv", type=Path, default=None, help="also write the records + logit_v<k> columns (the trainers' format)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.imagenet:
@@ -75,7 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     path = out / f"{name}_{args.dataset}.npz"
     np.savez_compressed(path, **result)
     print(path)
+    if args.csv:
+        prediction_table(records, result).to_csv(args.csv, index=False)
+        print(args.csv)
     return 0
+
+
+def prediction_table(records, result: dict[str, np.ndarray]):
+    """The records with one logit_v<k> column per TTA view, in the trainers' out-of-fold format (what
+    training.assemble_default reads as an external set's scores)."""
+    table = records.drop(columns=["path"], errors="ignore").reset_index(drop=True).copy()
+    if list(result["image_id"].astype(str)) != list(table["image_id"].astype(str)):
+        raise ValueError("scores and records are not in the same order")
+    for k in range(result["logit"].shape[1]):
+        table[f"logit_v{k}"] = result["logit"][:, k]
+    return table
 
 
 if __name__ == "__main__":
