@@ -18,6 +18,11 @@ from dashboard.textsafe import literal
 # The last submit's message, per panel, shown once after the rerun (every tab is drawn on each run).
 AMEND_FEEDBACK = "outcomes_amend_feedback"
 HISTOLOGY_FEEDBACK = "outcomes_histology_feedback"
+# A recorded result renames its lesion in the "Lesion" box (the label names the histology), and Streamlit
+# resets a box whose chosen option is gone to its first option: the page would jump to another lesion right
+# after saving. So each recorded result draws a new box (a new key), on the lesion just recorded.
+HISTOLOGY_RECORDED = "outcomes_histology_recorded"  # how many results were recorded on this page
+HISTOLOGY_LAST_LESION = "outcomes_histology_last_lesion"
 
 
 def _show_feedback(key: str) -> None:
@@ -55,7 +60,16 @@ def histology_panel(store: Any, user: AuthUser, patient_id: int, lesions: Sequen
     if not lesions:
         st.info("No lesions recorded.")
         return
-    lesion = st.selectbox("Lesion", lesions, format_func=outcomes.lesion_choice_label, key="histology_lesion")
+    by_id = {les.id: les for les in lesions}
+    last = st.session_state.get(HISTOLOGY_LAST_LESION)
+    lesion_id = st.selectbox(
+        "Lesion",
+        list(by_id),
+        index=list(by_id).index(last) if last in by_id else 0,
+        format_func=lambda key: outcomes.lesion_choice_label(by_id[key]),
+        key=f"histology_lesion_{st.session_state.get(HISTOLOGY_RECORDED, 0)}",
+    )
+    lesion = by_id[lesion_id]
     history = store.histology_history(lesion.id)
     if history:
         st.dataframe(outcomes.histology_table(history), hide_index=True, key="histology_table")
@@ -132,5 +146,9 @@ def _histology_form(store: Any, lesion: LesionSummary, *, corrects: bool) -> Non
         )
         note = st.text_input("Note (optional)", key=f"histology_note_{lesion.id}")
         if st.form_submit_button("Save histology", icon=":material/save:"):
-            st.session_state[HISTOLOGY_FEEDBACK] = outcomes.submit_histology(store, lesion, result, reported_on, note)
+            feedback = outcomes.submit_histology(store, lesion, result, reported_on, note)
+            st.session_state[HISTOLOGY_FEEDBACK] = feedback
+            if feedback.ok:
+                st.session_state[HISTOLOGY_RECORDED] = st.session_state.get(HISTOLOGY_RECORDED, 0) + 1
+                st.session_state[HISTOLOGY_LAST_LESION] = lesion.id
             st.rerun()

@@ -51,7 +51,7 @@ PATIENT = "E2E-FOLLOW-UP-7"
 SAME_MOLE = ("ISIC_0027419", "ISIC_0025030")
 # label -> (image, region it is placed on in visit 1); the last two are placed with one click.
 VISIT_1 = {
-    "scalp mole": ("ham10000/images/ISIC_0027419.jpg", "scalp"),
+    "scalp mole": (f"ham10000/images/{SAME_MOLE[0]}.jpg", "scalp"),
     "left scapula": ("isic2020/train/ISIC_0229832.jpg", "upper_back"),
     "mid back": ("isic2020/train/ISIC_2311665.jpg", "upper_back"),
 }
@@ -327,6 +327,10 @@ def _history_histology(page, mole) -> None:
     _wait_idle(page)
     expected = f"Histology of lesion #{mole.number} recorded: Benign, reported {reported.isoformat()}."
     expect(panel.get_by_text(expected)).to_be_visible()
+    # Still on the mole, its result in force (not the first lesion's blank form).
+    lesion_box = panel.get_by_role("combobox", name="Lesion", exact=True)
+    expect(lesion_box).to_have_value(f"#{mole.number} scalp mole · head/neck · histology: Benign")
+    expect(panel.get_by_text("No histology recorded for this lesion.")).to_have_count(0)
     expect(panel.get_by_text("No histology results recorded for this patient yet.")).to_have_count(0)
     _shot(page, "follow_up_5_histology")
 

@@ -113,6 +113,25 @@ def test_clinician_amends_a_decision_and_records_histology(app_env):
     assert (decision.action, decision.amend_reason, decision.clinician) == ("excise", "grew at the recheck", "dr.page")
 
 
+def test_after_recording_histology_the_page_stays_on_that_lesion(app_env):
+    # The recorded result changes the lesion's label in the box; the box must not then jump to another lesion
+    # ("No histology recorded for this lesion", a blank form: the next result would go to the wrong lesion).
+    _saved_visit(app_env)
+    at = _history(app_env, "dr.page", "clinician")
+    lesion_box = next(s for s in at.selectbox if s.label == "Lesion" and s.key.startswith("histology_lesion"))
+    lesion_box.select_index(next(i for i, label in enumerate(lesion_box.options) if "navel" in label)).run()
+    at.radio(key=next(r.key for r in at.radio if r.key.startswith("histology_result_"))).set_value("benign")
+    at.date_input(key=next(d.key for d in at.date_input if d.key.startswith("histology_date_"))).set_value(
+        dt.date(2024, 10, 14)
+    )
+    next(b for b in at.button if b.label == "Save histology").click().run()
+    assert not at.exception, at.exception
+    lesion_box = next(s for s in at.selectbox if s.label == "Lesion" and s.key.startswith("histology_lesion"))
+    assert lesion_box.options[lesion_box.index] == "#2 navel · torso · monitor · histology: Benign"
+    assert "No histology recorded for this lesion." not in _texts(at)
+    assert "Correct the histology result" in _texts(at)  # the form is the navel's, which has a result now
+
+
 def test_viewer_reads_outcomes_without_forms(app_env):
     patient_id = _saved_visit(app_env)
     with app_env.store() as store:
