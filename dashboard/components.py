@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import auth_ui
+from dashboard import auth_ui, body_map_ui
 from dashboard.operating_point import OperatingPoint, performance_sentence
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
@@ -62,6 +62,9 @@ def reset_review() -> None:
     old = st.session_state.get(REVIEW_KEY)
     generation = old.uploader_generation + 1 if old else 0
     st.session_state[REVIEW_KEY] = ReviewState(uploader_generation=generation)
+    # The body map's last clicked region and message belong to the review that clicked it, not the next one.
+    for key in (body_map_ui.LAST_REGION, body_map_ui.NOTICE):
+        st.session_state.pop(key, None)
 
 
 def clinician() -> str:

@@ -86,3 +86,27 @@ def test_after_a_lesion_is_moved_the_history_chooser_is_a_new_box_naming_its_new
     chooser = at.selectbox(key="history_place_lesion_3")
     assert chooser.value == 8  # every lesion is placed: the one just moved stays chosen
     assert chooser.options[chooser.index] == "#2 mid back · torso · Lower back"
+
+
+def _next_review_map_page():
+    import streamlit as st
+
+    from dashboard import body_map_ui
+    from dashboard import components as ui
+
+    if "started" not in st.session_state:  # the previous patient's review clicked the upper back
+        st.session_state["started"] = True
+        st.session_state[body_map_ui.LAST_REGION] = "upper_back"
+        ui.reset_review()
+    body_map_ui.review_panel(ui.review_state(), 0.016, locked=False)
+
+
+def test_the_next_review_map_highlights_no_region_of_the_previous_one():
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.body_map import SELECTED_FILL
+
+    at = AppTest.from_function(_next_review_map_page).run()
+    assert not at.exception, at.exception
+    [chart] = at.get("plotly_chart")
+    assert "fillcolor" in chart.proto.spec and SELECTED_FILL not in chart.proto.spec
