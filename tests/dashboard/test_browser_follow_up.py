@@ -31,7 +31,7 @@ from test_browser_e2e import (  # noqa: F401 - server is a fixture
 )
 from test_visit_report import pdf_text, render_page
 
-from dashboard.body_map import diagram_point
+from dashboard.body_map import SELECTED_FILL, diagram_point
 from dashboard.follow_up import RiseMargin, lesion_histories, lesion_rise
 from dashboard.report import MARGIN, PICTURE_GAP, PICTURE_MM, TEXT_X
 from dashboard.store import CaseStore
@@ -183,6 +183,8 @@ def _second_visit(page, datasets_dir: Path) -> None:
     new_label, new_path, new_region = NEW_AT_VISIT_2
     page.locator("input[type=file]").first.set_input_files([str(mole), str(datasets_dir / new_path)])
     expect(page.get_by_text("2 image(s)", exact=True)).to_be_visible()
+    highlighted = "(gd, fill) => gd.layout.shapes.filter(s => s.fillcolor === fill).length"
+    assert _review_map(page).evaluate(highlighted, SELECTED_FILL) == 0  # not visit 1's last region
 
     # The mole again: linked from the thumbnails of the patient's known lesions, filtered by site.
     mole_card = _card(page, mole.name)
