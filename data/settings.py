@@ -31,6 +31,7 @@ SHARED_DIR_ENV = "TRIAGE_SHARED_DIR"  # the datasets; default: ../shared
 IDLE_TIMEOUT_ENV = "TRIAGE_IDLE_TIMEOUT_MINUTES"  # sign-out after inactivity
 LOGIN_MAX_FAILURES_ENV = "TRIAGE_LOGIN_MAX_FAILURES"  # failed sign-ins before a username is locked...
 LOGIN_LOCK_MINUTES_ENV = "TRIAGE_LOGIN_LOCK_MINUTES"  # ...within (and for) this many minutes
+CPU_THREADS_ENV = "OMP_NUM_THREADS"  # the standard knob: CPU threads for scoring; default: every core
 
 DEFAULT_IDLE_MINUTES = 15.0
 DEFAULT_LOGIN_MAX_FAILURES = 5
@@ -94,6 +95,7 @@ class Environment:
     idle_timeout_minutes: float
     login_max_failures: int
     login_lock_minutes: float
+    cpu_threads: int | None
 
 
 def _text(environ: Mapping[str, str], name: str) -> str | None:
@@ -105,6 +107,11 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
         return float(_text(environ, name) or default)
     except ValueError:
         return default
+
+
+def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
+    text = _text(environ, name)
+    return int(text) if text and text.isdigit() and int(text) > 0 else None  # torch, too, ignores others
 
 
 def environment(environ: Mapping[str, str] | None = None) -> Environment:
@@ -121,4 +128,5 @@ def environment(environ: Mapping[str, str] | None = None) -> Environment:
         # A malformed lockout setting stops the app at start rather than weakening the lockout silently.
         login_max_failures=int(environ.get(LOGIN_MAX_FAILURES_ENV, DEFAULT_LOGIN_MAX_FAILURES)),
         login_lock_minutes=float(environ.get(LOGIN_LOCK_MINUTES_ENV, DEFAULT_LOGIN_LOCK_MINUTES)),
+        cpu_threads=_positive_int(environ, CPU_THREADS_ENV),
     )

@@ -26,6 +26,7 @@ from PIL import Image
 
 from data.images import ImageDecodeError, decode_image
 from data.readers import ROW_PROBLEM
+from data.settings import environment
 from data.transforms import inference_transform
 from model.checkpoint import load_checkpoint, model_id
 from model.network import MelanomaNet, NetworkConfig
@@ -102,7 +103,10 @@ class Predictor:
         )
         self.batch_size = batch_size
         if self.device.type == "cpu":
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            # Every core, unless OMP_NUM_THREADS pins fewer: where another job keeps a core busy (a shared
+            # server, the test machine), every operation waits for the thread that waits for that core (on 2
+            # cores with a training job: a tiny network's forward pass 0.58 s with 2 threads, 2.5 ms with 1).
+            torch.set_num_threads(environment().cpu_threads or max(1, os.cpu_count() or 1))
 
     @classmethod
     def from_checkpoint(cls, folder: str | Path | None = None, **kwargs) -> Predictor:

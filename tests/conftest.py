@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from data.settings import environment
+from data.settings import CPU_THREADS_ENV, environment
+
+# One CPU thread for torch (here, before torch is imported, and in the processes the tests start), unless the
+# caller set another count: the test machine has 2 cores and a training job on one of them, and there a
+# second thread that waits for that core made a tiny forward pass 0.58 s instead of 2.5 ms. The Predictor reads it.
+os.environ.setdefault(CPU_THREADS_ENV, "1")
 
 SHARED = environment().shared_dir  # $TRIAGE_SHARED_DIR, else ../shared beside the repository
 DATASETS = SHARED / "datasets"

@@ -15,6 +15,7 @@ def test_the_environment_is_read_into_typed_values_with_the_documented_defaults(
     assert (unset.database_url, unset.data_dir, unset.checkpoint) == (None, None, None)
     assert unset.shared_dir == settings.DEFAULT_SHARED_DIR.resolve()
     assert (unset.idle_timeout_minutes, unset.login_max_failures, unset.login_lock_minutes) == (15.0, 5, 15.0)
+    assert unset.cpu_threads is None  # every core
     given = environment(
         {
             "DATABASE_URL": " sqlite:///x.db ",
@@ -24,11 +25,14 @@ def test_the_environment_is_read_into_typed_values_with_the_documented_defaults(
             "TRIAGE_IDLE_TIMEOUT_MINUTES": "not a number",  # a typo keeps the safe default
             "TRIAGE_LOGIN_MAX_FAILURES": "3",
             "TRIAGE_LOGIN_LOCK_MINUTES": "30",
+            "OMP_NUM_THREADS": "1",
         }
     )
     assert given.database_url == "sqlite:///x.db" and given.data_dir == Path("/srv/images")
     assert given.checkpoint == Path("~/model").expanduser() and given.shared_dir == Path("/data/shared").resolve()
     assert (given.idle_timeout_minutes, given.login_max_failures, given.login_lock_minutes) == (15.0, 3, 30.0)
+    assert given.cpu_threads == 1
+    assert environment({"OMP_NUM_THREADS": "0"}).cpu_threads is None  # as torch: not a thread count
 
 
 def test_every_image_checker_uses_the_one_pixel_and_byte_limit():
