@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +39,66 @@ class AppEnv:
         return username
 
 
+# ---------------------------------------------------------------- speed without changing what is tested
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing():
+    """Hash test passwords with argon2id at its smallest cost instead of 64 MiB and 3 passes (~0.2 s a hash or
+    a check, and every page test signs in). The shipped parameters are asserted on their own in
+    tests/dashboard/store/test_accounts.py, against the dummy hash the module makes with them at import."""
+    from argon2 import PasswordHasher
+
+    from dashboard import auth
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compile_each_page_once():
+    """One Streamlit script cache for every AppTest run. AppTest makes a new ScriptCache per run, so each
+    `at.run()` re-parsed and compiled app.py and its page (~40 ms for the review page); the files do not change
+    during a test session, and Streamlit keys the cache by their path."""
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    shared = ScriptCache()
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (app_test, local_script_runner):
+            patch.setattr(module, "ScriptCache", lambda: shared)
+        yield
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_at(tmp_path_factory) -> Callable[[str], None]:
+    """Puts an empty SQLite case database, upgraded to the newest migration, where a ``sqlite:///`` URL points:
+    a copy of one made once per session, ~10× quicker than running every migration again for each test."""
+    from dashboard.store import CaseStore
+
+    folder = tmp_path_factory.mktemp("migrated_sqlite")
+    template = folder / "triage.db"
+    with CaseStore.from_url(f"sqlite:///{template}", folder / "images"):
+        pass  # closing folds the WAL back into the file, so the one file is the whole database
+
+    def put(url: str) -> None:
+        target = Path(url.removeprefix("sqlite:///"))
+        assert not target.exists(), target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, target)
+
+    return put
+
+
+# ---------------------------------------------------------------- the app
+
+
 @pytest.fixture()
-def app_env(monkeypatch, tmp_path, fresh_checkpoint) -> AppEnv:
-    """TRIAGE_CHECKPOINT = the small fresh checkpoint; a private SQLite database and image folder."""
+def app_env(monkeypatch, tmp_path, fresh_checkpoint, migrated_sqlite_at) -> AppEnv:
+    """TRIAGE_CHECKPOINT = the small fresh checkpoint; a private SQLite database (migrated) and image folder."""
     env = AppEnv(f"sqlite:///{tmp_path / 'triage.db'}", tmp_path / "images", Path(fresh_checkpoint))
+    migrated_sqlite_at(env.database_url)
     monkeypatch.setenv("TRIAGE_CHECKPOINT", str(env.checkpoint))
     monkeypatch.setenv("DATABASE_URL", env.database_url)
     monkeypatch.setenv("TRIAGE_DATA_DIR", str(env.data_dir))

@@ -119,13 +119,18 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_url: str, data_dir: Path) -> Iterator[CaseStore]:
+def store(db_url: str, data_dir: Path, migrated_sqlite_at: Callable[[str], None]) -> Iterator[CaseStore]:
+    """The store on ``db_url``: on SQLite a copy of the migrated template (the store's upgrade on open then
+    finds nothing to do), on PostgreSQL migrated in its schema."""
+    if db_url.startswith("sqlite:///"):
+        migrated_sqlite_at(db_url)
     with CaseStore.from_url(db_url, data_dir) as s:
         yield s
 
 
 @pytest.fixture
-def sqlite_store(sqlite_url: str, data_dir: Path) -> Iterator[CaseStore]:
+def sqlite_store(sqlite_url: str, data_dir: Path, migrated_sqlite_at: Callable[[str], None]) -> Iterator[CaseStore]:
+    migrated_sqlite_at(sqlite_url)
     with CaseStore.from_url(sqlite_url, data_dir) as s:
         yield s
 

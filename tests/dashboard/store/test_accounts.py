@@ -3,13 +3,18 @@ rate-limited and audited sign-in, disabled accounts, every patient-data call che
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from datetime import timedelta
 
 import pytest
+from argon2 import extract_parameters
+from argon2.profiles import RFC_9106_LOW_MEMORY
+from sqlalchemy import select
 
 from dashboard.auth import AccessDenied, Accounts, LoginFailed, UserStore
+from dashboard.store import CaseStore
 from dashboard.store.models import AppUser
 
 PASSWORD = "correct horse battery staple"
@@ -135,23 +140,36 @@ def test_roles_are_checked_on_every_patient_data_call(store, sample_images, make
     assert [e.action for e in UserStore(store, admin).audit_events(actor="viewer1")] == ["patient.view"]
 
 
-def test_users_cli(sqlite_url, subprocess_env, tmp_path):
-    env = {**subprocess_env, "DATABASE_URL": sqlite_url, "TRIAGE_DATA_DIR": str(tmp_path / "images")}
+def test_users_cli(sqlite_url, subprocess_env, tmp_path, monkeypatch, capsys):
+    """One command in a process of its own (the module runs, exit code, hashing as shipped); the rest through
+    main(), as that process would call it, without importing the store and argon2 again each time (~2 s)."""
+    from dashboard.users import main
 
-    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "dashboard.users", *args],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    data_dir = str(tmp_path / "images")
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("TRIAGE_DATA_DIR", data_dir)
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["dashboard.users", *args], code, out, err)
 
     assert "no accounts yet" in cli("list").stdout
-    made = cli("add", "Boss", "--role", "admin", "--name", "The Boss", "--password-stdin", stdin=PASSWORD + "\n")
+    add_boss = ["add", "Boss", "--role", "admin", "--name", "The Boss", "--password-stdin"]
+    made = subprocess.run(
+        [sys.executable, "-m", "dashboard.users", *add_boss],
+        env={**subprocess_env, "DATABASE_URL": sqlite_url, "TRIAGE_DATA_DIR": data_dir},
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stderr
     assert "created admin account 'boss'" in made.stdout
+    with CaseStore.from_url(sqlite_url, data_dir) as store, store.read_session() as session:
+        stored = session.scalar(select(AppUser.password_hash).where(AppUser.username == "boss"))
+    assert extract_parameters(stored) == RFC_9106_LOW_MEMORY  # the CLI's own process hashes as shipped
     weak = cli("add", "x", "--role", "viewer", "--password-stdin", stdin="short\n")
     assert weak.returncode == 1 and "at least 12" in weak.stderr
     assert cli("disable", "boss").returncode == 0
@@ -160,6 +178,14 @@ def test_users_cli(sqlite_url, subprocess_env, tmp_path):
     assert cli("enable", "boss").returncode == 0
     assert cli("reset-password", "boss", "--password-stdin", stdin="a new long passphrase\n").returncode == 0
     assert cli("set-role", "nobody", "--role", "viewer").returncode == 1
+
+
+def test_passwords_are_hashed_with_the_rfc_9106_low_memory_parameters():
+    """The other tests here hash with argon2id at its smallest cost (tests/dashboard/conftest.py); the module's
+    own hasher made its dummy hash at import, with the parameters every stored password gets."""
+    from dashboard import auth
+
+    assert extract_parameters(auth._DUMMY_HASH) == RFC_9106_LOW_MEMORY  # argon2id, 64 MiB, 3 passes, 4 lanes
 
 
 def test_single_sign_on_maps_to_an_active_local_account(store):

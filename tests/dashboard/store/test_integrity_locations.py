@@ -29,7 +29,16 @@ def test_data_dir_that_is_a_file_is_a_clear_error(sqlite_store, sqlite_url, tmp_
     assert "is a file, not a directory" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["dashboard.store.integrity", "dashboard.store.migrate", "model.predict"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "dashboard.store.integrity",
+        "dashboard.store.migrate",
+        # A fresh interpreter importing torch, timm and the Grad-CAM stack (sklearn, matplotlib): ~6 s of CPU
+        # for a start-up check, so with the slow ones; the CLI itself is tested in-process in tests/model.
+        pytest.param("model.predict", marks=pytest.mark.slow),
+    ],
+)
 def test_modules_run_without_import_warnings(module, subprocess_env):
     run = subprocess.run(
         [sys.executable, "-W", "error::RuntimeWarning", "-m", module, "--help"],

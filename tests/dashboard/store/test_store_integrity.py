@@ -56,25 +56,32 @@ def test_corrupt_and_missing_files_are_reported(
 
 
 def test_cli_module_runs(
-    sqlite_store, sqlite_url, data_dir, sample_images, make_lesion, make_review, subprocess_env, tmp_path
+    sqlite_store,
+    sqlite_url,
+    data_dir,
+    sample_images,
+    make_lesion,
+    make_review,
+    subprocess_env,
+    tmp_path,
+    monkeypatch,
+    capsys,
 ):
+    """The module runs in a process of its own, on the database and folder the environment names; its other
+    exit codes through main(), as that process calls it (each process start imports the store again, ~1.5 s)."""
     [img, *_] = _save_three(sqlite_store, sample_images, make_lesion, make_review)
-    cmd = [sys.executable, "-m", "dashboard.store.integrity"]
     env = {**subprocess_env, "DATABASE_URL": sqlite_url, "TRIAGE_DATA_DIR": str(data_dir)}
-    ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "dashboard.store.integrity"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip().endswith("OK")
 
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("TRIAGE_DATA_DIR", str(data_dir))
     img.path.unlink()
-    bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1
-    assert "MISSING" in bad.stdout
+    assert integrity_main([]) == 1
+    assert "MISSING" in capsys.readouterr().out
 
-    nodb = subprocess.run(
-        [*cmd, "--database-url", f"sqlite:///{tmp_path / 'nope.db'}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert nodb.returncode == 2 and "does not exist" in nodb.stderr
+    assert integrity_main(["--database-url", f"sqlite:///{tmp_path / 'nope.db'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
