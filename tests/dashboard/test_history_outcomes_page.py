@@ -173,3 +173,19 @@ def test_review_page_saves_the_date_the_images_were_taken(app_env, patient_lesio
     at.switch_page("views/history.py").run()
     at.text_input(key="history_search").input(IDENT).run()
     assert "images taken 2023-11-03 (saved " in _texts(at)
+
+
+def test_after_amending_a_decision_the_box_stays_on_that_lesion(app_env):
+    # The amendment replaces the chosen decision in the "Decision" box (a new option, "(amended)"); the box must
+    # then show that lesion's amended decision, not jump to another lesion's, where a second amendment would go.
+    _saved_visit(app_env)
+    at = _history(app_env, "dr.page", "clinician")
+    for label in ("navel", "left scapula"):  # whichever the box lists first, the other one is amended second
+        choice = at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Decision"))
+        choice.select_index(next(i for i, option in enumerate(choice.options) if label in option))
+        at.selectbox(key="amend_action").set_value("excise")
+        at.text_input(key="amend_reason").input(f"{label} grew")
+        next(b for b in at.button if b.label == "Save amendment").click().run()
+        assert not at.exception, at.exception
+        choice = next(s for s in at.selectbox if s.label == "Decision")
+        assert label in choice.options[choice.index] and "(amended)" in choice.options[choice.index]
