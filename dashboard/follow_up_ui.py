@@ -1,14 +1,12 @@
-"""Streamlit parts of following a lesion: the follow-up picker with thumbnails of the patient's known
-lesions, a lesion's comparison view (two visits side by side, aligned overlay or difference, the score trend
-with its band) and the score-rise flag. The logic is in follow_up.py, comparison.py and follow_up_figures.py.
-Over 400 lines (441): the picker and the comparison view share the stored-image caches and rise helpers;
-splitting the picker into its own module is the next step (issue 10).
+"""Streamlit parts of following a lesion: a lesion's comparison view (two visits side by side, aligned overlay
+or difference, the score trend with its band), the score-rise flag, and the known lesions of the review's
+patient. The follow-up picker (thumbnails of those lesions) is in follow_up_picker.py; the logic is in
+follow_up.py, comparison.py and follow_up_figures.py.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,29 +15,21 @@ from PIL import Image
 
 from dashboard.comparison import SCALE_CAVEAT, AlignedPair, aligned_pair, blend, difference, fit_into_box
 from dashboard.follow_up import (
-    ALL_SITES,
     LesionHistory,
     LesionVisit,
     RiseMargin,
     ScoreRise,
-    default_site_filter,
-    filter_by_site,
     lesion_histories,
     lesion_rise,
     read_stored_image,
     score_rise,
-    site_filter_options,
     with_unsaved_visit,
 )
 from dashboard.follow_up_figures import lesion_trend
 from dashboard.textsafe import literal
 from dashboard.wording import pct
-from data.images import jpeg_bytes
 
-THUMB_PX = 220
 COMPARE_SOURCE_PX = 900  # stored images are read at most this size for the comparison
-PICKER_FOR = "follow_up_picker_for"  # sha256 of the image whose picker dialog is open
-PICK_ERROR = "follow_up_pick_error"
 HISTORIES = "follow_up_histories"
 VIEWS = ("Side by side", "Aligned overlay", "Difference")
 ZOOM_BELOW = 0.25  # the trend's axis starts zoomed when every score is below this
@@ -64,15 +54,6 @@ def review_histories(store: Any, patient: Any) -> list[LesionHistory]:
     return cached[1]
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _thumbnail_jpeg(path: str, sha256: str, px: int) -> bytes | None:
-    """A stored image's thumbnail (the SHA-256 keys the cache: files are content-addressed)."""
-    image = read_stored_image(path, px)
-    if image is None:
-        return None
-    return jpeg_bytes(fit_into_box(image, px), quality=88)  # square: the cards line up
-
-
 @st.cache_data(max_entries=64, show_spinner=False)
 def _stored_image(path: str, sha256: str) -> Image.Image | None:
     return read_stored_image(path, COMPARE_SOURCE_PX)
@@ -81,12 +62,6 @@ def _stored_image(path: str, sha256: str) -> Image.Image | None:
 @st.cache_resource(max_entries=32, show_spinner="Aligning the two images…")
 def _aligned(earlier_key: str, later_key: str, _earlier: Image.Image, _later: Image.Image) -> AlignedPair | None:
     return aligned_pair(_earlier, _later)
-
-
-def _visit_thumbnail(visit: LesionVisit, px: int = THUMB_PX) -> bytes | None:
-    if visit.image is None:
-        return None
-    return _thumbnail_jpeg(str(visit.image.path), visit.image.sha256, px)
 
 
 # ---------------------------------------------------------------- score rise
@@ -128,119 +103,6 @@ def live_rise(
         after_spread=spread,
         same_model=last.model_id == model_id,
     )
-
-
-# ---------------------------------------------------------------- picker
-
-
-def picker_button(image: Any, disabled: bool) -> None:
-    """Under an image's "Follow-up of" box: open the picker with thumbnails of the known lesions."""
-    st.button(
-        "Choose from thumbnails",
-        key=f"pick_thumbs_{image.key}",
-        icon=":material/grid_view:",
-        type="tertiary",
-        disabled=disabled,
-        on_click=_open_picker,
-        args=(image.sha256,),
-    )
-
-
-def _open_picker(sha: str) -> None:
-    st.session_state[PICKER_FOR] = sha
-
-
-def show_open_picker(state: Any, histories: list[LesionHistory], on_linked: Callable[[str], None]) -> None:
-    """Draw the picker dialog if one was asked for (call once per page run, after the image grid)."""
-    sha = st.session_state.get(PICKER_FOR)
-    if sha and sha in state.images and histories:
-        _picker_dialog(state, sha, histories, on_linked)
-
-
-def _close_picker() -> None:
-    st.session_state.pop(PICKER_FOR, None)
-
-
-def _pick(state: Any, sha: str, lesion_id: int | None, on_linked: Callable[[str], None]) -> None:
-    try:
-        state.link_lesion(sha, lesion_id)
-    except ValueError as exc:
-        st.session_state[PICK_ERROR] = str(exc)
-        return
-    on_linked(sha)
-    _close_picker()
-
-
-@st.dialog("Follow-up of which lesion?", width="large", on_dismiss=_close_picker)
-def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_linked: Callable[[str], None]) -> None:
-    if st.session_state.get(PICKER_FOR) != sha:
-        st.rerun()  # picked or dismissed: close
-    image = state.images[sha]
-    current = image.existing_lesion_id
-    taken = {i.existing_lesion_id for s, i in state.images.items() if s != sha and i.existing_lesion_id}
-    head_img, head_text = st.columns([1, 3], vertical_alignment="center")
-    head_img.image(image.thumbnail_jpeg(), width="stretch")
-    site = "site not set yet" if image.site == "unknown" else image.site
-    head_text.markdown(f"**This image:** {literal(image.filename)} · {site}")
-    head_text.caption(
-        "Pick the known lesion this image shows again (each shows its latest saved image), or mark it as new. "
-        "A lesion does not move: linking takes the lesion's recorded site and label."
-    )
-    head_text.button(
-        "New lesion (first time seen)",
-        key=f"pick_new_{image.key}",
-        type="primary" if current is None else "secondary",
-        icon=":material/add_circle:",
-        on_click=_pick,
-        args=(state, sha, None, on_linked),
-    )
-    error = st.session_state.pop(PICK_ERROR, None)
-    if error:
-        st.error(literal(error))
-    options = site_filter_options(histories)
-    site = st.segmented_control(
-        "Site",
-        options,
-        default=default_site_filter(image.site, histories),
-        key=f"pick_site_{image.key}",
-    )
-    shown = filter_by_site(histories, site or ALL_SITES, keep_lesion_id=current)
-    if not shown:
-        st.info("No known lesion on this site.")
-    margin = rise_margin()
-    per_row = 3
-    for start in range(0, len(shown), per_row):
-        for col, lesion in zip(st.columns(per_row), shown[start : start + per_row], strict=False):
-            with col, st.container(border=True, key=f"pick-{image.key}-{lesion.lesion_id}"):
-                thumb = _visit_thumbnail(lesion.latest)
-                if thumb is None:
-                    st.caption(":material/broken_image: stored image unreadable")
-                else:
-                    st.image(thumb, width="stretch")
-                st.markdown(f"**{literal(lesion.title())}**")
-                latest = lesion.latest
-                score = (
-                    f"P(melanoma) {pct(latest.p_melanoma)}"
-                    + (f" ± {pct(2 * latest.p_spread)}" if latest.p_spread is not None else "")
-                    if latest.p_melanoma is not None
-                    else "not scored"
-                )
-                st.caption(
-                    f"{literal(lesion.where())} · last seen {latest.date} (visit {latest.visit_number}) · {score}"
-                )
-                rise_badge(lesion_rise(lesion, margin))
-                if lesion.lesion_id == current:
-                    st.button("Linked now", key=f"pick_{image.key}_{lesion.lesion_id}", disabled=True)
-                elif lesion.lesion_id in taken:
-                    st.button("Linked to another image", key=f"pick_{image.key}_{lesion.lesion_id}", disabled=True)
-                else:
-                    st.button(
-                        "Follow-up of this lesion",
-                        key=f"pick_{image.key}_{lesion.lesion_id}",
-                        icon=":material/link:",
-                        on_click=_pick,
-                        args=(state, sha, lesion.lesion_id, on_linked),
-                    )
 
 
 # ---------------------------------------------------------------- comparison

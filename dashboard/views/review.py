@@ -12,7 +12,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import auth_ui, body_map_ui, follow_up_ui, resources
+from dashboard import auth_ui, body_map_ui, follow_up_picker, follow_up_ui, resources
 from dashboard import components as ui
 from dashboard.choices import SEX_OPTIONS, SITES
 from dashboard.errors import STORE_ERRORS, log_swallowed
@@ -407,7 +407,7 @@ def _image_grid(locked: bool) -> None:
                     error = st.session_state.pop(f"link_error_{image.key}", None)
                     if error:
                         st.error(error)
-                    follow_up_ui.picker_button(image, disabled=locked)
+                    follow_up_picker.picker_button(image, disabled=locked)
                 if not locked:
                     st.button(
                         "Remove",
@@ -417,7 +417,7 @@ def _image_grid(locked: bool) -> None:
                         on_click=state.remove_image,
                         args=(image.sha256,),
                     )
-    follow_up_ui.show_open_picker(state, follow_up_ui.review_histories(store, state.patient), _sync_image_widgets)
+    follow_up_picker.show_open_picker(state, follow_up_ui.review_histories(store, state.patient), _sync_image_widgets)
 
 
 # ---------------------------------------------------------------- 3 · triage

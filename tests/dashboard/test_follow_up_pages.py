@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from test_app_pages import shown, start, texts, upload
 
-from dashboard.follow_up_ui import PICKER_FOR
+from dashboard.follow_up_picker import PICKER_FOR
 from dashboard.store import LesionReview, ReviewToSave
 
 pytestmark = pytest.mark.timeout(300)
