@@ -51,6 +51,13 @@ def inject_css() -> None:
     st.html(_CSS)
 
 
+def metric_row(*, border: bool = False) -> Any:
+    """A row for st.metric that wraps onto a second line when the page is too narrow for all of them (1024 px
+    with the sidebar open): st.columns gives each metric a fixed share and cuts a longer value or label off
+    with an ellipsis ("80…"); in a horizontal container each metric keeps at least its own width."""
+    return st.container(horizontal=True, gap="medium", border=border)
+
+
 def review_state() -> ReviewState:
     if REVIEW_KEY not in st.session_state:
         st.session_state[REVIEW_KEY] = ReviewState()

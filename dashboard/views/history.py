@@ -68,12 +68,11 @@ ui.patient_banner(patient.identifier, f"born {patient.birth_year or 'unknown'} Â
 other = ui.review_state().other_patient_notice(patient.identifier)
 if other:
     st.warning(literal(other), icon=":material/group:")
-with st.container(border=True):
-    c2, c3, c4 = st.columns(3, vertical_alignment="center")
-    c2.metric("Visits", len(timeline.visits))
-    c3.metric("Lesions followed", len(lesions))
+with ui.metric_row(border=True):
+    st.metric("Visits", len(timeline.visits))
+    st.metric("Lesions followed", len(lesions))
     last = timeline.visits[-1].visit_time.astimezone().strftime("%Y-%m-%d") if timeline.visits else "â€“"
-    c4.metric("Last visit", last)
+    st.metric("Last visit", last)
 st.caption(
     "Scores are decision support, not diagnoses. Each score was made by the model version recorded with it; "
     + (f"the threshold shown is the current model's ({pct(current_threshold)})." if current_threshold else "")

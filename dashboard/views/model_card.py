@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from dashboard import components as ui
 from dashboard import figures, resources
 from dashboard.model_card_data import checkpoint_file_json, checkpoint_file_text, curve_sets, per_dataset_table
 from dashboard.model_evidence import (
@@ -130,21 +131,22 @@ else:
             icon=":material/warning:",
         )
     else:
-        m = st.columns(6)
-        m[0].metric("Sensitivity", pct(op.sensitivity, 1), help="Melanomas flagged, in validation.")
-        m[1].metric("Specificity", pct(op.specificity, 1), help="Benign lesions not flagged, in validation.")
-        m[2].metric("PPV at 1.76%", pct(op.ppv, 1), help="Flagged lesions that are melanoma, at screening prevalence.")
-        m[3].metric("NPV at 1.76%", pct(op.npv, 2), help="Unflagged lesions that are benign, at screening prevalence.")
-        m[4].metric(
-            "Reviews / melanoma",
-            f"{op.reviews_per_melanoma:.0f}",
-            help="Flagged lesions reviewed for each melanoma found (1 / PPV).",
-        )
-        m[5].metric(
-            "Prevalence",
-            pct(SCREENING_PREVALENCE, 2),
-            help="Melanoma among imaged lesions in the full ISIC 2020 screening data (584 of 33,126).",
-        )
+        with ui.metric_row():
+            st.metric("Sensitivity", pct(op.sensitivity, 1), help="Melanomas flagged, in validation.")
+            st.metric("Specificity", pct(op.specificity, 1), help="Benign lesions not flagged, in validation.")
+            at_screening = "at screening prevalence"
+            st.metric("PPV at 1.76%", pct(op.ppv, 1), help=f"Flagged lesions that are melanoma, {at_screening}.")
+            st.metric("NPV at 1.76%", pct(op.npv, 2), help=f"Unflagged lesions that are benign, {at_screening}.")
+            st.metric(
+                "Reviews / melanoma",
+                f"{op.reviews_per_melanoma:.0f}",
+                help="Flagged lesions reviewed for each melanoma found (1 / PPV).",
+            )
+            st.metric(
+                "Prevalence",
+                pct(SCREENING_PREVALENCE, 2),
+                help="Melanoma among imaged lesions in the full ISIC 2020 screening data (584 of 33,126).",
+            )
         per = op.per_1000()
         st.markdown(
             f"**Out of 1,000 lesions in a screening clinic**, about **{per['melanomas']:.0f}** are "

@@ -480,16 +480,16 @@ def _results_section() -> None:
 
     n_above = int(table["suspicious"].astype(bool).sum()) if not table.empty else 0
     n_outliers = int(table["outlier"].astype(bool).sum()) if not table.empty else 0
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Lesions scored", len(table), border=True)
-    m2.metric("Above threshold", n_above, border=True, help=f"P(melanoma) ≥ {pct(op.threshold)}")
-    m3.metric(
-        "Ugly ducklings",
-        n_outliers,
-        border=True,
-        help="Lesions that look unlike this patient's other lesions.",
-    )
-    m4.metric("Could not be scored", len(errors), border=True)
+    with ui.metric_row():
+        st.metric("Lesions scored", len(table), border=True)
+        st.metric("Above threshold", n_above, border=True, help=f"P(melanoma) ≥ {pct(op.threshold)}")
+        st.metric(
+            "Ugly ducklings",
+            n_outliers,
+            border=True,
+            help="Lesions that look unlike this patient's other lesions.",
+        )
+        st.metric("Could not be scored", len(errors), border=True)
 
     if state.is_saved:  # the error cards were for the work in progress; a saved visit just says what was left out
         if len(errors):

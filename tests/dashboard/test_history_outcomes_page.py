@@ -24,33 +24,38 @@ def _png(seed: int) -> bytes:
 
 
 def _saved_visit(app_env) -> int:
+    with app_env.store() as store:
+        return save_visit(store)
+
+
+def save_visit(store) -> int:
+    """A visit of IDENT with two decided lesions (images taken 2024-09-30), saved; the patient's id."""
     from dashboard.store import LesionReview, ReviewToSave
 
-    with app_env.store() as store:
-        visit_id = store.save_review(
-            ReviewToSave(
-                patient_identifier=IDENT,
-                birth_year=1971,
-                sex="male",
-                clinician="dr.first",
-                taken_on=dt.date(2024, 9, 30),
-                model_version="m-1",
-                model_checksum="c",
-                lesions=[
-                    LesionReview(
-                        image_bytes=_png(k),
-                        site="torso",
-                        lesion_label=label,
-                        p_melanoma=p,
-                        triage_score=p,
-                        rank=k + 1,
-                        decision_action="monitor",
-                    )
-                    for k, (label, p) in enumerate((("left scapula", 0.62), ("navel", 0.05)))
-                ],
-            )
+    visit_id = store.save_review(
+        ReviewToSave(
+            patient_identifier=IDENT,
+            birth_year=1971,
+            sex="male",
+            clinician="dr.first",
+            taken_on=dt.date(2024, 9, 30),
+            model_version="m-1",
+            model_checksum="c",
+            lesions=[
+                LesionReview(
+                    image_bytes=_png(k),
+                    site="torso",
+                    lesion_label=label,
+                    p_melanoma=p,
+                    triage_score=p,
+                    rank=k + 1,
+                    decision_action="monitor",
+                )
+                for k, (label, p) in enumerate((("left scapula", 0.62), ("navel", 0.05)))
+            ],
         )
-        return store.load_visit(visit_id).patient_id
+    )
+    return store.load_visit(visit_id).patient_id
 
 
 def _history(app_env, username: str, role: str) -> AppTest:
