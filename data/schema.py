@@ -1,7 +1,7 @@
 """One record schema and one vocabulary for every dataset.
 
 Every reader produces a DataFrame with RECORD_COLUMNS. Sites are mapped onto ISIC 2020's six
-anatomic sites plus "unknown"; unknown is a value, not an error.
+anatomic sites plus "unknown" (data/vocabulary.py); unknown is a value, not an error.
 """
 
 from __future__ import annotations
@@ -10,6 +10,11 @@ import logging
 
 import numpy as np
 import pandas as pd
+
+# The vocabulary lives in data/vocabulary.py (no pandas, for the case store); its names stay importable here.
+from data.vocabulary import SEXES as SEXES
+from data.vocabulary import SITES as SITES
+from data.vocabulary import UNKNOWN as UNKNOWN
 
 logger = logging.getLogger(__name__)
 
@@ -25,17 +30,6 @@ RECORD_COLUMNS = [
     "target",  # melanoma 1/0, <NA> when unlabelled
 ]
 
-UNKNOWN = "unknown"
-SITES = (
-    "torso",
-    "lower extremity",
-    "upper extremity",
-    "head/neck",
-    "palms/soles",
-    "oral/genital",
-    UNKNOWN,
-)
-SEXES = ("male", "female", UNKNOWN)
 
 # Site names seen in ISIC 2019/2020, HAM10000 and user data -> our vocabulary.
 SITE_ALIASES: dict[str, str] = {

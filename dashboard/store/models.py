@@ -28,10 +28,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-# One vocabulary for data, model and store.
-from data.schema import SEXES
-from data.schema import SITES as ANATOMIC_SITES
 from data.settings import LIMITS
+
+# One vocabulary for data, model and store (data/vocabulary.py: without pandas, which the store never needs).
+from data.vocabulary import SEXES
+from data.vocabulary import SITES as ANATOMIC_SITES
 
 ACTIONS: tuple[str, ...] = ("biopsy", "excise", "monitor", "reassure", "refer")
 # Dashboard roles, least to most privileged (see dashboard/auth.py for what each may do).
