@@ -8,7 +8,8 @@ Out-of-fold predictions come from the last epoch of a fixed schedule: nothing is
 fold being predicted. Early stopping (--patience) exists for exploratory runs and is off by default.
 
 Here: the epoch loops, one training run (fit) and the CV driver (run). Settings and flags:
-training/train_config.py; data and loaders: train_data.py; optimiser, schedule, loss: optimisation.py;
+training/train_config.py; data and loaders: train_data.py (batch augmentation: batch_augment.py, decoded_images.py);
+predictions (out-of-fold, external): train_predict.py; optimiser, schedule, loss: optimisation.py;
 resumable state: resume_state.py.
 """
 
@@ -29,15 +30,16 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from data.dataset import LesionDataset
-from data.readers import datasets_root, load_datasets
+from data.readers import datasets_root
 from data.transforms import RandomDegrade, eval_transform, train_transform
-from model.checkpoint import REPO_ROOT, load_checkpoint, save_checkpoint
+from model.checkpoint import REPO_ROOT, save_checkpoint
 from model.metrics import roc_auc
 from model.network import NetworkConfig
-from model.predictor import TTA_VIEWS
 from model.pretrained import backbone_data_config, build_network
 from training import distributed as D
+from training.batch_augment import BatchAugment
 from training.bundle import inference_preprocess
+from training.decoded_images import decode_all
 from training.optimisation import (
     amp_dtype,
     build_optimizer,
@@ -49,18 +51,17 @@ from training.optimisation import (
 )
 from training.resume_state import load_training_state, save_training_state
 from training.train_config import TrainConfig, parse_args
-from training.train_data import SeededAugment, data_summary, limited, load_records, loader, training_sampler
-
-# Validation and out-of-fold predictions keep the logit of each of the deployed predictor's TTA views
-# (identity, horizontal flip), so calibration is fitted on exactly what the predictor computes.
-OOF_VIEWS = 2
+from training.train_data import (
+    AugmentedBatches,
+    SeededAugment,
+    data_summary,
+    load_records,
+    loader,
+    training_sampler,
+)
+from training.train_predict import OOF_COLUMNS, predict, prediction_rows, score_external, show_progress
 
 # ---------------------------------------------------------------- loops
-
-
-def show_progress(ctx: D.DistContext) -> bool:
-    """Progress bars on rank 0 in a terminal; logs (one JSON line per epoch) say the rest."""
-    return ctx.is_main and sys.stderr.isatty()
 
 
 def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epoch: int) -> dict:
@@ -108,47 +109,6 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
     }
 
 
-@torch.inference_mode()
-def predict(model, dl, cfg, ctx) -> dict[str, np.ndarray]:
-    """Predictions for a loader's dataset, gathered from all ranks and de-duplicated by index: the logit of
-    each deployed TTA view, P(melanoma) of their mean logit and the views' mean embedding."""
-    model.eval()
-    dtype = amp_dtype(cfg, ctx)
-    idx, logits, embeds = [], [], []
-    for batch in tqdm(dl, desc="validating", disable=not show_progress(ctx), leave=False, file=sys.stderr):
-        images = batch["image"].to(ctx.device, non_blocking=True)
-        meta = batch["meta"].to(ctx.device)
-        view_logits, view_embeds = [], []
-        for view in TTA_VIEWS[:OOF_VIEWS]:
-            x = view(images)
-            if cfg.channels_last and ctx.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(ctx.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                out = model(x, meta)
-            view_logits.append(out["logit"].float())
-            view_embeds.append(out["embedding"].float())
-        idx.append(batch["index"].to(ctx.device))
-        logits.append(torch.stack(view_logits, 1))
-        embeds.append(torch.stack(view_embeds).mean(0))
-    index = D.gather_concat(torch.cat(idx), ctx).cpu().numpy()
-    logit = D.gather_concat(torch.cat(logits), ctx).cpu().numpy()
-    e = D.gather_concat(torch.cat(embeds), ctx).cpu().numpy()
-    _, first = np.unique(index, return_index=True)  # DistributedSampler pads with repeats
-    order = first[np.argsort(index[first])]
-    logit = logit[order]
-    p = 1.0 / (1.0 + np.exp(-logit.mean(1)))
-    return {"index": index[order], "logit_views": logit, "p": p, "embedding": e[order]}
-
-
-def prediction_rows(frame: pd.DataFrame, preds: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The predicted rows of `frame` with p_melanoma and one logit_v<k> column per TTA view."""
-    rows = frame.iloc[preds["index"]].copy()
-    rows["p_melanoma"] = preds["p"]
-    for k in range(preds["logit_views"].shape[1]):
-        rows[f"logit_v{k}"] = preds["logit_views"][:, k]
-    return rows
-
-
 # ---------------------------------------------------------------- one training run
 
 
@@ -174,6 +134,7 @@ def fit(
     out_dir: Path,
     summary: dict,
     preprocess: dict | None = None,
+    decoded: torch.Tensor | None = None,
 ) -> dict:
     """Train on train_df; validate on val_df each epoch; save best/last checkpoints; return last predictions."""
     torch.manual_seed(cfg.seed)
@@ -230,10 +191,15 @@ def fit(
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
     preds = None
-    train_dl = loader(train_ds, cfg, ctx, True, sampler)
+    if decoded is not None:  # batch augmentation on the training device
+        batch_augment = BatchAugment(net_cfg.image_size, net_cfg.mean, net_cfg.std, degrade=cfg.degrade)
+        images = decoded.to(ctx.device)
+        train_dl = AugmentedBatches(images, train_ds.base, sampler, batch_augment, encoder.names, cfg, ctx.rank)
+    else:
+        train_dl = loader(train_ds, cfg, ctx, True, sampler)
     val_dl = loader(val_ds, cfg, ctx, False) if val_ds is not None else None
     for epoch in range(start_epoch, cfg.epochs):
-        train_dl.sampler.set_epoch(epoch)
+        (train_dl if decoded is not None else train_dl.sampler).set_epoch(epoch)
         record = {
             "epoch": epoch + 1,
             **run_epoch(ddp, train_dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epoch),
@@ -311,27 +277,6 @@ def portable_path(path: str | Path) -> str:
     return str(Path("…", *path.parts[-2:]))
 
 
-OOF_COLUMNS = [
-    "image_id", "dataset", "group_id", "fold", "target", "diagnosis", "site", "sex", "age", "p_melanoma",
-    *(f"logit_v{k}" for k in range(OOF_VIEWS)),
-]  # fmt: skip
-
-
-def score_external(cfg: TrainConfig, ctx: D.DistContext, out: Path) -> None:
-    """The final model's predictions on external test sets (never trained or tuned on): external_<name>.csv."""
-    model, _ = load_checkpoint(out / "last")
-    model = model.float().to(ctx.device)
-    net_cfg = model.config
-    transform = eval_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std)
-    for name in cfg.external:
-        frame = limited(load_datasets([name], Path(cfg.data_root) if cfg.data_root else None), cfg)
-        preds = predict(model, loader(LesionDataset(frame, transform, net_cfg.encoder), cfg, ctx, False), cfg, ctx)
-        if ctx.is_main:
-            rows = prediction_rows(frame, preds)
-            rows[[c for c in OOF_COLUMNS if c != "fold"]].to_csv(out / f"external_{name}.csv", index=False)
-            print(f"external {name}: AUC {roc_auc(rows.target.astype(int), rows.p_melanoma):.4f}", file=sys.stderr)
-
-
 def run(cfg: TrainConfig) -> dict:
     ctx = D.setup(cfg.device)
     out = Path(cfg.out)
@@ -348,8 +293,13 @@ def run(cfg: TrainConfig) -> dict:
     }
     # Trained on re-encoded images (a data bundle): checkpoints tell inference to re-encode the same way.
     preprocess = inference_preprocess(cfg.data_root)
+    decoded = None
+    if cfg.batch_augment:
+        start = time.perf_counter()
+        decoded = decode_all(records["image_path"].tolist(), cfg.decoded_side, cfg.workers, show_progress(ctx))
+        summary["decode_seconds"] = round(time.perf_counter() - start, 1)
     if cfg.fold == "none":
-        result = fit(cfg, ctx, records, None, out, summary, preprocess)
+        result = fit(cfg, ctx, records, None, out, summary, preprocess, decoded)
         if cfg.external and not result["interrupted"]:
             score_external(cfg, ctx, out)
         D.teardown()
@@ -364,7 +314,9 @@ def run(cfg: TrainConfig) -> dict:
             )
         train_df = records[records.fold != k].reset_index(drop=True)
         val_df = records[records.fold == k].reset_index(drop=True)
-        result = fit(cfg, ctx, train_df, val_df, out / f"fold_{k}", summary, preprocess)
+        train_rows = torch.from_numpy(np.flatnonzero((records.fold != k).to_numpy()))
+        fold_images = decoded[train_rows] if decoded is not None else None
+        result = fit(cfg, ctx, train_df, val_df, out / f"fold_{k}", summary, preprocess, fold_images)
         if result["interrupted"]:
             break
         preds = result["predictions"]

@@ -33,6 +33,10 @@ class TrainConfig:
     samples_per_epoch: int | None = None
     meta_dropout: float = 0.0  # hide site / sex / age, each with this probability, per training image
     degrade: bool = False  # resampling + lossy re-compression before the augmentation (data.transforms.RandomDegrade)
+    # Decode the training images once into memory (side x side) and augment whole batches on the training
+    # device (training/batch_augment.py) instead of per image in loader workers: what keeps a GPU fed.
+    batch_augment: bool = False
+    decoded_side: int = 256
     diagnosis_loss_weight: float = 0.3
     dropout: float = 0.3
     bn_mode: str = "train"  # train | frozen (ImageNet statistics kept) | sync (SyncBatchNorm on GPUs)

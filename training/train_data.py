@@ -15,6 +15,7 @@ from data.folds import assign_folds
 from data.readers import EXTERNAL_ONLY, load_datasets
 from training import distributed as D
 from training.balancing import BalancedDistributedSampler, balanced_draw_weights, metadata_dropout
+from training.batch_augment import BatchAugment
 from training.train_config import TrainConfig
 
 
@@ -144,3 +145,52 @@ def loader(
         generator=torch.Generator().manual_seed(cfg.seed),
         prefetch_factor=4 if cfg.workers else None,
     )
+
+
+class AugmentedBatches:
+    """The training loader's stand-in for batch augmentation: batches of `images` (uint8, decoded once,
+    already on the training device) drawn by the same samplers as the file loader, augmented as whole
+    batches (training/batch_augment.py), with metadata dropout per image.
+
+    Random numbers come from a generator keyed by (seed, epoch, rank): reproducible for a given number of
+    processes (unlike the file loader, not identical across different numbers of processes).
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        dataset: LesionDataset,
+        sampler: DistributedSampler | BalancedDistributedSampler,
+        augment: BatchAugment,
+        meta_names: list[str],
+        cfg: TrainConfig,
+        rank: int,
+    ):
+        if len(images) != len(dataset):
+            raise ValueError(f"{len(images)} decoded images for {len(dataset)} records")
+        self.images, self.dataset, self.sampler, self.augment = images, dataset, sampler, augment
+        self.batch_size, self.seed, self.rank, self.epoch = cfg.batch_size, cfg.seed, rank, 0
+        self.meta_dropout, self.names = cfg.meta_dropout, meta_names
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch * 1_009 + self.rank) % 2**63)
+        order = torch.as_tensor(list(self.sampler))
+        for step in range(len(self)):
+            index = order[step * self.batch_size : (step + 1) * self.batch_size]
+            meta = self.dataset.meta[index]
+            if self.meta_dropout > 0:
+                meta = metadata_dropout(meta, self.names, self.meta_dropout, generator)
+            yield {
+                "image": self.augment(self.images[index.to(self.images.device)], generator),
+                "meta": meta,
+                "target": self.dataset.target[index],
+                "diagnosis": self.dataset.diagnosis[index],
+                "index": index,
+            }

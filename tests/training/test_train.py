@@ -158,3 +158,19 @@ def test_external_test_data_cannot_be_trained_on(tmp_path):
 
     with pytest.raises(ValueError, match="external test data only"):
         load_records(TrainConfig(datasets=["isic2020", "derm7pt"]))
+
+
+@pytest.mark.slow
+def test_batch_augmentation_trains_from_images_decoded_once(datasets_dir, tmp_path):
+    import json
+
+    import pandas as pd
+
+    result = train(tmp_path / "run", *V3, "--batch-augment", "--decoded-side", "72")
+    oof = pd.read_csv(tmp_path / "run" / "oof.csv")
+    assert {"logit_v0", "logit_v1"} <= set(oof.columns) and len(oof) > 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "fold_0" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["train_loss"] > 0 and log[-1]["images_per_s"] > 0
+    config = load_checkpoint(tmp_path / "run" / "fold_0" / "last")[1]["training"]
+    assert config["config"]["batch_augment"] is True and config["decode_seconds"] >= 0
+    assert "Traceback" not in result.stderr
