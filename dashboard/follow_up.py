@@ -319,7 +319,22 @@ def lesion_rise(lesion: LesionHistory, margin: RiseMargin) -> ScoreRise | None:
     scored = [v for v in lesion.visits if v.p_melanoma is not None]
     if len(scored) < 2:
         return None
-    before, after = scored[-2], scored[-1]
+    return _visit_rise(scored[-2], scored[-1], margin)
+
+
+def rises_by_visit(lesion: LesionHistory, margin: RiseMargin) -> dict[int, ScoreRise]:
+    """Each scored visit (by visit id) whose score rose by more than the margin since the one before."""
+    scored = [v for v in lesion.visits if v.p_melanoma is not None]
+    found: dict[int, ScoreRise] = {}
+    for before, after in itertools.pairwise(scored):
+        rise = _visit_rise(before, after, margin)
+        if rise is not None:
+            found[after.visit_id] = rise
+    return found
+
+
+def _visit_rise(before: LesionVisit, after: LesionVisit, margin: RiseMargin) -> ScoreRise | None:
+    """score_rise between two scored visits of one lesion, with their spreads and whether one model scored both."""
     return score_rise(
         before.p_melanoma,
         after.p_melanoma,
@@ -328,21 +343,3 @@ def lesion_rise(lesion: LesionHistory, margin: RiseMargin) -> ScoreRise | None:
         after_spread=after.p_spread,
         same_model=before.model_id == after.model_id,
     )
-
-
-def rises_by_visit(lesion: LesionHistory, margin: RiseMargin) -> dict[int, ScoreRise]:
-    """Each scored visit (by visit id) whose score rose by more than the margin since the one before."""
-    scored = [v for v in lesion.visits if v.p_melanoma is not None]
-    found: dict[int, ScoreRise] = {}
-    for before, after in itertools.pairwise(scored):
-        rise = score_rise(
-            before.p_melanoma,
-            after.p_melanoma,
-            margin,
-            before_spread=before.p_spread,
-            after_spread=after.p_spread,
-            same_model=before.model_id == after.model_id,
-        )
-        if rise is not None:
-            found[after.visit_id] = rise
-    return found
