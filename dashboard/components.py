@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
@@ -141,6 +142,28 @@ def unsaved_guard(active: bool) -> None:
       if (w.__triageUnsaved) {{ e.preventDefault(); e.returnValue = ""; }}
     }});
   }}
+}})();
+</script>""",
+        unsafe_allow_javascript=True,
+    )
+
+
+def scroll_into_view(selector: str) -> None:
+    """Bring the element that the CSS selector finds on screen once it is drawn. Streamlit starts a page it
+    opens at the top: back from another page, a lesion low in the gallery was screens away. Tried again
+    half a second later, after the pictures above it have loaded and moved it down."""
+    st.html(
+        f"""<script>
+(function() {{
+  const d = (window.parent || window).document;
+  let waited = 0;
+  (function look() {{
+    const el = d.querySelector({json.dumps(selector)});
+    if (!el) {{ if ((waited += 100) < 5000) setTimeout(look, 100); return; }}
+    el.style.scrollMarginTop = "4.5rem";  // below Streamlit's header bar, which lies over the page
+    el.scrollIntoView({{block: "start"}});
+    setTimeout(() => el.scrollIntoView({{block: "start"}}), 500);
+  }})();
 }})();
 </script>""",
         unsafe_allow_javascript=True,

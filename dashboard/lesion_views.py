@@ -18,6 +18,7 @@ from dashboard.wording import pct, reason_lines, score_band
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 
 GALLERY_OPACITY = 0.6  # the colour's weight at the map's maximum (model/cam_overlay.py)
+RETURN_TO_CARD = "gallery_return_card"  # session_state: the image key of the lesion last shown on Saliency
 
 
 def cam_methods() -> list[str]:
@@ -56,6 +57,19 @@ def saliency_link(lesion_key: str, visit_id: int | None = None) -> None:
     """
     params = {"lesion": lesion_key} if visit_id is None else {"visit": str(visit_id), "lesion": lesion_key}
     st.page_link(page("saliency"), label="Inspect saliency", query_params=params)
+
+
+def remember_gallery_card(image_key: str) -> None:
+    """The lesion the Saliency page shows: back on the review, the gallery opens at its card."""
+    st.session_state[RETURN_TO_CARD] = image_key
+
+
+def return_to_remembered_card(shown_keys: set[str]) -> None:
+    """Once, back on the review: scroll the gallery to the card of the lesion last inspected on another page,
+    if the gallery shows it (the page would open at its top, far from a lesion low in the ranking)."""
+    key = st.session_state.pop(RETURN_TO_CARD, None)
+    if key in shown_keys:  # keys are hex: safe in the selector; the card's key is card-<band>-<image key>
+        ui.scroll_into_view(f'[class*="st-key-card-"][class*="-{key}"]')
 
 
 def overlay_image(base: Image.Image, heatmap: Any, opacity: float) -> Image.Image:

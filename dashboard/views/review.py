@@ -16,7 +16,7 @@ from dashboard import auth_ui, body_map_ui, follow_up_picker, follow_up_ui, reso
 from dashboard import components as ui
 from dashboard.choices import SEX_OPTIONS, SITES
 from dashboard.errors import STORE_ERRORS, log_swallowed
-from dashboard.lesion_views import cam_methods, lesion_card
+from dashboard.lesion_views import cam_methods, lesion_card, return_to_remembered_card
 from dashboard.navigation import page
 from dashboard.operating_point import operating_point
 from dashboard.patient_form import (
@@ -528,6 +528,7 @@ def _results_section() -> None:
                     st.markdown(f"**{literal(title)}**")
                 for row in rows:
                     lesion_card(state, row, op.threshold, predictor, cams, editable=not state.is_saved)
+            return_to_remembered_card({state.images[sha].key for sha in shown["image_id"]})
     if duck_map.open:
         with duck_map:
             _duck_map(table)

@@ -15,7 +15,7 @@ from dashboard import auth_ui, resources
 from dashboard import components as ui
 from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.history_data import StoredImageError, StoredLesionImage, stored_lesion_image
-from dashboard.lesion_views import cam_methods, heatmap_for
+from dashboard.lesion_views import cam_methods, heatmap_for, remember_gallery_card
 from dashboard.navigation import page
 from dashboard.operating_point import operating_point
 from dashboard.saliency_panels import back_to_review, cam_panels, method_controls
@@ -142,6 +142,7 @@ band = score_band(float(row.p_melanoma), op.threshold, float(row.p_spread))
 
 chosen, opacity, style = method_controls(methods)
 image = state.images[sha]
+remember_gallery_card(image.key)  # "Back to the review" then opens the gallery at this lesion's card
 with st.container(border=True):
     st.markdown(
         f"**#{int(row.rank)} {literal(image.label)}** · {image.site} · P(melanoma) **{pct(row.p_melanoma)}** "
