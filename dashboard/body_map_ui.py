@@ -4,7 +4,7 @@ the click decoding and the grouping live in dashboard/body_map.py (no Streamlit)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import streamlit as st
@@ -63,6 +63,14 @@ def _notice() -> None:
         getattr(st, kind)(literal(text))
 
 
+def _map_chart(fig: Any, chart_key: str, on_click: Callable[[], None] | None) -> None:
+    """The map as a chart: a click on a region calls ``on_click``; without one, a picture that takes no clicks."""
+    if on_click is None:
+        st.plotly_chart(fig, key=chart_key, config=CHART_CONFIG)
+    else:
+        st.plotly_chart(fig, key=chart_key, on_select=on_click, selection_mode="points", config=CHART_CONFIG)
+
+
 def review_panel(state: Any, threshold: float | None, locked: bool) -> None:
     """The review's body map: this visit's images at their regions; click a region to place the selected ones."""
     picked = _picked(state)
@@ -87,16 +95,7 @@ def review_panel(state: Any, threshold: float | None, locked: bool) -> None:
         lesions = review_lesions_on_map(labels, state.body_regions, scores)
         fig = body_map_figure(lesions, st.session_state.get(LAST_REGION), threshold)
         chart_key = f"body_map_{st.session_state.get(GENERATION, 0)}"
-        if locked:
-            st.plotly_chart(fig, key=chart_key, config=CHART_CONFIG)
-        else:
-            st.plotly_chart(
-                fig,
-                key=chart_key,
-                on_select=lambda: _place(state, chart_key),
-                selection_mode="points",
-                config=CHART_CONFIG,
-            )
+        _map_chart(fig, chart_key, None if locked else lambda: _place(state, chart_key))
 
 
 def group_toggle() -> bool:
@@ -124,9 +123,13 @@ def history_chooser_key() -> str:
     return f"history_place_lesion_{st.session_state.get(GENERATION, 0)}"
 
 
+def _history_chart_key() -> str:
+    return f"history_body_map_{st.session_state.get(GENERATION, 0)}"
+
+
 def _place_saved(store: Any, lesions: list[Any]) -> None:
     """The history chart's on_select callback: the chosen saved lesion goes to the clicked region."""
-    chart_key = f"history_body_map_{st.session_state.get(GENERATION, 0)}"
+    chart_key = _history_chart_key()
     chosen = next((les for les in lesions if les.id == st.session_state.get(history_chooser_key())), None)
     if chosen is None:
         return
@@ -167,17 +170,7 @@ def history_map(lesions: list[Any], threshold: float | None, store: Any = None, 
         st.info("None of this patient's lesions is placed on the body map yet (place them during a review).")
     else:
         fig = body_map_figure(placed, threshold=threshold)
-        chart_key = f"history_body_map_{st.session_state.get(GENERATION, 0)}"
-        if can_place:
-            st.plotly_chart(
-                fig,
-                key=chart_key,
-                on_select=lambda: _place_saved(store, lesions),
-                selection_mode="points",
-                config=CHART_CONFIG,
-            )
-        else:
-            st.plotly_chart(fig, key=chart_key, config=CHART_CONFIG)
+        _map_chart(fig, _history_chart_key(), (lambda: _place_saved(store, lesions)) if can_place else None)
     if unplaced and placed:
         names = ", ".join(f"#{les.number or les.id} {les.label}" for les in unplaced)
         st.caption(f"Not on the map yet: {literal(names)}.")
