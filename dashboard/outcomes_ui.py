@@ -105,24 +105,23 @@ def histology_panel(store: Any, user: AuthUser, patient_id: int, lesions: Sequen
         "model evaluation; each download is recorded in the audit trail under your name."
     )
     mine, everyone = st.columns(2)
-    mine.download_button(
-        "Download this patient's outcomes (CSV)",
+    _export_button(mine, store, patient_id, "Download this patient's outcomes (CSV)", ":material/download:", not rows)
+    _export_button(everyone, store, None, "Download all patients' outcomes (CSV)", ":material/dataset:")
+
+
+def _export_button(
+    column: Any, store: Any, patient_id: int | None, label: str, icon: str, disabled: bool = False
+) -> None:
+    """The outcomes CSV of one patient (None: of all), written by the store only when the button is clicked."""
+    column.download_button(
+        label,
         data=lambda: store.export_outcomes(patient_id),
         file_name=outcomes.outcomes_filename(patient_id),
         mime="text/csv",
         on_click="ignore",
-        icon=":material/download:",
-        key="outcomes_patient_csv",
-        disabled=not rows,
-    )
-    everyone.download_button(
-        "Download all patients' outcomes (CSV)",
-        data=lambda: store.export_outcomes(None),
-        file_name=outcomes.outcomes_filename(None),
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/dataset:",
-        key="outcomes_all_csv",
+        icon=icon,
+        key="outcomes_all_csv" if patient_id is None else "outcomes_patient_csv",
+        disabled=disabled,
     )
 
 
