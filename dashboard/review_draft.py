@@ -22,7 +22,8 @@ def draft_summary(draft: Any) -> str:
 
 def resume_draft(draft: Any, store: Any = None) -> ReviewState:
     """A review rebuilt from a kept draft: the patient, the images (checked again), sites, labels, follow-up
-    links, decisions and notes. The triage is run again (the scores are not kept; the TTA is fixed per model)."""
+    links, decisions, notes and overview photos. The triage is run again (the scores are not kept; the TTA is
+    fixed per model)."""
     saved = draft.state or {}
     person = saved.get("patient") or {}
     if not person.get("identifier"):
@@ -34,9 +35,14 @@ def resume_draft(draft: Any, store: Any = None) -> ReviewState:
             identifier=str(person["identifier"]), birth_year=person.get("birth_year"), sex=person.get("sex", "unknown")
         )
     state = ReviewState(patient=patient)
-    state.add_files([(image.filename, image.data) for image in draft.images])
+    overviews = {str(lesion): [str(p) for p in photos] for lesion, photos in (saved.get("overviews") or {}).items()}
+    # (bytes used as both a lesion image and an overview photo are a lesion image first)
+    is_overview = {photo for photos in overviews.values() for photo in photos}
+    is_overview -= {str(entry.get("sha256")) for entry in saved.get("images", [])}
+    lesion_images = [image for image in draft.images if image.upload_sha256 not in is_overview]
+    state.add_files([(image.filename, image.data) for image in lesion_images])
     # The draft keeps images with personal metadata stripped: map the upload's key to the review's.
-    key_of = {image.upload_sha256: sha256_of(image.data) for image in draft.images}
+    key_of = {image.upload_sha256: sha256_of(image.data) for image in lesion_images}
     for entry in saved.get("images", []):
         sha = key_of.get(entry.get("sha256"))
         if sha not in state.images:
@@ -55,6 +61,12 @@ def resume_draft(draft: Any, store: Any = None) -> ReviewState:
         if sha in state.images:
             with contextlib.suppress(ValueError):
                 state.set_decision(sha, action, comment or "")
+    photo_of = {image.upload_sha256: image for image in draft.images}
+    for lesion, photos in overviews.items():
+        sha = key_of.get(lesion)
+        for photo in (photo_of[p] for p in photos if p in photo_of):
+            if sha in state.images:
+                state.add_overview(sha, photo.filename, photo.data)
     state.notes = str(saved.get("notes") or "")
     with contextlib.suppress(ValueError, TypeError):  # a date now out of range is dropped, not fatal
         state.set_taken_on(dt.date.fromisoformat(saved["taken_on"]) if saved.get("taken_on") else None)

@@ -22,6 +22,7 @@ import pandas as pd
 from dashboard.choices import DECISIONS, SITES
 from dashboard.earlier_lesions import embed_earlier, lesions_to_compare, upload_caveats
 from dashboard.errors import STORE_ERRORS, log_swallowed
+from dashboard.overview_photos import OverviewPhotos
 from dashboard.patient_form import NEW_LESION, PatientContext
 from dashboard.store import validation
 from dashboard.store.records import LesionReview, ReviewToSave
@@ -85,6 +86,8 @@ class ReviewState:
     # sha256 -> data.body_sites key: where the image's lesion is on the body map (it decides the site).
     body_regions: dict[str, str] = field(default_factory=dict)
     uploader_generation: int = 0  # bumped to empty the file uploader after its files were taken in
+    # Overview photos per lesion image (saved with the lesion, never scored): dashboard/overview_photos.py
+    overviews: OverviewPhotos = field(default_factory=OverviewPhotos)
 
     # ------------------------------------------------------------ status
 
@@ -141,7 +144,7 @@ class ReviewState:
 
     @property
     def total_bytes(self) -> int:
-        return sum(len(img.data) for img in self.images.values())
+        return sum(len(img.data) for img in self.images.values()) + self.overviews.total_bytes
 
     def add_files(self, files: Iterable[tuple[str, bytes]], limits: UploadLimits = DEFAULT_LIMITS) -> IngestReport:
         """Take in uploaded files (images or zips of images); problems are kept for error cards."""
@@ -203,6 +206,22 @@ class ReviewState:
         self.images.pop(sha256, None)
         self.decisions.pop(sha256, None)
         self.body_regions.pop(sha256, None)
+        self.overviews.drop_lesion(sha256)
+
+    def add_overview(
+        self, lesion: str, name: str, data: bytes, limits: UploadLimits = DEFAULT_LIMITS
+    ) -> UploadProblem | None:
+        """An overview photo for one lesion image of this review (not scored; it does not change the triage)."""
+        self._require_editable()
+        if lesion not in self.images:
+            raise KeyError(f"no image {lesion[:12]} in this review")
+        if self.total_bytes + len(data) > limits.max_total_bytes:
+            return UploadProblem(name, f"the images of one review may total {as_mb(limits.max_total_bytes)}; not added")
+        return self.overviews.add(lesion, name, data, limits)
+
+    def remove_overview(self, lesion: str, photo: str) -> None:
+        self._require_editable()
+        self.overviews.remove(lesion, photo)
 
     def clear_problems(self) -> None:
         self.problems = []
@@ -418,6 +437,7 @@ class ReviewState:
                     tta_views=int(self.result_tta) if self.result_tta else None,
                     outlier=bool(getattr(row, "outlier", False)),
                     body_region=self.body_regions.get(row.image_id),
+                    overviews=self.overviews.records(row.image_id),
                 )
             )
         return ReviewToSave(
@@ -477,10 +497,13 @@ class ReviewState:
             "decisions": {sha: [d.action, d.comment] for sha, d in self.decisions.items() if d.action or d.comment},
             "notes": self.notes,
             "taken_on": self.taken_on.isoformat() if self.taken_on else None,
+            "overviews": self.overviews.draft_entries(),
         }
 
     def draft_images(self) -> list[tuple[str, str, bytes]]:
-        return [(sha, img.filename, img.data) for sha, img in self.images.items()]
+        """The lesion images, then the overview photos (the draft's JSON says which are which)."""
+        lesions = [(sha, img.filename, img.data) for sha, img in self.images.items()]
+        return lesions + self.overviews.draft_images()
 
     def draft_fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.draft_state(), sort_keys=True).encode()).hexdigest()
