@@ -39,12 +39,16 @@ def test_threads_share_one_store(store, make_image, make_lesion, make_review):
     assert sorted(les.label for les in store.list_lesions(patient.id)) == sorted(f"T{n}" for n in range(12))
 
 
-def test_migrate_cli(sqlite_url, subprocess_env, tmp_path):
+def test_migrate_cli(sqlite_url, subprocess_env, tmp_path, capsys):
+    """``upgrade`` in a process of its own; ``current`` through main(), as that process calls it."""
+    from dashboard.store.migrate import main
+
     cmd = [sys.executable, "-m", "dashboard.store.migrate", "--database-url", sqlite_url]
     up = subprocess.run([*cmd, "upgrade"], env=subprocess_env, capture_output=True, text=True, timeout=60)
     assert up.returncode == 0, up.stderr
-    current = subprocess.run([*cmd, "current"], env=subprocess_env, capture_output=True, text=True, timeout=60)
-    assert current.stdout.strip() == head_revision() == "0006_follow_up_outcomes"
+    assert up.stdout.strip() == head_revision()  # it prints the revision it reached
+    assert main(["--database-url", sqlite_url, "current"]) == 0
+    assert capsys.readouterr().out.strip() == head_revision() == "0006_follow_up_outcomes"
     with CaseStore.from_url(sqlite_url, tmp_path / "images", upgrade=False) as store:
         assert store.search_patients("x") == []
 
