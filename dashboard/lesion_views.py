@@ -217,6 +217,7 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                 st.error("Stored image file is missing or unreadable.", icon=":material/broken_image:")
             if visit_id is not None:
                 saliency_link(lesion.image.sha256[:16], visit_id)
+            _overview_thumbnails(getattr(lesion, "overviews", ()))
         with c_info:
             rank = f"#{pred.rank} · " if pred else ""
             st.markdown(f"#### {rank}{literal(lesion.label)}")
@@ -250,6 +251,21 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                 )
             else:
                 _decision_text(None, "", None)
+
+
+def _overview_thumbnails(overviews: Any) -> None:
+    """A saved lesion's overview photos (where it is on the body; never scored), small, under its image."""
+    if not overviews:
+        return
+    st.caption(f"{len(overviews)} overview photo(s), not scored")
+    for column, overview in zip(st.columns(min(len(overviews), 4)), overviews, strict=False):
+        try:
+            with Image.open(overview.path) as opened:
+                img = opened.convert("RGB")
+            img.thumbnail((192, 192))
+            column.image(img, caption=literal(overview.original_filename), width="stretch")
+        except (OSError, ValueError):
+            column.caption("overview photo missing")
 
 
 def saved_uncertainty_note(spread: float | None, views: int | None) -> str:

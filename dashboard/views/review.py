@@ -12,7 +12,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import auth_ui, body_map_ui, follow_up_picker, follow_up_ui, resources
+from dashboard import auth_ui, body_map_ui, follow_up_picker, follow_up_ui, overview_ui, resources
 from dashboard import components as ui
 from dashboard.choices import SEX_OPTIONS, SITES
 from dashboard.errors import STORE_ERRORS, log_swallowed
@@ -351,6 +351,7 @@ def _images_section() -> None:
     ):
         _image_grid(locked)
     body_map_ui.review_panel(state, op.threshold, locked)
+    overview_ui.review_panel(state, locked)
 
 
 def _image_grid(locked: bool) -> None:

@@ -24,11 +24,11 @@ def _review(patient_lesions) -> tuple[ReviewState, list[str]]:
 def test_overview_photos_are_saved_with_their_lesion_and_never_scored(patient_lesions, other_lesions):
     state, (a, b) = _review(patient_lesions)
     state.run_triage(None, triage_fn=lambda *args, **kw: _fake_result(state, [0.2, 0.7], [float("nan")] * 2))
-    fingerprint = state.input_fingerprint
+    fingerprint = state.input_fingerprint()
     assert state.add_overview(a, "back_wide.jpg", other_lesions[0].data) is None
     assert state.add_overview(a, "back_closer.jpg", other_lesions[1].data) is None
     assert list(state.images) == [a, b]  # not a lesion image: not scored, not compared
-    assert state.input_fingerprint == fingerprint and not state.result_is_stale  # the triage still stands
+    assert state.input_fingerprint() == fingerprint and not state.result_is_stale  # the triage still stands
     review = state.build_review("Dr A", "m1", "abc")
     by_file = {les.original_filename: les for les in review.lesions}
     saved = [o.original_filename for o in by_file[state.images[a].filename].overviews]
