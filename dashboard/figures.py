@@ -147,11 +147,12 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
             }
         )
     if threshold is not None:
-        fig.add_hline(
-            y=threshold,
-            line={"color": RED, "dash": "dash"},
-            annotation_text=f"current threshold {pct(threshold)}",
-            annotation_position="top left",
+        # Named in the legend, not on the line: the band and the visits' markers reach both edges of the plot,
+        # and a label at either end of the line sat on them.
+        line = {"color": RED, "dash": "dash"}
+        fig.add_hline(y=threshold, line=line)
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="lines", line=line, name=f"current threshold {pct(threshold)}")
         )
     models = {p.model_id for p in points}
     if len(models) > 1:

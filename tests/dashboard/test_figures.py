@@ -46,7 +46,7 @@ def test_trend_z_axis_picks_its_own_round_ticks():
 def test_trend_without_ugly_duckling_scores_has_one_axis():
     fig = score_trend(_points([None, None]), threshold=0.024)
     assert fig.layout.yaxis.title.text == "P(melanoma)"
-    assert [t.name for t in fig.data] == ["P(melanoma)"]
+    assert [t.name for t in fig.data] == ["P(melanoma)", "current threshold 2.4%"]
 
 
 def test_chart_titles_start_below_the_plotly_toolbar():
@@ -57,3 +57,14 @@ def test_chart_titles_start_below_the_plotly_toolbar():
     assert title.yref == "container" and title.yanchor == "top" and title.y == 1
     assert title.pad.t >= MODEBAR_PX >= 30  # the toolbar's row is left free
     assert fig.layout.margin.t >= title.pad.t + title.font.size  # and the plot starts below the title
+
+
+def test_trend_names_the_threshold_in_the_legend_not_over_the_plot():
+    # A label on the line sat over the uncertainty band and the first visit's marker at the plot's left edge
+    # (the band and the markers span the plot from edge to edge): the legend names the dashed line instead.
+    fig = score_trend(_points([0.1, 0.2]), threshold=0.024)
+    assert not [a.text for a in fig.layout.annotations if "threshold" in (a.text or "")]
+    [line] = [s for s in fig.layout.shapes if s.y0 == s.y1 == 0.024]
+    [entry] = [t for t in fig.data if t.name == "current threshold 2.4%"]
+    assert (entry.line.color, entry.line.dash) == (line.line.color, line.line.dash)  # drawn as the line is
+    assert entry.showlegend is not False and all(x is None for x in entry.x)  # a legend entry, no points
