@@ -41,12 +41,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m dashboard.users",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--database-url", help=f"default: ${config.DATABASE_URL_ENV} or var/triage.db")
+    parser = config.store_cli_parser("python -m dashboard.users", __doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     add = sub.add_parser("add", help="create an account")
     add.add_argument("username")

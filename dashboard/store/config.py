@@ -6,13 +6,14 @@ dashboard, the integrity CLI and CI all resolve locations through here.
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
 from data.settings import DATA_DIR_ENV, DATABASE_URL_ENV, DEFAULT_VAR_DIR, LIMITS, REPO_ROOT, environment
 
 __all__ = ["DATABASE_URL_ENV", "DATA_DIR_ENV", "DEFAULT_MAX_IMAGE_BYTES", "DEFAULT_VAR_DIR", "REPO_ROOT"]
-__all__ += ["data_dir", "database_url"]
+__all__ += ["data_dir", "database_url", "store_cli_parser"]
 
 DEFAULT_MAX_IMAGE_BYTES = LIMITS.max_image_bytes  # per image (data/settings.py)
 
@@ -35,3 +36,12 @@ def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return env
     return DEFAULT_VAR_DIR / "images"
+
+
+def store_cli_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The parser each case-store command line starts from: its ``--database-url``, resolved by database_url()."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", help=f"default: ${DATABASE_URL_ENV} or var/triage.db")
+    return parser

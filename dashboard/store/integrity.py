@@ -19,7 +19,6 @@ reported but are not problems.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -256,11 +255,10 @@ def data_dir_problem(path: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m dashboard.store.integrity",
-        description="Compare stored image files with the SHA-256 hashes in the case database.",
+    parser = config.store_cli_parser(
+        "python -m dashboard.store.integrity",
+        "Compare stored image files with the SHA-256 hashes in the case database.",
     )
-    parser.add_argument("--database-url", help=f"default: ${config.DATABASE_URL_ENV} or var/triage.db")
     parser.add_argument("--data-dir", help=f"default: ${config.DATA_DIR_ENV} or var/images")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(

@@ -12,7 +12,6 @@ Developer commands::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -77,12 +76,7 @@ def head_revision() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m dashboard.store.migrate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--database-url", help=f"default: ${config.DATABASE_URL_ENV} or var/triage.db")
+    parser = config.store_cli_parser("python -m dashboard.store.migrate", __doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("current", help="print the database's revision")
     up = sub.add_parser("upgrade", help="upgrade the schema")
