@@ -21,7 +21,7 @@ from dashboard.store.engine import make_engine, session_factories
 from dashboard.store.files import BlobStore
 from dashboard.store.migrate import upgrade_to_head
 from dashboard.store.models import AuditEvent, Lesion, Patient, Visit
-from dashboard.store.records import AuditRecord
+from dashboard.store.records import AuditRecord, from_attributes
 from data.errors import TriageError
 from data.images import MAX_PIXELS
 
@@ -156,17 +156,7 @@ class StoreCore:
         if until is not None:
             stmt = stmt.where(AuditEvent.occurred_at < until)
         with self._read() as session:
-            return [
-                AuditRecord(
-                    id=e.id,
-                    occurred_at=e.occurred_at,
-                    actor=e.actor,
-                    action=e.action,
-                    patient_id=e.patient_id,
-                    detail=dict(e.detail or {}),
-                )
-                for e in session.scalars(stmt)
-            ]
+            return [from_attributes(AuditRecord, e, detail=dict(e.detail or {})) for e in session.scalars(stmt)]
 
 
 # ---------------------------------------------------------------- session helpers

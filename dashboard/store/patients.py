@@ -21,6 +21,7 @@ from dashboard.store.records import (
     PatientTimeline,
     TrendPoint,
     VisitView,
+    from_attributes,
 )
 
 # Log lines carry database ids only: identifiers are personal data.
@@ -88,17 +89,7 @@ class PatientRecords(StoreCore):
         )
         with self._read() as session:
             rows = session.execute(stmt).all()
-            return [
-                PatientSummary(
-                    id=p.id,
-                    identifier=p.identifier,
-                    birth_year=p.birth_year,
-                    sex=p.sex,
-                    visit_count=n or 0,
-                    last_visit_time=last,
-                )
-                for p, n, last in rows
-            ]
+            return [from_attributes(PatientSummary, p, visit_count=n or 0, last_visit_time=last) for p, n, last in rows]
 
     def patient_timeline(self, patient_id: int) -> PatientTimeline:
         """The patient's visits, oldest first by the day their images were taken."""
@@ -159,17 +150,13 @@ class PatientRecords(StoreCore):
             ).all()
             points: dict[int, TrendPoint] = {}
             for visit_id, visit_time, taken_on, pred in rows:  # later predictions of a visit win
-                points[visit_id] = TrendPoint(
+                points[visit_id] = from_attributes(
+                    TrendPoint,
+                    pred,  # the prediction's scores and model; the rest from its visit
                     visit_id=visit_id,
                     visit_time=visit_time,
-                    p_melanoma=pred.p_melanoma,
-                    triage_score=pred.triage_score,
-                    ugly_duckling=pred.ugly_duckling,
-                    rank=pred.rank,
-                    model_id=pred.model_id,
                     visit_number=visit_no.get(visit_id, 0),
                     taken_on=taken_on,
-                    p_spread=pred.p_spread,
                 )
             return sorted(points.values(), key=lambda p: p.visit_number)
 

@@ -7,11 +7,12 @@ an accidental log line or traceback does not carry them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # ---------------------------------------------------------------- inputs
 
@@ -286,3 +287,18 @@ class DraftRecord:
     state: dict[str, Any] = field(repr=False)
     updated_at: datetime
     images: tuple[DraftImage, ...] = ()
+
+
+R = TypeVar("R")
+
+
+@functools.cache
+def _init_fields(record_type: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(record_type) if f.init)
+
+
+def from_attributes(record_type: type[R], source: Any, **computed: Any) -> R:
+    """A record whose fields are read from ``source``'s attributes of the same names (an ORM row, inside its
+    session), except those given in ``computed``."""
+    copied = {name: getattr(source, name) for name in _init_fields(record_type) if name not in computed}
+    return record_type(**copied, **computed)

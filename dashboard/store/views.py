@@ -18,6 +18,7 @@ from dashboard.store.records import (
     PredictionView,
     VisitLesion,
     VisitView,
+    from_attributes,
 )
 
 # Everything visit_view() touches, fetched up front: no lazy loads, no N+1 queries.
@@ -31,23 +32,11 @@ _UNRANKED = 1 << 30
 
 
 def patient_record(p: Patient) -> PatientRecord:
-    return PatientRecord(id=p.id, identifier=p.identifier, birth_year=p.birth_year, sex=p.sex, created_at=p.created_at)
+    return from_attributes(PatientRecord, p)
 
 
 def prediction_view(p: Prediction) -> PredictionView:
-    return PredictionView(
-        id=p.id,
-        model_id=p.model_id,
-        model_checksum=p.model_checksum,
-        p_melanoma=p.p_melanoma,
-        ugly_duckling=p.ugly_duckling,
-        triage_score=p.triage_score,
-        rank=p.rank,
-        created_at=p.created_at,
-        p_spread=p.p_spread,
-        tta_views=p.tta_views,
-        outlier=p.outlier,
-    )
+    return from_attributes(PredictionView, p)
 
 
 def superseded_ids(decisions: Iterable[Decision]) -> set[int]:
@@ -77,31 +66,11 @@ def decision_view(
 
 
 def histology_view(h: Histology) -> HistologyView:
-    return HistologyView(
-        id=h.id,
-        lesion_id=h.lesion_id,
-        result=h.result,
-        reported_on=h.reported_on,
-        recorded_by=h.recorded_by,
-        recorded_at=h.recorded_at,
-        note=h.note or "",
-    )
+    return from_attributes(HistologyView, h, note=h.note or "")
 
 
 def image_view(image: LesionImage, path_of: Callable[[str], Path]) -> ImageView:
-    return ImageView(
-        id=image.id,
-        sha256=image.sha256,
-        relpath=image.relpath,
-        path=path_of(image.relpath),
-        image_format=image.image_format,
-        width=image.width,
-        height=image.height,
-        byte_size=image.byte_size,
-        original_filename=image.original_filename,
-        source_sha256=image.source_sha256,
-        kind=image.kind or "dermoscopic",
-    )
+    return from_attributes(ImageView, image, path=path_of(image.relpath), kind=image.kind or "dermoscopic")
 
 
 def visit_view(
@@ -141,18 +110,7 @@ def visit_view(
         for image in scored
     ]
     lesions.sort(key=lambda v: (v.prediction.rank if v.prediction else _UNRANKED, v.image.id))
-    return VisitView(
-        id=visit.id,
-        patient_id=visit.patient_id,
-        visit_time=visit.visit_time,
-        clinician=visit.clinician,
-        model_version=visit.model_version,
-        notes=visit.notes,
-        created_at=visit.created_at,
-        lesions=tuple(lesions),
-        number=(visit_numbers or {}).get(visit.id, 0),
-        taken_on=visit.taken_on,
-    )
+    return from_attributes(VisitView, visit, lesions=tuple(lesions), number=(visit_numbers or {}).get(visit.id, 0))
 
 
 def lesion_summary(lesion: Lesion, latest_action: str | None, number: int = 0) -> LesionSummary:
