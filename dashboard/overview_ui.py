@@ -11,9 +11,10 @@ from dashboard.uploads import UPLOAD_FILE_MB
 GENERATION = "overview_uploader_generation"
 
 
-def _lesion_name(image, photos: list) -> str:
-    name = f"{image.label or image.filename} · {image.site}"
-    return f"{name} · {len(photos)} overview photo(s)" if photos else name
+def _lesion_name(image) -> str:
+    # The file name only: a choice's text must not change while the box shows it (a label or site edited
+    # elsewhere on the page would make Streamlit drop the choice).
+    return image.filename
 
 
 def review_panel(state, locked: bool) -> None:
@@ -27,7 +28,7 @@ def review_panel(state, locked: bool) -> None:
         lesion = st.selectbox(
             "Lesion",
             shas,
-            format_func=lambda sha: _lesion_name(state.images[sha], state.overviews.of(sha)),
+            format_func=lambda sha: _lesion_name(state.images[sha]),
             key="overview_lesion",
         )
         if lesion is None:
@@ -49,8 +50,9 @@ def review_panel(state, locked: bool) -> None:
             st.session_state[GENERATION] = generation + 1  # empty the uploader: the photos live in the review
             st.rerun()
         photos = state.overviews.of(lesion)
+        image = state.images[lesion]
+        st.caption(f"{image.label or image.filename} · {image.site} · {len(photos)} overview photo(s)")
         if not photos:
-            st.caption("No overview photo for this lesion yet.")
             return
         for column, photo in zip(st.columns(4), photos, strict=False):
             with column:

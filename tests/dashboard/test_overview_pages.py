@@ -22,7 +22,10 @@ def test_an_overview_photo_is_added_to_a_lesion_saved_and_shown_in_the_history(a
     assert not at.exception, at.exception
     assert [p.filename for p in state.overviews.of(second)] == [other_lesions[0].name]
     assert state.overviews.of(first) == [] and len(state.images) == 2  # not a lesion of its own
-    assert "1 overview photo(s)" in at.selectbox(key="overview_lesion").format_func(second)
+    assert f"{state.images[second].site} · 1 overview photo(s)" in texts(at)
+    at.selectbox(key=f"site_{state.images[second].key}").set_value("lower extremity").run()  # edited elsewhere
+    assert not at.exception, at.exception
+    assert at.selectbox(key="overview_lesion").value == second  # the box keeps its choice
 
     run_triage(at)
     assert len(state.result.table) == 2  # the photo was not scored
