@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.textsafe import literal
 from dashboard.uploads import UPLOAD_FILE_MB
 
 GENERATION = "overview_uploader_generation"
@@ -51,12 +52,12 @@ def review_panel(state, locked: bool) -> None:
             st.rerun()
         photos = state.overviews.of(lesion)
         image = state.images[lesion]
-        st.caption(f"{image.label or image.filename} · {image.site} · {len(photos)} overview photo(s)")
+        st.caption(f"{literal(image.label or image.filename)} · {image.site} · {len(photos)} overview photo(s)")
         if not photos:
             return
         for column, photo in zip(st.columns(4), photos, strict=False):
             with column:
-                st.image(photo.thumbnail_jpeg(), caption=photo.filename, width="stretch")
+                st.image(photo.thumbnail_jpeg(), caption=literal(photo.filename), width="stretch")
                 if not locked:
                     st.button(
                         "Remove",
