@@ -151,7 +151,8 @@ def unsaved_guard(active: bool) -> None:
 def scroll_into_view(selector: str) -> None:
     """Bring the element that the CSS selector finds on screen once it is drawn. Streamlit starts a page it
     opens at the top: back from another page, a lesion low in the gallery was screens away. Tried again
-    half a second later, after the pictures above it have loaded and moved it down."""
+    half a second later, after the pictures above it have loaded and moved it down, unless the clinician
+    has scrolled in between (the page must not jump back under their hand)."""
     st.html(
         f"""<script>
 (function() {{
@@ -161,8 +162,10 @@ def scroll_into_view(selector: str) -> None:
     const el = d.querySelector({json.dumps(selector)});
     if (!el) {{ if ((waited += 100) < 5000) setTimeout(look, 100); return; }}
     el.style.scrollMarginTop = "4.5rem";  // below Streamlit's header bar, which lies over the page
+    const main = d.querySelector('[data-testid="stMain"]') || d.scrollingElement || d.documentElement;
     el.scrollIntoView({{block: "start"}});
-    setTimeout(() => el.scrollIntoView({{block: "start"}}), 500);
+    const scrolled = main.scrollTop;
+    setTimeout(() => {{ if (main.scrollTop === scrolled) el.scrollIntoView({{block: "start"}}); }}, 500);
   }})();
 }})();
 </script>""",
