@@ -19,6 +19,7 @@ from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 
 GALLERY_OPACITY = 0.6  # the colour's weight at the map's maximum (model/cam_overlay.py)
 RETURN_TO_CARD = "gallery_return_card"  # session_state: the image key of the lesion last shown on Saliency
+RETURN_TO_SAVED_CARD = "history_return_card"  # session_state: the stored image id last shown on Saliency
 
 
 def cam_methods() -> list[str]:
@@ -70,6 +71,18 @@ def return_to_remembered_card(shown_keys: set[str]) -> None:
     key = st.session_state.pop(RETURN_TO_CARD, None)
     if key in shown_keys:  # keys are hex: safe in the selector; the card's key is card-<band>-<image key>
         ui.scroll_into_view(f'[class*="st-key-card-"][class*="-{key}"]')
+
+
+def remember_saved_card(image_id: int) -> None:
+    """The saved lesion image the Saliency page shows: back on Case history, the visit opens at its card."""
+    st.session_state[RETURN_TO_SAVED_CARD] = int(image_id)
+
+
+def return_to_saved_card(shown_ids: set[int]) -> None:
+    """Once, back on Case history: scroll to the card of the saved image last inspected, if the visit shows it."""
+    image_id = st.session_state.pop(RETURN_TO_SAVED_CARD, None)
+    if image_id in shown_ids:  # an int: safe in the selector; an exact class, so id 12 never matches 123
+        ui.scroll_into_view(f".st-key-card-saved-{int(image_id)}")
 
 
 def overlay_image(base: Image.Image, heatmap: Any, opacity: float) -> Image.Image:

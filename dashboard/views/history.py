@@ -11,7 +11,7 @@ from dashboard import components as ui
 from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.follow_up import lesion_histories
 from dashboard.history_data import export_filename, timeline_table, visit_choice_label
-from dashboard.lesion_views import visit_lesion_card
+from dashboard.lesion_views import return_to_saved_card, visit_lesion_card
 from dashboard.outcomes import visit_date_text
 from dashboard.textsafe import literal
 from dashboard.wording import pct
@@ -99,7 +99,12 @@ with visits_tab:
             key="visits_table",
         )
         visits = list(reversed(timeline.visits))
-        visit = st.selectbox("Open a visit (read-only)", visits, format_func=visit_choice_label, key="history_visit")
+        # Back from a saved lesion's Saliency page (?visit=): that visit again, not the newest.
+        linked_visit = st.query_params.get("visit")
+        opened = next((i for i, v in enumerate(visits) if str(v.id) == linked_visit), 0)
+        visit = st.selectbox(
+            "Open a visit (read-only)", visits, index=opened, format_func=visit_choice_label, key="history_visit"
+        )
         st.markdown(
             f"**Visit {visit.number or visit.id}** — {visit_date_text(visit)}, "
             f"{literal(visit.clinician)}, model {literal(visit.model_version)}"
@@ -121,6 +126,7 @@ with visits_tab:
         for lesion in visit.lesions:
             same_model = lesion.prediction is not None and lesion.prediction.model_id == current_model
             visit_lesion_card(lesion, current_threshold if same_model else None, visit.id)
+        return_to_saved_card({lesion.image.id for lesion in visit.lesions})
 
 with map_tab:  # where the lesions are, coloured by their latest score
     body_map_ui.history_map(lesions, current_threshold, store, user)

@@ -15,7 +15,7 @@ from dashboard import auth_ui, resources
 from dashboard import components as ui
 from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.history_data import StoredImageError, StoredLesionImage, stored_lesion_image
-from dashboard.lesion_views import cam_methods, heatmap_for, remember_gallery_card
+from dashboard.lesion_views import cam_methods, heatmap_for, remember_gallery_card, remember_saved_card
 from dashboard.navigation import page
 from dashboard.operating_point import operating_point
 from dashboard.saliency_panels import back_to_review, cam_panels, method_controls
@@ -78,8 +78,9 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
         page("history"),
         label="Back to case history",
         icon=":material/arrow_back:",
-        query_params={"patient_id": str(stored.visit.patient_id)},
+        query_params={"patient_id": str(stored.visit.patient_id), "visit": str(stored.visit.id)},
     )
+    remember_saved_card(lesion.image.id)  # back on Case history: this visit, scrolled to this lesion's card
     if scored_by is None:
         model_note = "This image was not scored at that visit."
     elif scored_by == predictor.model_id:
