@@ -108,6 +108,10 @@ def problem_card(problem: UploadProblem) -> None:
 
 def score_bar(p: float, threshold: float, spread: float | None, band: ScoreBand | None = None) -> None:
     """P(melanoma) as a number and a bar: fill to p, dark band = uncertainty, black tick = threshold."""
+    st.markdown(score_bar_html(p, threshold, spread, band), unsafe_allow_html=True)
+
+
+def score_bar_html(p: float, threshold: float, spread: float | None, band: ScoreBand | None = None) -> str:
     band = band or score_band(p, threshold, spread or 0.0)
     colour = {"red": "#c0392b", "orange": "#d9822b", "green": "#2e8b57"}[band.colour]
     s = float(spread or 0.0)
@@ -115,17 +119,22 @@ def score_bar(p: float, threshold: float, spread: float | None, band: ScoreBand 
     spread_txt = f"± {100 * s:.1f} pts (TTA spread)" if spread is not None else ""
     label_shift = 100 * min(max(threshold, 0.1), 0.9)  # keep the threshold label inside the bar's width
     title = f"P(melanoma) {pct(p)}; uncertainty {pct(lo)}–{pct(hi)}; threshold {pct(threshold)}"
-    st.markdown(
-        f"""<div class="triage-p">{pct(p)} <small>P(melanoma) {spread_txt}</small></div>
+    # The scale's end labels give way to the threshold's label where it would overlap them (a threshold of a
+    # few percent, as at screening prevalence, sits on top of "0%").
+    ends = ('<span style="left:0">0%</span>' if threshold >= END_LABEL_ROOM else "") + (
+        '<span style="right:0">100%</span>' if threshold <= 1 - END_LABEL_ROOM else ""
+    )
+    return f"""<div class="triage-p">{pct(p)} <small>P(melanoma) {spread_txt}</small></div>
 <div class="triage-bar" title="{title}">
 <div class="fill" style="width:{100 * p:.1f}%; background:{colour}; opacity:.85"></div>
 <div class="ci" style="left:{100 * lo:.1f}%; width:{max(0.6, 100 * (hi - lo)):.1f}%"></div>
 <div class="thr" style="left:calc({100 * threshold:.1f}% - 1px)"></div></div>
-<div class="triage-scale"><span style="left:0">0%</span><span style="right:0">100%</span>
+<div class="triage-scale">{ends}
 <span style="left:{100 * threshold:.1f}%; transform:translateX(-{label_shift:.0f}%)">threshold {pct(threshold)}</span>
-</div>""",
-        unsafe_allow_html=True,
-    )
+</div>"""
+
+
+END_LABEL_ROOM = 0.25  # how far (as a share of the bar) the threshold's label reaches from its tick
 
 
 def unsaved_guard(active: bool) -> None:

@@ -17,6 +17,9 @@ from dashboard.textsafe import literal
 from dashboard.wording import pct, reason_lines, score_band
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 
+# image | score and reasons | decision: wide enough at 1024 px for the image column's "Saliency map" toggle and
+# "Inspect saliency" link (narrower, both were cut)
+CARD_COLUMNS = (1.25, 1.5, 1.15)
 GALLERY_OPACITY = 0.6  # the colour's weight at the map's maximum (model/cam_overlay.py)
 RETURN_TO_CARD = "gallery_return_card"  # session_state: the image key of the lesion last shown on Saliency
 RETURN_TO_SAVED_CARD = "history_return_card"  # session_state: the stored image id last shown on Saliency
@@ -133,11 +136,11 @@ def lesion_card(
     image = state.images[sha]
     band = score_band(float(row.p_melanoma), threshold, float(row.p_spread))
     with st.container(border=True, key=f"card-{band.name}-{image.key}"):
-        c_img, c_info, c_decide = st.columns([1.05, 1.6, 1.25], gap="medium")
+        c_img, c_info, c_decide = st.columns(CARD_COLUMNS, gap="medium")
         with c_img:
             method = default_cam_method(cams)
             show = st.toggle(
-                "Saliency overlay",
+                "Saliency map",
                 key=f"cam_{image.key}",
                 disabled=method is None,
                 help="Colours the regions that most raised this lesion's score; the rest of the image is shown "
@@ -220,7 +223,7 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
     """One lesion of a saved visit (VisitLesion), read-only; with ``visit_id``, a link to its saliency maps."""
     pred = lesion.prediction
     with st.container(border=True, key=f"card-saved-{lesion.image.id}"):
-        c_img, c_info, c_decide = st.columns([1.05, 1.6, 1.25], gap="medium")
+        c_img, c_info, c_decide = st.columns(CARD_COLUMNS, gap="medium")
         with c_img:
             try:
                 img = Image.open(lesion.image.path)

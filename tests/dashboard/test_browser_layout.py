@@ -29,6 +29,11 @@ TRUNCATED_METRIC_TEXT = """() => [...document.querySelectorAll(
     ['stMetricLabel', 'stMetricValue'].flatMap(id => [`[data-testid=${id}]`, `[data-testid=${id}] *`]).join(',')
   )].filter(el => el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1).map(el => el.textContent.trim())"""
 
+# The lesion cards' own labels: the saliency toggle's and the "Inspect saliency" link's text.
+TRUNCATED_CARD_TEXT = """() => [...document.querySelectorAll(
+    "[class*='st-key-card-'] [data-testid=stWidgetLabel] *, [class*='st-key-card-'] [data-testid=stPageLink] *"
+  )].filter(el => el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1).map(el => el.textContent.trim())"""
+
 
 @contextmanager
 def _signed_in_page(started: tuple[str, Path]):
@@ -100,6 +105,7 @@ def test_back_from_saliency_shows_the_lesion_in_the_gallery(server, lesion_files
         expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=90_000)
         e2e._wait_idle(page)
         _metrics_whole(page, "review", 4)
+        assert page.evaluate(TRUNCATED_CARD_TEXT) == []  # at 1024 px: the cards' toggle and link read whole
 
         last = page.locator("[class*='st-key-card-']").nth(4)  # rank #5: far below the first screen
         heading = last.get_by_role("heading").first.inner_text()
