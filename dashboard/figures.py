@@ -167,7 +167,7 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
         )
     # Only the left axis is P(melanoma) (update_yaxes would also relabel the ugly-duckling axis).
     fig.update_layout(yaxis={"range": [0, 1], "tickformat": ".0%", "title": {"text": "P(melanoma)"}})
-    fig.update_xaxes(title="visit date")
+    # No x-axis title: the ticks are dates, and a title there touched the legend under the plot.
     style_figure(fig, title, height=360)
     if ud_values:
         fig.update_layout(yaxis2_showgrid=False)  # one grid, the left axis's
