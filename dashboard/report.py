@@ -89,6 +89,8 @@ class ReportContext:
     generated_at: datetime | None = None  # None = now
     cam_method: str = ""  # the saliency method's display name, "" when no overlays were made
     cam_note: str = ""  # e.g. "No model is loaded: no saliency overlays."
+    # The overlays' "low -> high contribution" bar (model.cam_overlay.colour_scale), printed above them
+    colour_scale: Image.Image | None = field(default=None, repr=False)
 
 
 def _digest(value: str | None) -> str:
@@ -177,6 +179,15 @@ def _picture(pdf: _ReportPDF, image: Image.Image | None, x: float, y: float, cap
     pdf.set_xy(x, y + PICTURE_MM + 0.5)
     pdf.set_font(pdf.report_family, "", 7)
     pdf.cell(PICTURE_MM, 3, pdf.clean(caption), align="C")
+
+
+def _colour_scale(pdf: _ReportPDF, scale: Image.Image) -> None:
+    """The overlays' colour scale, as wide as the overlay column and above it."""
+    x = MARGIN + PICTURE_MM + PICTURE_GAP
+    height = PICTURE_MM * scale.height / scale.width
+    top = pdf.get_y() + 1
+    pdf.image(scale.convert("RGB"), x, top, PICTURE_MM, height)
+    pdf.set_y(top + height)
 
 
 def _facts_block(pdf: _ReportPDF, patient: PatientRecord, visit: VisitView, context: ReportContext) -> None:
@@ -323,6 +334,8 @@ def visit_report_pdf(
     )
     if note:
         pdf.write_text(note, size=8)
+    if context.cam_method and context.colour_scale is not None:
+        _colour_scale(pdf, context.colour_scale)
     pdf.ln(3)
     if not visit.lesions:
         pdf.write_text("No lesion images were saved with this visit.")

@@ -98,6 +98,7 @@ def visit_report(
     """The PDF report of a saved visit, as the signed-in user of ``store`` (a dashboard.auth.UserStore) may
     read it. The report is audited before it is returned: no audit entry, no report."""
     from model.cam import CAM_LABELS, DEFAULT_METHOD
+    from model.cam_overlay import colour_scale
 
     visit = store.load_visit(int(visit_id))  # role-checked read
     patient = store.get_patient(visit.patient_id)
@@ -109,6 +110,7 @@ def visit_report(
         generated_at=now,
         cam_method=CAM_LABELS.get(method, method).split(" (")[0] if predictor is not None else "",
         cam_note="" if predictor is not None else "No model is loaded now, so no saliency overlays are shown.",
+        colour_scale=colour_scale(width=360, height=52, opacity=CAM_OPACITY) if predictor is not None else None,
     )
     facts = model_facts(getattr(predictor, "config", None))
     histology = {les.id: les.histology for les in store.list_lesions(visit.patient_id) if les.histology}

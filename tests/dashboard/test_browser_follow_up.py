@@ -374,7 +374,8 @@ def _runs(mask_rows: np.ndarray, min_length: int) -> list[tuple[int, int]]:
 
 def _check_first_page(page: np.ndarray, lesion_count: int) -> None:
     """A4 portrait; a header line of text; per lesion, a photograph and its coloured overlay side by side
-    in the two picture columns, with text beside them; no colour anywhere else (text is black and grey)."""
+    in the two picture columns, with text beside them; above them the overlays' colour scale; no colour
+    anywhere else (text is black and grey)."""
     height, width, _ = page.shape
     assert abs(width - _mm(210)) <= 1 and abs(height - _mm(297)) <= 1, page.shape
     ink = page.min(axis=2) < 200
@@ -395,4 +396,8 @@ def _check_first_page(page: np.ndarray, lesion_count: int) -> None:
         assert abs(top - o_top) <= _mm(PICTURE_MM) // 2 and abs(bottom - o_bottom) <= _mm(PICTURE_MM) // 2
         assert ink[top:bottom, _mm(TEXT_X) :].any(), "the lesion's text beside its pictures"
     assert not colour[:, _mm(TEXT_X) :].any(), "colour only in the pictures"
-    assert not colour[: photos[0][0]].any(), "nothing coloured above the first lesion"
+    above = colour[: photos[0][0]]  # above the first lesion: only the overlays' colour scale, a thin strip
+    edge = 2  # pixels: the scale's edge is antialiased
+    assert not above[:, : overlay_cols.start - edge].any() and not above[:, overlay_cols.stop + edge :].any()
+    rows = np.flatnonzero(above.any(axis=1))
+    assert len(rows) and rows[-1] - rows[0] <= _mm(8), rows

@@ -256,3 +256,30 @@ def test_a_long_identifier_is_shortened_in_the_header_and_printed_whole_in_the_b
         and header.rstrip().endswith(f"{visit.visit_time.astimezone():%Y-%m-%d}")
     )
     assert any("W" * 40 in line for line in lines if line is not header)  # the body keeps it whole (wrapped)
+
+
+def test_the_overlays_colour_scale_is_printed_above_the_overlay_column(saved, card_config):
+    from dashboard.report import MARGIN, PICTURE_GAP, PICTURE_MM, ReportContext
+    from model.cam_overlay import colour_scale
+
+    visit = saved.viewer.load_visit(saved.visit_id)
+    patient = saved.viewer.get_patient(visit.patient_id)
+    facts = model_facts(card_config)
+    pictures = lesion_pictures(saved.viewer, visit, card_predictor(card_config), explain=fake_explain)
+    with_scale = ReportContext(cam_method="Grad-CAM++", colour_scale=colour_scale(width=360, height=52))
+    page = render_page(visit_report_pdf(patient, visit, facts, pictures, with_scale), dpi=100)
+    without = ReportContext(cam_method="Grad-CAM++")
+    plain = render_page(visit_report_pdf(patient, visit, facts, pictures, without), dpi=100)
+
+    def colour_rows(image: Image.Image, left_mm: float, right_mm: float) -> np.ndarray:
+        rgb = np.asarray(image, dtype=np.int16)[:, round(left_mm * 100 / 25.4) : round(right_mm * 100 / 25.4)]
+        return np.flatnonzero(((rgb.max(axis=2) - rgb.min(axis=2)) > 50).sum(axis=1) > 5)
+
+    overlay_x = MARGIN + PICTURE_MM + PICTURE_GAP
+    first_photo = colour_rows(page, MARGIN, MARGIN + PICTURE_MM)[0]  # the first lesion's photograph
+    scale_rows = colour_rows(page, overlay_x, overlay_x + PICTURE_MM)
+    scale_rows = scale_rows[scale_rows < first_photo]
+    assert len(scale_rows) > 0, "a coloured bar above the overlays"
+    assert (scale_rows.max() - scale_rows.min()) * 25.4 / 100 < 8  # a thin strip (mm), not a picture
+    plain_rows = colour_rows(plain, overlay_x, overlay_x + PICTURE_MM)
+    assert not (plain_rows < colour_rows(plain, MARGIN, MARGIN + PICTURE_MM)[0]).any()  # no scale given: none
