@@ -106,6 +106,9 @@ def problem_card(problem: UploadProblem) -> None:
         st.info(text, icon=":material/history:")
 
 
+END_LABEL_ROOM = 0.25  # how far (as a share of the bar) the threshold's label reaches from its tick
+
+
 def score_bar(p: float, threshold: float, spread: float | None, band: ScoreBand | None = None) -> None:
     """P(melanoma) as a number and a bar: fill to p, dark band = uncertainty, black tick = threshold."""
     st.markdown(score_bar_html(p, threshold, spread, band), unsafe_allow_html=True)
@@ -132,9 +135,6 @@ def score_bar_html(p: float, threshold: float, spread: float | None, band: Score
 <div class="triage-scale">{ends}
 <span style="left:{100 * threshold:.1f}%; transform:translateX(-{label_shift:.0f}%)">threshold {pct(threshold)}</span>
 </div>"""
-
-
-END_LABEL_ROOM = 0.25  # how far (as a share of the bar) the threshold's label reaches from its tick
 
 
 def unsaved_guard(active: bool) -> None:

@@ -25,9 +25,13 @@ class OverviewPhoto:
     filename: str
     data: bytes = field(repr=False)
     thumbnail: Image.Image = field(repr=False)
+    _thumb_jpeg: bytes | None = field(default=None, repr=False, compare=False)
 
     def thumbnail_jpeg(self) -> bytes:
-        return jpeg_bytes(self.thumbnail, quality=85)
+        """Encoded once: the panel shows it on every rerun of the page."""
+        if self._thumb_jpeg is None:
+            self._thumb_jpeg = jpeg_bytes(self.thumbnail, quality=85)
+        return self._thumb_jpeg
 
 
 @dataclass
@@ -38,10 +42,10 @@ class OverviewPhotos:
 
     def add(self, lesion: str, name: str, data: bytes, limits: UploadLimits = DEFAULT_LIMITS) -> UploadProblem | None:
         """Add one photo to a lesion, or say in plain words why not (nothing else changes)."""
-        photos = self.by_lesion.setdefault(lesion, [])
         checked = check_image(name, data, limits)
         if isinstance(checked, UploadProblem):
             return checked
+        photos = self.by_lesion.setdefault(lesion, [])
         facts, thumb = checked
         if any(p.sha256 == facts["sha256"] for p in photos):
             return UploadProblem(name, "this overview photo is already added to this lesion", "duplicate")

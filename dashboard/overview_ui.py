@@ -9,14 +9,6 @@ import streamlit as st
 from dashboard.textsafe import literal
 from dashboard.uploads import UPLOAD_FILE_MB
 
-GENERATION = "overview_uploader_generation"
-
-
-def _lesion_name(image) -> str:
-    # The file name only: a choice's text must not change while the box shows it (a label or site edited
-    # elsewhere on the page would make Streamlit drop the choice).
-    return image.filename
-
 
 def review_panel(state, locked: bool) -> None:
     count = sum(len(state.overviews.of(sha)) for sha in state.images)
@@ -29,17 +21,18 @@ def review_panel(state, locked: bool) -> None:
         lesion = st.selectbox(
             "Lesion",
             shas,
-            format_func=lambda sha: _lesion_name(state.images[sha]),
+            # The file name only: a choice's text must not change while the box shows it (a label or site
+            # edited elsewhere on the page would make Streamlit drop the choice).
+            format_func=lambda sha: state.images[sha].filename,
             key="overview_lesion",
         )
         if lesion is None:
             return
-        generation = st.session_state.setdefault(GENERATION, 0)
         files = st.file_uploader(
             "Add overview photos of this lesion",
             type=None,
             accept_multiple_files=True,
-            key=f"overview_uploader_{generation}",
+            key=f"overview_uploader_{state.uploader_generation}",
             max_upload_size=UPLOAD_FILE_MB,
             disabled=locked,
         )
@@ -48,7 +41,7 @@ def review_panel(state, locked: bool) -> None:
                 problem = state.add_overview(lesion, f.name, f.getvalue())
                 if problem is not None:
                     state.problems.append(problem)
-            st.session_state[GENERATION] = generation + 1  # empty the uploader: the photos live in the review
+            state.uploader_generation += 1  # empty the uploaders: the photos live in the review
             st.rerun()
         photos = state.overviews.of(lesion)
         image = state.images[lesion]

@@ -176,10 +176,9 @@ class ReviewState:
                 UploadProblem(name, f"a review holds at most {limits.max_images} images; this one was not added")
             )
             return
-        if self.total_bytes + len(data) > limits.max_total_bytes:
-            report.problems.append(
-                UploadProblem(name, f"the images of one review may total {as_mb(limits.max_total_bytes)}; not added")
-            )
+        too_much = self._over_total(name, data, limits)
+        if too_much is not None:
+            report.problems.append(too_much)
             return
         checked = check_image(name, data, limits)
         if isinstance(checked, UploadProblem):
@@ -215,9 +214,13 @@ class ReviewState:
         self._require_editable()
         if lesion not in self.images:
             raise KeyError(f"no image {lesion[:12]} in this review")
+        return self._over_total(name, data, limits) or self.overviews.add(lesion, name, data, limits)
+
+    def _over_total(self, name: str, data: bytes, limits: UploadLimits) -> UploadProblem | None:
+        """All images of one review (lesion images and overview photos) are held in memory: a total limit."""
         if self.total_bytes + len(data) > limits.max_total_bytes:
             return UploadProblem(name, f"the images of one review may total {as_mb(limits.max_total_bytes)}; not added")
-        return self.overviews.add(lesion, name, data, limits)
+        return None
 
     def remove_overview(self, lesion: str, photo: str) -> None:
         self._require_editable()

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from data.hashing import sha256_file
-from model.checkpoint import CONFIG, WEIGHTS, load_checkpoint, save_checkpoint
+from model.checkpoint import CONFIG, WEIGHTS, load_checkpoint, read_config, save_checkpoint
 from model.metrics import SCREENING_PREVALENCE, at_prevalence, curves, rates_at_threshold, roc_auc, summarize
 from model.patient_context import features_by_patient
 from training import calibration, patient_context, whole_patient
@@ -109,9 +109,10 @@ def metadata_sensitivity(run: Path, cache: Path, scale: float, bias: float) -> d
     and with every field unknown (trained with metadata dropout so that it should not)."""
     from training.train_cached import load_cache, predict_cached
 
-    model, config = load_checkpoint(run / "final" / "checkpoint")
-    if not config.get("partial_cut") or not (cache / "derm7pt.csv").exists():
+    checkpoint = run / "final" / "checkpoint"
+    if not read_config(checkpoint).get("partial_cut") or not (cache / "derm7pt.csv").exists():
         return None  # measured on the trunk cache: a full fine-tune would need another pass over the images
+    model, config = load_checkpoint(checkpoint)
     summary = json.loads((run / "final" / "summary.json").read_text())
     model.partial_cut = config["partial_cut"]
     data = load_cache(cache, ["derm7pt"], cut=config["partial_cut"])

@@ -37,7 +37,6 @@ from model.metrics import roc_auc
 from model.network import NetworkConfig
 from model.pretrained import backbone_data_config, build_network
 from training import distributed as D
-from training.batch_augment import BatchAugment
 from training.bundle import inference_preprocess
 from training.decoded_images import decode_all
 from training.optimisation import (
@@ -52,11 +51,11 @@ from training.optimisation import (
 from training.resume_state import load_training_state, save_training_state
 from training.train_config import TrainConfig, parse_args
 from training.train_data import (
-    AugmentedBatches,
     SeededAugment,
     data_summary,
     load_records,
     loader,
+    training_feed,
     training_sampler,
 )
 from training.train_predict import OOF_COLUMNS, predict, prediction_rows, score_external, show_progress
@@ -191,15 +190,10 @@ def fit(
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
     preds = None
-    if decoded is not None:  # batch augmentation on the training device
-        batch_augment = BatchAugment(net_cfg.image_size, net_cfg.mean, net_cfg.std, degrade=cfg.degrade)
-        images = decoded.to(ctx.device)
-        train_dl = AugmentedBatches(images, train_ds.base, sampler, batch_augment, encoder.names, cfg, ctx.rank)
-    else:
-        train_dl = loader(train_ds, cfg, ctx, True, sampler)
+    train_dl = training_feed(train_ds, sampler, cfg, ctx, decoded, net_cfg.image_size, net_cfg.mean, net_cfg.std)
     val_dl = loader(val_ds, cfg, ctx, False) if val_ds is not None else None
     for epoch in range(start_epoch, cfg.epochs):
-        (train_dl if decoded is not None else train_dl.sampler).set_epoch(epoch)
+        train_dl.sampler.set_epoch(epoch)
         record = {
             "epoch": epoch + 1,
             **run_epoch(ddp, train_dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epoch),

@@ -152,8 +152,9 @@ class AugmentedBatches:
     already on the training device) drawn by the same samplers as the file loader, augmented as whole
     batches (training/batch_augment.py), with metadata dropout per image.
 
-    Random numbers come from a generator keyed by (seed, epoch, rank): reproducible for a given number of
-    processes (unlike the file loader, not identical across different numbers of processes).
+    Like the file loader, its `sampler` is epoch-tagged (set_epoch before each epoch). Random numbers come from
+    a generator keyed by (seed, epoch, rank): reproducible for a given number of processes (unlike the file
+    loader, not identical across different numbers of processes).
     """
 
     def __init__(
@@ -168,20 +169,18 @@ class AugmentedBatches:
     ):
         if len(images) != len(dataset):
             raise ValueError(f"{len(images)} decoded images for {len(dataset)} records")
-        self.images, self.dataset, self.sampler, self.augment = images, dataset, sampler, augment
-        self.batch_size, self.seed, self.rank, self.epoch = cfg.batch_size, cfg.seed, rank, 0
+        self.images, self.dataset, self.augment = images, dataset, augment
+        self.sampler = EpochTagged(sampler, len(dataset))
+        self.batch_size, self.seed, self.rank = cfg.batch_size, cfg.seed, rank
         self.meta_dropout, self.names = cfg.meta_dropout, meta_names
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.sampler) // self.batch_size
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch * 1_009 + self.rank) % 2**63)
-        order = torch.as_tensor(list(self.sampler))
+        epoch = self.sampler.epoch
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch * 1_009 + self.rank) % 2**63)
+        order = torch.as_tensor(list(self.sampler.sampler))  # the draws themselves, without the epoch tag
         for step in range(len(self)):
             index = order[step * self.batch_size : (step + 1) * self.batch_size]
             meta = self.dataset.meta[index]
@@ -194,3 +193,22 @@ class AugmentedBatches:
                 "diagnosis": self.dataset.diagnosis[index],
                 "index": index,
             }
+
+
+def training_feed(
+    train_ds: SeededAugment,
+    sampler: DistributedSampler | BalancedDistributedSampler,
+    cfg: TrainConfig,
+    ctx: D.DistContext,
+    decoded: torch.Tensor | None,
+    image_size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+) -> DataLoader | AugmentedBatches:
+    """The training batches: the file loader (per-image augmentation in workers), or, with images decoded once
+    (`decoded`, rows as `train_ds`), whole batches augmented on the training device."""
+    if decoded is None:
+        return loader(train_ds, cfg, ctx, True, sampler)
+    augment = BatchAugment(image_size, mean, std, degrade=cfg.degrade)
+    names = train_ds.meta_names
+    return AugmentedBatches(decoded.to(ctx.device), train_ds.base, sampler, augment, names, cfg, ctx.rank)

@@ -58,43 +58,40 @@ def test_a_swallowed_audit_failure_on_sign_out_is_logged_without_personal_data(c
     assert SECRET not in caplog.text
 
 
-def test_a_saved_visit_that_cannot_be_read_back_is_logged_and_the_save_stands(caplog, patient_lesions):
+def _scored_review(identifier: str, patient_lesions):
+    """A one-lesion review, scored (stand-in triage), ready to save."""
     from dashboard.patient_form import PatientContext
     from dashboard.review_state import ReviewState
     from tests.dashboard.test_review_state import _fake_result
 
-    state = ReviewState(patient=PatientContext(identifier=SECRET))
+    state = ReviewState(patient=PatientContext(identifier=identifier))
     state.add_files([(patient_lesions[0].name, patient_lesions[0].data)])
     state.run_triage(None, triage_fn=lambda *a, **k: _fake_result(state, [0.3], [float("nan")]))
+    return state
 
-    class Store:
-        def save_review(self, review):
-            return 9
 
-        def load_visit(self, visit_id):
-            raise _database_down()
+class _StoreThatCannotReadBack:
+    """Saves visit 9, then fails to read it back with `error`."""
 
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def save_review(self, review):
+        return 9
+
+    def load_visit(self, visit_id):
+        raise self.error
+
+
+def test_a_saved_visit_that_cannot_be_read_back_is_logged_and_the_save_stands(caplog, patient_lesions):
+    state = _scored_review(SECRET, patient_lesions)
     with caplog.at_level(logging.ERROR, logger="dashboard.review_state"):
-        assert state.save(Store(), "Dr A", "m1", "abc") == 9
+        assert state.save(_StoreThatCannotReadBack(_database_down()), "Dr A", "m1", "abc") == 9
     assert state.is_saved and state.saved_visit_label() == "visit 9"
     assert "reading back the saved visit failed (OperationalError)" in caplog.text and SECRET not in caplog.text
 
 
 def test_an_unexpected_error_is_not_swallowed_as_a_store_failure(patient_lesions):
-    from dashboard.patient_form import PatientContext
-    from dashboard.review_state import ReviewState
-    from tests.dashboard.test_review_state import _fake_result
-
-    state = ReviewState(patient=PatientContext(identifier="PT-1"))
-    state.add_files([(patient_lesions[0].name, patient_lesions[0].data)])
-    state.run_triage(None, triage_fn=lambda *a, **k: _fake_result(state, [0.3], [float("nan")]))
-
-    class Store:
-        def save_review(self, review):
-            return 9
-
-        def load_visit(self, visit_id):
-            raise AttributeError("a bug, not a database failure")
-
+    state = _scored_review("PT-1", patient_lesions)
     with pytest.raises(AttributeError):
-        state.save(Store(), "Dr A", "m1", "abc")
+        state.save(_StoreThatCannotReadBack(AttributeError("a bug, not a database failure")), "Dr A", "m1", "abc")

@@ -95,12 +95,12 @@ def test_augmented_batches_follow_the_sampler_and_drop_metadata():
     sampler = BalancedDistributedSampler(np.full(40, 1 / 40), 32, seed=0)
     cfg = TrainConfig(batch_size=8, meta_dropout=0.5, seed=0)
     feed = AugmentedBatches(images(40, 32), dataset, sampler, BatchAugment(24, MEAN, STD), encoder.names, cfg, 0)
-    feed.set_epoch(0)
+    feed.sampler.set_epoch(0)
     batches = list(feed)
     assert len(batches) == len(feed) == 4
     assert torch.cat([b["index"] for b in batches]).tolist() == list(sampler)
     assert batches[0]["image"].shape == (8, 3, 24, 24)
     hidden = torch.cat([b["meta"][:, encoder.names.index("site=unknown")] for b in batches])
     assert 0 < hidden.sum() < 32
-    feed.set_epoch(0)
+    feed.sampler.set_epoch(0)
     assert torch.equal(next(iter(feed))["image"], batches[0]["image"])  # reproducible per epoch
