@@ -29,6 +29,7 @@ LOWEST_SHOWN = 1e-3
 REGION_FILL = "rgba(31, 95, 139, 0.06)"
 SELECTED_FILL = "rgba(31, 95, 139, 0.35)"
 OUTLINE = "#7d8894"
+MARKER_SPACING = 6.0  # diagram units between marker centres: ~14 px at the default height, a 13 px marker's width
 GRID_SPACING = 4.0  # diagram units between a region's invisible click targets (about 10 px on screen)
 
 T = TypeVar("T")
@@ -56,20 +57,21 @@ def diagram_point(body_region: BodyRegion, point: Point) -> Point:
 
 
 def lesion_positions(body_region: BodyRegion, count: int) -> list[Point]:
-    """``count`` distinct points inside the region's bounding box, the first at its centre, the rest on a
-    golden-angle spiral around it: deterministic, so a marker keeps its place from one rerun to the next."""
+    """``count`` points ``MARKER_SPACING`` apart on a hexagonal lattice around the region's centre, nearest
+    first: inside the region while it has room, then just outside its edge (a hand with six moles spills over
+    rather than stacking markers on top of each other). Deterministic, so a marker keeps its place from one
+    rerun to the next."""
     cx, cy = body_region.centre
-    xs, ys = zip(*body_region.polygon, strict=True)
-    half_w, half_h = (max(xs) - min(xs)) / 2 * 0.8, (max(ys) - min(ys)) / 2 * 0.8
-    # The spiral's outermost point stays inside the box: many lesions in a small region pack closer.
-    spread = math.sqrt(max(count - 1, 1))
-    step_x, step_y = min(4.5, half_w / spread), min(4.5, half_h / spread)
-    positions = []
-    for i in range(count):
-        angle = i * math.pi * (3 - math.sqrt(5))
-        dx, dy = step_x * math.sqrt(i) * math.cos(angle), step_y * math.sqrt(i) * math.sin(angle)
-        positions.append(diagram_point(body_region, (cx + dx, cy + dy)))
-    return positions
+    rings = math.isqrt(count) + 2  # a hexagonal disc of r rings holds 3r^2 + 3r + 1 points
+    candidates = []
+    for j in range(-rings, rings + 1):
+        for i in range(-rings, rings + 1):
+            dx, dy = MARKER_SPACING * (i + j / 2), MARKER_SPACING * j * math.sqrt(3) / 2
+            point = (cx + dx, cy + dy)
+            outside = not body_region.contains(point)
+            candidates.append((outside, round(math.hypot(dx, dy), 9), round(math.atan2(dy, dx), 9), point))
+    candidates.sort(key=lambda c: c[:3])
+    return [diagram_point(body_region, c[3]) for c in candidates[:count]]
 
 
 def region_at(x: float, y: float) -> str | None:

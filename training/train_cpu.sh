@@ -18,7 +18,8 @@ CACHE="${CACHE:-$(recipe train_cached.cache)}"
 TRAIN=(--config "$RECIPE" --cache "$CACHE")
 [[ -n "${EPOCHS:-}" ]] && TRAIN+=(--epochs "$EPOCHS")
 [[ -n "${SAMPLES:-}" ]] && TRAIN+=(--samples-per-epoch "$SAMPLES")
-"$PY" -m training.trunk_cache --out "$CACHE" --threads 1
+# the cache is made where the recipe cuts the network (a deeper cut could advance it, a shallower one could not)
+"$PY" -m training.trunk_cache --out "$CACHE" --cut "$(recipe train_cached.cut)" --threads 1
 "$PY" -m training.train_cached "${TRAIN[@]}" --fold all --out "$RUN/cv"
 "$PY" -m training.train_cached "${TRAIN[@]}" --fold none --out "$RUN/final"
 if [[ -z "${SKIP_LOSO:-}" ]]; then

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from dashboard.body_map import (
     BACK_OFFSET,
+    MARKER_SPACING,
     MapLesion,
     body_map_figure,
     colour_position,
+    diagram_point,
     group_by_region,
+    lesion_positions,
     region_at,
     region_from_selection,
 )
@@ -213,3 +217,22 @@ def test_every_region_is_filled_with_click_targets_that_name_it():
         found[custom[0]] = found.get(custom[0], 0) + 1
     assert set(found) == set(REGIONS)
     assert found["chest"] > found["left_ear"] >= 1  # larger regions get more targets
+
+
+@pytest.mark.parametrize("count", [2, 3, 5, 8, 12])
+def test_markers_sharing_a_region_never_overlap_even_in_small_regions(count):
+    # a hand or a foot with several moles used to pack its markers on top of each other
+    for key, body_region in REGIONS.items():
+        points = np.asarray(lesion_positions(body_region, count))
+        gaps = np.linalg.norm(points[:, None] - points[None, :], axis=-1)[np.triu_indices(count, 1)]
+        assert gaps.min() >= MARKER_SPACING - 1e-9, key
+
+
+def test_markers_fill_their_region_first_and_start_at_its_centre():
+    for key, body_region in REGIONS.items():
+        room = sum(1 for p in lesion_positions(body_region, 30) if region_at(*p) == key)
+        points = lesion_positions(body_region, 30)
+        inside = [region_at(*p) == key for p in points]
+        assert inside == [True] * room + [False] * (30 - room), key  # spills over the edge only when full
+        if body_region.contains(body_region.centre):
+            assert points[0] == pytest.approx(diagram_point(body_region, body_region.centre))
