@@ -383,6 +383,10 @@ class UserStore:
         self.user.require("patient.write")
         return self._store.amend_decision(decision_id, action, comment, reason=reason, actor=self.user.username)
 
+    def record_decision(self, visit_id: int, lesion_id: int, action: str, comment: str = "") -> int:
+        self.user.require("patient.write")
+        return self._store.record_decision(visit_id, lesion_id, action, comment, actor=self.user.username)
+
     def record_histology(self, lesion_id: int, result: str, *, reported_on: Any = None, note: str = "") -> Any:
         self.user.require("patient.write")
         return self._store.record_histology(

@@ -1,4 +1,5 @@
-"""Case history after saving, without Streamlit: decision amendments, histology results, the outcomes.
+"""Case history after saving, without Streamlit: decisions taken later or amended, histology results, the
+outcomes.
 
 The page (dashboard/outcomes_ui.py, in views/history.py) shows these tables and calls ``submit_*``, which
 turn the store's refusals into a message the user can act on and change nothing else.
@@ -17,6 +18,7 @@ from dashboard.auth import AccessDenied
 from dashboard.store.core import NotFoundError
 from dashboard.store.models import HISTOLOGY_RESULTS
 from dashboard.store.records import DecisionView, LesionSummary, OutcomeRow, VisitView
+from dashboard.wording import pct
 
 HISTOLOGY_LABELS: dict[str, str] = {
     "melanoma": "Melanoma",
@@ -54,6 +56,50 @@ def submit_amendment(store: Any, decision: DecisionView, action: str, comment: s
     """Amend a decision in force under the signed-in user; the original stays in the record."""
     done = f"Decision on lesion #{decision.lesion_number or decision.lesion_id} amended: {decision.action} → {action}."
     return _submit(lambda: store.amend_decision(decision.id, action, comment, reason=reason), done)
+
+
+@dataclass(frozen=True)
+class UndecidedLesion:
+    """A lesion reviewed at a saved visit without a decision: one that can be decided after saving."""
+
+    visit_id: int
+    visit_time: dt.datetime
+    lesion_id: int
+    lesion_number: int
+    label: str
+    p_melanoma: float | None
+
+
+def undecided(visits: Sequence[VisitView]) -> list[UndecidedLesion]:
+    """The lesions saved without a decision, newest visit first and, within a visit, in its triage order."""
+    found = []
+    for visit in sorted(visits, key=lambda v: v.visit_time, reverse=True):
+        ranked = sorted(visit.lesions, key=lambda les: les.prediction.rank if les.prediction else 1_000_000)
+        found += [
+            UndecidedLesion(
+                visit.id,
+                visit.visit_time,
+                les.lesion_id,
+                les.lesion_number,
+                les.label,
+                les.prediction.p_melanoma if les.prediction else None,
+            )
+            for les in ranked
+            if les.decision is None
+        ]
+    return found
+
+
+def undecided_choice_label(item: UndecidedLesion) -> str:
+    score = f" · P(melanoma) {pct(item.p_melanoma)}" if item.p_melanoma is not None else ""
+    visit = f"visit of {item.visit_time.astimezone():%Y-%m-%d}"
+    return f"#{item.lesion_number or item.lesion_id} {item.label} · {visit}{score}"
+
+
+def submit_decision(store: Any, item: UndecidedLesion, action: str, comment: str) -> Feedback:
+    """Record the decision for a lesion saved undecided, under the signed-in user."""
+    done = f"Decision on lesion #{item.lesion_number or item.lesion_id} recorded: {action}."
+    return _submit(lambda: store.record_decision(item.visit_id, item.lesion_id, action, comment), done)
 
 
 # ---------------------------------------------------------------- what the page shows

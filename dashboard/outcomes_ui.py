@@ -1,5 +1,6 @@
-"""Streamlit parts of Case history after saving: amend a decision, record histology, list and download the
-outcomes. The logic is in outcomes.py; the store checks every role again and audits every change."""
+"""Streamlit parts of Case history after saving: decide a lesion saved undecided, amend a decision, record
+histology, list and download the outcomes. The logic is in outcomes.py; the store checks every role again
+and audits every change."""
 
 from __future__ import annotations
 
@@ -31,17 +32,26 @@ def _show_feedback(key: str) -> None:
         (st.success if feedback.ok else st.error)(literal(feedback.message))
 
 
-def decisions_panel(store: Any, user: AuthUser, decisions: Sequence[DecisionView]) -> None:
-    """Every decision (amendments and what they replaced), and for clinicians a form to amend one."""
+def decisions_panel(
+    store: Any, user: AuthUser, decisions: Sequence[DecisionView], undecided: Sequence[outcomes.UndecidedLesion] = ()
+) -> None:
+    """Every decision (amendments and what they replaced), and for clinicians the forms to decide a lesion
+    saved undecided and to amend a decision."""
     _show_feedback(AMEND_FEEDBACK)
-    if not decisions:
+    if decisions:
+        st.dataframe(outcomes.decision_record_table(decisions), hide_index=True, key="decisions_table")
+    else:
         st.info("No decisions recorded.")
+    if not decisions and not undecided:
         return
-    st.dataframe(outcomes.decision_record_table(decisions), hide_index=True, key="decisions_table")
     if not user.can("patient.write"):
         st.caption(f"Your role ({user.role}) may read decisions but not amend them.")
         return
+    if undecided:
+        _late_decision_form(store, undecided)
     in_force = outcomes.amendable(decisions)
+    if not in_force:
+        return
     with st.expander("Amend a decision", icon=":material/edit_note:"):
         st.caption("The original decision stays in the record; the amendment names you, the time and the reason.")
         with st.form("amend_decision", clear_on_submit=True, border=False):
@@ -51,6 +61,20 @@ def decisions_panel(store: Any, user: AuthUser, decisions: Sequence[DecisionView
             reason = st.text_input("Reason for the amendment (required)", key="amend_reason")
             if st.form_submit_button("Save amendment", icon=":material/save:"):
                 st.session_state[AMEND_FEEDBACK] = outcomes.submit_amendment(store, decision, action, comment, reason)
+                st.rerun()
+
+
+def _late_decision_form(store: Any, undecided: Sequence[outcomes.UndecidedLesion]) -> None:
+    """Lesions saved without a decision (e.g. while waiting for a colleague) are decided here, after saving."""
+    title = f"Decide a lesion saved without a decision ({len(undecided)})"
+    with st.expander(title, icon=":material/pending_actions:"):
+        st.caption("The decision is recorded for that visit under your name, with today's time.")
+        with st.form("late_decision", clear_on_submit=True, border=False):
+            item = st.selectbox("Lesion", undecided, format_func=outcomes.undecided_choice_label, key="late_which")
+            action = st.selectbox("Decision", ACTIONS, key="late_action")
+            comment = st.text_area("Comment", key="late_comment", height=68)
+            if st.form_submit_button("Save decision", icon=":material/save:"):
+                st.session_state[AMEND_FEEDBACK] = outcomes.submit_decision(store, item, action, comment)
                 st.rerun()
 
 

@@ -80,6 +80,56 @@ class Outcomes(StoreCore):
         logger.info("amended decision %d (now %d)", decision_id, new_id)
         return new_id
 
+    def record_decision(self, visit_id: int, lesion_id: int, action: str, comment: str = "", *, actor: str) -> int:
+        """A decision taken after saving, for a lesion reviewed at that visit without one (saved undecided, e.g.
+        while waiting for a colleague's opinion); returns its id. A lesion with a decision is amended instead.
+        """
+        action = validation.action(action)
+        comment = validation.free_text(comment, "decision comment")
+        actor = validation.name(actor, "actor")
+        with self._write.begin() as session:
+            lesion = get_row(session, Lesion, lesion_id, "lesion")
+            reviewed = session.scalar(
+                select(LesionImage).where(
+                    LesionImage.lesion_id == lesion_id,
+                    LesionImage.visit_id == visit_id,
+                    LesionImage.kind == "dermoscopic",
+                )
+            )
+            if reviewed is None:
+                raise ValueError(f"lesion {lesion_id} was not reviewed at visit {visit_id}")
+            taken = session.scalar(
+                select(Decision).where(Decision.lesion_id == lesion_id, Decision.visit_id == visit_id).limit(1)
+            )
+            if taken is not None:
+                raise ValueError(
+                    f"this lesion already has a decision for that visit ({taken.action}, {taken.clinician}); "
+                    "amend it instead"
+                )
+            score = reviewed.predictions[-1] if reviewed.predictions else None
+            new = Decision(lesion_id=lesion_id, visit_id=visit_id, clinician=actor, action=action, comment=comment)
+            session.add(new)
+            session.flush()
+            session.add(
+                AuditEvent(
+                    actor=actor,
+                    action="decision.record",
+                    patient_id=lesion.patient_id,
+                    detail={  # as a decision saved with the visit, plus when it was taken
+                        "visit_id": visit_id,
+                        "lesion_id": lesion_id,
+                        "decision_id": new.id,
+                        "action": action,
+                        "model_id": reviewed.visit.model_version,
+                        "p_melanoma": round(score.p_melanoma, 4) if score is not None else None,
+                        "after_saving": True,
+                    },
+                )
+            )
+            new_id = new.id
+        logger.info("recorded decision %d after saving", new_id)
+        return new_id
+
     # ------------------------------------------------------------ histology
 
     def record_histology(

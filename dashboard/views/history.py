@@ -12,7 +12,7 @@ from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.follow_up import lesion_histories
 from dashboard.history_data import export_filename, timeline_table, visit_choice_label
 from dashboard.lesion_views import return_to_saved_card, visit_lesion_card
-from dashboard.outcomes import visit_date_text
+from dashboard.outcomes import undecided, visit_date_text
 from dashboard.textsafe import literal
 from dashboard.wording import pct
 
@@ -135,7 +135,7 @@ with trend_tab:  # two visits side by side (aligned overlay or difference) and t
     follow_up_ui.history_comparison(histories, current_threshold)
 
 with decisions_tab:  # amendments keep the original; the form is for roles that may write
-    outcomes_ui.decisions_panel(store, user, store.decision_history(patient.id))
+    outcomes_ui.decisions_panel(store, user, store.decision_history(patient.id), undecided(timeline.visits))
 
 with outcomes_tab:  # histology per lesion, and the outcomes as labelled data
     outcomes_ui.histology_panel(store, user, patient.id, lesions)

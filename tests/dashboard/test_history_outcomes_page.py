@@ -28,8 +28,9 @@ def _saved_visit(app_env) -> int:
         return save_visit(store)
 
 
-def save_visit(store) -> int:
-    """A visit of IDENT with two decided lesions (images taken 2024-09-30), saved; the patient's id."""
+def save_visit(store, actions: tuple[str | None, str | None] = ("monitor", "monitor")) -> int:
+    """A visit of IDENT with two lesions (decided "monitor" unless told; None = undecided; images taken
+    2024-09-30), saved; the patient's id."""
     from dashboard.store import LesionReview, ReviewToSave
 
     visit_id = store.save_review(
@@ -49,9 +50,11 @@ def save_visit(store) -> int:
                     p_melanoma=p,
                     triage_score=p,
                     rank=k + 1,
-                    decision_action="monitor",
+                    decision_action=action,
                 )
-                for k, (label, p) in enumerate((("left scapula", 0.62), ("navel", 0.05)))
+                for k, ((label, p), action) in enumerate(
+                    zip((("left scapula", 0.62), ("navel", 0.05)), actions, strict=True)
+                )
             ],
         )
     )
@@ -194,3 +197,33 @@ def test_after_amending_a_decision_the_box_stays_on_that_lesion(app_env):
         assert not at.exception, at.exception
         choice = next(s for s in at.selectbox if s.label == "Decision")
         assert label in choice.options[choice.index] and "(amended)" in choice.options[choice.index]
+
+
+def test_clinician_decides_a_lesion_saved_undecided(app_env):
+    with app_env.store() as store:
+        patient_id = save_visit(store, actions=("monitor", None))
+    at = _history(app_env, "dr.page", "clinician")
+    choice = at.selectbox(key="late_which")
+    assert choice.options == ["#2 navel · visit of " + choice.options[0].split("visit of ")[1]]
+    assert choice.options[0].endswith("P(melanoma) 5.0%")
+    at.selectbox(key="late_action").set_value("biopsy")
+    at.text_area(key="late_comment").input("second opinion: biopsy")
+    next(b for b in at.button if b.label == "Save decision").click().run()
+    assert not at.exception, at.exception
+    assert "Decision on lesion #2 recorded: biopsy." in _texts(at)
+    assert not [s for s in at.selectbox if s.key == "late_which"]  # nothing left undecided: no form
+    with app_env.store() as store:
+        navel = next(les for les in store.list_lesions(patient_id) if les.label == "navel")
+        [event] = [e for e in store.audit_events(patient_id, action="decision.record") if e.detail.get("after_saving")]
+    assert navel.latest_action == "biopsy" and event.actor == "dr.page"
+    # the new decision can now be amended like any other
+    amend = at.selectbox(key="amend_which")
+    assert any("navel · biopsy" in label for label in amend.options)
+
+
+def test_viewer_sees_undecided_lesions_without_a_form(app_env):
+    with app_env.store() as store:
+        save_visit(store, actions=(None, None))
+    at = _history(app_env, "kim.viewer", "viewer")
+    assert "No decisions recorded." in _texts(at) and "may read decisions but not amend them" in _texts(at)
+    assert not [s for s in at.selectbox if s.key in ("late_which", "amend_which")]

@@ -200,6 +200,74 @@ def test_amendments_are_checked(store, sample_images, make_lesion, make_review):
     assert len(store.audit_events(pid, action="decision.amend")) == 1
 
 
+def test_a_lesion_saved_undecided_gets_its_decision_later(store, sample_images, make_lesion, make_review):
+    pid, back_id, v1, v2 = _two_visits(store, sample_images, make_lesion, make_review)
+    arm = next(les for les in store.list_lesions(pid) if les.label == "arm")
+    assert arm.latest_action is None  # saved without a decision at visit 1
+    viewer = UserStore(store, AuthUser(id=1, username="kim", display_name="", role="viewer"))
+    with pytest.raises(AccessDenied):
+        viewer.record_decision(v1, arm.id, "monitor")
+    clinician = UserStore(store, AuthUser(id=2, username="dr.bo", display_name="", role="clinician"))
+    new_id = clinician.record_decision(v1, arm.id, "biopsy", "colleague advised")
+    [item] = [les for les in store.load_visit(v1).lesions if les.lesion_id == arm.id]
+    assert (item.decision.id, item.decision.action, item.decision.comment, item.decision.clinician) == (
+        new_id,
+        "biopsy",
+        "colleague advised",
+        "dr.bo",
+    )
+    assert item.decision.amends_id is None
+    assert next(les for les in store.list_lesions(pid) if les.id == arm.id).latest_action == "biopsy"
+    [event] = [e for e in store.audit_events(pid, action="decision.record") if e.detail.get("after_saving")]
+    assert (event.actor, event.detail) == (
+        "dr.bo",
+        {
+            "visit_id": v1,
+            "lesion_id": arm.id,
+            "decision_id": new_id,
+            "action": "biopsy",
+            "model_id": store.load_visit(v1).model_version,
+            "p_melanoma": 0.1,
+            "after_saving": True,
+        },
+    )
+    assert "colleague advised" not in str(event.detail)
+    # Once decided, it is amended, not decided twice; a decided lesion and a lesion not seen at a visit refuse.
+    with pytest.raises(ValueError, match=r"already has a decision for that visit \(biopsy, dr.bo\); amend it"):
+        store.record_decision(v1, arm.id, "monitor", actor="dr.cy")
+    with pytest.raises(ValueError, match=r"already has a decision for that visit \(monitor"):
+        store.record_decision(v1, back_id, "excise", actor="dr.cy")
+    with pytest.raises(ValueError, match=f"lesion {arm.id} was not reviewed at visit {v2}"):
+        store.record_decision(v2, arm.id, "monitor", actor="dr.cy")
+    with pytest.raises(ValueError, match="unknown decision action"):
+        store.record_decision(v1, arm.id, "burn", actor="dr.cy")
+    assert len(store.audit_events(pid, action="decision.record")) == 3  # 2 saved with the visits; refusals: none
+
+
+def test_undecided_lesions_are_listed_newest_visit_first_in_triage_order(
+    store, sample_images, make_lesion, make_review
+):
+    from dashboard.outcomes import undecided
+
+    pid, back_id, v1, v2 = _two_visits(store, sample_images, make_lesion, make_review)
+    v3 = store.save_review(
+        make_review(
+            [
+                make_lesion(sample_images[0], lesion_label="back", existing_lesion_id=back_id, rank=2, p_melanoma=0.2),
+                make_lesion(sample_images[1], lesion_label="calf", site="lower extremity", rank=1, p_melanoma=0.4),
+            ],
+            visit_time=T0 + timedelta(days=200),
+        )
+    )
+    items = undecided(store.patient_timeline(pid).visits)
+    assert [(i.visit_id, i.label, i.p_melanoma) for i in items] == [
+        (v3, "calf", 0.4),
+        (v3, "back", 0.2),
+        (v1, "arm", 0.1),
+    ]
+    assert v2 not in {i.visit_id for i in items}  # decided at saving
+
+
 def test_histology_is_recorded_amended_and_audited(store, sample_images, make_lesion, make_review):
     pid, back_id, _, _ = _two_visits(store, sample_images, make_lesion, make_review)
     first = store.record_histology(back_id, "benign", actor="dr.ada", reported_on=date(2025, 6, 2))
