@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 
-from dashboard.store.records import DecisionView, HistologyView, VisitLesion
+from dashboard.store.records import DecisionView, HistologyView, PredictionView, VisitLesion
 from dashboard.wording import pct
 
 # Core-font fallback: characters outside Latin-1 that the pages use, spelled in Latin-1.
@@ -72,6 +72,11 @@ def ugly_duckling_line(lesion: VisitLesion) -> str:
     pred = lesion.prediction
     if pred is None:
         return ""
+    caveat = f" {pred.source_caveat}" if pred.source_caveat else ""  # as the review showed it
+    return _ugly_duckling_state(pred) + caveat
+
+
+def _ugly_duckling_state(pred: PredictionView) -> str:
     z = "" if pred.ugly_duckling is None else f"z {pred.ugly_duckling:.1f}"
     if pred.outlier:
         return f"Ugly duckling: flagged ({z or 'score not recorded'}) - unlike this patient's other lesions."

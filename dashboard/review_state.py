@@ -439,6 +439,7 @@ class ReviewState:
                     p_spread=_optional_float(getattr(row, "p_spread", None)),
                     tta_views=int(self.result_tta) if self.result_tta else None,
                     outlier=bool(getattr(row, "outlier", False)),
+                    source_caveat=self.source_caveats.get(row.image_id, ""),
                     body_region=self.body_regions.get(row.image_id),
                     overviews=self.overviews.records(row.image_id),
                 )

@@ -48,6 +48,7 @@ CSV_COLUMNS = (
     "rank",
     "p_spread",
     "tta_views",
+    "source_caveat",
     "decision_action",
     "decision_clinician",
     "decision_comment",
@@ -113,6 +114,7 @@ def to_csv(timeline: PatientTimeline) -> str:
                 "rank": pred.rank if pred else "",
                 "p_spread": repr(pred.p_spread) if pred and pred.p_spread is not None else "",
                 "tta_views": pred.tta_views if pred and pred.tta_views is not None else "",
+                "source_caveat": _cell_text(pred.source_caveat) if pred else "",
                 "decision_action": dec.action if dec else "",
                 "decision_clinician": _cell_text(dec.clinician) if dec else "",
                 "decision_comment": _cell_text(dec.comment) if dec else "",
@@ -157,6 +159,7 @@ def _lesion_dict(item: VisitLesion) -> dict[str, Any]:
                 "rank": pr.rank,
                 "p_spread": pr.p_spread,
                 "tta_views": pr.tta_views,
+                "source_caveat": pr.source_caveat,
                 "created_at": _iso(pr.created_at),
             }
             for pr in item.predictions

@@ -206,6 +206,10 @@ class Prediction(Base):
     p_spread: Mapped[float | None] = mapped_column(Float)
     tta_views: Mapped[int | None] = mapped_column(Integer)
     outlier: Mapped[bool | None] = mapped_column(Boolean)
+    # What the review showed when this image's source (camera, resolution) differed from the patient's other
+    # images: its ugly-duckling comparison may reflect the camera, not the lesion. Empty when none was shown
+    # (and on rows saved before revision 0007).
+    source_caveat: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     image: Mapped[LesionImage] = relationship(back_populates="predictions")

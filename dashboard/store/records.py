@@ -44,6 +44,7 @@ class LesionReview:
     p_spread: float | None = None  # spread of p_melanoma across the TTA views (None: not measured)
     tta_views: int | None = None  # how many TTA views the score averaged
     outlier: bool | None = None  # flagged as an ugly duckling by the triage
+    source_caveat: str = ""  # the image-source caveat the review showed for this image ("" = none)
     # A body-map region (data.body_sites key) for a new lesion; it must map onto ``site`` (an "unknown"
     # site takes the region's). A followed lesion keeps its region unless one is given here.
     body_region: str | None = None
@@ -101,6 +102,7 @@ class PredictionView:
     p_spread: float | None = None  # None on predictions saved before the spread was recorded
     tta_views: int | None = None
     outlier: bool | None = None
+    source_caveat: str = ""  # the image-source caveat shown when it was scored ("" = none)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class _PreparedLesion:
     p_spread: float | None = None
     tta_views: int | None = None
     outlier: bool | None = None
+    source_caveat: str = ""
 
 
 class ReviewWrites(StoreCore):
@@ -117,6 +118,7 @@ class ReviewWrites(StoreCore):
                         p_spread=item.p_spread,
                         tta_views=item.tta_views,
                         outlier=item.outlier,
+                        source_caveat=item.source_caveat,
                     )
                 )
                 session.add(image)
@@ -232,6 +234,7 @@ class ReviewWrites(StoreCore):
                         if item.tta_views is None
                         else validation.positive_int(item.tta_views, "number of TTA views"),
                         outlier=None if item.outlier is None else bool(item.outlier),
+                        source_caveat=validation.free_text(item.source_caveat, "image-source caveat", 2_000),
                     )
                 )
             except ValueError as exc:

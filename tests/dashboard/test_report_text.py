@@ -40,6 +40,10 @@ def test_the_ugly_duckling_line_tells_flagged_typical_uncomputed_and_unrecorded_
     )
     assert "not computed" in ugly_duckling_line(lesion(1, prediction(0.5, 1)))
     assert "flag not recorded" in ugly_duckling_line(lesion(1, prediction(0.5, 1, ugly_duckling=0.3)))
+    # the image-source caveat stored with the score follows, as the review showed it
+    caveat = "Image source differs from this patient's other images: camera X."
+    flagged = prediction(0.5, 1, ugly_duckling=2.7, outlier=True, source_caveat=caveat)
+    assert ugly_duckling_line(lesion(1, flagged)).endswith("other lesions. " + caveat)
 
 
 def test_decisions_list_the_original_then_each_amendment_with_its_reason():

@@ -233,3 +233,33 @@ def test_follow_up_revision_upgrades_and_downgrades_with_data(
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_source_caveat_revision_upgrades_and_downgrades_with_data(
+    db_url, data_dir, sample_images, make_lesion, make_review
+):
+    """0007: scores saved before it get no caveat (''); a downgrade drops the column and keeps the scores."""
+    from dashboard.store.migrate import downgrade
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0006_follow_up_outcomes")
+        with engine.begin() as conn:
+            _insert_first_schema_data(conn, "ef" * 32)
+        upgrade_to_head(engine)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT source_caveat FROM prediction")).scalars().all() == [""]
+    finally:
+        engine.dispose()
+    with CaseStore.from_url(db_url, data_dir) as store:
+        store.save_review(make_review([make_lesion(sample_images[0], source_caveat="Image source differs")]))
+    engine = make_engine(db_url)
+    try:
+        downgrade(engine, "0006_follow_up_outcomes")
+        assert "source_caveat" not in {c["name"] for c in sa.inspect(engine).get_columns("prediction")}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM prediction")).scalar() == 2
+        upgrade_to_head(engine)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()

@@ -13,7 +13,14 @@ def test_spread_views_and_flag_are_saved_loaded_and_exported(store, sample_image
     visit_id = store.save_review(
         make_review(
             [
-                make_lesion(sample_images[0], lesion_label="L1", p_spread=0.031, tta_views=8, outlier=True),
+                make_lesion(
+                    sample_images[0],
+                    lesion_label="L1",
+                    p_spread=0.031,
+                    tta_views=8,
+                    outlier=True,
+                    source_caveat="Image source differs from this patient's other images: =camera",
+                ),
                 make_lesion(sample_images[1], lesion_label="L2", rank=2),  # nothing recorded: stays None
             ]
         )
@@ -21,12 +28,15 @@ def test_spread_views_and_flag_are_saved_loaded_and_exported(store, sample_image
     first, second = (les.prediction for les in store.load_visit(visit_id).lesions)
     assert (first.p_spread, first.tta_views, first.outlier) == (pytest.approx(0.031), 8, True)
     assert (second.p_spread, second.tta_views, second.outlier) == (None, None, None)
+    # the image-source caveat the review showed stays with the score (none shown: "")
+    assert first.source_caveat.endswith("other images: =camera") and second.source_caveat == ""
 
     pid = store.load_visit(visit_id).patient_id
     rows = list(csv.DictReader(io.StringIO(store.export_patient_history(pid, "csv"))))
     by_label = {r["lesion_label"]: r for r in rows}
     assert float(by_label["L1"]["p_spread"]) == pytest.approx(0.031)
     assert (by_label["L1"]["tta_views"], by_label["L1"]["ugly_duckling_flag"]) == ("8", "yes")
+    assert by_label["L1"]["source_caveat"].startswith("Image source differs") and by_label["L2"]["source_caveat"] == ""
     assert (by_label["L2"]["p_spread"], by_label["L2"]["tta_views"], by_label["L2"]["ugly_duckling_flag"]) == (
         "",
         "",
@@ -35,6 +45,7 @@ def test_spread_views_and_flag_are_saved_loaded_and_exported(store, sample_image
     data = json.loads(store.export_patient_history(pid, "json"))
     pred = data["visits"][0]["lesions"][0]["predictions"][0]
     assert (pred["p_spread"], pred["tta_views"], pred["ugly_duckling_flag"]) == (pytest.approx(0.031), 8, True)
+    assert pred["source_caveat"].endswith("=camera")
 
 
 @pytest.mark.parametrize(
