@@ -3,9 +3,10 @@
     python -m training.assemble_default --run runs/model2 --baselines runs/eval --out model/weights/default
 
 Reads `<run>/cv` (patient-grouped out-of-fold predictions + embeddings), `<run>/final` (the model trained on
-all training sources, and its scores on the external derm7pt set) and `<run>/loso_*` (leave-one-source-out
-runs, where present). Every figure written comes from held-out data: out-of-fold, left-out source, or the
-external set, which is never used to choose anything.
+all training sources, and its scores on the external derm7pt set), `<run>/loso_*` (leave-one-source-out
+runs) and `<run>/rerun_seed*` (the CV rerun with another seed: run-to-run variation), where present. Every
+figure written comes from held-out data: out-of-fold, left-out source, or the external set, which is never
+used to choose anything.
 """
 
 from __future__ import annotations
@@ -23,21 +24,14 @@ from data.hashing import sha256_file
 from model.checkpoint import CONFIG, WEIGHTS, load_checkpoint, read_config, save_checkpoint
 from model.metrics import SCREENING_PREVALENCE, at_prevalence, curves, rates_at_threshold, roc_auc, summarize
 from model.patient_context import features_by_patient
-from training import calibration, patient_context, whole_patient
+from training import calibration, compare_runs, patient_context, whole_patient
+from training.calibration import mean_logit, tta_logits
 from training.model_card import render_card
 from training.recipe import DEFAULT_CPU, RecipeError, model_identity
+from training.whole_patient import WHOLE_PATIENT_SOURCE
 
 INFERENCE = {"tta": 2}
 OPERATING_SENSITIVITY = 0.80  # see choose_threshold
-WHOLE_PATIENT_SOURCE = "isic2020_patients"
-
-
-def mean_logit(frame: pd.DataFrame) -> np.ndarray:
-    return frame[["logit_v0", "logit_v1"]].to_numpy(float).mean(1)
-
-
-def logit_views(frame: pd.DataFrame) -> np.ndarray:
-    return frame[["logit_v0", "logit_v1"]].to_numpy(float)
 
 
 def load_embeddings(path: Path, ids: pd.Series) -> np.ndarray:
@@ -81,7 +75,7 @@ def external_report(path: Path, scale: float, bias: float, threshold: float, n_b
         return None
     ext = pd.read_csv(path)
     y = ext["target"].to_numpy(int)
-    p = calibration.apply(logit_views(ext), scale, bias)
+    p = calibration.apply(tta_logits(ext), scale, bias)
     stats = summarize(y, p, None, threshold=threshold, n_boot=n_boot)
     stats["benign_above_threshold"] = float((p[y == 0] >= threshold).mean())
     stats["benign_median_p"] = float(np.median(p[y == 0]))
@@ -150,6 +144,17 @@ def loso_report(run: Path, n_boot: int) -> dict:
     return out
 
 
+def rerun_report(run: Path, n_boot: int) -> dict:
+    """The same recipe rerun with another seed (`<run>/rerun_seed*`: other folds, other initialisation),
+    compared with the CV run on the same images: how far one run's figures move from run to run."""
+    reference = compare_runs.load_run(str(run / "cv"))
+    return {
+        folder.name: compare_runs.compare(reference, compare_runs.load_run(str(folder)), n_boot)
+        for folder in sorted(run.glob("rerun_seed*"))
+        if (folder / "oof.csv").exists()
+    }
+
+
 def whole_patient_report(oof: pd.DataFrame, embeddings: np.ndarray, baselines: Path, n_boot: int) -> dict:
     mask = (oof["dataset"] == WHOLE_PATIENT_SOURCE).to_numpy()
     frame = oof[mask].reset_index(drop=True)
@@ -200,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     y = oof["target"].to_numpy(int)
     weights = calibration.prevalence_weights(oof)
     scale, bias = calibration.fit_platt(mean_logit(oof), y, weights)
-    p = calibration.apply(logit_views(oof), scale, bias)
-    p_crossfit = calibration.cross_fitted(oof, logit_views(oof), oof["fold"].to_numpy())
+    p = calibration.apply(tta_logits(oof), scale, bias)
+    p_crossfit = calibration.cross_fitted(oof, tta_logits(oof), oof["fold"].to_numpy())
     threshold = choose_threshold(oof, p, args.sensitivity)
     sens, spec = rates_at_threshold(y, p, threshold)
     w_sens = float((weights * y * (p >= threshold)).sum() / (weights * y).sum())
@@ -235,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "metadata_sensitivity": metadata_sensitivity(run, Path(args.cache), scale, bias),
         "baseline": json.loads((run / "baseline.json").read_text()) if (run / "baseline.json").exists() else None,
         "whole_patient": {k: v for k, v in patients.items() if k not in ("tables", "second_stage_scores")},
+        "rerun": rerun_report(run, args.n_boot),
     }
     operating_point = {
         "threshold": threshold,

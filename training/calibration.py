@@ -16,6 +16,17 @@ from sklearn.linear_model import LogisticRegression
 
 from model.metrics import SCREENING_PREVALENCE
 
+TTA_LOGITS = ["logit_v0", "logit_v1"]  # an out-of-fold frame's logits of the two deployed TTA views
+
+
+def tta_logits(frame: pd.DataFrame) -> np.ndarray:
+    return frame[TTA_LOGITS].to_numpy(float)
+
+
+def mean_logit(frame: pd.DataFrame) -> np.ndarray:
+    """The deployed score before calibration: the mean of the TTA views' logits."""
+    return tta_logits(frame).mean(1)
+
 
 def prevalence_weights(frame: pd.DataFrame, prevalence: float = SCREENING_PREVALENCE) -> np.ndarray:
     """Row weights that give every source the target prevalence and a total weight equal to its size."""

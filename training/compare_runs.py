@@ -27,7 +27,8 @@ import pandas as pd
 
 from model.metrics import roc_auc
 from training import whole_patient
-from training.assemble_default import WHOLE_PATIENT_SOURCE, mean_logit
+from training.calibration import mean_logit
+from training.whole_patient import WHOLE_PATIENT_SOURCE
 
 RANKING_METRICS = ("share_before", "top5", "within_auc")
 

@@ -82,6 +82,31 @@ def whole_patient_section(wp: dict) -> list[str]:
     return lines
 
 
+def rerun_lines(reruns: dict) -> list[str]:
+    """How far the figures move when the same recipe is run again with another seed (other folds, other
+    initialisation): the yardstick for any difference between two models in this card."""
+    lines = []
+    for name, result in reruns.items():
+        ranking, sources = result.get("ranking", {}), result.get("sources", {})
+        moved = ", ".join(f"{k} {r['a']:.3f} ({r['diff']:+.3f})" for k, r in sources.items())
+        patients = ", ".join(
+            f"{label} {ranking[key]['a']:.{digits}f} ({ranking[key]['diff']:+.{digits}f})"
+            for key, label, digits in (
+                ("share_before", "share reviewed", 3),
+                ("top5", "top-5", 2),
+                ("within_auc", "within-patient AUC", 3),
+            )
+            if key in ranking
+        )
+        lines += [
+            f"**Run to run** ({name.replace('_', ' ')}: the same recipe, other folds and initialisation): "
+            f"{patients + '; ' if patients else ''}lesion AUC {moved} (difference from this model's run in "
+            "brackets). A difference between two models smaller than this is not evidence of either being better.",
+            "",
+        ]
+    return lines
+
+
 def training_line(config: dict, training: dict, trained_from: str | None) -> str:
     """How the weights were trained: partial fine-tuning on the trunk cache (v2) or a full fine-tune (v3)."""
     common = (
@@ -151,6 +176,7 @@ def render_card(config: dict, validation: dict) -> str:
         "stage scores each lesion relative to the patient's other lesions, deployed only if measured better.",
         "",
         *whole_patient_section(wp),
+        *rerun_lines(validation.get("rerun") or {}),
         "## Lesion-level validation (out-of-fold, patient-grouped 5-fold CV)",
         "| data | n (melanoma) | ROC AUC (95% CI) | benign above threshold | median P benign / melanoma |",
         "|---|---|---|---|---|",

@@ -23,6 +23,7 @@ import pandas as pd
 
 from model.ugly_duckling import rank_descending
 
+WHOLE_PATIENT_SOURCE = "isic2020_patients"  # the complete patients: every lesion each has
 METRICS = ("share_before", "top1", "top5", "within_auc", "top15_retrieval", "first_rank_median")
 
 

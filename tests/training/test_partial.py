@@ -116,6 +116,7 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
     assert len(oof) == 36 and set(oof["fold"]) == {"fold0", "fold1"}
     assert oof.groupby("group_id")["fold"].nunique().max() == 1  # a patient in one fold only
     train_cached.main([*common, "--out", str(tmp_path / "final"), "--fold", "none"])
+    train_cached.main([*common, "--out", str(tmp_path / "rerun_seed7"), "--fold", "all", "--seed", "7"])
     model, config = load_checkpoint(tmp_path / "final" / "checkpoint")
     assert config["partial_cut"] == "blocks.6.0"  # trained from a deeper cut than the cache's (advanced once)
     assert (cache / "derm7pt@blocks.6.0.npy").exists()
@@ -145,6 +146,10 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
         assert section in card
     validation = json.loads((out / "validation.json").read_text())
     assert set(validation["per_dataset"]) == {"ham10000", "isic2020", "isic2020_patients"}
+    # the seed rerun is compared image by image with the CV run, and the card says how far the figures moved
+    rerun = validation["rerun"]["rerun_seed7"]
+    assert rerun["n_images"] == 36 and "ham10000" in rerun["sources"]
+    assert "**Run to run** (rerun seed7" in card
 
 
 def test_an_interrupted_cache_is_refused_unless_partial_use_is_asked_for(tmp_path):
