@@ -306,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         image_id=oof.loc[oof["dataset"] == WHOLE_PATIENT_SOURCE, "image_id"].to_numpy(str),
         embedding=embeddings[(oof["dataset"] == WHOLE_PATIENT_SOURCE).to_numpy()].astype(np.float16),
     )
+    # the CV run's settings and per-fold loss history, and the baseline's figures, as they were measured
+    for source, name in ((run / "cv" / "summary.json", "summary.json"), (run / "baseline.json", "baseline.json")):
+        if source.exists():
+            shutil.copyfile(source, evidence / name)
     for name, table in patients["tables"].items():
         slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")[:48]
         table.to_csv(evidence / f"whole_patient_{slug}.csv", index=False)

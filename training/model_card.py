@@ -290,7 +290,8 @@ def render_card(config: dict, validation: dict) -> str:
         "- `model.safetensors` (fp16), `config.json` (network incl. calibration, operating point, triage settings, "
         "metrics), `validation.json` (everything above, with curves), `triage.json`.",
         "- `cv/oof.csv` (out-of-fold logits of both TTA views), `cv/oof_embeddings_isic2020_patients.npz`, "
-        "`cv/whole_patient_*.csv` (per-patient ranks for every ranking compared).",
+        "`cv/whole_patient_*.csv` (per-patient ranks for every ranking compared), `cv/summary.json` (the CV run's "
+        "settings and loss per epoch), `cv/baseline.json`.",
         "- Rebuild: `bash training/train_cpu.sh` (cache, CV, final, leave-one-source-out, assemble).",
         "",
     ]

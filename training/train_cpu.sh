@@ -2,7 +2,8 @@
 # The shipped default model's recipe on a CPU (no GPU needed; ~2-3 h on 2 cores); its settings and the
 # model's id and version are in training/recipes/default_cpu.json:
 #   frozen ImageNet trunk cached per image view -> tail trained on source-balanced draws ->
-#   5-fold patient-grouped CV (out-of-fold evidence) + final model + leave-one-source-out runs ->
+#   5-fold patient-grouped CV (out-of-fold evidence) + final model + a CV rerun with another seed +
+#   leave-one-source-out runs ->
 #   calibration, operating point, second-stage decision, model card.
 #
 #   bash training/train_cpu.sh [RUN_DIR] [OUT_CHECKPOINT]
@@ -22,6 +23,12 @@ TRAIN=(--config "$RECIPE" --cache "$CACHE")
 "$PY" -m training.trunk_cache --out "$CACHE" --cut "$(recipe train_cached.cut)" --threads 1
 "$PY" -m training.train_cached "${TRAIN[@]}" --fold all --out "$RUN/cv"
 "$PY" -m training.train_cached "${TRAIN[@]}" --fold none --out "$RUN/final"
+# Run-to-run variation for the card: the same CV with another seed (other folds and initialisation);
+# RERUN_SEED=none skips it (~20 min on a quiet 2-core machine)
+RERUN_SEED="${RERUN_SEED:-43}"
+if [[ "$RERUN_SEED" != none ]]; then
+  "$PY" -m training.train_cached "${TRAIN[@]}" --seed "$RERUN_SEED" --fold all --out "$RUN/rerun_seed$RERUN_SEED"
+fi
 if [[ -z "${SKIP_LOSO:-}" ]]; then
   # a shorter schedule (the recipe's loso.samples_per_epoch draws an epoch) to fit the CPU budget; recorded
   # in each run's summary.json

@@ -150,6 +150,7 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
     rerun = validation["rerun"]["rerun_seed7"]
     assert rerun["n_images"] == 36 and "ham10000" in rerun["sources"]
     assert "**Run to run** (rerun seed7" in card
+    assert json.loads((out / "cv" / "summary.json").read_text())["config"]["fold"] == "all"  # the CV run's record
 
 
 def test_an_interrupted_cache_is_refused_unless_partial_use_is_asked_for(tmp_path):
