@@ -62,6 +62,26 @@ def whole_patient_table(validation: dict[str, Any] | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def run_to_run_note(validation: dict[str, Any] | None) -> str | None:
+    """How far the whole-patient figures moved when the same recipe was trained again with another seed (the
+    assembler's ``rerun`` section), so a reader can tell a real difference from a rerun's; None when not run."""
+    reruns = (validation or {}).get("rerun")
+    if not isinstance(reruns, dict) or not reruns:
+        return None
+    ranking = next(iter(reruns.values())).get("ranking") or {}
+    parts = [
+        f"{label} {ranking[key]['a']:.{digits}f} ({ranking[key]['diff']:+.{digits}f})"
+        for key, label, digits in (("share_before", "share reviewed", 2), ("top5", "top-5", 2))
+        if isinstance(ranking.get(key), dict)
+    ]
+    if not parts:
+        return None
+    return (
+        "Run to run: the same training recipe with another seed gave " + ", ".join(parts) + ". Differences of "
+        "that size between two rankings are noise."
+    )
+
+
 def whole_patient_figure(validation: dict[str, Any] | None, deployed: str | None = None) -> go.Figure | None:
     """Share of a patient's lesions looked at before the first melanoma, per ranking, with 95% CIs; the
     dashed line is a random order. Lower is better."""

@@ -11,6 +11,7 @@ from dashboard.model_card_data import checkpoint_file_json, checkpoint_file_text
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
+    run_to_run_note,
     source_audit_table,
     whole_patient,
     whole_patient_figure,
@@ -180,6 +181,9 @@ else:
     )
     st.plotly_chart(patient_fig, key="whole_patient")
     st.dataframe(whole_patient_table(validation), hide_index=True, key="whole_patient_table")
+    rerun = run_to_run_note(validation)
+    if rerun:
+        st.caption(rerun)
 audit = source_audit_table(validation)
 if not audit.empty:
     st.markdown("**Per image source** (out-of-fold; derm7pt is an external test set from another camera)")

@@ -576,6 +576,7 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
         "val_Calibration",
     ]
     assert "complete patients" in texts(at)
+    assert "Run to run: the same training recipe with another seed gave share reviewed" in texts(at)
 
 
 def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
+    run_to_run_note,
     source_audit_table,
     whole_patient_figure,
     whole_patient_table,
@@ -82,3 +83,11 @@ def test_calibration_and_ranking_are_read_from_the_config():
     assert is_calibrated({"network": {"logit_scale": 0.8, "logit_bias": -2.0}})
     assert deployed_ranking({"triage": {"method": "patient_context"}}) == "second stage (cross-fitted)"
     assert deployed_ranking({}) == "network P(melanoma)"
+
+
+def test_the_run_to_run_note_gives_a_rerun_s_figures_and_their_change():
+    rerun = {"ranking": {"share_before": {"a": 0.262, "diff": 0.018}, "top5": {"a": 0.529, "diff": -0.118}}}
+    note = run_to_run_note({**VALIDATION, "rerun": {"rerun_seed43": rerun}})
+    assert note.startswith("Run to run: the same training recipe with another seed gave share reviewed 0.26 (+0.02), ")
+    assert "top-5 0.53 (-0.12)" in note
+    assert run_to_run_note(VALIDATION) is None and run_to_run_note({"rerun": {"x": {"ranking": {}}}}) is None
