@@ -257,7 +257,7 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                     f"Model {literal(pred.model_id)} · triage score {pct(pred.triage_score, 1)}"
                     + (f" · ugly-duckling z {ud:.1f}" if ud is not None else "")
                 )
-                if getattr(pred, "source_caveat", ""):  # as the review showed it when this score was saved
+                if pred.source_caveat:  # as the review showed it when this score was saved
                     st.warning(literal(pred.source_caveat), icon=":material/photo_camera:")
         with c_decide:
             decision = lesion.decision

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard.auth import AccessDenied
+from dashboard.report_text import ranked
 from dashboard.store.core import NotFoundError
 from dashboard.store.models import HISTOLOGY_RESULTS
 from dashboard.store.records import DecisionView, LesionSummary, OutcomeRow, VisitView
@@ -74,7 +75,6 @@ def undecided(visits: Sequence[VisitView]) -> list[UndecidedLesion]:
     """The lesions saved without a decision, newest visit first and, within a visit, in its triage order."""
     found = []
     for visit in sorted(visits, key=lambda v: v.visit_time, reverse=True):
-        ranked = sorted(visit.lesions, key=lambda les: les.prediction.rank if les.prediction else 1_000_000)
         found += [
             UndecidedLesion(
                 visit.id,
@@ -84,7 +84,7 @@ def undecided(visits: Sequence[VisitView]) -> list[UndecidedLesion]:
                 les.label,
                 les.prediction.p_melanoma if les.prediction else None,
             )
-            for les in ranked
+            for les in ranked(visit.lesions)
             if les.decision is None
         ]
     return found

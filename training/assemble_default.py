@@ -144,10 +144,10 @@ def loso_report(run: Path, n_boot: int) -> dict:
     return out
 
 
-def rerun_report(run: Path, n_boot: int) -> dict:
+def rerun_report(run: Path, oof: pd.DataFrame, n_boot: int) -> dict:
     """The same recipe rerun with another seed (`<run>/rerun_seed*`: other folds, other initialisation),
-    compared with the CV run on the same images: how far one run's figures move from run to run."""
-    reference = compare_runs.load_run(str(run / "cv"))
+    compared with the CV run (`oof`) on the same images: how far one run's figures move from run to run."""
+    reference = oof.assign(score=mean_logit(oof))
     return {
         folder.name: compare_runs.compare(reference, compare_runs.load_run(str(folder)), n_boot)
         for folder in sorted(run.glob("rerun_seed*"))
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "metadata_sensitivity": metadata_sensitivity(run, Path(args.cache), scale, bias),
         "baseline": json.loads((run / "baseline.json").read_text()) if (run / "baseline.json").exists() else None,
         "whole_patient": {k: v for k, v in patients.items() if k not in ("tables", "second_stage_scores")},
-        "rerun": rerun_report(run, args.n_boot),
+        "rerun": rerun_report(run, oof, args.n_boot),
     }
     operating_point = {
         "threshold": threshold,

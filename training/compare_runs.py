@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.metrics import roc_auc
+from model.metrics import bootstrap_ci, roc_auc
 from training import whole_patient
 from training.calibration import mean_logit
 from training.whole_patient import WHOLE_PATIENT_SOURCE
@@ -53,18 +53,15 @@ def load_run(spec: str) -> pd.DataFrame:
 
 
 def paired_auc(y: np.ndarray, a: np.ndarray, b: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> dict:
-    """AUC(a) - AUC(b) on the same lesions, whole patients resampled together."""
-    rng = np.random.default_rng(seed)
-    unique, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
-    diffs = []
-    for _ in range(n_boot):
-        rows = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
-        d = roc_auc(y[rows], a[rows]) - roc_auc(y[rows], b[rows])
-        if np.isfinite(d):
-            diffs.append(d)
-    ci = [float(x) for x in np.quantile(diffs, [0.025, 0.975])] if diffs else [float("nan")] * 2
-    return {"a": roc_auc(y, a), "b": roc_auc(y, b), "diff": roc_auc(y, a) - roc_auc(y, b), "ci": ci}
+    """AUC(a) - AUC(b) on the same lesions, whole patients resampled together (model.metrics' bootstrap,
+    resampling row indices so that both scores of a lesion travel together)."""
+
+    def difference(y_rows: np.ndarray, rows: np.ndarray) -> float:
+        rows = rows.astype(int)
+        return roc_auc(y_rows, a[rows]) - roc_auc(y_rows, b[rows])
+
+    ci = bootstrap_ci(difference, y, np.arange(len(y)), groups, n_boot, seed)
+    return {"a": roc_auc(y, a), "b": roc_auc(y, b), "diff": roc_auc(y, a) - roc_auc(y, b), "ci": list(ci)}
 
 
 def compare(reference: pd.DataFrame, candidate: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
