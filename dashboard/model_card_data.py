@@ -23,6 +23,18 @@ def checkpoint_file_json(folder: Path | None, name: str) -> dict[str, Any] | Non
     return data if isinstance(data, dict) else None
 
 
+def network_summary(network: dict[str, Any]) -> str:
+    """The network in a few words, from config.json's "network": the backbone and input size, and for an
+    ensemble of tails on one trunk, how many and where they part."""
+    text = f"**backbone** {network.get('backbone', '?')} at {network.get('image_size', '?')} px"
+    if network.get("architecture") == "shared_trunk_ensemble":
+        text += (
+            f", **{network.get('members', '?')} trained tails** sharing the frozen trunk up to "
+            f"`{network.get('shared_trunk', '?')}` (score: the mean of their logits)"
+        )
+    return text
+
+
 def checkpoint_file_text(folder: Path | None, name: str) -> str | None:
     if folder is None:
         return None

@@ -6,7 +6,8 @@
 * The explained output is the melanoma logit (MelanomaLogit with the lesion's own metadata fixed), i.e.
   the score shown to the clinician, not a diagnosis class.
 * The target layer is found for any timm CNN backbone by a dry forward pass: the last module to finish
-  whose output is a 4-D feature map with spatial size > 1 (for EfficientNet: the final conv_head+bn2).
+  whose output is a 4-D feature map with spatial size > 1 (for EfficientNet: the final conv_head+bn2). A
+  shared-trunk ensemble (model/ensemble.py) has one per member; their maps are averaged.
 * Explanations run on a private frozen copy of the network, so the CAM hooks never touch the predictor
   that scores images (safe beside concurrent scoring). Gradients are only needed from the target layer
   to the logit, so the copy's weights are frozen and the target layer's output is made the leaf that
@@ -153,7 +154,13 @@ class _CamNet:
             p.requires_grad_(False)
         self.net = net
         self.device = next(net.parameters()).device
-        self.layer_name, self.layer = find_target_layer(net.backbone, predictor.network.image_size)
+        # One target layer per backbone: a shared-trunk ensemble's members each end in their own feature map,
+        # and pytorch-grad-cam averages the (normalised) maps of a list of layers.
+        found = [find_target_layer(backbone, predictor.network.image_size) for backbone in net.backbones]
+        self.layers = [layer for _, layer in found]
+        self.layer_name = (
+            found[0][0] if len(found) == 1 else " + ".join(f"member {k}: {name}" for k, (name, _) in enumerate(found))
+        )
         self.lock = threading.Lock()
 
 
@@ -255,17 +262,19 @@ def _run_cam(cam_net: _CamNet, method: str, batch: torch.Tensor, meta: torch.Ten
         if isinstance(output, torch.Tensor) and not output.requires_grad and output.grad_fn is None:
             output.requires_grad_(True)
 
-    handle = cam_net.layer.register_forward_hook(make_leaf)  # registered first: runs before the CAM's hooks
+    # registered first: they run before the CAM's hooks
+    handles = [layer.register_forward_hook(make_leaf) for layer in cam_net.layers]
     heat = None  # BaseCAM.__exit__ swallows IndexError: never read an unassigned result
     try:
         with (
             torch.inference_mode(False),
             torch.enable_grad(),
-            CAM_METHODS[method](model=wrapper, target_layers=[cam_net.layer]) as cam,
+            CAM_METHODS[method](model=wrapper, target_layers=cam_net.layers) as cam,
         ):
             heat = cam(input_tensor=batch.to(cam_net.device), targets=[ClassifierOutputTarget(0)] * len(batch))
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
     if heat is None or len(heat) != len(batch):
         raise CamError(f"{method}: no heatmap was produced")
     return np.nan_to_num(np.asarray(heat, dtype=np.float32), nan=0.0).clip(0.0, 1.0)

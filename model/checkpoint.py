@@ -25,7 +25,8 @@ from safetensors.torch import load, save_file
 from data.errors import TriageError
 from data.hashing import sha256_bytes, sha256_file
 from data.settings import DEFAULT_CHECKPOINT, REPO_ROOT
-from model.network import MelanomaNet, NetworkConfig
+from model.architectures import Network, build_model, check_weights
+from model.network import NetworkConfig
 
 FORMAT = "melanoma-triage-checkpoint/1"
 WEIGHTS = "model.safetensors"
@@ -59,9 +60,7 @@ def weights_digest(config: dict[str, Any]) -> str | None:
     return str(digest) if digest else None
 
 
-def save_checkpoint(
-    folder: str | Path, model: MelanomaNet, extra: dict[str, Any] | None = None, half: bool = True
-) -> Path:
+def save_checkpoint(folder: str | Path, model: Network, extra: dict[str, Any] | None = None, half: bool = True) -> Path:
     """Write weights + config; `extra` (training summary, metrics, operating point, …) goes into the JSON."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -118,8 +117,9 @@ def check_shapes(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None
         raise CheckpointError("checkpoint weights do not fit the network its config describes: " + "; ".join(parts))
 
 
-def load_checkpoint(folder: str | Path | None = None) -> tuple[MelanomaNet, dict[str, Any]]:
-    """Build the network from config.json and load model.safetensors, in eval mode, float32."""
+def load_checkpoint(folder: str | Path | None = None) -> tuple[Network, dict[str, Any]]:
+    """Build the network from config.json (`network.architecture`: one MelanomaNet or a shared-trunk
+    ensemble, model/architectures.py) and load model.safetensors, in eval mode, float32."""
     folder = Path(folder) if folder else DEFAULT_CHECKPOINT
     config = read_config(folder)
     weights = folder / WEIGHTS
@@ -141,12 +141,16 @@ def load_checkpoint(folder: str | Path | None = None) -> tuple[MelanomaNet, dict
             f"the file's SHA-256 is {actual} (weights replaced or damaged after the checkpoint was saved?)"
         )
     try:
-        model = MelanomaNet(NetworkConfig.from_dict(config["network"]))
-    except (KeyError, TypeError, RuntimeError) as exc:
+        model = build_model(NetworkConfig.from_dict(config["network"]))
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{folder}: config does not describe a buildable network ({exc})") from None
     check_shapes(model, state)
     model_state = model.state_dict()
     model.load_state_dict({k: v.to(model_state[k].dtype) for k, v in state.items()})
+    try:
+        check_weights(model)
+    except ValueError as exc:
+        raise CheckpointError(f"{folder}: {exc}") from None
     model.eval()
     config["weights_sha256_actual"] = actual
     return model, config

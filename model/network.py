@@ -1,4 +1,8 @@
-"""The network: any timm backbone + an optional metadata branch, a melanoma head and a diagnosis head."""
+"""The network: any timm backbone + an optional metadata branch, a melanoma head and a diagnosis head.
+
+`NetworkConfig.architecture` names the module that a config builds (model/architectures.py): one
+`MelanomaNet`, or several trained tails on one shared trunk (model/ensemble.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from torch import nn
 
 from data.metadata import MetadataEncoder
 from data.schema import DIAGNOSES
+from model.cuts import tail_modules
 
 
 @dataclass
@@ -28,6 +33,11 @@ class NetworkConfig:
     # and Grad-CAM (a positive scale leaves the saliency unchanged) all show the calibrated probability.
     logit_scale: float = 1.0
     logit_bias: float = 0.0
+    # What this config builds (model/architectures.py): "melanoma_net" (one network) or "shared_trunk_ensemble"
+    # (`members` trained tails that share the frozen trunk up to the cut `shared_trunk`).
+    architecture: str = "melanoma_net"
+    members: int = 1
+    shared_trunk: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,8 +86,20 @@ class MelanomaNet(nn.Module):
     def embedding_dim(self) -> int:
         return self.backbone.num_features
 
+    @property
+    def backbones(self) -> list[nn.Module]:
+        """The backbones whose last feature maps an explanation looks at (model/cam.py)."""
+        return [self.backbone]
+
     def forward(self, image: torch.Tensor, meta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return self.forward_from_embedding(self.backbone(image), meta)
+
+    def forward_from(self, trunk_out: torch.Tensor, meta: torch.Tensor | None, cut: str) -> dict[str, torch.Tensor]:
+        """`forward`, starting from the output of the backbone's blocks before `cut` (model/cuts.py)."""
+        h = trunk_out
+        for module in tail_modules(self.backbone, cut):
+            h = module(h)
+        return self.forward_from_embedding(self.backbone.forward_head(h), meta)
 
     def forward_from_embedding(self, embedding: torch.Tensor, meta: torch.Tensor | None) -> dict[str, torch.Tensor]:
         joint = embedding
@@ -101,7 +123,7 @@ class MelanomaLogit(nn.Module):
     Metadata is fixed per call (set `meta` before use) so the explanation is of the same score shown.
     """
 
-    def __init__(self, net: MelanomaNet, meta: torch.Tensor | None = None):
+    def __init__(self, net: nn.Module, meta: torch.Tensor | None = None):
         super().__init__()
         self.net = net
         self.meta = meta

@@ -28,8 +28,9 @@ from data.images import ImageDecodeError, decode_image
 from data.readers import ROW_PROBLEM
 from data.settings import environment
 from data.transforms import inference_transform
+from model.architectures import Network
 from model.checkpoint import load_checkpoint, model_id
-from model.network import MelanomaNet, NetworkConfig
+from model.network import NetworkConfig
 
 # Dihedral views of an image tensor (…, H, W). Dermoscopy has no canonical orientation, so all 8 are valid.
 TTA_VIEWS: list[Callable[[torch.Tensor], torch.Tensor]] = [
@@ -90,9 +91,7 @@ def default_device() -> torch.device:
 
 
 class Predictor:
-    def __init__(
-        self, model: MelanomaNet, config: dict, device: torch.device | str | None = None, batch_size: int = 32
-    ):
+    def __init__(self, model: Network, config: dict, device: torch.device | str | None = None, batch_size: int = 32):
         self.device = torch.device(device) if device else default_device()
         self.model = model.to(self.device).eval()
         self.config = config

@@ -98,13 +98,28 @@ def baseline_external(baselines: Path) -> dict:
     return out
 
 
-def metadata_sensitivity(run: Path, cache: Path, scale: float, bias: float) -> dict | None:
+def recorded_cache(config: dict) -> Path | None:
+    """The trunk cache a partially fine-tuned checkpoint was trained on; for an ensemble, the cache of the
+    member trained from the shared cut (the ensemble runs from there)."""
+    training = config.get("training") or {}
+    runs = training.get("members") or [training]
+    for summary in runs:
+        settings = summary.get("config") or {}
+        if settings.get("cache") and settings.get("cut") == config.get("partial_cut"):
+            return Path(settings["cache"])
+    return None
+
+
+def metadata_sensitivity(run: Path, cache: Path | None, scale: float, bias: float) -> dict | None:
     """Does a missing site/sex/age shift the score? The final model on the external set, with its metadata
-    and with every field unknown (trained with metadata dropout so that it should not)."""
+    and with every field unknown (trained with metadata dropout so that it should not). `cache`: the trunk
+    cache to score from (None: the one the checkpoint records)."""
     from training.train_cached import load_cache, predict_cached
 
     checkpoint = run / "final" / "checkpoint"
-    if not read_config(checkpoint).get("partial_cut") or not (cache / "derm7pt.csv").exists():
+    recorded = read_config(checkpoint)
+    cache = cache or recorded_cache(recorded)
+    if not recorded.get("partial_cut") or cache is None or not (cache / "derm7pt.csv").exists():
         return None  # measured on the trunk cache: a full fine-tune would need another pass over the images
     model, config = load_checkpoint(checkpoint)
     summary = json.loads((run / "final" / "summary.json").read_text())
@@ -189,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", default="runs/model2")
     parser.add_argument("--config", type=Path, default=DEFAULT_CPU, help="the recipe: model id and version")
     parser.add_argument("--baselines", default="runs/eval")
-    parser.add_argument("--cache", default="runs/trunk_cache", help="the trunk cache (for the metadata check)")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="the trunk cache for the metadata check (default: the recorded one)"
+    )
     parser.add_argument("--out", default="model/weights/default")
     parser.add_argument("--sensitivity", type=float, default=OPERATING_SENSITIVITY)
     parser.add_argument("--n-boot", type=int, default=1000)
@@ -237,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_at_screening_prevalence": {"cross_fitted": reliability, "scale": scale, "bias": bias},
         "external": {"derm7pt": external, "first_model_auc": baseline_external(baselines)},
         "leave_one_source_out": loso_report(run, args.n_boot),
-        "metadata_sensitivity": metadata_sensitivity(run, Path(args.cache), scale, bias),
+        "metadata_sensitivity": metadata_sensitivity(run, args.cache, scale, bias),
         "baseline": json.loads((run / "baseline.json").read_text()) if (run / "baseline.json").exists() else None,
         "whole_patient": {k: v for k, v in patients.items() if k not in ("tables", "second_stage_scores")},
         "rerun": rerun_report(run, oof, args.n_boot),

@@ -131,17 +131,46 @@ def training_line(config: dict, training: dict, trained_from: str | None) -> str
     )
 
 
+def network_lines(config: dict) -> list[str]:
+    """What the network is, and how each of its parts was trained (one network, or an ensemble's members)."""
+    network = config["network"]
+    summary = config.get("training") or {}
+    head = (
+        "+ a metadata branch (site, sex, age) → P(melanoma), a 7-class diagnosis head, and the pooled embedding "
+        "used for the ugly-duckling comparison."
+    )
+    members = summary.get("members") or []
+    if network.get("architecture") != "shared_trunk_ensemble" or not members:
+        cache = summary.get("cache", {})
+        return [
+            f"- Network: timm `{network['backbone']}` at {network['image_size']} px {head}",
+            training_line(config, summary.get("config", {}), cache.get("trained_from") or cache.get("cut")),
+        ]
+    lines = [
+        f"- Network: {len(members)} trained tails on one frozen timm `{network['backbone']}` trunk at "
+        f"{network['image_size']} px, each {head} The trunk (stem to `{network.get('shared_trunk')}`, identical "
+        "ImageNet weights in every member) runs once; the score is the mean of the tails' melanoma logits, then "
+        "calibrated; the embedding is the tails' embeddings side by side (`model/ensemble.py`, "
+        "`training/combine_runs.py`).",
+    ]
+    for k, member in enumerate(members):
+        cache = member.get("cache", {})
+        line = training_line(config, member.get("config", {}), cache.get("trained_from") or cache.get("cut"))
+        lines.append(f"- Tail {k + 1}: " + line.removeprefix("- ")[0].lower() + line.removeprefix("- ")[1:])
+    return lines
+
+
 def render_card(config: dict, validation: dict) -> str:
     op = config.get("operating_point", {})
-    training = (config.get("training") or {}).get("config", {})
-    cache = (config.get("training") or {}).get("cache", {})
+    summary = config.get("training") or {}
+    caches = [m.get("cache", {}) for m in summary.get("members", [])] or [summary.get("cache", {})]
     per = validation.get("per_dataset", {})
     ext = (validation.get("external") or {}).get("derm7pt") or {}
     first_ext = (validation.get("external") or {}).get("first_model_auc", {}).get("v1")
     loso = validation.get("leave_one_source_out") or {}
     wp = validation.get("whole_patient") or {}
-    trained_from = cache.get("trained_from") or cache.get("cut")
-    partial = cache.get("partial_datasets") or {}
+    trained_from = any(cache.get("trained_from") or cache.get("cut") for cache in caches)
+    partial = {k: v for cache in caches for k, v in (cache.get("partial_datasets") or {}).items()}
     cal = (validation.get("calibration_at_screening_prevalence") or {}).get("cross_fitted", {})
     share = wp.get("rankings", {}).get(
         "second stage (cross-fitted)" if wp.get("deploy_second_stage") else "network P(melanoma)", {}
@@ -153,10 +182,7 @@ def render_card(config: dict, validation: dict) -> str:
         "it never replaces dermoscopic examination, clinical judgement or histopathology.",
         "",
         "## Summary",
-        f"- Network: timm `{config['network']['backbone']}` at {config['network']['image_size']} px + a metadata "
-        "branch (site, sex, age) → P(melanoma), a 7-class diagnosis head, and the pooled embedding used for the "
-        "ugly-duckling comparison.",
-        training_line(config, training, trained_from),
+        *network_lines(config),
         f"- Inference: {config.get('inference', {}).get('tta', 1)} TTA views (identity + horizontal flip), the "
         "same in the CLI and the dashboard; no re-encoding of inputs (trained with resampling and re-compression "
         "augmentation instead).",
@@ -292,7 +318,8 @@ def render_card(config: dict, validation: dict) -> str:
         "- `cv/oof.csv` (out-of-fold logits of both TTA views), `cv/oof_embeddings_isic2020_patients.npz`, "
         "`cv/whole_patient_*.csv` (per-patient ranks for every ranking compared), `cv/summary.json` (the CV run's "
         "settings and loss per epoch), `cv/baseline.json`.",
-        "- Rebuild: `bash training/train_cpu.sh` (cache, CV, final, leave-one-source-out, assemble).",
+        "- Rebuild: `bash training/train_cpu.sh` (cache, CV, final, seed rerun, leave-one-source-out; for an "
+        "ensemble, each member's recipe and then `training/combine_runs.py`; assemble).",
         "",
     ]
     return "\n".join(lines)

@@ -11,7 +11,8 @@ The result is an ordinary MelanomaNet (ImageNet trunk + trained tail), saved as 
 the predictor, Grad-CAM and the CLI need nothing new. `tail_forward(net, trunk(x))` equals
 `net(x)` (tested), so what was trained is what is deployed.
 
-A cut is data: "blocks.5.2" = train from the third block of stage 5 (lite0: 192 channels at 7x7).
+A cut is data: "blocks.5.2" = train from the third block of stage 5 (lite0: 192 channels at 7x7); the
+cut functions live in model/cuts.py, which inference uses too.
 """
 
 from __future__ import annotations
@@ -19,51 +20,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model.architectures import Network
+from model.cuts import modules_between, parse_cut, tail_modules, trunk_modules
 from model.network import MelanomaNet
 
-
-def parse_cut(cut: str) -> tuple[int, int]:
-    parts = cut.split(".")
-    if len(parts) != 3 or parts[0] != "blocks" or not (parts[1].isdigit() and parts[2].isdigit()):
-        raise ValueError(f"cut must look like 'blocks.<stage>.<block>', got {cut!r}")
-    return int(parts[1]), int(parts[2])
-
-
-def _blocks(backbone: nn.Module) -> nn.Sequential:
-    if not hasattr(backbone, "blocks") or not hasattr(backbone, "conv_stem"):
-        raise ValueError(f"partial fine-tuning needs a timm EfficientNet-style backbone, got {type(backbone).__name__}")
-    return backbone.blocks
-
-
-def trunk_modules(backbone: nn.Module, cut: str) -> nn.Sequential:
-    """stem + every block before `cut`, in order."""
-    stage, block = parse_cut(cut)
-    blocks = _blocks(backbone)
-    if stage >= len(blocks) or block >= len(blocks[stage]):
-        raise ValueError(f"cut {cut} is outside this backbone ({len(blocks)} stages)")
-    mods: list[nn.Module] = [backbone.conv_stem, backbone.bn1]
-    mods += [b for s in range(stage) for b in blocks[s]]  # block by block, so cuts can be compared
-    mods += list(blocks[stage][:block])
-    return nn.Sequential(*mods)
-
-
-def tail_modules(backbone: nn.Module, cut: str) -> list[nn.Module]:
-    """Every backbone module from `cut` on: the ones partial fine-tuning trains."""
-    stage, block = parse_cut(cut)
-    blocks = _blocks(backbone)
-    mods: list[nn.Module] = list(blocks[stage][block:])
-    mods += [blocks[s] for s in range(stage + 1, len(blocks))]
-    return [*mods, backbone.conv_head, backbone.bn2]
-
-
-def modules_between(backbone: nn.Module, start: str, end: str) -> nn.Sequential:
-    """The frozen blocks from `start` up to (not including) `end`: they turn a cache made at `start` into
-    one at `end`, so a deeper cut needs no new pass over the images."""
-    first = len(trunk_modules(backbone, start))
-    last = len(trunk_modules(backbone, end))
-    if last < first:
-        raise ValueError(f"cut {end} lies before the cache's cut {start}")
-    return nn.Sequential(*list(trunk_modules(backbone, end))[first:last])
+__all__ = [
+    "freeze_trunk",
+    "modules_between",
+    "net_cut",
+    "parse_cut",
+    "tail_forward",
+    "tail_modules",
+    "tail_parameters",
+    "trunk_modules",
+]
 
 
 def tail_parameters(net: MelanomaNet, cut: str) -> list[nn.Parameter]:
@@ -79,16 +49,12 @@ def freeze_trunk(net: MelanomaNet, cut: str) -> None:
     trunk_modules(net.backbone, cut).eval()
 
 
-def tail_forward(net: MelanomaNet, trunk_out: torch.Tensor, meta: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """MelanomaNet.forward, starting from the trunk's output."""
-    h = trunk_out
-    for module in tail_modules(net.backbone, cut=net_cut(net)):
-        h = module(h)
-    embedding = net.backbone.forward_head(h)
-    return net.forward_from_embedding(embedding, meta)
+def tail_forward(net: Network, trunk_out: torch.Tensor, meta: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The network's forward pass, starting from the trunk's output at `net.partial_cut`."""
+    return net.forward_from(trunk_out, meta, net_cut(net))
 
 
-def net_cut(net: MelanomaNet) -> str:
+def net_cut(net: Network) -> str:
     cut = getattr(net, "partial_cut", None)
     if not cut:
         raise ValueError("set net.partial_cut (e.g. 'blocks.5.2') before tail_forward")

@@ -7,6 +7,11 @@ command line overrides the file.
      "train_cached": {"epochs": 6, "samples_per_epoch": 4000, "seed": 42},      # training.train_cached
      "loso": {"sources": [...], "samples_per_epoch": 3000}}                     # its leave-one-source-out runs
 
+A model made of several trained tails on one trunk (model/ensemble.py) names its members' recipes instead,
+each trained as above and then combined (training/combine_runs.py):
+
+    {"model": {...}, "ensemble": {"members": ["training/recipes/tail_blocks52.json", ...]}}
+
 A key the reader does not know is refused with the file, the section and the known keys named, so a typo
 never trains silently with a default.
 
@@ -27,12 +32,13 @@ from typing import Any, TypeVar
 from data.errors import TriageError
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
-DEFAULT_CPU = RECIPES / "default_cpu.json"  # the shipped model (v2)
+DEFAULT_CPU = RECIPES / "default_cpu.json"  # the shipped model (v2.2: an ensemble of the two member recipes)
 V1_GPU = RECIPES / "v1_gpu.json"  # the first model's GPU recipe
 # Top-level keys: the model's identity, and one section per reader (each read against its own fields).
-SECTIONS = ("description", "model", "train", "train_cached", "loso")
+SECTIONS = ("description", "model", "train", "train_cached", "loso", "ensemble")
 MODEL_KEYS = ("model_id", "version")
 LOSO_KEYS = ("sources", "samples_per_epoch")
+ENSEMBLE_KEYS = ("members",)
 
 Config = TypeVar("Config")
 
@@ -52,10 +58,31 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     if not isinstance(recipe, dict):
         raise RecipeError(f"recipe {path}: expected a JSON object at the top")
     _refuse_unknown(path, "the top level", recipe, SECTIONS)
-    for section, known in (("model", MODEL_KEYS), ("loso", LOSO_KEYS)):
+    for section, known in (("model", MODEL_KEYS), ("loso", LOSO_KEYS), ("ensemble", ENSEMBLE_KEYS)):
         if section in recipe:
             _refuse_unknown(path, f"'{section}'", _section(path, recipe, section), known)
+    if "ensemble" in recipe:
+        ensemble_members(path, recipe)
     return recipe
+
+
+def ensemble_members(path: str | Path, recipe: dict[str, Any] | None = None) -> list[Path]:
+    """The member recipes of an ensemble recipe (paths relative to the repository root), each readable;
+    [] for a recipe that trains one network."""
+    path = Path(path)
+    recipe = load_recipe(path) if recipe is None else recipe
+    if "ensemble" not in recipe:
+        return []
+    members = _section(path, recipe, "ensemble").get("members")
+    if not isinstance(members, list) or len(members) < 2 or not all(isinstance(m, str) for m in members):
+        raise RecipeError(f"recipe {path}: 'ensemble.members' must list at least two member recipe files")
+    found = [RECIPES.parent.parent / m for m in members]
+    for member, file in zip(members, found, strict=True):
+        if "ensemble" in load_recipe(file):
+            raise RecipeError(f"recipe {path}: member {member} is an ensemble itself")
+        if "train_cached" not in load_recipe(file):
+            raise RecipeError(f"recipe {path}: member {member} has no 'train_cached' section to train it")
+    return found
 
 
 def _section(path: Path, recipe: dict[str, Any], name: str) -> dict[str, Any]:

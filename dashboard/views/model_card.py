@@ -7,7 +7,13 @@ import streamlit as st
 
 from dashboard import components as ui
 from dashboard import figures, resources
-from dashboard.model_card_data import checkpoint_file_json, checkpoint_file_text, curve_sets, per_dataset_table
+from dashboard.model_card_data import (
+    checkpoint_file_json,
+    checkpoint_file_text,
+    curve_sets,
+    network_summary,
+    per_dataset_table,
+)
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
@@ -101,7 +107,7 @@ if config:
         + (f" version **{config['version']}**" if config.get("version") else "")
         + " · "
         f"**created** {str(config.get('created', 'unknown'))[:10]} · "
-        f"**backbone** {network.get('backbone', '?')} at {network.get('image_size', '?')} px"
+        + network_summary(network)
     )
     st.caption(
         f"Code version `{config.get('code_version', 'unknown')}` · weights SHA-256 "

@@ -577,6 +577,7 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
     ]
     assert "complete patients" in texts(at)
     assert "Run to run: the same training recipe with another seed gave share reviewed" in texts(at)
+    assert "2 trained tails** sharing the frozen trunk up to `blocks.5.0`" in texts(at)  # what the network is
 
 
 def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, monkeypatch):

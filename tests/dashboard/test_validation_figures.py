@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from dashboard import figures
-from dashboard.model_card_data import curve_sets, per_dataset_table
+from dashboard.model_card_data import curve_sets, network_summary, per_dataset_table
 from dashboard.operating_point import SCREENING_PREVALENCE, OperatingPoint
 
 
@@ -69,3 +69,13 @@ def test_figures_build_and_degrade_gracefully():
     nested = {"curves": {"isic2020": validation, "pooled": validation}, "pooled": {"auc": 0.88, "n": 900}}
     assert list(curve_sets(nested)) == ["pooled", "isic2020"]
     assert list(per_dataset_table(nested)["dataset"]) == ["all datasets (pooled)"]
+
+
+def test_the_network_summary_says_when_several_tails_share_a_trunk():
+    single = {"backbone": "tf_efficientnet_lite0", "image_size": 224, "architecture": "melanoma_net"}
+    assert network_summary(single) == "**backbone** tf_efficientnet_lite0 at 224 px"
+    assert network_summary({}) == "**backbone** ? at ? px"  # an older or hand-made config
+    ensemble = {**single, "architecture": "shared_trunk_ensemble", "members": 2, "shared_trunk": "blocks.5.0"}
+    text = network_summary(ensemble)
+    assert text.startswith("**backbone** tf_efficientnet_lite0 at 224 px, **2 trained tails**")
+    assert "`blocks.5.0`" in text and "mean of their logits" in text

@@ -81,24 +81,47 @@ def test_a_missing_or_broken_recipe_file_is_named(tmp_path, capsys):
 
 
 def test_the_shipped_recipes_parse_and_name_their_model():
-    v2 = parse_cached(["--config", str(recipes.DEFAULT_CPU)])
+    members = recipes.ensemble_members(recipes.DEFAULT_CPU)
+    assert [m.name for m in members] == ["tail_blocks52.json", "tail_blocks50.json"]
+    tails = [parse_cached(["--config", str(m)]) for m in members]
+    assert [t.cut for t in tails] == ["blocks.5.2", "blocks.5.0"]
+    for member in members:
+        assert set(recipes.load_recipe(member)["loso"]["sources"]) <= set(tails[0].datasets)
     v1 = parse_train(["--config", str(recipes.V1_GPU)])
-    assert v2 != CachedTrainConfig() and v1 != TrainConfig()  # each sets something
-    assert set(recipes.load_recipe(recipes.DEFAULT_CPU)["loso"]["sources"]) <= set(v2.datasets)
+    assert v1 != TrainConfig()  # it sets something
     # The committed default checkpoint is the model the CPU recipe makes.
     committed = read_config(DEFAULT_CHECKPOINT)
     identity = recipes.model_identity(recipes.DEFAULT_CPU)
     assert identity == {"model_id": committed["model_id"], "version": committed["version"]}
+    assert committed["training"]["member_cuts"] == [t.cut for t in tails]
     assert recipes.model_identity(recipes.V1_GPU)["version"].startswith("1.")
 
 
+@pytest.mark.parametrize(
+    ("ensemble", "message"),
+    [
+        ({"members": ["training/recipes/tail_blocks52.json"]}, "must list at least two member recipe files"),
+        ({"members": ["training/recipes/tail_blocks52.json", "nope.json"]}, "nope.json: file not found"),
+        ({"members": ["training/recipes/tail_blocks52.json", "training/recipes/v1_gpu.json"]}, "no 'train_cached'"),
+        ({"members": ["training/recipes/tail_blocks52.json"], "cut": "x"}, "unknown key 'cut' in 'ensemble'"),
+    ],
+)
+def test_an_ensemble_recipe_names_readable_member_recipes(tmp_path, ensemble, message):
+    path = write(tmp_path, {"model": {"model_id": "m", "version": "1"}, "ensemble": ensemble})
+    with pytest.raises(recipes.RecipeError, match=message):
+        recipes.load_recipe(path)
+
+
 def test_the_shell_scripts_read_values_one_a_line():
-    def value(key: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "training.recipe", str(recipes.DEFAULT_CPU), key]
+    def value(recipe: Path, key: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "training.recipe", str(recipe), key]
         return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
 
-    sources = value("loso.sources")
-    assert sources.returncode == 0
-    assert sources.stdout.split() == recipes.load_recipe(recipes.DEFAULT_CPU)["loso"]["sources"]
-    missing = value("loso.nope")
+    members = value(recipes.DEFAULT_CPU, "ensemble.members")
+    assert members.returncode == 0
+    assert members.stdout.split() == recipes.load_recipe(recipes.DEFAULT_CPU)["ensemble"]["members"]
+    member = recipes.ensemble_members(recipes.DEFAULT_CPU)[0]
+    sources = value(member, "loso.sources")
+    assert sources.stdout.split() == recipes.load_recipe(member)["loso"]["sources"]
+    missing = value(member, "loso.nope")
     assert missing.returncode == 2 and "no value at 'loso.nope'" in missing.stderr
