@@ -124,3 +124,48 @@ def test_runs_that_cannot_be_combined_are_refused_with_the_reason(tmp_path, caps
     assert "member 1 differs from member 0 in the shared trunk" in capsys.readouterr().err
     with pytest.raises(CombineError, match="at least two"):
         combine([a], tmp_path / "w")
+
+
+@pytest.mark.slow
+def test_two_tiny_cached_runs_combine_into_a_shippable_ensemble_that_scores_as_evaluated(datasets_dir, tmp_path):
+    """Real images: two tails trained from different cuts of one trunk cache, combined and assembled; the
+    shipped ensemble, loaded like any checkpoint, scores an external image as the combined evidence says."""
+    from data.images import decode_image
+    from model.predictor import Predictor
+    from training import assemble_default, train_cached, trunk_cache
+
+    cache = tmp_path / "cache"
+    args = ["--out", str(cache), "--limit-per-dataset", "12", "--image-size", "96", "--views", "3"]
+    assert trunk_cache.main([*args, "--datasets", "ham10000", "isic2020", "isic2020_patients", "derm7pt"]) == 0
+    common = ["--cache", str(cache), "--datasets", "ham10000", "isic2020", "isic2020_patients"]
+    common += ["--epochs", "1", "--samples-per-epoch", "64", "--batch-size", "16", "--n-folds", "2"]
+    runs = []
+    for name, cut in (("deep", "blocks.6.0"), ("shallow", "blocks.5.2")):
+        run = tmp_path / name
+        for fold in ("all", "none"):
+            train_cached.main(
+                [*common, "--cut", cut, "--out", str(run / ("cv" if fold == "all" else "final")), "--fold", fold]
+            )
+        runs.append(run)
+    combined = tmp_path / "combined"
+    assert combine_runs.main(["--members", *map(str, runs), "--out", str(combined)]) == 0
+    shipped = tmp_path / "shipped"
+    args = ["--run", str(combined), "--baselines", str(tmp_path / "none"), "--out", str(shipped), "--n-boot", "20"]
+    assert assemble_default.main(args) == 0  # the trunk cache for the metadata check: the one recorded
+    model, config = load_checkpoint(shipped)
+    assert isinstance(model, SharedTrunkEnsemble) and config["network"]["shared_trunk"] == "blocks.5.2"
+    validation = json.loads((shipped / "validation.json").read_text())
+    assert validation["metadata_sensitivity"]["auc_with_metadata"] == pytest.approx(
+        validation["external"]["derm7pt"]["auc"], abs=0.05
+    )
+    card = (shipped / "MODEL_CARD.md").read_text()
+    assert "2 trained tails on one frozen" in card and "- Tail 2: trained on the CPU" in card
+    external = pd.read_csv(combined / "final" / "external_derm7pt.csv")
+    row = pd.read_csv(cache / "derm7pt.csv").iloc[0]
+    predictor = Predictor(model, config, device="cpu")
+    records = pd.DataFrame([{"site": row["site"], "sex": row["sex"], "age": np.nan}])
+    logits = predictor.predict_images([decode_image(row["image_path"])], records, tta=2).view_logits[0]
+    expected = external.loc[external["image_id"] == row["image_id"], ["logit_v0", "logit_v1"]].to_numpy()[0]
+    scale, bias = config["network"]["logit_scale"], config["network"]["logit_bias"]
+    # the deployed logits are the calibrated mean of the tails' logits; the cache is float16 (~1e-2 in logit)
+    np.testing.assert_allclose(logits, scale * expected + bias, atol=0.05)
