@@ -273,12 +273,33 @@ def _admin_audit(page, base_url: str) -> None:
     page.get_by_label("Action", exact=True).click()
     page.get_by_role("option", name="all actions", exact=True).click()
     _wait_idle(page)
-    # One download only: Chromium holds back a page's second automatic download.
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Download CSV").click()
-    csv = Path(download.value.path()).read_text()
+    csv = Path(_download(page, page.get_by_role("button", name="Download CSV"))).read_text()
     for action in ("auth.login", "patient.search", "patient.view", "review.save", "decision.record"):
         assert f",{CLINICIAN},{action}," in csv, (action, csv)
+
+
+def _download(page, button) -> str:
+    """Click a download button and return the downloaded file's path.
+
+    On a loaded machine a click that lands while Streamlit re-renders the button can be lost (seen once in CI:
+    no download within 60 s). Then the button is clicked once more, after the page is idle; a download that
+    never starts still fails. (Chromium holds back a page's second automatic download, so the first click's
+    download must not have started when the second click is made: only a click without one is retried.)
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    for attempt in (1, 2):
+        _wait_idle(page)
+        expect(button).to_be_enabled()
+        try:
+            with page.expect_download(timeout=30_000 * attempt) as download:
+                button.click()
+            return download.value.path()
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _sign_in(page, username: str, password: str = PASSWORD) -> None:
