@@ -31,7 +31,7 @@ import torch
 
 from data.images import decode_image
 from data.readers import load_dataset
-from model.cam import CAM_LABELS, CAM_METHODS, GRADIENT_FREE, explain_many
+from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD, GRADIENT_FREE, explain_many
 from model.checkpoint import DEFAULT_CHECKPOINT
 from model.predictor import Predictor
 
@@ -185,9 +185,11 @@ def report(run: dict, dataset: str, checkpoint: str, model_id: str) -> tuple[lis
         )
     lines += [
         "",
-        f"Best on average among the methods that explain the score: **{_label(best)}** (the CAM registry's "
-        "default, model/cam.py). A gradient-free map shows where the network's features are strongest whatever "
-        "the score, so it is offered for comparison but not chosen as the default even when it covers more.",
+        f"Best on average among the methods that explain the score: **{_label(best)}**; the CAM registry's "
+        f"default (model/cam.py) is {_label(DEFAULT_METHOD)}"
+        + (" (the same)." if best == DEFAULT_METHOD else " (see the paired difference above).")
+        + " A gradient-free map shows where the network's features are strongest whatever the score, so it is "
+        "offered for comparison but not chosen as the default even when it covers more.",
         "",
     ]
     return lines, best
