@@ -106,8 +106,7 @@ if config:
         f"**Model** `{config.get('model_id') or network.get('backbone', 'unnamed')}`"
         + (f" version **{config['version']}**" if config.get("version") else "")
         + " · "
-        f"**created** {str(config.get('created', 'unknown'))[:10]} · "
-        + network_summary(network)
+        f"**created** {str(config.get('created', 'unknown'))[:10]} · " + network_summary(network)
     )
     st.caption(
         f"Code version `{config.get('code_version', 'unknown')}` · weights SHA-256 "
