@@ -26,9 +26,3 @@ def build_model(config: NetworkConfig) -> Network:
     except KeyError:
         raise ValueError(f"unknown architecture {config.architecture!r}; known: {', '.join(ARCHITECTURES)}") from None
     return make(config)
-
-
-def check_weights(model: Network) -> None:
-    """ValueError when loaded weights break a rule of the architecture (a shared trunk that differs)."""
-    if isinstance(model, SharedTrunkEnsemble):
-        model.check_shared_trunk()

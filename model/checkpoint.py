@@ -25,7 +25,7 @@ from safetensors.torch import load, save_file
 from data.errors import TriageError
 from data.hashing import sha256_bytes, sha256_file
 from data.settings import DEFAULT_CHECKPOINT, REPO_ROOT
-from model.architectures import Network, build_model, check_weights
+from model.architectures import Network, build_model
 from model.network import NetworkConfig
 
 FORMAT = "melanoma-triage-checkpoint/1"
@@ -148,7 +148,7 @@ def load_checkpoint(folder: str | Path | None = None) -> tuple[Network, dict[str
     model_state = model.state_dict()
     model.load_state_dict({k: v.to(model_state[k].dtype) for k, v in state.items()})
     try:
-        check_weights(model)
+        model.check_weights()  # e.g. an ensemble whose members' shared trunks differ
     except ValueError as exc:
         raise CheckpointError(f"{folder}: {exc}") from None
     model.eval()

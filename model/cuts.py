@@ -47,8 +47,7 @@ def tail_modules(backbone: nn.Module, cut: str) -> list[nn.Module]:
 def modules_between(backbone: nn.Module, start: str, end: str) -> nn.Sequential:
     """The blocks from `start` up to (not including) `end`: they turn a trunk output at `start` into one at
     `end` (a cache made at one cut serves a deeper one; a shallow shared trunk feeds a deeper tail)."""
-    first = len(trunk_modules(backbone, start))
-    last = len(trunk_modules(backbone, end))
+    first, last = cut_depth(backbone, start), cut_depth(backbone, end)
     if last < first:
         raise ValueError(f"cut {end} lies before {start}")
     return nn.Sequential(*list(trunk_modules(backbone, end))[first:last])

@@ -11,7 +11,7 @@ README). The ensemble's output has the shape of one network's:
 * `embedding`: the members' pooled embeddings side by side (the ugly-duckling comparison sees both);
 * `diagnosis_logits`: the mean of the members' diagnosis logits.
 
-Each member is an ordinary `MelanomaNet`, saved whole, trunk included; `check_shared_trunk` refuses weights
+Each member is an ordinary `MelanomaNet`, saved whole, trunk included; `check_weights` refuses weights
 whose members' trunks differ, since only member 0's would run.
 """
 
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from model.cuts import cut_depth, modules_between, trunk_modules
-from model.network import MelanomaNet, NetworkConfig
+from model.network import MelanomaNet, NetworkConfig, calibrate
 
 ARCHITECTURE = "shared_trunk_ensemble"
 
@@ -60,7 +60,7 @@ class SharedTrunkEnsemble(nn.Module):
             if member_config(source.config) != member_config(config):
                 raise ValueError("the members differ in more than their weights (backbone, size, metadata, heads)")
             target.load_state_dict(source.state_dict())
-        ensemble.check_shared_trunk()
+        ensemble.check_weights()
         return ensemble.eval()
 
     @property
@@ -71,7 +71,7 @@ class SharedTrunkEnsemble(nn.Module):
     def backbones(self) -> list[nn.Module]:
         return [m.backbone for m in self.members]
 
-    def check_shared_trunk(self) -> None:
+    def check_weights(self) -> None:
         """ValueError naming a trunk tensor on which a member differs from member 0 (only member 0's runs)."""
         reference = trunk_modules(self.members[0].backbone, self.config.shared_trunk).state_dict()
         for k, member in enumerate(self.members[1:], start=1):
@@ -94,9 +94,7 @@ class SharedTrunkEnsemble(nn.Module):
             raise ValueError(f"cut {cut} lies after the shared trunk ({shared}): the members differ there")
         h = modules_between(first, cut, shared)(trunk_out)
         outs = [member.forward_from(h, meta, shared) for member in self.members]
-        logit = torch.stack([o["logit"] for o in outs]).mean(0)
-        if self.config.logit_scale != 1.0 or self.config.logit_bias != 0.0:
-            logit = logit * self.config.logit_scale + self.config.logit_bias
+        logit = calibrate(torch.stack([o["logit"] for o in outs]).mean(0), self.config)
         out = {"logit": logit, "embedding": torch.cat([o["embedding"] for o in outs], dim=1)}
         if all("diagnosis_logits" in o for o in outs):
             out["diagnosis_logits"] = torch.stack([o["diagnosis_logits"] for o in outs]).mean(0)

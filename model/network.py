@@ -55,6 +55,13 @@ class NetworkConfig:
         return MetadataEncoder.from_dict(self.metadata)
 
 
+def calibrate(logit: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
+    """The config's post-hoc calibration of a melanoma logit (identity when none was fitted)."""
+    if config.logit_scale != 1.0 or config.logit_bias != 0.0:
+        return logit * config.logit_scale + config.logit_bias
+    return logit
+
+
 class MelanomaNet(nn.Module):
     """image (+ metadata) -> melanoma logit, diagnosis logits and the pooled image embedding.
 
@@ -91,6 +98,9 @@ class MelanomaNet(nn.Module):
         """The backbones whose last feature maps an explanation looks at (model/cam.py)."""
         return [self.backbone]
 
+    def check_weights(self) -> None:
+        """Loaded weights that break a rule of the architecture raise ValueError (one network has none)."""
+
     def forward(self, image: torch.Tensor, meta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return self.forward_from_embedding(self.backbone(image), meta)
 
@@ -108,9 +118,7 @@ class MelanomaNet(nn.Module):
                 raise ValueError("this model was built with a metadata branch: pass meta")
             joint = torch.cat([embedding, self.meta_branch(meta.to(embedding.dtype))], dim=1)
         joint = self.dropout(joint)
-        logit = self.melanoma_head(joint).squeeze(1)
-        if self.config.logit_scale != 1.0 or self.config.logit_bias != 0.0:
-            logit = logit * self.config.logit_scale + self.config.logit_bias
+        logit = calibrate(self.melanoma_head(joint).squeeze(1), self.config)
         out = {"logit": logit, "embedding": embedding}
         if self.diagnosis_head is not None:
             out["diagnosis_logits"] = self.diagnosis_head(joint)

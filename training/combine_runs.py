@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.checkpoint import CheckpointError, load_checkpoint, read_config, save_checkpoint
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.cuts import cut_depth
 from model.ensemble import SharedTrunkEnsemble
+from training.assemble_default import load_embeddings
 from training.calibration import TTA_LOGITS
 
 EVALUATIONS = ("cv", "rerun_seed*", "loso_*")
@@ -40,8 +41,8 @@ class CombineError(ValueError):
     pass
 
 
-def member_cut(run: Path) -> str:
-    config = read_config(run / "final" / "checkpoint")
+def member_cut(run: Path, config: dict) -> str:
+    """The cut a member's final model was trained from (`config`: its checkpoint's)."""
     cut = config.get("partial_cut")
     if not cut:
         raise CombineError(f"{run}: its final model was fully fine-tuned (no frozen trunk to share with others)")
@@ -55,9 +56,8 @@ def mean_of_views(frames: list[pd.DataFrame], what: str) -> pd.DataFrame:
         raise CombineError(f"{what}: the members scored different images; combine runs made on the same data")
     out = frames[0].copy()
     key = out["image_id"].astype(str)
-    for column in TTA_LOGITS:
-        values = [f.set_index(f["image_id"].astype(str))[column].loc[key].to_numpy(float) for f in frames]
-        out[column] = np.mean(values, axis=0)
+    aligned = [f.set_index(f["image_id"].astype(str)).loc[key, TTA_LOGITS].to_numpy(float) for f in frames]
+    out[TTA_LOGITS] = np.mean(aligned, axis=0)
     out["p_raw"] = (1 / (1 + np.exp(-out[TTA_LOGITS].to_numpy(float)))).mean(1)
     return out
 
@@ -66,12 +66,11 @@ def side_by_side(paths: list[Path], ids: pd.Series) -> dict[str, np.ndarray]:
     """The members' embeddings of `ids`, concatenated in member order (the ensemble's embedding)."""
     parts = []
     for path in paths:
-        data = np.load(path)
-        position = pd.Series(np.arange(len(data["image_id"])), index=data["image_id"].astype(str))
-        missing = ids[~ids.isin(position.index)]
+        embedding = load_embeddings(path, ids)
+        missing = ids[np.isnan(embedding).any(axis=1)]
         if len(missing):
             raise CombineError(f"{path}: no embedding for {len(missing)} image(s), e.g. {missing.iloc[0]}")
-        parts.append(data["embedding"][position.loc[ids].to_numpy()])
+        parts.append(embedding.astype(np.float16))  # as train_cached saves them
     return {"image_id": ids.to_numpy(str), "embedding": np.concatenate(parts, axis=1)}
 
 
@@ -104,27 +103,23 @@ def combine_evaluation(members: list[Path], name: str, out: Path) -> None:
 
 
 def combine_final(members: list[Path], out: Path) -> str:
-    cuts = [member_cut(m) for m in members]
-    models = []
-    configs = []
-    for m in members:
-        model, config = load_checkpoint(m / "final" / "checkpoint")
-        models.append(model)
-        configs.append(config)
+    models, configs = zip(*(load_checkpoint(m / "final" / "checkpoint") for m in members), strict=True)
+    cuts = [member_cut(m, config) for m, config in zip(members, configs, strict=True)]
     shared = min(cuts, key=lambda cut: cut_depth(models[0].backbone, cut))
     try:
-        ensemble = SharedTrunkEnsemble.from_members(models, shared)
+        ensemble = SharedTrunkEnsemble.from_members(list(models), shared)
     except ValueError as exc:
         raise CombineError(str(exc)) from None
     final = out / "final"
     final.mkdir(parents=True, exist_ok=True)
+    summary = combined_summary(members, "final")
     training = {
-        **combined_summary(members, "final"),
+        **summary,
         "member_cuts": cuts,
         "member_weights_sha256": [c.get("weights_sha256") for c in configs],
     }
     save_checkpoint(final / "checkpoint", ensemble, {"training": training, "partial_cut": shared})
-    (final / "summary.json").write_text(json.dumps(combined_summary(members, "final"), indent=2) + "\n")
+    (final / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for path in sorted(members[0].glob("final/external_*.csv")):
         others = [m / "final" / path.name for m in members[1:]]
         if all(p.exists() for p in others):

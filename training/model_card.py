@@ -156,7 +156,8 @@ def network_lines(config: dict) -> list[str]:
     for k, member in enumerate(members):
         cache = member.get("cache", {})
         line = training_line(config, member.get("config", {}), cache.get("trained_from") or cache.get("cut"))
-        lines.append(f"- Tail {k + 1}: " + line.removeprefix("- ")[0].lower() + line.removeprefix("- ")[1:])
+        sentence = line.removeprefix("- ")
+        lines.append(f"- Tail {k + 1}: {sentence[0].lower()}{sentence[1:]}")
     return lines
 
 

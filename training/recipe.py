@@ -62,27 +62,28 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         if section in recipe:
             _refuse_unknown(path, f"'{section}'", _section(path, recipe, section), known)
     if "ensemble" in recipe:
-        ensemble_members(path, recipe)
+        files = _member_paths(path, recipe)
+        for member, file in zip(recipe["ensemble"]["members"], files, strict=True):
+            found = load_recipe(file)
+            if "ensemble" in found:
+                raise RecipeError(f"recipe {path}: member {member} is an ensemble itself")
+            if "train_cached" not in found:
+                raise RecipeError(f"recipe {path}: member {member} has no 'train_cached' section to train it")
     return recipe
 
 
-def ensemble_members(path: str | Path, recipe: dict[str, Any] | None = None) -> list[Path]:
+def ensemble_members(path: str | Path) -> list[Path]:
     """The member recipes of an ensemble recipe (paths relative to the repository root), each readable;
     [] for a recipe that trains one network."""
-    path = Path(path)
-    recipe = load_recipe(path) if recipe is None else recipe
-    if "ensemble" not in recipe:
-        return []
+    recipe = load_recipe(path)
+    return _member_paths(Path(path), recipe) if "ensemble" in recipe else []
+
+
+def _member_paths(path: Path, recipe: dict[str, Any]) -> list[Path]:
     members = _section(path, recipe, "ensemble").get("members")
     if not isinstance(members, list) or len(members) < 2 or not all(isinstance(m, str) for m in members):
         raise RecipeError(f"recipe {path}: 'ensemble.members' must list at least two member recipe files")
-    found = [RECIPES.parent.parent / m for m in members]
-    for member, file in zip(members, found, strict=True):
-        if "ensemble" in load_recipe(file):
-            raise RecipeError(f"recipe {path}: member {member} is an ensemble itself")
-        if "train_cached" not in load_recipe(file):
-            raise RecipeError(f"recipe {path}: member {member} has no 'train_cached' section to train it")
-    return found
+    return [RECIPES.parent.parent / m for m in members]
 
 
 def _section(path: Path, recipe: dict[str, Any], name: str) -> dict[str, Any]:
