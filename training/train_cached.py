@@ -43,6 +43,7 @@ from training.balancing import balanced_draw_weights, metadata_dropout
 from training.partial import freeze_trunk, modules_between, tail_forward, tail_modules, tail_parameters
 from training.recipe import parse_config
 from training.trunk_cache import TRAIN_SOURCES, TTA_VIEW_COUNT
+from training.within_patient import pair_draw_weights, pairwise_ranking_loss, within_patient_pairs
 
 IGNORE_INDEX = -100
 
@@ -67,6 +68,10 @@ class CachedTrainConfig:
     balance_prevalence: float = 0.15
     meta_dropout: float = 0.3
     diagnosis_loss_weight: float = 0.3
+    # within-patient ranking (training/within_patient.py): this many (melanoma, same-patient benign) pairs are
+    # added to every batch, their logistic ranking loss weighted so; 0 = off (the shipped recipes)
+    pair_loss_weight: float = 0.0
+    pairs_per_batch: int = 16
     dropout: float = 0.3
     limit_per_dataset: int | None = None
     allow_partial: bool = False  # use the rows of an interrupted cache that are done (recorded in the summary)
@@ -183,6 +188,8 @@ def fit_tail(
     diag_idx = {d: i for i, d in enumerate(DIAGNOSES)}
     diagnosis_all = torch.tensor([diag_idx.get(d, IGNORE_INDEX) for d in records["diagnosis"]])
     draw = balanced_draw_weights(records, cfg.balance_prevalence)
+    pairs = within_patient_pairs(records) if cfg.pair_loss_weight > 0 else np.zeros((0, 2), dtype=np.int64)
+    pair_draw = pair_draw_weights(pairs)
     heads = [
         p for m in (net.meta_branch, net.melanoma_head, net.diagnosis_head) if m is not None for p in m.parameters()
     ]
@@ -208,16 +215,23 @@ def fit_tail(
         losses = []
         for step in range(steps_per_epoch):
             local = picks[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            n = len(local)
+            if len(pairs):  # the pairs ride in the same forward pass, after the pointwise batch
+                chosen = pairs[rng.choice(len(pairs), size=cfg.pairs_per_batch, p=pair_draw)]
+                local = np.concatenate([local, chosen[:, 0], chosen[:, 1]])
             view = torch.from_numpy(rng.integers(0, views, size=len(local)))
             rows = torch.from_numpy(train_idx[local])
             h = data.features[rows, view].float()
             meta = metadata_dropout(meta_all[local], encoder.names, cfg.meta_dropout, generator)
             out = tail_forward(net, h, meta)
-            loss = F.binary_cross_entropy_with_logits(out["logit"], target_all[local])
-            diagnosis = diagnosis_all[local]
+            loss = F.binary_cross_entropy_with_logits(out["logit"][:n], target_all[local[:n]])
+            diagnosis = diagnosis_all[local[:n]]
             if cfg.diagnosis_loss_weight and (diagnosis != IGNORE_INDEX).any():
-                ce = F.cross_entropy(out["diagnosis_logits"], diagnosis, ignore_index=IGNORE_INDEX, reduction="sum")
-                loss = loss + cfg.diagnosis_loss_weight * ce / len(local)
+                ce = F.cross_entropy(out["diagnosis_logits"][:n], diagnosis, ignore_index=IGNORE_INDEX, reduction="sum")
+                loss = loss + cfg.diagnosis_loss_weight * ce / n
+            if len(pairs):
+                melanoma, benign = out["logit"][n:].chunk(2)
+                loss = loss + cfg.pair_loss_weight * pairwise_ranking_loss(melanoma, benign)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
