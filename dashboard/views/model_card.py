@@ -66,8 +66,10 @@ LIMITATIONS = [
     "from Europe, Australia and the USA). Performance on darker skin types, clinical (non-dermoscopic) "
     "photographs, mucosal, nail or acral lesions, and other devices is unknown and probably lower.",
     "Most flagged lesions in practice are benign: PPV depends on prevalence (1.76% in screening, see above).",
-    "The uncertainty shown (± spread across rotated/flipped views) captures only sensitivity to orientation, "
-    "not all sources of error. A stable score can still be wrong.",
+    "The ± shown with a score is its spread across the scored orientations (the image and its mirror image by "
+    "default): stability to orientation, not reliability. Out of fold (v2.2.0), at equal scores a wider spread "
+    "did not mark the wrong ones (error AUC 0.48, chance 0.50), nor did the two tails' disagreement (0.49; "
+    "training.uncertainty_signals). A stable score can still be wrong.",
     "The ugly-duckling score compares a lesion with the same patient's other uploaded lesions only; it is "
     "weak with fewer than about 6 lesions and undefined with fewer than 3.",
     "Saliency maps show what drove the score, approximately; they do not delineate the lesion or a tumour.",
