@@ -2,12 +2,14 @@
 (from the store's patient timeline), the follow-up picker's filter by site, and the "score rose" flag.
 
 The rise flag compares a lesion's P(melanoma) at its last two visits. Its margin is configuration (a rule
-from ``RISE_RULES`` and its value, ``data.settings.SCORE_RISE``): by default the odds of melanoma doubled. Why odds
-and not percentage points: the shipped model is calibrated to screening prevalence (threshold ≈ 1.6%), so
-most scores are a few per cent; a "+10 points" rule would stay silent while a lesion went from 0.5% to 9%
-(an 18-fold rise across the threshold), and odds are the scale on which a logistic score moves.
+from ``RISE_RULES`` and its value, ``data.settings.SCORE_RISE``): by default the odds of melanoma grew
+six-fold, above what re-photographing an unchanged lesion does to the score (doubling happens in one photo
+pair in five: data/settings.py). Why odds and not percentage points: the shipped model is calibrated to
+screening prevalence (threshold ≈ 1.6%), so most scores are a few per cent; a "+10 points" rule would stay
+silent while a lesion went from 0.5% to 9% (an 18-fold rise across the threshold), and odds are the scale on
+which a logistic score moves.
 A rise within the scores' TTA spread may be noise, and so is any rise between scores of different models:
-the flag says so instead of hiding it.
+the flag says so instead of hiding it (the spread misses most such noise: training.rephotograph_noise).
 """
 
 from __future__ import annotations
@@ -230,8 +232,8 @@ RISE_RULES: dict[str, RiseRule] = {
 
 @dataclass(frozen=True)
 class RiseMargin:
-    kind: str = "odds_ratio"
-    value: float = 2.0
+    kind: str = SCORE_RISE.kind
+    value: float = SCORE_RISE.value
 
     def __post_init__(self) -> None:
         if self.kind not in RISE_RULES:

@@ -95,7 +95,7 @@ def timeline() -> PatientTimeline:
         2,
         7,
         [
-            _lesion(7, 1, "torso", "left scapula", 110, 0.035),  # odds ×3.6: flagged
+            _lesion(7, 1, "torso", "left scapula", 110, 0.080),  # odds ×8.6: flagged
             _lesion(9, 2, "lower extremity", "shin", 111, 0.025),  # ×1.26: not flagged
             _lesion(12, 3, "torso", "navel", 112, 0.30),  # new at this visit: nothing to compare with
         ],
@@ -109,7 +109,7 @@ def test_each_known_lesion_has_its_visits_oldest_first_and_its_latest_image(time
     scapula = lesions[0]
     assert [v.visit_number for v in scapula.visits] == [1, 2]
     assert scapula.latest.image.id == 110 and scapula.previous.image.id == 100
-    assert scapula.latest.p_melanoma == pytest.approx(0.035) and scapula.latest.p_spread == pytest.approx(0.01)
+    assert scapula.latest.p_melanoma == pytest.approx(0.080) and scapula.latest.p_spread == pytest.approx(0.01)
     assert lesions[2].previous is None
     assert scapula.title() == "#1 left scapula" and scapula.where() == "torso"
 
@@ -128,16 +128,16 @@ def test_picker_filters_by_site_and_never_hides_the_current_link(timeline):
 
 def test_rise_flag_fires_above_the_margin_and_not_below(timeline):
     margin = RiseMargin.from_setting()
-    assert (margin.kind, margin.value) == (SCORE_RISE.kind, SCORE_RISE.value) == ("odds_ratio", 2.0)
+    assert (margin.kind, margin.value) == (SCORE_RISE.kind, SCORE_RISE.value) == ("odds_ratio", 6.0)
     scapula, shin, navel = lesion_histories(timeline)
     rise = lesion_rise(scapula, margin)
-    assert rise is not None and rise.odds_ratio > 2 and rise.points == pytest.approx(2.5)
+    assert rise is not None and rise.odds_ratio > 6 and rise.points == pytest.approx(7.0)
     assert lesion_rise(shin, margin) is None
     assert lesion_rise(navel, margin) is None  # one visit only
     assert set(rises_by_visit(scapula, margin)) == {52}
-    # Just either side of a doubling of the odds.
+    # Just either side of the margin's rise in the odds.
     before = 0.10
-    odds_after = 2 * before / (1 - before)
+    odds_after = margin.value * before / (1 - before)
     assert score_rise(before, odds_after / (1 + odds_after) + 1e-4, margin) is not None
     assert score_rise(before, odds_after / (1 + odds_after) - 1e-4, margin) is None
     assert score_rise(0.30, 0.10, margin) is None  # a fall is never a rise
@@ -167,13 +167,13 @@ def test_a_bad_margin_setting_says_what_is_wrong(setting, message):
 
 def test_a_rise_within_the_spread_or_across_models_is_called_possible_noise():
     margin = RiseMargin()
-    clear = score_rise(0.02, 0.10, margin, before_spread=0.005, after_spread=0.01)
+    clear = score_rise(0.02, 0.15, margin, before_spread=0.005, after_spread=0.01)
     assert clear is not None and clear.within_spread is False and not clear.may_be_noise
-    noisy = score_rise(0.02, 0.10, margin, before_spread=0.03, after_spread=0.03)
+    noisy = score_rise(0.02, 0.15, margin, before_spread=0.05, after_spread=0.05)
     assert noisy is not None and noisy.within_spread and noisy.may_be_noise and "noise" in noisy.caveat()
-    unknown = score_rise(0.02, 0.10, margin)
+    unknown = score_rise(0.02, 0.15, margin)
     assert unknown is not None and unknown.within_spread is None and "cannot be ruled out" in unknown.caveat()
-    other_model = score_rise(0.02, 0.10, margin, before_spread=0.0, after_spread=0.0, same_model=False)
+    other_model = score_rise(0.02, 0.15, margin, before_spread=0.0, after_spread=0.0, same_model=False)
     assert other_model is not None and other_model.may_be_noise and "model" in other_model.caveat()
 
 
@@ -181,10 +181,10 @@ def test_the_review_in_progress_joins_the_lesion_as_an_unsaved_last_visit(timeli
     from dashboard.follow_up import UNSAVED_VISIT_ID, with_unsaved_visit
 
     scapula = lesion_histories(timeline)[0]
-    now = with_unsaved_visit(scapula, 0.2, 0.01, "m-1", T0.replace(month=12))
+    now = with_unsaved_visit(scapula, 0.5, 0.01, "m-1", T0.replace(month=12))
     assert len(now.visits) == 3 and now.latest.is_unsaved and now.latest.visit_id == UNSAVED_VISIT_ID
     assert now.latest.image is None and "not saved" in now.latest.name()
-    assert lesion_rise(now, RiseMargin()).before == pytest.approx(0.035)  # against the last saved score
+    assert lesion_rise(now, RiseMargin()).before == pytest.approx(0.080)  # against the last saved score
     assert len(scapula.visits) == 2  # the saved history is unchanged
 
 

@@ -44,7 +44,7 @@ def test_band_is_two_spreads_either_side_clipped_to_the_axis_and_drawn_under_the
 
 
 def test_rise_marker_only_on_the_visit_whose_score_rose_beyond_the_margin():
-    fig = lesion_trend(_lesion([(0.02, 0.002), (0.025, 0.002), (0.09, 0.002)]), 0.0156, RiseMargin())
+    fig = lesion_trend(_lesion([(0.02, 0.002), (0.025, 0.002), (0.2, 0.002)]), 0.0156, RiseMargin())
     marker = next(t for t in fig.data if t.name and t.name.startswith("score rose"))
     assert list(marker.x) == [START + timedelta(days=360)]
     assert "may be noise" not in marker.hovertext[0]

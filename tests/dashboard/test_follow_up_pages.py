@@ -111,7 +111,7 @@ def test_history_compares_two_visits_side_by_side_and_flags_the_rise(app_env, pa
         app_env,
         dt.datetime(2026, 7, 10, 9, tzinfo=dt.UTC),
         [
-            _lesion(patient_lesions[3], "left scapula", "torso", 0.045, 0.002, 1, lesions["left scapula"]),
+            _lesion(patient_lesions[3], "left scapula", "torso", 0.090, 0.002, 1, lesions["left scapula"]),
             _lesion(patient_lesions[0], "forearm", "upper extremity", 0.021, 0.002, 2, lesions["forearm"]),
         ],
     )
@@ -120,17 +120,17 @@ def test_history_compares_two_visits_side_by_side_and_flags_the_rise(app_env, pa
     at.switch_page("views/history.py").run()
     assert not at.exception, at.exception
     summary = "\n".join(shown(w.value) for w in at.main.warning)
-    assert "#1 left scapula (1.0% → 4.5%)" in summary and "forearm" not in summary  # 2.0% → 2.1% is no rise
+    assert "#1 left scapula (1.0% → 9.0%)" in summary and "forearm" not in summary  # 2.0% → 2.1% is no rise
 
     # Compare visits: the flagged lesion is offered first, its two visits side by side at one display size.
     assert "left scapula" in at.selectbox(key="compare_lesion").value.label
     scapula = lesions["left scapula"]
     assert at.select_slider(key=f"compare_visits_history_{scapula}").value == (0, 1)
     page = texts(at)
-    assert "Score rose 1.0% → 4.5% (flagged at odds of melanoma ×2 or more)" in page
+    assert "Score rose 1.0% → 9.0% (flagged at odds of melanoma ×6 or more)" in page
     assert _image_captions(at)[:2] == [
         "visit 1 · 2026-01-10 — P(melanoma) 1.0% ± 0.2%",
-        "visit 2 · 2026-07-10 — P(melanoma) 4.5% ± 0.4%",
+        "visit 2 · 2026-07-10 — P(melanoma) 9.0% ± 0.4%",
     ]
     assert "true physical scale is unknown" in page
     assert any(c.proto.id for c in at.get("plotly_chart"))
