@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from itertools import permutations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from training.calibration import tta_logits
+from training.calibration import apply, tta_logits
 
 QUANTILES = (0.5, 0.8, 0.9, 0.95, 0.99)
 MARGINS = (2.0, 3.0, 4.0, 6.0, 8.0)
@@ -34,25 +33,25 @@ MARGINS = (2.0, 3.0, 4.0, 6.0, 8.0)
 
 def calibrated(frame: pd.DataFrame, scale: float, bias: float) -> pd.DataFrame:
     """P(melanoma) and its TTA spread (population std over views) per image, as the predictor reports them."""
-    views = 1.0 / (1.0 + np.exp(-(scale * tta_logits(frame) + bias)))
-    return frame.assign(p=views.mean(1), spread=views.std(1))
+    views = tta_logits(frame)
+    per_view = np.stack([apply(views[:, v], scale, bias) for v in range(views.shape[1])], axis=1)
+    return frame.assign(p=apply(views, scale, bias), spread=per_view.std(1))
 
 
 def ordered_pairs(frame: pd.DataFrame, dataset: str = "ham10000") -> pd.DataFrame:
     """Every ordered pair (before, after) of two images of one lesion of `dataset`."""
-    rows = []
-    for _, lesion in frame[frame["dataset"] == dataset].groupby("group_id"):
-        for (_, before), (_, after) in permutations(lesion.iterrows(), 2):
-            rows.append(
-                {
-                    "target": int(before["target"]),
-                    "before": before["p"],
-                    "after": after["p"],
-                    "before_spread": before["spread"],
-                    "after_spread": after["spread"],
-                }
-            )
-    return pd.DataFrame(rows, columns=["target", "before", "after", "before_spread", "after_spread"])
+    images = frame.loc[frame["dataset"] == dataset, ["image_id", "group_id", "target", "p", "spread"]]
+    pairs = images.merge(images, on="group_id", suffixes=("_before", "_after"))
+    pairs = pairs[pairs["image_id_before"] != pairs["image_id_after"]]
+    return pd.DataFrame(
+        {
+            "target": pairs["target_before"].astype(int).to_numpy(),
+            "before": pairs["p_before"].to_numpy(),
+            "after": pairs["p_after"].to_numpy(),
+            "before_spread": pairs["spread_before"].to_numpy(),
+            "after_spread": pairs["spread_after"].to_numpy(),
+        }
+    )
 
 
 def odds(p: np.ndarray) -> np.ndarray:

@@ -28,13 +28,9 @@ import numpy as np
 import pandas as pd
 
 from model.metrics import roc_auc
-from training.calibration import tta_logits
+from training.calibration import apply, tta_logits
 
 KEEP = (0.5, 0.8, 0.9)
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def signals(ensemble: pd.DataFrame, member: pd.DataFrame, scale: float, bias: float, threshold: float) -> dict:
@@ -42,13 +38,11 @@ def signals(ensemble: pd.DataFrame, member: pd.DataFrame, scale: float, bias: fl
     views = tta_logits(ensemble)
     first = tta_logits(member)
     second = 2 * views - first
-    probability = sigmoid(scale * views + bias)
-    p = probability.mean(1)
     threshold_logit = np.log(threshold / (1 - threshold))
     return {
-        "p": p,
-        "tta_spread": np.abs(probability[:, 0] - probability[:, 1]),
-        "tail_disagreement": np.abs(sigmoid(scale * first + bias).mean(1) - sigmoid(scale * second + bias).mean(1)),
+        "p": apply(views, scale, bias),
+        "tta_spread": np.abs(apply(views[:, 0], scale, bias) - apply(views[:, 1], scale, bias)),
+        "tail_disagreement": np.abs(apply(first, scale, bias) - apply(second, scale, bias)),
         "closeness_to_threshold": -np.abs(scale * views.mean(1) + bias - threshold_logit),
     }
 

@@ -18,17 +18,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from data.readers import population_of
+
 
 def within_patient_pairs(records: pd.DataFrame, populations: tuple[str, ...] = ("isic2020",)) -> np.ndarray:
     """(n_pairs, 2) positional indices into `records`: (melanoma, benign lesion of the same patient).
 
-    Only groups of `populations` (combined group ids are "<population>:<patient>") are patients; other
-    sources' groups are lesions or single images."""
+    Only the groups of `populations` (data.readers.population_of) are patients; other sources' groups are
+    lesions or single images."""
     group = records["group_id"].astype(str).to_numpy()
     target = records["target"].astype("Int64").fillna(-1).astype(int).to_numpy()
-    is_patient = np.zeros(len(records), dtype=bool)
-    for population in populations:
-        is_patient |= np.char.startswith(group.astype(str), population + ":")
+    is_patient = records["dataset"].map(population_of).isin(populations).to_numpy()
     pairs = []
     frame = pd.DataFrame({"group": group, "target": target, "pos": np.arange(len(records))})[is_patient]
     for _, rows in frame.groupby("group", sort=True):

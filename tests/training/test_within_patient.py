@@ -11,7 +11,9 @@ from training.within_patient import pair_draw_weights, pairwise_ranking_loss, wi
 
 
 def records(rows: list[tuple[str, int]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["group_id", "target"]).astype({"target": "Int64"})
+    """Combined records: the group id is "<population>:<group>" and the population is the dataset here."""
+    frame = pd.DataFrame(rows, columns=["group_id", "target"]).astype({"target": "Int64"})
+    return frame.assign(dataset=frame["group_id"].str.split(":").str[0])
 
 
 def test_pairs_join_a_melanoma_to_each_benign_lesion_of_its_own_patient_only():
