@@ -117,7 +117,8 @@ def test_unicode_names_that_exist_are_scored(fresh_checkpoint, one_real_image, t
     assert run_cli(fresh_checkpoint, "--input", str(csv), "--images", str(folder), "--out", str(out)) == 0
     table = pd.read_csv(out)
     assert table["image_name"].tolist() == [name, "läsion_ünïcode"]
-    assert table["target"].nunique() == 1  # the same pixels
+    # The same pixels: equal up to float rounding (a batch's row position can change CPU reduction order).
+    assert table["target"][1] == pytest.approx(table["target"][0], abs=1e-5)
     assert not (tmp_path / "p.errors.csv").exists()
 
 
