@@ -158,3 +158,49 @@ def is_calibrated(config: dict[str, Any] | None) -> bool:
 def deployed_ranking(config: dict[str, Any] | None) -> str:
     method = ((config or {}).get("triage") or {}).get("method")
     return "second stage (cross-fitted)" if method == "patient_context" else "network P(melanoma)"
+
+
+def spread_note(validation: dict[str, Any] | None) -> str:
+    """What the ± beside a score means for this model, with its out-of-fold check when the checkpoint has one."""
+    text = (
+        "The ± shown with a score is its spread across the scored orientations (the image and its mirror image "
+        "by default): stability to orientation, not reliability."
+    )
+    found = ((validation or {}).get("score_stability") or {}).get("uncertainty") or {}
+    equal_score, closeness = (
+        _value(found.get("tta_spread_error_auc_equal_score")),
+        _value(found.get("closeness_to_threshold_error_auc")),
+    )
+    if math.isnan(equal_score):
+        return (
+            text + " Whether a wide ± marks a wrong score was not measured for this model. A stable score can still "
+            "be wrong."
+        )
+    verdict = "did not mark" if equal_score < 0.55 else "weakly marked" if equal_score < 0.65 else "marked"
+    return (
+        text + f" Out of fold, at equal scores a wider spread {verdict} the scores on the wrong side of the "
+        f"threshold (error AUC {equal_score:.2f}; chance 0.50)."
+        + (
+            ""
+            if math.isnan(closeness)
+            else f" A score's closeness to the threshold did better ({closeness:.2f}): the least certain scores "
+            "are those near the threshold."
+        )
+        + " A stable score can still be wrong."
+    )
+
+
+def rephotograph_note(validation: dict[str, Any] | None, margin_kind: str, margin_value: float) -> str | None:
+    """How often a second photograph of an unchanged lesion would pass the follow-up rise margin (odds margins
+    only), from the checkpoint's out-of-fold same-day pairs; None when the checkpoint has no such check."""
+    benign = (((validation or {}).get("score_stability") or {}).get("rephotograph") or {}).get("benign") or {}
+    share = _value((benign.get("flagged_share") or {}).get(str(float(margin_value))))
+    if margin_kind != "odds_ratio" or math.isnan(share):
+        return None
+    return (
+        f"Follow-up flags a lesion whose odds of melanoma grew more than ×{margin_value:g} since its previous "
+        f"visit. Of two photographs of one unchanged benign lesion taken the same day (HAM10000, out of fold, "
+        f"{int(benign.get('ordered_pairs', 0)):,} ordered pairs), the second already shows such a rise over the "
+        f"first in {share:.1%} of pairs; between visits, lighting and device add more. A rise is a reason to look "
+        "again, not a proven change."
+    )

@@ -24,7 +24,7 @@ from data.hashing import sha256_file
 from model.checkpoint import CONFIG, WEIGHTS, load_checkpoint, read_config, save_checkpoint
 from model.metrics import SCREENING_PREVALENCE, at_prevalence, curves, rates_at_threshold, roc_auc, summarize
 from model.patient_context import features_by_patient
-from training import calibration, compare_runs, patient_context, whole_patient
+from training import calibration, compare_runs, patient_context, rephotograph_noise, uncertainty_signals, whole_patient
 from training.calibration import mean_logit, tta_logits
 from training.model_card import render_card
 from training.recipe import DEFAULT_CPU, RecipeError, model_identity
@@ -199,6 +199,17 @@ def whole_patient_report(oof: pd.DataFrame, embeddings: np.ndarray, baselines: P
     return result
 
 
+def score_stability(oof: pd.DataFrame, scale: float, bias: float, threshold: float) -> dict:
+    """How much a displayed score moves without the lesion changing, out of fold: whether its ± (TTA spread)
+    marks wrong scores, and how far two same-day photographs of one lesion differ (the follow-up rise margin's
+    floor). The Model page quotes both for the model it serves."""
+    pairs = rephotograph_noise.ordered_pairs(rephotograph_noise.calibrated(oof, scale, bias))
+    return {
+        "uncertainty": uncertainty_signals.spread_summary(oof, scale, bias, threshold),
+        "rephotograph": {"data": "HAM10000 same-day images of one lesion", **rephotograph_noise.summarise(pairs)},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="runs/model2")
@@ -258,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": json.loads((run / "baseline.json").read_text()) if (run / "baseline.json").exists() else None,
         "whole_patient": {k: v for k, v in patients.items() if k not in ("tables", "second_stage_scores")},
         "rerun": rerun_report(run, oof, args.n_boot),
+        "score_stability": score_stability(oof, scale, bias, threshold),
     }
     operating_point = {
         "threshold": threshold,

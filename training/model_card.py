@@ -161,6 +161,29 @@ def network_lines(config: dict) -> list[str]:
     return lines
 
 
+def stability_lines(stability: dict | None) -> list[str]:
+    """The ± and the follow-up rise margin against what moves a score without the lesion changing."""
+    spread = (stability or {}).get("uncertainty") or {}
+    benign = ((stability or {}).get("rephotograph") or {}).get("benign") or {}
+    lines = []
+    if spread:
+        lines.append(
+            "- The ± beside a score (TTA spread) is stability to orientation, not reliability: out of fold, at equal "
+            f"score it separates scores on the wrong side of the threshold with error AUC "
+            f"{spread['tta_spread_error_auc_equal_score']:.3f} (chance 0.5); the score's closeness to the threshold, "
+            f"{spread['closeness_to_threshold_error_auc']:.3f}."
+        )
+    if benign:
+        shares = ", ".join(f"×{float(m):g} in {v:.1%}" for m, v in benign["flagged_share"].items())
+        lines.append(
+            f"- Two same-day photographs of one unchanged benign lesion (HAM10000, out of fold, "
+            f"{benign['ordered_pairs']:,} ordered pairs): the second's odds exceed the first's by {shares}. The "
+            "follow-up rise margin (`data.settings.SCORE_RISE`) must sit above this floor; between visits, "
+            "lighting and device add more."
+        )
+    return lines
+
+
 def render_card(config: dict, validation: dict) -> str:
     op = config.get("operating_point", {})
     summary = config.get("training") or {}
@@ -303,6 +326,7 @@ def render_card(config: dict, validation: dict) -> str:
         "Other cameras, clinical photos, darker skin and acral/mucosal sites are not validated.",
         f"- The whole-patient figures rest on {wp.get('n_patients')} patients of one source "
         f"({wp.get('n_melanoma_patients')} with melanoma): wide intervals.",
+        *stability_lines(validation.get("score_stability")),
         *(
             [
                 "- Trained on a 2-core CPU: only the last layers were fine-tuned (see Summary); a full fine-tune on a "

@@ -25,10 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data.settings import SCORE_RISE
 from training.calibration import apply, tta_logits
 
 QUANTILES = (0.5, 0.8, 0.9, 0.95, 0.99)
-MARGINS = (2.0, 3.0, 4.0, 6.0, 8.0)
+# the deployed odds margin is always among them, so the Model page can quote its floor
+MARGINS = tuple(
+    sorted({2.0, 3.0, 4.0, 6.0, 8.0} | ({float(SCORE_RISE.value)} if SCORE_RISE.kind == "odds_ratio" else set()))
+)
 
 
 def calibrated(frame: pd.DataFrame, scale: float, bias: float) -> pd.DataFrame:

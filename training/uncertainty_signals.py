@@ -80,6 +80,23 @@ def evaluate(y: np.ndarray, values: dict, threshold: float, seed: int = 0) -> pd
     return pd.DataFrame(rows).set_index("signal")
 
 
+def spread_summary(oof: pd.DataFrame, scale: float, bias: float, threshold: float) -> dict:
+    """What the model's ± (its TTA spread) says about being wrong, for the checkpoint's validation.json: error
+    AUC overall and at equal score, with the score's closeness to the threshold as the baseline."""
+    views = tta_logits(oof)
+    p = apply(views, scale, bias)
+    spread = np.abs(apply(views[:, 0], scale, bias) - apply(views[:, -1], scale, bias))
+    closeness = -np.abs(scale * views.mean(1) + bias - np.log(threshold / (1 - threshold)))
+    wrong = ((p >= threshold) != (oof["target"].to_numpy(int) == 1)).astype(int)
+    return {
+        "images": len(p),
+        "wrong_side_of_threshold": int(wrong.sum()),
+        "tta_spread_error_auc": roc_auc(wrong, spread),
+        "tta_spread_error_auc_equal_score": within_bins(wrong, spread, p),
+        "closeness_to_threshold_error_auc": roc_auc(wrong, closeness),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ensemble", required=True, help="the ensemble's oof.csv")

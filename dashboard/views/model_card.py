@@ -17,8 +17,10 @@ from dashboard.model_card_data import (
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
+    rephotograph_note,
     run_to_run_note,
     source_audit_table,
+    spread_note,
     whole_patient,
     whole_patient_figure,
     whole_patient_table,
@@ -26,6 +28,7 @@ from dashboard.model_evidence import (
 from dashboard.operating_point import SCREENING_PREVALENCE, operating_point
 from dashboard.wording import pct
 from data.errors import TriageError
+from data.settings import SCORE_RISE
 
 DATASETS = pd.DataFrame(
     [
@@ -66,10 +69,6 @@ LIMITATIONS = [
     "from Europe, Australia and the USA). Performance on darker skin types, clinical (non-dermoscopic) "
     "photographs, mucosal, nail or acral lesions, and other devices is unknown and probably lower.",
     "Most flagged lesions in practice are benign: PPV depends on prevalence (1.76% in screening, see above).",
-    "The ± shown with a score is its spread across the scored orientations (the image and its mirror image by "
-    "default): stability to orientation, not reliability. Out of fold (v2.2.0), at equal scores a wider spread "
-    "did not mark the wrong ones (error AUC 0.48, chance 0.50), nor did the two tails' disagreement (0.49; "
-    "training.uncertainty_signals). A stable score can still be wrong.",
     "The ugly-duckling score compares a lesion with the same patient's other uploaded lesions only; it is "
     "weak with fewer than about 6 lesions and undefined with fewer than 3.",
     "Saliency maps show what drove the score, approximately; they do not delineate the lesion or a tumour.",
@@ -282,6 +281,10 @@ limitations.insert(
     else "P(melanoma) is a score, not a calibrated risk: the training data are enriched with melanoma, so in a "
     "screening population far fewer lesions with a given score are melanomas than the number suggests.",
 )
+limitations.insert(3, spread_note(validation))
+rise = rephotograph_note(validation, SCORE_RISE.kind, SCORE_RISE.value)
+if rise:
+    limitations.insert(4, rise)
 reencode = (config.get("preprocess") or {}).get("reencode")
 if reencode:
     limitations.insert(

@@ -578,6 +578,9 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
     assert "complete patients" in texts(at)
     assert "Run to run: the same training recipe with another seed gave share reviewed" in texts(at)
     assert "2 trained tails** sharing the frozen trunk up to `blocks.5.0`" in texts(at)  # what the network is
+    # the ± and the follow-up rise margin, with the served model's own out-of-fold checks
+    assert "a wider spread did not mark the scores on the wrong side of the threshold (error AUC 0.48" in texts(at)
+    assert "the second already shows such a rise over the first in 2.3% of pairs" in texts(at)
 
 
 def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, monkeypatch):

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
+    rephotograph_note,
     run_to_run_note,
     source_audit_table,
+    spread_note,
     whole_patient_figure,
     whole_patient_table,
 )
@@ -91,3 +93,34 @@ def test_the_run_to_run_note_gives_a_rerun_s_figures_and_their_change():
     assert note.startswith("Run to run: the same training recipe with another seed gave share reviewed 0.26 (+0.02), ")
     assert "top-5 0.53 (-0.12)" in note
     assert run_to_run_note(VALIDATION) is None and run_to_run_note({"rerun": {"x": {"ranking": {}}}}) is None
+
+
+def test_the_spread_note_quotes_the_checkpoints_own_check_and_says_so_when_there_is_none():
+    informative = {"score_stability": {"uncertainty": {"tta_spread_error_auc_equal_score": 0.71}}}
+    useless = {
+        "score_stability": {
+            "uncertainty": {"tta_spread_error_auc_equal_score": 0.49, "closeness_to_threshold_error_auc": 0.74}
+        }
+    }
+    assert "a wider spread marked the scores on the wrong side of the threshold (error AUC 0.71" in spread_note(
+        informative
+    )
+    assert "closeness to the threshold" not in spread_note(informative)  # not measured: not claimed
+    text = spread_note(useless)
+    assert "did not mark" in text and "(error AUC 0.49; chance 0.50)" in text and "did better (0.74)" in text
+    for missing in (None, {}, {"score_stability": {}}):
+        assert "was not measured for this model" in spread_note(missing)
+
+
+def test_the_rephotograph_note_reads_the_share_at_the_deployed_odds_margin_only():
+    validation = {
+        "score_stability": {
+            "rephotograph": {"benign": {"ordered_pairs": 5160, "flagged_share": {"2.0": 0.205, "6.0": 0.023}}}
+        }
+    }
+    text = rephotograph_note(validation, "odds_ratio", 6.0)
+    assert "more than ×6 since" in text and "5,160 ordered pairs" in text and "in 2.3% of pairs" in text
+    assert "in 20.5% of pairs" in rephotograph_note(validation, "odds_ratio", 2)
+    assert rephotograph_note(validation, "odds_ratio", 5.0) is None  # a margin the check did not measure
+    assert rephotograph_note(validation, "points", 6.0) is None  # a points margin is not an odds ratio
+    assert rephotograph_note(None, "odds_ratio", 6.0) is None

@@ -150,6 +150,9 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
     rerun = validation["rerun"]["rerun_seed7"]
     assert rerun["n_images"] == 36 and "ham10000" in rerun["sources"]
     assert "**Run to run** (rerun seed7" in card
+    # the ± and same-day re-photographs, checked out of fold for the model that ships
+    stability = validation["score_stability"]
+    assert stability["uncertainty"]["images"] == 36 and "rephotograph" in stability
     assert json.loads((out / "cv" / "summary.json").read_text())["config"]["fold"] == "all"  # the CV run's record
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.uncertainty_signals import evaluate, signals, within_bins
+from training.uncertainty_signals import evaluate, signals, spread_summary, within_bins
 
 
 def test_a_signal_that_marks_errors_scores_high_and_one_that_only_tracks_the_score_does_not():
@@ -31,3 +31,17 @@ def test_the_second_member_is_recovered_from_the_ensemble_mean_and_spreads_are_z
     assert np.allclose(values["tail_disagreement"], [0.0, expected, 0.0])
     table = evaluate(np.array([0, 1, 0]), values, threshold=0.5)
     assert set(table.index) == {"tta_spread", "tail_disagreement", "closeness_to_threshold", "random"}
+
+
+def test_the_checkpoints_spread_summary_tells_a_spread_that_marks_errors_from_one_that_does_not():
+    rng = np.random.default_rng(1)
+    n = 3000
+    centre = rng.normal(0, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-centre))).astype(int)
+    wrong = (centre >= 0) != (y == 1)
+    for half_width, expect_high in ((np.where(wrong, 0.4, 0.01), True), (np.full(n, 0.2), False)):
+        oof = pd.DataFrame({"target": y, "logit_v0": centre + half_width, "logit_v1": centre - half_width})
+        found = spread_summary(oof, scale=1.0, bias=0.0, threshold=0.5)
+        assert found["images"] == n and found["wrong_side_of_threshold"] == int(wrong.sum())
+        assert (found["tta_spread_error_auc_equal_score"] > 0.9) is expect_high
+        assert found["closeness_to_threshold_error_auc"] > 0.6  # errors sit near the threshold here
