@@ -258,6 +258,7 @@ def test_a_long_identifier_is_shortened_in_the_header_and_printed_whole_in_the_b
     assert any("W" * 40 in line for line in lines if line is not header)  # the body keeps it whole (wrapped)
 
 
+@needs_pdftoppm
 def test_the_overlays_colour_scale_is_printed_above_the_overlay_column(saved, card_config):
     from dashboard.report import MARGIN, PICTURE_GAP, PICTURE_MM, ReportContext
     from model.cam_overlay import colour_scale
