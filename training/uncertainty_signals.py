@@ -33,18 +33,30 @@ from training.calibration import apply, tta_logits
 KEEP = (0.5, 0.8, 0.9)
 
 
+def model_signals(views: np.ndarray, scale: float, bias: float, threshold: float) -> dict:
+    """One model's calibrated P(melanoma) and the signals it carries itself: its TTA spread (first vs second
+    view, as displayed) and the score's closeness to the operating threshold."""
+    threshold_logit = np.log(threshold / (1 - threshold))
+    return {
+        "p": apply(views, scale, bias),
+        "tta_spread": np.abs(apply(views[:, 0], scale, bias) - apply(views[:, 1], scale, bias)),
+        "closeness_to_threshold": -np.abs(scale * views.mean(1) + bias - threshold_logit),
+    }
+
+
 def signals(ensemble: pd.DataFrame, member: pd.DataFrame, scale: float, bias: float, threshold: float) -> dict:
     """Per-lesion uncertainty signals (higher = less certain) and the calibrated ensemble probability."""
     views = tta_logits(ensemble)
     first = tta_logits(member)
     second = 2 * views - first
-    threshold_logit = np.log(threshold / (1 - threshold))
-    return {
-        "p": apply(views, scale, bias),
-        "tta_spread": np.abs(apply(views[:, 0], scale, bias) - apply(views[:, 1], scale, bias)),
+    return model_signals(views, scale, bias, threshold) | {
         "tail_disagreement": np.abs(apply(first, scale, bias) - apply(second, scale, bias)),
-        "closeness_to_threshold": -np.abs(scale * views.mean(1) + bias - threshold_logit),
     }
+
+
+def wrong_side(y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
+    """1 where the score is on the wrong side of the operating threshold for the label."""
+    return ((p >= threshold) != (y == 1)).astype(int)
 
 
 def within_bins(y: np.ndarray, signal: np.ndarray, score: np.ndarray, bins: int = 10) -> float:
@@ -62,7 +74,7 @@ def within_bins(y: np.ndarray, signal: np.ndarray, score: np.ndarray, bins: int 
 
 def evaluate(y: np.ndarray, values: dict, threshold: float, seed: int = 0) -> pd.DataFrame:
     p = values["p"]
-    wrong = ((p >= threshold) != (y == 1)).astype(int)
+    wrong = wrong_side(y, p, threshold)
     rng = np.random.default_rng(seed)
     named = {k: v for k, v in values.items() if k != "p"} | {"random": rng.random(len(y))}
     rows = []
@@ -83,11 +95,9 @@ def evaluate(y: np.ndarray, values: dict, threshold: float, seed: int = 0) -> pd
 def spread_summary(oof: pd.DataFrame, scale: float, bias: float, threshold: float) -> dict:
     """What the model's ± (its TTA spread) says about being wrong, for the checkpoint's validation.json: error
     AUC overall and at equal score, with the score's closeness to the threshold as the baseline."""
-    views = tta_logits(oof)
-    p = apply(views, scale, bias)
-    spread = np.abs(apply(views[:, 0], scale, bias) - apply(views[:, -1], scale, bias))
-    closeness = -np.abs(scale * views.mean(1) + bias - np.log(threshold / (1 - threshold)))
-    wrong = ((p >= threshold) != (oof["target"].to_numpy(int) == 1)).astype(int)
+    values = model_signals(tta_logits(oof), scale, bias, threshold)
+    p, spread, closeness = values["p"], values["tta_spread"], values["closeness_to_threshold"]
+    wrong = wrong_side(oof["target"].to_numpy(int), p, threshold)
     return {
         "images": len(p),
         "wrong_side_of_threshold": int(wrong.sum()),
