@@ -5,8 +5,8 @@ patients 1.3%, so "looks like an ISIC 2020 photo" predicted melanoma. Two remedi
 trainer (training/train_cached.py) and the full fine-tune (training/train.py) alike:
 
 - source balancing: each epoch draws a fixed number of images with probabilities that give every source the
-  same melanoma rate and a share of draws proportional to the square root of its size, so the source carries
-  no information about the label;
+  same melanoma rate and a share of draws proportional to the square root of its size (by default), so the
+  source carries no information about the label;
 - metadata dropout: site, sex and age are each hidden (set to unknown) with some probability, so a missing
   field gives a sensible score instead of a shifted one.
 """
@@ -21,13 +21,14 @@ import torch
 from torch.utils.data import Sampler
 
 
-def balanced_draw_weights(records: pd.DataFrame, prevalence: float) -> np.ndarray:
+def balanced_draw_weights(records: pd.DataFrame, prevalence: float, share_power: float = 0.5) -> np.ndarray:
     """Per-image draw probabilities: within every source the melanoma share is `prevalence`, and each
-    source's share of draws is proportional to sqrt(its size)."""
+    source's share of draws is proportional to its size ** share_power (0.5, the default: the square root;
+    0: every source drawn equally often; 1: as often as its images)."""
     records = records.reset_index(drop=True)
     weights = np.zeros(len(records))
-    sizes = records.groupby("dataset").size()
-    source_share = np.sqrt(sizes) / np.sqrt(sizes).sum()
+    sizes = records.groupby("dataset").size().astype(float)
+    source_share = sizes**share_power / (sizes**share_power).sum()
     for source, rows in records.groupby("dataset").groups.items():
         target = records.loc[rows, "target"].astype(int).to_numpy()
         pos, neg = int(target.sum()), int(len(target) - target.sum())

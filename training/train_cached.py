@@ -66,6 +66,7 @@ class CachedTrainConfig:
     weight_decay: float = 1e-2
     warmup_epochs: float = 0.5
     balance_prevalence: float = 0.15
+    source_share_power: float = 0.5  # a source's share of draws ~ its size ** this (training/balancing.py)
     meta_dropout: float = 0.3
     diagnosis_loss_weight: float = 0.3
     # within-patient ranking (training/within_patient.py): this many (melanoma, same-patient benign) pairs are
@@ -187,7 +188,7 @@ def fit_tail(
     target_all = torch.tensor(records["target"].astype(int).to_numpy(), dtype=torch.float32)
     diag_idx = {d: i for i, d in enumerate(DIAGNOSES)}
     diagnosis_all = torch.tensor([diag_idx.get(d, IGNORE_INDEX) for d in records["diagnosis"]])
-    draw = balanced_draw_weights(records, cfg.balance_prevalence)
+    draw = balanced_draw_weights(records, cfg.balance_prevalence, cfg.source_share_power)
     pairs = within_patient_pairs(records) if cfg.pair_loss_weight > 0 else np.zeros((0, 2), dtype=np.int64)
     pair_draw = pair_draw_weights(pairs)
     heads = [

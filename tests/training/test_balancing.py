@@ -94,3 +94,15 @@ def test_metadata_dropout_is_drawn_per_image_and_epoch_and_reproducible():
 def test_metadata_dropout_needs_the_column_names():
     with pytest.raises(ValueError, match="column names"):
         SeededAugment(_Items(torch.zeros(2, 3)), seed=0, meta_dropout=0.3)
+
+
+@pytest.mark.parametrize(("power", "share_a"), [(0.5, 3 / 4), (0.0, 1 / 2), (1.0, 9 / 10)])
+def test_a_sources_share_of_draws_follows_its_size_to_the_chosen_power(power, share_a):
+    frame = records()  # a: 900 images, b: 100
+    w = balanced_draw_weights(frame, 0.15, share_power=power)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[frame["dataset"].to_numpy() == "a"].sum() == pytest.approx(share_a)
+    for source in ("a", "b"):  # the melanoma rate inside each source stays the same whatever the shares
+        inside = frame["dataset"].to_numpy() == source
+        rate = w[inside & (frame["target"].to_numpy() == 1)].sum() / w[inside].sum()
+        assert rate == pytest.approx(0.15)
