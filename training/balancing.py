@@ -20,16 +20,23 @@ import pandas as pd
 import torch
 from torch.utils.data import Sampler
 
+# a source's share of draws ~ its size ** this: the square root, between "equally often" (0) and "as often as
+# its images" (1); training/train_cached.py's source_share_power defaults to it
+SOURCE_SHARE_POWER = 0.5
 
-def balanced_draw_weights(records: pd.DataFrame, prevalence: float, share_power: float = 0.5) -> np.ndarray:
+
+def balanced_draw_weights(
+    records: pd.DataFrame, prevalence: float, share_power: float = SOURCE_SHARE_POWER
+) -> np.ndarray:
     """Per-image draw probabilities: within every source the melanoma share is `prevalence`, and each
     source's share of draws is proportional to its size ** share_power (0.5, the default: the square root;
     0: every source drawn equally often; 1: as often as its images)."""
     records = records.reset_index(drop=True)
     weights = np.zeros(len(records))
-    sizes = records.groupby("dataset").size().astype(float)
+    groups = records.groupby("dataset").groups
+    sizes = pd.Series({source: float(len(rows)) for source, rows in groups.items()})
     source_share = sizes**share_power / (sizes**share_power).sum()
-    for source, rows in records.groupby("dataset").groups.items():
+    for source, rows in groups.items():
         target = records.loc[rows, "target"].astype(int).to_numpy()
         pos, neg = int(target.sum()), int(len(target) - target.sum())
         w = np.where(target == 1, prevalence / max(pos, 1), (1 - prevalence) / max(neg, 1))

@@ -39,7 +39,7 @@ from data.schema import DIAGNOSES
 from model.checkpoint import save_checkpoint
 from model.network import MelanomaNet, NetworkConfig
 from model.pretrained import build_network
-from training.balancing import balanced_draw_weights, metadata_dropout
+from training.balancing import SOURCE_SHARE_POWER, balanced_draw_weights, metadata_dropout
 from training.partial import freeze_trunk, modules_between, tail_forward, tail_modules, tail_parameters
 from training.recipe import parse_config
 from training.trunk_cache import TRAIN_SOURCES, TTA_VIEW_COUNT
@@ -66,7 +66,7 @@ class CachedTrainConfig:
     weight_decay: float = 1e-2
     warmup_epochs: float = 0.5
     balance_prevalence: float = 0.15
-    source_share_power: float = 0.5  # a source's share of draws ~ its size ** this (training/balancing.py)
+    source_share_power: float = SOURCE_SHARE_POWER  # a source's share of draws ~ its size ** this
     meta_dropout: float = 0.3
     diagnosis_loss_weight: float = 0.3
     # within-patient ranking (training/within_patient.py): this many (melanoma, same-patient benign) pairs are
