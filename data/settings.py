@@ -78,9 +78,9 @@ class ScoreRiseMargin:
     kind: str = "odds_ratio"
     # Odds, not "+10 points": the model is calibrated to screening prevalence (threshold about 1.6%), so most
     # scores are a few per cent and a points rule would miss a lesion going from 0.5% to 9%. Six times, not
-    # doubled: two photos of one unchanged lesion taken the same day (HAM10000, out of fold, v2.2.0) differ by
-    # more than x2 in 20.5% of ordered pairs and by more than x6 in 2.3% (training.rephotograph_noise); between
-    # visits, lighting and device add more.
+    # doubled: two photos of one unchanged lesion taken the same day (HAM10000, out of fold, v2.3.0) differ by
+    # more than x2 in 20.2% of ordered benign pairs and by more than x6 in 2.9% (v2.2.0: 20.5%, 2.3%;
+    # training.rephotograph_noise); between visits, lighting and device add more.
     value: float = 6.0
 
 

@@ -62,7 +62,8 @@ GRADIENT_FREE = frozenset({"eigencam"})
 # lesion mask): Grad-CAM++ 31.9%, LayerCAM 31.1% (paired -0.7%, CI -1.2 to -0.4), Grad-CAM 14.5% — Grad-CAM's
 # map was empty (no positive gradient) on 27 of 75 images. EigenCAM covered 44.4% but is gradient-free.
 # Re-measured on v2.2.0 (two tails, maps averaged; 2026-11-28): LayerCAM 36.5%, Grad-CAM++ 36.4% (a tie: -0.1%,
-# CI -0.6 to +0.4), Grad-CAM 13.8%: the default stays.
+# CI -0.6 to +0.4), Grad-CAM 13.8%: the default stays. On v2.3.0 (2026-12-05, same 75 images): LayerCAM 35.7%,
+# Grad-CAM++ 35.2% (-0.5%, CI -1.0 to -0.0), Grad-CAM 15.1%: a half-point difference, the default stays.
 DEFAULT_METHOD = "gradcam++"
 # Shown side by side on the Saliency page unless the clinician picks others: two gradient methods and the
 # gradient-free one, so agreement between them can be judged.

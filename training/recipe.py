@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from data.errors import TriageError
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
-DEFAULT_CPU = RECIPES / "default_cpu.json"  # the shipped model (v2.2: an ensemble of the two member recipes)
+DEFAULT_CPU = RECIPES / "default_cpu.json"  # the shipped model (v2.3: an ensemble of the two member recipes)
 V1_GPU = RECIPES / "v1_gpu.json"  # the first model's GPU recipe
 # Top-level keys: the model's identity, and one section per reader (each read against its own fields).
 SECTIONS = ("description", "model", "train", "train_cached", "loso", "ensemble")

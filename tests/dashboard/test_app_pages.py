@@ -559,6 +559,7 @@ def test_model_page_reads_curves_per_dataset(monkeypatch, app_env, tmp_path):
 
 
 def test_the_committed_default_model_card_renders(monkeypatch, app_env):
+    from data.settings import SCORE_RISE
     from model.checkpoint import DEFAULT_CHECKPOINT
 
     if not (DEFAULT_CHECKPOINT / "config.json").is_file():
@@ -577,10 +578,15 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
     ]
     assert "complete patients" in texts(at)
     assert "Run to run: the same training recipe with another seed gave share reviewed" in texts(at)
-    assert "2 trained tails** sharing the frozen trunk up to `blocks.5.0`" in texts(at)  # what the network is
-    # the ± and the follow-up rise margin, with the served model's own out-of-fold checks
-    assert "a wider spread did not mark the scores on the wrong side of the threshold (error AUC 0.48" in texts(at)
-    assert "the second already shows such a rise over the first in 2.3% of pairs" in texts(at)
+    # what the network is, and the ± and the follow-up rise margin with the served model's own out-of-fold checks
+    network = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["network"]
+    tails = f"{network['members']} trained tails** sharing the frozen trunk up to `{network['shared_trunk']}`"
+    assert tails in texts(at)
+    stability = json.loads((DEFAULT_CHECKPOINT / "validation.json").read_text())["score_stability"]
+    spread_auc = stability["uncertainty"]["tta_spread_error_auc_equal_score"]
+    assert f"the scores on the wrong side of the threshold (error AUC {spread_auc:.2f}; chance 0.50)" in texts(at)
+    rise = stability["rephotograph"]["benign"]["flagged_share"][str(float(SCORE_RISE.value))]
+    assert f"the second already shows such a rise over the first in {rise:.1%} of pairs" in texts(at)
 
 
 def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, monkeypatch):

@@ -93,9 +93,10 @@ def test_a_missing_or_broken_recipe_file_is_named(tmp_path, capsys):
 
 def test_the_shipped_recipes_parse_and_name_their_model():
     members = recipes.ensemble_members(recipes.DEFAULT_CPU)
-    assert [m.name for m in members] == ["tail_blocks52.json", "tail_blocks50.json"]
+    assert [m.name for m in members] == ["tail_blocks52.json", "tail_blocks52_pairs_long.json"]
     tails = [parse_cached(["--config", str(m)]) for m in members]
-    assert [t.cut for t in tails] == ["blocks.5.2", "blocks.5.0"]
+    assert [t.cut for t in tails] == ["blocks.5.2", "blocks.5.2"]
+    assert [t.pair_loss_weight > 0 for t in tails] == [False, True]
     for member in members:
         assert set(recipes.load_recipe(member)["loso"]["sources"]) <= set(tails[0].datasets)
     v1 = parse_train(["--config", str(recipes.V1_GPU)])
