@@ -138,7 +138,7 @@ def training_line(config: dict, training: dict, trained_from: str | None) -> str
         f"(`training/train.py`, original image bytes): {training.get('epochs')} epochs of "
         f"{training.get('samples_per_epoch')} {common} (backbone ×{training.get('backbone_lr_scale')}), metadata "
         f"dropout {training.get('meta_dropout')}, resampling/re-compression augmentation "
-        f"{'on' if training.get('degrade') else 'off'}, seed {training.get('seed')}."
+        f"{'on' if training.get('degrade') else 'off'}{pair_loss_clause(training)}, seed {training.get('seed')}."
     )
 
 

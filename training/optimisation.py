@@ -13,6 +13,7 @@ from data.dataset import IGNORE_INDEX
 from model.network import MelanomaNet
 from training import distributed as D
 from training.train_config import TrainConfig
+from training.within_patient import pairwise_ranking_loss
 
 
 def amp_dtype(cfg: TrainConfig, ctx: D.DistContext) -> torch.dtype | None:
@@ -64,14 +65,21 @@ def positive_weight(cfg: TrainConfig, targets: pd.Series) -> float | None:
 
 
 def compute_loss(out: dict, batch: dict, pos_weight: torch.Tensor | None, cfg: TrainConfig) -> torch.Tensor:
+    """BCE (+ diagnosis CE) on the batch's draws; rows after them are within-patient pairs (melanomas, then
+    their benign partners: training/train_data.AugmentedBatches), scored by the ranking loss."""
     target = batch["target"]
-    loss = F.binary_cross_entropy_with_logits(out["logit"].float(), target, pos_weight=pos_weight)
+    n = len(target)
+    logit = out["logit"].float()
+    loss = F.binary_cross_entropy_with_logits(logit[:n], target, pos_weight=pos_weight)
     if cfg.diagnosis_loss_weight and "diagnosis_logits" in out:
         # Sum over labelled samples / batch size: averaging over ranks then equals one big batch.
         ce = F.cross_entropy(
-            out["diagnosis_logits"].float(), batch["diagnosis"], ignore_index=IGNORE_INDEX, reduction="sum"
+            out["diagnosis_logits"][:n].float(), batch["diagnosis"], ignore_index=IGNORE_INDEX, reduction="sum"
         )
-        loss = loss + cfg.diagnosis_loss_weight * ce / len(target)
+        loss = loss + cfg.diagnosis_loss_weight * ce / n
+    if cfg.pair_loss_weight > 0 and len(logit) > n:
+        melanoma, benign = logit[n:].chunk(2)
+        loss = loss + cfg.pair_loss_weight * pairwise_ranking_loss(melanoma, benign)
     return loss
 
 

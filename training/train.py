@@ -59,6 +59,7 @@ from training.train_data import (
     training_sampler,
 )
 from training.train_predict import OOF_COLUMNS, predict, prediction_rows, score_external, show_progress
+from training.within_patient import within_patient_pairs
 
 # ---------------------------------------------------------------- loops
 
@@ -67,7 +68,7 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
     model.train()
     set_bn_mode(model, cfg.bn_mode)
     dtype = amp_dtype(cfg, ctx)
-    total_loss, seen, sync_checks, start = 0.0, 0, 0, time.perf_counter()
+    total_loss, seen, processed, sync_checks, start = 0.0, 0, 0, 0, time.perf_counter()
     bar = tqdm(
         dl,
         desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -90,19 +91,21 @@ def run_epoch(model, dl, optimizer, scheduler, scaler, pos_weight, cfg, ctx, epo
         if cfg.check_sync and not D.params_in_sync(model, ctx):
             raise RuntimeError(f"ranks diverged at epoch {epoch} step {step}")
         sync_checks += cfg.check_sync
-        total_loss += float(loss.detach()) * len(images)
-        seen += len(images)
+        draws = len(batch["target"])  # within-patient pair rows, if any, follow the draws
+        total_loss += float(loss.detach()) * draws
+        seen += draws
+        processed += len(images)
         if ctx.is_main:
             bar.set_postfix(loss=f"{total_loss / seen:.4f}")
     if ctx.device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    stats = torch.tensor([total_loss, float(seen)], device=ctx.device)
+    stats = torch.tensor([total_loss, float(seen), float(processed)], device=ctx.device)
     if ctx.distributed:
         torch.distributed.all_reduce(stats)
     return {
         "train_loss": float(stats[0] / max(stats[1], 1)),
-        "images_per_s": float(stats[1]) / elapsed if elapsed else float("nan"),
+        "images_per_s": float(stats[2]) / elapsed if elapsed else float("nan"),
         "lr": scheduler.get_last_lr()[-1],
         **({"sync_checks": sync_checks} if cfg.check_sync else {}),  # steps whose weights were compared across ranks
     }
@@ -190,7 +193,10 @@ def fit(
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
     preds = None
-    train_dl = training_feed(train_ds, sampler, cfg, ctx, decoded, net_cfg.image_size, net_cfg.mean, net_cfg.std)
+    pairs = within_patient_pairs(train_df) if cfg.pair_loss_weight > 0 else None
+    if pairs is not None and ctx.is_main:
+        print(f"within-patient ranking loss: {len(pairs)} (melanoma, benign) pairs to draw from", file=sys.stderr)
+    train_dl = training_feed(train_ds, sampler, cfg, ctx, decoded, net_cfg.image_size, net_cfg.mean, net_cfg.std, pairs)
     val_dl = loader(val_ds, cfg, ctx, False) if val_ds is not None else None
     for epoch in range(start_epoch, cfg.epochs):
         train_dl.sampler.set_epoch(epoch)

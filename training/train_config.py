@@ -38,6 +38,11 @@ class TrainConfig:
     batch_augment: bool = False
     decoded_side: int = 256
     diagnosis_loss_weight: float = 0.3
+    # The within-patient ranking loss (training/within_patient.py), as in train_cached: each step, this many
+    # (melanoma, benign lesion of the same patient) pairs ride after the batch. Weight 0 = off. Needs
+    # --batch-augment (the pairs are drawn from the images decoded once).
+    pair_loss_weight: float = 0.0
+    pairs_per_batch: int = 16
     dropout: float = 0.3
     bn_mode: str = "train"  # train | frozen (ImageNet statistics kept) | sync (SyncBatchNorm on GPUs)
     n_folds: int = 5
@@ -60,10 +65,18 @@ class TrainConfig:
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """TrainConfig from its defaults, a recipe's "train" section (--config) and the flags given."""
-    return parse_config(
+    prog = "python -m training.train"
+    cfg = parse_config(
         TrainConfig,
         "train",
         argv,
-        prog="python -m training.train",
+        prog=prog,
         description="Train the melanoma network: one process, or DDP under torchrun.",
     )
+    if cfg.pair_loss_weight < 0 or (cfg.pair_loss_weight > 0 and cfg.pairs_per_batch < 1):
+        raise SystemExit(f"{prog}: --pair-loss-weight must be >= 0, with --pairs-per-batch >= 1 when it is on")
+    if cfg.pair_loss_weight > 0 and not cfg.batch_augment:
+        raise SystemExit(
+            f"{prog}: --pair-loss-weight needs --batch-augment (the pairs are drawn from the images decoded once)"
+        )
+    return cfg

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -17,6 +18,7 @@ from training import distributed as D
 from training.balancing import BalancedDistributedSampler, balanced_draw_weights, metadata_dropout
 from training.batch_augment import BatchAugment
 from training.train_config import TrainConfig
+from training.within_patient import pair_draw_weights
 
 
 def load_records(cfg: TrainConfig) -> pd.DataFrame:
@@ -155,6 +157,11 @@ class AugmentedBatches:
     Like the file loader, its `sampler` is epoch-tagged (set_epoch before each epoch). Random numbers come from
     a generator keyed by (seed, epoch, rank): reproducible for a given number of processes (unlike the file
     loader, not identical across different numbers of processes).
+
+    With `pairs` ((n, 2) rows of `images`: a melanoma and a benign lesion of the same patient) and
+    cfg.pair_loss_weight > 0, each batch also carries cfg.pairs_per_batch pairs after its draws: their images
+    and metadata are appended (melanomas, then their benign partners), `target` and `diagnosis` stay those of
+    the draws, so the loss tells the two apart by length (training/optimisation.compute_loss).
     """
 
     def __init__(
@@ -166,6 +173,7 @@ class AugmentedBatches:
         meta_names: list[str],
         cfg: TrainConfig,
         rank: int,
+        pairs: np.ndarray | None = None,
     ):
         if len(images) != len(dataset):
             raise ValueError(f"{len(images)} decoded images for {len(dataset)} records")
@@ -173,6 +181,10 @@ class AugmentedBatches:
         self.sampler = EpochTagged(sampler, len(dataset))
         self.batch_size, self.seed, self.rank = cfg.batch_size, cfg.seed, rank
         self.meta_dropout, self.names = cfg.meta_dropout, meta_names
+        use_pairs = cfg.pair_loss_weight > 0 and pairs is not None and len(pairs) > 0
+        self.pairs = torch.as_tensor(pairs, dtype=torch.long) if use_pairs else None
+        self.pair_draw = torch.as_tensor(pair_draw_weights(pairs)) if use_pairs else None
+        self.pairs_per_batch = cfg.pairs_per_batch
 
     def __len__(self) -> int:
         return len(self.sampler) // self.batch_size
@@ -183,11 +195,15 @@ class AugmentedBatches:
         order = torch.as_tensor(list(self.sampler.sampler))  # the draws themselves, without the epoch tag
         for step in range(len(self)):
             index = order[step * self.batch_size : (step + 1) * self.batch_size]
-            meta = self.dataset.meta[index]
+            rows = index
+            if self.pairs is not None:
+                chosen = self.pairs[torch.multinomial(self.pair_draw, self.pairs_per_batch, True, generator=generator)]
+                rows = torch.cat([index, chosen[:, 0], chosen[:, 1]])
+            meta = self.dataset.meta[rows]
             if self.meta_dropout > 0:
                 meta = metadata_dropout(meta, self.names, self.meta_dropout, generator)
             yield {
-                "image": self.augment(self.images[index.to(self.images.device)], generator),
+                "image": self.augment(self.images[rows.to(self.images.device)], generator),
                 "meta": meta,
                 "target": self.dataset.target[index],
                 "diagnosis": self.dataset.diagnosis[index],
@@ -204,11 +220,15 @@ def training_feed(
     image_size: int,
     mean: tuple[float, ...],
     std: tuple[float, ...],
+    pairs: np.ndarray | None = None,
 ) -> DataLoader | AugmentedBatches:
     """The training batches: the file loader (per-image augmentation in workers), or, with images decoded once
-    (`decoded`, rows as `train_ds`), whole batches augmented on the training device."""
+    (`decoded`, rows as `train_ds`), whole batches augmented on the training device, with the within-patient
+    `pairs` appended when cfg.pair_loss_weight > 0."""
     if decoded is None:
+        if cfg.pair_loss_weight > 0:
+            raise ValueError("the within-patient ranking loss (pair_loss_weight) needs batch augmentation")
         return loader(train_ds, cfg, ctx, True, sampler)
     augment = BatchAugment(image_size, mean, std, degrade=cfg.degrade)
     names = train_ds.meta_names
-    return AugmentedBatches(decoded.to(ctx.device), train_ds.base, sampler, augment, names, cfg, ctx.rank)
+    return AugmentedBatches(decoded.to(ctx.device), train_ds.base, sampler, augment, names, cfg, ctx.rank, pairs)

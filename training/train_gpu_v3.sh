@@ -39,8 +39,9 @@ case "${1:-}" in
         "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 -m bench.train_synthetic \
           --image-size 224 --batch-size 128 --steps 40 >> "$OUT/feed.json" || true
       else
-        echo "batch augmentation failed here: training with the per-image loader" | tee -a "$OUT/feed.json"
-        ARGS+=(--no-batch-augment)
+        # the within-patient ranking loss draws its pairs from the decoded images: off with the file loader
+        echo "batch augmentation failed here: training with the per-image loader, no ranking loss" | tee -a "$OUT/feed.json"
+        ARGS+=(--no-batch-augment --pair-loss-weight 0)
       fi
       echo "feed checks done after ${SECONDS}s" | tee "$OUT/train.log"
     fi

@@ -104,3 +104,55 @@ def test_augmented_batches_follow_the_sampler_and_drop_metadata():
     assert 0 < hidden.sum() < 32
     feed.sampler.set_epoch(0)
     assert torch.equal(next(iter(feed))["image"], batches[0]["image"])  # reproducible per epoch
+
+
+def test_within_patient_pairs_ride_after_the_draws_and_only_when_the_loss_is_on():
+    from data.dataset import LesionDataset
+    from training.balancing import BalancedDistributedSampler
+    from training.train_config import TrainConfig
+    from training.train_data import AugmentedBatches
+
+    encoder = MetadataEncoder()
+    frame = pd.DataFrame(
+        {
+            "image_path": ["x"] * 40, "target": [1] * 4 + [0] * 36, "diagnosis": "nevus", "dataset": "a",
+            "site": "torso", "sex": "female", "age": np.arange(40, dtype=float) + 20,
+        }
+    )  # fmt: skip
+    dataset = LesionDataset(frame, lambda img: img, encoder)
+    pairs = np.array([[0, 10], [1, 11], [1, 12]])
+    sampler = BalancedDistributedSampler(np.full(40, 1 / 40), 32, seed=0)
+    on = TrainConfig(batch_size=8, seed=0, pair_loss_weight=0.5, pairs_per_batch=3)
+    feed = AugmentedBatches(images(40, 32), dataset, sampler, BatchAugment(24, MEAN, STD), encoder.names, on, 0, pairs)
+    feed.sampler.set_epoch(0)
+    batch = next(iter(feed))
+    assert batch["image"].shape == (8 + 2 * 3, 3, 24, 24) and len(batch["meta"]) == 14
+    assert len(batch["target"]) == len(batch["index"]) == 8  # the loss's pointwise part sees the draws only
+    appended = batch["meta"][8:]  # no metadata dropout here: each row is its image's own (ages differ)
+    rows = [next(r for r in range(40) if torch.equal(dataset.meta[r], m)) for m in appended]
+    melanomas, benign = rows[:3], rows[3:]
+    assert all([m, b] in pairs.tolist() for m, b in zip(melanomas, benign, strict=True))  # whole pairs, in order
+    off = TrainConfig(batch_size=8, seed=0, pair_loss_weight=0.0, pairs_per_batch=3)
+    plain = AugmentedBatches(
+        images(40, 32), dataset, sampler, BatchAugment(24, MEAN, STD), encoder.names, off, 0, pairs
+    )
+    plain.sampler.set_epoch(0)
+    assert next(iter(plain))["image"].shape[0] == 8
+
+
+def test_the_ranking_term_is_added_to_the_pointwise_loss_on_the_pair_rows():
+    from training.optimisation import compute_loss
+    from training.train_config import TrainConfig
+    from training.within_patient import pairwise_ranking_loss
+
+    cfg = TrainConfig(pair_loss_weight=0.5, diagnosis_loss_weight=0.0)
+    draws = torch.tensor([2.0, -1.0, 0.5])
+    melanoma, benign = torch.tensor([1.0, 2.0]), torch.tensor([0.0, -3.0])  # both pairs in the right order
+    batch = {"target": torch.tensor([1.0, 0.0, 1.0])}
+    pointwise = F.binary_cross_entropy_with_logits(draws, batch["target"])
+    loss = compute_loss({"logit": torch.cat([draws, melanoma, benign])}, batch, None, cfg)
+    assert loss.item() == pytest.approx((pointwise + 0.5 * pairwise_ranking_loss(melanoma, benign)).item())
+    swapped = compute_loss({"logit": torch.cat([draws, benign, melanoma])}, batch, None, cfg)
+    assert swapped > loss  # a benign lesion above its patient's melanoma costs more
+    off = compute_loss({"logit": draws}, batch, None, TrainConfig(diagnosis_loss_weight=0.0))
+    assert off.item() == pytest.approx(pointwise.item())

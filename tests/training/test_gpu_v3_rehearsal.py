@@ -19,7 +19,7 @@ from training.score_images import prediction_table
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = "--limit-per-dataset 40 --epochs 1 --samples-per-epoch 32 --batch-size 8 --image-size 64 "
-TINY += "--max-steps-per-epoch 2 --device cpu --val-every 1 --n-folds 2"
+TINY += "--max-steps-per-epoch 2 --device cpu --val-every 1 --n-folds 2 --pairs-per-batch 2"
 
 
 @pytest.mark.slow
@@ -66,6 +66,9 @@ def test_device_script_and_cpu_assembly_make_a_full_fine_tune_checkpoint(dataset
     assert config["training"]["config"]["batch_augment"] is True  # the recipe's GPU feed, run here on the CPU
     card = (shipped / "MODEL_CARD.md").read_text()
     assert "Fully fine-tuned from ImageNet weights" in card and "partial fine-tuning" not in card
+    assert config["training"]["config"]["pair_loss_weight"] == 0.5  # the recipe's within-patient ranking loss
+    assert "within-patient ranking loss (2 (melanoma, same-patient benign) pairs per batch" in card
+    assert "within-patient ranking loss:" in (out / "train.log").read_text()  # pairs were found and drawn
     validation = json.loads((shipped / "validation.json").read_text())
     assert validation["metadata_sensitivity"] is None  # measured on the trunk cache only
 

@@ -174,3 +174,31 @@ def test_batch_augmentation_trains_from_images_decoded_once(datasets_dir, tmp_pa
     config = load_checkpoint(tmp_path / "run" / "fold_0" / "last")[1]["training"]
     assert config["config"]["batch_augment"] is True and config["decode_seconds"] >= 0
     assert "Traceback" not in result.stderr
+
+
+def test_the_ranking_loss_needs_batch_augmentation_and_a_sane_setting():
+    from training.train_config import parse_args
+
+    with pytest.raises(SystemExit, match="needs --batch-augment"):
+        parse_args(["--pair-loss-weight", "0.5"])
+    with pytest.raises(SystemExit, match="must be >= 0"):
+        parse_args(["--pair-loss-weight", "-1", "--batch-augment"])
+    with pytest.raises(SystemExit, match="--pairs-per-batch >= 1"):
+        parse_args(["--pair-loss-weight", "0.5", "--pairs-per-batch", "0", "--batch-augment"])
+    assert parse_args(["--pair-loss-weight", "0.5", "--batch-augment"]).pairs_per_batch == 16
+
+
+@pytest.mark.slow
+def test_batch_augmented_training_with_the_within_patient_ranking_loss(datasets_dir, tmp_path):
+    import json
+    import re
+
+    args = ["--datasets", "isic2020_patients", "--epochs", "1", "--batch-size", "8", "--batch-augment"]
+    result = train(
+        tmp_path / "run", *args, "--decoded-side", "72", "--pair-loss-weight", "0.5", "--pairs-per-batch", "2"
+    )
+    assert re.search(r"within-patient ranking loss: [1-9]\d* \(melanoma, benign\) pairs", result.stderr)
+    log = [json.loads(line) for line in (tmp_path / "run" / "fold_0" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["train_loss"] > 0
+    config = load_checkpoint(tmp_path / "run" / "fold_0" / "last")[1]["training"]["config"]
+    assert config["pair_loss_weight"] == 0.5 and config["pairs_per_batch"] == 2
