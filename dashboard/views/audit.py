@@ -45,4 +45,7 @@ st.download_button(
     icon=":material/download:",
     key="audit_export",
     disabled=not events,
+    # As the other deferred exports: no rerun on the click. A rerun racing the deferred data request once left
+    # the button spinning with no download (CI, 2026-12-05); the export is recorded when the data is made.
+    on_click="ignore",
 )
