@@ -13,7 +13,7 @@ from data.dataset import IGNORE_INDEX
 from model.network import MelanomaNet
 from training import distributed as D
 from training.train_config import TrainConfig
-from training.within_patient import pairwise_ranking_loss
+from training.within_patient import ranking_loss_after
 
 
 def amp_dtype(cfg: TrainConfig, ctx: D.DistContext) -> torch.dtype | None:
@@ -78,8 +78,7 @@ def compute_loss(out: dict, batch: dict, pos_weight: torch.Tensor | None, cfg: T
         )
         loss = loss + cfg.diagnosis_loss_weight * ce / n
     if cfg.pair_loss_weight > 0 and len(logit) > n:
-        melanoma, benign = logit[n:].chunk(2)
-        loss = loss + cfg.pair_loss_weight * pairwise_ranking_loss(melanoma, benign)
+        loss = loss + cfg.pair_loss_weight * ranking_loss_after(logit, n)
     return loss
 
 

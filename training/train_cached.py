@@ -43,7 +43,7 @@ from training.balancing import SOURCE_SHARE_POWER, balanced_draw_weights, metada
 from training.partial import freeze_trunk, modules_between, tail_forward, tail_modules, tail_parameters
 from training.recipe import parse_config
 from training.trunk_cache import TRAIN_SOURCES, TTA_VIEW_COUNT
-from training.within_patient import pair_draw_weights, pairwise_ranking_loss, within_patient_pairs
+from training.within_patient import pair_draw_weights, ranking_loss_after, within_patient_pairs
 
 IGNORE_INDEX = -100
 
@@ -231,8 +231,7 @@ def fit_tail(
                 ce = F.cross_entropy(out["diagnosis_logits"][:n], diagnosis, ignore_index=IGNORE_INDEX, reduction="sum")
                 loss = loss + cfg.diagnosis_loss_weight * ce / n
             if len(pairs):
-                melanoma, benign = out["logit"][n:].chunk(2)
-                loss = loss + cfg.pair_loss_weight * pairwise_ranking_loss(melanoma, benign)
+                loss = loss + cfg.pair_loss_weight * ranking_loss_after(out["logit"], n)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

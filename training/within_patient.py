@@ -50,3 +50,10 @@ def pair_draw_weights(pairs: np.ndarray) -> np.ndarray:
 def pairwise_ranking_loss(melanoma_logits: torch.Tensor, benign_logits: torch.Tensor) -> torch.Tensor:
     """RankNet's logistic loss, log(1 + exp(benign - melanoma)), averaged over pairs."""
     return F.softplus(benign_logits - melanoma_logits).mean()
+
+
+def ranking_loss_after(logits: torch.Tensor, n_draws: int) -> torch.Tensor:
+    """The ranking loss of a batch whose rows after its `n_draws` draws are pairs, laid out as both trainers
+    append them: the pairs' melanomas, then their benign partners in the same order."""
+    melanoma, benign = logits[n_draws:].chunk(2)
+    return pairwise_ranking_loss(melanoma, benign)
