@@ -4,6 +4,7 @@ command line overrides the file.
 
     {"description": "...",
      "model": {"model_id": "melanoma-lite0-224-ctx", "version": "2.1.0"},
+     "trunk_cache": {"image_size": 288},                                         # training.trunk_cache
      "train_cached": {"epochs": 6, "samples_per_epoch": 4000, "seed": 42},      # training.train_cached
      "loso": {"sources": [...], "samples_per_epoch": 3000}}                     # its leave-one-source-out runs
 
@@ -35,7 +36,7 @@ RECIPES = Path(__file__).resolve().parent / "recipes"
 DEFAULT_CPU = RECIPES / "default_cpu.json"  # the shipped model (v2.3: an ensemble of the two member recipes)
 V1_GPU = RECIPES / "v1_gpu.json"  # the first model's GPU recipe
 # Top-level keys: the model's identity, and one section per reader (each read against its own fields).
-SECTIONS = ("description", "model", "train", "train_cached", "loso", "ensemble")
+SECTIONS = ("description", "model", "trunk_cache", "train", "train_cached", "loso", "ensemble")
 MODEL_KEYS = ("model_id", "version")
 LOSO_KEYS = ("sources", "samples_per_epoch")
 ENSEMBLE_KEYS = ("members",)

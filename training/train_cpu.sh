@@ -26,7 +26,9 @@ train_network() {  # train_network MEMBER_RECIPE RUN_DIR: cache, CV, final, seed
   [[ -n "${EPOCHS:-}" ]] && train+=(--epochs "$EPOCHS")
   [[ -n "${SAMPLES:-}" ]] && train+=(--samples-per-epoch "$SAMPLES")
   # the cache is made where the recipe cuts the network (a deeper cut could advance it, a shallower one not)
-  "$PY" -m training.trunk_cache --out "$cache" --cut "$(value "$recipe" train_cached.cut)" --threads 1
+  # (its input size and views from the recipe's trunk_cache section, if it has one)
+  "$PY" -m training.trunk_cache --config "$recipe" --out "$cache" --cut "$(value "$recipe" train_cached.cut)" \
+    --threads 1
   "$PY" -m training.train_cached "${train[@]}" --fold all --out "$run/cv"
   "$PY" -m training.train_cached "${train[@]}" --fold none --out "$run/final"
   # Run-to-run variation for the card: the same CV with another seed (other folds and initialisation);

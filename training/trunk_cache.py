@@ -2,6 +2,7 @@
 
     python -m training.trunk_cache --out runs/trunk_cache                       # all training sources + derm7pt
     python -m training.trunk_cache --out runs/trunk_cache --limit-per-dataset 40  # a smoke run
+    python -m training.trunk_cache --config training/recipes/tail_blocks52_288.json --out runs/trunk_cache_288
 
 For each dataset: `<out>/<dataset>.npy` (float16, images x views x C x H x W, memory-mapped) and
 `<out>/<dataset>.csv` (the records, row-aligned). Views: 0 = the image as scored at inference, 1 = its
@@ -21,6 +22,7 @@ import sys
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ from model.network import NetworkConfig
 from model.predictor import TTA_VIEWS
 from model.pretrained import build_network
 from training.partial import trunk_modules
+from training.recipe import parse_config
 
 logger = logging.getLogger(__name__)
 TTA_VIEW_COUNT = 2  # views 0 and 1: identity and horizontal flip, the deployed TTA policy
@@ -125,20 +128,28 @@ def cache_dataset(
     return path
 
 
+@dataclass
+class TrunkCacheConfig:
+    """The cache's settings; a recipe's "trunk_cache" section (--config) sets them, flags override."""
+
+    out: str = "runs/trunk_cache"
+    datasets: list[str] = field(default_factory=lambda: [*TRAIN_SOURCES, "derm7pt"])
+    backbone: str = "tf_efficientnet_lite0"
+    image_size: int = 224
+    cut: str = "blocks.5.2"
+    views: int = 4  # per training image (>= 2)
+    seed: int = 42
+    limit_per_dataset: int | None = None
+    threads: int = os.cpu_count() or 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/trunk_cache")
-    parser.add_argument("--datasets", nargs="+", default=[*TRAIN_SOURCES, "derm7pt"])
-    parser.add_argument("--backbone", default="tf_efficientnet_lite0")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--cut", default="blocks.5.2")
-    parser.add_argument("--views", type=int, default=4, help="views per training image (>= 2)")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--limit-per-dataset", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args(argv)
+    args = parse_config(
+        TrunkCacheConfig, "trunk_cache", argv, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     if args.views < TTA_VIEW_COUNT:
-        parser.error(f"--views must be at least {TTA_VIEW_COUNT}")
+        print(f"--views must be at least {TTA_VIEW_COUNT}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     out = Path(args.out)

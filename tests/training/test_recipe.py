@@ -16,6 +16,7 @@ from training.train_cached import CachedTrainConfig
 from training.train_cached import parse_args as parse_cached
 from training.train_config import TrainConfig
 from training.train_config import parse_args as parse_train
+from training.trunk_cache import TrunkCacheConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,6 +57,25 @@ def test_every_recipe_in_the_folder_parses(path):
         cfg = parse_cached(["--config", str(path)])
         for key, value in recipe["train_cached"].items():
             assert getattr(cfg, key) == value
+    if "trunk_cache" in recipe:
+        cache = recipes.parse_config(TrunkCacheConfig, "trunk_cache", ["--config", str(path)])
+        for key, value in recipe["trunk_cache"].items():
+            assert getattr(cache, key) == value
+
+
+def test_a_recipe_sets_the_trunk_cache_input_size_and_a_flag_overrides_it(tmp_path, capsys):
+    path = write(tmp_path, {"trunk_cache": {"image_size": 288}})
+    read = recipes.parse_config(TrunkCacheConfig, "trunk_cache", ["--config", path, "--out", "x"])
+    assert (read.image_size, read.out, read.cut) == (288, "x", TrunkCacheConfig().cut)
+    assert (
+        recipes.parse_config(TrunkCacheConfig, "trunk_cache", ["--config", path, "--image-size", "256"]).image_size
+        == 256
+    )
+    with pytest.raises(SystemExit):
+        recipes.parse_config(
+            TrunkCacheConfig, "trunk_cache", ["--config", write(tmp_path, {"trunk_cache": {"size": 1}})]
+        )
+    assert "unknown key 'size' in 'trunk_cache'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
