@@ -143,10 +143,15 @@ class TrunkCacheConfig:
     threads: int = os.cpu_count() or 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_config(
+def parse_args(argv: list[str] | None = None) -> TrunkCacheConfig:
+    """Defaults, then a recipe's "trunk_cache" section (--config, training/recipes/), then the flags given."""
+    return parse_config(
         TrunkCacheConfig, "trunk_cache", argv, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.views < TTA_VIEW_COUNT:
         print(f"--views must be at least {TTA_VIEW_COUNT}", file=sys.stderr)
         return 2

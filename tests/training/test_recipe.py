@@ -17,6 +17,7 @@ from training.train_cached import parse_args as parse_cached
 from training.train_config import TrainConfig
 from training.train_config import parse_args as parse_train
 from training.trunk_cache import TrunkCacheConfig
+from training.trunk_cache import parse_args as parse_trunk_cache
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,23 +59,18 @@ def test_every_recipe_in_the_folder_parses(path):
         for key, value in recipe["train_cached"].items():
             assert getattr(cfg, key) == value
     if "trunk_cache" in recipe:
-        cache = recipes.parse_config(TrunkCacheConfig, "trunk_cache", ["--config", str(path)])
+        cache = parse_trunk_cache(["--config", str(path)])
         for key, value in recipe["trunk_cache"].items():
             assert getattr(cache, key) == value
 
 
 def test_a_recipe_sets_the_trunk_cache_input_size_and_a_flag_overrides_it(tmp_path, capsys):
     path = write(tmp_path, {"trunk_cache": {"image_size": 288}})
-    read = recipes.parse_config(TrunkCacheConfig, "trunk_cache", ["--config", path, "--out", "x"])
+    read = parse_trunk_cache(["--config", path, "--out", "x"])
     assert (read.image_size, read.out, read.cut) == (288, "x", TrunkCacheConfig().cut)
-    assert (
-        recipes.parse_config(TrunkCacheConfig, "trunk_cache", ["--config", path, "--image-size", "256"]).image_size
-        == 256
-    )
+    assert parse_trunk_cache(["--config", path, "--image-size", "256"]).image_size == 256
     with pytest.raises(SystemExit):
-        recipes.parse_config(
-            TrunkCacheConfig, "trunk_cache", ["--config", write(tmp_path, {"trunk_cache": {"size": 1}})]
-        )
+        parse_trunk_cache(["--config", write(tmp_path, {"trunk_cache": {"size": 1}})])
     assert "unknown key 'size' in 'trunk_cache'" in capsys.readouterr().err
 
 
