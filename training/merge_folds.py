@@ -64,8 +64,9 @@ def merge(parts: list[Path], out: Path) -> dict:
     if sorted(names) != expected:
         raise MergeError(f"the parts hold folds {sorted(names)}, not each of {expected} once")
     oof = pd.concat([frame for _, frame in read], ignore_index=True)
-    if oof["image_id"].duplicated().any():
-        raise MergeError(f"an image is predicted by two parts, e.g. {oof.loc[oof['image_id'].duplicated(), 'image_id'].iloc[0]}")
+    twice = oof.loc[oof["image_id"].duplicated(), "image_id"]
+    if len(twice):
+        raise MergeError(f"an image is predicted by two parts, e.g. {twice.iloc[0]}")
     order = {name: i for i, name in enumerate(expected)}
     oof = oof.sort_values("fold", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
     pieces = [load_embeddings(p / "oof_embeddings.npz", oof["image_id"]) for p in parts]

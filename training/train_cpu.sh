@@ -9,6 +9,11 @@
 #   calibration, operating point, second-stage decision, model card.
 #
 #   bash training/train_cpu.sh [RUN_DIR] [OUT_CHECKPOINT]
+#   WORKERS=2 bash training/train_cpu.sh ...   # folds and held-out sources in 2 single-threaded processes
+#
+# WORKERS: a 2-core machine trains the tail about twice as fast as two single-threaded processes than as one
+# process with two threads (bench/RESULTS.md); folds trained apart are joined by training/merge_folds.py
+# into exactly what one `--fold all` run writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${1:-runs/model2}"
@@ -19,6 +24,25 @@ PY="${PYTHON:-.venv/bin/python}"
 RECIPE="${RECIPE:-training/recipes/default_cpu.json}"
 value() { "$PY" -m training.recipe "$1" "$2"; }
 
+WORKERS="${WORKERS:-1}"
+
+in_parallel() {  # in_parallel CMD...: one job a line on stdin (appended to CMD); WORKERS at a time, 1 thread each
+  if (( WORKERS > 1 )); then OMP_NUM_THREADS=1 xargs -P "$WORKERS" -L 1 "$@"; else xargs -L 1 "$@"; fi
+}
+
+cross_validate() {  # cross_validate OUT TRAIN_ARGS...: patient-grouped CV, fold by fold in parallel if WORKERS > 1
+  local out="$1"; shift
+  if (( WORKERS > 1 )); then
+    local folds k
+    folds="$(value "$recipe" train_cached.n_folds 2>/dev/null || echo 5)"
+    for ((k = 0; k < folds; k++)); do echo "--fold $k --out $out.parts/$k"; done |
+      in_parallel "$PY" -m training.train_cached "$@"
+    "$PY" -m training.merge_folds --parts "$out.parts"/* --out "$out"
+  else
+    "$PY" -m training.train_cached "$@" --fold all --out "$out"
+  fi
+}
+
 train_network() {  # train_network MEMBER_RECIPE RUN_DIR: cache, CV, final, seed rerun, leave-one-source-out
   local recipe="$1" run="$2"
   local cache="${CACHE:-$(value "$recipe" train_cached.cache)}"
@@ -27,25 +51,26 @@ train_network() {  # train_network MEMBER_RECIPE RUN_DIR: cache, CV, final, seed
   [[ -n "${SAMPLES:-}" ]] && train+=(--samples-per-epoch "$SAMPLES")
   # the cache is made where the recipe cuts the network (a deeper cut could advance it, a shallower one not)
   # (its input size and views from the recipe's trunk_cache section, if it has one)
-  "$PY" -m training.trunk_cache --config "$recipe" --out "$cache" --cut "$(value "$recipe" train_cached.cut)" \
-    --threads 1
-  "$PY" -m training.train_cached "${train[@]}" --fold all --out "$run/cv"
+  # (one dataset a job: they are cached into separate files)
+  "$PY" -c 'import sys; from training.trunk_cache import parse_args
+print(*("--datasets " + d for d in parse_args(["--config", sys.argv[1]]).datasets), sep="\n")' "$recipe" |
+    in_parallel "$PY" -m training.trunk_cache --config "$recipe" --out "$cache" \
+      --cut "$(value "$recipe" train_cached.cut)" --threads 1
+  cross_validate "$run/cv" "${train[@]}"
   "$PY" -m training.train_cached "${train[@]}" --fold none --out "$run/final"
   # Run-to-run variation for the card: the same CV with another seed (other folds and initialisation);
   # RERUN_SEED=none skips it (~20 min per tail on a quiet 2-core machine)
   local rerun="${RERUN_SEED:-43}"
   if [[ "$rerun" != none ]]; then
-    "$PY" -m training.train_cached "${train[@]}" --seed "$rerun" --fold all --out "$run/rerun_seed$rerun"
+    cross_validate "$run/rerun_seed$rerun" "${train[@]}" --seed "$rerun"
   fi
   if [[ -z "${SKIP_LOSO:-}" ]]; then
     # a shorter schedule (the recipe's loso.samples_per_epoch draws an epoch) to fit the CPU budget; recorded
     # in each run's summary.json
     local loso_samples source
     loso_samples="$(value "$recipe" loso.samples_per_epoch)"
-    for source in $(value "$recipe" loso.sources); do
-      "$PY" -m training.train_cached "${train[@]}" --samples-per-epoch "$loso_samples" --fold "source:$source" \
-        --out "$run/loso_$source"
-    done
+    for source in $(value "$recipe" loso.sources); do echo "--fold source:$source --out $run/loso_$source"; done |
+      in_parallel "$PY" -m training.train_cached "${train[@]}" --samples-per-epoch "$loso_samples"
   fi
   "$PY" -m training.cached_baseline --cache "$cache" --out "$run/baseline.json"
 }

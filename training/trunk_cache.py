@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         if {k: old.get(k) for k in meta} != meta:
             print(f"{out} holds a cache made with other settings ({old}); choose another --out", file=sys.stderr)
             return 2
-    meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+    # atomically: processes caching other datasets into the same folder read it at the same time
+    tmp = meta_file.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, meta_file)
     trunk, config = build_trunk(args.backbone, args.cut, args.image_size)
     start = time.time()
     for name in args.datasets:
