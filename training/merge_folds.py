@@ -3,8 +3,8 @@
     python -m training.train_cached --config R --fold 0 --out runs/x/cv_parts/0   # one process per fold ...
     python -m training.merge_folds --parts runs/x/cv_parts/* --out runs/x/cv
 
-On a 2-core machine two single-threaded fold processes train about twice as fast as one process with two
-threads (the tail's small matrices do not use the second core well), but `train_cached --fold all` writes one
+Folds are independent (each trains from the same seed on its own patients), so WORKERS single-threaded
+processes can train them side by side on as many cores, but `train_cached --fold all` writes one
 folder. This joins the parts into exactly what `--fold all` leaves: `oof.csv`, `oof_embeddings.npz` and
 `summary.json` (the folds in order, the settings the parts share). The parts must be the same run (settings
 and cache) except for the fold, and together hold every fold once; nothing is trained or refitted here.

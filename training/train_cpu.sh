@@ -11,8 +11,8 @@
 #   bash training/train_cpu.sh [RUN_DIR] [OUT_CHECKPOINT]
 #   WORKERS=2 bash training/train_cpu.sh ...   # folds and held-out sources in 2 single-threaded processes
 #
-# WORKERS: a 2-core machine trains the tail about twice as fast as two single-threaded processes than as one
-# process with two threads (bench/RESULTS.md); folds trained apart are joined by training/merge_folds.py
+# WORKERS: independent runs (folds, held-out sources, cached datasets) go side by side, one thread each, so
+# on 2 cores two folds take about the time of one; folds trained apart are joined by training/merge_folds.py
 # into exactly what one `--fold all` run writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
