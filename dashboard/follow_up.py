@@ -26,6 +26,7 @@ from PIL import Image
 
 from data.images import decode_image
 from data.settings import SCORE_RISE, ScoreRiseMargin
+from model import score_change
 
 if TYPE_CHECKING:
     from dashboard.store.records import ImageView, PatientTimeline
@@ -196,13 +197,8 @@ def filter_by_site(
 # ---------------------------------------------------------------- score rise
 
 
-def _odds(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return p / (1 - p)
-
-
 def _odds_ratio_rose(before: float, after: float, margin: float) -> bool:
-    return _odds(after) / _odds(before) > margin
+    return bool(score_change.odds_ratio(before, after) > margin)
 
 
 def _points_rose(before: float, after: float, margin: float) -> bool:
@@ -271,7 +267,7 @@ class ScoreRise:
 
     @property
     def odds_ratio(self) -> float:
-        return _odds(self.after) / _odds(self.before)
+        return float(score_change.odds_ratio(self.before, self.after))
 
     @property
     def may_be_noise(self) -> bool:
@@ -312,7 +308,7 @@ def score_rise(
         return None
     within: bool | None = None
     if before_spread is not None and after_spread is not None:
-        within = after - before <= 2 * math.hypot(before_spread, after_spread)
+        within = bool(score_change.within_spread(before, after, before_spread, after_spread))
     return ScoreRise(before=before, after=after, margin=margin, within_spread=within, same_model=same_model)
 
 

@@ -10,8 +10,8 @@ compare them), in calibrated P(melanoma) as displayed:
 
 - the odds ratio between the two scores (its quantiles: what a margin must exceed to be a change, not noise);
 - how often an unchanged lesion would be flagged by an odds-ratio margin (data.settings.SCORE_RISE);
-- how many of those flags the TTA-spread rule (dashboard/follow_up.py: a rise within 2 x the combined
-  spread "may be noise") would have called possible noise.
+- how many of those flags the TTA-spread rule (model/score_change.py, as the follow-up pages apply it: a rise
+  within 2 x the combined spread "may be noise") would have called possible noise.
 
 Same-visit pairs are a lower bound: between visits lighting, device and framing change too.
 """
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from data.settings import SCORE_RISE
+from model import score_change
 from training.calibration import apply, tta_logits
 
 QUANTILES = (0.5, 0.8, 0.9, 0.95, 0.99)
@@ -58,11 +59,6 @@ def ordered_pairs(frame: pd.DataFrame, dataset: str = "ham10000") -> pd.DataFram
     )
 
 
-def odds(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return p / (1 - p)
-
-
 def summarise(pairs: pd.DataFrame) -> dict:
     """Per label (benign, melanoma): pair count, odds-ratio quantiles, share flagged per margin, and the share
     of the ×2 flags the spread rule calls possible noise."""
@@ -71,9 +67,11 @@ def summarise(pairs: pd.DataFrame) -> dict:
         rows = pairs[pairs["target"] == target]
         if rows.empty:
             continue
-        ratio = odds(rows["after"].to_numpy()) / odds(rows["before"].to_numpy())
-        rise = rows["after"].to_numpy() - rows["before"].to_numpy()
-        within = rise <= 2 * np.hypot(rows["before_spread"].to_numpy(), rows["after_spread"].to_numpy())
+        before, after = rows["before"].to_numpy(), rows["after"].to_numpy()
+        ratio = score_change.odds_ratio(before, after)
+        within = score_change.within_spread(
+            before, after, rows["before_spread"].to_numpy(), rows["after_spread"].to_numpy()
+        )
         flagged = ratio > 2.0
         abs_log = np.abs(np.log(ratio))
         out[name] = {
