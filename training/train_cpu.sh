@@ -25,6 +25,16 @@ RECIPE="${RECIPE:-training/recipes/default_cpu.json}"
 value() { "$PY" -m training.recipe "$1" "$2"; }
 
 WORKERS="${WORKERS:-1}"
+# glibc's malloc gives the tail's large activation buffers back to the kernel after each step and faults them
+# in again (over 32 MB they are always mmap-ed, as at 288 px with ranking pairs): half of the run in the
+# kernel. jemalloc, told to keep freed pages, trains the same numbers about twice as fast there
+# (bench/RESULTS.md; Debian: apt-get install libjemalloc2). JEMALLOC= (empty) runs without it.
+JEMALLOC="${JEMALLOC-$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -1)}"
+if [[ -n "$JEMALLOC" ]]; then
+  export LD_PRELOAD="$JEMALLOC${LD_PRELOAD:+:$LD_PRELOAD}" MALLOC_CONF="${MALLOC_CONF:-dirty_decay_ms:-1,muzzy_decay_ms:-1}"
+else
+  echo "note: no libjemalloc.so.2; training runs with glibc's malloc (slower at 288 px; see bench/RESULTS.md)" >&2
+fi
 
 in_parallel() {  # in_parallel CMD...: one job a line on stdin (appended to CMD); WORKERS at a time, 1 thread each
   if (( WORKERS > 1 )); then OMP_NUM_THREADS=1 xargs -P "$WORKERS" -L 1 "$@"; else xargs -L 1 "$@"; fi
