@@ -67,13 +67,15 @@ def merge(parts: list[Path], out: Path) -> dict:
     twice = oof.loc[oof["image_id"].duplicated(), "image_id"]
     if len(twice):
         raise MergeError(f"an image is predicted by two parts, e.g. {twice.iloc[0]}")
+    # each part's embeddings in its own rows' order, so they stay row-aligned with `oof` through the sort
+    embedding = np.concatenate(
+        [load_embeddings(p / "oof_embeddings.npz", f["image_id"]) for p, (_, f) in zip(parts, read, strict=True)]
+    )
+    if np.isnan(embedding).any():
+        raise MergeError(f"{int(np.isnan(embedding).any(axis=1).sum())} image(s) without an embedding in their part")
     order = {name: i for i, name in enumerate(expected)}
-    oof = oof.sort_values("fold", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
-    pieces = [load_embeddings(p / "oof_embeddings.npz", oof["image_id"]) for p in parts]
-    embedding = np.nansum(np.stack(pieces), axis=0)  # each image has its embedding in exactly one part
-    found = np.stack([~np.isnan(p).any(axis=1) for p in pieces]).sum(axis=0)
-    if (found != 1).any():
-        raise MergeError(f"{int((found != 1).sum())} image(s) without exactly one embedding among the parts")
+    rows = oof["fold"].map(order).to_numpy().argsort(kind="stable")
+    oof, embedding = oof.iloc[rows].reset_index(drop=True), embedding[rows]
     out.mkdir(parents=True, exist_ok=True)
     oof.to_csv(out / "oof.csv", index=False)
     save_embeddings(out / "oof_embeddings.npz", oof, embedding)

@@ -23,6 +23,13 @@ PY="${PYTHON:-.venv/bin/python}"
 # assembly's metadata check reads the cache the final model records.
 RECIPE="${RECIPE:-training/recipes/default_cpu.json}"
 value() { "$PY" -m training.recipe "$1" "$2"; }
+# setting MODULE RECIPE FIELD: what MODULE's parse_args makes of FIELD for RECIPE (its defaults included), a line each
+setting() {
+  "$PY" -c 'import importlib, sys
+module, recipe, field = sys.argv[1:]
+v = getattr(importlib.import_module(module).parse_args(["--config", recipe]), field)
+print(*(v if isinstance(v, list) else [v]), sep="\n")' "$@"
+}
 
 WORKERS="${WORKERS:-1}"
 # glibc's malloc gives the tail's large activation buffers back to the kernel after each step and faults them
@@ -44,7 +51,7 @@ cross_validate() {  # cross_validate OUT TRAIN_ARGS...: patient-grouped CV, fold
   local out="$1"; shift
   if (( WORKERS > 1 )); then
     local folds k
-    folds="$(value "$recipe" train_cached.n_folds 2>/dev/null || echo 5)"
+    folds="$(setting training.train_cached "$recipe" n_folds)"
     for ((k = 0; k < folds; k++)); do echo "--fold $k --out $out.parts/$k"; done |
       in_parallel "$PY" -m training.train_cached "$@"
     "$PY" -m training.merge_folds --parts "$out.parts"/* --out "$out"
@@ -62,8 +69,7 @@ train_network() {  # train_network MEMBER_RECIPE RUN_DIR: cache, CV, final, seed
   # the cache is made where the recipe cuts the network (a deeper cut could advance it, a shallower one not)
   # (its input size and views from the recipe's trunk_cache section, if it has one)
   # (one dataset a job: they are cached into separate files)
-  "$PY" -c 'import sys; from training.trunk_cache import parse_args
-print(*("--datasets " + d for d in parse_args(["--config", sys.argv[1]]).datasets), sep="\n")' "$recipe" |
+  setting training.trunk_cache "$recipe" datasets | sed 's/^/--datasets /' |
     in_parallel "$PY" -m training.trunk_cache --config "$recipe" --out "$cache" \
       --cut "$(value "$recipe" train_cached.cut)" --threads 1
   cross_validate "$run/cv" "${train[@]}"
