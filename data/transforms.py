@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2
@@ -71,14 +72,68 @@ class Reencode:
             return decoded.convert("RGB")
 
 
+@dataclass(frozen=True)
+class ShadesOfGray:
+    """Colour constancy (Finlayson & Trezzi 2004; for dermoscopy Barata et al. 2015): estimate the light's
+    colour as the Minkowski p-norm of each channel and divide it out, so every image looks lit by white
+    light. Cameras, light sources and white balance differ between clinics and ISIC sources; a network that
+    sees them can learn the source instead of the lesion.
+
+    The estimate comes from a <= `estimate_side` px copy (a global statistic; the full image gives the same
+    gains to within ~1%) and is applied as a per-channel lookup table, so it costs little at any size."""
+
+    power: float = 6.0
+    estimate_side: int = 256
+
+    def gains(self, img: Image.Image) -> np.ndarray:
+        """The per-channel factors that map the estimated light to grey (mean gain 1)."""
+        small = img.convert("RGB")
+        if max(small.size) > self.estimate_side:
+            small = small.copy()
+            small.thumbnail((self.estimate_side, self.estimate_side), Image.Resampling.BILINEAR)
+        pixels = np.asarray(small, dtype=np.float64).reshape(-1, 3) / 255.0
+        light = np.power(np.mean(np.power(pixels, self.power), axis=0), 1.0 / self.power)
+        if not np.all(light > 1e-6):
+            return np.ones(3)  # a black channel: nothing to estimate from, leave the image as it is
+        white = light / np.linalg.norm(light) * np.sqrt(3.0)
+        return 1.0 / white
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        img = img.convert("RGB")
+        levels = np.arange(256, dtype=np.float64)
+        table = np.concatenate([np.clip(np.rint(levels * g), 0, 255) for g in self.gains(img)])
+        return img.point(table.astype(np.uint8).tolist())
+
+
+# Preprocessing steps a checkpoint can record under `preprocess` (its config.json), by key, in the order applied;
+# each entry's value is the step's keyword arguments.
+PREPROCESS_STEPS = {"reencode": Reencode, "colour_constancy": ShadesOfGray}
+
+
+def preprocess_steps(preprocess: dict | None) -> list:
+    """The pixel steps a checkpoint records, in PREPROCESS_STEPS order (they run on the decoded image)."""
+    preprocess = preprocess or {}
+    unknown = set(preprocess) - set(PREPROCESS_STEPS)
+    if unknown:
+        raise ValueError(f"unknown preprocessing step(s) {sorted(unknown)}; known: {sorted(PREPROCESS_STEPS)}")
+    return [step(**preprocess[key]) for key, step in PREPROCESS_STEPS.items() if preprocess.get(key) is not None]
+
+
+def with_reencode(config: dict, reencode: dict | None) -> dict:
+    """A checkpoint config whose recorded re-encoding is `reencode` (None: none); its other pixel steps kept."""
+    steps = {k: v for k, v in (config.get("preprocess") or {}).items() if k != "reencode"}
+    if reencode is not None:
+        steps["reencode"] = reencode
+    return {**{k: v for k, v in config.items() if k != "preprocess"}, **({"preprocess": steps} if steps else {})}
+
+
 def inference_transform(
     image_size: int, mean: tuple[float, ...], std: tuple[float, ...], preprocess: dict | None = None
 ) -> v2.Compose:
-    """The eval transform, preceded by the checkpoint's recorded re-encoding when it has one."""
+    """The eval transform, preceded by the checkpoint's recorded pixel steps (re-encoding, colour constancy)."""
     steps = eval_transform(image_size, mean, std)
-    if preprocess and preprocess.get("reencode"):
-        return v2.Compose([Reencode(**preprocess["reencode"]), steps])
-    return steps
+    before = preprocess_steps(preprocess)
+    return v2.Compose([*before, steps]) if before else steps
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from data.readers import load_dataset
+from data.transforms import with_reencode
 from model.checkpoint import load_checkpoint
 from model.predictor import Predictor
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model, config = load_checkpoint(args.checkpoint)
     recorded = Predictor(model, config, device="cpu")
-    plain = Predictor(model, {k: v for k, v in config.items() if k != "preprocess"}, device="cpu")
+    plain = Predictor(model, with_reencode(config, None), device="cpu")
     report = {"preprocess": config.get("preprocess"), "n_per_dataset": args.n, "datasets": {}}
     for name in ("isic2020", "ham10000", "isic2017"):
         original = load_dataset(name).sample(args.n, random_state=0).reset_index(drop=True)

@@ -118,7 +118,11 @@ def combine_final(members: list[Path], out: Path) -> str:
         "member_cuts": cuts,
         "member_weights_sha256": [c.get("weights_sha256") for c in configs],
     }
-    save_checkpoint(final / "checkpoint", ensemble, {"training": training, "partial_cut": shared})
+    preprocess = [c.get("preprocess") for c in configs]
+    if any(p != preprocess[0] for p in preprocess[1:]):
+        raise CombineError(f"the members preprocess their images differently ({preprocess}): one trunk, one input")
+    extra = {"preprocess": preprocess[0]} if preprocess[0] else {}
+    save_checkpoint(final / "checkpoint", ensemble, {"training": training, "partial_cut": shared, **extra})
     (final / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for path in sorted(members[0].glob("final/external_*.csv")):
         others = [m / "final" / path.name for m in members[1:]]

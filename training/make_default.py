@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     history = config["training"].pop("history", [])
     if args.reencode:
         fmt, quality, max_side = args.reencode.split(":")
-        config["preprocess"] = {"reencode": {"format": fmt, "quality": int(quality), "max_side": int(max_side)}}
+        reencode = {"format": fmt, "quality": int(quality), "max_side": int(max_side)}
+        config["preprocess"] = {**(config.get("preprocess") or {}), "reencode": reencode}
     codec = json.loads(args.codec_report.read_text()) if args.codec_report and args.codec_report.exists() else None
     config.update(
         {

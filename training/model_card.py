@@ -142,8 +142,27 @@ def training_line(config: dict, training: dict, trained_from: str | None) -> str
     )
 
 
+def input_lines(config: dict) -> list[str]:
+    """The pixel steps recorded with the weights (config.json `preprocess`), which every input goes through."""
+    constancy = (config.get("preprocess") or {}).get("colour_constancy")
+    if not constancy:
+        return []
+    return [
+        f"- Input: every image is colour-normalised before the network, in training and at inference alike "
+        f"(Shades of Gray colour constancy, Minkowski p = {constancy['power']:g}; `data.transforms.ShadesOfGray`, "
+        "recorded in config.json under `preprocess`): the colour cast of the light, camera and white balance is "
+        "divided out, since it differs between clinics and image sources and would otherwise tell the network "
+        "the source rather than the lesion."
+    ]
+
+
 def network_lines(config: dict) -> list[str]:
-    """What the network is, and how each of its parts was trained (one network, or an ensemble's members)."""
+    """What the network is, how each of its parts was trained (one network, or an ensemble's members), and
+    what its inputs go through."""
+    return _network_lines(config) + input_lines(config)
+
+
+def _network_lines(config: dict) -> list[str]:
     network = config["network"]
     summary = config.get("training") or {}
     head = (

@@ -203,9 +203,10 @@ def fit_tail(
     steps_per_epoch = math.ceil(cfg.samples_per_epoch / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    decay = max(1, total - warmup)  # a schedule shorter than its warm-up (a smoke run) has no decay to divide by
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup))),
+        lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / decay)),
     )
     views = data.features.shape[1]
     history = []
@@ -314,7 +315,11 @@ def run(cfg: CachedTrainConfig) -> dict:
             predictions.append(frame)
             embeddings.append(pred["embedding"])
         if cfg.fold == "none":
-            save_checkpoint(out / "checkpoint", net, {"training": summary, "partial_cut": net.partial_cut})
+            # the cache's pixel steps travel with the weights, so the predictor sees what the tail was trained on
+            preprocess = {"preprocess": data.cache_meta["preprocess"]} if data.cache_meta.get("preprocess") else {}
+            save_checkpoint(
+                out / "checkpoint", net, {"training": summary, "partial_cut": net.partial_cut, **preprocess}
+            )
             for ext in cfg.external:
                 ext_data = load_cache(Path(cfg.cache), [ext], cut=cfg.cut)
                 pred = predict_cached(net, ext_data, np.arange(len(ext_data.records)))

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from data.readers import load_dataset
+from data.transforms import with_reencode
 from model.checkpoint import load_checkpoint
 from model.predictor import Predictor
 from training.codec_sensitivity import shift
@@ -33,11 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     model, config = load_checkpoint(args.checkpoint)
-    config = {k: v for k, v in config.items() if k != "preprocess"}
+    config = with_reencode(config, None)
     plain = Predictor(model, config, device="cpu")
-    routes = {
-        name: Predictor(model, {**config, "preprocess": {"reencode": r}}, device="cpu") for name, r in ROUTES.items()
-    }
+    routes = {name: Predictor(model, with_reencode(config, r), device="cpu") for name, r in ROUTES.items()}
     report: dict = {"checkpoint": config.get("model_id"), "n_per_dataset": args.n, "tta": plain.tta, "datasets": {}}
     for name in args.datasets:
         records = load_dataset(name)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from data.images import decode_image
 from data.readers import EXTERNAL_ONLY, load_dataset
-from data.transforms import RandomDegrade, eval_transform, train_transform
+from data.transforms import RandomDegrade, eval_transform, preprocess_steps, train_transform
 from model.network import NetworkConfig
 from model.predictor import TTA_VIEWS
 from model.pretrained import build_network
@@ -85,7 +85,10 @@ def cache_dataset(
     views: int,
     seed: int,
     batch_size: int = 32,
+    preprocess: dict | None = None,
 ) -> Path:
+    """Cache `records`' views; `preprocess`: the pixel steps the checkpoint will record (e.g. colour constancy),
+    applied to each decoded image before its views are made, exactly as the predictor applies them."""
     path = out / f"{name}.npy"
     progress_file = out / f"{name}.progress"
     records = records.reset_index(drop=True)
@@ -101,8 +104,13 @@ def cache_dataset(
     if done >= len(records):
         return path
 
+    steps = preprocess_steps(preprocess)
+
     def decode(i: int):
-        return decode_image(records.at[i, "image_path"])
+        image = decode_image(records.at[i, "image_path"])
+        for step in steps:
+            image = step(image)
+        return image
 
     bar = tqdm(total=len(records), initial=done, desc=f"trunk {name}", unit="img", mininterval=10)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -138,9 +146,19 @@ class TrunkCacheConfig:
     image_size: int = 224
     cut: str = "blocks.5.2"
     views: int = 4  # per training image (>= 2)
+    # Shades of Gray colour constancy with this Minkowski power before every view (None: none); the models
+    # trained on the cache record it as their `preprocess`, so the predictor does the same (data.transforms)
+    colour_constancy_power: float | None = None
     seed: int = 42
     limit_per_dataset: int | None = None
     threads: int = os.cpu_count() or 1
+
+
+def cache_preprocess(args: TrunkCacheConfig) -> dict | None:
+    """The checkpoint `preprocess` entry that reproduces the cache's pixels at inference (None: nothing)."""
+    if args.colour_constancy_power is None:
+        return None
+    return {"colour_constancy": {"power": float(args.colour_constancy_power)}}
 
 
 def parse_args(argv: list[str] | None = None) -> TrunkCacheConfig:
@@ -168,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "limit_per_dataset": args.limit_per_dataset,
         "augment": "RandomDegrade() then data.transforms.train_transform",
+        "preprocess": cache_preprocess(args),
     }
     meta_file = out / "cache.json"
     if meta_file.exists():
@@ -186,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit_per_dataset:
             records = records.sample(min(args.limit_per_dataset, len(records)), random_state=args.seed)
         views = TTA_VIEW_COUNT if name in EXTERNAL_ONLY else args.views
-        cache_dataset(name, records, trunk, config, out, views, args.seed)
+        cache_dataset(name, records, trunk, config, out, views, args.seed, preprocess=meta["preprocess"])
     print(f"trunk cache in {out} ({time.time() - start:.0f} s)")
     return 0
 

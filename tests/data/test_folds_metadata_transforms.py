@@ -53,3 +53,55 @@ def test_reencode_limits_size_and_is_deterministic(datasets_dir):
         out = codec(img)
         assert out.mode == "RGB" and max(out.size) == 384
         assert codec.encode(img) == codec.encode(img)
+
+
+def _skin_like(size: int = 64) -> np.ndarray:
+    """A lesion-like image under white light: a dark brown disc on lighter skin, with texture."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2
+    rgb = np.where(disc[..., None], [110.0, 80.0, 60.0], [200.0, 170.0, 160.0])
+    return np.clip(rgb + rng.normal(0, 8, rgb.shape), 0, 255)
+
+
+def test_shades_of_gray_divides_out_the_colour_of_the_light():
+    from data.transforms import ShadesOfGray
+
+    white = _skin_like()
+    tinted = np.clip(white * [1.25, 1.0, 0.7], 0, 255)  # the same scene under a warm light / white balance
+    constancy = ShadesOfGray(power=6)
+    a = np.asarray(constancy(Image.fromarray(white.astype(np.uint8))), float)
+    b = np.asarray(constancy(Image.fromarray(tinted.astype(np.uint8))), float)
+    # colour, not brightness: compared at equal mean brightness (the tint also changed the light's strength)
+    before = np.abs(white / white.mean() - tinted / tinted.mean()).mean(axis=(0, 1)) * 160
+    after = np.abs(a / a.mean() - b / b.mean()).mean(axis=(0, 1)) * 160
+    assert before.max() > 30 and after.max() < 3  # the cast is gone, the lesion's own colours stay
+    assert np.asarray(constancy(Image.fromarray(white.astype(np.uint8)))).shape == (64, 64, 3)
+    grey = Image.new("RGB", (50, 40), (120, 120, 120))
+    assert np.allclose(constancy.gains(grey), 1.0)  # neutral light: nothing to correct
+    black = Image.new("RGB", (50, 40), (0, 0, 0))
+    assert np.array_equal(np.asarray(constancy(black)), np.asarray(black))  # no light to estimate: unchanged
+    big = Image.fromarray(np.kron(tinted, np.ones((8, 8, 1))).astype(np.uint8))  # 512 px: estimated on a copy
+    assert np.allclose(constancy.gains(big), constancy.gains(Image.fromarray(tinted.astype(np.uint8))), atol=0.02)
+
+
+def test_recorded_pixel_steps_run_before_the_eval_transform_and_unknown_ones_are_refused():
+    import pytest
+
+    from data.transforms import Reencode, ShadesOfGray, inference_transform, preprocess_steps, with_reencode
+
+    img = Image.fromarray(np.clip(_skin_like() * [1.25, 1.0, 0.7], 0, 255).astype(np.uint8))
+    mean = std = (0.5,) * 3
+    recorded = {"colour_constancy": {"power": 6.0}, "reencode": {"format": "WEBP", "quality": 75}}
+    steps = preprocess_steps(recorded)
+    assert [type(s) for s in steps] == [Reencode, ShadesOfGray]  # the codec first, as the images were stored
+    x = inference_transform(64, mean, std, {"colour_constancy": {"power": 6.0}})(img)
+    assert torch.equal(x, eval_transform(64, mean, std)(ShadesOfGray(6.0)(img)))
+    assert not torch.allclose(x, eval_transform(64, mean, std)(img))
+    with pytest.raises(ValueError, match="unknown preprocessing step"):
+        preprocess_steps({"white_balance": {}})
+    # re-encoding can be swapped (codec and transport checks) without losing the other recorded steps
+    config = {"model_id": "m", "preprocess": recorded}
+    assert with_reencode(config, None)["preprocess"] == {"colour_constancy": {"power": 6.0}}
+    assert "preprocess" not in with_reencode({"preprocess": {"reencode": recorded["reencode"]}}, None)
+    assert with_reencode(config, {"format": "JPEG", "quality": 90})["preprocess"]["reencode"]["format"] == "JPEG"

@@ -21,11 +21,21 @@ from training.combine_runs import CombineError, combine
 CONFIG = NetworkConfig(backbone="test_efficientnet", image_size=64)
 
 
-def fake_run(root: Path, name: str, cut: str | None, net: MelanomaNet, seed: int, images: list[str]) -> Path:
+def fake_run(
+    root: Path,
+    name: str,
+    cut: str | None,
+    net: MelanomaNet,
+    seed: int,
+    images: list[str],
+    preprocess: dict | None = None,
+) -> Path:
     """A run folder as train_cached leaves it: final checkpoint, cv and loso evidence, external scores."""
     run = root / name
     rng = np.random.default_rng(seed)
     extra = {"training": {"config": {"cut": cut, "meta_dropout": 0.3, "seed": seed}}}
+    if preprocess:
+        extra["preprocess"] = preprocess
     if cut:
         extra["partial_cut"] = cut
     save_checkpoint(run / "final" / "checkpoint", net, extra)
@@ -124,6 +134,9 @@ def test_runs_that_cannot_be_combined_are_refused_with_the_reason(tmp_path, caps
     assert "member 1 differs from member 0 in the shared trunk" in capsys.readouterr().err
     with pytest.raises(CombineError, match="at least two"):
         combine([a], tmp_path / "w")
+    constancy = fake_run(tmp_path, "cc", "blocks.3.0", nets[1], 5, IMAGES, {"colour_constancy": {"power": 6.0}})
+    with pytest.raises(CombineError, match="preprocess their images differently"):
+        combine([a, constancy], tmp_path / "v")
 
 
 @pytest.mark.slow

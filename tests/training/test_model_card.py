@@ -38,3 +38,8 @@ def test_an_ensemble_card_lists_each_tail_with_its_own_schedule():
     assert len(tails) == 2
     assert "6 epochs" in tails[0] and "ranking loss" not in tails[0]
     assert "12 epochs" in tails[1] and "ranking loss" in tails[1]
+    assert not any("colour-normalised" in line for line in lines)  # nothing recorded: no input step claimed
+
+    with_constancy = network_lines({**config, "preprocess": {"colour_constancy": {"power": 6.0}}})
+    assert with_constancy[: len(lines)] == lines
+    assert "Shades of Gray colour constancy, Minkowski p = 6" in with_constancy[-1]

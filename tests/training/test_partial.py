@@ -108,6 +108,7 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
 
     cache = tmp_path / "cache"
     args = ["--out", str(cache), "--limit-per-dataset", "12", "--image-size", "96", "--views", "3"]
+    args += ["--colour-constancy-power", "6"]  # a pixel step before the trunk, which the checkpoint must carry
     assert trunk_cache.main([*args, "--datasets", "ham10000", "isic2020", "isic2020_patients", "derm7pt"]) == 0
     common = ["--cache", str(cache), "--datasets", "ham10000", "isic2020", "isic2020_patients"]
     common += ["--epochs", "1", "--samples-per-epoch", "64", "--batch-size", "16", "--n-folds", "2"]
@@ -119,6 +120,7 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
     train_cached.main([*common, "--out", str(tmp_path / "rerun_seed7"), "--fold", "all", "--seed", "7"])
     model, config = load_checkpoint(tmp_path / "final" / "checkpoint")
     assert config["partial_cut"] == "blocks.6.0"  # trained from a deeper cut than the cache's (advanced once)
+    assert config["preprocess"] == {"colour_constancy": {"power": 6.0}}  # so the predictor below applies it
     assert (cache / "derm7pt@blocks.6.0.npy").exists()
     external = pd.read_csv(tmp_path / "final" / "external_derm7pt.csv")
     assert len(external) == 12
@@ -139,10 +141,12 @@ def test_tiny_cached_run_end_to_end(datasets_dir, tmp_path):
     assert assemble_default.main([*args, "--out", str(out), "--n-boot", "20"]) == 0
     _, shipped_config = load_checkpoint(out)
     assert shipped_config["inference"] == {"tta": 2}
+    assert shipped_config["preprocess"] == {"colour_constancy": {"power": 6.0}}
     assert shipped_config["network"]["logit_scale"] != 1.0  # calibration travels with the weights
     assert 0 < shipped_config["operating_point"]["threshold"] < 1
     card = (out / "MODEL_CARD.md").read_text()
-    for section in ("## Whole patients", "## Lesion-level validation", "## Goals", "derm7pt", "Missing metadata"):
+    sections = ("## Whole patients", "## Lesion-level validation", "## Goals", "derm7pt", "Missing metadata")
+    for section in (*sections, "Shades of Gray"):
         assert section in card
     validation = json.loads((out / "validation.json").read_text())
     assert set(validation["per_dataset"]) == {"ham10000", "isic2020", "isic2020_patients"}
