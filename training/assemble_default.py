@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         **identity,
         "training": config.get("training"),
         "partial_cut": config.get("partial_cut"),
+        # the pixel steps the tails were trained behind (e.g. colour constancy) ship with the weights
+        **({"preprocess": config["preprocess"]} if config.get("preprocess") else {}),
         "inference": INFERENCE,
         "operating_point": operating_point,
         "triage": triage,
