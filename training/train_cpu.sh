@@ -36,7 +36,8 @@ WORKERS="${WORKERS:-1}"
 # in again (over 32 MB they are always mmap-ed, as at 288 px with ranking pairs): half of the run in the
 # kernel. jemalloc, told to keep freed pages, trains the same numbers about twice as fast there
 # (bench/RESULTS.md; Debian: apt-get install libjemalloc2). JEMALLOC= (empty) runs without it.
-JEMALLOC="${JEMALLOC-$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -1)}"
+# (compgen, not ls: a pipeline that finds nothing would end the script under pipefail)
+JEMALLOC="${JEMALLOC-$(compgen -G '/usr/lib/*/libjemalloc.so.2' | head -1 || true)}"
 if [[ -n "$JEMALLOC" ]]; then
   export LD_PRELOAD="$JEMALLOC${LD_PRELOAD:+:$LD_PRELOAD}" MALLOC_CONF="${MALLOC_CONF:-dirty_decay_ms:-1,muzzy_decay_ms:-1}"
 else
