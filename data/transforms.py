@@ -119,6 +119,11 @@ def preprocess_steps(preprocess: dict | None) -> list:
     return [step(**preprocess[key]) for key, step in PREPROCESS_STEPS.items() if preprocess.get(key) is not None]
 
 
+def colour_constancy_step(power: float | None) -> dict | None:
+    """The `preprocess` entry for Shades of Gray with this Minkowski power (None: no colour constancy)."""
+    return None if power is None else {"colour_constancy": {"power": float(power)}}
+
+
 def with_reencode(config: dict, reencode: dict | None) -> dict:
     """A checkpoint config whose recorded re-encoding is `reencode` (None: none); its other pixel steps kept."""
     steps = {k: v for k, v in (config.get("preprocess") or {}).items() if k != "reencode"}

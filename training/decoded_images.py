@@ -17,18 +17,26 @@ from PIL import Image
 from tqdm import tqdm
 
 from data.images import decode_image
+from data.transforms import preprocess_steps
 
 
-def _decode_one(job: tuple[str, int]) -> np.ndarray:
-    path, side = job
-    image = decode_image(path).resize((side, side), Image.Resampling.BICUBIC, reducing_gap=None)
+def _decode_one(job: tuple[str, int, dict | None]) -> np.ndarray:
+    path, side, preprocess = job
+    image = decode_image(path)
+    for step in preprocess_steps(preprocess):  # on the decoded image, before the resize, as the predictor does
+        image = step(image)
+    image = image.resize((side, side), Image.Resampling.BICUBIC, reducing_gap=None)
     return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 
-def decode_all(paths: list[str], side: int, workers: int = 0, progress: bool = False) -> torch.Tensor:
-    """uint8 (len(paths), 3, side, side); a file that cannot be decoded stops the run, naming it."""
+def decode_all(
+    paths: list[str], side: int, workers: int = 0, progress: bool = False, preprocess: dict | None = None
+) -> torch.Tensor:
+    """uint8 (len(paths), 3, side, side), each image passed through the `preprocess` pixel steps first (a
+    checkpoint's entry, e.g. colour constancy); a file that cannot be decoded stops the run, naming it."""
+    preprocess_steps(preprocess)  # an unknown step stops here, before any decoding
     out = torch.empty((len(paths), 3, side, side), dtype=torch.uint8)
-    jobs = [(str(p), side) for p in paths]
+    jobs = [(str(p), side, preprocess) for p in paths]
     bar = tqdm(total=len(jobs), desc=f"decoding at {side} px", disable=not progress, file=sys.stderr, mininterval=5)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from data.dataset import LesionDataset
 from data.readers import datasets_root
-from data.transforms import RandomDegrade, eval_transform, train_transform
+from data.transforms import RandomDegrade, colour_constancy_step, inference_transform, preprocess_steps, train_transform
 from model.checkpoint import REPO_ROOT, save_checkpoint
 from model.metrics import roc_auc
 from model.network import NetworkConfig
@@ -128,6 +128,32 @@ def network_config(cfg: TrainConfig) -> NetworkConfig:
     )
 
 
+def applied_preprocess(cfg: TrainConfig) -> dict | None:
+    """The pixel steps the trainer applies itself to every decoded image, before any augmentation (a data
+    bundle's re-encoding is already in its files): colour constancy."""
+    return colour_constancy_step(cfg.colour_constancy_power)
+
+
+def checkpoint_preprocess(cfg: TrainConfig) -> dict | None:
+    """Every pixel step inference must repeat, as the checkpoint records it: the data bundle's re-encoding
+    (the trainer reads files that already went through it), then the trainer's own steps."""
+    return {**(inference_preprocess(cfg.data_root) or {}), **(applied_preprocess(cfg) or {})} or None
+
+
+def pixel_transforms(cfg: TrainConfig, net_cfg: NetworkConfig) -> tuple[v2.Compose, v2.Compose]:
+    """The file loader's training augmentation and the validation transform, both behind the trainer's own
+    pixel steps (as the predictor applies the checkpoint's `preprocess`)."""
+    applied = applied_preprocess(cfg)
+    augment = v2.Compose(
+        [
+            *preprocess_steps(applied),
+            *([RandomDegrade()] if cfg.degrade else []),
+            train_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std),
+        ]
+    )
+    return augment, inference_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std, applied)
+
+
 def fit(
     cfg: TrainConfig,
     ctx: D.DistContext,
@@ -147,16 +173,10 @@ def fit(
     if cfg.bn_mode == "sync" and ctx.distributed and ctx.device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     encoder = net_cfg.encoder
-    augment = train_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std)
-    if cfg.degrade:
-        augment = v2.Compose([RandomDegrade(), augment])
+    augment, evaluate = pixel_transforms(cfg, net_cfg)
     train_ds = SeededAugment(LesionDataset(train_df, augment, encoder), cfg.seed, cfg.meta_dropout, encoder.names)
     sampler = training_sampler(train_df, cfg, ctx)
-    val_ds = (
-        LesionDataset(val_df, eval_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std), encoder)
-        if val_df is not None and len(val_df)
-        else None
-    )
+    val_ds = LesionDataset(val_df, evaluate, encoder) if val_df is not None and len(val_df) else None
     steps = len(sampler) // cfg.batch_size
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
@@ -291,12 +311,12 @@ def run(cfg: TrainConfig) -> dict:
         "device": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
         "data_root": portable_path(cfg.data_root or datasets_root()),
     }
-    # Trained on re-encoded images (a data bundle): checkpoints tell inference to re-encode the same way.
-    preprocess = inference_preprocess(cfg.data_root)
+    preprocess = checkpoint_preprocess(cfg)
     decoded = None
     if cfg.batch_augment:
         start = time.perf_counter()
-        decoded = decode_all(records["image_path"].tolist(), cfg.decoded_side, cfg.workers, show_progress(ctx))
+        paths = records["image_path"].tolist()
+        decoded = decode_all(paths, cfg.decoded_side, cfg.workers, show_progress(ctx), applied_preprocess(cfg))
         summary["decode_seconds"] = round(time.perf_counter() - start, 1)
     if cfg.fold == "none":
         result = fit(cfg, ctx, records, None, out, summary, preprocess, decoded)

@@ -33,6 +33,10 @@ class TrainConfig:
     samples_per_epoch: int | None = None
     meta_dropout: float = 0.0  # hide site / sex / age, each with this probability, per training image
     degrade: bool = False  # resampling + lossy re-compression before the augmentation (data.transforms.RandomDegrade)
+    # Shades of Gray colour constancy with this Minkowski power on every decoded image, in training, validation
+    # and the external scores (None: off); checkpoints record it under `preprocess`, so the predictor does the
+    # same (data.transforms.ShadesOfGray; the trunk cache's --colour-constancy-power for the CPU tails).
+    colour_constancy_power: float | None = None
     # Decode the training images once into memory (side x side) and augment whole batches on the training
     # device (training/batch_augment.py) instead of per image in loader workers: what keeps a GPU fed.
     batch_augment: bool = False
@@ -75,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     )
     if cfg.pair_loss_weight < 0 or (cfg.pair_loss_weight > 0 and cfg.pairs_per_batch < 1):
         raise SystemExit(f"{prog}: --pair-loss-weight must be >= 0, with --pairs-per-batch >= 1 when it is on")
+    if cfg.colour_constancy_power is not None and not cfg.colour_constancy_power >= 1:
+        raise SystemExit(f"{prog}: --colour-constancy-power must be >= 1 (1: grey world; 6: Shades of Gray)")
     if cfg.pair_loss_weight > 0 and not cfg.batch_augment:
         raise SystemExit(
             f"{prog}: --pair-loss-weight needs --batch-augment (the pairs are drawn from the images decoded once)"

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from data.dataset import LesionDataset
 from data.readers import load_datasets
-from data.transforms import eval_transform
+from data.transforms import inference_transform, with_reencode
 from model.checkpoint import load_checkpoint
 from model.metrics import roc_auc
 from model.predictor import TTA_VIEWS
@@ -82,10 +82,12 @@ OOF_COLUMNS = [
 
 def score_external(cfg: TrainConfig, ctx: D.DistContext, out: Path) -> None:
     """The final model's predictions on external test sets (never trained or tuned on): external_<name>.csv."""
-    model, _ = load_checkpoint(out / "last")
+    model, config = load_checkpoint(out / "last")
     model = model.float().to(ctx.device)
     net_cfg = model.config
-    transform = eval_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std)
+    # The checkpoint's pixel steps except a bundle's re-encoding, which the files being read already had.
+    applied = with_reencode(config, None).get("preprocess")
+    transform = inference_transform(net_cfg.image_size, net_cfg.mean, net_cfg.std, applied)
     for name in cfg.external:
         frame = limited(load_datasets([name], Path(cfg.data_root) if cfg.data_root else None), cfg)
         preds = predict(model, loader(LesionDataset(frame, transform, net_cfg.encoder), cfg, ctx, False), cfg, ctx)

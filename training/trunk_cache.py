@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from data.images import decode_image
 from data.readers import EXTERNAL_ONLY, load_dataset
-from data.transforms import RandomDegrade, eval_transform, preprocess_steps, train_transform
+from data.transforms import RandomDegrade, colour_constancy_step, eval_transform, preprocess_steps, train_transform
 from model.network import NetworkConfig
 from model.predictor import TTA_VIEWS
 from model.pretrained import build_network
@@ -154,13 +154,6 @@ class TrunkCacheConfig:
     threads: int = os.cpu_count() or 1
 
 
-def cache_preprocess(args: TrunkCacheConfig) -> dict | None:
-    """The checkpoint `preprocess` entry that reproduces the cache's pixels at inference (None: nothing)."""
-    if args.colour_constancy_power is None:
-        return None
-    return {"colour_constancy": {"power": float(args.colour_constancy_power)}}
-
-
 def parse_args(argv: list[str] | None = None) -> TrunkCacheConfig:
     """Defaults, then a recipe's "trunk_cache" section (--config, training/recipes/), then the flags given."""
     return parse_config(
@@ -186,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "limit_per_dataset": args.limit_per_dataset,
         "augment": "RandomDegrade() then data.transforms.train_transform",
-        "preprocess": cache_preprocess(args),
+        "preprocess": colour_constancy_step(args.colour_constancy_power),
     }
     meta_file = out / "cache.json"
     if meta_file.exists():

@@ -78,6 +78,23 @@ def test_decode_all_squashes_to_the_side_like_the_predictor(tmp_path):
     assert out[0, :, 5, 5].tolist() == [200, 10, 10] and out[1, :, 5, 5].tolist() == [0, 0, 250]
 
 
+def test_decode_all_applies_the_recorded_pixel_steps_before_the_resize(tmp_path):
+    from PIL import Image
+
+    from data.transforms import ShadesOfGray
+
+    image = Image.new("RGB", (120, 90), (180, 120, 60))  # a warm cast over a uniform skin tone
+    image.paste((90, 40, 30), (40, 30, 80, 60))
+    image.save(tmp_path / "a.png")
+    steps = {"colour_constancy": {"power": 6.0}}
+    out = decode_all([tmp_path / "a.png"], 32, preprocess=steps)
+    expected = ShadesOfGray(6.0)(image).resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=None)
+    assert out[0].permute(1, 2, 0).numpy().tolist() == np.asarray(expected).tolist()
+    assert not torch.equal(out, decode_all([tmp_path / "a.png"], 32))  # the step did something
+    with pytest.raises(ValueError, match="unknown preprocessing step"):
+        decode_all([tmp_path / "a.png"], 32, preprocess={"sharpen": {}})
+
+
 def test_augmented_batches_follow_the_sampler_and_drop_metadata():
     from data.dataset import LesionDataset
     from training.balancing import BalancedDistributedSampler

@@ -152,6 +152,65 @@ def test_final_model_scores_the_external_set_it_never_saw(datasets_dir, tmp_path
     assert {"logit_v0", "logit_v1", "p_melanoma"} <= set(external.columns)
 
 
+@pytest.mark.slow
+def test_colour_constancy_is_trained_behind_recorded_and_repeated_by_the_predictor(datasets_dir, tmp_path):
+    import pandas as pd
+
+    from data.readers import load_datasets
+    from model.predictor import Predictor
+
+    args = ["--fold", "none", "--external", "derm7pt", "--batch-augment", "--decoded-side", "72"]
+    train(tmp_path / "final", *V3, *args, "--colour-constancy-power", "6")
+    folder = tmp_path / "final" / "last"
+    _, config = load_checkpoint(folder)
+    assert config["preprocess"] == {"colour_constancy": {"power": 6.0}}
+    assert config["training"]["config"]["colour_constancy_power"] == 6.0
+    # The external scores were made behind the same step as the deployed predictor's: the same view logits
+    # (the predictor averages the views' probabilities, the trainer keeps each view's logit).
+    external = pd.read_csv(tmp_path / "final" / "external_derm7pt.csv").head(6)
+    expected = (1 / (1 + np.exp(-external[["logit_v0", "logit_v1"]].to_numpy()))).mean(1)
+    records = load_datasets(["derm7pt"]).set_index("image_id").loc[external["image_id"]].reset_index()
+    predictor = Predictor.from_checkpoint(folder, device="cpu")
+    assert np.allclose(predictor.predict_records(records, tta=2, workers=1).scores["p_melanoma"], expected, atol=1e-5)
+    predictor.transform = predictor.transform.transforms[-1]  # the same network without the step scores otherwise
+    without = predictor.predict_records(records, tta=2, workers=1).scores["p_melanoma"]
+    assert np.abs(without - expected).max() > 1e-3
+
+
+def test_the_trainer_normalises_colour_before_augmenting_and_records_every_step(tmp_path):
+    from PIL import Image
+
+    from data.transforms import ShadesOfGray, eval_transform
+    from training.bundle import DATASETS, manifest, write_manifest
+    from training.train import checkpoint_preprocess, network_config, pixel_transforms
+    from training.train_config import TrainConfig
+
+    image = Image.new("RGB", (80, 80), (190, 120, 70))  # a warm cast
+    image.paste((90, 40, 30), (20, 20, 60, 60))
+    cfg = TrainConfig(image_size=32, colour_constancy_power=6.0)
+    net_cfg = network_config(cfg)
+    augment, evaluate = pixel_transforms(cfg, net_cfg)
+    plain = eval_transform(32, net_cfg.mean, net_cfg.std)
+    assert torch.equal(evaluate(image), plain(ShadesOfGray(6.0)(image)))
+    assert isinstance(augment.transforms[0], ShadesOfGray)  # first, before any random colour change
+    assert torch.equal(pixel_transforms(TrainConfig(image_size=32), net_cfg)[1](image), plain(image))
+
+    write_manifest(tmp_path, manifest("WEBP", 75, {"isic2020": 384}, 384))
+    bundled = TrainConfig(data_root=str(tmp_path / DATASETS), colour_constancy_power=6.0)
+    steps = checkpoint_preprocess(bundled)
+    assert list(steps) == ["reencode", "colour_constancy"] and steps["colour_constancy"] == {"power": 6.0}
+    assert checkpoint_preprocess(TrainConfig()) is None
+
+
+def test_colour_constancy_power_is_checked():
+    from training.train_config import parse_args
+
+    with pytest.raises(SystemExit, match="must be >= 1"):
+        parse_args(["--colour-constancy-power", "0.5"])
+    assert parse_args(["--colour-constancy-power", "6"]).colour_constancy_power == 6.0
+    assert parse_args([]).colour_constancy_power is None
+
+
 def test_external_test_data_cannot_be_trained_on(tmp_path):
     from training.train_config import TrainConfig
     from training.train_data import load_records
