@@ -59,6 +59,13 @@ def metric_row(*, border: bool = False) -> Any:
     return st.container(horizontal=True, gap="medium", border=border)
 
 
+def bind(key: str, value: object) -> str:
+    """A widget key whose state starts from the review model's `value` (the widget then takes no default)."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+    return key
+
+
 def review_state() -> ReviewState:
     if REVIEW_KEY not in st.session_state:
         st.session_state[REVIEW_KEY] = ReviewState()
