@@ -179,11 +179,14 @@ def summarize(
     return out
 
 
-def curves(y, p) -> dict:
-    """ROC, precision-recall (at the data's prevalence) and reliability curves, thinned for plotting."""
+def curves(y, p) -> dict | None:
+    """ROC, precision-recall (at the data's prevalence) and reliability curves, thinned for plotting; None
+    when `y` holds one class only (no curve is defined)."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     y, p = _arrays(y, p)
+    if len(np.unique(y)) < 2:
+        return None
     fpr, tpr, _ = roc_curve(y, p)
     precision, recall, _ = precision_recall_curve(y, p)
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 300)).astype(int))

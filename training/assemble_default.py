@@ -258,9 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         "validation": "patient-grouped 5-fold CV, out-of-fold (lesion-grouped for HAM10000)",
         "pooled": pooled,
         "per_dataset": sources,
-        "curves": {
-            "pooled": curves(y, p),
-            **{n: curves(y[i], p[i]) for n, i in oof.groupby("dataset").indices.items()},
+        "curves": {  # a source with one class has none
+            name: c
+            for name, c in [
+                ("pooled", curves(y, p)),
+                *((n, curves(y[i], p[i])) for n, i in oof.groupby("dataset").indices.items()),
+            ]
+            if c is not None
         },
         "calibration_at_screening_prevalence": {"cross_fitted": reliability, "scale": scale, "bias": bias},
         "external": {"derm7pt": external, "first_model_auc": baseline_external(baselines)},

@@ -54,7 +54,8 @@ def report_from_predictions(preds: pd.DataFrame, threshold: float | None = None,
         yy = part["target"].astype(int).to_numpy()
         pp = part["p_melanoma"].to_numpy(float)
         report["per_dataset"][name] = summarize(yy, pp, part["group_id"], threshold, n_boot)
-        report["curves"][name] = curves(yy, pp)
+        if (found := curves(yy, pp)) is not None:  # none for a dataset with one class
+            report["curves"][name] = found
     sens, spec = rates_at_threshold(y, p, threshold)
     report["operating_point"] = {"threshold": threshold, "sensitivity": sens, "specificity": spec}
     return _clean(report)

@@ -69,8 +69,11 @@ def summarise(table: pd.DataFrame) -> dict[str, float]:
 
 
 def random_order_share(table: pd.DataFrame) -> float:
-    """Expected share_before of a random order: E[first of k among n] = (n+1)/(k+1)."""
+    """Expected share_before of a random order: E[first of k among n] = (n+1)/(k+1); NaN without a patient
+    with a melanoma (nothing to find)."""
     mel = table[table["n_melanoma"] > 0]
+    if mel.empty:
+        return float("nan")
     n, k = mel["n"].to_numpy(float), mel["n_melanoma"].to_numpy(float)
     expected_first = (n + 1) / (k + 1)
     return float(np.mean(np.where(n > 1, (expected_first - 1) / np.maximum(n - 1, 1), 0.0)))

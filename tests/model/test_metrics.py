@@ -74,3 +74,25 @@ def test_report_from_predictions_has_pooled_and_per_dataset():
     assert report["operating_point"]["sensitivity"] >= 0.9
     assert report["pooled"]["screening"]["reviews_per_melanoma"] > 1
     assert len(report["curves"]["pooled"]["roc"]["fpr"]) <= 300
+
+
+def test_a_dataset_with_one_class_gets_its_figures_but_no_curves():
+    import warnings
+
+    from model.metrics import curves
+
+    assert curves(np.zeros(50, int), rng.random(50)) is None
+    preds = pd.DataFrame(
+        {
+            "image_id": [str(i) for i in range(2100)],
+            "dataset": ["a"] * 2000 + ["benign only"] * 100,
+            "group_id": [str(i) for i in range(2100)],
+            "target": np.r_[Y, np.zeros(100, int)],
+            "p_melanoma": np.r_[P, rng.random(100)],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*(positive|empty).*")  # no ROC of a one-class set
+        report = report_from_predictions(preds, n_boot=20)
+    assert set(report["curves"]) == {"pooled", "a"}
+    assert "benign only" in report["per_dataset"]

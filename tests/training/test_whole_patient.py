@@ -36,6 +36,15 @@ def test_ties_do_not_favour_the_melanoma():
     assert table["first_rank"].iloc[0] == 4
 
 
+def test_random_order_share_is_nan_without_a_melanoma_patient():
+    import warnings
+
+    table = pd.DataFrame({"n": [5, 8], "n_melanoma": [0, 0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" on the way
+        assert np.isnan(whole_patient.random_order_share(table))
+
+
 def test_random_order_share_matches_simulation():
     rng = np.random.default_rng(0)
     f = frame(["a"] * 10 + ["b"] * 30, [1, 1] + [0] * 8 + [1] + [0] * 29)
