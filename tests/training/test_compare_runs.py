@@ -60,7 +60,19 @@ def test_a_perfect_ranker_beats_noise_per_source_and_on_whole_patients(runs):
     assert result["ranking"]["top5"]["a"] == 1.0
     # comparing a run with itself: no difference, a zero-width interval
     same = compare_runs.compare(compare_runs.load_run(runs["noise"]), compare_runs.load_run(runs["noise"]), 50)
-    assert all(r["diff"] == 0 and r["ci"] == [0, 0] for r in same["sources"].values())
+    assert all(r["diff"] == 0 and r["ci"] == [0, 0] and r["detectable"] == 0 for r in same["sources"].values())
+
+
+def test_each_difference_says_what_it_could_have_detected(runs):
+    result = compare_runs.compare(compare_runs.load_run(runs["noise"]), compare_runs.load_run(runs["perfect"]), 200)
+    for row in [*result["sources"].values(), *result["ranking"].values()]:
+        width = row["ci"][1] - row["ci"][0]
+        assert row["detectable"] == pytest.approx(width / 3.92 * 2.80, rel=1e-3)
+    # fewer patients, wider interval, larger detectable difference: the same runs on a quarter of the patients
+    few = compare_runs.load_run(runs["noise"])
+    few = few[few["group_id"].str.extract(r"(\d+)$")[0].astype(int) < 10]
+    small = compare_runs.compare(few, compare_runs.load_run(runs["perfect"]), 200)
+    assert small["ranking"]["share_before"]["detectable"] > result["ranking"]["share_before"]["detectable"]
 
 
 def test_an_ensemble_averages_the_runs_logits_image_by_image(runs):
@@ -86,3 +98,4 @@ def test_the_report_lists_every_candidate_and_measure(runs, tmp_path):
     assert f"`{runs['perfect']}`" in text
     for measure in ("AUC ham10000", "AUC isic2020_patients", "ranking share_before", "ranking top5"):
         assert measure in text
+    assert "detectable (80% power)" in text
