@@ -259,12 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         "pooled": pooled,
         "per_dataset": sources,
         "curves": {  # a source with one class has none
-            name: c
-            for name, c in [
-                ("pooled", curves(y, p)),
-                *((n, curves(y[i], p[i])) for n, i in oof.groupby("dataset").indices.items()),
-            ]
-            if c is not None
+            name: found
+            for name, rows in {"pooled": slice(None), **oof.groupby("dataset").indices}.items()
+            if (found := curves(y[rows], p[rows])) is not None
         },
         "calibration_at_screening_prevalence": {"cross_fitted": reliability, "scale": scale, "bias": bias},
         "external": {"derm7pt": external, "first_model_auc": baseline_external(baselines)},

@@ -46,6 +46,12 @@ def detectable_difference(ci: list[float]) -> float:
     return float((Z_TWO_SIDED_5 + Z_POWER_80) * standard_error)
 
 
+def difference_row(a: float, b: float, diff: float, ci) -> dict:
+    """One compared measure: candidate, reference, their paired difference, its interval and what it could detect."""
+    ci = [float(x) for x in ci]
+    return {"a": a, "b": b, "diff": diff, "ci": ci, "detectable": detectable_difference(ci)}
+
+
 def load_run(spec: str) -> pd.DataFrame:
     """One row per image: the run's records and `score`, the mean logit (averaged over the runs of `a+b`)."""
     frames = []
@@ -73,9 +79,9 @@ def paired_auc(y: np.ndarray, a: np.ndarray, b: np.ndarray, groups: np.ndarray, 
         rows = rows.astype(int)
         return roc_auc(y_rows, a[rows]) - roc_auc(y_rows, b[rows])
 
-    ci = list(bootstrap_ci(difference, y, np.arange(len(y)), groups, n_boot, seed))
-    diff = roc_auc(y, a) - roc_auc(y, b)
-    return {"a": roc_auc(y, a), "b": roc_auc(y, b), "diff": diff, "ci": ci, "detectable": detectable_difference(ci)}
+    auc_a, auc_b = roc_auc(y, a), roc_auc(y, b)
+    ci = bootstrap_ci(difference, y, np.arange(len(y)), groups, n_boot, seed)
+    return difference_row(auc_a, auc_b, auc_a - auc_b, ci)
 
 
 def compare(reference: pd.DataFrame, candidate: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -102,13 +108,7 @@ def compare(reference: pd.DataFrame, candidate: pd.DataFrame, n_boot: int = 1000
         point_c, point_r = whole_patient.summarise(table_c), whole_patient.summarise(table_r)
         for metric in RANKING_METRICS:
             diff = whole_patient.paired_difference(table_c, table_r, metric, n_boot, seed)
-            ranking[metric] = {
-                "a": point_c[metric],
-                "b": point_r[metric],
-                "diff": diff["value"],
-                "ci": diff["ci"],
-                "detectable": detectable_difference(diff["ci"]),
-            }
+            ranking[metric] = difference_row(point_c[metric], point_r[metric], diff["value"], diff["ci"])
     return {"n_images": len(both), "sources": sources, "ranking": ranking}
 
 

@@ -20,10 +20,10 @@ from data.images import decode_image
 from data.transforms import preprocess_steps
 
 
-def _decode_one(job: tuple[str, int, dict | None]) -> np.ndarray:
-    path, side, preprocess = job
+def _decode_one(job: tuple[str, int, list]) -> np.ndarray:
+    path, side, steps = job
     image = decode_image(path)
-    for step in preprocess_steps(preprocess):  # on the decoded image, before the resize, as the predictor does
+    for step in steps:  # on the decoded image, before the resize, as the predictor does
         image = step(image)
     image = image.resize((side, side), Image.Resampling.BICUBIC, reducing_gap=None)
     return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
@@ -34,9 +34,9 @@ def decode_all(
 ) -> torch.Tensor:
     """uint8 (len(paths), 3, side, side), each image passed through the `preprocess` pixel steps first (a
     checkpoint's entry, e.g. colour constancy); a file that cannot be decoded stops the run, naming it."""
-    preprocess_steps(preprocess)  # an unknown step stops here, before any decoding
+    steps = preprocess_steps(preprocess)  # built once; an unknown step stops here, before any decoding
     out = torch.empty((len(paths), 3, side, side), dtype=torch.uint8)
-    jobs = [(str(p), side, preprocess) for p in paths]
+    jobs = [(str(p), side, steps) for p in paths]
     bar = tqdm(total=len(jobs), desc=f"decoding at {side} px", disable=not progress, file=sys.stderr, mininterval=5)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
