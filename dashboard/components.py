@@ -12,7 +12,7 @@ from dashboard.operating_point import OperatingPoint, performance_sentence
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
 from dashboard.uploads import UploadProblem
-from dashboard.wording import ScoreBand, pct, score_band
+from dashboard.wording import ScoreBand, pct, score_band, uncertainty_interval
 
 __all__ = ["literal"]  # the one output-safety helper, for the pages: see dashboard/textsafe.py
 
@@ -125,7 +125,7 @@ def score_bar_html(p: float, threshold: float, spread: float | None, band: Score
     band = band or score_band(p, threshold, spread or 0.0)
     colour = {"red": "#c0392b", "orange": "#d9822b", "green": "#2e8b57"}[band.colour]
     s = float(spread or 0.0)
-    lo, hi = max(0.0, p - 2 * s), min(1.0, p + 2 * s)
+    lo, hi = uncertainty_interval(p, s)
     spread_txt = f"± {100 * s:.1f} pts (TTA spread)" if spread is not None else ""
     label_shift = 100 * min(max(threshold, 0.1), 0.9)  # keep the threshold label inside the bar's width
     title = f"P(melanoma) {pct(p)}; uncertainty {pct(lo)}–{pct(hi)}; threshold {pct(threshold)}"

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.operating_point import SCREENING_PREVALENCE, OperatingPoint
-from dashboard.wording import pct, score_band
+from dashboard.wording import UNCERTAINTY_SPREADS, pct, score_band
 from model import figures as validation_figures
 from model.figures import (  # noqa: F401  (the palette and MODEBAR_PX are re-exported: the dashboard's charts use them)
     BLUE,
@@ -56,7 +56,7 @@ def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
             marker={"color": colours},
             error_x={
                 "type": "data",
-                "array": 2 * data["p_spread"].fillna(0),
+                "array": UNCERTAINTY_SPREADS * data["p_spread"].fillna(0),
                 "color": "#555",
                 "thickness": 1.2,
             },

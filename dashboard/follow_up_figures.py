@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from dashboard.figures import RED, score_trend
 from dashboard.follow_up import LesionHistory, RiseMargin, rises_by_visit
-from dashboard.wording import pct
+from dashboard.wording import pct, uncertainty_interval
 
 BAND_NAME = "± 2 × TTA spread"
 
@@ -43,9 +43,7 @@ def lesion_trend(
         return fig
     times = [v.visit_time for v in scored]
     # A score saved without its spread gets no width: the band does not invent an uncertainty.
-    half = [2 * (v.p_spread or 0.0) for v in scored]
-    upper = [min(1.0, v.p_melanoma + h) for v, h in zip(scored, half, strict=True)]
-    lower = [max(0.0, v.p_melanoma - h) for v, h in zip(scored, half, strict=True)]
+    lower, upper = zip(*(uncertainty_interval(v.p_melanoma, v.p_spread) for v in scored), strict=True)
     band = (
         go.Scatter(x=times, y=lower, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"),
         go.Scatter(

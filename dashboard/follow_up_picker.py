@@ -24,7 +24,7 @@ from dashboard.follow_up import (
 )
 from dashboard.follow_up_ui import rise_badge, rise_margin
 from dashboard.textsafe import literal
-from dashboard.wording import pct
+from dashboard.wording import UNCERTAINTY_SPREADS, pct
 from data.images import jpeg_bytes
 
 THUMB_PX = 220
@@ -135,7 +135,7 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
                 latest = lesion.latest
                 score = (
                     f"P(melanoma) {pct(latest.p_melanoma)}"
-                    + (f" ± {pct(2 * latest.p_spread)}" if latest.p_spread is not None else "")
+                    + (f" ± {pct(UNCERTAINTY_SPREADS * latest.p_spread)}" if latest.p_spread is not None else "")
                     if latest.p_melanoma is not None
                     else "not scored"
                 )

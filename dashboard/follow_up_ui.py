@@ -27,7 +27,7 @@ from dashboard.follow_up import (
 )
 from dashboard.follow_up_figures import lesion_trend
 from dashboard.textsafe import literal
-from dashboard.wording import pct
+from dashboard.wording import UNCERTAINTY_SPREADS, pct
 
 COMPARE_SOURCE_PX = 900  # stored images are read at most this size for the comparison
 HISTORIES = "follow_up_histories"
@@ -111,7 +111,9 @@ def live_rise(
 def _score_line(visit: LesionVisit) -> str:
     if visit.p_melanoma is None:
         return "not scored"
-    spread = f" ± {pct(2 * visit.p_spread)}" if visit.p_spread is not None else " (no spread recorded)"
+    if visit.p_spread is None:
+        return f"P(melanoma) {pct(visit.p_melanoma)} (no spread recorded)"
+    spread = f" ± {pct(UNCERTAINTY_SPREADS * visit.p_spread)}"
     return f"P(melanoma) {pct(visit.p_melanoma)}{spread}"
 
 

@@ -19,29 +19,51 @@ class ScoreBand:
     explanation: str
 
 
+UNCERTAINTY_SPREADS = 2.0  # a score's uncertainty interval: ± this many TTA spreads, on every page
+
+
+def uncertainty_interval(p: float, spread: float | None) -> tuple[float, float]:
+    """The one uncertainty interval every page draws and words: p ± 2 TTA spreads, inside [0, 1]."""
+    margin = UNCERTAINTY_SPREADS * float(spread or 0.0)
+    return max(0.0, p - margin), min(1.0, p + margin)
+
+
 def score_band(p: float, threshold: float, spread: float = 0.0) -> ScoreBand:
-    """Where a score lies relative to the operating threshold, allowing for its uncertainty."""
-    margin = max(2.0 * float(spread or 0.0), 0.02)
-    low, high = max(0.0, p - margin), min(1.0, p + margin)
+    """Where a score lies relative to the operating threshold, allowing for its uncertainty interval.
+
+    No fixed minimum margin: the threshold sits at a few per cent at screening prevalence, where a margin of
+    whole percentage points would call every score below it borderline."""
+    low, high = uncertainty_interval(p, spread)
+    p_text, t_text = distinct_pcts(p, threshold)
     if p >= threshold:
         if low < threshold:
             return ScoreBand(
                 "above",
                 "Above threshold (borderline)",
                 "red",
-                f"{pct(p)} is above the {pct(threshold)} threshold, but its uncertainty "
+                f"{p_text} is above the {t_text} threshold, but its uncertainty "
                 f"({pct(low)}–{pct(high)}) reaches below it.",
             )
-        return ScoreBand("above", "Above threshold", "red", f"{pct(p)} is above the {pct(threshold)} threshold.")
+        return ScoreBand("above", "Above threshold", "red", f"{p_text} is above the {t_text} threshold.")
     if high >= threshold:
         return ScoreBand(
             "near",
             "Near threshold",
             "orange",
-            f"{pct(p)} is below the {pct(threshold)} threshold, but its uncertainty "
-            f"({pct(low)}–{pct(high)}) reaches above it.",
+            f"{p_text} is below the {t_text} threshold, but its uncertainty ({pct(low)}–{pct(high)}) reaches above it.",
         )
-    return ScoreBand("below", "Below threshold", "green", f"{pct(p)} is below the {pct(threshold)} threshold.")
+    return ScoreBand("below", "Below threshold", "green", f"{p_text} is below the {t_text} threshold.")
+
+
+def distinct_pcts(p: float, threshold: float) -> tuple[str, str]:
+    """A score and the threshold in the page's format, with more decimals where that format would print the
+    same number for both ("1.6% is below the 1.6% threshold")."""
+    texts = pct(p), pct(threshold)
+    for digits in (2, 3):
+        if texts[0] != texts[1] or p == threshold:
+            break
+        texts = pct(p, digits), pct(threshold, digits)
+    return texts
 
 
 def pct(p: float | None, digits: int | None = None) -> str:

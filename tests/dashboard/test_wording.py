@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dashboard.wording import pct, reason_lines, score_band
+import pytest
+
+from dashboard.components import score_bar_html
+from dashboard.wording import pct, reason_lines, score_band, uncertainty_interval
 
 
 def test_score_bands_respect_uncertainty():
@@ -30,3 +33,24 @@ def test_probabilities_have_one_format_one_decimal_below_ten_per_cent():
     ]
     assert pct(0.0176, 2) == "1.76%"
     assert "2.4% is below the 3.1% threshold" in score_band(0.024, 0.031, 0.0).explanation
+
+
+def test_a_score_well_below_a_low_threshold_is_below_it():
+    # The shipped threshold sits at a few per cent: a fixed margin of points would call every score borderline.
+    assert score_band(0.001, 0.0164, 0.0).name == "below"
+    assert score_band(0.008, 0.0164, 0.0002).name == "below"
+    assert score_band(0.012, 0.0164, 0.003).name == "near"  # 1.2% + 2 × 0.3 reaches 1.64%
+    assert score_band(0.02, 0.0164, 0.001).title == "Above threshold"
+
+
+def test_the_band_words_the_interval_the_bar_draws():
+    band = score_band(0.012, 0.0164, 0.003)
+    low, high = uncertainty_interval(0.012, 0.003)
+    assert (low, high) == pytest.approx((0.006, 0.018))
+    assert f"({pct(low)}–{pct(high)})" in band.explanation
+    assert f"uncertainty {pct(low)}–{pct(high)}" in score_bar_html(0.012, 0.0164, 0.003)
+
+
+def test_a_score_and_threshold_that_round_alike_get_more_decimals():
+    assert score_band(0.0156, 0.0164, 0.0).explanation == "1.56% is below the 1.64% threshold."
+    assert score_band(0.024, 0.031, 0.0).explanation == "2.4% is below the 3.1% threshold."
