@@ -322,6 +322,10 @@ class UserStore:
         self._read()
         return self._store.search_patients(partial_identifier, limit)
 
+    def find_patient_id(self, identifier: str) -> int | None:
+        self._read()
+        return self._store.find_patient_id(identifier)
+
     def get_patient(self, patient_id: int) -> Any:
         self._read()
         return self._store.get_patient(patient_id)

@@ -118,14 +118,6 @@ def patient_from_store(store: Any, patient_id: int) -> PatientContext:
     )
 
 
-def find_exact_patient(store: Any, identifier: str) -> int | None:
-    identifier = identifier.strip()
-    for summary in store.search_patients(identifier):
-        if summary.identifier == identifier:
-            return summary.id
-    return None
-
-
 def merge_form_into_existing(context: PatientContext, birth_year: int | None, sex: str) -> list[str]:
     """The new-patient form names a patient already in the store: what the form contradicts (e.g. "birth
     year 1961"), or nothing, and then the form fills what the record leaves unknown."""

@@ -17,7 +17,6 @@ from dashboard.choices import SEX_OPTIONS
 from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.patient_form import (
     PatientContext,
-    find_exact_patient,
     merge_form_into_existing,
     patient_from_store,
     search_choice_label,
@@ -197,7 +196,7 @@ def patient_section(state: ReviewState, store: UserStore | None) -> None:
             st.session_state[PSEUDONYM_PENDING] = identifier  # asked below; "Start review" again proceeds
             st.rerun()
         st.session_state.pop(PSEUDONYM_PENDING, None)
-        existing = find_exact_patient(store, identifier) if store else None
+        existing = store.find_patient_id(identifier) if store else None
         if existing is not None:
             context = patient_from_store(store, existing)
             conflicts = merge_form_into_existing(context, birth_year, sex)

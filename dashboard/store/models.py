@@ -6,6 +6,7 @@ test checks that these classes and the migrated head schema agree.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
@@ -26,7 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from data.settings import LIMITS
 
@@ -50,6 +51,13 @@ LABEL_MAX = LIMITS.label_max
 BODY_REGION_MAX = LIMITS.body_region_max
 FILENAME_MAX = LIMITS.filename_max
 USERNAME_MAX = LIMITS.username_max
+
+
+def identifier_search_key(text: str) -> str:
+    """What a patient search compares: the identifier case-folded in Python, Unicode-wide ("ØRSTED" finds
+    "Ørsted"), because SQLite's lower() folds ASCII letters only; NFC so composed and decomposed accents
+    match."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
 
 
 def utcnow() -> datetime:
@@ -107,12 +115,19 @@ class Patient(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Pseudonymous identifier / MRN; the only identifying text in the store.
     identifier: Mapped[str] = mapped_column(String(IDENTIFIER_MAX), unique=True)
+    # identifier_search_key(identifier), kept with it (case folding may lengthen a text up to threefold).
+    identifier_key: Mapped[str] = mapped_column(String(3 * IDENTIFIER_MAX))
     birth_year: Mapped[int | None] = mapped_column(Integer)
     sex: Mapped[str] = mapped_column(String(16), default="unknown")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     visits: Mapped[list[Visit]] = relationship(back_populates="patient", order_by="Visit.visit_time")
     lesions: Mapped[list[Lesion]] = relationship(back_populates="patient", order_by="Lesion.id")
+
+    @validates("identifier")
+    def _keep_search_key(self, _key: str, identifier: str) -> str:
+        self.identifier_key = identifier_search_key(identifier)
+        return identifier
 
 
 class Visit(Base):

@@ -12,7 +12,16 @@ from sqlalchemy.orm import Session, selectinload
 from dashboard.store import export, validation, views
 from dashboard.store.core import ExportFormat, NotFoundError, StoreCore, get_row, patient_numbers
 from dashboard.store.files import is_sha256
-from dashboard.store.models import AuditEvent, Decision, Lesion, LesionImage, Patient, Prediction, Visit
+from dashboard.store.models import (
+    AuditEvent,
+    Decision,
+    Lesion,
+    LesionImage,
+    Patient,
+    Prediction,
+    Visit,
+    identifier_search_key,
+)
 from dashboard.store.records import (
     DecisionView,
     LesionSummary,
@@ -67,7 +76,7 @@ class PatientRecords(StoreCore):
 
     def search_patients(self, partial_identifier: str, limit: int = 50) -> list[PatientSummary]:
         """Patients whose identifier contains the text (case-insensitive). Blank finds nothing."""
-        needle = (partial_identifier or "").strip().lower() if isinstance(partial_identifier, str) else ""
+        needle = (partial_identifier or "").strip() if isinstance(partial_identifier, str) else ""
         if not needle:
             return []
         visits = (
@@ -83,13 +92,19 @@ class PatientRecords(StoreCore):
             select(Patient, visits.c.n, visits.c.last)
             .outerjoin(visits, visits.c.patient_id == Patient.id)
             # autoescape: "%" and "_" typed by the user match literally.
-            .where(func.lower(Patient.identifier).contains(needle, autoescape=True))
+            .where(Patient.identifier_key.contains(identifier_search_key(needle), autoescape=True))
             .order_by(Patient.identifier)
             .limit(limit)
         )
         with self._read() as session:
             rows = session.execute(stmt).all()
             return [from_attributes(PatientSummary, p, visit_count=n or 0, last_visit_time=last) for p, n, last in rows]
+
+    def find_patient_id(self, identifier: str) -> int | None:
+        """The patient recorded under exactly this identifier (surrounding blanks ignored), or None."""
+        identifier = identifier.strip() if isinstance(identifier, str) else ""
+        with self._read() as session:
+            return session.scalar(select(Patient.id).where(Patient.identifier == identifier)) if identifier else None
 
     def patient_timeline(self, patient_id: int) -> PatientTimeline:
         """The patient's visits, oldest first by the day their images were taken."""
