@@ -3,9 +3,11 @@
 No Streamlit and no model here: the lesion thumbnails and Grad-CAM overlays arrive as PIL images
 (dashboard/report_data.py reads and computes them), so the layout is tested on its own; what each line
 says is dashboard/report_text.py. Every text goes through fpdf2's plain-text API (no markup). With DejaVu
-Sans installed (Debian ``fonts-dejavu-core``) any character prints as typed; without it the core font
-Helvetica is used and characters outside Latin-1 are spelled out (``≥`` → ``>=``) or replaced by ``?``,
-never an error.
+Sans installed (Debian ``fonts-dejavu-core``) every character the font has prints as typed; without it the
+core font Helvetica is used and the symbols the pages use are spelled out (``≥`` → ``>=``). A character the
+font cannot draw (CJK in DejaVu Sans, anything outside Latin-1 in Helvetica) is never dropped: fpdf2 would
+silently print "Zoë 日本" as "Zoë ", so it is printed as its code (``[U+65E5]``, coverage read from the
+font's cmap) and page 1 then says that some characters are shown as codes.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from PIL import Image
 
 from dashboard.report_text import (
+    CODES_NOTICE,
+    LATIN1_SPELLING,
+    char_code,
     decision_lines,
     histology_line,
-    latin1_text,
     printable,
     ranked,
     score_line,
@@ -106,19 +112,33 @@ class _ReportPDF(FPDF):
     def __init__(self, header_right: tuple[str, str], font_files: Mapping[str, Path] | None) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.header_right = header_right  # (identifier, the rest): the identifier is shortened to fit
+        self.first_coded: str | None = None  # the first character printed as its code, if any
         if font_files:
             for style, path in font_files.items():
                 self.add_font("DejaVu", style, str(path))
             self.report_family = "DejaVu"
-            self.clean = printable
+            self.spelling: Mapping[str, str] = {}
+            self.drawable = font_codepoints(tuple(str(path) for path in font_files.values()))
         else:
             self.report_family = "Helvetica"
-            self.clean = lambda value: latin1_text(printable(value))
+            self.spelling = LATIN1_SPELLING
+            self.drawable = range(256)  # the core fonts' Latin-1
         self.set_margins(MARGIN, MARGIN + 8, MARGIN)
         self.set_auto_page_break(True, margin=MARGIN + 5)
         self.set_image_filter("DCTDecode")  # photographs as JPEG: a report of 20 lesions stays small
         self.set_creator("melanoma triage dashboard")
         self.set_title("Visit report")  # no identifier in the file's metadata
+
+    def clean(self, value: object) -> str:
+        """``value`` as printed: no control characters, each character the font lacks as its code."""
+        out = []
+        for ch in printable(value):
+            ch = self.spelling.get(ch, ch)
+            if len(ch) == 1 and ch != "\n" and ord(ch) not in self.drawable:
+                self.first_coded = self.first_coded or ch
+                ch = char_code(ch)
+            out.append(ch)
+        return "".join(out)
 
     def write_text(self, text: str, size: float = 9, style: str = "", width: float = 0, height: float = 4.6) -> None:
         self.set_font(self.report_family, style, size)
@@ -190,7 +210,9 @@ def _colour_scale(pdf: _ReportPDF, scale: Image.Image) -> None:
     pdf.set_y(top + height)
 
 
-def _facts_block(pdf: _ReportPDF, patient: PatientRecord, visit: VisitView, context: ReportContext) -> None:
+def _facts_block(
+    pdf: _ReportPDF, patient: PatientRecord, visit: VisitView, context: ReportContext, coded: str | None
+) -> None:
     pdf.write_text(f"Visit report - patient {patient.identifier}", size=14, style="B", height=7)
     pdf.ln(1)
     rows = [
@@ -216,6 +238,9 @@ def _facts_block(pdf: _ReportPDF, patient: PatientRecord, visit: VisitView, cont
         pdf.set_font(pdf.report_family, "B", 9)
         pdf.cell(LABEL_MM, 5, "Notes")
         pdf.write_text(visit.notes, height=5)
+    if coded:
+        pdf.ln(1)
+        pdf.write_text(CODES_NOTICE.format(example=char_code(coded)), style="B", height=5)
     pdf.ln(2)
 
 
@@ -296,6 +321,13 @@ def _lesion_block(pdf: _ReportPDF, title: str, lines: list[str], pictures: Lesio
     pdf.set_y(max(pdf.get_y(), top + PICTURE_MM + 4) + 3)
 
 
+@cache
+def font_codepoints(paths: tuple[str, ...]) -> frozenset[int]:
+    """The code points every one of these font files can draw (the intersection of their cmaps)."""
+    maps = [set(TTFont(path, lazy=True).getBestCmap()) for path in paths]
+    return frozenset(set.intersection(*maps))
+
+
 def dejavu_fonts() -> dict[str, Path] | None:
     """DejaVu Sans regular and bold when installed (Debian fonts-dejavu-core), else None."""
     return dict(DEJAVU) if all(path.is_file() for path in DEJAVU.values()) else None
@@ -320,10 +352,26 @@ def visit_report_pdf(
     pictures = pictures or {}
     context = context or ReportContext()
     fonts = dejavu_fonts() if font_files is True else (font_files or None)
+    pdf = _render(patient, visit, model, pictures, context, histology or {}, fonts, coded=None)
+    if pdf.first_coded is not None:  # some text needs codes: print again, with the line that says so
+        pdf = _render(patient, visit, model, pictures, context, histology or {}, fonts, coded=pdf.first_coded)
+    return bytes(pdf.output())
+
+
+def _render(
+    patient: PatientRecord,
+    visit: VisitView,
+    model: ModelFacts | None,
+    pictures: Mapping[int, LesionPictures],
+    context: ReportContext,
+    histology: Mapping[int, HistologyView],
+    fonts: Mapping[str, Path] | None,
+    coded: str | None,
+) -> _ReportPDF:
     date = f"{visit.visit_time.astimezone():%Y-%m-%d}"
     pdf = _ReportPDF((patient.identifier, f" · visit {visit.number or visit.id} · {date}"), fonts)
     pdf.add_page()
-    _facts_block(pdf, patient, visit, context)
+    _facts_block(pdf, patient, visit, context, coded)
     _model_block(pdf, visit, model)
     pdf.write_text(f"Lesions, ranked as at the visit ({len(visit.lesions)})", size=11, style="B", height=6)
     note = context.cam_note or (
@@ -341,6 +389,6 @@ def visit_report_pdf(
         pdf.write_text("No lesion images were saved with this visit.")
     for lesion in ranked(visit.lesions):
         shown = pictures.get(lesion.image.id, LesionPictures())
-        title, lines = _lesion_text(lesion, model, shown, (histology or {}).get(lesion.lesion_id))
+        title, lines = _lesion_text(lesion, model, shown, histology.get(lesion.lesion_id))
         _lesion_block(pdf, title, lines, shown, context.cam_method)
-    return bytes(pdf.output())
+    return pdf

@@ -1,11 +1,12 @@
 """What the visit report says, line by line, as plain text: a score with its stored uncertainty, the
-ugly-duckling flag, decisions with their amendments, the histology result, the visit's ranking, and the
-Latin-1 spelling used when no unicode font is installed. No PDF here (dashboard/report.py lays it out)."""
+ugly-duckling flag, decisions with their amendments, the histology result, the visit's ranking, and how a
+character the report's font cannot draw is printed (its code, never dropped or replaced by a look-alike).
+No PDF here (dashboard/report.py lays it out)."""
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from dashboard.store.records import DecisionView, HistologyView, PredictionView, VisitLesion
@@ -30,19 +31,28 @@ LATIN1_SPELLING = {
 }
 
 
+CODES_NOTICE = (
+    "Characters the report's font cannot draw are printed as their Unicode code, e.g. {example}; "
+    "the record holds them as typed."
+)
+
+
+def char_code(ch: str) -> str:
+    """The visible stand-in for a character the font cannot draw: ``日`` → ``[U+65E5]``."""
+    return f"[U+{ord(ch):04X}]"
+
+
+def coded_text(text: str, drawable: Callable[[str], bool]) -> str:
+    """``text`` with every character that ``drawable`` rejects replaced by its code (line breaks kept):
+    an identifier, label or note is never printed shortened or as a different name."""
+    return "".join(ch if ch == "\n" or drawable(ch) else char_code(ch) for ch in text)
+
+
 def latin1_text(text: str) -> str:
-    """``text`` printable with a core font: known symbols spelled out, accents dropped only where
-    Latin-1 lacks the letter, anything else ``?``."""
-    out = []
-    for ch in text:
-        if ord(ch) < 256:
-            out.append(ch)
-        elif ch in LATIN1_SPELLING:
-            out.append(LATIN1_SPELLING[ch])
-        else:
-            base = unicodedata.normalize("NFKD", ch).encode("latin-1", "ignore").decode("latin-1")
-            out.append(base or "?")
-    return "".join(out)
+    """``text`` printable with a core font: Latin-1 as typed, the known symbols spelled out (``≥`` →
+    ``>=``), any other character as its code (``ő`` → ``[U+0151]``): no accent is dropped silently."""
+    spelled = "".join(LATIN1_SPELLING.get(ch, ch) for ch in text)
+    return coded_text(spelled, lambda ch: ord(ch) < 256)
 
 
 def printable(value: object) -> str:

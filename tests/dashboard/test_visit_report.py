@@ -258,6 +258,42 @@ def test_a_long_identifier_is_shortened_in_the_header_and_printed_whole_in_the_b
     assert any("W" * 40 in line for line in lines if line is not header)  # the body keeps it whole (wrapped)
 
 
+UNDRAWABLE = "Zoë Müller-Ørsted 日本"  # DejaVu Sans has no CJK glyphs; fpdf2 alone would print "Zoë Müller-Ørsted "
+
+
+@needs_pdftotext
+@pytest.mark.parametrize("fonts", ["dejavu", "core"])
+def test_characters_the_font_cannot_draw_print_as_codes_and_the_report_says_so(saved, fonts):
+    import dataclasses
+
+    if fonts == "dejavu" and not dejavu_fonts():
+        pytest.skip("DejaVu Sans is not installed here")
+    visit = saved.store.load_visit(saved.visit_id)
+    patient = dataclasses.replace(saved.store.get_patient(visit.patient_id), identifier=UNDRAWABLE)
+    first = dataclasses.replace(visit.lesions[0], label="grain ☀ 背中")
+    visit = dataclasses.replace(visit, notes="再診 in 6 months", lesions=(first, *visit.lesions[1:]))
+
+    pdf = visit_report_pdf(patient, visit, None, font_files=True if fonts == "dejavu" else None)
+    flat = " ".join(pdf_text(pdf).split())
+
+    coded = "Zoë Müller-Ørsted [U+65E5][U+672C]"
+    assert f"Visit report - patient {coded}" in flat and f"Patient (pseudonym) {coded} ·" in flat
+    assert f"Patient {coded} · visit" in flat  # the header on every page
+    assert "Notes [U+518D][U+8A3A] in 6 months" in flat
+    label = "grain ☀ [U+80CC][U+4E2D]" if fonts == "dejavu" else "grain [U+2600] [U+80CC][U+4E2D]"
+    assert f"- {label}" in flat
+    assert "Characters the report's font cannot draw are printed as their Unicode code, e.g. [U+65E5]" in flat
+    # never a silently shortened identifier
+    assert "Zoë Müller-Ørsted ·" not in flat and "Zoë Müller-Ørsted  ·" not in flat
+
+
+@needs_pdftotext
+def test_a_report_the_font_can_draw_whole_has_no_codes_notice(saved):
+    visit = saved.store.load_visit(saved.visit_id)
+    flat = " ".join(pdf_text(visit_report_pdf(saved.store.get_patient(visit.patient_id), visit, None)).split())
+    assert "[U+" not in flat and "Unicode code" not in flat
+
+
 @needs_pdftoppm
 def test_the_overlays_colour_scale_is_printed_above_the_overlay_column(saved, card_config):
     from dashboard.report import MARGIN, PICTURE_GAP, PICTURE_MM, ReportContext
