@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from data.readers import DatasetError, defuse_formula, read_folder, read_kaggle
 from model.checkpoint import CheckpointError
+from model.predict_paths import check_outputs, errors_path_for
 from model.predictor import MAX_TTA, Predictor
 from model.triage_table import output_table
 
@@ -75,57 +75,6 @@ def _cam_method(text: str) -> str:
         return method_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def errors_path_for(out: Path) -> Path:
-    return out.with_name(out.stem + ".errors.csv")
-
-
-def check_writable_file(path: Path, what: str) -> None:
-    """Raise DatasetError unless `path` can be written (its folder is created when missing)."""
-    if path.is_dir():
-        raise DatasetError(f"{what} {path} is a folder; give a file name (e.g. {path / 'predictions.csv'})")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise DatasetError(f"{what} {path} exists and is not writable")
-    parent = path.parent
-    _make_writable_folder(
-        parent,
-        not_a_folder=f"{what} {path}: {parent} is not a folder",
-        cannot_create=f"{what} {path}: cannot create its folder",
-        not_writable=f"{what} {path}: the folder {parent} is not writable",
-    )
-
-
-def check_writable_folder(path: Path, what: str) -> None:
-    _make_writable_folder(
-        path,
-        not_a_folder=f"{what} {path} is not a folder",
-        cannot_create=f"{what} {path}: cannot create it",
-        not_writable=f"{what} {path} is not writable",
-    )
-
-
-def _make_writable_folder(folder: Path, not_a_folder: str, cannot_create: str, not_writable: str) -> None:
-    """Create `folder` (and its parents) or raise DatasetError with the message for what went wrong."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise DatasetError(not_a_folder) from None
-    except OSError as exc:
-        raise DatasetError(f"{cannot_create} ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DatasetError(not_writable)
-
-
-def check_outputs(args: argparse.Namespace) -> None:
-    """Every output location, checked before anything is scored."""
-    out = args.out
-    if args.input.exists() and out.resolve() == args.input.resolve():
-        raise DatasetError(f"--out {out} is the input file; choose another name")
-    check_writable_file(out, "--out")
-    check_writable_file(errors_path_for(out), "the errors file")
-    if args.cam is not None:
-        check_writable_folder(args.cam, "--cam")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -1,0 +1,118 @@
+"""The predict CLI never writes over its inputs or one output over another: refused (exit 2) before scoring."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from model.predict import main
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (180, 120, 90)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def no_scoring(monkeypatch):
+    from model import predictor as predictor_module
+
+    def refuse(*_a, **_k):
+        raise AssertionError("nothing may be scored when an output location is refused")
+
+    monkeypatch.setattr(predictor_module.Predictor, "from_checkpoint", refuse)
+
+
+@pytest.fixture
+def visit(tmp_path):
+    """in.csv listing two PNGs in imgs/ (as /tmp/audit1/cam1): the originals' bytes, to check nothing changed."""
+    images = tmp_path / "imgs"
+    images.mkdir()
+    originals = {}
+    for name in ("ISIC_0272509", "ISIC_1632118"):
+        originals[name] = _png()
+        (images / f"{name}.png").write_bytes(originals[name])
+    csv = tmp_path / "in.csv"
+    csv.write_text("image_name,patient_id\nISIC_0272509,P1\nISIC_1632118,P1\n")
+    return csv, images, originals
+
+
+def _unchanged(images, originals) -> bool:
+    return {p.stem: p.read_bytes() for p in images.iterdir()} == originals
+
+
+@pytest.mark.parametrize("cam", ["imgs", "imgs/.", "imgs/sub", "link", "in.csv"])
+def test_cam_in_the_image_folder_is_refused(tmp_path, visit, no_scoring, capsys, cam):
+    csv, images, originals = visit
+    (tmp_path / "link").symlink_to(images)
+    code = main(
+        ["--input", str(csv), "--images", str(images), "--out", str(tmp_path / "p.csv"), "--cam", str(tmp_path / cam)]
+    )
+    assert code == 2
+    assert "--cam" in capsys.readouterr().err
+    assert _unchanged(images, originals)
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_cam_in_the_default_image_folder_of_a_csv_is_refused(tmp_path, no_scoring, capsys):
+    (tmp_path / "visit").mkdir()
+    (tmp_path / "visit" / "A.png").write_bytes(_png())
+    (tmp_path / "visit.csv").write_text("image_name\nA\n")
+    argv = ["--input", str(tmp_path / "visit.csv"), "--out", str(tmp_path / "p.csv"), "--cam", str(tmp_path / "visit")]
+    assert main(argv) == 2
+    assert "the image folder" in capsys.readouterr().err
+
+
+def test_cam_in_an_input_folder_is_refused(tmp_path, visit, no_scoring, capsys):
+    _, images, originals = visit
+    assert main(["--input", str(images), "--out", str(tmp_path / "p.csv"), "--cam", str(images)]) == 2
+    assert "--cam" in capsys.readouterr().err
+    assert _unchanged(images, originals)
+
+
+def test_cam_beside_or_above_the_images_is_allowed(tmp_path, visit, monkeypatch):
+    from model.predict import parse_args
+    from model.predict_paths import check_outputs
+
+    csv, images, _ = visit
+    for cam in (tmp_path / "overlays", tmp_path):
+        args = parse_args(
+            ["--input", str(csv), "--images", str(images), "--out", str(tmp_path / "p.csv"), "--cam", str(cam)]
+        )
+        check_outputs(args)  # no DatasetError
+
+
+def test_errors_file_may_not_be_the_input_csv(tmp_path, visit, no_scoring, capsys):
+    _, images, _ = visit
+    source = tmp_path / "X.errors.csv"
+    source.write_text("image_name\nISIC_0272509\n")
+    assert main(["--input", str(source), "--images", str(images), "--out", str(tmp_path / "X.csv")]) == 2
+    assert "the errors file" in capsys.readouterr().err
+    assert source.read_text() == "image_name\nISIC_0272509\n"
+
+
+def test_out_may_not_be_the_input_csv_through_a_link(tmp_path, visit, no_scoring, capsys):
+    csv, images, _ = visit
+    (tmp_path / "alias.csv").symlink_to(csv)
+    assert main(["--input", str(csv), "--images", str(images), "--out", str(tmp_path / "alias.csv")]) == 2
+    assert "is the input file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["out", "errors"])
+def test_cam_may_not_be_an_output_file(tmp_path, visit, no_scoring, capsys, target):
+    csv, images, _ = visit
+    out = tmp_path / "X"
+    cam = out if target == "out" else tmp_path / "X.errors.csv"
+    assert main(["--input", str(csv), "--images", str(images), "--out", str(out), "--cam", str(cam)]) == 2
+    assert "are the same path" in capsys.readouterr().err
+
+
+def test_out_may_not_replace_an_image_of_an_input_folder(tmp_path, visit, no_scoring, capsys):
+    _, images, originals = visit
+    out = images / "ISIC_0272509.png"
+    assert main(["--input", str(images), "--out", str(out)]) == 2
+    assert "is an input image" in capsys.readouterr().err
+    assert _unchanged(images, originals)
