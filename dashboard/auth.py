@@ -15,27 +15,36 @@ Roles, least to most privileged:
 
 Failed sign-ins are audited (``auth.login_failed``) and rate-limited per username: after
 ``MAX_FAILURES`` failures within ``FAILURE_WINDOW`` the account refuses every password, the right one
-too, until the window has passed (``auth.login_locked``).
+too, until the window has passed (``auth.login_locked``). The count and the check are one step per
+username (SQLite's write lock; a transaction-scoped advisory lock on PostgreSQL), so parallel attempts
+cannot each see the count below the limit. The current-password check of a password change counts too.
+
+A session (``AuthUser.signed_in_at``) ends when the account is disabled or its password is changed after
+the session began, the last the step an administrator takes after a suspected compromise.
 
 ``UserStore`` is the case store as one signed-in user sees it: every call that reads or writes patient
-data checks the role first, and records who did it.
+data checks the account as it is now (active, role, password unchanged since sign-in) first, and records
+who did it. Checking at the call, not only at the page's start, covers widget callbacks (they run before
+the page script) and deferred downloads (they run without it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from dashboard.store import validation
 from dashboard.store.api import CaseStore, ExportFormat
-from dashboard.store.models import NAME_MAX, ROLES, USERNAME_MAX, AppUser, AuditEvent
+from dashboard.store.models import ROLES, USERNAME_MAX, AppUser, AuditEvent
 from dashboard.store.records import AuditRecord, ReviewToSave
 from data import settings
 from data.errors import TriageError
@@ -74,6 +83,9 @@ class AuthUser:
     username: str
     display_name: str
     role: str
+    # When this session began (None: not a session, e.g. an account just created); a password changed
+    # after it ends the session. Not part of equality: the same account signed in twice is the same user.
+    signed_in_at: datetime | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -166,7 +178,8 @@ class Accounts:
     def add(self, username: str, password: str, role: str, display_name: str = "", *, actor: str) -> AuthUser:
         username = normalise_username(username)
         role = _role(role)
-        display_name = validation.text(display_name, "display name", max_len=NAME_MAX, required=False)
+        # validation.name: no control characters (a display name is printed by the users CLI, on a terminal)
+        display_name = validation.name(display_name, "display name") if str(display_name or "").strip() else ""
         check_password_policy(password, username)
         password_hash = hash_password(password)
         with self.store.write_transaction() as session:
@@ -190,18 +203,28 @@ class Accounts:
         check_password_policy(password, username)
         self._update(username, actor, "user.reset_password", password_hash=hash_password(password))
 
-    def change_own_password(self, user: AuthUser, current: str, new: str) -> None:
-        """A signed-in user's own change: the current password first (a wrong one counts as a failed sign-in)."""
+    def change_own_password(self, user: AuthUser, current: str, new: str) -> AuthUser:
+        """A signed-in user's own change: the current password first (a wrong one counts as a failed sign-in,
+        and a locked username checks none). Returns the user's session renewed from now: the change ends
+        every other session of the account."""
         check_password_policy(new, user.username)
-        with self.store.read_session() as session:
-            account = session.get(AppUser, user.id)
-            ok = account is not None and account.active and _verify(account.password_hash, current)
+        with self.store.write_transaction() as session:
+            locked = self._locked(session, user.username, via="password-change")
+            if not locked:
+                account = session.get(AppUser, user.id)
+                ok = account is not None and account.active and _verify(account.password_hash, current)
+                if not ok:
+                    session.add(
+                        AuditEvent(actor=user.username, action="auth.login_failed", detail={"via": "password-change"})
+                    )
+        if locked:
+            raise locked
         if not ok:
-            self.record(user, "auth.login_failed", {"via": "password-change"})
             raise LoginFailed("The current password is wrong.")
         if new == current:
             raise ValueError("the new password must differ from the current one")
         self._update(user.username, user.username, "user.change_password", password_hash=hash_password(new))
+        return dataclasses.replace(user, signed_in_at=_now())
 
     def _update(self, username: str, actor: str, action: str, **values: Any) -> None:
         username = normalise_username(username)
@@ -226,22 +249,10 @@ class Accounts:
             name = None
         # The rate limit counts per normalised name, so "DR.ADA" and "dr.ada" share one budget.
         attempted = name or _attempted_name(username)
-        since = _now() - self.failure_window
         with self.store.write_transaction() as session:
-            failures = session.scalar(
-                select(func.count(AuditEvent.id)).where(
-                    AuditEvent.actor == attempted,
-                    AuditEvent.action == "auth.login_failed",
-                    AuditEvent.occurred_at >= since,
-                )
-            )
-            if failures >= self.max_failures:
-                session.add(AuditEvent(actor=attempted, action="auth.login_locked", detail={"via": via}))
-                minutes = max(1, round(self.failure_window.total_seconds() / 60))
-                raise_after = LoginFailed(
-                    f"Too many failed sign-ins for this username. Try again in {minutes} minutes, "
-                    "or ask an administrator."
-                )
+            locked = self._locked(session, attempted, via=via)
+            if locked:
+                raise_after = locked
             else:
                 user = session.scalar(select(AppUser).where(AppUser.username == name)) if name else None
                 ok = _verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
@@ -250,7 +261,7 @@ class Accounts:
                         user.password_hash = hash_password(password)
                     user.last_login_at = _now()
                     session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
-                    return AuthUser(user.id, user.username, user.display_name, user.role)
+                    return _auth_user(user, signed_in_at=user.last_login_at)
                 reason = "disabled" if ok else "bad credentials"
                 session.add(
                     AuditEvent(actor=attempted, action="auth.login_failed", detail={"via": via, "reason": reason})
@@ -258,6 +269,28 @@ class Accounts:
                 raise_after = LoginFailed("Wrong username or password, or the account is disabled.")
         # Raised after the transaction committed, so the failure stays recorded.
         raise raise_after
+
+    def _locked(self, session: Session, attempted: str, *, via: str) -> LoginFailed | None:
+        """The refusal if this username has used up its failures in the window (audited), else None. Takes
+        the username's lock first, held to the end of the caller's transaction, so that counting and
+        checking a password are one step per username."""
+        if session.get_bind().dialect.name == "postgresql":
+            key = zlib.crc32(f"auth.login:{attempted}".encode())  # SQLite: its write lock already serialises
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        failures = session.scalar(
+            select(func.count(AuditEvent.id)).where(
+                AuditEvent.actor == attempted,
+                AuditEvent.action == "auth.login_failed",
+                AuditEvent.occurred_at >= _now() - self.failure_window,
+            )
+        )
+        if failures < self.max_failures:
+            return None
+        session.add(AuditEvent(actor=attempted, action="auth.login_locked", detail={"via": via}))
+        minutes = max(1, round(self.failure_window.total_seconds() / 60))
+        return LoginFailed(
+            f"Too many failed sign-ins for this username. Try again in {minutes} minutes, or ask an administrator."
+        )
 
     def sso_user(self, email: str) -> AuthUser:
         """The local account an identity provider's verified e-mail maps to (``st.login``)."""
@@ -274,24 +307,37 @@ class Accounts:
                 failed = False
                 user.last_login_at = _now()
                 session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
-                result = AuthUser(user.id, user.username, user.display_name, user.role)
+                result = _auth_user(user, signed_in_at=user.last_login_at)
         if failed:
             raise LoginFailed("Your single sign-on account has no active local account here. Ask an administrator.")
         return result
 
-    def current(self, user_id: int) -> AuthUser | None:
-        """The account as it is now (role changes apply at once), or None if disabled or gone."""
-        with self.store.read_session() as session:
-            user = session.get(AppUser, user_id)
-            if user is None or not user.active:
-                return None
-            return AuthUser(user.id, user.username, user.display_name, user.role)
+    def current(self, user: AuthUser | int) -> AuthUser | None:
+        """The account as it is now (role changes apply at once), or None if disabled, gone, or, for a
+        session, its password changed since the session began."""
+        return account_now(self.store, user)
 
     def record(self, user: AuthUser | str, action: str, detail: dict[str, Any] | None = None) -> None:
         """An audit event that names no patient (sign-out, session expiry, page views)."""
         actor = user.username if isinstance(user, AuthUser) else _attempted_name(user)
         with self.store.write_transaction() as session:
             session.add(AuditEvent(actor=actor, action=action, detail=dict(detail or {})))
+
+
+def account_now(store: CaseStore, user: AuthUser | int) -> AuthUser | None:
+    """``user``'s account as it is now, keeping the session's start; None when the session has ended."""
+    user_id, since = (user.id, user.signed_in_at) if isinstance(user, AuthUser) else (user, None)
+    with store.read_session() as session:
+        account = session.get(AppUser, user_id)
+        if account is None or not account.active:
+            return None
+        if since is not None and account.password_changed_at > since:
+            return None
+        return _auth_user(account, signed_in_at=since)
+
+
+def _auth_user(account: AppUser, *, signed_in_at: datetime | None = None) -> AuthUser:
+    return AuthUser(account.id, account.username, account.display_name, account.role, signed_in_at)
 
 
 def _verify(password_hash: str, password: object) -> bool:
@@ -314,8 +360,16 @@ class UserStore:
     def data_dir(self) -> Any:
         return self._store.data_dir
 
+    def _require(self, permission: str) -> None:
+        """The account as it is now may do this: a session ended since the page started does nothing."""
+        fresh = account_now(self._store, self.user)
+        if fresh is None:
+            raise AccessDenied("this session has ended (account disabled or password changed): sign in again")
+        self.user = fresh
+        fresh.require(permission)
+
     def _read(self) -> None:
-        self.user.require("patient.read")
+        self._require("patient.read")
 
     # reads
     def search_patients(self, partial_identifier: str, limit: int = 50) -> Any:
@@ -361,44 +415,44 @@ class UserStore:
 
     # writes
     def save_review(self, review: ReviewToSave) -> int:
-        self.user.require("patient.write")
+        self._require("patient.write")
         # The reviewing clinician is whoever is signed in, whatever the form said.
         return self._store.save_review(dataclasses.replace(review, clinician=self.user.username))
 
     # the signed-in user's own review in progress, kept so that a reload does not lose it
     def save_draft(self, state: dict[str, Any], images: Any) -> None:
-        self.user.require("patient.write")
+        self._require("patient.write")
         self._store.save_draft(self.user.username, state, images)
 
     def load_draft(self) -> Any:
-        self.user.require("patient.write")
+        self._require("patient.write")
         return self._store.load_draft(self.user.username)
 
     def delete_draft(self) -> bool:
-        self.user.require("patient.write")
+        self._require("patient.write")
         return self._store.delete_draft(self.user.username)
 
     def export_patient_history(self, patient_id: int, format: ExportFormat = "csv") -> str:
-        self.user.require("patient.export")
+        self._require("patient.export")
         return self._store.export_patient_history(patient_id, format, actor=self.user.username)
 
     # after saving: amendments, histology, outcomes (the signed-in user is the one who amends or records)
     def amend_decision(self, decision_id: int, action: str, comment: str = "", *, reason: str) -> int:
-        self.user.require("patient.write")
+        self._require("patient.write")
         return self._store.amend_decision(decision_id, action, comment, reason=reason, actor=self.user.username)
 
     def record_decision(self, visit_id: int, lesion_id: int, action: str, comment: str = "") -> int:
-        self.user.require("patient.write")
+        self._require("patient.write")
         return self._store.record_decision(visit_id, lesion_id, action, comment, actor=self.user.username)
 
     def record_histology(self, lesion_id: int, result: str, *, reported_on: Any = None, note: str = "") -> Any:
-        self.user.require("patient.write")
+        self._require("patient.write")
         return self._store.record_histology(
             lesion_id, result, actor=self.user.username, reported_on=reported_on, note=note
         )
 
     def set_body_region(self, lesion_id: int, region: str | None) -> str | None:
-        self.user.require("patient.write")
+        self._require("patient.write")
         return self._store.set_body_region(lesion_id, region, actor=self.user.username)
 
     def histology_history(self, lesion_id: int) -> Any:
@@ -410,14 +464,14 @@ class UserStore:
         return self._store.outcomes(patient_id, include_not_done=include_not_done)
 
     def export_outcomes(self, patient_id: int | None = None, *, include_not_done: bool = False) -> str:
-        self.user.require("patient.export")
+        self._require("patient.export")
         return self._store.export_outcomes(patient_id, actor=self.user.username, include_not_done=include_not_done)
 
     # administration
     def audit_events(self, **filters: Any) -> list[AuditRecord]:
-        self.user.require("audit.read")
+        self._require("audit.read")
         return self._store.audit_events(**filters)
 
     def record_audit_export(self, rows: int) -> None:
-        self.user.require("audit.read")
+        self._require("audit.read")
         self._store.record_event(self.user.username, "audit.export", None, {"rows": rows})

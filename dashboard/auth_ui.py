@@ -5,11 +5,15 @@ signed-in user in ``st.session_state`` and enforces, on every script run:
 
 - no session: only the sign-in page exists (every URL, deep links included, shows it);
 - idle longer than ``TRIAGE_IDLE_TIMEOUT_MINUTES`` (default 15): signed out, audited, state cleared;
-- the account disabled (or its role changed) meanwhile: applied at the next interaction.
+- the account disabled, its password changed (or its role changed) meanwhile: applied at the next
+  interaction, and to every store call before it (``auth.UserStore``).
 
 Optional single sign-on: when ``.streamlit/secrets.toml`` has an ``[auth]`` section, a "Sign in with
-single sign-on" button calls ``st.login()`` (OIDC); the provider's verified e-mail must be the username
-of an active local account, whose role applies.
+single sign-on" button calls ``st.login()`` (OIDC); the provider's e-mail must be the username of an active
+local account, whose role applies. An e-mail the provider says is unverified (``email_verified`` false) is
+refused; providers that send no such claim (a clinic's own directory, e.g. Entra ID) are trusted. Signing out
+and idle expiry also end the single sign-on login (``st.logout()``: the identity cookie is deleted), so the
+next visit goes through the provider again rather than back in on the old cookie.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from data import settings
 logger = logging.getLogger(__name__)
 SESSION_KEY = "_signed_in"
 NOTICE_KEY = "_sign_in_notice"
+SESSION_ENDED = (
+    "Your session has ended: your account was disabled or its password was changed. "
+    "Sign in again, or ask an administrator."
+)
 BOOTSTRAP_COMMAND = ".venv/bin/python -m dashboard.users add YOUR-USERNAME --role admin --name 'Your Name'"
 
 
@@ -73,6 +81,10 @@ def sign_out(accounts: Accounts | None, action: str = "auth.logout", notice: str
         del st.session_state[key]
     if notice:
         st.session_state[NOTICE_KEY] = notice
+    if isinstance(session, SignedIn) and session.via == "sso" and sso_configured():
+        # Without this the provider's identity cookie signs the browser straight back in on the next run.
+        # st.logout starts a new browser session, so a notice above does not survive it.
+        st.logout()
 
 
 def current_user(accounts: Accounts) -> AuthUser | None:
@@ -85,13 +97,20 @@ def current_user(accounts: Accounts) -> AuthUser | None:
         minutes = idle_limit_s() / 60
         sign_out(accounts, "auth.session_expired", f"You were signed out after {minutes:g} minutes without activity.")
         return None
-    fresh = accounts.current(session.user.id)
+    fresh = accounts.current(session.user)
     if fresh is None:
-        sign_out(accounts, "auth.session_revoked", "Your account has been disabled. Ask an administrator.")
+        sign_out(accounts, "auth.session_revoked", SESSION_ENDED)
         return None
     session.user = fresh
     session.last_active = now
     return fresh
+
+
+def renew(user: AuthUser) -> None:
+    """This session goes on as ``user`` (after the user's own password change, which ends the others)."""
+    session = st.session_state.get(SESSION_KEY)
+    if isinstance(session, SignedIn):
+        session.user = user
 
 
 def idle_expired() -> bool:
@@ -141,6 +160,8 @@ def _sso_user(accounts: Accounts) -> AuthUser | None:
         return None
     email = str(st.user.get("email") or "")
     try:
+        if st.user.get("email_verified") is False:
+            raise LoginFailed("Your single sign-on provider has not verified this e-mail address.")
         user = accounts.sso_user(email)
     except (LoginFailed, ValueError) as exc:
         st.session_state[NOTICE_KEY] = str(exc)

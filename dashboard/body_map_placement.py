@@ -90,7 +90,7 @@ def place_saved_lesion(store: Any, lesion: Any, selection_event: Any) -> Placeme
         if key is None:
             return Placement(None, (), "", "")
         store.set_body_region(lesion.id, key)
-    except ValueError as exc:
+    except (ValueError, PermissionError) as exc:  # PermissionError: the store's AccessDenied (session ended)
         return Placement(None, (), "error", f"Lesion not placed: {exc}.")
     name = lesion_number_label(getattr(lesion, "number", 0), lesion.id, lesion.label)
     return Placement(key, (str(lesion.id),), "success", f"{name} placed on {REGIONS[key].label}.")

@@ -245,11 +245,12 @@ def _change_password(user: Any, accounts: Any) -> None:
                 st.error("The two new passwords differ.")
                 return
             try:
-                accounts.change_own_password(user, current, new)
+                renewed = accounts.change_own_password(user, current, new)
             except (LoginFailed, ValueError) as exc:
                 st.error(literal(exc))
             else:
-                st.success("Password changed.")
+                auth_ui.renew(renewed)
+                st.success("Password changed. Your other sessions (other browsers, other devices) have ended.")
 
 
 def hardening() -> None:

@@ -64,6 +64,9 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
     READ ONLY and SQLite files are opened with ``mode=ro`` (see ``sqlite_read_only_url``).
     """
     url = make_url(url)
+    # SQL parameters hold patient identifiers and free text: an error's message (which reaches the server
+    # log when a page does not catch it) shows the statement without them.
+    kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() != "sqlite":
         # pre_ping: a long-running dashboard survives a database restart.
         kwargs.setdefault("pool_pre_ping", True)

@@ -4,8 +4,10 @@
 dates), no XMP, no IPTC, no comments, no ICC profile, no embedded thumbnails or extra MPO frames, and the
 EXIF orientation applied to the pixels. Decoded pixels stay exactly those of the (oriented) upload:
 
-- a JPEG that needs no rotation keeps its compressed scan data byte for byte; only metadata segments
-  (APP1–APP13, APP15, COM) and anything after the first image's end marker are dropped;
+- a JPEG that needs no rotation keeps its compressed scan data byte for byte; metadata segments
+  (APP1–APP13, APP15, COM) and anything after the first image's end marker are dropped, and the two kept
+  for decoding are cut to their standard fields (JFIF APP0: 14 bytes, its thumbnail dropped; Adobe
+  APP14: 12 bytes), so that text appended to them does not travel; other APP0/APP14 content is dropped;
 - anything else (a rotated JPEG, PNG, TIFF, WebP, BMP) is decoded, rotated upright and written as a
   lossless PNG without text chunks.
 
@@ -26,8 +28,12 @@ from data.errors import TriageError
 # JPEG markers without a length field.
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
-# Kept: APP0 (JFIF: pixel density) and APP14 (Adobe: the colour transform the decoder needs).
+_APP0, _APP14 = 0xE0, 0xEE
+# Kept, cut to their standard fields: APP0 (JFIF: pixel density) and APP14 (Adobe: the colour transform the
+# decoder needs).
 _DROP = {*range(0xE1, 0xEE), 0xEF, 0xFE}  # APP1..APP13, APP15, COM
+_JFIF_FIELDS = 14  # "JFIF\0", version 2, units 1, densities 2 + 2, thumbnail size 1 + 1
+_ADOBE_FIELDS = 12  # "Adobe", version 2, flags 2 + 2, transform 1
 _PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 _EXIF_ORIENTATION = 0x0112
 
@@ -54,8 +60,8 @@ def strip_metadata(data: bytes) -> bytes:
             if upright.mode not in _PNG_MODES:
                 upright = upright.convert("RGBA" if "A" in upright.mode else "RGB")
             out = io.BytesIO()
-            # No pnginfo / exif / icc_profile arguments: the PNG carries pixels only.
-            upright.save(out, format="PNG", optimize=False)
+            # Pixels only: no pnginfo or exif, and icc_profile=None, or Pillow copies the upload's profile.
+            upright.save(out, format="PNG", optimize=False, icc_profile=None)
             return out.getvalue()
 
 
@@ -107,6 +113,10 @@ def _strip_jpeg(data: bytes) -> bytes:
         end = pos + 2 + length
         if marker in _DROP:
             dropped = True
+        elif marker in (_APP0, _APP14):
+            kept = _standard_fields(marker, data[pos + 4 : end])
+            out += kept
+            dropped = dropped or kept != data[pos:end]
         else:
             out += data[pos:end]
         pos = end
@@ -115,6 +125,18 @@ def _strip_jpeg(data: bytes) -> bytes:
     else:
         raise MetadataError("JPEG has no end-of-image marker (truncated)")
     return bytes(out) if dropped else data
+
+
+def _standard_fields(marker: int, payload: bytes) -> bytes:
+    """A JFIF APP0 or Adobe APP14 segment cut to its standard fields (a JFIF thumbnail set to none), or
+    nothing when the segment is neither."""
+    if marker == _APP0 and payload.startswith(b"JFIF\0") and len(payload) >= _JFIF_FIELDS:
+        fields = payload[: _JFIF_FIELDS - 2] + b"\0\0"
+    elif marker == _APP14 and payload.startswith(b"Adobe") and len(payload) >= _ADOBE_FIELDS:
+        fields = payload[:_ADOBE_FIELDS]
+    else:
+        return b""
+    return bytes([0xFF, marker]) + struct.pack(">H", len(fields) + 2) + fields
 
 
 # ---------------------------------------------------------------- identifiers

@@ -346,7 +346,72 @@ def test_user_changes_their_own_password(app_env):
     assert any("current password is wrong" in e.value for e in at.error)
     change(PASSWORD, "a brand new passphrase")
     assert any("Password changed" in s.value for s in at.success)
+    at.run()  # the change ends the account's other sessions, not this one
+    assert [t.value for t in at.title] == ["Patient review"]
     with app_env.store() as store:
         assert Accounts(store).authenticate("dr.test", "a brand new passphrase").username == "dr.test"
         actions = [(e.action, e.detail.get("via")) for e in store.audit_events(actor="dr.test")]
     assert ("auth.login_failed", "password-change") in actions and ("user.change_password", None) in actions
+
+
+def test_a_password_reset_by_an_administrator_ends_the_session(app_env):
+    from dashboard.auth import Accounts
+
+    _add_user(app_env, "dr.test", "clinician")
+    at = _sign_in(_app(), "dr.test")
+    with app_env.store() as store:
+        Accounts(store).reset_password("dr.test", "the administrator's passphrase", actor="boss")
+    at.run()
+    assert [t.value for t in at.title] == ["Sign in"]
+    assert any("password was changed" in i.value for i in at.info)
+
+
+class _ProviderUser(dict):
+    """What st.user holds after an OIDC sign-in (the provider's identity cookie)."""
+
+    is_logged_in = True
+
+
+@pytest.fixture
+def single_sign_on(monkeypatch):
+    """Single sign-on configured, the browser carrying the provider's cookie for ada@clinic.example; st.logout
+    (which would delete that cookie) recorded."""
+    import streamlit as st
+
+    from dashboard import auth_ui
+
+    logouts: list[bool] = []
+    provider = _ProviderUser(email="ada@clinic.example")
+    monkeypatch.setattr(auth_ui, "sso_configured", lambda: True)
+    monkeypatch.setattr(st, "user", provider)
+    monkeypatch.setattr(st, "logout", lambda: logouts.append(True))
+    return provider, logouts
+
+
+def test_single_sign_on_sign_out_also_ends_the_provider_login(app_env, single_sign_on):
+    _provider, logouts = single_sign_on
+    _add_user(app_env, "ada@clinic.example", "clinician")
+    at = _app()
+    assert [t.value for t in at.title] == ["Patient review"]
+    at.button(key="sign_out").click().run()
+    assert logouts == [True]  # the identity cookie goes too, or the next run signs straight back in
+
+
+def test_single_sign_on_idle_expiry_also_ends_the_provider_login(app_env, single_sign_on):
+    _provider, logouts = single_sign_on
+    _add_user(app_env, "ada@clinic.example", "clinician")
+    at = _app()
+    at.session_state["_signed_in"].last_active -= 16 * 60
+    at.run()
+    assert logouts == [True]
+
+
+def test_single_sign_on_refuses_an_e_mail_the_provider_has_not_verified(app_env, single_sign_on):
+    provider, logouts = single_sign_on
+    provider["email_verified"] = False
+    _add_user(app_env, "ada@clinic.example", "admin")
+    at = _app()
+    assert [t.value for t in at.title] == ["Sign in"]
+    assert logouts == [True]
+    with app_env.store() as store:
+        assert [e.action for e in store.audit_events(action="auth.")] == []

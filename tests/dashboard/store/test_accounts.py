@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -202,3 +205,98 @@ def test_single_sign_on_maps_to_an_active_local_account(store):
         ("auth.login", "sso"),
         ("auth.login_failed", "sso"),
     ]
+
+
+def test_a_password_change_ends_the_accounts_sessions(store):
+    accounts = Accounts(store)
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+    laptop = accounts.authenticate("dr.ada", PASSWORD)
+    phone = accounts.authenticate("dr.ada", PASSWORD)
+    assert accounts.current(laptop) == laptop
+    # The user's own change: this session goes on, renewed; every other session ends.
+    renewed = accounts.change_own_password(laptop, PASSWORD, "a brand new passphrase")
+    assert accounts.current(renewed) == renewed
+    assert accounts.current(phone) is None
+    # An administrator's reset (after a suspected compromise) ends them all.
+    accounts.reset_password("dr.ada", "the administrator's passphrase", actor="admin")
+    assert accounts.current(renewed) is None
+    assert accounts.current(laptop.id) == laptop  # the account itself is fine: signing in again works
+    assert accounts.current(accounts.authenticate("dr.ada", "the administrator's passphrase")) is not None
+
+
+def test_the_role_checked_store_refuses_an_ended_session(store, sample_images, make_lesion, make_review):
+    """Checked at the call, not only when a page starts: widget callbacks run before the page's checks, and a
+    deferred download runs without the page."""
+    accounts = Accounts(store)
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+    as_ada = UserStore(store, accounts.authenticate("dr.ada", PASSWORD))
+    visit_id = as_ada.save_review(make_review([make_lesion(sample_images[0])]))
+    [patient] = as_ada.search_patients("PSEUDO")
+    lesion_id = store.load_visit(visit_id).lesions[0].lesion_id
+
+    accounts.set_role("dr.ada", "viewer", actor="admin")
+    with pytest.raises(AccessDenied, match="viewer role"):
+        as_ada.set_body_region(lesion_id, None)
+    assert as_ada.patient_timeline(patient.id).visits  # a viewer still reads
+    accounts.set_active("dr.ada", False, actor="admin")
+    with pytest.raises(AccessDenied, match="session has ended"):
+        as_ada.patient_timeline(patient.id)
+    accounts.set_active("dr.ada", True, actor="admin")
+    accounts.set_role("dr.ada", "clinician", actor="admin")
+    accounts.reset_password("dr.ada", "the administrator's passphrase", actor="admin")
+    with pytest.raises(AccessDenied, match="session has ended"):
+        as_ada.export_patient_history(patient.id)
+    assert [e.action for e in store.audit_events(patient_id=patient.id)] == [
+        "patient.create",
+        "review.save",
+    ]
+
+
+def test_the_current_password_check_of_a_change_counts_toward_the_lockout(store):
+    accounts = Accounts(store, max_failures=3, failure_window=timedelta(minutes=15))
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+    session = accounts.authenticate("dr.ada", PASSWORD)
+    for _ in range(3):
+        with pytest.raises(LoginFailed, match="current password is wrong"):
+            accounts.change_own_password(session, "a wrong guess!!", "a brand new passphrase")
+    with pytest.raises(LoginFailed, match="Too many"):  # the right one too, until the window has passed
+        accounts.change_own_password(session, PASSWORD, "a brand new passphrase")
+    with pytest.raises(LoginFailed, match="Too many"):
+        accounts.authenticate("dr.ada", PASSWORD)
+    assert accounts.current(session) == session  # nothing changed
+
+
+def test_parallel_wrong_passwords_check_no_more_than_the_limit(store, monkeypatch):
+    """Every browser tab signs in on its own thread: the count of failures and the password check must be one
+    step per username, or parallel guesses each see the count below the limit."""
+    from dashboard import auth
+
+    accounts = Accounts(store, max_failures=3, failure_window=timedelta(minutes=15))
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+    checked = []
+
+    def slow_verify(password_hash: str, password: object) -> bool:
+        checked.append(password)
+        time.sleep(0.05)  # about what argon2id with the shipped parameters takes
+        return False
+
+    monkeypatch.setattr(auth, "_verify", slow_verify)
+    start = threading.Barrier(12)
+
+    def guess(i: int) -> str:
+        start.wait()
+        try:
+            accounts.authenticate("dr.ada", f"wrong guess {i:04d}")
+        except LoginFailed as exc:
+            return "locked" if "Too many" in str(exc) else "checked"
+        return "signed in"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = sorted(pool.map(guess, range(12)))
+    assert len(checked) == 3
+    assert outcomes == ["checked"] * 3 + ["locked"] * 9
+
+
+def test_display_names_refuse_control_characters(store):
+    with pytest.raises(ValueError, match="control characters"):
+        Accounts(store).add("dr.red", PASSWORD, "viewer", "Dr \x1b[31mRed\x1b[0m", actor="admin")

@@ -125,3 +125,40 @@ def test_identifier_warnings(identifier, expected):
     assert len(found) == len(expected)
     for word, message in zip(expected, found, strict=True):
         assert word in message
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def test_the_segments_kept_for_decoding_carry_no_appended_text(sample_images):
+    """JFIF APP0 and Adobe APP14 stay (the decoder reads them), cut to their standard fields."""
+    base = strip_metadata(_photo(sample_images[0], orientation=None))
+    jfif = _segment(0xE0, b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"Jane Doe 1970-01-01")
+    adobe = _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x01" + b"Jane Doe 1970-01-01")
+    other = _segment(0xE0, b"JFXX\0\x10" + b"Jane Doe 1970-01-01")
+    start = 2 + (2 + int.from_bytes(base[4:6], "big") if base[2:4] == b"\xff\xe0" else 0)  # after SOI (+ JFIF)
+    original = base[:2] + jfif + adobe + other + base[start:]
+    assert np.array_equal(_pixels(original), _pixels(base))
+    cleaned = strip_metadata(original)
+    assert b"Jane Doe" not in cleaned and b"JFXX" not in cleaned
+    assert b"JFIF\0" in cleaned and b"Adobe" in cleaned
+    assert np.array_equal(_pixels(cleaned), _pixels(original))
+    assert strip_metadata(cleaned) == cleaned
+
+
+@pytest.mark.parametrize(("fmt", "orientation"), [("JPEG", 6), ("PNG", None)])
+def test_an_icc_profile_is_not_kept(sample_images, fmt, orientation):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img = Image.open(io.BytesIO(sample_images[0])).convert("RGB")
+    exif = Image.Exif()
+    if orientation:
+        exif[ORIENTATION] = orientation
+    out = io.BytesIO()
+    img.save(out, format=fmt, icc_profile=icc, exif=exif)
+    assert "icc_profile" in Image.open(io.BytesIO(out.getvalue())).info
+    cleaned = strip_metadata(out.getvalue())  # both are re-encoded (rotated JPEG, PNG): the PNG path
+    assert Image.open(io.BytesIO(cleaned)).format == "PNG"
+    assert "icc_profile" not in Image.open(io.BytesIO(cleaned)).info

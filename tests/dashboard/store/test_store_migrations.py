@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -261,5 +262,16 @@ def test_source_caveat_revision_upgrades_and_downgrades_with_data(
             assert conn.execute(sa.text("SELECT count(*) FROM prediction")).scalar() == 2
         upgrade_to_head(engine)
         assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_database_errors_do_not_carry_the_statements_parameters(db_url):
+    """An uncaught store error reaches the server log: it must not carry the identifier searched for."""
+    engine = make_engine(db_url)
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as caught, engine.connect() as conn:
+            conn.execute(sa.text("SELECT * FROM no_such_table WHERE identifier = :x"), {"x": "janedoe-1970"})
+        assert "janedoe-1970" not in str(caught.value)
     finally:
         engine.dispose()
