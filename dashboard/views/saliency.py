@@ -111,7 +111,7 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
             lambda method: resources.explain(predictor, stored.image, stored.site, stored.patient, method),
             chosen,
             opacity,
-            f"visit{stored.visit.id}_{lesion.label or stored.key}",
+            f"visit{stored.visit.id}_lesion{number}",  # ids only: a label is free text, a file name travels
             style,
         )
     st.stop()
@@ -155,6 +155,6 @@ with st.container(border=True):
         lambda method: heatmap_for(state, predictor, sha, method),
         chosen,
         opacity,
-        image.label or sha[:12],
+        f"rank{int(row.rank)}_{sha[:12]}",  # no label: free text, and a downloaded file name travels
         style,
     )
