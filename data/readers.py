@@ -19,6 +19,7 @@ from data.images import image_extensions
 from data.schema import (
     RECORD_COLUMNS,
     UNKNOWN,
+    UNKNOWN_MARKERS,
     normalise_age,
     normalise_diagnosis,
     normalise_sex,
@@ -113,23 +114,20 @@ def index_images(folder: Path) -> dict[str, Path]:
     return index
 
 
-def attach_paths(frame: pd.DataFrame, folder: Path, on_missing: str, source: str) -> pd.DataFrame:
+def attach_paths(
+    frame: pd.DataFrame, folder: Path, on_missing: str, source: str, lines: list[int] | None = None
+) -> pd.DataFrame:
     """Find `<folder>/<image_id>.<any ext>`; missing files raise, or are kept with image_path None.
 
-    With on_missing="keep", every row that cannot be scored (missing file, a name that is a path, a
-    formula, has its extension, is empty, or repeats an earlier row) keeps its reason in ROW_PROBLEM."""
+    With on_missing="keep", every row that cannot be scored (a problem the reader already put in ROW_PROBLEM,
+    a missing file, a name that is a path, a formula, has its extension, is empty, or repeats an earlier row)
+    keeps its reason in ROW_PROBLEM. lines: each row's line in the CSV (default: header on line 1, no gaps)."""
     if on_missing not in ("raise", "keep"):
         raise ValueError(f"on_missing must be 'raise' or 'keep', got {on_missing!r}")
     index = index_images(folder)
     frame = frame.copy()
     if on_missing == "keep":
-        problems = frame["image_id"].map(image_name_problem)
-        first_line: dict[str, int] = {}
-        for pos, (row, name) in enumerate(frame["image_id"].items()):
-            line = pos + 2  # the CSV's header is line 1
-            if pd.isna(problems[row]) and name in first_line:
-                problems[row] = f"line {line} lists {name!r} again (first on line {first_line[name]}); scored once"
-            first_line.setdefault(name, line)
+        problems = row_problems(frame, lines or list(range(2, len(frame) + 2)))
         usable = problems.isna()
     else:
         problems = pd.Series([None] * len(frame), index=frame.index, dtype=object)
@@ -144,6 +142,23 @@ def attach_paths(frame: pd.DataFrame, folder: Path, on_missing: str, source: str
     if on_missing == "keep":
         frame[ROW_PROBLEM] = problems.astype(object).where(problems.notna(), None)
     return frame
+
+
+def row_problems(frame: pd.DataFrame, lines: list[int]) -> pd.Series:
+    """Each row's reason not to score it (None for a good row): the reader's own (ROW_PROBLEM), a bad name, or a
+    name listed again after a good row."""
+    earlier = frame[ROW_PROBLEM] if ROW_PROBLEM in frame else pd.Series(None, index=frame.index, dtype=object)
+    problems = earlier.where(earlier.notna(), frame["image_id"].map(image_name_problem)).astype(object)
+    first_line: dict[str, int] = {}
+    for line, (row, name) in zip(lines, frame["image_id"].items(), strict=True):
+        if pd.notna(problems[row]):
+            continue
+        key = name
+        if key in first_line:
+            problems[row] = f"line {line} lists {name!r} again (first on line {first_line[key]}); scored once"
+        else:
+            first_line[key] = line
+    return problems
 
 
 def validate_records(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -200,11 +215,45 @@ def read_kaggle(csv_path: Path, images_dir: Path, dataset: str = "user", on_miss
         }
     )
     patient = column("patient_id").str.strip()
-    records["group_id"] = patient.where(patient != "", records["image_id"])
+    lines = list(range(2, n + 2))  # the CSV's header is line 1
+    if on_missing == "keep" and "patient_id" in frame.columns:
+        records["group_id"], records[ROW_PROBLEM] = scoring_patients(patient, lines, source)
+    else:  # training, or no patient column: an image without a patient id is its own group
+        records["group_id"] = patient.where(patient != "", records["image_id"])
     # The melanoma label is the ground truth; keep the diagnosis consistent with it.
     records.loc[records["target"].eq(1).fillna(False), "diagnosis"] = "melanoma"
-    records = attach_paths(records, Path(images_dir), on_missing, source)
+    records = attach_paths(records, Path(images_dir), on_missing, source, lines=lines)
     return validate_records(records, source)
+
+
+def patient_id_problem(value: str) -> str | None:
+    """Why a patient id cannot be used (None when it can); never quotes the id, which is personal data."""
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        return "patient_id contains control or invisible characters; correct it in the CSV"
+    return None
+
+
+def scoring_patients(patient: pd.Series, lines: list[int], source: str) -> tuple[pd.Series, pd.Series]:
+    """For scoring: each row's patient (None when blank or a placeholder such as NA: never an invented patient,
+    the image is ranked alone) and the rows refused for their patient id (ROW_PROBLEM)."""
+    blank = patient.str.casefold().isin(UNKNOWN_MARKERS)
+    problems = patient.map(patient_id_problem).astype(object)
+    groups = patient.astype(object).where(~blank & problems.isna(), None)
+    if blank.any():
+        where = [line for line, b in zip(lines, blank, strict=True) if b]
+        logger.warning(
+            "%s: %d row(s) without a patient id (blank or a placeholder such as NA), on line(s) %s: each is scored "
+            "alone, with no patient, ugly-duckling z or rank",
+            source,
+            len(where),
+            shown_lines(where),
+        )
+    return groups, problems.where(problems.notna(), None)
+
+
+def shown_lines(lines: list[int], limit: int = 20) -> str:
+    text = ", ".join(map(str, lines[:limit]))
+    return text + (f" and {len(lines) - limit} more" if len(lines) > limit else "")
 
 
 def read_ham10000(root: Path, on_missing: str = "raise") -> pd.DataFrame:

@@ -1,0 +1,75 @@
+"""The predict CLI end to end on spreadsheet-style CSVs (tiny network: the plumbing, not the scores)."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from model.predict import main
+
+NAMES = ("ISIC_0272509", "ISIC_1632118", "ISIC_1757941", "ISIC_0599605", "ISIC_5874357")
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, name in enumerate(NAMES):
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 64), (40 * i, 120, 90)).save(buffer, "PNG")
+        (folder / f"{name}.png").write_bytes(buffer.getvalue())
+    return folder
+
+
+def run(tiny_checkpoint, tmp_path, images, data: bytes | str) -> tuple[int, pd.DataFrame]:
+    csv = tmp_path / "visit.csv"
+    csv.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    out = tmp_path / "p.csv"
+    argv = ["--checkpoint", str(tiny_checkpoint), "--tta", "1", "--input", str(csv), "--images", str(images)]
+    code = main([*argv, "--out", str(out)])
+    table = pd.read_csv(out, dtype={"patient_id": str}, keep_default_na=False) if out.exists() else pd.DataFrame()
+    return code, table
+
+
+def test_rows_without_a_patient_id_get_no_invented_patient(tiny_checkpoint, tmp_path, images, caplog):
+    text = (
+        "image_name,patient_id\n"
+        "ISIC_0272509,IP_0408084\nISIC_1632118,IP_0408084\nISIC_1757941,IP_0408084\n"
+        "ISIC_0599605,\nISIC_5874357,NA\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        code, table = run(tiny_checkpoint, tmp_path, images, text)
+    assert code == 0
+    assert list(table.columns) == [
+        "image_name",
+        "target",
+        "patient_id",
+        "ugly_duckling",
+        "triage_score",
+        "patient_rank",
+        "tta_spread",
+        "tta_views",
+    ]
+    alone = table.set_index("image_name").loc[["ISIC_0599605", "ISIC_5874357"]]
+    assert (alone["patient_id"] == "").all() and (alone["patient_rank"] == "").all()
+    assert (alone["ugly_duckling"] == "").all()
+    assert pd.to_numeric(alone["target"]).between(0, 1).all()
+    ranks = table.loc[table["patient_id"] == "IP_0408084", "patient_rank"].astype(int)
+    assert sorted(ranks) == [1, 2, 3]
+    warned = caplog.text  # the CLI's log goes to stderr
+    assert "2 row(s) without a patient id" in warned and "line(s) 5, 6" in warned
+
+
+def test_a_patient_id_with_a_nul_goes_to_the_errors_file(tiny_checkpoint, tmp_path, images, capsys):
+    code, table = run(
+        tiny_checkpoint, tmp_path, images, "image_name,patient_id\nISIC_0272509,IP_04\x0008\nISIC_1632118,P\n"
+    )
+    assert code == 0
+    assert table["image_name"].tolist() == ["ISIC_1632118"]
+    errors = pd.read_csv(tmp_path / "p.errors.csv")
+    assert errors["image_id"].tolist() == ["ISIC_0272509"]
+    assert "patient_id contains control" in errors["reason"][0]
