@@ -40,6 +40,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dashboard.store import validation
@@ -57,6 +58,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"patient.read", "patient.write", "patient.export", "users.manage", "audit.read"}),
 }
 MIN_PASSWORD_LENGTH = 12
+MIN_DISTINCT_CHARACTERS = 5
 MAX_FAILURES = settings.environment().login_max_failures
 FAILURE_WINDOW = timedelta(minutes=settings.environment().login_lock_minutes)
 _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-@")
@@ -132,6 +134,8 @@ def check_password_policy(password: object, username: str = "") -> str:
         raise ValueError("password must be text")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    if len(set(password.strip())) < MIN_DISTINCT_CHARACTERS:  # "aaaaaaaaaaaa", twelve spaces, "abababab…"
+        raise ValueError("password is too repetitive: use a passphrase of several words")
     if username and username.lower() in password.lower():
         raise ValueError("password must not contain the username")
     return password
@@ -182,14 +186,18 @@ class Accounts:
         display_name = validation.name(display_name, "display name") if str(display_name or "").strip() else ""
         check_password_policy(password, username)
         password_hash = hash_password(password)
-        with self.store.write_transaction() as session:
-            if session.scalar(select(AppUser.id).where(AppUser.username == username)) is not None:
-                raise ValueError(f"a user named {username!r} already exists")
-            user = AppUser(username=username, display_name=display_name, role=role, password_hash=password_hash)
-            session.add(user)
-            session.flush()
-            session.add(AuditEvent(actor=actor, action="user.add", detail={"user": username, "role": role}))
-            return AuthUser(user.id, user.username, user.display_name, user.role)
+        exists = ValueError(f"a user named {username!r} already exists")
+        try:
+            with self.store.write_transaction() as session:
+                if session.scalar(select(AppUser.id).where(AppUser.username == username)) is not None:
+                    raise exists
+                user = AppUser(username=username, display_name=display_name, role=role, password_hash=password_hash)
+                session.add(user)
+                session.flush()
+                session.add(AuditEvent(actor=actor, action="user.add", detail={"user": username, "role": role}))
+                return AuthUser(user.id, user.username, user.display_name, user.role)
+        except IntegrityError:  # another administrator added the same name at the same moment
+            raise exists from None
 
     def set_active(self, username: str, active: bool, *, actor: str) -> None:
         self._update(username, actor, "user.enable" if active else "user.disable", active=bool(active))
@@ -232,6 +240,20 @@ class Accounts:
             user = session.scalar(select(AppUser).where(AppUser.username == username))
             if user is None:
                 raise ValueError(f"no user named {username!r}")
+            if (
+                user.role == "admin"
+                and user.active
+                and (values.get("active") is False or values.get("role", "admin") != "admin")
+            ):
+                other_admins = session.scalar(
+                    select(func.count(AppUser.id)).where(
+                        AppUser.role == "admin", AppUser.active.is_(True), AppUser.id != user.id
+                    )
+                )
+                if not other_admins:
+                    raise ValueError(
+                        f"{username!r} is the last active administrator: make another account an administrator first"
+                    )
             for key, value in values.items():
                 setattr(user, key, value)
             if "password_hash" in values:

@@ -117,6 +117,21 @@ def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
     return int(text) if text and text.isdigit() and int(text) > 0 else None  # torch, too, ignores others
 
 
+def _lockout_setting(environ: Mapping[str, str], name: str, default: float, kind: type) -> float:
+    """A sign-in lockout setting, which must be a positive number: 0 would lock every account, and a value
+    that cannot be read stops the app rather than weakening the lockout silently."""
+    text = _text(environ, name)
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {text!r}")
+    return value
+
+
 def environment(environ: Mapping[str, str] | None = None) -> Environment:
     """The settings the environment gives now (``os.environ`` unless another mapping is passed)."""
     environ = os.environ if environ is None else environ
@@ -129,7 +144,7 @@ def environment(environ: Mapping[str, str] | None = None) -> Environment:
         shared_dir=Path(environ.get(SHARED_DIR_ENV) or DEFAULT_SHARED_DIR).resolve(),
         idle_timeout_minutes=_float(environ, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_MINUTES),
         # A malformed lockout setting stops the app at start rather than weakening the lockout silently.
-        login_max_failures=int(environ.get(LOGIN_MAX_FAILURES_ENV, DEFAULT_LOGIN_MAX_FAILURES)),
-        login_lock_minutes=float(environ.get(LOGIN_LOCK_MINUTES_ENV, DEFAULT_LOGIN_LOCK_MINUTES)),
+        login_max_failures=int(_lockout_setting(environ, LOGIN_MAX_FAILURES_ENV, DEFAULT_LOGIN_MAX_FAILURES, int)),
+        login_lock_minutes=_lockout_setting(environ, LOGIN_LOCK_MINUTES_ENV, DEFAULT_LOGIN_LOCK_MINUTES, float),
         cpu_threads=_positive_int(environ, CPU_THREADS_ENV),
     )

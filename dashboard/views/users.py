@@ -75,14 +75,22 @@ with right, st.container(border=True):
             key="toggle_active",
             icon=":material/block:" if current.active else ":material/check:",
         ):
-            accounts.set_active(current.username, not current.active, actor=admin.username)
-            _done(f"{current.username} {'disabled' if current.active else 'enabled'}.")
-            st.rerun()
+            try:  # refused for the last active administrator (another admin may be demoting this one now)
+                accounts.set_active(current.username, not current.active, actor=admin.username)
+            except ValueError as exc:
+                st.error(literal(exc))
+            else:
+                _done(f"{current.username} {'disabled' if current.active else 'enabled'}.")
+                st.rerun()
         new_role = c2.selectbox("Role", ROLES, index=ROLES.index(current.role), key="manage_role")
         if new_role != current.role and c2.button("Change role", key="change_role"):
-            accounts.set_role(current.username, new_role, actor=admin.username)
-            _done(f"{current.username} is now {new_role}.")
-            st.rerun()
+            try:
+                accounts.set_role(current.username, new_role, actor=admin.username)
+            except ValueError as exc:
+                st.error(literal(exc))
+            else:
+                _done(f"{current.username} is now {new_role}.")
+                st.rerun()
     with st.form("reset_password", clear_on_submit=True):
         new_password = st.text_input("New password", type="password", key="reset_password_value")
         if st.form_submit_button("Set new password", icon=":material/password:"):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from data import settings
 from data.settings import LIMITS, environment
 
@@ -57,3 +59,19 @@ def test_tests_read_the_shared_folder_from_the_environment(tmp_path):
         check=True,
     ).stdout.split()
     assert out == [str(tmp_path.resolve())] * 2
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("TRIAGE_LOGIN_MAX_FAILURES", "0"),
+        ("TRIAGE_LOGIN_MAX_FAILURES", "-3"),
+        ("TRIAGE_LOGIN_MAX_FAILURES", "five"),
+        ("TRIAGE_LOGIN_MAX_FAILURES", "2.5"),
+        ("TRIAGE_LOGIN_LOCK_MINUTES", "0"),
+        ("TRIAGE_LOGIN_LOCK_MINUTES", "soon"),
+    ],
+)
+def test_a_lockout_setting_that_would_lock_everyone_or_cannot_be_read_stops_the_app(name, text):
+    with pytest.raises(ValueError, match=name):
+        settings.environment({name: text})

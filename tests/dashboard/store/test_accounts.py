@@ -175,6 +175,10 @@ def test_users_cli(sqlite_url, subprocess_env, tmp_path, monkeypatch, capsys):
     assert extract_parameters(stored) == RFC_9106_LOW_MEMORY  # the CLI's own process hashes as shipped
     weak = cli("add", "x", "--role", "viewer", "--password-stdin", stdin="short\n")
     assert weak.returncode == 1 and "at least 12" in weak.stderr
+    last = cli("disable", "boss")
+    assert last.returncode == 1 and "last active administrator" in last.stderr
+    deputy = cli("add", "deputy", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert deputy.returncode == 0, deputy.stderr
     assert cli("disable", "boss").returncode == 0
     listing = cli("list").stdout
     assert "boss" in listing and "DISABLED" in listing and "The Boss" in listing
@@ -300,3 +304,40 @@ def test_parallel_wrong_passwords_check_no_more_than_the_limit(store, monkeypatc
 def test_display_names_refuse_control_characters(store):
     with pytest.raises(ValueError, match="control characters"):
         Accounts(store).add("dr.red", PASSWORD, "viewer", "Dr \x1b[31mRed\x1b[0m", actor="admin")
+
+
+def test_the_last_active_administrator_cannot_be_disabled_or_demoted(store):
+    accounts = Accounts(store)
+    accounts.add("boss", PASSWORD, "admin", actor="setup")
+    with pytest.raises(ValueError, match="last active administrator"):
+        accounts.set_active("boss", False, actor="boss")
+    with pytest.raises(ValueError, match="last active administrator"):
+        accounts.set_role("boss", "clinician", actor="boss")
+    accounts.add("deputy", PASSWORD, "admin", actor="boss")
+    accounts.set_role("boss", "clinician", actor="deputy")  # another admin remains: allowed
+    with pytest.raises(ValueError, match="last active administrator"):
+        accounts.set_active("deputy", False, actor="deputy")
+    assert {(u.username, u.role, u.active) for u in accounts.list()} == {
+        ("boss", "clinician", True),
+        ("deputy", "admin", True),
+    }
+
+
+@pytest.mark.parametrize("password", ["aaaaaaaaaaaa", " " * 12, "abababababab", "1234123412341234"])
+def test_repetitive_passwords_are_refused(store, password):
+    with pytest.raises(ValueError, match="too repetitive"):
+        Accounts(store).add("dr.ada", password, "viewer", actor="admin")
+
+
+def test_two_administrators_adding_one_name_at_once_get_a_clear_message(store, monkeypatch):
+    from dashboard import auth
+
+    accounts = Accounts(store)
+    accounts.add("dr.ada", PASSWORD, "viewer", actor="admin")
+    real_select = auth.select
+    # The other administrator's insert lands between this one's check and its insert: the check sees nothing.
+    monkeypatch.setattr(
+        auth, "select", lambda *a: real_select(*a).where(AppUser.id < 0) if a == (AppUser.id,) else real_select(*a)
+    )
+    with pytest.raises(ValueError, match="already exists"):
+        accounts.add("dr.ada", PASSWORD, "viewer", actor="other admin")
