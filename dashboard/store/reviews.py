@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.store import validation
@@ -58,7 +58,18 @@ class _PreparedLesion:
 
 class ReviewWrites(StoreCore):
     def save_review(self, review: ReviewToSave) -> int:
-        """Save a whole review (patient, visit, lesions, scores, decisions); returns the visit id."""
+        """Save a whole review (patient, visit, lesions, scores, decisions); returns the visit id.
+
+        A lesion image whose file is already stored for this patient as a lesion's dermoscopic image (the
+        same upload hash or the same stored file) and that the review does not link to an existing lesion is
+        saved as a follow-up of that lesion, not as a new lesion: what the review itself does when it knows
+        the image (dashboard/review_state.py, "already saved at the visit of ..."), which a page loaded
+        before another clinician saved the image cannot know. The lesion keeps its site, label and body
+        region (as the review's link sets them), and the audit entry lists it under ``auto_linked_lesions``.
+        The save is refused (ValueError, nothing written) where that link is ambiguous: the file is stored
+        under more than one of the patient's lesions, or the lesion it belongs to is already in this review
+        (linked by another image, or the same file twice).
+        """
         if not isinstance(review, ReviewToSave):
             raise ValueError(f"expected a ReviewToSave, got {type(review).__name__}")
         identifier = validation.identifier(review.patient_identifier)
@@ -81,6 +92,7 @@ class ReviewWrites(StoreCore):
             patient = get_or_create_patient(session, identifier, birth_year, sex, clinician)
             # The stored birth year may be older than the form's (which may be blank).
             validation.past_date(taken_on, "date the images were taken", patient.birth_year)
+            lesions, auto_linked = _link_stored_images(session, patient.id, lesions)
             existing = _existing_lesions(session, patient.id, lesions)
             visit = Visit(
                 patient=patient,
@@ -146,6 +158,8 @@ class ReviewWrites(StoreCore):
                 detail["overview_images"] = overview_count
             if placed:
                 detail["placed_lesions"] = placed
+            if auto_linked:
+                detail["auto_linked_lesions"] = auto_linked
             if taken_on is not None:
                 detail["taken_on"] = taken_on.isoformat()
             session.add(AuditEvent(actor=clinician, action="review.save", patient_id=patient.id, detail=detail))
@@ -274,3 +288,55 @@ def _existing_lesions(session: Session, patient_id: int, lesions: list[_Prepared
             # A lesion does not move; a different site almost certainly means the wrong lesion was picked.
             raise ValueError(f"lesion {lesion_id} is recorded on site {lesion.site!r}, not {item.site!r}")
     return found
+
+
+def _link_stored_images(
+    session: Session, patient_id: int, lesions: list[_PreparedLesion]
+) -> tuple[list[_PreparedLesion], list[int]]:
+    """The review's lesions with each unlinked image whose file the patient already has under a lesion
+    linked to that lesion (site, label and body region the lesion's), and the ids so linked; ValueError
+    where the link is ambiguous (see ReviewWrites.save_review)."""
+    unlinked = [n for n, item in enumerate(lesions) if item.existing_lesion_id is None]
+    if not unlinked:
+        return lesions, []
+    hashes = {h for n in unlinked for h in (lesions[n].image.source_sha256, lesions[n].image.info.sha256)}
+    rows = session.execute(
+        select(LesionImage.lesion_id, LesionImage.sha256, LesionImage.source_sha256)
+        .join(Lesion, Lesion.id == LesionImage.lesion_id)
+        .where(
+            Lesion.patient_id == patient_id,
+            LesionImage.kind == "dermoscopic",
+            or_(LesionImage.sha256.in_(hashes), LesionImage.source_sha256.in_(hashes)),
+        )
+    ).all()
+    if not rows:
+        return lesions, []
+    stored: dict[str, set[int]] = {}
+    for lesion_id, sha256, source_sha256 in rows:
+        for digest in {sha256, source_sha256} - {None}:
+            stored.setdefault(digest, set()).add(lesion_id)
+    linked = {item.existing_lesion_id for item in lesions if item.existing_lesion_id is not None}
+    result, auto_linked = list(lesions), []
+    for n in unlinked:
+        item = lesions[n]
+        found = stored.get(item.image.source_sha256, set()) | stored.get(item.image.info.sha256, set())
+        if not found:
+            continue
+        where = f"lesion {n + 1} ({item.image.original_filename or 'image'})"
+        if len(found) > 1:
+            ids = ", ".join(str(i) for i in sorted(found))
+            raise ValueError(
+                f"{where}: this exact image is already saved for this patient under lesions {ids}; "
+                "link it to one of them"
+            )
+        (lesion_id,) = found
+        if lesion_id in linked:
+            raise ValueError(
+                f"{where}: this exact image is already saved for this patient as lesion {lesion_id}, which this "
+                "review already contains; remove the duplicate image"
+            )
+        lesion = session.get(Lesion, lesion_id)
+        result[n] = replace(item, existing_lesion_id=lesion_id, site=lesion.site, label=lesion.label, body_region=None)
+        linked.add(lesion_id)
+        auto_linked.append(lesion_id)
+    return result, auto_linked

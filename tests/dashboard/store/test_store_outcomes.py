@@ -254,7 +254,7 @@ def test_undecided_lesions_are_listed_newest_visit_first_in_triage_order(
         make_review(
             [
                 make_lesion(sample_images[0], lesion_label="back", existing_lesion_id=back_id, rank=2, p_melanoma=0.2),
-                make_lesion(sample_images[1], lesion_label="calf", site="lower extremity", rank=1, p_melanoma=0.4),
+                make_lesion(sample_images[3], lesion_label="calf", site="lower extremity", rank=1, p_melanoma=0.4),
             ],
             visit_time=T0 + timedelta(days=200),
         )
