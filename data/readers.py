@@ -6,9 +6,13 @@ A registry maps dataset names to readers so training configs can name datasets a
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 import logging
 import unicodedata
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -83,20 +87,125 @@ def datasets_root() -> Path:
 # ---------------------------------------------------------------- helpers
 
 
-def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
+@dataclass
+class CsvTable:
+    """A CSV read cell by cell as text: `frame` (one row per data row, column names stripped), each row's line in
+    the file (`lines`; the header is line 1 unless blank lines come first) and, per row, why it could not be read
+    as given (`problems`, None for a good row; such a row keeps only its first len(header) cells)."""
+
+    frame: pd.DataFrame
+    lines: list[int]
+    problems: list[str | None]
+
+
+DELIMITERS = (",", ";", "\t")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def decode_csv(path: Path) -> str:
+    """The file's text: UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252 / Latin-1 (spreadsheet
+    exports on Windows) with a warning naming the encoding used."""
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"{path.name}: starts like UTF-16 but is not readable as UTF-16 ({exc.reason})"
+            ) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    for encoding, label in (("cp1252", "Windows-1252 (cp1252)"), ("latin-1", "Latin-1 (ISO-8859-1)")):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        logger.warning("%s is not UTF-8; read as %s: check that accented names came through", path.name, label)
+        return text
+    raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+
+
+def sniff_delimiter(text: str) -> str:
+    """',' unless the header line holds no comma but semicolons or tabs (a spreadsheet's regional CSV)."""
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in DELIMITERS}
+    if counts[","] or not any(counts.values()):
+        return ","
+    return max(DELIMITERS[1:], key=counts.__getitem__)
+
+
+def _unique_columns(header: list[str]) -> list[str]:
+    """Stripped names; a repeated name gets .1, .2 (as pandas reads it)."""
+    seen: dict[str, int] = {}
+    names = []
+    for raw in header:
+        name = raw.strip()
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        names.append(f"{name}.{count}" if count else name)
+    return names
+
+
+def parse_csv(path: Path) -> CsvTable:
+    """Read a CSV row by row: a blank line is skipped, a short row is padded with empty cells, a row with more
+    non-empty cells than the header is kept with its reason (CsvTable.problems) instead of failing the file."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: CSV file not found")
+    text = decode_csv(path)
+    delimiter = sniff_delimiter(text)
+    if delimiter != ",":
+        logger.warning("%s: read with %s-separated columns", path.name, DELIMITER_NAMES[delimiter])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    problems: list[str | None] = []
+    line = 1
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise DatasetError(f"{path.name}: not a readable CSV file ({exc})") from None
-    frame.columns = [c.strip() for c in frame.columns]
+        for fields in reader:
+            first_line, line = line, reader.line_num + 1
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # a blank line
+            if header is None:
+                header = _unique_columns(fields)
+                continue
+            rows.append((fields + [""] * len(header))[: len(header)])
+            lines.append(first_line)
+            problems.append(_width_problem(fields, len(header), first_line, delimiter))
+    except csv.Error as exc:
+        raise DatasetError(f"{path.name}: not a readable CSV file (line {reader.line_num}: {exc})") from None
+    if header is None:
+        raise DatasetError(f"{path.name} is empty: no header line (expected at least image_name)")
+    return CsvTable(pd.DataFrame(rows, columns=header, dtype=object).astype(str), lines, problems)
+
+
+def _width_problem(fields: list[str], width: int, line: int, delimiter: str) -> str | None:
+    extra = fields[width:]
+    if not any(cell.strip() for cell in extra):
+        return None  # trailing empty cells, as spreadsheets export them
+    return (
+        f"line {line} has {len(fields)} fields but the header has {width} (a value with an unquoted "
+        f"{DELIMITER_NAMES[delimiter]}? quote it); not read"
+    )
+
+
+def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
+    """A CSV whose every row must be readable (training data): a malformed row fails the file, naming its line."""
+    table = parse_csv(path)
+    bad = next((p for p in table.problems if p), None)
+    if bad:
+        raise DatasetError(f"{Path(path).name}: {bad}")
+    return require_columns(table.frame, Path(path).name, required)
+
+
+def require_columns(frame: pd.DataFrame, name: str, required: Iterable[str]) -> pd.DataFrame:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DatasetError(
-            f"{path.name} is missing required column(s): {', '.join(missing)} "
-            f"(found: {', '.join(frame.columns) or 'none'})"
+            f"{name} is missing required column(s): {', '.join(missing)} (found: {', '.join(frame.columns) or 'none'})"
         )
     return frame
 
@@ -194,7 +303,14 @@ def parse_target(values: pd.Series, source: str, strict: bool = True) -> pd.Seri
 def read_kaggle(csv_path: Path, images_dir: Path, dataset: str = "user", on_missing: str = "raise") -> pd.DataFrame:
     """SIIM-ISIC 2020 layout: train.csv / test.csv + a folder of `<image_name>.<ext>`."""
     csv_path = Path(csv_path)
-    frame = read_csv(csv_path, required=["image_name"])
+    if on_missing == "keep":  # scoring: a malformed row is reported, the others scored
+        table = parse_csv(csv_path)
+        frame, lines = require_columns(table.frame, csv_path.name, ["image_name"]), table.lines
+        unreadable = pd.Series(table.problems, index=frame.index, dtype=object)
+        frame.loc[unreadable.notna(), [c for c in frame.columns if c != "image_name"]] = ""
+    else:
+        frame = read_csv(csv_path, required=["image_name"])
+        lines, unreadable = list(range(2, len(frame) + 2)), None
     source = f"{dataset} ({csv_path.name})"
     n = len(frame)
 
@@ -215,11 +331,12 @@ def read_kaggle(csv_path: Path, images_dir: Path, dataset: str = "user", on_miss
         }
     )
     patient = column("patient_id").str.strip()
-    lines = list(range(2, n + 2))  # the CSV's header is line 1
     if on_missing == "keep" and "patient_id" in frame.columns:
-        records["group_id"], records[ROW_PROBLEM] = scoring_patients(patient, lines, source)
+        records["group_id"], records[ROW_PROBLEM] = scoring_patients(patient, lines, source, unreadable.notna())
     else:  # training, or no patient column: an image without a patient id is its own group
         records["group_id"] = patient.where(patient != "", records["image_id"])
+    if unreadable is not None:
+        records[ROW_PROBLEM] = unreadable.where(unreadable.notna(), records.get(ROW_PROBLEM))
     # The melanoma label is the ground truth; keep the diagnosis consistent with it.
     records.loc[records["target"].eq(1).fillna(False), "diagnosis"] = "melanoma"
     records = attach_paths(records, Path(images_dir), on_missing, source, lines=lines)
@@ -233,12 +350,16 @@ def patient_id_problem(value: str) -> str | None:
     return None
 
 
-def scoring_patients(patient: pd.Series, lines: list[int], source: str) -> tuple[pd.Series, pd.Series]:
+def scoring_patients(
+    patient: pd.Series, lines: list[int], source: str, unread: pd.Series
+) -> tuple[pd.Series, pd.Series]:
     """For scoring: each row's patient (None when blank or a placeholder such as NA: never an invented patient,
-    the image is ranked alone) and the rows refused for their patient id (ROW_PROBLEM)."""
-    blank = patient.str.casefold().isin(UNKNOWN_MARKERS)
+    the image is ranked alone) and the rows refused for their patient id (ROW_PROBLEM). unread: rows the CSV
+    reader could not read, already refused."""
+    placeholder = patient.str.casefold().isin(UNKNOWN_MARKERS)
+    blank = placeholder & ~unread
     problems = patient.map(patient_id_problem).astype(object)
-    groups = patient.astype(object).where(~blank & problems.isna(), None)
+    groups = patient.astype(object).where(~placeholder & problems.isna(), None)
     if blank.any():
         where = [line for line, b in zip(lines, blank, strict=True) if b]
         logger.warning(

@@ -63,3 +63,70 @@ def test_without_a_patient_column_or_in_training_an_image_is_its_own_group(tmp_p
     assert records["group_id"].tolist() == ["ISIC_0272509", "ISIC_1632118"]
     training = read(tmp_path, images, "image_name,patient_id\nISIC_0272509,IP_1\nISIC_1632118,\n", on_missing="raise")
     assert training["group_id"].tolist() == ["IP_1", "ISIC_1632118"]
+
+
+# ---------------------------------------------------------------- encodings, malformed rows, delimiters
+
+VISIT = (
+    "image_name,patient_id,sex,anatom_site_general_challenge\n"
+    "ISIC_0272509,Pé,female,torso\nISIC_1632118,Pé,male,torso\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "warned"),
+    [("cp1252", "Windows-1252 (cp1252)"), ("latin-1", "Windows-1252 (cp1252)"), ("utf-16", None), ("utf-8-sig", None)],
+)
+def test_common_encodings_are_read(tmp_path, images, caplog, encoding, warned):
+    with caplog.at_level(logging.WARNING):
+        records = read(tmp_path, images, VISIT.encode(encoding))
+    assert records["image_id"].tolist() == ["ISIC_0272509", "ISIC_1632118"]
+    assert records["group_id"].tolist() == ["Pé", "Pé"]
+    assert records["sex"].tolist() == ["female", "male"]
+    if warned:
+        assert f"visit.csv is not UTF-8; read as {warned}" in caplog.text
+    else:
+        assert "not UTF-8" not in caplog.text
+
+
+def test_a_row_with_too_many_fields_is_refused_alone(tmp_path, images):
+    text = (
+        "image_name,patient_id,sex,anatom_site_general_challenge\n"
+        "ISIC_0272509,P1,female,torso\n"
+        "ISIC_1632118,P1,female,head, neck\n"
+        "ISIC_1757941,P1,female,torso,,\n"  # trailing empty cells: fine
+    )
+    records = read(tmp_path, images, text)
+    assert records["image_id"].tolist() == ["ISIC_0272509", "ISIC_1632118", "ISIC_1757941"]
+    problems = records[ROW_PROBLEM].tolist()
+    assert problems[0] is None and problems[2] is None
+    assert problems[1].startswith("line 3 has 5 fields but the header has 4 (a value with an unquoted comma?")
+
+
+def test_training_still_refuses_a_malformed_file_naming_the_line(tmp_path, images):
+    from data.readers import DatasetError
+
+    with pytest.raises(DatasetError, match="line 3 has 3 fields but the header has 2"):
+        read(tmp_path, images, "image_name,target\nISIC_0272509,0\nISIC_1632118,0,1\n", on_missing="raise")
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_semicolon_and_tab_separated_files_are_detected(tmp_path, images, delimiter):
+    text = VISIT.replace(",", delimiter)
+    records = read(tmp_path, images, text)
+    assert records["image_id"].tolist() == ["ISIC_0272509", "ISIC_1632118"]
+    assert records["sex"].tolist() == ["female", "male"]
+
+
+def test_blank_lines_are_skipped_and_lines_counted(tmp_path, images):
+    text = "image_name,patient_id\n\nISIC_0272509,P1\n  \nISIC_1632118,P1\nISIC_0272509,P1\n"
+    records = read(tmp_path, images, text)
+    assert records["image_id"].tolist() == ["ISIC_0272509", "ISIC_1632118", "ISIC_0272509"]
+    assert records[ROW_PROBLEM][2] == "line 6 lists 'ISIC_0272509' again (first on line 3); scored once"
+
+
+def test_an_empty_file_is_refused_clearly(tmp_path, images):
+    from data.readers import DatasetError
+
+    with pytest.raises(DatasetError, match="visit.csv is empty: no header line"):
+        read(tmp_path, images, "")

@@ -73,3 +73,14 @@ def test_a_patient_id_with_a_nul_goes_to_the_errors_file(tiny_checkpoint, tmp_pa
     errors = pd.read_csv(tmp_path / "p.errors.csv")
     assert errors["image_id"].tolist() == ["ISIC_0272509"]
     assert "patient_id contains control" in errors["reason"][0]
+
+
+def test_one_malformed_row_and_a_cp1252_file_still_score_the_rest(tiny_checkpoint, tmp_path, images):
+    text = "image_name,patient_id,anatom_site_general_challenge\nISIC_0272509,Pé,torso\nISIC_1632118,Pé,head, neck\n"
+    code, table = run(tiny_checkpoint, tmp_path, images, text.encode("cp1252"))
+    assert code == 0
+    assert table["image_name"].tolist() == ["ISIC_0272509"]
+    assert table["patient_id"].tolist() == ["Pé"]
+    errors = pd.read_csv(tmp_path / "p.errors.csv")
+    assert errors["image_id"].tolist() == ["ISIC_1632118"]
+    assert errors["reason"][0].startswith("line 3 has 4 fields but the header has 3")
