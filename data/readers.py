@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import io
 import logging
 import unicodedata
@@ -201,6 +202,44 @@ def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
     return require_columns(table.frame, Path(path).name, required)
 
 
+# The Kaggle layout's columns read_kaggle uses; a CSV may spell them in any case, with spaces around.
+KAGGLE_COLUMNS = (
+    "image_name",
+    "patient_id",
+    "sex",
+    "age_approx",
+    "anatom_site_general_challenge",
+    "diagnosis",
+    "target",
+)
+
+
+def _squashed(name: str) -> str:
+    return "".join(c for c in name.casefold() if c.isalnum())
+
+
+def match_columns(frame: pd.DataFrame, known: Iterable[str], source: str) -> pd.DataFrame:
+    """Rename columns that are a known name in another case (Patient_ID, IMAGE_NAME) to it; an exact name wins.
+    Columns left unused are warned about only when they look like a known one (age -> age_approx)."""
+    known = list(known)
+    by_key = {name.casefold(): name for name in known}
+    renames: dict[str, str] = {}
+    for column in frame.columns:
+        target = by_key.get(column.strip().casefold())
+        if target and target not in frame.columns and target not in renames.values():
+            renames[column] = target
+    frame = frame.rename(columns=renames)
+    for column in frame.columns:
+        if column in known:
+            continue
+        key, absent = _squashed(column), [n for n in known if n not in frame.columns]
+        like = [n for n in absent if len(key) >= 3 and key in _squashed(n)]
+        like += difflib.get_close_matches(column.casefold(), absent, n=1, cutoff=0.8)
+        if like:
+            logger.warning("%s: column %r is not used; did you mean %r?", source, column, like[0])
+    return frame
+
+
 def require_columns(frame: pd.DataFrame, name: str, required: Iterable[str]) -> pd.DataFrame:
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -305,11 +344,13 @@ def read_kaggle(csv_path: Path, images_dir: Path, dataset: str = "user", on_miss
     csv_path = Path(csv_path)
     if on_missing == "keep":  # scoring: a malformed row is reported, the others scored
         table = parse_csv(csv_path)
-        frame, lines = require_columns(table.frame, csv_path.name, ["image_name"]), table.lines
+        frame = match_columns(table.frame, KAGGLE_COLUMNS, csv_path.name)
+        frame, lines = require_columns(frame, csv_path.name, ["image_name"]), table.lines
         unreadable = pd.Series(table.problems, index=frame.index, dtype=object)
         frame.loc[unreadable.notna(), [c for c in frame.columns if c != "image_name"]] = ""
     else:
-        frame = read_csv(csv_path, required=["image_name"])
+        frame = read_csv(csv_path, required=[])
+        frame = require_columns(match_columns(frame, KAGGLE_COLUMNS, csv_path.name), csv_path.name, ["image_name"])
         lines, unreadable = list(range(2, len(frame) + 2)), None
     source = f"{dataset} ({csv_path.name})"
     n = len(frame)

@@ -130,3 +130,32 @@ def test_an_empty_file_is_refused_clearly(tmp_path, images):
 
     with pytest.raises(DatasetError, match="visit.csv is empty: no header line"):
         read(tmp_path, images, "")
+
+
+# ---------------------------------------------------------------- column names
+
+
+def test_known_columns_are_matched_in_any_case(tmp_path, images, caplog):
+    text = " IMAGE_NAME ,Patient_ID,Sex,Age_Approx,width\nISIC_0272509,IP_1,F,45,640\nISIC_1632118,IP_1,M,50,640\n"
+    with caplog.at_level(logging.WARNING):
+        records = read(tmp_path, images, text)
+    assert records["image_id"].tolist() == ["ISIC_0272509", "ISIC_1632118"]
+    assert records["group_id"].tolist() == ["IP_1", "IP_1"]
+    assert records["sex"].tolist() == ["female", "male"]
+    assert records["age"].tolist() == [45.0, 50.0]
+    assert "not used" not in caplog.text  # width is simply not a column the model reads
+
+
+def test_unused_columns_that_look_like_known_ones_are_warned_about(tmp_path, images, caplog):
+    text = "image_name,patient,age,site,benign_malignant\nISIC_0272509,IP_1,45,torso,benign\n"
+    with caplog.at_level(logging.WARNING):
+        records = read(tmp_path, images, text)
+    assert records["group_id"].tolist() == ["ISIC_0272509"]  # no patient_id column: nothing guessed
+    for column, known in (("patient", "patient_id"), ("age", "age_approx"), ("site", "anatom_site_general_challenge")):
+        assert f"column '{column}' is not used; did you mean '{known}'?" in caplog.text
+    assert "benign_malignant" not in caplog.text
+
+
+def test_an_exact_column_wins_over_another_case(tmp_path, images):
+    records = read(tmp_path, images, "image_name,sex,SEX\nISIC_0272509,F,M\n")
+    assert records["sex"].tolist() == ["female"]
