@@ -18,12 +18,13 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from dashboard.store.core import visit_order_key
 from data.images import decode_image
 from data.settings import SCORE_RISE, ScoreRiseMargin
 from model import score_change
@@ -41,8 +42,8 @@ class LesionVisit:
 
     visit_id: int  # UNSAVED_VISIT_ID for the review in progress
     visit_number: int  # per patient (1 = first visit; 0 = the review in progress)
-    # When the lesion looked like this: the day entered for images taken before the visit (at noon UTC),
-    # else the visit's own time. Trends and "last seen" use it.
+    # When the lesion looked like this: the day entered for images taken before the visit (at local noon),
+    # else the visit's own time. Trends and "last seen" use it; the order is the store's visit order.
     visit_time: datetime
     image: ImageView | None  # None for the review in progress (its image is not stored yet)
     p_melanoma: float | None
@@ -134,13 +135,15 @@ def lesion_histories(timeline: PatientTimeline) -> list[LesionHistory]:
 
     Read from ``CaseStore.patient_timeline`` (one query). Each visit contributes the lesion's scored
     (dermoscopic) image; overview photos are not compared. Images entered as taken on an earlier day are
-    dated that day.
+    dated that day. A lesion's visits come in the store's visit order (``visit_order_key``, which also
+    numbers the visits), so a trend or a score-rise check never runs against the visit numbers.
     """
     visits_of: dict[int, dict[int, LesionVisit]] = {}
     about: dict[int, Any] = {}
-    for visit in timeline.visits:  # oldest first
+    in_order = sorted(timeline.visits, key=lambda v: visit_order_key(getattr(v, "taken_on", None), v.visit_time, v.id))
+    for visit in in_order:  # oldest first
         taken_on = getattr(visit, "taken_on", None)
-        when = visit.visit_time if taken_on is None else datetime.combine(taken_on, time(12), tzinfo=UTC)
+        when = visit.visit_time if taken_on is None else datetime.combine(taken_on, time(12)).astimezone()
         for item in visit.lesions:
             pred = item.prediction
             visits_of.setdefault(item.lesion_id, {})[visit.id] = LesionVisit(
@@ -161,7 +164,7 @@ def lesion_histories(timeline: PatientTimeline) -> list[LesionHistory]:
             number=about[lesion_id].lesion_number or lesion_id,
             label=about[lesion_id].label,
             site=about[lesion_id].site,
-            visits=tuple(sorted(by_visit.values(), key=lambda v: (v.visit_time, v.visit_number))),
+            visits=tuple(by_visit.values()),  # in the visit order above
             body_region=getattr(about[lesion_id], "body_region", None),
         )
         for lesion_id, by_visit in visits_of.items()

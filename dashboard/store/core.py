@@ -21,7 +21,7 @@ from dashboard.store.engine import make_engine, session_factories
 from dashboard.store.files import BlobStore
 from dashboard.store.migrate import upgrade_to_head
 from dashboard.store.models import AuditEvent, Lesion, Patient, Visit
-from dashboard.store.records import AuditRecord, from_attributes
+from dashboard.store.records import AuditRecord, from_attributes, visit_date
 from data.errors import TriageError
 from data.images import MAX_PIXELS
 
@@ -173,9 +173,10 @@ def get_row(session: Session, model: type[Any], ident: int, what: str) -> Any:
 
 
 def visit_order_key(taken_on: date | None, visit_time: datetime, visit_id: int) -> tuple[date, datetime, int]:
-    """A patient's visits in the order the images were taken: images entered later with the day they
-    were taken sort before the visits that followed them."""
-    return (taken_on or visit_time.date(), visit_time, visit_id)
+    """The one order of a patient's visits, for the store's visit numbers and every view of a lesion's
+    history (dashboard/follow_up.py): by ``visit_date`` (images entered later with the day they were taken
+    sort before the visits that followed them), then by visit time, then by id."""
+    return (visit_date(taken_on, visit_time), visit_time, visit_id)
 
 
 def patient_numbers(session: Session, patient_id: int) -> tuple[dict[int, int], dict[int, int]]:

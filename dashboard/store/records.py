@@ -191,8 +191,8 @@ class VisitView:
 
     @property
     def image_date(self) -> date:
-        """The day the images were taken: the date entered, else the visit's own (UTC) day."""
-        return self.taken_on or self.visit_time.date()
+        """The day the images were taken: the date entered, else the visit's own local day (``visit_date``)."""
+        return visit_date(self.taken_on, self.visit_time)
 
 
 @dataclass(frozen=True)
@@ -304,3 +304,14 @@ def from_attributes(record_type: type[R], source: Any, **computed: Any) -> R:
     session), except those given in ``computed``."""
     copied = {name: getattr(source, name) for name in _init_fields(record_type) if name not in computed}
     return record_type(**copied, **computed)
+
+
+def visit_date(taken_on: date | None, visit_time: datetime) -> date:
+    """The day a visit's images were taken: ``taken_on`` when entered, else the visit time's date in the
+    local time zone (the server's, in which every page shows dates and the clinician enters ``taken_on``).
+
+    Local, not UTC: the visit time is stored in UTC, but ``taken_on`` is a local calendar day, and comparing
+    it with a UTC date misorders visits near midnight (a Sydney visit at 09:30 on 7 December is 22:30 UTC on
+    the 6th, the same UTC day as images entered as taken on the local 6th).
+    """
+    return taken_on or visit_time.astimezone().date()
