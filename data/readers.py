@@ -294,14 +294,14 @@ def attach_paths(
 
 def row_problems(frame: pd.DataFrame, lines: list[int]) -> pd.Series:
     """Each row's reason not to score it (None for a good row): the reader's own (ROW_PROBLEM), a bad name, or a
-    name listed again after a good row."""
+    name listed again after a good row (compared in one Unicode spelling, as files are looked up)."""
     earlier = frame[ROW_PROBLEM] if ROW_PROBLEM in frame else pd.Series(None, index=frame.index, dtype=object)
     problems = earlier.where(earlier.notna(), frame["image_id"].map(image_name_problem)).astype(object)
     first_line: dict[str, int] = {}
     for line, (row, name) in zip(lines, frame["image_id"].items(), strict=True):
         if pd.notna(problems[row]):
             continue
-        key = name
+        key = _nfc(name)
         if key in first_line:
             problems[row] = f"line {line} lists {name!r} again (first on line {first_line[key]}); scored once"
         else:

@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err.image_id}: {err.reason}", file=sys.stderr)
         if len(scored.errors) > shown:
             print(f"error: … and {len(scored.errors) - shown} more (see {errors_path})", file=sys.stderr)
-        scored.errors.assign(image_id=scored.errors["image_id"].map(defuse_formula)).to_csv(errors_path, index=False)
+        defused = {c: scored.errors[c].map(defuse_formula) for c in ("image_id", "image_path")}
+        scored.errors.assign(**defused).to_csv(errors_path, index=False)
     elif errors_path.exists():
         errors_path.unlink()
 

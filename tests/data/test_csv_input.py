@@ -159,3 +159,14 @@ def test_unused_columns_that_look_like_known_ones_are_warned_about(tmp_path, ima
 def test_an_exact_column_wins_over_another_case(tmp_path, images):
     records = read(tmp_path, images, "image_name,sex,SEX\nISIC_0272509,F,M\n")
     assert records["sex"].tolist() == ["female"]
+
+
+def test_a_name_repeated_in_another_unicode_spelling_is_one_row(tmp_path, images):
+    import unicodedata
+
+    composed = "läsion"
+    (images / f"{composed}.png").write_bytes((images / f"{NAMES[0]}.png").read_bytes())
+    decomposed = unicodedata.normalize("NFD", composed)
+    records = read(tmp_path, images, f"image_name\n{composed}\n{decomposed}\n")
+    assert records[ROW_PROBLEM][0] is None
+    assert records[ROW_PROBLEM][1] == f"line 3 lists {decomposed!r} again (first on line 2); scored once"

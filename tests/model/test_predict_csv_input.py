@@ -84,3 +84,15 @@ def test_one_malformed_row_and_a_cp1252_file_still_score_the_rest(tiny_checkpoin
     errors = pd.read_csv(tmp_path / "p.errors.csv")
     assert errors["image_id"].tolist() == ["ISIC_1632118"]
     assert errors["reason"][0].startswith("line 3 has 4 fields but the header has 3")
+
+
+def test_errors_file_defuses_formula_paths(tiny_checkpoint, tmp_path, images, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "=cmd"
+    images.rename(folder)
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "p.csv"
+    argv = ["--checkpoint", str(tiny_checkpoint), "--tta", "1", "--input", "=cmd", "--out", str(out)]
+    assert main(argv) == 0
+    errors = pd.read_csv(tmp_path / "p.errors.csv")
+    assert errors["image_path"].tolist() == ["'=cmd/broken.png"]
