@@ -11,8 +11,9 @@ and tta_views (the test-time augmentation used: the model's own, from its checkp
 Every argument and output location is checked before anything is scored (exit 2 with the reason). Rows and
 files that cannot be scored never abort the run: a missing file, a name that is a path, a formula or carries
 its extension, a repeated row, an image that breaks an input rule or cannot be decoded; each is reported
-on stderr and in <out>.errors.csv (image_id,image_path,reason). The exit status is 1 only when nothing
-could be scored.
+on stderr and in <out>.errors.csv (image_id,image_path,reason). The exit status is 1 when nothing
+could be scored, or when an output could not be written after scoring (the message names the file; each file is
+written whole or not at all).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from data.readers import DatasetError, defuse_formula, read_folder, read_kaggle
 from model.checkpoint import CheckpointError
-from model.predict_paths import check_outputs, errors_path_for
+from model.predict_paths import WriteError, check_outputs, errors_path_for, remove_stale, write_csv
 from model.predictor import MAX_TTA, Predictor
 from model.triage_table import output_table
 
@@ -102,6 +103,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def write_results(args: argparse.Namespace, records: pd.DataFrame, scored, predictor: Predictor) -> Path:
+    """The predictions and the errors file (an earlier run's is removed when there are none); returns the
+    errors file's path. WriteError when either cannot be written."""
+    table = output_table(records, scored, predictor)
+    table["tta_views"] = scored.tta  # appended last: the existing columns keep their order
+    if "patient_id" in table:
+        table["patient_id"] = table["patient_id"].map(defuse_formula)
+    write_csv(table, args.out)
+    errors_path = errors_path_for(args.out)
+    if not len(scored.errors):
+        remove_stale(errors_path)
+        return errors_path
+    shown = 20  # the errors file has them all; the terminal gets a readable summary
+    for err in scored.errors.head(shown).itertuples():
+        print(f"error: {err.image_id}: {err.reason}", file=sys.stderr)
+    if len(scored.errors) > shown:
+        print(f"error: … and {len(scored.errors) - shown} more (see {errors_path})", file=sys.stderr)
+    defused = {c: scored.errors[c].map(defuse_formula) for c in ("image_id", "image_path")}
+    write_csv(scored.errors.assign(**defused), errors_path)
+    return errors_path
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -128,30 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     scored = predictor.predict_records(records, tta=tta, progress=progress)
     bar.close()
 
-    table = output_table(records, scored, predictor)
-    table["tta_views"] = scored.tta  # appended last: the existing columns keep their order
-    if "patient_id" in table:
-        table["patient_id"] = table["patient_id"].map(defuse_formula)
-    table.to_csv(args.out, index=False)
-
-    errors_path = errors_path_for(args.out)
-    if len(scored.errors):
-        shown = 20  # the errors file has them all; the terminal gets a readable summary
-        for err in scored.errors.head(shown).itertuples():
-            print(f"error: {err.image_id}: {err.reason}", file=sys.stderr)
-        if len(scored.errors) > shown:
-            print(f"error: … and {len(scored.errors) - shown} more (see {errors_path})", file=sys.stderr)
-        defused = {c: scored.errors[c].map(defuse_formula) for c in ("image_id", "image_path")}
-        scored.errors.assign(**defused).to_csv(errors_path, index=False)
-    elif errors_path.exists():
-        errors_path.unlink()
-
+    try:
+        errors_path = write_results(args, records, scored, predictor)
+    except WriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_SCORED
     if args.cam is not None and len(scored.scores):
         from model.cam import write_overlays
 
         try:
             written = write_overlays(predictor, scored.scores, args.cam, method=args.cam_method)
-        except (ValueError, OSError) as exc:
+        except OSError as exc:
+            print(f"error: could not write the overlays to --cam {args.cam}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_NOTHING_SCORED
+        except ValueError as exc:
             print(f"error: --cam: {exc} (the predictions were written to {args.out})", file=sys.stderr)
             return EXIT_USAGE
         print(f"{len(written)} Grad-CAM overlay(s) -> {args.cam}", file=sys.stderr)

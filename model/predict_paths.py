@@ -5,8 +5,11 @@ Every problem raises DatasetError with the reason (the CLI exits 2)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
+
+import pandas as pd
 
 from data.images import image_extensions
 from data.readers import DatasetError
@@ -115,3 +118,29 @@ def check_outputs(args: argparse.Namespace) -> None:
     check_writable_file(errors, "the errors file")
     if cam is not None:
         check_writable_folder(cam, "--cam")
+
+
+class WriteError(OSError):
+    """An output that could not be written after scoring; the message names the path and the reason."""
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write `frame` to a temporary file beside `path`, then rename it over `path`: a failed write (disk full,
+    permission) leaves no half-written file and raises WriteError naming `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"could not write {path}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def remove_stale(path: Path) -> None:
+    """Remove an errors file left by an earlier run (this run had no errors); WriteError when it cannot be."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise WriteError(f"could not remove the earlier run's {path}: {exc.strerror or exc}") from None

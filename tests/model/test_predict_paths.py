@@ -116,3 +116,31 @@ def test_out_may_not_replace_an_image_of_an_input_folder(tmp_path, visit, no_sco
     assert main(["--input", str(images), "--out", str(out)]) == 2
     assert "is an input image" in capsys.readouterr().err
     assert _unchanged(images, originals)
+
+
+@pytest.mark.parametrize("failing", ["p.csv", "p.errors.csv"])
+def test_a_write_failure_after_scoring_is_a_clear_exit_1(tiny_checkpoint, tmp_path, monkeypatch, capsys, failing):
+    import errno
+    from pathlib import Path
+
+    import pandas as pd
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "A.png").write_bytes(_png())
+    (folder / "broken.png").write_bytes(b"not a png")
+    real_to_csv = pd.DataFrame.to_csv
+
+    def disk_full(frame, path, *args, **kwargs):
+        if failing in Path(path).name:  # the file itself or a temporary file beside it
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_to_csv(frame, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    out = tmp_path / "p.csv"
+    code = main(["--checkpoint", str(tiny_checkpoint), "--tta", "1", "--input", str(folder), "--out", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"error: could not write {tmp_path / failing}: No space left on device" in err
+    assert not list(tmp_path.glob(".*.tmp"))  # no half-written file left behind
+    assert not (tmp_path / failing).exists()
