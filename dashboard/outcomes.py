@@ -113,9 +113,35 @@ def visit_date_text(visit: VisitView) -> str:
     return f"images taken {visit.taken_on:%Y-%m-%d} (saved {saved:%Y-%m-%d %H:%M})"
 
 
-def amendable(decisions: Sequence[DecisionView]) -> list[DecisionView]:
-    """The decisions in force (none replaced them), newest first: the ones that can be amended."""
-    return [d for d in reversed(list(decisions)) if not d.superseded]
+def decision_status(decisions: Sequence[DecisionView], visits: Sequence[VisitView]) -> dict[int, str]:
+    """Each decision's status by id, by the store's rule (store.patients.decisions_in_force, which gives each
+    lesion's latest action): of the decisions no amendment replaced, the one of the latest visit (the store's
+    visit order: ``visits`` are the patient's timeline, numbered) is "in force"; an earlier visit's decision
+    on the same lesion is "superseded by visit N", and an amended one "replaced" (by the amendment)."""
+    number = {v.id: v.number or v.id for v in visits}
+    in_force: dict[int, DecisionView] = {}
+    for d in decisions:
+        if d.superseded:
+            continue
+        kept = in_force.get(d.lesion_id)
+        if kept is None or (number.get(d.visit_id, 0), d.id) > (number.get(kept.visit_id, 0), kept.id):
+            in_force[d.lesion_id] = d
+    status = {}
+    for d in decisions:
+        if d.superseded:
+            status[d.id] = "replaced"
+        elif in_force[d.lesion_id].id == d.id:
+            status[d.id] = "in force"
+        else:
+            status[d.id] = f"superseded by visit {number.get(in_force[d.lesion_id].visit_id, '?')}"
+    return status
+
+
+def amendable(decisions: Sequence[DecisionView], visits: Sequence[VisitView]) -> list[DecisionView]:
+    """The decisions in force (neither amended nor superseded by a later visit's), newest first: the ones
+    that can be amended."""
+    status = decision_status(decisions, visits)
+    return [d for d in reversed(list(decisions)) if status[d.id] == "in force"]
 
 
 def decision_choice_label(d: DecisionView) -> str:
@@ -125,9 +151,11 @@ def decision_choice_label(d: DecisionView) -> str:
     )
 
 
-def decision_record_table(decisions: Sequence[DecisionView]) -> pd.DataFrame:
-    """Every decision, newest first, with what replaced what: amendments keep the original readable."""
+def decision_record_table(decisions: Sequence[DecisionView], visits: Sequence[VisitView]) -> pd.DataFrame:
+    """Every decision, newest first, with what replaced what: amendments keep the original readable, and a
+    later visit's decision on the lesion supersedes an earlier visit's (``decision_status``)."""
     by_id = {d.id: d for d in decisions}
+    status = decision_status(decisions, visits)
     return pd.DataFrame(
         [
             {
@@ -135,7 +163,7 @@ def decision_record_table(decisions: Sequence[DecisionView]) -> pd.DataFrame:
                 "lesion": f"#{d.lesion_number or d.lesion_id} {d.lesion_label}",
                 "decision": d.action,
                 "comment": d.comment,
-                "status": "replaced" if d.superseded else "in force",
+                "status": status[d.id],
                 "amends": by_id[d.amends_id].action if d.amends_id in by_id else "",
                 "reason": d.amend_reason,
                 "by": d.clinician,

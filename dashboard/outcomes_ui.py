@@ -13,7 +13,7 @@ import streamlit as st
 from dashboard import outcomes
 from dashboard.auth import AuthUser
 from dashboard.store.models import ACTIONS, HISTOLOGY_RESULTS
-from dashboard.store.records import DecisionView, LesionSummary
+from dashboard.store.records import DecisionView, LesionSummary, VisitView
 from dashboard.textsafe import literal
 
 # The last submit's message, per panel, shown once after the rerun (every tab is drawn on each run).
@@ -33,13 +33,18 @@ def _show_feedback(key: str) -> None:
 
 
 def decisions_panel(
-    store: Any, user: AuthUser, decisions: Sequence[DecisionView], undecided: Sequence[outcomes.UndecidedLesion] = ()
+    store: Any,
+    user: AuthUser,
+    decisions: Sequence[DecisionView],
+    visits: Sequence[VisitView],
+    undecided: Sequence[outcomes.UndecidedLesion] = (),
 ) -> None:
-    """Every decision (amendments and what they replaced), and for clinicians the forms to decide a lesion
-    saved undecided and to amend a decision."""
+    """Every decision (amendments and what they replaced, and which a later visit superseded; ``visits``: the
+    patient's timeline), and for clinicians the forms to decide a lesion saved undecided and to amend a
+    decision in force."""
     _show_feedback(AMEND_FEEDBACK)
     if decisions:
-        st.dataframe(outcomes.decision_record_table(decisions), hide_index=True, key="decisions_table")
+        st.dataframe(outcomes.decision_record_table(decisions, visits), hide_index=True, key="decisions_table")
     else:
         st.info("No decisions recorded.")
     if not decisions and not undecided:
@@ -49,7 +54,7 @@ def decisions_panel(
         return
     if undecided:
         _late_decision_form(store, undecided)
-    in_force = outcomes.amendable(decisions)
+    in_force = outcomes.amendable(decisions, visits)
     if not in_force:
         return
     with st.expander("Amend a decision", icon=":material/edit_note:"):

@@ -135,7 +135,9 @@ with trend_tab:  # two visits side by side (aligned overlay or difference) and t
     follow_up_ui.history_comparison(histories, current_threshold)
 
 with decisions_tab:  # amendments keep the original; the form is for roles that may write
-    outcomes_ui.decisions_panel(store, user, store.decision_history(patient.id), undecided(timeline.visits))
+    outcomes_ui.decisions_panel(
+        store, user, store.decision_history(patient.id), timeline.visits, undecided(timeline.visits)
+    )
 
 with outcomes_tab:  # histology per lesion, and the outcomes as labelled data
     outcomes_ui.histology_panel(store, user, patient.id, lesions)

@@ -75,9 +75,10 @@ def test_amendment_through_the_page_logic(saved):
     done = outcomes.submit_amendment(clinician, back, "excise", "border changed", "grew")
     assert done.ok and "monitor → excise" in done.message
     decisions = clinician.decision_history(visit.patient_id)
-    in_force = outcomes.amendable(decisions)
+    visits = clinician.patient_timeline(visit.patient_id).visits
+    in_force = outcomes.amendable(decisions, visits)
     assert sorted(d.action for d in in_force) == ["excise", "reassure"]  # the replaced one is not offered
-    table = outcomes.decision_record_table(decisions)
+    table = outcomes.decision_record_table(decisions, visits)
     back_rows = table[table["lesion"].str.endswith("back")]
     assert list(zip(back_rows["decision"], back_rows["status"], back_rows["amends"], back_rows["by"], strict=True)) == [
         ("excise", "in force", "monitor", "dr.bo"),
