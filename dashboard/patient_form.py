@@ -30,6 +30,8 @@ class PatientContext:
     # sha256 -> description of where this exact image was saved before
     known_images: dict[str, tuple[int, str]] = field(default_factory=dict)
     visit_count: int = 0
+    # lesion id -> the day it was last seen: its latest visit's date (the images' day when one was entered)
+    last_seen_on: dict[int, dt.date] = field(default_factory=dict)
 
     def age(self, today: dt.date | None = None) -> float | None:
         if self.birth_year is None:
@@ -61,7 +63,8 @@ class PatientContext:
             return "New lesion (first time seen)"
         for lesion in self.known_lesions:
             if lesion.id == lesion_id:
-                seen = lesion.last_seen.date().isoformat() if lesion.last_seen else "never"
+                day = self.last_seen_on.get(lesion_id) or (lesion.last_seen and lesion.last_seen.astimezone().date())
+                seen = day.isoformat() if day else "never"
                 return f"#{self.lesion_number(lesion_id)} {lesion.label} · {lesion.site} · last seen {seen}"
         return "another lesion"
 
@@ -96,12 +99,15 @@ def _sentence(message: str) -> str:
 
 
 def patient_from_store(store: Any, patient_id: int) -> PatientContext:
-    """Load an existing patient with the lesions and images saved before (for follow-up linking)."""
+    """Load an existing patient with the lesions and images saved before (for follow-up linking). Dates are
+    the visits' dates (``VisitView.image_date``: the day the images were taken when one was entered)."""
     timeline: PatientTimeline = store.patient_timeline(patient_id)
     known_images: dict[str, tuple[int, str]] = {}
-    for visit in timeline.visits:
+    last_seen_on: dict[int, dt.date] = {}
+    for visit in timeline.visits:  # in the store's visit order, oldest first
         for lesion in visit.lesions:
-            where = (lesion.lesion_id, f"visit of {visit.visit_time.date().isoformat()} (lesion “{lesion.label}”)")
+            last_seen_on[lesion.lesion_id] = visit.image_date
+            where = (lesion.lesion_id, f"visit of {visit.image_date.isoformat()} (lesion “{lesion.label}”)")
             known_images.setdefault(lesion.image.sha256, where)
             # The stored file has its metadata stripped: a re-upload matches the hash of the upload.
             if lesion.image.source_sha256:
@@ -115,6 +121,7 @@ def patient_from_store(store: Any, patient_id: int) -> PatientContext:
         known_lesions=list(store.list_lesions(patient_id)),
         known_images=known_images,
         visit_count=len(timeline.visits),
+        last_seen_on=last_seen_on,
     )
 
 
@@ -134,8 +141,9 @@ def merge_form_into_existing(context: PatientContext, birth_year: int | None, se
 
 def search_choice_label(summary: Any) -> str:
     """One patient found by a search (a store PatientSummary), as the pick list shows it. Options render
-    Markdown, so the identifier is escaped."""
-    last = f", last {summary.last_visit_time.date().isoformat()}" if summary.last_visit_time else ""
+    Markdown, so the identifier is escaped. The last visit's date is its local day, as pages show dates
+    (the summary carries its save time only, not a date entered for the images)."""
+    last = f", last {summary.last_visit_time.astimezone():%Y-%m-%d}" if summary.last_visit_time else ""
     return (
         f"{literal(summary.identifier)} · born {summary.birth_year or '?'} · {summary.sex} · "
         f"{summary.visit_count} visit(s){last}"

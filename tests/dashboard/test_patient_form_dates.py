@@ -1,0 +1,92 @@
+"""The review's patient context dates a visit by its images' day (taken_on when entered), not by the time
+it was saved: the re-upload notice "already saved at the visit of <date>" and the follow-up picker's
+"last seen <date>"; the patient search list shows the last visit's local day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import time
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from dashboard.patient_form import patient_from_store, search_choice_label
+from dashboard.store import CaseStore, LesionReview, ReviewToSave
+
+FIRST = dt.datetime(2025, 6, 7, 10, 0, tzinfo=dt.UTC)
+
+
+def _png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 32), (seed * 40 % 256, 90, 200 - seed)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _save(store, image, when, taken_on=None, existing=None):
+    return store.save_review(
+        ReviewToSave(
+            patient_identifier="PT-DATES",
+            birth_year=1970,
+            sex="female",
+            clinician="dr.ada",
+            visit_time=when,
+            taken_on=taken_on,
+            model_version="m-1",
+            model_checksum="c",
+            lesions=[
+                LesionReview(
+                    image_bytes=image,
+                    site="torso",
+                    lesion_label="mole A",
+                    p_melanoma=0.1,
+                    triage_score=0.1,
+                    rank=1,
+                    existing_lesion_id=existing,
+                )
+            ],
+        )
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    with CaseStore.from_url(f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "images") as store:
+        yield store
+
+
+def test_a_reupload_notice_and_last_seen_name_the_day_the_images_were_taken(store):
+    first, later = _png(1), _png(2)
+    v1 = _save(store, first, FIRST)
+    pid = store.load_visit(v1).patient_id
+    lesion_id = store.list_lesions(pid)[0].id
+    # Images taken on 1 November, saved on 7 December.
+    _save(store, later, dt.datetime(2025, 12, 7, 9, 0, tzinfo=dt.UTC), dt.date(2025, 11, 1), lesion_id)
+
+    context = patient_from_store(store, pid)
+    sha = store.load_visit(v1).lesions[0].image.sha256
+    later_sha = next(v for v in store.patient_timeline(pid).visits if v.id != v1).lesions[0].image.sha256
+    assert context.known_images[sha] == (lesion_id, "visit of 2025-06-07 (lesion “mole A”)")
+    assert context.known_images[later_sha] == (lesion_id, "visit of 2025-11-01 (lesion “mole A”)")
+    assert context.lesion_choice_label(lesion_id).endswith("last seen 2025-11-01")
+
+
+@pytest.fixture
+def sydney(monkeypatch):
+    monkeypatch.setenv("TZ", "Australia/Sydney")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_search_list_shows_the_last_visit_s_local_day(sydney):
+    summary = SimpleNamespace(
+        identifier="PT-1",
+        birth_year=1970,
+        sex="female",
+        visit_count=2,
+        last_visit_time=dt.datetime(2025, 12, 6, 22, 30, tzinfo=dt.UTC),  # 09:30 on the 7th in Sydney
+    )
+    assert search_choice_label(summary).endswith("last 2025-12-07")
