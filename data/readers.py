@@ -373,7 +373,8 @@ def read_kaggle(csv_path: Path, images_dir: Path, dataset: str = "user", on_miss
     )
     patient = column("patient_id").str.strip()
     if on_missing == "keep" and "patient_id" in frame.columns:
-        records["group_id"], records[ROW_PROBLEM] = scoring_patients(patient, lines, source, unreadable.notna())
+        refused = unreadable.notna() | (records["image_id"] == "")  # reported for that, not for the patient
+        records["group_id"], records[ROW_PROBLEM] = scoring_patients(patient, lines, source, refused)
     else:  # training, or no patient column: an image without a patient id is its own group
         records["group_id"] = patient.where(patient != "", records["image_id"])
     if unreadable is not None:
@@ -396,7 +397,7 @@ def scoring_patients(
 ) -> tuple[pd.Series, pd.Series]:
     """For scoring: each row's patient (None when blank or a placeholder such as NA: never an invented patient,
     the image is ranked alone) and the rows refused for their patient id (ROW_PROBLEM). unread: rows the CSV
-    reader could not read, already refused."""
+    reader could not read or that name no image, refused for that (not counted as rows without a patient)."""
     placeholder = patient.str.casefold().isin(UNKNOWN_MARKERS)
     blank = placeholder & ~unread
     problems = patient.map(patient_id_problem).astype(object)

@@ -170,3 +170,10 @@ def test_a_name_repeated_in_another_unicode_spelling_is_one_row(tmp_path, images
     records = read(tmp_path, images, f"image_name\n{composed}\n{decomposed}\n")
     assert records[ROW_PROBLEM][0] is None
     assert records[ROW_PROBLEM][1] == f"line 3 lists {decomposed!r} again (first on line 2); scored once"
+
+
+def test_an_empty_row_is_not_counted_as_a_row_without_a_patient(tmp_path, images, caplog):
+    with caplog.at_level(logging.WARNING):
+        records = read(tmp_path, images, "image_name,patient_id\nISIC_0272509,P1\n,\n")
+    assert records[ROW_PROBLEM][1] == "image_name is empty"
+    assert "without a patient id" not in caplog.text
