@@ -44,7 +44,7 @@ def timeline_table(timeline: PatientTimeline) -> pd.DataFrame:
 def visit_choice_label(visit: VisitView) -> str:
     return (
         f"Visit {visit.number or visit.id} · {visit.visit_time.astimezone().strftime('%Y-%m-%d %H:%M')} · "
-        f"{len(visit.lesions)} lesion(s) · {visit.clinician}"
+        f"{len(visit.lesions)} lesion{'' if len(visit.lesions) == 1 else 's'} · {visit.clinician}"
     )
 
 

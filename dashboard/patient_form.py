@@ -52,7 +52,9 @@ class PatientContext:
         """What the case store knows of this patient, for the review's patient banner."""
         if not self.patient_id:
             return "new patient — not in the case database yet"
-        return f"{self.visit_count} earlier visit(s), {len(self.known_lesions)} known lesion(s)"
+        if not self.visit_count and not self.known_lesions:  # saved with this review: nothing earlier
+            return "new patient — saved with this review"
+        return f"{count(self.visit_count, 'earlier visit')}, {count(len(self.known_lesions), 'known lesion')}"
 
     def follow_up_options(self) -> list[int]:
         """The "Follow-up of" choices: NEW_LESION first, then the ids of the patient's known lesions."""
@@ -74,6 +76,11 @@ class PatientContext:
             if lesion.id == lesion_id:
                 return getattr(lesion, "number", 0) or position
         return 0
+
+
+def count(n: int, noun: str) -> str:
+    """``1 lesion``, ``2 lesions``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def validate_new_patient(identifier: str, birth_year: int | None, sex: str) -> list[str]:
@@ -146,5 +153,5 @@ def search_choice_label(summary: Any) -> str:
     last = f", last {summary.last_visit_time.astimezone():%Y-%m-%d}" if summary.last_visit_time else ""
     return (
         f"{literal(summary.identifier)} · born {summary.birth_year or '?'} · {summary.sex} · "
-        f"{summary.visit_count} visit(s){last}"
+        f"{count(summary.visit_count, 'visit')}{last}"
     )

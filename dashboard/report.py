@@ -215,12 +215,12 @@ def _facts_block(
 ) -> None:
     pdf.write_text(f"Visit report - patient {patient.identifier}", size=14, style="B", height=7)
     pdf.ln(1)
+    born = f"born {patient.birth_year}" if patient.birth_year else "birth year unknown"
+    sex = "sex unknown" if patient.sex in ("", "unknown") else patient.sex
+    images = f"{len(visit.lesions)} lesion image{'' if len(visit.lesions) == 1 else 's'}"
     rows = [
-        ("Patient (pseudonym)", f"{patient.identifier} · born {patient.birth_year or 'unknown'} · {patient.sex}"),
-        (
-            "Visit",
-            f"visit {visit.number or visit.id} of {when(visit.visit_time)} ({len(visit.lesions)} lesion images)",
-        ),
+        ("Patient (pseudonym)", f"{patient.identifier} · {born} · {sex}"),
+        ("Visit", f"visit {visit.number or visit.id} of {when(visit.visit_time)} ({images})"),
         *([("Images taken on", f"{visit.taken_on:%Y-%m-%d}")] if visit.taken_on else []),  # taken before the visit
         ("Saved", when(visit.created_at)),
         ("Clinician", visit.clinician),

@@ -492,7 +492,7 @@ def test_follow_up_visit_links_lesions_and_builds_a_trend(app_env, patient_lesio
     assert not at.exception, at.exception
     state = at.session_state["review"]
     assert state.patient.patient_id is not None and len(state.patient.known_lesions) == 3
-    assert "1 earlier visit(s), 3 known lesion(s)" in texts(at)
+    assert "1 earlier visit, 3 known lesions" in texts(at)
 
     # A re-uploaded image from visit 1 is recognised and linked to its lesion; a new photo is linked by hand.
     repeat, new_photo = patient_lesions[0], patient_lesions[3]

@@ -23,7 +23,11 @@ def test_the_form_fills_what_the_record_leaves_unknown_and_names_what_it_contrad
 def test_the_patient_banner_says_what_the_store_knows():
     assert "new patient" in PatientContext(identifier="PT-1").history_line()
     known = PatientContext(identifier="PT-1", patient_id=3, visit_count=2, known_lesions=[object()] * 4)
-    assert known.history_line() == "2 earlier visit(s), 4 known lesion(s)"
+    assert known.history_line() == "2 earlier visits, 4 known lesions"
+    one = PatientContext(identifier="PT-1", patient_id=3, visit_count=1, known_lesions=[object()])
+    assert one.history_line() == "1 earlier visit, 1 known lesion"
+    # A new patient just saved with this review has an id but nothing earlier: no "0 earlier visits".
+    assert PatientContext(identifier="PT-1", patient_id=3).history_line() == "new patient — saved with this review"
 
 
 def test_a_search_result_escapes_the_identifier():
@@ -31,7 +35,7 @@ def test_a_search_result_escapes_the_identifier():
         identifier="**PT**", birth_year=None, sex="male", visit_count=1, last_visit_time=dt.datetime(2025, 3, 1)
     )
     label = search_choice_label(found)
-    assert label.startswith("\\*\\*PT\\*\\* · born ? · male · 1 visit(s), last 2025-03-01")
+    assert label.startswith("\\*\\*PT\\*\\* · born ? · male · 1 visit, last 2025-03-01")
 
 
 def test_warnings_list_five_names_then_a_count():

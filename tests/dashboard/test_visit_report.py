@@ -294,6 +294,20 @@ def test_a_report_the_font_can_draw_whole_has_no_codes_notice(saved):
     assert "[U+" not in flat and "Unicode code" not in flat
 
 
+@needs_pdftotext
+def test_unknown_birth_year_and_sex_are_named_and_one_image_is_singular(saved):
+    import dataclasses
+
+    visit = saved.store.load_visit(saved.visit_id)
+    patient = dataclasses.replace(saved.store.get_patient(visit.patient_id), birth_year=None, sex="unknown")
+    visit = dataclasses.replace(visit, lesions=visit.lesions[:1])
+
+    flat = " ".join(pdf_text(visit_report_pdf(patient, visit, None)).split())
+
+    assert f"{PSEUDONYM} · birth year unknown · sex unknown" in flat and "born unknown" not in flat
+    assert "(1 lesion image)" in flat
+
+
 @needs_pdftoppm
 def test_the_overlays_colour_scale_is_printed_above_the_overlay_column(saved, card_config):
     from dashboard.report import MARGIN, PICTURE_GAP, PICTURE_MM, ReportContext
