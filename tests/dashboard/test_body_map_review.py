@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.auth import AuthUser, UserStore
+from dashboard.auth import Accounts, UserStore
 from dashboard.body_map_placement import place_saved_lesion, place_selected
 from dashboard.patient_form import PatientContext
 from dashboard.review_draft import resume_draft
@@ -160,7 +160,9 @@ def test_a_saved_lesion_is_placed_through_the_store_on_its_own_site_only(patient
         state.save(store, "dr.map", "m1", "abc")
         pid = state.patient.patient_id
         torso, unknown = sorted(store.list_lesions(pid), key=lambda les: les.site != "torso")
-        clinician = UserStore(store, AuthUser(1, "dr.map", "", "clinician"))  # as the history page holds it
+        clinician = UserStore(
+            store, Accounts(store).add("dr.map", "correct horse battery staple", "clinician", "", actor="test")
+        )  # as the history page holds it
         refused = place_saved_lesion(clinician, torso, _click("left_palm"))
         assert refused.kind == "error" and "not on the torso" in refused.message
         placed = place_saved_lesion(clinician, torso, _click("lower_back"))

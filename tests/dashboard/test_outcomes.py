@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dashboard import outcomes
-from dashboard.auth import AuthUser, UserStore
+from dashboard.auth import Accounts, UserStore
 from dashboard.store import CaseStore, LesionReview, ReviewToSave
 
 SAVED = dt.datetime(2025, 4, 2, 10, 30, tzinfo=dt.UTC)
@@ -49,8 +49,12 @@ def saved(tmp_path):
                 ],
             )
         )
-        clinician = UserStore(store, AuthUser(1, "dr.bo", "", "clinician"))
-        viewer = UserStore(store, AuthUser(2, "kim", "", "viewer"))
+        clinician = UserStore(
+            store, Accounts(store).add("dr.bo", "correct horse battery staple", "clinician", "", actor="test")
+        )
+        viewer = UserStore(
+            store, Accounts(store).add("kim", "correct horse battery staple", "viewer", "", actor="test")
+        )
         yield store, clinician, viewer, store.load_visit(visit_id)
 
 

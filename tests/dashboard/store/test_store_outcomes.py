@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from dashboard.auth import AccessDenied, AuthUser, UserStore
+from dashboard.auth import AccessDenied, Accounts, UserStore
 from dashboard.store import OverviewImage
 
 T0 = datetime(2025, 3, 1, 9, tzinfo=UTC)
@@ -204,10 +204,12 @@ def test_a_lesion_saved_undecided_gets_its_decision_later(store, sample_images, 
     pid, back_id, v1, v2 = _two_visits(store, sample_images, make_lesion, make_review)
     arm = next(les for les in store.list_lesions(pid) if les.label == "arm")
     assert arm.latest_action is None  # saved without a decision at visit 1
-    viewer = UserStore(store, AuthUser(id=1, username="kim", display_name="", role="viewer"))
+    viewer = UserStore(store, Accounts(store).add("kim", "correct horse battery staple", "viewer", "", actor="test"))
     with pytest.raises(AccessDenied):
         viewer.record_decision(v1, arm.id, "monitor")
-    clinician = UserStore(store, AuthUser(id=2, username="dr.bo", display_name="", role="clinician"))
+    clinician = UserStore(
+        store, Accounts(store).add("dr.bo", "correct horse battery staple", "clinician", "", actor="test")
+    )
     new_id = clinician.record_decision(v1, arm.id, "biopsy", "colleague advised")
     [item] = [les for les in store.load_visit(v1).lesions if les.lesion_id == arm.id]
     assert (item.decision.id, item.decision.action, item.decision.comment, item.decision.clinician) == (
@@ -343,8 +345,10 @@ def test_outcomes_are_labelled_pseudonymous_rows(store, sample_images, make_lesi
 def test_roles_viewer_reads_outcomes_but_cannot_change_them(store, sample_images, make_lesion, make_review):
     pid, back_id, v1, _ = _two_visits(store, sample_images, make_lesion, make_review)
     [original] = [d for d in store.decision_history(pid) if d.visit_id == v1]
-    viewer = UserStore(store, AuthUser(id=1, username="kim", display_name="", role="viewer"))
-    clinician = UserStore(store, AuthUser(id=2, username="dr.ada", display_name="", role="clinician"))
+    viewer = UserStore(store, Accounts(store).add("kim", "correct horse battery staple", "viewer", "", actor="test"))
+    clinician = UserStore(
+        store, Accounts(store).add("dr.ada", "correct horse battery staple", "clinician", "", actor="test")
+    )
     for attempt in (
         lambda: viewer.amend_decision(original.id, "biopsy", reason="x"),
         lambda: viewer.record_histology(back_id, "benign", reported_on=date(2025, 6, 1)),
