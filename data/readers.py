@@ -362,9 +362,9 @@ def read_kaggle(csv_path: Path, images_dir: Path, dataset: str = "user", on_miss
         {
             "image_id": frame["image_name"].str.strip(),
             "dataset": dataset,
-            "sex": normalise_sex(column("sex"), source),
-            "age": normalise_age(column("age_approx"), source),
-            "site": normalise_site(column("anatom_site_general_challenge"), source),
+            "sex": normalise_sex(column("sex"), source, lines),
+            "age": normalise_age(column("age_approx"), source, lines),
+            "site": normalise_site(column("anatom_site_general_challenge"), source, lines),
             "diagnosis": normalise_diagnosis(column("diagnosis")),
             "target": parse_target(column("target"), source, strict=on_missing == "raise")
             if "target" in frame.columns

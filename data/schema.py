@@ -7,6 +7,7 @@ anatomic sites plus "unknown" (data/vocabulary.py); unknown is a value, not an e
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -92,14 +93,31 @@ DIAGNOSIS_ALIASES: dict[str, str] = {
 }
 
 
-def normalise_site(values: pd.Series, source: str) -> pd.Series:
-    """Map free-text sites onto SITES; unrecognised names become unknown and are reported once."""
+def normalise_site(values: pd.Series, source: str, lines: Sequence[int] | None = None) -> pd.Series:
+    """Map free-text sites onto SITES; unrecognised names become unknown and are reported once, by line."""
     cleaned = values.fillna("").astype(str).str.strip().str.lower()
     mapped = cleaned.map(SITE_ALIASES)
-    unrecognised = sorted(set(cleaned[mapped.isna()]))
-    if unrecognised:
-        logger.warning("%s: unknown anatomic site names mapped to 'unknown': %s", source, unrecognised)
+    _report(source, "anatomic site names not recognised, treated as unknown", mapped.isna(), lines)
     return mapped.fillna(UNKNOWN)
+
+
+def _report(source: str | None, problem: str, bad: pd.Series, lines: Sequence[int] | None) -> None:
+    """One warning for the values of a column that were not understood: how many and where (the CSV's lines,
+    or data rows counted from 1), never the values themselves, which are free text and may name a person."""
+    positions = [i for i, flag in enumerate(bad.tolist()) if flag]
+    if not positions:
+        return
+    where = [lines[i] for i in positions] if lines is not None else [i + 1 for i in positions]
+    more = f" and {len(where) - SHOWN_LINES} more" if len(where) > SHOWN_LINES else ""
+    logger.warning(
+        "%s: %d %s (%s %s%s)",
+        source or "metadata",
+        len(where),
+        problem,
+        "lines" if lines is not None else "data rows",
+        ", ".join(str(w) for w in where[:SHOWN_LINES]),
+        more,
+    )
 
 
 # Spellings of "not recorded": unknown without a warning. Anything else that is not a valid value is
@@ -109,21 +127,15 @@ SEX_ALIASES: dict[str, str] = {"male": "male", "m": "male", "female": "female", 
 MAX_AGE = 120.0
 
 
-def _shown(values) -> list[str]:
-    return [str(v) for v in sorted(set(values), key=str)[:10]]
+SHOWN_LINES = 10
 
 
-def normalise_sex(values: pd.Series, source: str | None = None) -> pd.Series:
+def normalise_sex(values: pd.Series, source: str | None = None, lines: Sequence[int] | None = None) -> pd.Series:
     """male/female (M/F accepted in any case); unrecognised values become unknown and are reported once."""
     cleaned = values.fillna("").astype(str).str.strip().str.lower()
     mapped = cleaned.map(SEX_ALIASES)
     invalid = mapped.isna() & ~cleaned.isin(UNKNOWN_MARKERS)
-    if invalid.any():
-        logger.warning(
-            "%s: sex values not recognised (expected male/female or M/F), treated as unknown: %s",
-            source or "metadata",
-            _shown(values[invalid].astype(str).str.strip()),
-        )
+    _report(source, "sex values not recognised (expected male/female or M/F), treated as unknown", invalid, lines)
     return mapped.fillna(UNKNOWN)
 
 
@@ -138,19 +150,14 @@ def age_problems(values: pd.Series) -> pd.Series:
     return reasons
 
 
-def normalise_age(values: pd.Series, source: str | None = None) -> pd.Series:
+def normalise_age(values: pd.Series, source: str | None = None, lines: Sequence[int] | None = None) -> pd.Series:
     """Age in years (float); missing, non-numeric or outside 0-120 become NaN, and invalid values are reported."""
     text = values.fillna("").astype(str).str.strip()
     age = pd.to_numeric(text, errors="coerce").astype(float)
-    reasons = age_problems(values)
-    bad = reasons.notna()
-    if bad.any():
-        logger.warning(
-            "%s: age values that are not an age in years (a number 0-%.0f), treated as unknown: %s",
-            source or "metadata",
-            MAX_AGE,
-            _shown(text[bad]),
-        )
+    bad = age_problems(values).notna()
+    _report(
+        source, f"age values that are not an age in years (a number 0-{MAX_AGE:.0f}), treated as unknown", bad, lines
+    )
     return age.where(~bad & (age >= 0) & (age <= MAX_AGE))
 
 

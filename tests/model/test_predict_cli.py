@@ -202,12 +202,14 @@ def test_metadata_f_m_mean_female_male_and_nonsense_is_reported(tiny_checkpoint,
         nonsense = score("banana", "forty")
     assert nonsense == score("", "")  # treated as unknown …
     messages = " ".join(r.message for r in caplog.records)
-    assert "'banana'" in messages and "'forty'" in messages  # … and reported, like unknown sites
+    # … and reported by line, like unknown sites; never the values (free text may name a person)
+    assert "1 sex values not recognised" in messages and "1 age values" in messages and "(lines 2)" in messages
+    assert "banana" not in messages and "forty" not in messages
     for age in ("-5", "300", "1e308"):
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             assert score("", age) == nonsense
-        assert f"'{age}'" in " ".join(r.message for r in caplog.records)
+        assert "1 age values that are not an age in years" in " ".join(r.message for r in caplog.records)
 
 
 def test_degenerate_images_are_reported_not_scored(fresh_checkpoint, one_real_image, tmp_path):
