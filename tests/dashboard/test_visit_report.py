@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard.auth import AuthUser, UserStore
+from dashboard.auth import Accounts, UserStore
 from dashboard.report import DECISION_SUPPORT, ModelFacts, dejavu_fonts, visit_report_pdf
 from dashboard.report_data import REPORT_AUDIT_ACTION, lesion_pictures, model_facts, report_filename, visit_report
 from dashboard.report_text import latin1_text
@@ -113,7 +113,9 @@ def saved(tmp_path, patient_lesions, card_config):
         top = next(les for les in store.load_visit(visit_id).lesions if les.prediction.rank == 1)
         store.amend_decision(top.decision.id, "excise", "wide margins", reason=AMEND_REASON, actor="dr.lee")
         store.record_histology(top.lesion_id, "melanoma", actor="dr.lee", reported_on=dt.date(2026, 5, 20))
-        viewer = UserStore(store, AuthUser(id=7, username="viewer.kim", display_name="Kim", role="viewer"))
+        viewer = UserStore(
+            store, Accounts(store).add("viewer.kim", "correct horse battery staple", "viewer", "Kim", actor="t")
+        )
         yield SimpleNamespace(store=store, viewer=viewer, visit_id=visit_id)
 
 
