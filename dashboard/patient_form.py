@@ -148,9 +148,11 @@ def merge_form_into_existing(context: PatientContext, birth_year: int | None, se
 
 def search_choice_label(summary: Any) -> str:
     """One patient found by a search (a store PatientSummary), as the pick list shows it. Options render
-    Markdown, so the identifier is escaped. The last visit's date is its local day, as pages show dates
-    (the summary carries its save time only, not a date entered for the images)."""
-    last = f", last {summary.last_visit_time.astimezone():%Y-%m-%d}" if summary.last_visit_time else ""
+    Markdown, so the identifier is escaped. "last" is the date of the patient's latest visit by the store's
+    rule (``last_visit_date``: the images' day when one was entered, else the visit's local day), not the
+    day of the latest save."""
+    day = summary.last_visit_date
+    last = f", last {day.isoformat()}" if day else ""
     return (
         f"{literal(summary.identifier)} · born {summary.birth_year or '?'} · {summary.sex} · "
         f"{count(summary.visit_count, 'visit')}{last}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -31,6 +32,7 @@ from dashboard.store.records import (
     TrendPoint,
     VisitView,
     from_attributes,
+    visit_date,
 )
 
 # Log lines carry database ids only: identifiers are personal data.
@@ -98,7 +100,13 @@ class PatientRecords(StoreCore):
         )
         with self._read() as session:
             rows = session.execute(stmt).all()
-            return [from_attributes(PatientSummary, p, visit_count=n or 0, last_visit_time=last) for p, n, last in rows]
+            latest = _latest_visit_dates(session, [p.id for p, n, _ in rows if n])
+            return [
+                from_attributes(
+                    PatientSummary, p, visit_count=n or 0, last_visit_time=last, last_visit_date=latest.get(p.id)
+                )
+                for p, n, last in rows
+            ]
 
     def find_patient_id(self, identifier: str) -> int | None:
         """The patient recorded under exactly this identifier (surrounding blanks ignored), or None."""
@@ -279,3 +287,20 @@ def get_or_create_patient(session: Session, identifier: str, birth_year: int | N
     if changed:
         session.add(AuditEvent(actor=actor, action="patient.update", patient_id=patient.id, detail={"fields": changed}))
     return patient
+
+
+def _latest_visit_dates(session: Session, patient_ids: list[int]) -> dict[int, date]:
+    """Each patient's latest visit date by the store's one rule (``visit_date``: the images' day when one
+    was entered, else the visit time's local day). Worked out here, not in SQL: the local day depends on
+    the server's time zone, and the latest save is not the latest visit when images were entered later."""
+    latest: dict[int, date] = {}
+    if not patient_ids:
+        return latest
+    rows = session.execute(
+        select(Visit.patient_id, Visit.taken_on, Visit.visit_time).where(Visit.patient_id.in_(patient_ids))
+    ).all()
+    for patient_id, taken_on, visit_time in rows:
+        day = visit_date(taken_on, visit_time)
+        if patient_id not in latest or day > latest[patient_id]:
+            latest[patient_id] = day
+    return latest

@@ -86,7 +86,10 @@ class PatientSummary:
     birth_year: int | None
     sex: str
     visit_count: int
-    last_visit_time: datetime | None
+    last_visit_time: datetime | None  # the latest save
+    # The latest visit's date by the one rule (``visit_date``: the images' day when entered, else the
+    # visit time's local day); not the latest save's day when images were entered later.
+    last_visit_date: date | None = None
 
 
 @dataclass(frozen=True)

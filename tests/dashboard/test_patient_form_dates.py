@@ -1,6 +1,6 @@
 """The review's patient context dates a visit by its images' day (taken_on when entered), not by the time
 it was saved: the re-upload notice "already saved at the visit of <date>" and the follow-up picker's
-"last seen <date>"; the patient search list shows the last visit's local day."""
+"last seen <date>"; the patient search list shows the latest visit's date by the same rule."""
 
 from __future__ import annotations
 
@@ -81,12 +81,14 @@ def sydney(monkeypatch):
     time.tzset()
 
 
-def test_the_search_list_shows_the_last_visit_s_local_day(sydney):
+def test_the_search_list_shows_the_latest_visit_s_date_not_the_latest_save_s(sydney):
     summary = SimpleNamespace(
         identifier="PT-1",
         birth_year=1970,
         sex="female",
         visit_count=2,
-        last_visit_time=dt.datetime(2025, 12, 6, 22, 30, tzinfo=dt.UTC),  # 09:30 on the 7th in Sydney
+        # The latest save (09:30 on the 8th in Sydney) was of images taken earlier; the latest visit is the 7th.
+        last_visit_time=dt.datetime(2025, 12, 7, 22, 30, tzinfo=dt.UTC),
+        last_visit_date=dt.date(2025, 12, 7),
     )
     assert search_choice_label(summary).endswith("last 2025-12-07")

@@ -32,7 +32,12 @@ def test_the_patient_banner_says_what_the_store_knows():
 
 def test_a_search_result_escapes_the_identifier():
     found = SimpleNamespace(
-        identifier="**PT**", birth_year=None, sex="male", visit_count=1, last_visit_time=dt.datetime(2025, 3, 1)
+        identifier="**PT**",
+        birth_year=None,
+        sex="male",
+        visit_count=1,
+        last_visit_time=dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
+        last_visit_date=dt.date(2025, 3, 1),
     )
     label = search_choice_label(found)
     assert label.startswith("\\*\\*PT\\*\\* · born ? · male · 1 visit, last 2025-03-01")
