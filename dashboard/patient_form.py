@@ -65,7 +65,7 @@ class PatientContext:
             return "New lesion (first time seen)"
         for lesion in self.known_lesions:
             if lesion.id == lesion_id:
-                day = self.last_seen_on.get(lesion_id) or (lesion.last_seen and lesion.last_seen.astimezone().date())
+                day = self.last_seen_on.get(lesion_id) or lesion.last_seen
                 seen = day.isoformat() if day else "never"
                 return f"#{self.lesion_number(lesion_id)} {lesion.label} · {lesion.site} · last seen {seen}"
         return "another lesion"

@@ -212,8 +212,10 @@ class LesionSummary:
     label: str
     created_at: datetime
     visit_count: int
-    first_seen: datetime | None
-    last_seen: datetime | None
+    # The dates of its first and latest visits by the one rule (``visit_date``: the images' day when
+    # entered, else the visit time's local day), not the save times.
+    first_seen: date | None
+    last_seen: date | None
     latest_p_melanoma: float | None
     latest_triage_score: float | None
     latest_action: str | None

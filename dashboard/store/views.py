@@ -19,6 +19,7 @@ from dashboard.store.records import (
     VisitLesion,
     VisitView,
     from_attributes,
+    visit_date,
 )
 
 # Everything visit_view() touches, fetched up front: no lazy loads, no N+1 queries.
@@ -116,7 +117,7 @@ def visit_view(
 def lesion_summary(lesion: Lesion, latest_action: str | None, number: int = 0) -> LesionSummary:
     """Needs lesion.images with .visit and .predictions, and lesion.histology, loaded."""
     images = sorted(lesion.images, key=lambda i: visit_order_key(i.visit.taken_on, i.visit.visit_time, i.id))
-    times = [i.visit.visit_time for i in images]
+    days = [visit_date(i.visit.taken_on, i.visit.visit_time) for i in images]  # in visit order
     latest = next((i.predictions[-1] for i in reversed(images) if i.predictions), None)
     return LesionSummary(
         id=lesion.id,
@@ -125,8 +126,8 @@ def lesion_summary(lesion: Lesion, latest_action: str | None, number: int = 0) -
         label=lesion.label,
         created_at=lesion.created_at,
         visit_count=len({i.visit_id for i in images}),
-        first_seen=times[0] if times else None,
-        last_seen=times[-1] if times else None,
+        first_seen=days[0] if days else None,
+        last_seen=days[-1] if days else None,
         latest_p_melanoma=latest.p_melanoma if latest else None,
         latest_triage_score=latest.triage_score if latest else None,
         latest_action=latest_action,

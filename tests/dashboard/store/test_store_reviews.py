@@ -146,8 +146,8 @@ def test_two_visits_survive_a_restart(db_url, data_dir, sample_images, make_lesi
         shoulder = lesions["L1 left shoulder"]
         assert (shoulder.visit_count, shoulder.first_seen, shoulder.last_seen) == (
             2,
-            FIRST_VISIT,
-            SECOND_VISIT,
+            FIRST_VISIT.astimezone().date(),  # the visits' local days
+            SECOND_VISIT.astimezone().date(),
         )
         assert (shoulder.latest_p_melanoma, shoulder.latest_action) == (0.35, "monitor")
         assert lesions["L3 neck"].visit_count == 1

@@ -54,3 +54,11 @@ def test_a_patient_without_visits_has_no_last_visit_date(store):
     (found,) = store.search_patients("PSEUDO-EMPTY")
     assert (found.visit_count, found.last_visit_time, found.last_visit_date) == (0, None, None)
     assert search_choice_label(found).endswith("0 visits")
+
+
+def test_a_lesion_is_first_and_last_seen_on_its_visits_dates(store, followed_lesion):
+    pid, lesion_id, _, _ = followed_lesion
+    (lesion,) = [les for les in store.list_lesions(pid) if les.id == lesion_id]
+    # First seen on 1 November (the images entered later), last seen on the local 7 December; not the saves
+    # (the UTC 6 December and 8 December).
+    assert (lesion.visit_count, lesion.first_seen, lesion.last_seen) == (2, TAKEN_EARLIER, date(2025, 12, 7))
