@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 from dashboard.store import export, validation, views
 from dashboard.store.core import StoreCore, get_row, patient_numbers
 from dashboard.store.models import AuditEvent, Decision, Histology, Lesion, LesionImage, Patient
-from dashboard.store.records import HistologyView, OutcomeRow
+from dashboard.store.records import HistologyView, OutcomeRow, visit_date
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class Outcomes(StoreCore):
                 )
                 for image in scored:
                     pred, visit, patient = image.predictions[-1], image.visit, lesion.patient
-                    image_date = visit.taken_on or visit.visit_time.date()
+                    image_date = visit_date(visit.taken_on, visit.visit_time)  # the local day, not UTC's
                     rows.append(
                         OutcomeRow(
                             patient_id=lesion.patient_id,

@@ -62,3 +62,26 @@ def test_a_lesion_is_first_and_last_seen_on_its_visits_dates(store, followed_les
     # First seen on 1 November (the images entered later), last seen on the local 7 December; not the saves
     # (the UTC 6 December and 8 December).
     assert (lesion.visit_count, lesion.first_seen, lesion.last_seen) == (2, TAKEN_EARLIER, date(2025, 12, 7))
+
+
+def test_outcome_rows_date_images_by_the_visit_s_local_day(
+    store, followed_lesion, sample_images, make_lesion, make_review
+):
+    _, lesion_id, morning, entered_later = followed_lesion
+    store.record_histology(lesion_id, "benign", actor="dr.ada", reported_on=date(2025, 12, 10))
+    # New Year's morning in Sydney is still 31 December in UTC: the image date, and the age from it, is 2026's.
+    new_year = store.save_review(
+        make_review(
+            [make_lesion(sample_images[2])],
+            patient_identifier="PSEUDO-NY",
+            birth_year=1968,
+            visit_time=datetime(2025, 12, 31, 20, 0, tzinfo=UTC),
+        )
+    )
+    (ny_lesion,) = store.load_visit(new_year).lesions
+    store.record_histology(ny_lesion.lesion_id, "benign", actor="dr.ada", reported_on=date(2026, 1, 5))
+
+    rows = {r.visit_id: r for r in store.outcomes()}
+    assert (rows[entered_later].visit_number, rows[entered_later].image_date) == (1, TAKEN_EARLIER)
+    assert (rows[morning].visit_number, rows[morning].image_date) == (2, date(2025, 12, 7))
+    assert (rows[new_year].image_date, rows[new_year].age_at_visit) == (date(2026, 1, 1), 2026 - 1968)
