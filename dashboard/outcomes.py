@@ -16,9 +16,9 @@ import pandas as pd
 
 from dashboard.auth import AccessDenied
 from dashboard.report_text import ranked
-from dashboard.store.core import NotFoundError
+from dashboard.store.core import NotFoundError, visit_order_key
 from dashboard.store.models import HISTOLOGY_RESULTS
-from dashboard.store.records import DecisionView, LesionSummary, OutcomeRow, VisitView
+from dashboard.store.records import DecisionView, LesionSummary, OutcomeRow, VisitView, visit_date
 from dashboard.wording import pct
 
 HISTOLOGY_LABELS: dict[str, str] = {
@@ -69,12 +69,14 @@ class UndecidedLesion:
     lesion_number: int
     label: str
     p_melanoma: float | None
+    visit_date: dt.date | None = None  # the visit's date by the store's rule (``VisitView.image_date``)
 
 
 def undecided(visits: Sequence[VisitView]) -> list[UndecidedLesion]:
-    """The lesions saved without a decision, newest visit first and, within a visit, in its triage order."""
+    """The lesions saved without a decision, latest visit first (the store's visit order: by the visits'
+    dates, ``visit_order_key``) and, within a visit, in its triage order."""
     found = []
-    for visit in sorted(visits, key=lambda v: v.visit_time, reverse=True):
+    for visit in sorted(visits, key=lambda v: visit_order_key(v.taken_on, v.visit_time, v.id), reverse=True):
         found += [
             UndecidedLesion(
                 visit.id,
@@ -83,6 +85,7 @@ def undecided(visits: Sequence[VisitView]) -> list[UndecidedLesion]:
                 les.lesion_number,
                 les.label,
                 les.prediction.p_melanoma if les.prediction else None,
+                visit.image_date,
             )
             for les in ranked(visit.lesions)
             if les.decision is None
@@ -92,7 +95,7 @@ def undecided(visits: Sequence[VisitView]) -> list[UndecidedLesion]:
 
 def undecided_choice_label(item: UndecidedLesion) -> str:
     score = f" · P(melanoma) {pct(item.p_melanoma)}" if item.p_melanoma is not None else ""
-    visit = f"visit of {item.visit_time.astimezone():%Y-%m-%d}"
+    visit = f"visit of {(item.visit_date or visit_date(None, item.visit_time)).isoformat()}"
     return f"#{item.lesion_number or item.lesion_id} {item.label} · {visit}{score}"
 
 
@@ -144,10 +147,18 @@ def amendable(decisions: Sequence[DecisionView], visits: Sequence[VisitView]) ->
     return [d for d in reversed(list(decisions)) if status[d.id] == "in force"]
 
 
+def decision_day(d: DecisionView, visits: Sequence[VisitView] = ()) -> dt.date:
+    """The date of the decision's visit by the store's rule (``store.records.visit_date``: the day the images
+    were taken when entered, else the visit time's local day): from the patient's ``visits`` when given,
+    else the decision record's own ``visit_date``; never the day it was saved or decided."""
+    by_visit = {v.id: v.image_date for v in visits}
+    return by_visit.get(d.visit_id) or d.visit_date or visit_date(None, d.visit_time)
+
+
 def decision_choice_label(d: DecisionView) -> str:
     return (
         f"#{d.lesion_number or d.lesion_id} {d.lesion_label} · {d.action} · visit of "
-        f"{d.visit_time.astimezone():%Y-%m-%d}" + (" (amended)" if d.amends_id is not None else "")
+        f"{decision_day(d).isoformat()}" + (" (amended)" if d.amends_id is not None else "")
     )
 
 
@@ -156,10 +167,11 @@ def decision_record_table(decisions: Sequence[DecisionView], visits: Sequence[Vi
     later visit's decision on the lesion supersedes an earlier visit's (``decision_status``)."""
     by_id = {d.id: d for d in decisions}
     status = decision_status(decisions, visits)
+    days = {v.id: v.image_date for v in visits}
     return pd.DataFrame(
         [
             {
-                "visit date": d.visit_time.astimezone().strftime("%Y-%m-%d"),
+                "visit date": (days.get(d.visit_id) or decision_day(d)).isoformat(),
                 "lesion": f"#{d.lesion_number or d.lesion_id} {d.lesion_label}",
                 "decision": d.action,
                 "comment": d.comment,

@@ -124,6 +124,9 @@ class DecisionView:
     amends_id: int | None = None  # set on an amendment: the decision it replaced
     amend_reason: str = ""
     superseded: bool = False  # a later amendment replaced this decision (kept as the record of it)
+    # The date of the decision's visit by the one rule (``visit_date``: the images' day when entered, else
+    # the visit time's local day). None only on a record built without it.
+    visit_date: date | None = None
 
 
 @dataclass(frozen=True)

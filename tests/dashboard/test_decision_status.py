@@ -95,3 +95,41 @@ def test_the_visit_order_is_the_store_s_not_the_save_time(store):
     status = {r.decision: r.status for r in table.itertuples()}
     assert status == {"monitor": "in force", "excise": "superseded by visit 2"}
     assert store.list_lesions(pid)[0].latest_action == "monitor"
+
+
+def test_decisions_are_dated_by_their_visit_s_date_not_the_save_time(store):
+    # Images taken on 10 January, saved (and decided) on 2 April; a second lesion left undecided.
+    v1 = _save(
+        store,
+        FIRST,
+        [(1, "back", "monitor", None), (2, "chest", None, None)],
+        taken_on=dt.date(2025, 1, 10),
+    )
+    pid = store.load_visit(v1).patient_id
+    decisions = store.decision_history(pid)
+    visits = store.patient_timeline(pid).visits
+
+    assert [d.visit_date for d in decisions] == [dt.date(2025, 1, 10)]
+    table = outcomes.decision_record_table(decisions, visits)
+    assert list(table["visit date"]) == ["2025-01-10"]
+    (offered,) = outcomes.amendable(decisions, visits)
+    assert outcomes.decision_choice_label(offered) == "#1 back · monitor · visit of 2025-01-10"
+    (open_lesion,) = outcomes.undecided(visits)
+    assert outcomes.undecided_choice_label(open_lesion).startswith("#2 chest · visit of 2025-01-10")
+
+    # Amended on another day: the amendment is dated by the same visit.
+    store.amend_decision(offered.id, "excise", "", reason="grew", actor="dr.bo")
+    decisions = store.decision_history(pid)
+    table = outcomes.decision_record_table(decisions, visits)
+    assert list(table["visit date"]) == ["2025-01-10", "2025-01-10"]
+    (amended,) = outcomes.amendable(decisions, visits)
+    assert outcomes.decision_choice_label(amended) == "#1 back · excise · visit of 2025-01-10 (amended)"
+
+
+def test_undecided_lesions_list_the_latest_visit_by_the_visit_order_first(store):
+    # The visit saved second holds images taken before the first: it is the earlier visit.
+    v1 = _save(store, FIRST, [(1, "back", None, None)])
+    pid = store.load_visit(v1).patient_id
+    back = store.list_lesions(pid)[0]
+    v2 = _save(store, FIRST + dt.timedelta(days=5), [(2, "back", None, back.id)], taken_on=dt.date(2025, 1, 10))
+    assert [item.visit_id for item in outcomes.undecided(store.patient_timeline(pid).visits)] == [v1, v2]
