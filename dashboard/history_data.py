@@ -126,7 +126,7 @@ def stored_lesion_image(
     image.thumbnail((max_px, max_px))
     record = store.get_patient(visit.patient_id)
     context = PatientContext(identifier="", birth_year=record.birth_year, sex=record.sex)
-    patient = PatientInfo(age=context.age(visit.visit_time.date()), sex=record.sex)
+    patient = PatientInfo(age=context.age(visit.image_date), sex=record.sex)  # at the visit's date (visit_date)
     return StoredLesionImage(visit=visit, lesion=lesion, image=image, site=lesion.site, patient=patient)
 
 

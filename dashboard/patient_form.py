@@ -33,16 +33,21 @@ class PatientContext:
     # lesion id -> the day it was last seen: its latest visit's date (the images' day when one was entered)
     last_seen_on: dict[int, dt.date] = field(default_factory=dict)
 
-    def age(self, today: dt.date | None = None) -> float | None:
+    def age(self, on: dt.date | None = None) -> float | None:
+        """The age in years (year of ``on`` minus the birth year) given to the model and shown: ``on`` is the
+        visit's date by the store's rule (``store.records.visit_date``: the day the images were taken when
+        entered, else the visit's local day); today when not given."""
         if self.birth_year is None:
             return None
-        return float((today or dt.date.today()).year - self.birth_year)
+        return float((on or dt.date.today()).year - self.birth_year)
 
-    def describe(self) -> str:
+    def describe(self, on: dt.date | None = None) -> str:
+        """Who the patient is; the age is the one on ``on`` (the visit's date), named when not today."""
         parts = [self.identifier]
-        age = self.age()
+        age = self.age(on)
         if self.birth_year is not None:
-            parts.append(f"born {self.birth_year} (≈{age:.0f} y)")
+            when = f" on {on.isoformat()}" if on is not None and on != dt.date.today() else ""
+            parts.append(f"born {self.birth_year} (≈{age:.0f} y{when})")
         else:
             parts.append("age unknown")
         parts.append(self.sex if self.sex != "unknown" else "sex unknown")

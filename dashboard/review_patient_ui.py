@@ -140,7 +140,9 @@ def patient_section(state: ReviewState, store: UserStore | None) -> None:
             left, right = st.columns([4, 1], vertical_alignment="center")
             with left:
                 ui.patient_banner(
-                    patient.identifier, f"{patient.describe()} — {patient.history_line()}", role="Reviewing"
+                    patient.identifier,
+                    f"{patient.describe(state.visit_day())} — {patient.history_line()}",
+                    role="Reviewing",
                 )
             if right.button("New patient…", icon=":material/person_add:", key="new_patient"):
                 if not state.has_unsaved_work:

@@ -25,7 +25,7 @@ from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.overview_photos import OverviewPhotos
 from dashboard.patient_form import NEW_LESION, PatientContext
 from dashboard.store import validation
-from dashboard.store.records import LesionReview, ReviewToSave
+from dashboard.store.records import LesionReview, ReviewToSave, visit_date
 from dashboard.uploads import (
     DEFAULT_LIMITS,
     UploadedImage,
@@ -127,10 +127,20 @@ class ReviewState:
             f"patient, {self.patient.identifier} ({status})."
         )
 
+    def visit_day(self) -> dt.date:
+        """The date of the visit under review by the store's rule (``store.records.visit_date``): the day the
+        images were taken when entered, else today (the local day it is saved)."""
+        return visit_date(self.taken_on, dt.datetime.now(dt.UTC))
+
+    def patient_age(self) -> float | None:
+        """The patient's age on the visit's date (``visit_day``): what the model is given, and what the saved
+        visit's scores were computed with. Images taken two years ago are scored at the age of then."""
+        return self.patient.age(self.visit_day()) if self.patient else None
+
     def input_fingerprint(self) -> str:
-        """What the scores depend on: images, their sites, the patient's age and sex."""
+        """What the scores depend on: images, their sites, the patient's age (on the visit's date) and sex."""
         payload = {
-            "age": self.patient.age() if self.patient else None,
+            "age": self.patient_age(),
             "sex": self.patient.sex if self.patient else None,
             "images": [(sha, img.site) for sha, img in self.images.items()],
         }
@@ -312,7 +322,7 @@ class ReviewState:
 
         if self.patient is None:
             return PatientInfo()
-        return PatientInfo(age=self.patient.age(), sex=self.patient.sex)
+        return PatientInfo(age=self.patient_age(), sex=self.patient.sex)
 
     def run_triage(
         self,
@@ -410,7 +420,10 @@ class ReviewState:
         if self.result is None:
             raise ReviewNotReady("Run the triage before saving.")
         if self.result_is_stale:
-            raise ReviewNotReady("Images or sites changed after the triage ran: run the triage again before saving.")
+            raise ReviewNotReady(
+                "Images, sites or the patient's age on the date the images were taken changed after the triage "
+                "ran: run the triage again before saving."
+            )
         if not (clinician or "").strip():
             raise ReviewNotReady("Enter the reviewing clinician's name before saving.")
         table = self.scored_table()

@@ -75,3 +75,39 @@ def test_a_saved_lesion_image_resolves_for_the_saliency_page(tmp_path, patient_l
             stored_lesion_image(store, visit_id, sha[:16])
         # The other lesion of that visit is unaffected.
         assert stored_lesion_image(store, visit_id, sha256_of(second.data)[:16]).site == "lower extremity"
+
+
+def test_a_stored_image_is_given_the_age_on_the_day_its_images_were_taken(tmp_path, patient_lesions):
+    """Images taken in December 2019 and saved in March 2021: the saliency page scores them at the age of 2019
+    (the visit's date by the store's rule), not at the age on the day they were saved."""
+    import datetime as dt
+
+    from dashboard.store import CaseStore, LesionReview, ReviewToSave
+
+    (first,) = patient_lesions[:1]
+    with CaseStore.from_url(f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "images") as store:
+        visit_id = store.save_review(
+            ReviewToSave(
+                patient_identifier="PT-TAKEN",
+                birth_year=1960,
+                sex="male",
+                clinician="Dr A",
+                visit_time=dt.datetime(2021, 3, 4, 10, 30, tzinfo=dt.UTC),
+                taken_on=dt.date(2019, 12, 20),
+                model_version="m1",
+                model_checksum="abc",
+                lesions=[
+                    LesionReview(
+                        image_bytes=first.data,
+                        original_filename=first.name,
+                        site="torso",
+                        lesion_label="left scapula",
+                        p_melanoma=0.4,
+                        triage_score=0.4,
+                        rank=1,
+                    )
+                ],
+            )
+        )
+        stored = stored_lesion_image(store, visit_id, sha256_of(first.data))
+        assert stored.patient.age == 59.0  # 2019 - 1960, not 2021 - 1960

@@ -252,3 +252,47 @@ def test_the_date_images_were_taken_is_checked_saved_and_kept_in_the_draft(patie
     assert state.build_review("Dr A", "m1", "abc").taken_on == dt.date(2024, 5, 17)
     state.set_taken_on(None)
     assert state.draft_state()["taken_on"] is None
+
+
+def test_images_taken_two_years_ago_are_scored_and_saved_at_the_age_of_then(tmp_path, patient_lesions):
+    """The model is given the patient's age on the visit's date (the day the images were taken when entered),
+    not today's; the saved visit is dated that day, so its scores and its age agree."""
+    import datetime as dt
+
+    from dashboard.store import CaseStore
+
+    today = dt.date.today()
+    taken_on = today.replace(year=today.year - 2, day=1)
+    state = _state_with_patient(birth_year=1970, sex="female")
+    state.add_files([(f.name, f.data) for f in patient_lesions[:1]])
+    state.set_taken_on(taken_on)
+    assert state.visit_day() == taken_on
+    assert state.patient_age() == state.patient_info().age == float(taken_on.year - 1970)
+    assert (
+        state.patient.describe(state.visit_day())
+        == f"PT-1 · born 1970 (≈{taken_on.year - 1970} y on {taken_on}) · female"
+    )
+
+    given = []
+
+    def triage(predictor, lesions, patient, **kwargs):
+        given.append(patient)
+        return _fake_result(state, [0.3], [float("nan")])
+
+    state.run_triage(None, triage_fn=triage)
+    assert [(p.age, p.sex) for p in given] == [(float(today.year - 2 - 1970), "female")]
+
+    with CaseStore.from_url(f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "images") as store:
+        visit = store.load_visit(state.save(store, "Dr A", "m1", "abc"))
+        assert visit.image_date == taken_on
+        assert state.patient.age(visit.image_date) == given[0].age
+
+    # Dated today instead, the age differs: the scores were computed for another age, so they are stale.
+    fresh = _state_with_patient(birth_year=1970, sex="female")
+    fresh.add_files([(f.name, f.data) for f in patient_lesions[:1]])
+    fresh.set_taken_on(taken_on)
+    fresh.run_triage(None, triage_fn=lambda *a, **k: _fake_result(fresh, [0.3], [float("nan")]))
+    fresh.set_taken_on(None)
+    assert fresh.patient_age() == float(today.year - 1970) and fresh.result_is_stale
+    with pytest.raises(ReviewNotReady, match="age on the date the images were taken"):
+        fresh.build_review("Dr A", "m1", "abc")
