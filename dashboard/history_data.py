@@ -43,7 +43,7 @@ def timeline_table(timeline: PatientTimeline) -> pd.DataFrame:
 
 def visit_choice_label(visit: VisitView) -> str:
     return (
-        f"Visit {visit.number or visit.id} · {visit.visit_time.astimezone().strftime('%Y-%m-%d %H:%M')} · "
+        f"Visit {visit.number or visit.id} · {visit_date_text(visit)} · "  # the images' day when entered
         f"{len(visit.lesions)} lesion{'' if len(visit.lesions) == 1 else 's'} · {visit.clinician}"
     )
 
@@ -77,9 +77,9 @@ class StoredLesionImage:
         return self.lesion.prediction.model_id if self.lesion.prediction else None
 
     def source_line(self) -> str:
-        when = self.visit.visit_time.astimezone().strftime("%Y-%m-%d %H:%M")
+        when = visit_date_text(self.visit)  # the day the images were taken, and the save time when another day
         return (
-            f"Saved visit {self.visit.number or self.visit.id} of {when} ({self.visit.clinician}) · "
+            f"Saved visit {self.visit.number or self.visit.id} · {when} · {self.visit.clinician} · "
             f"lesion #{self.lesion.lesion_number or self.lesion.lesion_id} "
             f"“{self.lesion.label}” · {self.site} · {self.lesion.image.original_filename}"
         )

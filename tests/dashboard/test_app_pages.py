@@ -389,7 +389,7 @@ def test_saliency_of_a_lesion_from_a_saved_visit(app_env, patient_lesions):
     assert not at.exception, at.exception
     page = texts(at)
     assert "Image from a saved visit" in page
-    assert f"Saved visit {visit.number} of {visit.visit_time.astimezone():%Y-%m-%d %H:%M}" in page
+    assert f"Saved visit {visit.number} · {visit.visit_time.astimezone():%Y-%m-%d %H:%M}" in page
     assert f"lesion #{top.lesion_number} “{top.label}”" in page
     model_line = next(shown(w.value) for w in at.warning if "current model" in w.value)
     assert "`fresh-imagenet-lite0-128`" in model_line  # the model loaded now, named

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.history_data import StoredImageError, stored_lesion_image
+from dashboard.history_data import StoredImageError, stored_lesion_image, visit_choice_label
 from dashboard.uploads import DISPLAY_PX
 from data.hashing import sha256_bytes as sha256_of
 
@@ -50,7 +50,7 @@ def test_a_saved_lesion_image_resolves_for_the_saliency_page(tmp_path, patient_l
         assert (stored.patient.sex, stored.patient.age) == ("male", 61.0)  # age at the visit, not today
         assert stored.scored_by == stored.lesion.prediction.model_id
         assert stored.image.mode == "RGB" and max(stored.image.size) <= DISPLAY_PX
-        assert f"visit {visit_id} of 2021-05-0" in stored.source_line() and "left scapula" in stored.source_line()
+        assert f"visit {visit_id} · 2021-05-0" in stored.source_line() and "left scapula" in stored.source_line()
         assert stored_lesion_image(store, visit_id, sha).sha256 == sha  # the full hash works too
 
         with pytest.raises(StoredImageError, match="not a saved visit number"):
@@ -111,3 +111,6 @@ def test_a_stored_image_is_given_the_age_on_the_day_its_images_were_taken(tmp_pa
         )
         stored = stored_lesion_image(store, visit_id, sha256_of(first.data))
         assert stored.patient.age == 59.0  # 2019 - 1960, not 2021 - 1960
+        # Named by the day the images were taken, as the visit picker names the visit.
+        assert "visit 1 · images taken 2019-12-20 (saved 2021-03-0" in stored.source_line()
+        assert visit_choice_label(stored.visit).startswith("Visit 1 · images taken 2019-12-20 (saved 2021-03-0")
