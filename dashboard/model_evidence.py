@@ -142,12 +142,21 @@ def source_audit_table(validation: dict[str, Any] | None) -> pd.DataFrame:
                 "source": name,
                 "images (melanomas)": f"{int(stats.get('n', 0)):,} ({int(stats.get('n_melanoma', 0)):,})",
                 "ROC AUC (95% CI)": auc,
+                "melanomas above threshold": melanomas_flagged(stats),
                 "benign above threshold": f"{_value(stats['benign_above_threshold']):.0%}",
                 "median P benign": f"{_value(stats.get('benign_median_p')):.1%}",
                 "median P melanoma": f"{_value(stats.get('melanoma_median_p')):.1%}",
             }
         )
     return pd.DataFrame(rows)
+
+
+def melanomas_flagged(stats: dict[str, Any]) -> str:
+    """The threshold's sensitivity in one source, with the count it rests on ("52% (13 of 25)")."""
+    sens, n_mel = stats.get("sensitivity"), int(stats.get("n_melanoma") or 0)
+    if sens is None or not n_mel:
+        return "–"
+    return f"{_value(sens):.0%} ({round(_value(sens) * n_mel)} of {n_mel})"
 
 
 def is_calibrated(config: dict[str, Any] | None) -> bool:

@@ -21,6 +21,7 @@ import pandas as pd
 from data import settings
 from data.errors import TriageError
 from data.images import image_extensions
+from data.near_duplicates import merge_duplicate_groups
 from data.schema import (
     RECORD_COLUMNS,
     UNKNOWN,
@@ -583,7 +584,8 @@ def deduplicate_copies(frames: Iterable[pd.DataFrame]) -> list[pd.DataFrame]:
 
 def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate datasets; groups are namespaced by population so ids never collide across sources and a
-    patient seen by two datasets of one population stays one group."""
+    patient seen by two datasets of one population stays one group; the known near-duplicate images (one
+    lesion under two names, data/near_duplicates.csv) share a group too."""
     frames = deduplicate_copies(frames)
     combined = pd.concat(frames, ignore_index=True)
     population = combined["dataset"].astype(str).map(population_of)
@@ -593,7 +595,7 @@ def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
         raise DatasetError(
             f"the same image id appears in more than one dataset ({len(dup)}, first: {', '.join(dup[:5])})"
         )
-    return combined.reset_index(drop=True)
+    return merge_duplicate_groups(combined.reset_index(drop=True))
 
 
 def load_datasets(names: Iterable[str], root: Path | None = None) -> pd.DataFrame:

@@ -21,10 +21,19 @@ import numpy as np
 import pandas as pd
 
 from data.hashing import sha256_file
+from data.near_duplicates import load_pairs
 from model.checkpoint import CONFIG, WEIGHTS, load_checkpoint, read_config, save_checkpoint
 from model.metrics import SCREENING_PREVALENCE, at_prevalence, curves, rates_at_threshold, roc_auc, summarize
 from model.patient_context import features_by_patient
-from training import calibration, compare_runs, patient_context, rephotograph_noise, uncertainty_signals, whole_patient
+from training import (
+    calibration,
+    compare_runs,
+    near_duplicates,
+    patient_context,
+    rephotograph_noise,
+    uncertainty_signals,
+    whole_patient,
+)
 from training.calibration import mean_logit, tta_logits
 from training.model_card import render_card
 from training.recipe import DEFAULT_CPU, RecipeError, model_identity
@@ -150,11 +159,15 @@ def loso_report(run: Path, n_boot: int) -> dict:
         frame = pd.read_csv(path)
         y = frame["target"].to_numpy(int)
         s = mean_logit(frame)
-        out[folder.name.removeprefix("loso_")] = {
+        held = folder.name.removeprefix("loso_")
+        summary = folder / "summary.json"
+        out[held] = {
             "auc": roc_auc(y, s),
             "n": len(y),
             "n_melanoma": int(y.sum()),
             "auc_ci": summarize(y, s, frame["group_id"].to_numpy(), n_boot=n_boot)["auc_ci"],
+            # the datasets this run left out of training (runs before 2026-12-07 left out the source alone)
+            "held_out": json.loads(summary.read_text()).get("held_out", [held]) if summary.exists() else [held],
         }
     return out
 
@@ -255,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     external = external_report(run / "final" / "external_derm7pt.csv", scale, bias, threshold, args.n_boot)
     reliability = calibration.weighted_reliability(p_crossfit, y, weights)
     validation = {
-        "validation": "patient-grouped 5-fold CV, out-of-fold (lesion-grouped for HAM10000)",
+        "validation": "grouped 5-fold CV, out-of-fold: by patient (ISIC 2020), lesion (HAM10000), image (ISIC 2017); "
+        "the known near-duplicate images share a group",
         "pooled": pooled,
         "per_dataset": sources,
         "curves": {  # a source with one class has none
@@ -266,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_at_screening_prevalence": {"cross_fitted": reliability, "scale": scale, "bias": bias},
         "external": {"derm7pt": external, "first_model_auc": baseline_external(baselines)},
         "leave_one_source_out": loso_report(run, args.n_boot),
+        "near_duplicates": near_duplicates.report(oof, load_pairs()),
         "metadata_sensitivity": metadata_sensitivity(run, args.cache, scale, bias),
         "baseline": json.loads((run / "baseline.json").read_text()) if (run / "baseline.json").exists() else None,
         "whole_patient": {k: v for k, v in patients.items() if k not in ("tables", "second_stage_scores")},

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from data.readers import SAME_POPULATION, population_of
+
 CITATIONS = (
     "HAM10000: Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset. Sci Data 5, 180161 (2018). "
     "doi:10.1038/sdata.2018.161. CC BY-NC 4.0.",
@@ -45,8 +47,59 @@ def _auc(stats: dict | None) -> str:
     return f"{stats['auc']:.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if len(ci) == 2 else "")
 
 
+def _flagged(stats: dict) -> str:
+    """Melanomas at or above the threshold: the share and the count it rests on."""
+    sens, n_mel = stats.get("sensitivity"), stats.get("n_melanoma")
+    if sens is None or not n_mel:
+        return "–"
+    return f"{sens:.2f} ({round(sens * n_mel)}/{n_mel})"
+
+
 def _goal(ok: bool) -> str:
     return "met" if ok else "**not met**"
+
+
+def source_weight_lines(per: dict) -> list[str]:
+    """The pooled operating point weighs each source by its size: say which source dominates it, and where the
+    threshold finds the fewest melanomas."""
+    sized = {name: stats for name, stats in per.items() if stats.get("n") and stats.get("sensitivity") is not None}
+    if len(sized) < 2:
+        return []
+    total = sum(stats["n"] for stats in sized.values())
+    largest = max(sized, key=lambda name: sized[name]["n"])
+    weakest = min(sized, key=lambda name: sized[name]["sensitivity"])
+    return [
+        f"- These figures pool the sources weighted by their size ({largest}: {sized[largest]['n'] / total:.0%} of "
+        f"the weight). By source the threshold finds {_flagged(sized[weakest])} of {weakest}'s melanomas (the "
+        "fewest); every source's figure is in the lesion-level table."
+    ]
+
+
+def _loso_note(held: str, stats: dict, trained: dict) -> str:
+    """A left-out source whose sibling of the same population (SAME_POPULATION) was not left out with it: not
+    a new source for the model, say so. Runs that hold out the whole population record it under held_out."""
+    siblings = SAME_POPULATION.get(population_of(held), ())
+    kept = [s for s in siblings if s != held and s in trained and s not in stats.get("held_out", [held])]
+    return f" (not a new source: {', '.join(kept)}, the same population, stayed in training)" if kept else ""
+
+
+def near_duplicate_lines(dups: dict | None) -> list[str]:
+    """The near-duplicate images found across folds after this model's CV was run, and what removing them does."""
+    if not dups:
+        return []
+    lines = [
+        "",
+        f"**Near-duplicate images** (found by a pixel comparison after this model's folds were drawn, listed in "
+        f"`{dups['list']}`): {dups['pairs']} pairs, {dups['split_across_folds']} of them in different folds "
+        f"({dups['melanoma_pairs_split']} melanoma pairs). Out-of-fold AUC without both copies of every pair:",
+        "",
+        "| data | AUC as reported | without the duplicates | images dropped |",
+        "|---|---|---|---|",
+    ]
+    for name, row in dups["by_dataset"].items():
+        lines.append(f"| {name} | {row['auc']:.4f} | {row['auc_without']:.4f} | {row['dropped']} |")
+    lines += ["", "Later folds keep every pair in one group (`data.near_duplicates`)."]
+    return lines
 
 
 def whole_patient_section(wp: dict) -> list[str]:
@@ -57,7 +110,9 @@ def whole_patient_section(wp: dict) -> list[str]:
         f"{wp.get('n_melanoma_patients')} with melanoma, {wp.get('n_melanomas')} melanomas), scored out-of-fold "
         "(a patient's lesions are scored by a model that never saw that patient). 95% intervals: bootstrap over "
         "melanoma patients. *Share reviewed* = share of the patient's other lesions looked at "
-        f"before the first melanoma (random order: {wp.get('random_order_share', float('nan')):.2f}).",
+        f"before the first melanoma (random order: {wp.get('random_order_share', float('nan')):.2f}"
+        + (f"; its top-5: {wp['random_order_top5']:.2f}" if wp.get("random_order_top5") is not None else "")
+        + ").",
         "",
         "| ranking | share reviewed before first melanoma | top-1 | top-5 | within-patient AUC | top-15 retrieval |",
         "|---|---|---|---|---|---|",
@@ -257,25 +312,32 @@ def render_card(config: dict, validation: dict) -> str:
         "",
         *whole_patient_section(wp),
         *rerun_lines(validation.get("rerun") or {}),
-        "## Lesion-level validation (out-of-fold, patient-grouped 5-fold CV)",
-        "| data | n (melanoma) | ROC AUC (95% CI) | benign above threshold | median P benign / melanoma |",
-        "|---|---|---|---|---|",
+        "## Lesion-level validation (out-of-fold, grouped 5-fold CV)",
+        "Folds are grouped by patient (ISIC 2020), by lesion (HAM10000's lesion_id) and, where the source records "
+        "neither, by image (ISIC 2017).",
+        "",
+        "| data | n (melanoma) | ROC AUC (95% CI) | melanomas above threshold | benign above threshold "
+        "| median P benign / melanoma |",
+        "|---|---|---|---|---|---|",
     ]
     for name, stats in per.items():
         lines.append(
-            f"| {name} | {stats['n']} ({stats['n_melanoma']}) | {_auc(stats)} | "
+            f"| {name} | {stats['n']} ({stats['n_melanoma']}) | {_auc(stats)} | {_flagged(stats)} | "
             f"{stats['benign_above_threshold']:.1%} | "
             f"{stats['benign_median_p']:.3f} / {stats['melanoma_median_p']:.3f} |"
         )
     if ext:
         lines.append(
             f"| **derm7pt (external, never trained on)** | {ext['n']} ({ext['n_melanoma']}) | {_auc(ext)} | "
-            f"{ext['benign_above_threshold']:.1%} | {ext['benign_median_p']:.3f} / {ext['melanoma_median_p']:.3f} |"
+            f"{_flagged(ext)} | {ext['benign_above_threshold']:.1%} | "
+            f"{ext['benign_median_p']:.3f} / {ext['melanoma_median_p']:.3f} |"
         )
     lines += [
         "",
         "The per-source columns are the **source audit**: with the shortcut gone, benign lesions of every source "
-        "should score alike.",
+        "should score alike. The threshold's sensitivity differs by source: read the melanomas column for the "
+        "population closest to yours.",
+        *near_duplicate_lines(validation.get("near_duplicates")),
     ]
     baseline = validation.get("baseline")
     if baseline:
@@ -289,7 +351,7 @@ def render_card(config: dict, validation: dict) -> str:
     if loso:
         lines += ["", "**Leave one source out** (trained without the source, scored on it):", ""]
         lines += ["| left-out source | n (melanoma) | ROC AUC (95% CI) |", "|---|---|---|"]
-        lines += [f"| {k} | {v['n']} ({v['n_melanoma']}) | {_auc(v)} |" for k, v in loso.items()]
+        lines += [f"| {k}{_loso_note(k, v, per)} | {v['n']} ({v['n_melanoma']}) | {_auc(v)} |" for k, v in loso.items()]
     else:
         lines += ["", "**Leave one source out:** not run for this version (no `loso_*` runs beside the CV run).", ""]
     meta = validation.get("metadata_sensitivity")
@@ -314,7 +376,7 @@ def render_card(config: dict, validation: dict) -> str:
         (
             f"{n}: benign above threshold ≤ 15%",
             s["benign_above_threshold"] <= 0.15,
-            f"{s['benign_above_threshold']:.1%}",
+            f"{s['benign_above_threshold']:.1%} (melanomas above it: {_flagged(s)})",
         )
         for n, s in per.items()
     ]
@@ -328,6 +390,7 @@ def render_card(config: dict, validation: dict) -> str:
         f"{op.get('specificity', float('nan')):.3f}, PPV {op.get('ppv', float('nan')):.3f}, NPV "
         f"{op.get('npv', float('nan')):.4f}, **{op.get('reviews_per_melanoma', float('nan')):.0f} lesions flagged per "
         "melanoma found**.",
+        *source_weight_lines(per),
         "- The ranking, not the flag, is the main output: look at a patient's lesions in rank order.",
         "",
         "## Training data",

@@ -67,6 +67,7 @@ def compare(frame: pd.DataFrame, logit: np.ndarray, embeddings: np.ndarray, n_bo
         "second_minus_network": diff,
         "deploy_second_stage": bool(better),
         "random_order_share": whole_patient.random_order_share(base),
+        "random_order_top5": whole_patient.random_order_top(base, 5),
         "n_patients": int(frame["group_id"].nunique()),
         "n_melanoma_patients": int((base["n_melanoma"] > 0).sum()),
         "n_melanomas": int(y.sum()),

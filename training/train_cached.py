@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from data.folds import assign_folds
-from data.readers import EXTERNAL_ONLY, combine
+from data.readers import EXTERNAL_ONLY, combine, population_of
 from data.schema import DIAGNOSES
 from model.checkpoint import save_checkpoint
 from model.network import MelanomaNet, NetworkConfig
@@ -283,6 +283,17 @@ def save_embeddings(path: Path, frame: pd.DataFrame, embedding: np.ndarray) -> N
 # ---------------------------------------------------------------- runs
 
 
+def source_out_training(records: pd.DataFrame, held: str) -> tuple[np.ndarray, list[str]]:
+    """The training rows of a leave-one-source-out run, and the datasets left out: the whole population of
+    the held-out source (isic2020_patients goes with the isic2020 subset, or the model has seen the source),
+    and any image sharing a group with a held-out one (a near-duplicate copy in another source)."""
+    population = records["dataset"].astype(str).map(population_of)
+    left_out = population == population_of(held)
+    held_groups = set(records.loc[records["dataset"] == held, "group_id"])
+    train = ~left_out & ~records["group_id"].isin(held_groups)
+    return train.to_numpy(), sorted(records.loc[left_out, "dataset"].astype(str).unique())
+
+
 def run(cfg: CachedTrainConfig) -> dict:
     if set(cfg.datasets) & EXTERNAL_ONLY:
         raise SystemExit(f"{sorted(set(cfg.datasets) & EXTERNAL_ONLY)}: external test data, never trained on")
@@ -298,7 +309,8 @@ def run(cfg: CachedTrainConfig) -> dict:
         test_mask = (records["dataset"] == held).to_numpy()
         if not test_mask.any():
             raise SystemExit(f"--fold {cfg.fold}: no images of {held}")
-        plan = [("loso_" + held, np.flatnonzero(~test_mask), np.flatnonzero(test_mask))]
+        train_mask, summary["held_out"] = source_out_training(records, held)
+        plan = [("loso_" + held, np.flatnonzero(train_mask), np.flatnonzero(test_mask))]
     elif cfg.fold == "none":
         plan = [("final", np.arange(len(records)), np.zeros(0, dtype=int))]
     else:

@@ -18,6 +18,8 @@ Intervals: 95% percentile bootstrap over patients (melanoma patients resampled w
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -77,6 +79,20 @@ def random_order_share(table: pd.DataFrame) -> float:
     n, k = mel["n"].to_numpy(float), mel["n_melanoma"].to_numpy(float)
     expected_first = (n + 1) / (k + 1)
     return float(np.mean(np.where(n > 1, (expected_first - 1) / np.maximum(n - 1, 1), 0.0)))
+
+
+def random_order_top(table: pd.DataFrame, k: int) -> float:
+    """Expected top-k sensitivity of a random order: the mean over melanoma patients of the chance that a
+    random k of the patient's n lesions hold one of its melanomas, 1 - C(n - m, k) / C(n, k). A patient with
+    k lesions or fewer is found by any order; NaN without a patient with a melanoma."""
+    mel = table[table["n_melanoma"] > 0]
+    if mel.empty:
+        return float("nan")
+    misses = [
+        math.comb(int(n - m), k) / math.comb(int(n), k) if n > k else 0.0
+        for n, m in zip(mel["n"], mel["n_melanoma"], strict=True)
+    ]
+    return float(1.0 - np.mean(misses))
 
 
 def bootstrap(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, object]]:

@@ -196,7 +196,8 @@ if not audit.empty:
     st.dataframe(audit, hide_index=True, key="source_audit")
     st.caption(
         "Benign lesions of every source should score alike: a source whose benign lesions score high is a "
-        "shortcut the model learned, not melanoma."
+        "shortcut the model learned, not melanoma. The threshold finds a different share of each source's "
+        "melanomas: the complete patients (whole mole checks) are closest to this dashboard's use."
     )
 
 st.subheader("Validation", divider="gray")

@@ -23,6 +23,7 @@ VALIDATION = {
             "benign_above_threshold": 0.12,
             "benign_median_p": 0.01,
             "melanoma_median_p": 0.2,
+            "sensitivity": 0.7,
         }
     },
     "external": {
@@ -77,6 +78,8 @@ def test_source_audit_lists_training_sources_then_the_external_set():
     table = source_audit_table(VALIDATION)
     assert table["source"].tolist() == ["ham10000", "derm7pt (external, never trained on)"]
     assert table.loc[0, "benign above threshold"] == "12%"
+    assert table.loc[0, "melanomas above threshold"] == "70% (7 of 10)"
+    assert table.loc[1, "melanomas above threshold"] == "–"  # not recorded: not invented
     assert table.loc[1, "ROC AUC (95% CI)"] == "0.800 (0.700–0.900)"
 
 
