@@ -100,3 +100,11 @@ def test_weighted_reliability_is_zero_for_calibrated_scores():
     y = (rng.random(50000) < p).astype(int)
     assert calibration.weighted_reliability(p, y, np.ones_like(p))["ece"] < 0.01
     assert calibration.weighted_reliability(np.clip(p * 3, 0, 1), y, np.ones_like(p))["ece"] > 0.1
+
+
+def test_a_random_orders_expected_top_k():
+    table = pd.DataFrame({"n": [10, 10, 5, 40], "n_melanoma": [1, 2, 1, 0]})
+    # 1 melanoma of 10: top-5 holds it half the time; 2 of 10: 1 - C(8,5)/C(10,5) = 7/9; 5 lesions: always.
+    assert whole_patient.random_order_top(table, 5) == pytest.approx((0.5 + 7 / 9 + 1.0) / 3)
+    assert whole_patient.random_order_top(table, 1) == pytest.approx((0.1 + 0.2 + 0.2) / 3)
+    assert np.isnan(whole_patient.random_order_top(table[table["n_melanoma"] == 0], 5))
