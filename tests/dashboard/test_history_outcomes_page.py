@@ -169,7 +169,16 @@ def test_review_page_saves_the_date_the_images_were_taken(app_env, patient_lesio
     assert not at.exception, at.exception
 
     at.date_input(key="visit_taken_on").set_value(dt.date(2023, 11, 3)).run()
-    assert at.session_state["review"].taken_on == dt.date(2023, 11, 3)
+    review = at.session_state["review"]
+    assert review.taken_on == dt.date(2023, 11, 3)
+    # The model was given the age of today; the images are of 2023: the scores are stale until run again
+    # with the age on the day they were taken.
+    assert review.patient_age() == 2023 - 1971
+    if dt.date.today().year != 2023:
+        assert review.result_is_stale and at.button(key="save_visit").disabled
+        at.button(key="run_triage").click().run()
+        assert not at.exception, at.exception
+    assert not at.session_state["review"].result_is_stale
     at.button(key="save_visit").click().run()
     assert not at.exception, at.exception
     assert at.session_state["review"].is_saved
