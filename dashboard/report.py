@@ -368,7 +368,7 @@ def _render(
     fonts: Mapping[str, Path] | None,
     coded: str | None,
 ) -> _ReportPDF:
-    date = f"{visit.visit_time.astimezone():%Y-%m-%d}"
+    date = f"{visit.image_date:%Y-%m-%d}"  # the images' day, as the visit is numbered and filed
     pdf = _ReportPDF((patient.identifier, f" · visit {visit.number or visit.id} · {date}"), fonts)
     pdf.add_page()
     _facts_block(pdf, patient, visit, context, coded)

@@ -83,7 +83,7 @@ def lesion_pictures(
 
 def report_filename(identifier: str, visit: VisitView) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in identifier)[:40] or "patient"
-    return f"visit-report_{safe}_visit-{visit.number or visit.id}_{visit.visit_time.astimezone():%Y-%m-%d}.pdf"
+    return f"visit-report_{safe}_visit-{visit.number or visit.id}_{visit.image_date:%Y-%m-%d}.pdf"
 
 
 def visit_report(

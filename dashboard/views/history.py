@@ -71,7 +71,7 @@ if other:
 with ui.metric_row(border=True):
     st.metric("Visits", len(timeline.visits))
     st.metric("Lesions followed", len(lesions))
-    last = timeline.visits[-1].visit_time.astimezone().strftime("%Y-%m-%d") if timeline.visits else "–"
+    last = timeline.visits[-1].image_date.isoformat() if timeline.visits else "–"  # the images' day
     st.metric("Last visit", last)
 st.caption(
     "Scores are decision support, not diagnoses. Each score was made by the model version recorded with it; "

@@ -3,6 +3,7 @@ first page (rendered by poppler) hold what a clinician needs, and producing it i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import shutil
@@ -240,6 +241,9 @@ def test_the_file_name_carries_no_characters_a_file_system_trips_on(saved):
     visit = saved.viewer.load_visit(saved.visit_id)
     name = report_filename("a/b c:d", visit)
     assert name == f"visit-report_a_b_c_d_visit-{visit.number}_2026-05-04.pdf"
+    # Images entered later than they were taken: the file is dated by the images' day, as the visit is numbered.
+    back_dated = dataclasses.replace(visit, taken_on=dt.date(2025, 11, 3))
+    assert report_filename("x", back_dated).endswith("_2025-11-03.pdf")
 
 
 @needs_pdftotext
