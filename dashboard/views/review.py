@@ -61,7 +61,8 @@ def _triage_section() -> None:
         return
     if state.result_is_stale:
         st.warning(
-            "Images or sites changed after the triage ran. Run it again before saving.",
+            "Images, sites or the patient's age on the day the images were taken changed after the triage ran. "
+            "Run it again before saving.",
             icon=":material/sync_problem:",
         )
     left, right = st.columns([3, 1], vertical_alignment="bottom")
