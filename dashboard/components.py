@@ -217,7 +217,7 @@ def sidebar_status(
                 if accounts is not None:
                     _change_password(user, accounts)
         if state.patient is not None:
-            st.markdown(f"**Under review**  \n{literal(state.patient.describe())}")
+            st.markdown(f"**Under review**  \n{literal(state.patient.describe(state.visit_day()))}")
             if state.is_saved:
                 st.success(f"Saved as {state.saved_visit_label()}.", icon=":material/check_circle:")
             else:
