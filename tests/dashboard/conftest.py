@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,3 +151,13 @@ def other_lesions(datasets_dir) -> list[LesionFile]:
         )
         for r in meta.itertuples()
     ]
+
+
+@pytest.fixture
+def sydney(monkeypatch):
+    """The machine's local time zone is Sydney (UTC+10/+11) for the test: a local day differs from the UTC one."""
+    monkeypatch.setenv("TZ", "Australia/Sydney")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -70,15 +69,6 @@ def test_a_reupload_notice_and_last_seen_name_the_day_the_images_were_taken(stor
     assert context.known_images[sha] == (lesion_id, "visit of 2025-06-07 (lesion “mole A”)")
     assert context.known_images[later_sha] == (lesion_id, "visit of 2025-11-01 (lesion “mole A”)")
     assert context.lesion_choice_label(lesion_id).endswith("last seen 2025-11-01")
-
-
-@pytest.fixture
-def sydney(monkeypatch):
-    monkeypatch.setenv("TZ", "Australia/Sydney")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_the_search_list_shows_the_latest_visit_s_date_not_the_latest_save_s(sydney):

@@ -5,7 +5,6 @@ morning visit is the previous day in UTC."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -15,15 +14,6 @@ from dashboard.patient_form import search_choice_label
 MORNING = datetime(2025, 12, 6, 22, 30, tzinfo=UTC)  # 09:30 on 7 December in Sydney
 LATER_SAVE = datetime(2025, 12, 8, 3, 0, tzinfo=UTC)  # 14:00 on 8 December in Sydney
 TAKEN_EARLIER = date(2025, 11, 1)  # the later save's images were taken on 1 November
-
-
-@pytest.fixture
-def sydney(monkeypatch):
-    monkeypatch.setenv("TZ", "Australia/Sydney")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.fixture

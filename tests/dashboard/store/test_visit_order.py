@@ -4,23 +4,11 @@ else the visit time's local date; then visit time; then id)."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime
-
-import pytest
 
 from dashboard.follow_up import RiseMargin, lesion_histories, lesion_rise
 from dashboard.store.core import visit_order_key
 from dashboard.store.records import visit_date
-
-
-@pytest.fixture
-def sydney(monkeypatch):
-    monkeypatch.setenv("TZ", "Australia/Sydney")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def _clinic_east_of_utc(store, make_lesion, make_review, images):
