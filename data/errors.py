@@ -7,3 +7,7 @@ from __future__ import annotations
 
 class TriageError(Exception):
     """An error of this project, whose message names what went wrong in words a user can act on."""
+
+
+class DatasetError(TriageError, ValueError):
+    """A dataset that cannot be used as given; the message says exactly why."""

@@ -6,20 +6,16 @@ A registry maps dataset names to readers so training configs can name datasets a
 
 from __future__ import annotations
 
-import codecs
-import csv
-import difflib
-import io
 import logging
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from data import settings
-from data.errors import TriageError
+from data.csv_files import match_columns, parse_csv, read_csv, require_columns
+from data.errors import DatasetError
 from data.images import image_extensions
 from data.near_duplicates import merge_duplicate_groups
 from data.schema import (
@@ -33,10 +29,6 @@ from data.schema import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class DatasetError(TriageError, ValueError):
-    """A dataset that cannot be used as given; the message says exactly why."""
 
 
 # With on_missing="keep" (the predict CLI), rows that cannot be scored are kept with the reason in this
@@ -89,120 +81,6 @@ def datasets_root() -> Path:
 # ---------------------------------------------------------------- helpers
 
 
-@dataclass
-class CsvTable:
-    """A CSV read cell by cell as text: `frame` (one row per data row, column names stripped), each row's line in
-    the file (`lines`; the header is line 1 unless blank lines come first) and, per row, why it could not be read
-    as given (`problems`, None for a good row; such a row keeps only its first len(header) cells)."""
-
-    frame: pd.DataFrame
-    lines: list[int]
-    problems: list[str | None]
-
-
-DELIMITERS = (",", ";", "\t")
-DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
-
-
-def decode_csv(path: Path) -> str:
-    """The file's text: UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252 / Latin-1 (spreadsheet
-    exports on Windows) with a warning naming the encoding used."""
-    data = path.read_bytes()
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise DatasetError(
-                f"{path.name}: starts like UTF-16 but is not readable as UTF-16 ({exc.reason})"
-            ) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    for encoding, label in (("cp1252", "Windows-1252 (cp1252)"), ("latin-1", "Latin-1 (ISO-8859-1)")):
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        logger.warning("%s is not UTF-8; read as %s: check that accented names came through", path.name, label)
-        return text
-    raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
-
-
-def sniff_delimiter(text: str) -> str:
-    """',' unless the header line holds no comma but semicolons or tabs (a spreadsheet's regional CSV)."""
-    header = text.split("\n", 1)[0]
-    counts = {d: header.count(d) for d in DELIMITERS}
-    if counts[","] or not any(counts.values()):
-        return ","
-    return max(DELIMITERS[1:], key=counts.__getitem__)
-
-
-def _unique_columns(header: list[str]) -> list[str]:
-    """Stripped names; a repeated name gets .1, .2 (as pandas reads it)."""
-    seen: dict[str, int] = {}
-    names = []
-    for raw in header:
-        name = raw.strip()
-        count = seen.get(name, 0)
-        seen[name] = count + 1
-        names.append(f"{name}.{count}" if count else name)
-    return names
-
-
-def parse_csv(path: Path) -> CsvTable:
-    """Read a CSV row by row: a blank line is skipped, a short row is padded with empty cells, a row with more
-    non-empty cells than the header is kept with its reason (CsvTable.problems) instead of failing the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: CSV file not found")
-    text = decode_csv(path)
-    delimiter = sniff_delimiter(text)
-    if delimiter != ",":
-        logger.warning("%s: read with %s-separated columns", path.name, DELIMITER_NAMES[delimiter])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    problems: list[str | None] = []
-    line = 1
-    try:
-        for fields in reader:
-            first_line, line = line, reader.line_num + 1
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue  # a blank line
-            if header is None:
-                header = _unique_columns(fields)
-                continue
-            rows.append((fields + [""] * len(header))[: len(header)])
-            lines.append(first_line)
-            problems.append(_width_problem(fields, len(header), first_line, delimiter))
-    except csv.Error as exc:
-        raise DatasetError(f"{path.name}: not a readable CSV file (line {reader.line_num}: {exc})") from None
-    if header is None:
-        raise DatasetError(f"{path.name} is empty: no header line (expected at least image_name)")
-    return CsvTable(pd.DataFrame(rows, columns=header, dtype=object).astype(str), lines, problems)
-
-
-def _width_problem(fields: list[str], width: int, line: int, delimiter: str) -> str | None:
-    extra = fields[width:]
-    if not any(cell.strip() for cell in extra):
-        return None  # trailing empty cells, as spreadsheets export them
-    return (
-        f"line {line} has {len(fields)} fields but the header has {width} (a value with an unquoted "
-        f"{DELIMITER_NAMES[delimiter]}? quote it); not read"
-    )
-
-
-def read_csv(path: Path, required: Iterable[str]) -> pd.DataFrame:
-    """A CSV whose every row must be readable (training data): a malformed row fails the file, naming its line."""
-    table = parse_csv(path)
-    bad = next((p for p in table.problems if p), None)
-    if bad:
-        raise DatasetError(f"{Path(path).name}: {bad}")
-    return require_columns(table.frame, Path(path).name, required)
-
-
 # The Kaggle layout's columns read_kaggle uses; a CSV may spell them in any case, with spaces around.
 KAGGLE_COLUMNS = (
     "image_name",
@@ -213,41 +91,6 @@ KAGGLE_COLUMNS = (
     "diagnosis",
     "target",
 )
-
-
-def _squashed(name: str) -> str:
-    return "".join(c for c in name.casefold() if c.isalnum())
-
-
-def match_columns(frame: pd.DataFrame, known: Iterable[str], source: str) -> pd.DataFrame:
-    """Rename columns that are a known name in another case (Patient_ID, IMAGE_NAME) to it; an exact name wins.
-    Columns left unused are warned about only when they look like a known one (age -> age_approx)."""
-    known = list(known)
-    by_key = {name.casefold(): name for name in known}
-    renames: dict[str, str] = {}
-    for column in frame.columns:
-        target = by_key.get(column.strip().casefold())
-        if target and target not in frame.columns and target not in renames.values():
-            renames[column] = target
-    frame = frame.rename(columns=renames)
-    for column in frame.columns:
-        if column in known:
-            continue
-        key, absent = _squashed(column), [n for n in known if n not in frame.columns]
-        like = [n for n in absent if len(key) >= 3 and key in _squashed(n)]
-        like += difflib.get_close_matches(column.casefold(), absent, n=1, cutoff=0.8)
-        if like:
-            logger.warning("%s: column %r is not used; did you mean %r?", source, column, like[0])
-    return frame
-
-
-def require_columns(frame: pd.DataFrame, name: str, required: Iterable[str]) -> pd.DataFrame:
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise DatasetError(
-            f"{name} is missing required column(s): {', '.join(missing)} (found: {', '.join(frame.columns) or 'none'})"
-        )
-    return frame
 
 
 def index_images(folder: Path) -> dict[str, Path]:
