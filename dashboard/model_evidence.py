@@ -82,6 +82,28 @@ def run_to_run_note(validation: dict[str, Any] | None) -> str | None:
     )
 
 
+def new_source_note(validation: dict[str, Any] | None) -> str | None:
+    """The whole-patient figures of a run that never saw the complete patients' source (leave-one-source-out
+    with the whole population left out): what a clinic whose camera and patients the model never saw may
+    expect, next to the out-of-fold figures above; None when the checkpoint has no such run."""
+    loso = (validation or {}).get("leave_one_source_out") or {}
+    for held, entry in loso.items():
+        wp = entry.get("whole_patient") if isinstance(entry, dict) else None
+        if not isinstance(wp, dict) or not isinstance(wp.get("share_before"), dict):
+            continue
+        share, top5 = wp["share_before"], wp.get("top5") or {}
+        ci = share.get("ci") or []
+        interval = f" ({ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else ""
+        return (
+            f"Trained without any image of this source ({', '.join(entry.get('held_out') or [held])} left out), "
+            f"the same recipe reviewed a share of {_value(share.get('value')):.2f}{interval} of a patient's other "
+            f"lesions before the first melanoma (random order {_value(wp.get('random_order_share')):.2f}), top-5 "
+            f"{_value(top5.get('value')):.2f}. Expect the ranking to be weaker than above on patients, cameras or "
+            "clinics unlike the training data; check it on your own patients before relying on it."
+        )
+    return None
+
+
 def whole_patient_figure(validation: dict[str, Any] | None, deployed: str | None = None) -> go.Figure | None:
     """Share of a patient's lesions looked at before the first melanoma, per ranking, with 95% CIs; the
     dashed line is a random order. Lower is better."""

@@ -35,6 +35,7 @@ from training import (
     whole_patient,
 )
 from training.calibration import mean_logit, tta_logits
+from training.loso_evidence import loso_entry, never_seen
 from training.model_card import render_card
 from training.recipe import DEFAULT_CPU, RecipeError, model_identity
 from training.whole_patient import WHOLE_PATIENT_SOURCE
@@ -156,19 +157,11 @@ def loso_report(run: Path, n_boot: int) -> dict:
         path = folder / "oof.csv"
         if not path.exists():
             continue
-        frame = pd.read_csv(path)
-        y = frame["target"].to_numpy(int)
-        s = mean_logit(frame)
         held = folder.name.removeprefix("loso_")
         summary = folder / "summary.json"
-        out[held] = {
-            "auc": roc_auc(y, s),
-            "n": len(y),
-            "n_melanoma": int(y.sum()),
-            "auc_ci": summarize(y, s, frame["group_id"].to_numpy(), n_boot=n_boot)["auc_ci"],
-            # the datasets this run left out of training (runs before 2026-12-07 left out the source alone)
-            "held_out": json.loads(summary.read_text()).get("held_out", [held]) if summary.exists() else [held],
-        }
+        # the sources this run never trained on (runs before 2026-12-07 left out the source alone)
+        held_out = never_seen([json.loads(summary.read_text())], held) if summary.exists() else [held]
+        out[held] = loso_entry(pd.read_csv(path), held_out, n_boot)
     return out
 
 

@@ -83,6 +83,33 @@ def _loso_note(held: str, stats: dict, trained: dict) -> str:
     return f" (not a new source: {', '.join(kept)}, the same population, stayed in training)" if kept else ""
 
 
+def loso_detail_lines(held: str, stats: dict, trained: dict) -> list[str]:
+    """Below the table: what a left-out source's run never saw, the earlier figure it replaces, and for the
+    complete patients how its ranking put their melanomas first."""
+    lines = []
+    unseen = [s for s in stats.get("held_out", []) if s != held]
+    earlier = stats.get("replaces")
+    if unseen or earlier:
+        text = f"- {held}: trained without {', '.join(stats.get('held_out', [held]))}"
+        if earlier:
+            kept = [
+                s
+                for s in trained
+                if s not in earlier.get("held_out", [held]) and population_of(s) == population_of(held)
+            ]
+            kept_text = ", ".join(kept) or "its population"
+            text += f"; replaces an earlier run with {kept_text} in training (AUC {_auc(earlier)})"
+        lines.append(text + ".")
+    wp = stats.get("whole_patient")
+    if wp:
+        lines.append(
+            f"- {held}, whole patients, scored by that run: share reviewed before the first melanoma "
+            f"{_ci(wp.get('share_before'), 2)} (random order {wp.get('random_order_share', float('nan')):.2f}), "
+            f"top-5 {_ci(wp.get('top5'), 2)}, within-patient AUC {_ci(wp.get('within_auc'), 2)}."
+        )
+    return ["", *lines] if lines else []
+
+
 def near_duplicate_lines(dups: dict | None) -> list[str]:
     """The near-duplicate images found across folds after this model's CV was run, and what removing them does."""
     if not dups:
@@ -352,6 +379,7 @@ def render_card(config: dict, validation: dict) -> str:
         lines += ["", "**Leave one source out** (trained without the source, scored on it):", ""]
         lines += ["| left-out source | n (melanoma) | ROC AUC (95% CI) |", "|---|---|---|"]
         lines += [f"| {k}{_loso_note(k, v, per)} | {v['n']} ({v['n_melanoma']}) | {_auc(v)} |" for k, v in loso.items()]
+        lines += [line for held, v in loso.items() for line in loso_detail_lines(held, v, per)]
     else:
         lines += ["", "**Leave one source out:** not run for this version (no `loso_*` runs beside the CV run).", ""]
     meta = validation.get("metadata_sensitivity")

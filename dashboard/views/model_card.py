@@ -17,6 +17,7 @@ from dashboard.model_card_data import (
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
+    new_source_note,
     rephotograph_note,
     run_to_run_note,
     source_audit_table,
@@ -190,6 +191,9 @@ else:
     rerun = run_to_run_note(validation)
     if rerun:
         st.caption(rerun)
+    unseen = new_source_note(validation)
+    if unseen:
+        st.warning(unseen, icon=":material/travel_explore:")
 audit = source_audit_table(validation)
 if not audit.empty:
     st.markdown("**Per image source** (out-of-fold; derm7pt is an external test set from another camera)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
+    new_source_note,
     rephotograph_note,
     run_to_run_note,
     source_audit_table,
@@ -127,3 +128,21 @@ def test_the_rephotograph_note_reads_the_share_at_the_deployed_odds_margin_only(
     assert rephotograph_note(validation, "odds_ratio", 5.0) is None  # a margin the check did not measure
     assert rephotograph_note(validation, "points", 6.0) is None  # a points margin is not an odds ratio
     assert rephotograph_note(None, "odds_ratio", 6.0) is None
+
+
+def test_the_new_source_ranking_is_shown_when_the_checkpoint_has_it():
+    assert new_source_note(VALIDATION) is None  # no such run: nothing claimed
+    loso = {
+        "ham10000": {"auc": 0.75},  # no whole-patient figures: skipped
+        "isic2020_patients": {
+            "held_out": ["isic2020", "isic2020_patients"],
+            "whole_patient": {
+                "share_before": {"value": 0.39, "ci": [0.21, 0.59]},
+                "top5": {"value": 0.65, "ci": [0.41, 0.88]},
+                "random_order_share": 0.43,
+            },
+        },
+    }
+    note = new_source_note({**VALIDATION, "leave_one_source_out": loso})
+    assert "isic2020, isic2020_patients left out" in note
+    assert "share of 0.39 (0.21–0.59)" in note and "random order 0.43" in note and "top-5 0.65" in note
