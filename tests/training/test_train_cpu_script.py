@@ -83,3 +83,38 @@ def test_each_member_is_cached_cross_validated_finalised_and_held_out_by_source(
     cached = sorted(option(c, "--datasets") for c in steps(calls, "trunk_cache"))
     assert cached == sorted(2 * ["ham10000", "isic2017", "isic2020", "isic2020_patients", "derm7pt"])
     assert [option(c, "--run") for c in steps(calls, "assemble_default")] == [str(tmp_path / "run")]
+
+
+def test_the_population_out_script_trains_every_tail_without_siim_isic_2020_and_writes_the_evidence(tmp_path):
+    import json
+
+    python = tmp_path / "python"
+    python.write_text(STAND_IN)
+    python.chmod(0o755)
+    calls_log = tmp_path / "calls.jsonl"
+    env = {**os.environ, "PYTHON": str(python), "CALLS": str(calls_log), "CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        ["bash", "training/loso_population.sh", str(tmp_path / "run"), str(tmp_path / "shipped")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    calls = [json.loads(line) for line in calls_log.read_text().splitlines()]
+    cached = sorted(option(c, "--datasets") for c in steps(calls, "trunk_cache"))
+    assert cached == ["ham10000", "isic2017", "isic2020_patients"]  # no isic2020 subset anywhere
+    trained = steps(calls, "train_cached")
+    assert {option(c, "--config") for c in trained} == {
+        "training/recipes/tail_blocks52.json",
+        "training/recipes/tail_blocks52_pairs_long.json",
+    }
+    for call in trained:
+        assert option(call, "--fold") == "source:isic2020_patients" and option(call, "--samples-per-epoch") == "3000"
+        datasets = call["args"][call["args"].index("--datasets") + 1 : call["args"].index("--fold")]
+        assert datasets == ["ham10000", "isic2017", "isic2020_patients"] and call["threads"] == "1"
+    [evidence] = steps(calls, "loso_evidence")
+    assert option(evidence, "--checkpoint") == str(tmp_path / "shipped")
+    members = evidence["args"][evidence["args"].index("--members") + 1 :]
+    assert sorted(members) == sorted(option(c, "--out") for c in trained)
