@@ -92,9 +92,10 @@ def disclaimer(container: Any = None) -> None:
     (container or st).info(DISCLAIMER, icon=":material/info:")
 
 
-def performance_note(op: OperatingPoint) -> None:
+def performance_note(op: OperatingPoint, mole_check: str | None = None) -> None:
     st.caption(
         performance_sentence(op)
+        + (f" {mole_check}" if mole_check else "")
         + " The model learned from melanoma-enriched archives, so its P(melanoma) is a score for ranking and "
         "for comparison with the threshold — not this lesion's risk in a screening population. "
         "See the **Model** page for the validation figures."

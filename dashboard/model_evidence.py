@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+COMPLETE_PATIENTS = "isic2020_patients"  # the evidence's complete patients (training.whole_patient's source)
 WHOLE_PATIENT_METRICS = {
     "share_before": "share of other lesions reviewed before the first melanoma",
     "top1": "melanoma ranked first",
@@ -80,6 +81,23 @@ def run_to_run_note(validation: dict[str, Any] | None) -> str | None:
         "Run to run: the same training recipe with another seed gave " + ", ".join(parts) + ". Differences of "
         "that size between two rankings are noise."
     )
+
+
+def mole_check_sentence(validation: dict[str, Any] | None, config: dict[str, Any] | None = None) -> str | None:
+    """Beside the scores: what the threshold and the ranking did on complete patients' moles, the validation
+    closest to a mole check (the pooled operating point is mostly HAM10000's); None without those figures."""
+    validation = validation or {}
+    stats = (validation.get("per_dataset") or {}).get(COMPLETE_PATIENTS)
+    if not isinstance(stats, dict) or stats.get("sensitivity") is None:
+        return None
+    text = "On complete patients' moles (every mole of a patient, the closest to a mole check) it flagged "
+    text += melanomas_flagged(stats).replace(" (", " of melanomas (", 1)
+    rankings = whole_patient(validation).get("rankings") or {}
+    top5 = (rankings.get(deployed_ranking(config), {}).get("top5") or {}).get("value")
+    if top5 is not None:
+        text += f", and the ranking put a melanoma in the top 5 for {_value(top5):.0%} of patients who had one"
+    unseen = new_source_note(validation)
+    return text + ("; much less on patients from a source it never saw (see the Model page)." if unseen else ".")
 
 
 def new_source_note(validation: dict[str, Any] | None) -> str | None:

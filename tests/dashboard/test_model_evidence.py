@@ -5,6 +5,7 @@ from __future__ import annotations
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
+    mole_check_sentence,
     new_source_note,
     rephotograph_note,
     run_to_run_note,
@@ -146,3 +147,17 @@ def test_the_new_source_ranking_is_shown_when_the_checkpoint_has_it():
     note = new_source_note({**VALIDATION, "leave_one_source_out": loso})
     assert "isic2020, isic2020_patients left out" in note
     assert "share of 0.39 (0.21–0.59)" in note and "random order 0.43" in note and "top-5 0.65" in note
+
+
+def test_the_scores_caption_says_what_the_threshold_and_ranking_did_on_complete_patients():
+    assert mole_check_sentence(VALIDATION) is None  # no complete patients in the evidence: nothing claimed
+    validation = {
+        **VALIDATION,
+        "per_dataset": {"isic2020_patients": {"n_melanoma": 25, "sensitivity": 0.52}},
+        "whole_patient": {"rankings": {"network P(melanoma)": {"top5": {"value": 0.76}}}},
+    }
+    sentence = mole_check_sentence(validation, {})
+    assert "flagged 52% of melanomas (13 of 25)" in sentence
+    assert "top 5 for 76% of patients who had one." in sentence
+    unseen = {"isic2020_patients": {"whole_patient": {"share_before": {"value": 0.39}, "top5": {"value": 0.65}}}}
+    assert "a source it never saw" in mole_check_sentence({**validation, "leave_one_source_out": unseen}, {})
