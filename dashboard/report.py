@@ -69,6 +69,8 @@ class ModelFacts:
     sensitivity: float | None = None
     specificity: float | None = None
     chosen_by: str = ""
+    # what the threshold and the ranking did on complete patients' moles (model_evidence.mole_check_sentence)
+    mole_check: str | None = None
 
     def scored(self, prediction_model_id: str | None, prediction_checksum: str | None = None) -> bool:
         """Whether a stored prediction was made by this model (same id; same weights when both are known)."""
@@ -265,6 +267,8 @@ def _model_block(pdf: _ReportPDF, visit: VisitView, model: ModelFacts | None) ->
             else:
                 figures += "; no validated sensitivity is recorded for it: treat its scores as unvalidated."
             lines.append(figures)
+            if model.mole_check:
+                lines.append(model.mole_check)
         if model.chosen_by:
             lines.append(f"Threshold chosen as: {model.chosen_by}.")
         if visit.model_version != model.model_id:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dashboard.history_data import StoredImageError, stored_lesion_image
+from dashboard.model_evidence import mole_check_sentence
 from dashboard.operating_point import operating_point
 from dashboard.report import LesionPictures, ModelFacts, ReportContext, visit_report_pdf
 from dashboard.store.records import VisitView
@@ -22,8 +23,9 @@ CAM_OPACITY = 0.45  # the gallery's overlay opacity
 Explain = Callable[[Any, Any, str, Any, str], Any]
 
 
-def model_facts(config: dict[str, Any] | None) -> ModelFacts | None:
-    """The loaded model's id, version and validation figures at its threshold, from its config (card data)."""
+def model_facts(config: dict[str, Any] | None, validation: dict[str, Any] | None = None) -> ModelFacts | None:
+    """The loaded model's id, version and validation figures at its threshold, from its config (card data), and
+    from its validation.json what they were on complete patients' moles."""
     if not config:
         return None
     from model.checkpoint import model_id
@@ -37,6 +39,7 @@ def model_facts(config: dict[str, Any] | None) -> ModelFacts | None:
         sensitivity=op.sensitivity,
         specificity=op.specificity,
         chosen_by=op.chosen_by,
+        mole_check=mole_check_sentence(validation, config),
     )
 
 
@@ -94,6 +97,7 @@ def visit_report(
     method: str | None = None,
     explain: Explain = _cam_explain,
     now: dt.datetime | None = None,
+    validation: dict[str, Any] | None = None,
 ) -> bytes:
     """The PDF report of a saved visit, as the signed-in user of ``store`` (a dashboard.auth.UserStore) may
     read it. The report is audited before it is returned: no audit entry, no report."""
@@ -112,7 +116,7 @@ def visit_report(
         cam_note="" if predictor is not None else "No model is loaded now, so no saliency overlays are shown.",
         colour_scale=colour_scale(width=360, height=52, opacity=CAM_OPACITY) if predictor is not None else None,
     )
-    facts = model_facts(getattr(predictor, "config", None))
+    facts = model_facts(getattr(predictor, "config", None), validation)
     histology = {les.id: les.histology for les in store.list_lesions(visit.patient_id) if les.histology}
     pdf = visit_report_pdf(patient, visit, facts, pictures, context, histology)
     store.record_view(

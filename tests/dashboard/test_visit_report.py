@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
 import shutil
 import subprocess
 from types import SimpleNamespace
@@ -141,7 +142,15 @@ def test_the_report_text_names_the_patient_model_scores_decisions_and_that_it_is
     facts = model_facts(card_config)
     assert f"flagged {pct(facts.sensitivity, 1)} of melanomas" in flat  # the validation figure at the threshold
     assert " ".join(DECISION_SUPPORT.split()) in flat
+    assert "complete patients" not in flat  # no validation.json given: nothing claimed
     assert "2026-05-04" in text and "dr.lee" in text and "viewer.kim" in text
+    validation = json.loads((DEFAULT_CHECKPOINT / "validation.json").read_text())
+    with_evidence = pdf_text(
+        visit_report(
+            saved.viewer, saved.visit_id, card_predictor(card_config), explain=fake_explain, validation=validation
+        )
+    )
+    assert "flagged 52% of melanomas (13 of 25)" in " ".join(with_evidence.split())  # the shipped complete patients
     for p, spread, *_ in LESIONS:
         assert f"P(melanoma) {pct(p)} ± {100 * spread:.1f} points across 8 TTA views" in flat
     assert "Ugly duckling: flagged (z 2.7)" in flat and "Ugly duckling: not flagged (z 0.3)" in flat
