@@ -19,8 +19,10 @@ too, until the window has passed (``auth.login_locked``). The count and the chec
 username (SQLite's write lock; a transaction-scoped advisory lock on PostgreSQL), so parallel attempts
 cannot each see the count below the limit. The current-password check of a password change counts too.
 
-A session (``AuthUser.signed_in_at``) ends when the account is disabled or its password is changed after
-the session began, the last the step an administrator takes after a suspected compromise.
+A session ends when the account is disabled or its password is changed after the session began (the step an
+administrator takes after a suspected compromise): ``AuthUser.credential`` is a digest of the password hash
+the session signed in with, compared with the account's current one. A digest, not a time, so that hosts
+with skewed clocks cannot keep a session alive past a reset.
 
 ``UserStore`` is the case store as one signed-in user sees it: every call that reads or writes patient
 data checks the account as it is now (active, role, password unchanged since sign-in) first, and records
@@ -31,6 +33,7 @@ the page script) and deferred downloads (they run without it).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -85,9 +88,10 @@ class AuthUser:
     username: str
     display_name: str
     role: str
-    # When this session began (None: not a session, e.g. an account just created); a password changed
-    # after it ends the session. Not part of equality: the same account signed in twice is the same user.
-    signed_in_at: datetime | None = field(default=None, compare=False)
+    # The password hash this session signed in with, as a digest (None: not a session, e.g. an account just
+    # created); a changed password ends the session. Not part of equality: one account signed in twice is the
+    # same user.
+    credential: str | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -231,8 +235,9 @@ class Accounts:
             raise LoginFailed("The current password is wrong.")
         if new == current:
             raise ValueError("the new password must differ from the current one")
-        self._update(user.username, user.username, "user.change_password", password_hash=hash_password(new))
-        return dataclasses.replace(user, signed_in_at=_now())
+        new_hash = hash_password(new)
+        self._update(user.username, user.username, "user.change_password", password_hash=new_hash)
+        return dataclasses.replace(user, credential=credential_of(new_hash))
 
     def _update(self, username: str, actor: str, action: str, **values: Any) -> None:
         username = normalise_username(username)
@@ -245,6 +250,9 @@ class Accounts:
                 and user.active
                 and (values.get("active") is False or values.get("role", "admin") != "admin")
             ):
+                # Two administrators demoting each other at once must not both see the other still active:
+                # one lock for every such change (SQLite's write lock already serialises them).
+                _transaction_lock(session, "users.last_admin")
                 other_admins = session.scalar(
                     select(func.count(AppUser.id)).where(
                         AppUser.role == "admin", AppUser.active.is_(True), AppUser.id != user.id
@@ -283,7 +291,7 @@ class Accounts:
                         user.password_hash = hash_password(password)
                     user.last_login_at = _now()
                     session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
-                    return _auth_user(user, signed_in_at=user.last_login_at)
+                    return _auth_user(user, credential=credential_of(user.password_hash))
                 reason = "disabled" if ok else "bad credentials"
                 session.add(
                     AuditEvent(actor=attempted, action="auth.login_failed", detail={"via": via, "reason": reason})
@@ -296,9 +304,7 @@ class Accounts:
         """The refusal if this username has used up its failures in the window (audited), else None. Takes
         the username's lock first, held to the end of the caller's transaction, so that counting and
         checking a password are one step per username."""
-        if session.get_bind().dialect.name == "postgresql":
-            key = zlib.crc32(f"auth.login:{attempted}".encode())  # SQLite: its write lock already serialises
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        _transaction_lock(session, f"auth.login:{attempted}")
         failures = session.scalar(
             select(func.count(AuditEvent.id)).where(
                 AuditEvent.actor == attempted,
@@ -329,7 +335,7 @@ class Accounts:
                 failed = False
                 user.last_login_at = _now()
                 session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
-                result = _auth_user(user, signed_in_at=user.last_login_at)
+                result = _auth_user(user, credential=credential_of(user.password_hash))
         if failed:
             raise LoginFailed("Your single sign-on account has no active local account here. Ask an administrator.")
         return result
@@ -346,20 +352,35 @@ class Accounts:
             session.add(AuditEvent(actor=actor, action=action, detail=dict(detail or {})))
 
 
+def _transaction_lock(session: Session, name: str) -> None:
+    """Hold the lock called ``name`` to the end of the session's transaction: a PostgreSQL advisory lock (READ
+    COMMITTED would let two transactions read the same state and both act on it); SQLite's write transactions
+    already run one at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(name.encode())})
+
+
 def account_now(store: CaseStore, user: AuthUser | int) -> AuthUser | None:
-    """``user``'s account as it is now, keeping the session's start; None when the session has ended."""
-    user_id, since = (user.id, user.signed_in_at) if isinstance(user, AuthUser) else (user, None)
+    """``user``'s account as it is now (role changes apply at once), keeping the session's credential; None when
+    the session has ended: the account is gone or disabled, or its password is not the one signed in with."""
+    user_id, signed_in_with = (user.id, user.credential) if isinstance(user, AuthUser) else (user, None)
     with store.read_session() as session:
         account = session.get(AppUser, user_id)
         if account is None or not account.active:
             return None
-        if since is not None and account.password_changed_at > since:
+        if signed_in_with is not None and credential_of(account.password_hash) != signed_in_with:
             return None
-        return _auth_user(account, signed_in_at=since)
+        return _auth_user(account, credential=signed_in_with)
 
 
-def _auth_user(account: AppUser, *, signed_in_at: datetime | None = None) -> AuthUser:
-    return AuthUser(account.id, account.username, account.display_name, account.role, signed_in_at)
+def credential_of(password_hash: str) -> str:
+    """A session's mark of the password it signed in with: a digest of the hash (the hash itself stays in the
+    database, never in a browser session)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
+
+
+def _auth_user(account: AppUser, *, credential: str | None = None) -> AuthUser:
+    return AuthUser(account.id, account.username, account.display_name, account.role, credential)
 
 
 def _verify(password_hash: str, password: object) -> bool:

@@ -96,8 +96,18 @@ def mole_check_sentence(validation: dict[str, Any] | None, config: dict[str, Any
     top5 = (rankings.get(deployed_ranking(config), {}).get("top5") or {}).get("value")
     if top5 is not None:
         text += f", and the ranking put a melanoma in the top 5 for {_value(top5):.0%} of patients who had one"
-    unseen = new_source_note(validation)
-    return text + ("; much less on patients from a source it never saw (see the Model page)." if unseen else ".")
+        unseen = _new_source_top5(validation)
+        if unseen is not None:
+            text += f" ({_value(unseen):.0%} when trained without their source)"
+    return text + "."
+
+
+def _new_source_top5(validation: dict[str, Any]) -> float | None:
+    for entry in (validation.get("leave_one_source_out") or {}).values():
+        top5 = ((entry.get("whole_patient") or {}).get("top5") or {}) if isinstance(entry, dict) else {}
+        if top5.get("value") is not None:
+            return float(top5["value"])
+    return None
 
 
 def new_source_note(validation: dict[str, Any] | None) -> str | None:

@@ -63,12 +63,18 @@ def decode_csv(path: Path) -> str:
 
 
 def sniff_delimiter(text: str) -> str:
-    """',' unless the header line holds no comma but semicolons or tabs (a spreadsheet's regional CSV)."""
-    header = text.split("\n", 1)[0]
-    counts = {d: header.count(d) for d in DELIMITERS}
-    if counts[","] or not any(counts.values()):
-        return ","
-    return max(DELIMITERS[1:], key=counts.__getitem__)
+    """',' unless the header (the first non-blank line, any line ending) splits into more fields on ';' or tab
+    than on ',' (a spreadsheet's regional CSV); fields are counted as the csv module reads them, so a quoted
+    name holding a comma does not decide it."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+
+    def fields(delimiter: str) -> int:
+        """Fields on this delimiter, less those a quote was left inside (a quoted name split in the middle)."""
+        cells = next(csv.reader([header], delimiter=delimiter), [])
+        return len(cells) - sum('"' in cell for cell in cells)
+
+    best = max(DELIMITERS, key=lambda d: (fields(d), d == ","))
+    return best if fields(best) > 1 else ","
 
 
 def _unique_columns(header: list[str]) -> list[str]:

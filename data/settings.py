@@ -12,6 +12,7 @@ another database or model by setting a variable, and that must keep working.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ def _lockout_setting(environ: Mapping[str, str], name: str, default: float, kind
         value = kind(text)
     except ValueError:
         value = 0
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {text!r}")
     return value
 

@@ -82,8 +82,13 @@ def update_checkpoint(checkpoint: Path, source: str, members: list[Path], n_boot
     loso = validation.setdefault("leave_one_source_out", {})
     if source in loso:
         earlier = loso[source]
-        entry["replaces"] = {k: earlier[k] for k in ("auc", "auc_ci", "held_out") if k in earlier}
-        entry["replaces"].setdefault("held_out", [source])
+        if sorted(earlier.get("held_out", [source])) == entry["held_out"]:
+            # a rerun of the same design: the run it replaced is still the one worth naming
+            if "replaces" in earlier:
+                entry["replaces"] = earlier["replaces"]
+        else:
+            entry["replaces"] = {k: earlier[k] for k in ("auc", "auc_ci", "held_out") if k in earlier}
+            entry["replaces"].setdefault("held_out", [source])
     loso[source] = entry
     path.write_text(json.dumps(validation, indent=1) + "\n")  # as assemble_default writes it
     config = json.loads((checkpoint / "config.json").read_text())

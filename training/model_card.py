@@ -97,8 +97,8 @@ def loso_detail_lines(held: str, stats: dict, trained: dict) -> list[str]:
                 for s in trained
                 if s not in earlier.get("held_out", [held]) and population_of(s) == population_of(held)
             ]
-            kept_text = ", ".join(kept) or "its population"
-            text += f"; replaces an earlier run with {kept_text} in training (AUC {_auc(earlier)})"
+            design = f"with {', '.join(kept)} in training" if kept else f"without {', '.join(earlier['held_out'])}"
+            text += f"; replaces an earlier run {design} (AUC {_auc(earlier)})"
         lines.append(text + ".")
     wp = stats.get("whole_patient")
     if wp:

@@ -9,6 +9,7 @@ import logging
 import pytest
 from PIL import Image
 
+from data.csv_files import parse_csv
 from data.readers import ROW_PROBLEM, read_kaggle
 
 NAMES = ("ISIC_0272509", "ISIC_1632118", "ISIC_1757941", "ISIC_0599605")
@@ -177,3 +178,18 @@ def test_an_empty_row_is_not_counted_as_a_row_without_a_patient(tmp_path, images
         records = read(tmp_path, images, "image_name,patient_id\nISIC_0272509,P1\n,\n")
     assert records[ROW_PROBLEM][1] == "image_name is empty"
     assert "without a patient id" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "columns"),
+    [
+        ("\nimage_name;patient_id\r\nA;P1\r\n", ["image_name", "patient_id"]),  # a blank line before the header
+        ("image_name;age_approx\rA;0,5\r", ["image_name", "age_approx"]),  # old Mac line ends, a decimal comma
+        ('image_name;"site, as typed"\nA;torso\n', ["image_name", "site, as typed"]),  # a comma inside quotes
+        ('image_name,"a;b"\nA,x\n', ["image_name", "a;b"]),  # and the other way round
+    ],
+)
+def test_the_separator_is_read_from_the_first_header_line_as_the_csv_module_splits_it(tmp_path, text, columns):
+    path = tmp_path / "visit.csv"
+    path.write_bytes(text.encode())
+    assert list(parse_csv(path).frame.columns) == columns

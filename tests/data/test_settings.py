@@ -75,3 +75,9 @@ def test_tests_read_the_shared_folder_from_the_environment(tmp_path):
 def test_a_lockout_setting_that_would_lock_everyone_or_cannot_be_read_stops_the_app(name, text):
     with pytest.raises(ValueError, match=name):
         settings.environment({name: text})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_lockout_setting_that_is_not_a_finite_number_names_the_variable(value):
+    with pytest.raises(ValueError, match="TRIAGE_LOGIN_LOCK_MINUTES"):
+        environment({"TRIAGE_LOGIN_LOCK_MINUTES": value})

@@ -78,3 +78,12 @@ def test_an_entry_replaces_the_earlier_one_in_the_evidence_and_the_card(tmp_path
         in card
     )
     assert "isic2020_patients, whole patients, scored by that run: share reviewed before the first melanoma" in card
+
+
+def test_a_rerun_of_the_same_design_keeps_naming_the_run_it_replaced(tmp_path):
+    test_an_entry_replaces_the_earlier_one_in_the_evidence_and_the_card(tmp_path)
+    members = [tmp_path / "tail0", tmp_path / "tail1"]
+    entry = update_checkpoint(tmp_path, "isic2020_patients", members, n_boot=50)
+    assert entry["replaces"]["auc"] == 0.77  # not the first population-out run, which had the same design
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "replaces an earlier run with isic2020 in training (AUC 0.770)" in card

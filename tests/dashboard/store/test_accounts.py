@@ -341,3 +341,19 @@ def test_two_administrators_adding_one_name_at_once_get_a_clear_message(store, m
     )
     with pytest.raises(ValueError, match="already exists"):
         accounts.add("dr.ada", PASSWORD, "viewer", actor="other admin")
+
+
+def test_a_reset_ends_the_session_whatever_the_hosts_clock_says(store, monkeypatch):
+    """Sessions end by the password they signed in with, not by comparing two clock readings: a reset made on a
+    host whose clock runs behind still ends the session."""
+    from datetime import UTC, datetime
+
+    from dashboard import auth
+
+    accounts = Accounts(store)
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+    session = accounts.authenticate("dr.ada", PASSWORD)
+    monkeypatch.setattr(auth, "_now", lambda: datetime(2000, 1, 1, tzinfo=UTC))  # a host an era behind
+    accounts.reset_password("dr.ada", "the administrator's passphrase", actor="admin")
+    assert accounts.current(session) is None
+    assert session.credential and session.credential not in PASSWORD  # a digest of the hash, never the password
