@@ -164,8 +164,9 @@ class _ReportPDF(FPDF):
         self.set_y(MARGIN + 8)
 
     def _fitted_header(self, room: float) -> str:
-        identifier, rest = (self.clean(part) for part in self.header_right)
-        text = f"Patient {identifier}{rest}"
+        # Shortened as typed, then coded: a character's code ([U+65E5]) is never cut in the middle.
+        identifier, rest = self.header_right
+        text = self.clean(f"Patient {identifier}{rest}")
         while self.get_string_width(text) > room and len(identifier) > 1:
             identifier = identifier[:-1]
             text = self.clean(f"Patient {identifier}…{rest}")

@@ -349,3 +349,14 @@ def test_the_overlays_colour_scale_is_printed_above_the_overlay_column(saved, ca
     assert (scale_rows.max() - scale_rows.min()) * 25.4 / 100 < 8  # a thin strip (mm), not a picture
     plain_rows = colour_rows(plain, overlay_x, overlay_x + PICTURE_MM)
     assert not (plain_rows < colour_rows(plain, MARGIN, MARGIN + PICTURE_MM)[0]).any()  # no scale given: none
+
+
+def test_a_shortened_header_never_cuts_a_characters_code(saved):
+    import re
+
+    visit = saved.viewer.load_visit(saved.visit_id)
+    patient = dataclasses.replace(saved.viewer.get_patient(visit.patient_id), identifier="日本" * 32)
+    lines = pdf_text(visit_report_pdf(patient, visit, None), page=1).splitlines()  # DejaVu: no CJK glyphs
+    header = next(line for line in lines if "· visit" in line)
+    assert "[U+65E5]" in header
+    assert not re.search(r"\[U\+[0-9A-F]*(?![0-9A-F]*\])", header), header  # every code opened is closed
