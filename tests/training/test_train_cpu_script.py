@@ -28,7 +28,8 @@ if "--out" in args:
 """
 
 
-def run_script(tmp_path: Path, workers: int) -> list[dict]:
+def run_script(tmp_path: Path, workers: int, script: str = "training/train_cpu.sh", **env_extra: str) -> list[dict]:
+    """The script run with the stand-in interpreter on RUN_DIR and OUT_CHECKPOINT under tmp_path: its calls."""
     import json
 
     python = tmp_path / "python"
@@ -37,8 +38,9 @@ def run_script(tmp_path: Path, workers: int) -> list[dict]:
     calls = tmp_path / "calls.jsonl"
     env = {**os.environ, "PYTHON": str(python), "CALLS": str(calls), "WORKERS": str(workers), "RERUN_SEED": "none"}
     env.pop("OMP_NUM_THREADS", None)
+    env.update(env_extra)
     result = subprocess.run(
-        ["bash", "training/train_cpu.sh", str(tmp_path / "run"), str(tmp_path / "shipped")],
+        ["bash", script, str(tmp_path / "run"), str(tmp_path / "shipped")],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -86,23 +88,7 @@ def test_each_member_is_cached_cross_validated_finalised_and_held_out_by_source(
 
 
 def test_the_population_out_script_trains_every_tail_without_siim_isic_2020_and_writes_the_evidence(tmp_path):
-    import json
-
-    python = tmp_path / "python"
-    python.write_text(STAND_IN)
-    python.chmod(0o755)
-    calls_log = tmp_path / "calls.jsonl"
-    env = {**os.environ, "PYTHON": str(python), "CALLS": str(calls_log), "CACHE": str(tmp_path / "cache")}
-    result = subprocess.run(
-        ["bash", "training/loso_population.sh", str(tmp_path / "run"), str(tmp_path / "shipped")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    calls = [json.loads(line) for line in calls_log.read_text().splitlines()]
+    calls = run_script(tmp_path, 1, "training/loso_population.sh", CACHE=str(tmp_path / "cache"))
     cached = sorted(option(c, "--datasets") for c in steps(calls, "trunk_cache"))
     assert cached == ["ham10000", "isic2017", "isic2020_patients"]  # no isic2020 subset anywhere
     trained = steps(calls, "train_cached")
