@@ -96,17 +96,20 @@ def mole_check_sentence(validation: dict[str, Any] | None, config: dict[str, Any
     top5 = (rankings.get(deployed_ranking(config), {}).get("top5") or {}).get("value")
     if top5 is not None:
         text += f", and the ranking put a melanoma in the top 5 for {_value(top5):.0%} of patients who had one"
-        unseen = _new_source_top5(validation)
-        if unseen is not None:
-            text += f" ({_value(unseen):.0%} when trained without their source)"
+        unseen = unseen_source_ranking(validation)
+        unseen_top5 = ((unseen[2].get("top5") or {}).get("value")) if unseen else None
+        if unseen_top5 is not None:
+            text += f" ({_value(unseen_top5):.0%} when trained without their source)"
     return text + "."
 
 
-def _new_source_top5(validation: dict[str, Any]) -> float | None:
-    for entry in (validation.get("leave_one_source_out") or {}).values():
-        top5 = ((entry.get("whole_patient") or {}).get("top5") or {}) if isinstance(entry, dict) else {}
-        if top5.get("value") is not None:
-            return float(top5["value"])
+def unseen_source_ranking(validation: dict[str, Any] | None) -> tuple[str, dict, dict] | None:
+    """The leave-one-source-out run that carries whole-patient figures (the complete patients scored by a
+    model that never saw their source): (held-out source, its entry, its whole-patient figures), or None."""
+    for held, entry in ((validation or {}).get("leave_one_source_out") or {}).items():
+        wp = entry.get("whole_patient") if isinstance(entry, dict) else None
+        if isinstance(wp, dict) and isinstance(wp.get("share_before"), dict):
+            return held, entry, wp
     return None
 
 
@@ -114,22 +117,20 @@ def new_source_note(validation: dict[str, Any] | None) -> str | None:
     """The whole-patient figures of a run that never saw the complete patients' source (leave-one-source-out
     with the whole population left out): what a clinic whose camera and patients the model never saw may
     expect, next to the out-of-fold figures above; None when the checkpoint has no such run."""
-    loso = (validation or {}).get("leave_one_source_out") or {}
-    for held, entry in loso.items():
-        wp = entry.get("whole_patient") if isinstance(entry, dict) else None
-        if not isinstance(wp, dict) or not isinstance(wp.get("share_before"), dict):
-            continue
-        share, top5 = wp["share_before"], wp.get("top5") or {}
-        ci = share.get("ci") or []
-        interval = f" ({ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else ""
-        return (
-            f"Trained without any image of this source ({', '.join(entry.get('held_out') or [held])} left out), "
-            f"the same recipe reviewed a share of {_value(share.get('value')):.2f}{interval} of a patient's other "
-            f"lesions before the first melanoma (random order {_value(wp.get('random_order_share')):.2f}), top-5 "
-            f"{_value(top5.get('value')):.2f}. Expect the ranking to be weaker than above on patients, cameras or "
-            "clinics unlike the training data; check it on your own patients before relying on it."
-        )
-    return None
+    found = unseen_source_ranking(validation)
+    if found is None:
+        return None
+    held, entry, wp = found
+    share, top5 = wp["share_before"], wp.get("top5") or {}
+    ci = share.get("ci") or []
+    interval = f" ({ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else ""
+    return (
+        f"Trained without any image of this source ({', '.join(entry.get('held_out') or [held])} left out), "
+        f"the same recipe reviewed a share of {_value(share.get('value')):.2f}{interval} of a patient's other "
+        f"lesions before the first melanoma (random order {_value(wp.get('random_order_share')):.2f}), top-5 "
+        f"{_value(top5.get('value')):.2f}. Expect the ranking to be weaker than above on patients, cameras or "
+        "clinics unlike the training data; check it on your own patients before relying on it."
+    )
 
 
 def whole_patient_figure(validation: dict[str, Any] | None, deployed: str | None = None) -> go.Figure | None:

@@ -50,6 +50,25 @@ def _load_predictor(folder: str) -> Any:
     return Predictor.from_checkpoint(folder)
 
 
+def checkpoint_validation() -> dict[str, Any] | None:
+    """The checkpoint's validation.json (None when it has none), read once per version of the file rather than
+    on every rerun of a page that words its figures; shared, so callers must not change it."""
+    path = checkpoint_folder() / "validation.json"
+    try:
+        version = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _read_validation(str(path.parent), version)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _read_validation(folder: str, version: int) -> dict[str, Any] | None:
+    # `version` (the file's mtime) is part of the cache key: a replaced file is read again.
+    from dashboard.model_card_data import checkpoint_file_json
+
+    return checkpoint_file_json(Path(folder), "validation.json")
+
+
 def model_problem() -> str | None:
     """Why no model can be used, or None when a checkpoint folder is present."""
     folder = checkpoint_folder()

@@ -72,28 +72,27 @@ def loso_entry(frame: pd.DataFrame, held_out: list[str], n_boot: int) -> dict:
 
 
 def update_checkpoint(checkpoint: Path, source: str, members: list[Path], n_boot: int = 1000) -> dict:
-    from training.model_card import render_card
+    from training.evidence import update_evidence
 
     frames = [pd.read_csv(m / "oof.csv", dtype={"image_id": str, "group_id": str}) for m in members]
     summaries = [json.loads((m / "summary.json").read_text()) for m in members]
     entry = loso_entry(member_mean(frames), never_seen(summaries, source), n_boot)
-    path = checkpoint / "validation.json"
-    validation = json.loads(path.read_text())
-    loso = validation.setdefault("leave_one_source_out", {})
-    if source in loso:
-        earlier = loso[source]
-        if sorted(earlier.get("held_out", [source])) == entry["held_out"]:
-            # a rerun of the same design: the run it replaced is still the one worth naming
-            if "replaces" in earlier:
-                entry["replaces"] = earlier["replaces"]
-        else:
-            entry["replaces"] = {k: earlier[k] for k in ("auc", "auc_ci", "held_out") if k in earlier}
-            entry["replaces"].setdefault("held_out", [source])
-    loso[source] = entry
-    path.write_text(json.dumps(validation, indent=1) + "\n")  # as assemble_default writes it
-    config = json.loads((checkpoint / "config.json").read_text())
-    (checkpoint / "MODEL_CARD.md").write_text(render_card(config, validation))
-    return entry
+
+    def replace_entry(validation: dict) -> dict:
+        loso = validation.setdefault("leave_one_source_out", {})
+        earlier = loso.get(source)
+        if earlier is not None:
+            if sorted(earlier.get("held_out", [source])) == entry["held_out"]:
+                # a rerun of the same design: the run it replaced is still the one worth naming
+                if "replaces" in earlier:
+                    entry["replaces"] = earlier["replaces"]
+            else:
+                entry["replaces"] = {k: earlier[k] for k in ("auc", "auc_ci", "held_out") if k in earlier}
+                entry["replaces"].setdefault("held_out", [source])
+        loso[source] = entry
+        return entry
+
+    return update_evidence(checkpoint, replace_entry)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,16 +111,16 @@ def report(oof: pd.DataFrame, pairs: Iterable[tuple[str, str]], pairs_file: str 
 
 def update_checkpoint(checkpoint: Path, pairs: Sequence[tuple[str, str]]) -> dict:
     """Write ``report`` into the checkpoint's validation.json and render its model card from it again."""
-    from training.model_card import render_card
+    from training.evidence import update_evidence
 
     oof = pd.read_csv(checkpoint / "cv" / "oof.csv", dtype={"image_id": str, "group_id": str})
-    validation_path = checkpoint / "validation.json"
-    validation = json.loads(validation_path.read_text())
-    validation["near_duplicates"] = report(oof, pairs)
-    validation_path.write_text(json.dumps(validation, indent=1) + "\n")  # as assemble_default writes it
-    config = json.loads((checkpoint / "config.json").read_text())
-    (checkpoint / "MODEL_CARD.md").write_text(render_card(config, validation))
-    return validation["near_duplicates"]
+    result = report(oof, pairs)
+
+    def add_report(validation: dict) -> dict:
+        validation["near_duplicates"] = result
+        return result
+
+    return update_evidence(checkpoint, add_report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.follow_up import lesion_histories
 from dashboard.history_data import export_filename, timeline_table, visit_choice_label
 from dashboard.lesion_views import return_to_saved_card, visit_lesion_card
-from dashboard.model_card_data import checkpoint_file_json
 from dashboard.outcomes import undecided, visit_date_text
 from dashboard.textsafe import literal
 from dashboard.wording import pct
@@ -115,7 +114,7 @@ with visits_tab:
         st.download_button(  # built when clicked: stored images, saliency overlays, audited under the reader
             "Download visit report (PDF)",
             data=lambda vid=visit.id: report_data.visit_report(
-                store, vid, predictor, validation=checkpoint_file_json(resources.checkpoint_folder(), "validation.json")
+                store, vid, predictor, validation=resources.checkpoint_validation()
             ),
             file_name=report_data.report_filename(patient.identifier, visit),
             mime="application/pdf",

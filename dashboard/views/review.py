@@ -23,7 +23,6 @@ from dashboard import (
 from dashboard import components as ui
 from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.lesion_views import cam_methods, lesion_card, return_to_remembered_card
-from dashboard.model_card_data import checkpoint_file_json
 from dashboard.model_evidence import mole_check_sentence
 from dashboard.navigation import page
 from dashboard.operating_point import operating_point
@@ -39,9 +38,7 @@ state = ui.review_state()
 predictor = resources.get_predictor()  # stops with a "No model installed" page when there is none
 store, store_problem = resources.try_get_user_store()  # role-checked, every access attributed to `user`
 op = operating_point(predictor.config)
-mole_check = mole_check_sentence(
-    checkpoint_file_json(resources.checkpoint_folder(), "validation.json"), predictor.config
-)
+mole_check = mole_check_sentence(resources.checkpoint_validation(), predictor.config)
 
 st.title("Patient review")
 st.caption(

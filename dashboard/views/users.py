@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
@@ -42,6 +44,18 @@ def _done(message: str) -> None:
     st.toast(literal(message), icon=":material/check_circle:")
 
 
+def _apply(change: Callable[[], None], message: str, rerun: bool = True) -> None:
+    """One account change: its refusal shown (e.g. the last active administrator), else done and the page redrawn."""
+    try:
+        change()
+    except ValueError as exc:
+        st.error(literal(exc))
+        return
+    _done(message)
+    if rerun:
+        st.rerun()
+
+
 left, right = st.columns(2)
 with left, st.form("add_user", clear_on_submit=True):
     st.markdown("**Add an account**")
@@ -75,28 +89,21 @@ with right, st.container(border=True):
             key="toggle_active",
             icon=":material/block:" if current.active else ":material/check:",
         ):
-            try:  # refused for the last active administrator (another admin may be demoting this one now)
-                accounts.set_active(current.username, not current.active, actor=admin.username)
-            except ValueError as exc:
-                st.error(literal(exc))
-            else:
-                _done(f"{current.username} {'disabled' if current.active else 'enabled'}.")
-                st.rerun()
+            _apply(
+                lambda: accounts.set_active(current.username, not current.active, actor=admin.username),
+                f"{current.username} {'disabled' if current.active else 'enabled'}.",
+            )
         new_role = c2.selectbox("Role", ROLES, index=ROLES.index(current.role), key="manage_role")
         if new_role != current.role and c2.button("Change role", key="change_role"):
-            try:
-                accounts.set_role(current.username, new_role, actor=admin.username)
-            except ValueError as exc:
-                st.error(literal(exc))
-            else:
-                _done(f"{current.username} is now {new_role}.")
-                st.rerun()
+            _apply(
+                lambda: accounts.set_role(current.username, new_role, actor=admin.username),
+                f"{current.username} is now {new_role}.",
+            )
     with st.form("reset_password", clear_on_submit=True):
         new_password = st.text_input("New password", type="password", key="reset_password_value")
         if st.form_submit_button("Set new password", icon=":material/password:"):
-            try:
-                accounts.reset_password(current.username, new_password, actor=admin.username)
-            except ValueError as exc:
-                st.error(literal(exc))
-            else:
-                _done(f"New password set for {current.username}.")
+            _apply(
+                lambda: accounts.reset_password(current.username, new_password, actor=admin.username),
+                f"New password set for {current.username}.",
+                rerun=False,
+            )
