@@ -77,6 +77,11 @@ def pct(p: float | None, digits: int | None = None) -> str:
     return f"{value:.{digits}f}%"
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 visit", "3 visits", "2 analyses" (``plural`` when adding an s is wrong)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def reason_lines(reasons: Any) -> list[str]:
     """The triage's plain-text reasons, one per line/semicolon, ready for a bullet list."""
     if reasons is None or (isinstance(reasons, float) and math.isnan(reasons)):

@@ -7,6 +7,7 @@ prevalence (584 melanomas in 33,126 lesions = 1.76%) from sensitivity and specif
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -23,6 +24,38 @@ def _arrays(y, p) -> tuple[np.ndarray, np.ndarray]:
     if y.shape != p.shape:
         raise ValueError(f"labels {y.shape} and scores {p.shape} differ in shape")
     return y, p
+
+
+def proportion_ci(hits: int, total: int) -> tuple[float, float]:
+    """95% Wilson score interval of ``hits / total`` (scipy's binomtest); NaNs when ``total`` is 0. Wilson, not
+    the normal approximation, because a clinic's first results are a handful of lesions, where that one
+    leaves [0, 1] and collapses at 0 or all hits."""
+    if total <= 0:
+        return float("nan"), float("nan")
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(hits), int(total)).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def random_order_share(n, k) -> float:
+    """Expected share of a patient's other lesions looked at before the first of its ``k`` melanomas among ``n``
+    lesions, in a random order (E[first rank] = (n + 1) / (k + 1)), averaged over patients; NaN for none."""
+    n, k = np.asarray(n, dtype=float), np.asarray(k, dtype=float)
+    if n.size == 0:
+        return float("nan")
+    expected_first = (n + 1) / (k + 1)
+    return float(np.mean(np.where(n > 1, (expected_first - 1) / np.maximum(n - 1, 1), 0.0)))
+
+
+def random_order_top(n, m, k: int) -> float:
+    """Expected top-``k`` sensitivity of a random order: the mean over patients of the chance that a random ``k``
+    of a patient's ``n`` lesions hold one of its ``m`` melanomas, 1 - C(n - m, k) / C(n, k). A patient with
+    ``k`` lesions or fewer is found by any order; NaN for no patient."""
+    if len(n) == 0:
+        return float("nan")
+    misses = [math.comb(int(a - b), k) / math.comb(int(a), k) if a > k else 0.0 for a, b in zip(n, m, strict=True)]
+    return float(1.0 - np.mean(misses))
 
 
 def roc_auc(y, p) -> float:

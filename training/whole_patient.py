@@ -18,11 +18,10 @@ Intervals: 95% percentile bootstrap over patients (melanoma patients resampled w
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from model import metrics
 from model.ugly_duckling import rank_descending
 
 WHOLE_PATIENT_SOURCE = "isic2020_patients"  # the complete patients: every lesion each has
@@ -71,28 +70,17 @@ def summarise(table: pd.DataFrame) -> dict[str, float]:
 
 
 def random_order_share(table: pd.DataFrame) -> float:
-    """Expected share_before of a random order: E[first of k among n] = (n+1)/(k+1); NaN without a patient
+    """Expected share_before of a random order (``model.metrics.random_order_share``); NaN without a patient
     with a melanoma (nothing to find)."""
     mel = table[table["n_melanoma"] > 0]
-    if mel.empty:
-        return float("nan")
-    n, k = mel["n"].to_numpy(float), mel["n_melanoma"].to_numpy(float)
-    expected_first = (n + 1) / (k + 1)
-    return float(np.mean(np.where(n > 1, (expected_first - 1) / np.maximum(n - 1, 1), 0.0)))
+    return metrics.random_order_share(mel["n"], mel["n_melanoma"])
 
 
 def random_order_top(table: pd.DataFrame, k: int) -> float:
-    """Expected top-k sensitivity of a random order: the mean over melanoma patients of the chance that a
-    random k of the patient's n lesions hold one of its melanomas, 1 - C(n - m, k) / C(n, k). A patient with
-    k lesions or fewer is found by any order; NaN without a patient with a melanoma."""
+    """Expected top-k sensitivity of a random order (``model.metrics.random_order_top``); NaN without a patient
+    with a melanoma."""
     mel = table[table["n_melanoma"] > 0]
-    if mel.empty:
-        return float("nan")
-    misses = [
-        math.comb(int(n - m), k) / math.comb(int(n), k) if n > k else 0.0
-        for n, m in zip(mel["n"], mel["n_melanoma"], strict=True)
-    ]
-    return float(1.0 - np.mean(misses))
+    return metrics.random_order_top(list(mel["n"]), list(mel["n_melanoma"]), k)
 
 
 def bootstrap(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, object]]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from dashboard.store import export, validation, views
 from dashboard.store.core import StoreCore, get_row, patient_numbers
-from dashboard.store.models import AuditEvent, Decision, Histology, Lesion, LesionImage, Patient
+from dashboard.store.models import AuditEvent, Decision, Histology, Lesion, LesionImage, Patient, Prediction
 from dashboard.store.records import HistologyView, OutcomeRow, visit_date
 
 logger = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ class Outcomes(StoreCore):
         )
         if patient_id is not None:
             stmt = stmt.where(Lesion.patient_id == patient_id)
-        rows: list[OutcomeRow] = []
+        rows: list[dict[str, Any]] = []
         with self._read() as session:
             if patient_id is not None:
                 get_row(session, Patient, patient_id, "patient")
@@ -231,7 +232,7 @@ class Outcomes(StoreCore):
                     pred, visit, patient = image.predictions[-1], image.visit, lesion.patient
                     image_date = visit_date(visit.taken_on, visit.visit_time)  # the local day, not UTC's
                     rows.append(
-                        OutcomeRow(
+                        dict(
                             patient_id=lesion.patient_id,
                             lesion_id=lesion.id,
                             lesion_number=lesion_no.get(lesion.id, 0),
@@ -256,7 +257,8 @@ class Outcomes(StoreCore):
                             latest_image=image is scored[-1],
                         )
                     )
-        return rows
+            ranked = _ranked_per_visit(session, {row["visit_id"] for row in rows})
+        return [OutcomeRow(**row, ranked_in_visit=ranked.get(row["visit_id"], 0)) for row in rows]
 
     def export_outcomes(self, patient_id: int | None = None, *, actor: str, include_not_done: bool = False) -> str:
         """The labelled outcomes as CSV (see ``outcomes``); pseudonymous; the export is audited."""
@@ -275,3 +277,17 @@ class Outcomes(StoreCore):
         )
         logger.info("exported %d outcome rows", len(rows))
         return text
+
+
+def _ranked_per_visit(session: Session, visit_ids: set[int]) -> dict[int, int]:
+    """How many lesions each visit ranked: its scored dermoscopic images (one per lesion and visit), the
+    denominator of a lesion's rank."""
+    if not visit_ids:
+        return {}
+    scored = (
+        select(LesionImage.visit_id, func.count(func.distinct(LesionImage.id)))
+        .join(Prediction, Prediction.image_id == LesionImage.id)
+        .where(LesionImage.kind == "dermoscopic", LesionImage.visit_id.in_(visit_ids))
+        .group_by(LesionImage.visit_id)
+    )
+    return {visit_id: int(count) for visit_id, count in session.execute(scored)}

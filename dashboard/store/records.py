@@ -270,6 +270,7 @@ class OutcomeRow:
     histology: str
     reported_on: date | None
     latest_image: bool  # the lesion's last scored image (closest to the excision)
+    ranked_in_visit: int = 0  # lesions ranked in that visit: ``rank`` is out of this many
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import figures, resources
+from dashboard import figures, local_results_ui, resources
 from dashboard.model_card_data import (
     checkpoint_file_json,
     checkpoint_file_text,
@@ -203,6 +203,9 @@ if not audit.empty:
         "shortcut the model learned, not melanoma. The threshold finds a different share of each source's "
         "melanomas: the complete patients (whole mole checks) are closest to this dashboard's use."
     )
+
+st.subheader("In this clinic: how it did on your patients", divider="gray")
+local_results_ui.panel(config, validation)
 
 st.subheader("Validation", divider="gray")
 sets = curve_sets(validation)

@@ -616,3 +616,53 @@ def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, 
     assert calls, "no progress was reported while scoring"
     assert calls[-1] == (10, 10)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_model_page_compares_this_clinics_histology_results_with_the_card(monkeypatch, app_env):
+    """The "In this clinic" section: the outcomes recorded in the store, scored by the loaded model, against
+    the threshold; another model version's scores are left out; reading them is audited once a session."""
+    from datetime import date
+
+    from dashboard.auth import UserStore
+    from dashboard.review_state import model_checksum
+    from dashboard.store.records import OutcomeRow
+    from model.checkpoint import model_id
+
+    config = json.loads((app_env.checkpoint / "config.json").read_text())
+    threshold = config["operating_point"]["threshold"] if config.get("operating_point") else None
+
+    def outcome(lesion: int, histology: str, p: float, rank: int, model: str) -> OutcomeRow:
+        return OutcomeRow(
+            patient_id=1, lesion_id=lesion, lesion_number=lesion, site="torso", body_region=None, visit_id=1,
+            visit_number=1, image_date=date(2026, 5, 1), age_at_visit=60, sex="female", image_sha256="0" * 64,
+            model_id=model, model_checksum=model_checksum(config), p_melanoma=p, p_spread=0.01, tta_views=2,
+            ugly_duckling=None, outlier=None, rank=rank, histology=histology, reported_on=date(2026, 5, 20),
+            latest_image=True, ranked_in_visit=12,
+        )  # fmt: skip
+
+    rows = [
+        outcome(1, "melanoma", 0.99, 2, model_id(config)),
+        outcome(2, "benign", 0.0001, 9, model_id(config)),
+        outcome(3, "melanoma", 0.99, 1, "an-older-model"),
+    ]
+    monkeypatch.setattr(UserStore, "outcomes", lambda self, *a, **k: (self._read(), rows)[1])
+    at = start()
+    at.switch_page("views/model_card.py").run()
+    assert not at.exception, at.exception
+    page = texts(at)
+    assert "In this clinic" in page
+    assert "2 lesions with a histology result scored by this model, 1 of them melanoma, in 1 visit that" in page
+    assert "1 result of lesions scored by another model version is left out" in page
+    assert "too few to judge" in page
+    [table] = [d.value for d in at.dataframe if "this clinic" in d.value.columns]
+    clinic = dict(zip(table["measure"], table["this clinic"], strict=True))
+    assert clinic["melanoma in the visit's top 5"].startswith("100% (1 of 1;")
+    share = clinic["share of the visit's other lesions listed before the melanoma"]
+    assert share == "0.09 (1 visit) · random order 0.50"  # rank 2 of 12: 1 of the 11 others first
+    if threshold is not None:
+        assert clinic["excised melanomas flagged (at the threshold)"].startswith("100% (1 of 1;")
+    at.run()  # a rerun (any widget) reads again but does not audit again
+    store = app_env.store()
+    [event] = store.audit_events(action="outcomes.summary")
+    assert (event.actor, event.patient_id, event.detail["rows"]) == (CLINICIAN, None, 3)
+    store.close()

@@ -96,3 +96,24 @@ def test_a_dataset_with_one_class_gets_its_figures_but_no_curves():
         report = report_from_predictions(preds, n_boot=20)
     assert set(report["curves"]) == {"pooled", "a"}
     assert "benign only" in report["per_dataset"]
+
+
+def test_proportion_interval_is_wilsons_and_stays_inside_zero_one():
+    from model.metrics import proportion_ci
+
+    low, high = proportion_ci(13, 25)  # Wilson by hand: centre 0.5173, half-width 0.1824
+    assert low == pytest.approx(0.3350, abs=1e-4) and high == pytest.approx(0.6997, abs=1e-4)
+    assert proportion_ci(0, 5)[0] == pytest.approx(0.0, abs=1e-12)
+    assert proportion_ci(5, 5)[1] == pytest.approx(1.0, abs=1e-12)
+    assert all(np.isnan(proportion_ci(0, 0)))
+
+
+def test_random_order_expectations():
+    from model.metrics import random_order_share, random_order_top
+
+    # one melanoma among 10: half the other 9 before it; the top 5 holds it half the time
+    assert random_order_share([10], [1]) == pytest.approx(0.5)
+    assert random_order_top([10], [1], 5) == pytest.approx(0.5)
+    # a patient with 5 lesions or fewer is found by any top 5; no patient: NaN
+    assert random_order_top([4, 10], [1, 1], 5) == pytest.approx(0.75)
+    assert np.isnan(random_order_share([], [])) and np.isnan(random_order_top([], [], 5))

@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from dashboard import local_results
 from dashboard.auth import AccessDenied, Accounts, UserStore
+from dashboard.local_results import MelanomaVisit, Proportion
 from dashboard.store import OverviewImage
 
 T0 = datetime(2025, 3, 1, 9, tzinfo=UTC)
@@ -314,6 +316,8 @@ def test_outcomes_are_labelled_pseudonymous_rows(store, sample_images, make_lesi
 
     rows = store.outcomes()
     assert [(r.lesion_id, r.visit_id, r.latest_image) for r in rows] == [(back_id, v1, False), (back_id, v2, True)]
+    # each rank is out of the lesions its visit ranked: two in the first visit, one in the follow-up
+    assert [(r.rank, r.ranked_in_visit) for r in rows] == [(1, 2), (1, 1)]
     last = rows[-1]
     assert (last.p_melanoma, last.p_spread, last.tta_views, last.outlier, last.ugly_duckling) == (
         0.6,
@@ -333,9 +337,9 @@ def test_outcomes_are_labelled_pseudonymous_rows(store, sample_images, make_lesi
 
     text = store.export_outcomes(actor="dr.ada")
     table = list(csv.DictReader(io.StringIO(text)))
-    assert [(r["lesion_id"], r["melanoma"], r["latest_image"]) for r in table] == [
-        (str(back_id), "1", "no"),
-        (str(back_id), "1", "yes"),
+    assert [(r["lesion_id"], r["melanoma"], r["latest_image"], r["ranked_in_visit"]) for r in table] == [
+        (str(back_id), "1", "no", "2"),
+        (str(back_id), "1", "yes", "1"),
     ]
     assert "PSEUDO-0001" not in text and "upload.jpg" not in text  # ids and hashes, no identifier or file name
     [event] = store.audit_events(action="outcomes.export")
@@ -397,3 +401,28 @@ def test_history_export_carries_the_date_taken_region_overviews_and_amendments(
         (new_id, False, item.decision.id),
     ]
     assert len(lesion["overview_images"]) == 1 and lesion["image"]["kind"] == "dermoscopic"
+
+
+def test_the_store_gives_each_rank_its_visits_count(store, sample_images, make_lesion, make_review):
+    """End to end through the case store: a saved 3-lesion visit, histology recorded afterwards."""
+    visit = store.save_review(
+        make_review(
+            [
+                make_lesion(sample_images[0], lesion_label="a", rank=1, p_melanoma=0.7),
+                make_lesion(sample_images[1], lesion_label="b", rank=2, p_melanoma=0.4),
+                make_lesion(sample_images[2], lesion_label="c", rank=3, p_melanoma=0.1),
+            ],
+            visit_time=T0,
+        )
+    )
+    lesions = {les.label: les.lesion_id for les in store.load_visit(visit).lesions}
+    store.record_histology(lesions["b"], "melanoma", actor="dr.ada", reported_on=date(2025, 3, 20))
+    store.record_histology(lesions["a"], "benign", actor="dr.ada", reported_on=date(2025, 3, 20))
+    saved = make_review([])  # the model id and checksum every review above was saved with
+    results = local_results.local_results(
+        store.outcomes(), lambda m, c: (m, c) == (saved.model_version, saved.model_checksum), 0.5
+    )
+    assert results.visits == (MelanomaVisit(first_rank=2, ranked=3, melanomas=1),)
+    assert results.share_before == pytest.approx(0.5)
+    assert (results.melanomas_flagged, results.others_flagged) == (Proportion(0, 1), Proportion(1, 1))
+    assert results.auc == 0.0  # the excised benign lesion scored above the melanoma
