@@ -47,7 +47,8 @@ class SignedIn:
 
 
 def idle_limit_s() -> float:
-    return max(settings.environment().idle_timeout_minutes, 0.05) * 60
+    # data/settings.py refuses a value outside its range (nan, 0, a day and more), so no clamp here.
+    return settings.environment().idle_timeout_minutes * 60
 
 
 def signed_in() -> AuthUser | None:

@@ -37,6 +37,11 @@ CPU_THREADS_ENV = "OMP_NUM_THREADS"  # the standard knob: CPU threads for scorin
 DEFAULT_IDLE_MINUTES = 15.0
 DEFAULT_LOGIN_MAX_FAILURES = 5
 DEFAULT_LOGIN_LOCK_MINUTES = 15.0
+# The range each minutes setting must lie in, else the app stops (a typo must not weaken sign-in silently).
+# At least a minute: below it the idle sign-out ends sessions mid-typing (the screen checks once a minute) and
+# a lock of a fraction of a minute is no lockout at all. At most a day: a longer idle limit is no idle sign-out,
+# and a longer lock lets anyone who knows a username keep its owner out for days.
+MINUTES_RANGE = (1.0, 24 * 60.0)
 
 MIB = 1024 * 1024
 
@@ -106,30 +111,29 @@ def _text(environ: Mapping[str, str], name: str) -> str | None:
     return environ.get(name, "").strip() or None
 
 
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    try:
-        return float(_text(environ, name) or default)
-    except ValueError:
-        return default
-
-
 def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
     text = _text(environ, name)
     return int(text) if text and text.isdigit() and int(text) > 0 else None  # torch, too, ignores others
 
 
-def _lockout_setting(environ: Mapping[str, str], name: str, default: float, kind: type) -> float:
-    """A sign-in lockout setting, which must be a positive number: 0 would lock every account, and a value
-    that cannot be read stops the app rather than weakening the lockout silently."""
+def _checked_number(
+    environ: Mapping[str, str], name: str, default: float, kind: type, bounds: tuple[float, float | None]
+) -> float:
+    """A security setting (idle sign-out, sign-in lockout) within ``bounds`` (a None maximum: no maximum). A
+    value that cannot be read or lies outside stops the app with a message naming the variable, rather than
+    falling back or weakening the check silently (0 failures would lock every account, nan would never expire)."""
     text = _text(environ, name)
     if not text:
         return default
+    low, high = bounds
     try:
         value = kind(text)
     except ValueError:
-        value = 0
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive {'whole ' if kind is int else ''}number, not {text!r}")
+        value = math.nan
+    if not math.isfinite(value) or value < low or (high is not None and value > high):
+        whole = "whole " if kind is int else ""
+        within = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
+        raise ValueError(f"{name} must be a {whole}number {within}, not {text!r}")
     return value
 
 
@@ -143,9 +147,12 @@ def environment(environ: Mapping[str, str] | None = None) -> Environment:
         data_dir=Path(data_dir) if data_dir else None,
         checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
         shared_dir=Path(environ.get(SHARED_DIR_ENV) or DEFAULT_SHARED_DIR).resolve(),
-        idle_timeout_minutes=_float(environ, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_MINUTES),
-        # A malformed lockout setting stops the app at start rather than weakening the lockout silently.
-        login_max_failures=int(_lockout_setting(environ, LOGIN_MAX_FAILURES_ENV, DEFAULT_LOGIN_MAX_FAILURES, int)),
-        login_lock_minutes=_lockout_setting(environ, LOGIN_LOCK_MINUTES_ENV, DEFAULT_LOGIN_LOCK_MINUTES, float),
+        idle_timeout_minutes=_checked_number(environ, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_MINUTES, float, MINUTES_RANGE),
+        login_max_failures=int(
+            _checked_number(environ, LOGIN_MAX_FAILURES_ENV, DEFAULT_LOGIN_MAX_FAILURES, int, (1, None))
+        ),
+        login_lock_minutes=_checked_number(
+            environ, LOGIN_LOCK_MINUTES_ENV, DEFAULT_LOGIN_LOCK_MINUTES, float, MINUTES_RANGE
+        ),
         cpu_threads=_positive_int(environ, CPU_THREADS_ENV),
     )

@@ -24,7 +24,7 @@ def test_the_environment_is_read_into_typed_values_with_the_documented_defaults(
             "TRIAGE_DATA_DIR": "/srv/images",
             "TRIAGE_CHECKPOINT": "~/model",
             "TRIAGE_SHARED_DIR": "/data/shared",
-            "TRIAGE_IDLE_TIMEOUT_MINUTES": "not a number",  # a typo keeps the safe default
+            "TRIAGE_IDLE_TIMEOUT_MINUTES": "20",
             "TRIAGE_LOGIN_MAX_FAILURES": "3",
             "TRIAGE_LOGIN_LOCK_MINUTES": "30",
             "OMP_NUM_THREADS": "1",
@@ -32,7 +32,7 @@ def test_the_environment_is_read_into_typed_values_with_the_documented_defaults(
     )
     assert given.database_url == "sqlite:///x.db" and given.data_dir == Path("/srv/images")
     assert given.checkpoint == Path("~/model").expanduser() and given.shared_dir == Path("/data/shared").resolve()
-    assert (given.idle_timeout_minutes, given.login_max_failures, given.login_lock_minutes) == (15.0, 3, 30.0)
+    assert (given.idle_timeout_minutes, given.login_max_failures, given.login_lock_minutes) == (20.0, 3, 30.0)
     assert given.cpu_threads == 1
     assert environment({"OMP_NUM_THREADS": "0"}).cpu_threads is None  # as torch: not a thread count
 
@@ -81,3 +81,27 @@ def test_a_lockout_setting_that_would_lock_everyone_or_cannot_be_read_stops_the_
 def test_a_lockout_setting_that_is_not_a_finite_number_names_the_variable(value):
     with pytest.raises(ValueError, match="TRIAGE_LOGIN_LOCK_MINUTES"):
         environment({"TRIAGE_LOGIN_LOCK_MINUTES": value})
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "abc", "15min", "0", "-5", "0.5", "1441"])
+def test_an_idle_timeout_that_never_expires_cannot_be_read_or_signs_everyone_out_stops_the_app(text):
+    # nan/inf never expired; 'abc' and '15min' fell back to 15 silently; 0 and -5 signed everyone out at once.
+    with pytest.raises(ValueError, match="TRIAGE_IDLE_TIMEOUT_MINUTES must be a number from 1 to 1440"):
+        environment({"TRIAGE_IDLE_TIMEOUT_MINUTES": text})
+
+
+@pytest.mark.parametrize("text", ["1e-9", "0.5", "1441"])
+def test_a_lock_shorter_than_a_minute_or_longer_than_a_day_stops_the_app(text):
+    # 1e-9 minutes was accepted: the lockout was effectively off.
+    with pytest.raises(ValueError, match="TRIAGE_LOGIN_LOCK_MINUTES must be a number from 1 to 1440"):
+        environment({"TRIAGE_LOGIN_LOCK_MINUTES": text})
+
+
+def test_minutes_settings_at_the_ends_of_their_range_are_accepted(monkeypatch):
+    from dashboard.auth_ui import idle_limit_s
+
+    for text, minutes in [("1", 1.0), ("1440", 1440.0), (" 2.5 ", 2.5)]:
+        given = environment({"TRIAGE_IDLE_TIMEOUT_MINUTES": text, "TRIAGE_LOGIN_LOCK_MINUTES": text})
+        assert (given.idle_timeout_minutes, given.login_lock_minutes) == (minutes, minutes)
+    monkeypatch.setenv("TRIAGE_IDLE_TIMEOUT_MINUTES", "2.5")
+    assert idle_limit_s() == 150.0
