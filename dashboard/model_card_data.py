@@ -55,7 +55,8 @@ METRIC_NAMES = {
     "sens_at_spec90": "sensitivity at 90% specificity",
     "spec_at_sens90": "specificity at 90% sensitivity",
     "spec_at_sens95": "specificity at 95% sensitivity",
-    "calibration_ece": "calibration error (ECE)",
+    # at the set's own melanoma share, where a score calibrated to screening prevalence reads too low
+    "calibration_ece": "calibration error (ECE) at the set's own prevalence",
 }
 
 

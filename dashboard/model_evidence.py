@@ -7,11 +7,14 @@ older checkpoints do not carry them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+
+from dashboard.operating_point import OperatingPoint
 
 COMPLETE_PATIENTS = "isic2020_patients"  # the evidence's complete patients (training.whole_patient's source)
 WHOLE_PATIENT_METRICS = {
@@ -208,6 +211,45 @@ def melanomas_flagged(stats: dict[str, Any]) -> str:
     if sens is None or not n_mel:
         return "–"
     return f"{_value(sens):.0%} ({round(_value(sens) * n_mel)} of {n_mel})"
+
+
+def screening_calibration(validation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The held-out scores' calibration curve re-weighted to screening prevalence (cross-fitted: each fold's
+    scores calibrated by a fit on the other folds), with its ECE; None when the checkpoint has none."""
+    section = (validation or {}).get("calibration_at_screening_prevalence")
+    curve = section.get("cross_fitted") if isinstance(section, dict) else None
+    if isinstance(curve, dict) and curve.get("mean_predicted") and curve.get("fraction_positive"):
+        return curve
+    return None
+
+
+def calibration_caption(screening: dict[str, Any] | None) -> str:
+    """What the Model page's calibration figure shows: at screening prevalence when the checkpoint has that
+    curve, else the validation mix, where a score calibrated to screening sits below the diagonal."""
+    if screening is None:
+        return (
+            "At the validation set's own melanoma share, not screening's: a score calibrated to the 1.76% "
+            "screening prevalence sits below the diagonal here."
+        )
+    ece = _value(screening.get("ece"))
+    return (
+        "Held-out scores, each calibrated by a fit on the other folds, re-weighted to the 1.76% screening "
+        "prevalence: dots on the diagonal mean that among lesions scored about 3%, about 3% are melanoma"
+        + ("." if math.isnan(ece) else f" (calibration error {ece:.4f}).")
+    )
+
+
+def mole_check_point(validation: dict[str, Any] | None, op: OperatingPoint) -> tuple[OperatingPoint, int] | None:
+    """The operating threshold as it did on complete patients' moles (its sensitivity and specificity there),
+    and how many melanomas that rests on; None without those figures. The pooled point is mostly HAM10000's."""
+    stats = ((validation or {}).get("per_dataset") or {}).get(COMPLETE_PATIENTS)
+    if not isinstance(stats, dict):
+        return None
+    sensitivity, specificity = _value(stats.get("sensitivity")), _value(stats.get("specificity"))
+    if math.isnan(sensitivity) or math.isnan(specificity):
+        return None
+    point = dataclasses.replace(op, sensitivity=sensitivity, specificity=specificity)
+    return point, int(stats.get("n_melanoma") or 0)
 
 
 def is_calibrated(config: dict[str, Any] | None) -> bool:

@@ -198,20 +198,28 @@ def pr_figure(
     return style_figure(fig, "Precision–recall", height=400)
 
 
-def calibration_figure(sets: Mapping[str, Curves | None]) -> go.Figure | None:
-    """Observed fraction melanoma against mean predicted P(melanoma) per bin (marker area: lesions in the
-    bin) with the perfect-calibration diagonal; None without data."""
+def calibration_figure(
+    sets: Mapping[str, Curves | None], title: str = "Calibration (validation set)"
+) -> go.Figure | None:
+    """Observed fraction melanoma against mean predicted P(melanoma) per bin (marker area: the bin's lesions,
+    ``count``, or its share of them, ``weight``, for a curve re-weighted to another prevalence) with the
+    perfect-calibration diagonal; the axes end just above the data (a curve at screening prevalence lives
+    below 15%); None without data."""
     curves = _with(sets, "calibration", "mean_predicted", "fraction_positive")
     if not curves:
         return None
     fig = go.Figure(_diagonal("perfect calibration"))
+    top = 0.0
     for i, name, cal in curves:
         mean_pred, frac_pos = cal["mean_predicted"], cal["fraction_positive"]
-        counts = cal.get("count") or [None] * len(mean_pred)
-        sizes = None
-        if all(c is not None for c in counts):
-            c = np.asarray(counts, dtype=float)
+        top = max(top, *mean_pred, *frac_pos)
+        weighted = not cal.get("count") and bool(cal.get("weight"))
+        sizes_of = cal.get("weight") if weighted else cal.get("count")
+        sizes, in_bin = None, ["?"] * len(mean_pred)
+        if sizes_of and all(c is not None for c in sizes_of):
+            c = np.asarray(sizes_of, dtype=float)
             sizes = 8 + 18 * np.sqrt(c / c.max()) if c.max() > 0 else None
+            in_bin = [f"{w:.0%} of lesions" if weighted else f"{int(w)} lesions" for w in c]
         fig.add_trace(
             go.Scatter(
                 x=mean_pred,
@@ -220,13 +228,14 @@ def calibration_figure(sets: Mapping[str, Curves | None]) -> go.Figure | None:
                 name=name,
                 line={"color": _colour(i), "width": 2},
                 marker={"size": sizes if sizes is not None else 9, "color": _colour(i)},
-                customdata=np.asarray([c if c is not None else -1 for c in counts]),
-                hovertemplate="predicted %{x:.2f}<br>observed %{y:.2f}<br>lesions in bin %{customdata}<extra></extra>",
+                customdata=np.asarray(in_bin),
+                hovertemplate="predicted %{x:.3f}<br>observed %{y:.3f}<br>in bin: %{customdata}<extra></extra>",
             )
         )
-    fig.update_xaxes(range=[0, 1], title="mean predicted P(melanoma)")
-    fig.update_yaxes(range=[0, 1.02], title="observed fraction melanoma")
-    return style_figure(fig, "Calibration (validation set)", height=400)
+    upper = min(1.0, 1.1 * top) if top > 0 else 1.0
+    fig.update_xaxes(range=[0, upper], title="mean predicted P(melanoma)")
+    fig.update_yaxes(range=[0, upper * 1.02], title="observed fraction melanoma")
+    return style_figure(fig, title, height=400)
 
 
 def figures_page(figures: list[go.Figure | None], title: str) -> str:

@@ -15,11 +15,14 @@ from dashboard.model_card_data import (
     per_dataset_table,
 )
 from dashboard.model_evidence import (
+    calibration_caption,
     deployed_ranking,
     is_calibrated,
+    mole_check_point,
     new_source_note,
     rephotograph_note,
     run_to_run_note,
+    screening_calibration,
     source_audit_table,
     spread_note,
     whole_patient,
@@ -155,14 +158,31 @@ else:
                 pct(SCREENING_PREVALENCE, 2),
                 help="Melanoma among imaged lesions in the full ISIC 2020 screening data (584 of 33,126).",
             )
+        st.caption(
+            "These are the pooled validation figures: two thirds of its melanomas are HAM10000's, a referral "
+            "collection. The figures on complete patients' moles, below, are closer to a mole check."
+        )
         per = op.per_1000()
         st.markdown(
             f"**Out of 1,000 lesions in a screening clinic**, about **{per['melanomas']:.0f}** are "
             "melanomas. "
-            f"At this threshold the model flags about **{per['flagged']:.0f}**: **{per['found']:.0f}** "
-            f"melanomas and **{per['false_alarms']:.0f}** benign lesions. About **{per['missed']:.0f}** "
-            "melanoma(s) would not be flagged — which is why every lesion still needs your own assessment."
+            f"At this threshold, with the pooled figures, the model flags about **{per['flagged']:.0f}**: "
+            f"**{per['found']:.0f}** melanomas and **{per['false_alarms']:.0f}** benign lesions. About "
+            f"**{per['missed']:.0f}** melanoma(s) would not be flagged — which is why every lesion still needs "
+            "your own assessment."
         )
+        mole_check = mole_check_point(validation, op)
+        if mole_check is not None:
+            point, n_melanoma = mole_check
+            at_check = point.per_1000()
+            st.warning(
+                f"**With the figures of complete patients' moles** (every mole of a patient; sensitivity "
+                f"{pct(point.sensitivity)} on {n_melanoma} melanomas, specificity {pct(point.specificity)}), "
+                f"the same 1,000 lesions give about **{at_check['flagged']:.0f}** flagged: "
+                f"**{at_check['found']:.0f}** melanomas found, **{at_check['missed']:.0f}** missed and "
+                f"**{at_check['false_alarms']:.0f}** benign lesions flagged.",
+                icon=":material/groups:",
+            )
         recorded = (config.get("operating_point") or {}).get("prevalence")
         if recorded and abs(float(recorded) - SCREENING_PREVALENCE) > 1e-4:
             st.caption(
@@ -224,7 +244,8 @@ curves = sets.get(chosen) if chosen else None
 point = op if chosen in ("validation", "pooled") else None
 roc = figures.roc_figure(curves, point)
 pr = figures.pr_figure(curves, point)
-cal = figures.calibration_figure(curves)
+screening_cal = screening_calibration(validation) if chosen in ("validation", "pooled") else None
+cal = figures.screening_calibration_figure(screening_cal) or figures.calibration_figure(curves)
 if validation and (validation.get("pooled") or {}).get("auc") is not None:
     pooled = validation["pooled"]
     ci = pooled.get("auc_ci") or []
@@ -244,13 +265,7 @@ else:
     for col, fig, name, note in (
         (cols[0], roc, "ROC", "Trade-off between melanomas found and benign lesions flagged."),
         (cols[1], pr, "Precision–recall", "Orange: what precision becomes at the real 1.76% prevalence."),
-        (
-            cols[2],
-            cal,
-            "Calibration",
-            "Dots on the diagonal: a score of 30% means about 30% are melanoma "
-            "(in the validation mix, not in screening).",
-        ),
+        (cols[2], cal, "Calibration", calibration_caption(screening_cal)),
     ):
         with col:
             if fig is None:

@@ -587,6 +587,15 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
     assert f"the scores on the wrong side of the threshold (error AUC {spread_auc:.2f}; chance 0.50)" in texts(at)
     rise = stability["rephotograph"]["benign"]["flagged_share"][str(float(SCORE_RISE.value))]
     assert f"the second already shows such a rise over the first in {rise:.1%} of pairs" in texts(at)
+    # the per-1,000 figures also at the complete patients' own sensitivity (52%, 13 of 25), not only pooled
+    validation = json.loads((DEFAULT_CHECKPOINT / "validation.json").read_text())
+    complete = validation["per_dataset"]["isic2020_patients"]
+    assert f"sensitivity {complete['sensitivity']:.0%} on {complete['n_melanoma']} melanomas" in texts(at)
+    # calibration is drawn at screening prevalence (cross-fitted), the claim the Limitations section makes
+    [calibration] = [c for c in at.get("plotly_chart") if c.key == "val_Calibration"]
+    assert "Calibration at screening prevalence" in calibration.proto.spec
+    ece = validation["calibration_at_screening_prevalence"]["cross_fitted"]["ece"]
+    assert f"(calibration error {ece:.4f})" in texts(at)
 
 
 def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, monkeypatch):

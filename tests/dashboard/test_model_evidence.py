@@ -162,3 +162,23 @@ def test_the_scores_caption_says_what_the_threshold_and_ranking_did_on_complete_
     unseen = {"isic2020_patients": {"whole_patient": {"share_before": {"value": 0.39}, "top5": {"value": 0.65}}}}
     with_unseen = mole_check_sentence({**validation, "leave_one_source_out": unseen}, {})
     assert with_unseen.endswith("top 5 for 76% of patients who had one (65% when trained without their source).")
+
+
+def test_the_threshold_at_complete_patients_and_the_calibration_shown():
+    from dashboard.model_evidence import calibration_caption, mole_check_point, screening_calibration
+    from dashboard.operating_point import SCREENING_PREVALENCE, OperatingPoint
+
+    pooled = OperatingPoint(0.016, 0.80, 0.71, SCREENING_PREVALENCE)
+    assert mole_check_point(VALIDATION, pooled) is None  # no complete patients in this evidence
+    complete = {"n_melanoma": 25, "sensitivity": 0.52, "specificity": 0.86}
+    point, n = mole_check_point({"per_dataset": {"isic2020_patients": complete}}, pooled)
+    assert (point.threshold, point.sensitivity, point.specificity, n) == (0.016, 0.52, 0.86, 25)
+    per = point.per_1000()
+    assert round(per["found"], 1) == round(1000 * SCREENING_PREVALENCE * 0.52, 1)
+    assert round(per["false_alarms"]) == round((1000 - 1000 * SCREENING_PREVALENCE) * 0.14)
+    assert screening_calibration(VALIDATION) is None
+    assert "sits below the diagonal" in calibration_caption(None)
+    curve = {"mean_predicted": [0.01], "fraction_positive": [0.012], "weight": [1.0], "ece": 0.00107}
+    validation = {"calibration_at_screening_prevalence": {"cross_fitted": curve}}
+    assert screening_calibration(validation) is curve
+    assert calibration_caption(curve).endswith("(calibration error 0.0011).")

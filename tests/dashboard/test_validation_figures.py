@@ -79,3 +79,20 @@ def test_the_network_summary_says_when_several_tails_share_a_trunk():
     text = network_summary(ensemble)
     assert text.startswith("**backbone** tf_efficientnet_lite0 at 224 px, **2 trained tails**")
     assert "`blocks.5.0`" in text and "mean of their logits" in text
+
+
+def test_calibration_at_screening_prevalence_is_drawn_on_its_own_scale():
+    """The re-weighted curve lives below 15%: on a 0–1 square its dots would sit in one corner, unreadable."""
+    curve = {
+        "mean_predicted": [0.001, 0.01, 0.12],
+        "fraction_positive": [0.0009, 0.011, 0.123],
+        "weight": [0.6, 0.3, 0.1],
+        "ece": 0.001,
+    }
+    fig = figures.screening_calibration_figure(curve)
+    assert fig.layout.title.text == "Calibration at screening prevalence"
+    assert fig.layout.xaxis.range == (0, pytest.approx(0.1353))  # just above the largest value, 0.123
+    [dots] = [t for t in fig.data if t.name == "held-out lesions at 1.76%"]
+    assert list(dots.customdata) == ["60% of lesions", "30% of lesions", "10% of lesions"]
+    assert list(dots.marker.size) == sorted(dots.marker.size, reverse=True)  # marker area follows the weight
+    assert figures.screening_calibration_figure(None) is None
