@@ -9,6 +9,7 @@ ourselves, so each ``Session.begin()`` is one real transaction.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -28,6 +29,11 @@ _BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# The case database holds identifiers, notes and password hashes: only the account the app runs as may read it.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's own files beside the database, holding its pages
+
 
 def _set_wal(cursor: Any) -> None:
     """Switch to WAL, retrying: the switch needs an exclusive lock, and when two processes open a new
@@ -42,6 +48,36 @@ def _set_wal(cursor: Any) -> None:
             if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def make_private_dirs(folder: Path) -> None:
+    """Create ``folder`` and its missing parents 0700, whatever the umask. A folder that exists already keeps
+    its permissions: the user chose it (``/tmp``, a mount)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # another process made it meanwhile
+        os.chmod(path, PRIVATE_DIR_MODE)  # mkdir's mode passes through the umask
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use 0644 under the usual umask 022; it gives
+    its -wal/-shm files the database's mode), and take group and other access away from files an earlier version
+    created. Files of another account are left alone (chmod is not ours to do)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDE_FILES)):
+        try:
+            info = file.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.getuid():
+                os.chmod(file, PRIVATE_FILE_MODE)
+        except FileNotFoundError:
+            continue
 
 
 def _is_sqlite_memory(url: URL) -> bool:
@@ -88,8 +124,10 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
         # One shared connection, otherwise every checkout is a new empty DB.
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
-    elif not read_only:
-        Path(url.database or "").expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    elif not read_only and not url.query.get("uri"):  # a file: URI is the caller's own business
+        path = Path(url.database or "").expanduser().resolve()
+        make_private_dirs(path.parent)
+        _private_sqlite_file(path)
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")

@@ -1,0 +1,60 @@
+"""The SQLite case database (identifiers, notes, password hashes) is readable by the app's account only."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dashboard.store import CaseStore
+from dashboard.store.engine import make_engine
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    old = os.umask(0o022)  # the usual default, under which files come out world-readable
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_database_and_the_folders_made_for_it_are_private(tmp_path, usual_umask):
+    os.chmod(tmp_path, 0o755)
+    var = tmp_path / "clinic" / "var"
+    with CaseStore.from_url(f"sqlite:///{var}/triage.db", var / "images") as store:
+        with store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert _mode(tmp_path / "clinic") == _mode(var) == 0o700
+        assert {name: _mode(var / name) for name in ("triage.db", "triage.db-wal", "triage.db-shm")} == {
+            "triage.db": 0o600,
+            "triage.db-wal": 0o600,
+            "triage.db-shm": 0o600,
+        }
+    assert _mode(tmp_path) == 0o755  # a folder that existed (the user's choice) keeps its permissions
+
+
+def test_a_database_an_earlier_version_left_world_readable_is_made_private(tmp_path, usual_umask):
+    db = tmp_path / "triage.db"
+    for path in (db, tmp_path / "triage.db-wal"):
+        path.touch()
+        os.chmod(path, 0o644)
+    make_engine(f"sqlite:///{db}").dispose()
+    assert (_mode(db), _mode(tmp_path / "triage.db-wal")) == (0o600, 0o600)
+
+
+def test_opening_read_only_creates_and_changes_nothing(tmp_path, usual_umask):
+    db = tmp_path / "triage.db"
+    make_engine(f"sqlite:///{db}").dispose()
+    os.chmod(db, 0o644)
+    make_engine(f"sqlite:///{db}", read_only=True).dispose()
+    make_engine(f"sqlite:///{tmp_path / 'new' / 'triage.db'}", read_only=True).dispose()
+    assert _mode(db) == 0o644 and not (tmp_path / "new").exists()
