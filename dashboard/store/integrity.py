@@ -8,7 +8,9 @@ PostgreSQL every table is read through (a damaged page fails the read); on both,
 visit, scores outside [0, 1], scored overview photos, amendments of another lesion's decision, unknown body
 regions). The check opens the database read-only (a read-only mount works, and is
 said so) and never creates a folder; only ``--prune-orphans`` changes anything: it deletes the orphan
-and temporary files it lists.
+and temporary files it lists, except a file changed within the last hour (a save in progress writes its file
+before its row, and may reuse a file) or one the database refers to by the time it would be deleted; those are
+listed as kept, with the reason.
 
 Exit status: 0 database consistent and all referenced files present and intact, 1 database problems or
 missing or corrupt files, 2 the database could not be read, 3 the data directory is not a usable
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -56,6 +59,7 @@ class IntegrityReport:
     temp_files: list[str] = field(default_factory=list)
     database_problems: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)  # relative paths deleted by --prune-orphans
+    kept: dict[str, str] = field(default_factory=dict)  # relative path: why --prune-orphans left it
     notes: list[str] = field(default_factory=list)  # checks skipped, and why (not problems)
 
     @property
@@ -81,6 +85,7 @@ class IntegrityReport:
         lines += [f"orphan (no database row, harmless): {rel}" for rel in self.orphans if rel not in self.pruned]
         lines += [f"leftover temporary file (harmless): {rel}" for rel in self.temp_files if rel not in self.pruned]
         lines += [f"removed: {rel}" for rel in self.pruned]
+        lines += [f"kept: {rel} ({why})" for rel, why in self.kept.items()]
         summary = f"PROBLEMS: {len(self.missing)} missing, {len(self.corrupt)} corrupt"
         if self.database_problems:
             summary += f", {len(self.database_problems)} in the database"
@@ -231,6 +236,38 @@ def check_integrity(store: CaseStore) -> IntegrityReport:
     return report
 
 
+# A save writes its image file first and commits its row after: a file younger than this may be one whose row
+# is about to arrive (a save takes seconds; an hour leaves room for a stalled one), so pruning leaves it.
+PRUNE_MIN_AGE_S = 3600
+
+
+def _referenced_now(store: CaseStore, rel: str) -> bool:
+    """Whether the database refers to ``rel`` (or to its content) now: a save may have committed its row since
+    the check listed the rows."""
+    sha = Path(rel).stem
+    query = select(LesionImage.id).where((LesionImage.relpath == rel) | (LesionImage.sha256 == sha)).limit(1)
+    with store.engine.connect() as conn:  # a new transaction: sees rows committed since the check
+        return conn.execute(query).first() is not None
+
+
+def prune(store: CaseStore, report: IntegrityReport, now: float | None = None) -> None:
+    """Delete the orphan and temporary files ``report`` lists, except those a save may still be writing or has
+    just referred to (recorded in ``report.kept`` with the reason)."""
+    now = time.time() if now is None else now
+    for rel in [*report.orphans, *report.temp_files]:
+        try:
+            age_s = now - store.blobs.path(rel).stat().st_mtime
+        except FileNotFoundError:
+            continue  # gone meanwhile (a save renamed its temporary file into place)
+        if age_s < PRUNE_MIN_AGE_S:
+            report.kept[rel] = "changed within the last hour: a save may be writing it"
+        elif rel in report.orphans and _referenced_now(store, rel):
+            report.kept[rel] = "a visit saved since the check refers to it"
+        else:
+            store.blobs.remove(rel)
+            report.pruned.append(rel)
+
+
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_DATABASE = 2
@@ -291,9 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         with CaseStore.from_url(full_url, data_dir, read_only=True) as store:
             report = check_integrity(store)
             if args.prune_orphans:
-                for rel in [*report.orphans, *report.temp_files]:
-                    store.blobs.remove(rel)
-                    report.pruned.append(rel)
+                prune(store, report)
     except SQLAlchemyError as exc:
         print(f"error: could not read the case database: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return EXIT_DATABASE

@@ -3,7 +3,9 @@ opens it read-only, never creates folders, and prunes orphans only when asked.""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dashboard.store import CaseStore, check_integrity
 from dashboard.store import engine as engine_module
+from dashboard.store.integrity import PRUNE_MIN_AGE_S
 from dashboard.store.integrity import main as integrity_main
 
 
@@ -103,6 +106,8 @@ def test_check_never_creates_folders_and_prunes_orphans_only_when_asked(
     orphan = data_dir / "ab" / "cd" / ("ab" + "c" * 62 + ".jpg")
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left by a failed save")
+    old = time.time() - PRUNE_MIN_AGE_S - 60  # pruning leaves younger files (a save may be writing them)
+    os.utime(orphan, (old, old))
     assert integrity_main(["--database-url", sqlite_url, "--data-dir", str(data_dir)]) == 0
     assert "orphan (no database row, harmless)" in capsys.readouterr().out and orphan.exists()
     assert integrity_main(["--database-url", sqlite_url, "--data-dir", str(data_dir), "--prune-orphans"]) == 0

@@ -1,0 +1,79 @@
+"""--prune-orphans never deletes the image of a visit being saved while it runs (a save writes its file first
+and commits its row after), and says what it kept."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from dashboard.store import check_integrity
+from dashboard.store import integrity as integrity_module
+from dashboard.store.files import BlobStore, inspect_image
+from dashboard.store.integrity import PRUNE_MIN_AGE_S
+from dashboard.store.integrity import main as integrity_main
+
+
+def _age(path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def _save_during_the_file_walk(monkeypatch, store, visit, saved: list[int]) -> None:
+    """A clinician saves ``visit`` after the check has listed the rows and before it walks the files."""
+    walk = BlobStore.iter_files
+
+    def iter_files(self):
+        saved.append(store.save_review(visit))
+        yield from walk(self)
+
+    monkeypatch.setattr(BlobStore, "iter_files", iter_files)
+
+
+def test_a_visit_saved_while_pruning_keeps_its_new_image(
+    sqlite_store, sqlite_url, data_dir, sample_images, make_lesion, make_review, monkeypatch, capsys
+):
+    sqlite_store.save_review(make_review([make_lesion(sample_images[0])]))
+    saved: list[int] = []
+    visit = make_review([make_lesion(sample_images[1])], patient_identifier="PSEUDO-0002")
+    _save_during_the_file_walk(monkeypatch, sqlite_store, visit, saved)
+    assert integrity_main(["--database-url", sqlite_url, "--data-dir", str(data_dir), "--prune-orphans"]) == 0
+    out = capsys.readouterr().out
+    assert saved and "kept: " in out and "changed within the last hour: a save may be writing it" in out
+    assert "removed:" not in out
+    monkeypatch.undo()
+    assert check_integrity(sqlite_store).ok  # the new visit's image is still there
+
+
+def test_an_old_file_a_visit_saved_meanwhile_refers_to_is_kept(
+    sqlite_store, data_dir, sample_images, make_lesion, make_review, monkeypatch
+):
+    # Identical bytes reuse the file already on disk, however old: the database is asked again before deleting.
+    reused = sample_images[2]
+    sqlite_store.blobs.put(reused, inspect_image(reused, max_bytes=10**7, max_pixels=10**8))
+    (old_file,) = [p for p in data_dir.rglob("*") if p.is_file()]
+    _age(old_file, PRUNE_MIN_AGE_S + 60)
+    saved: list[int] = []
+    _save_during_the_file_walk(monkeypatch, sqlite_store, make_review([make_lesion(reused)]), saved)
+    report = check_integrity(sqlite_store)
+    assert report.orphans == [old_file.relative_to(data_dir).as_posix()]  # listed before the row arrived
+    integrity_module.prune(sqlite_store, report)
+    assert report.pruned == [] and report.kept == {report.orphans[0]: "a visit saved since the check refers to it"}
+    monkeypatch.undo()
+    assert check_integrity(sqlite_store).ok
+
+
+def test_old_orphans_and_leftover_temporary_files_are_removed_fresh_ones_kept(sqlite_store, data_dir):
+    old_orphan = data_dir / "ab" / "cd" / ("ab" + "c" * 62 + ".jpg")
+    old_orphan.parent.mkdir(parents=True)
+    old_orphan.write_bytes(b"left by a failed save")
+    old_temp, fresh_temp = (old_orphan.parent / ".tmp-old.part"), (old_orphan.parent / ".tmp-new.part")
+    old_temp.write_bytes(b"half")
+    fresh_temp.write_bytes(b"being written")
+    _age(old_orphan, PRUNE_MIN_AGE_S + 60)
+    _age(old_temp, PRUNE_MIN_AGE_S + 60)
+    report = check_integrity(sqlite_store)
+    integrity_module.prune(sqlite_store, report)
+    assert sorted(report.pruned) == ["ab/cd/.tmp-old.part", f"ab/cd/{old_orphan.name}"]
+    assert list(report.kept) == ["ab/cd/.tmp-new.part"] and fresh_temp.exists()
+    assert not old_orphan.exists() and not old_temp.exists()
+    assert "kept: ab/cd/.tmp-new.part (changed within the last hour" in report.to_text()
