@@ -215,6 +215,7 @@ def get_store() -> Any:
     except Exception as exc:  # broad on purpose: opening connects (driver errors), migrates (Alembic's own
         # errors) and creates folders; the page must show which, never a stack trace
         logger.exception("case store could not be opened")
+        _stop_if_newer_database(exc, url)
         read_only = any(word in str(exc).lower() for word in ("readonly", "read-only", "read only"))
         _stop_with(
             "The case database is unavailable",
@@ -228,6 +229,19 @@ def get_store() -> Any:
             if read_only
             else "Reviews cannot be saved or looked up until it is back. Check `DATABASE_URL` / `TRIAGE_DATA_DIR` "
             "or ask an administrator. Unsaved work in this browser tab is kept; try again in a moment.",
+        )
+
+
+def _stop_if_newer_database(exc: Exception, url: str) -> None:
+    """A database a newer release upgraded will not open however often the page is reloaded: say so."""
+    from dashboard.store.migrate import NewerDatabase
+
+    if isinstance(exc, NewerDatabase):
+        _stop_with(
+            "The case database is from a newer version",
+            f"The case database at `{_safe_url(url)}` cannot be used: {exc}.",
+            "Nothing was changed in it. An administrator must start the dashboard version that upgraded it, or "
+            "restore the database backup taken before that update (then run this version).",
         )
 
 

@@ -21,6 +21,7 @@ import sys
 from dashboard.auth import MIN_PASSWORD_LENGTH, Accounts
 from dashboard.store import config
 from dashboard.store.api import CaseStore
+from dashboard.store.migrate import NewerDatabase
 from dashboard.store.models import ROLES
 
 
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         store = CaseStore.from_url(config.database_url(args.database_url), config.data_dir(None))
+    except NewerDatabase as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # broad on purpose, as the dashboard's get_store: connect, migrate, folders
         print(f"error: could not open the case database: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

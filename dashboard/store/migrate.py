@@ -13,6 +13,7 @@ Developer commands::
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -31,6 +32,18 @@ MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 _PG_MIGRATION_LOCK = 0x7472_6961_6765  # "triage"
 
 
+class NewerDatabase(RuntimeError):
+    """The database carries a schema revision this code does not know: a newer release of the dashboard
+    upgraded it. Alembic would say "Can't locate revision", which reads like a broken installation."""
+
+    def __init__(self, revision: str) -> None:
+        self.revision = revision
+        super().__init__(
+            f"this database was upgraded by a newer version of the dashboard (revision {revision}); "
+            "run that version, or restore the backup taken before the update"
+        )
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     cfg = Config()
     # configparser interpolates "%", so escape it in the path.
@@ -39,25 +52,35 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+def refuse_unknown_revision(conn: Connection) -> None:
+    """Raise NewerDatabase when the database's revision is not one of this code's migrations."""
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    for revision in MigrationContext.configure(conn).get_current_heads():
+        if revision not in known:
+            raise NewerDatabase(revision)
+
+
+def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
+    with writer_engine(engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        refuse_unknown_revision(conn)
+        step(alembic_config(conn))
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` in one transaction.
 
     The write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL advisory lock) is
     taken before Alembic reads the current version, so two processes starting
-    at once cannot both try to create the same tables.
+    at once cannot both try to create the same tables. A database from a newer release raises NewerDatabase.
     """
-    with writer_engine(engine).begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
-        command.upgrade(alembic_config(conn), revision)
+    _migrate(engine, lambda cfg: command.upgrade(cfg, revision))
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema back to ``revision`` in one transaction (developers and the migration tests)."""
-    with writer_engine(engine).begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
-        command.downgrade(alembic_config(conn), revision)
+    _migrate(engine, lambda cfg: command.downgrade(cfg, revision))
 
 
 def upgrade_to_head(engine: Engine) -> None:
@@ -96,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with engine.begin() as conn:
                 command.revision(alembic_config(conn), message=args.message, autogenerate=args.autogenerate)
+    except NewerDatabase as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         engine.dispose()
     return 0
