@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ DEFAULT_SHARED_DIR = REPO_ROOT.parent / "shared"  # the read-only datasets, besi
 
 # Every environment variable the project reads (training/distributed.py also reads torchrun's own
 # WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE and TORCHELASTIC_RUN_ID, which torchrun sets).
-DATABASE_URL_ENV = "DATABASE_URL"  # the case database; default: a SQLite file under var/
+DATABASE_URL_ENV = "DATABASE_URL"  # the case database; default: a SQLite file under var/ (a relative path: from here)
 DATA_DIR_ENV = "TRIAGE_DATA_DIR"  # the case store's image files; default: var/images
 CHECKPOINT_ENV = "TRIAGE_CHECKPOINT"  # the model folder the dashboard loads; default: model/weights/default
 SHARED_DIR_ENV = "TRIAGE_SHARED_DIR"  # the datasets; default: ../shared
@@ -111,6 +112,21 @@ def _text(environ: Mapping[str, str], name: str) -> str | None:
     return environ.get(name, "").strip() or None
 
 
+# sqlite:///PATH with a relative PATH (not sqlite:////absolute, ~/…, :memory: or a file: URI), then any ?query.
+_RELATIVE_SQLITE = re.compile(r"(sqlite(?:\+\w+)?:///)(?![/~]|:memory:|file:)([^?]+)(.*)", re.DOTALL)
+
+
+def _database_url(environ: Mapping[str, str]) -> str | None:
+    """DATABASE_URL, with a relative SQLite path taken from the repository folder rather than the current one:
+    the dashboard and the command lines, started from any folder, open the same file (not a new empty one)."""
+    url = _text(environ, DATABASE_URL_ENV)
+    match = _RELATIVE_SQLITE.fullmatch(url or "")
+    if not match:
+        return url
+    scheme, path, query = match.groups()
+    return f"{scheme}{REPO_ROOT / path}{query}"
+
+
 def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
     text = _text(environ, name)
     return int(text) if text and text.isdigit() and int(text) > 0 else None  # torch, too, ignores others
@@ -143,7 +159,7 @@ def environment(environ: Mapping[str, str] | None = None) -> Environment:
     checkpoint = _text(environ, CHECKPOINT_ENV)
     data_dir = _text(environ, DATA_DIR_ENV)
     return Environment(
-        database_url=_text(environ, DATABASE_URL_ENV),
+        database_url=_database_url(environ),
         data_dir=Path(data_dir) if data_dir else None,
         checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
         shared_dir=Path(environ.get(SHARED_DIR_ENV) or DEFAULT_SHARED_DIR).resolve(),

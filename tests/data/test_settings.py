@@ -30,7 +30,7 @@ def test_the_environment_is_read_into_typed_values_with_the_documented_defaults(
             "OMP_NUM_THREADS": "1",
         }
     )
-    assert given.database_url == "sqlite:///x.db" and given.data_dir == Path("/srv/images")
+    assert given.database_url == f"sqlite:///{settings.REPO_ROOT / 'x.db'}" and given.data_dir == Path("/srv/images")
     assert given.checkpoint == Path("~/model").expanduser() and given.shared_dir == Path("/data/shared").resolve()
     assert (given.idle_timeout_minutes, given.login_max_failures, given.login_lock_minutes) == (20.0, 3, 30.0)
     assert given.cpu_threads == 1
@@ -105,3 +105,31 @@ def test_minutes_settings_at_the_ends_of_their_range_are_accepted(monkeypatch):
         assert (given.idle_timeout_minutes, given.login_lock_minutes) == (minutes, minutes)
     monkeypatch.setenv("TRIAGE_IDLE_TIMEOUT_MINUTES", "2.5")
     assert idle_limit_s() == 150.0
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///var/triage.db", f"sqlite:///{settings.REPO_ROOT}/var/triage.db"),
+        ("sqlite+pysqlite:///x.db?timeout=3", f"sqlite+pysqlite:///{settings.REPO_ROOT}/x.db?timeout=3"),
+        ("sqlite:////srv/triage.db", "sqlite:////srv/triage.db"),
+        ("sqlite:///~/triage.db", "sqlite:///~/triage.db"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("sqlite:///file:x.db?uri=true", "sqlite:///file:x.db?uri=true"),
+        ("postgresql+psycopg://u:p@db/triage", "postgresql+psycopg://u:p@db/triage"),
+    ],
+)
+def test_a_relative_sqlite_path_in_database_url_is_taken_from_the_repository_folder(url, expected):
+    # Before: relative to the current folder, so a command run elsewhere made a new, empty database.
+    assert environment({"DATABASE_URL": url}).database_url == expected
+
+
+def test_the_store_opens_the_same_database_from_any_folder(tmp_path, monkeypatch):
+    from sqlalchemy.engine import make_url
+
+    from dashboard.store import config
+
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///var/triage.db")
+    monkeypatch.chdir(tmp_path)
+    assert Path(make_url(config.database_url()).database) == settings.REPO_ROOT / "var" / "triage.db"
