@@ -17,6 +17,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from dashboard.auth import MIN_PASSWORD_LENGTH, Accounts
 from dashboard.store import config
@@ -41,6 +45,18 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
+def database_location(url: str) -> str:
+    """Where ``url`` points, for the operator: a SQLite file's full path, else the URL without its password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(not a database URL)"  # may hold a password: not repeated
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not parsed.query.get("uri"):
+        path = Path(parsed.database).expanduser().resolve()
+        return f"{path}" if path.exists() else f"{path} (does not exist yet: a new, empty database is made there)"
+    return parsed.render_as_string(hide_password=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = config.store_cli_parser("python -m dashboard.users", __doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -60,8 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     role.add_argument("--role", required=True, choices=ROLES)
     args = parser.parse_args(argv)
 
+    url = config.database_url(args.database_url)
+    # Said every time: a relative --database-url run from another folder would otherwise make a new empty database
+    # unnoticed (stderr, so that `list` stays machine-readable).
+    print(f"database: {database_location(url)}", file=sys.stderr)
     try:
-        store = CaseStore.from_url(config.database_url(args.database_url), config.data_dir(None))
+        store = CaseStore.from_url(url, config.data_dir(None))
     except NewerDatabase as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
