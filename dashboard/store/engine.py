@@ -28,6 +28,9 @@ SQLITE_BEGIN_OPTION = "triage_sqlite_begin"
 _BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# libpq waits for an unreachable server as long as the operating system does (minutes): a page or command would
+# hang instead of saying the database is unavailable. A URL's own ?connect_timeout= wins.
+POSTGRES_CONNECT_TIMEOUT_S = 10
 
 # The case database holds identifiers, notes and password hashes: only the account the app runs as may read it.
 PRIVATE_DIR_MODE = 0o700
@@ -106,6 +109,8 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
     if url.get_backend_name() != "sqlite":
         # pre_ping: a long-running dashboard survives a database restart.
         kwargs.setdefault("pool_pre_ping", True)
+        if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+            kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
         engine = create_engine(url, **kwargs)
         if read_only:
 
