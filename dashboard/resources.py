@@ -146,13 +146,25 @@ def page_drawn() -> None:
     _first_page_drawn.set()
 
 
+def check_settings() -> None:
+    """Stop the server at start when an environment setting is unusable (a lockout or idle setting that cannot be
+    read or is out of range), with the message naming the variable: otherwise the server runs and every page
+    fails on it."""
+    try:
+        settings.environment()
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}; the dashboard was not started") from None
+
+
 def preload_model(wait_for_page_s: float = FIRST_PAGE_WAIT_S) -> threading.Thread:
-    """Load the model in a background thread, once per process; returns that thread (the same on every call).
+    """Check the settings (``check_settings``: exits when one is unusable), then load the model in a background
+    thread, once per process; returns that thread (the same on every call). serve.py calls it at server start.
 
     Nothing here stops a page: without a model, or when it fails to load, the thread logs and ends, and the
     pages that need the model show their usual clear error when they try again.
     """
     global _preload
+    check_settings()
     with _preload_lock:
         if _preload is None:
             _preload = threading.Thread(target=_run_preload, args=(wait_for_page_s,), name="model-preload", daemon=True)

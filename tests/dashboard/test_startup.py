@@ -80,3 +80,23 @@ def test_the_sign_in_page_imports_no_model_library():
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("TRIAGE_LOGIN_MAX_FAILURES", "0"), ("TRIAGE_LOGIN_LOCK_MINUTES", "soon"), ("TRIAGE_IDLE_TIMEOUT_MINUTES", "nan")],
+)
+def test_an_unusable_setting_stops_the_server_start_naming_the_variable(fresh_preload, monkeypatch, name, text):
+    monkeypatch.setenv(name, text)
+    with pytest.raises(SystemExit, match=f"error: {name} must be .*the dashboard was not started"):
+        resources.preload_model(wait_for_page_s=0)
+    assert resources._preload is None and fresh_preload == []  # nothing started
+
+
+def test_serve_py_exits_non_zero_with_the_message_on_an_unusable_setting():
+    """What `streamlit run dashboard/serve.py` (make run) executes first: the module itself, in a fresh process."""
+    code = "import runpy; runpy.run_path('dashboard/serve.py')"
+    env = {"PATH": "", "TRIAGE_LOGIN_MAX_FAILURES": "0", "TRIAGE_CHECKPOINT": "/nonexistent"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "error: TRIAGE_LOGIN_MAX_FAILURES must be a whole number of at least 1, not '0'" in done.stderr
