@@ -36,7 +36,7 @@ from data.schema import lesion_metadata
 from model.fast_cpu import CPU_BATCH, inference_predictor
 from model.triage_scoring import score_patient
 from model.triage_settings import triage_settings
-from model.ugly_duckling import embedding_map
+from model.ugly_duckling import copy_groups, embedding_map
 
 ProgressFn = Callable[[int, int], None]
 
@@ -149,6 +149,33 @@ def _unique_ids(lesions: Sequence[LesionInput]) -> tuple[list[str], list[str]]:
     return ids, renamed
 
 
+def _listed(names: Sequence[str]) -> str:
+    quoted = [f"“{name}”" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _copy_notes(ids: Sequence[str], groups: np.ndarray) -> list[str]:
+    """One note per group of images the model sees as one photo (model.ugly_duckling.copy_groups); rows past
+    ``ids`` are the earlier visits' lesions."""
+    notes = []
+    for label in np.unique(groups):
+        members = np.flatnonzero(groups == label)
+        now = [ids[i] for i in members if i < len(ids)]
+        if len(members) < 2 or not now:
+            continue
+        if len(now) < len(members):
+            notes.append(
+                f"{_listed(now)} look{'s' if len(now) == 1 else ''} like the same photo as a lesion from an earlier "
+                "visit: if so, link it to that lesion rather than adding a new one."
+            )
+        else:
+            notes.append(
+                f"{_listed(now)} look like the same photo uploaded {len(now)} times: if they are one lesion, remove "
+                "the copies. The ugly-duckling comparison counts them as one."
+            )
+    return notes
+
+
 def triage_patient(
     predictor,
     lesions: list[LesionInput],
@@ -235,6 +262,7 @@ def triage_patient(
             f"Only {compared} lesions: the ugly-duckling comparison is weak with so few; read it as a hint, not a "
             "finding."
         )
+    notes += _copy_notes([ids[i] for i in ok_idx], copy_groups(np.vstack([emb, earlier]) if m else emb))
     if settings["method"] == "patient_context" and n > 1:
         notes.append(
             "Ranked by patient context: each lesion's P(melanoma) relative to this patient's other lesions and how "

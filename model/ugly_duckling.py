@@ -71,6 +71,32 @@ def robust_z(values: np.ndarray, scale_floor: float = 0.25) -> np.ndarray:
     return (v - med) / scale
 
 
+# Cosine distance below which two images are taken for one photo (one lesion uploaded twice: a JPEG and its
+# PNG export, a re-sized copy). Measured with the shipped model (2026-12-07): the same ISIC 2020 photos at
+# 384 px and at 512 px, other encodings: median 0.019, at most 0.053 (30 photos); different images of one
+# complete patient: at the least 0.116, then 0.123 and 0.148 (31,966 pairs, 80 patients; the closest pair may
+# be one mole photographed twice). 0.08 is about the geometric middle of 0.053 and 0.116. Two separate photos
+# of one lesion mostly differ more (HAM10000: median 0.42) and are not caught: only copies are.
+NEAR_COPY_DISTANCE = 0.08
+
+
+def copy_groups(embeddings: np.ndarray, max_distance: float = NEAR_COPY_DISTANCE) -> np.ndarray:
+    """Group label per row: rows closer than ``max_distance`` (cosine), directly or through another row,
+    share the label of their first member; every other row is its own group (label = its index)."""
+    e = _unit(embeddings)
+    n = len(e)
+    groups = np.arange(n)
+    if n < 2:
+        return groups
+    close = (1.0 - e @ e.T) < max_distance
+    for i in range(n):  # union by smallest label; n is one patient's lesions, so O(n^2) is nothing
+        for j in np.flatnonzero(close[i, i + 1 :]) + i + 1:
+            a, b = groups[i], groups[j]
+            if a != b:
+                groups[groups == max(a, b)] = min(a, b)
+    return groups
+
+
 def ugly_duckling(
     embeddings: np.ndarray,
     method: str = "loo_cosine",
@@ -83,13 +109,21 @@ def ugly_duckling(
     references: embeddings of the patient's other known lesions (earlier visits' latest image of each lesion
     not imaged again now). They are compared against and set the within-patient scale like any lesion, but
     get no score of their own: the result has one value per row of `embeddings`. `min_lesions` counts both.
+
+    Copies of one photo (``copy_groups``) count once: a lesion uploaded twice would otherwise be its own
+    closest peer, and eight copies would make any ninth lesion an outlier. Each copy gets its group's score.
     """
     n = len(embeddings)
     extra = 0 if references is None else len(references)
-    if n == 0 or n + extra < max(3, min_lesions):
+    if n == 0:
         return np.full(n, np.nan)
     everyone = np.asarray(embeddings) if not extra else np.vstack([embeddings, references])
-    return robust_z(UD_METHODS[method](everyone), scale_floor)[:n]
+    groups = copy_groups(everyone)
+    firsts = np.unique(groups)  # a group's label is its first row
+    if len(firsts) < max(3, min_lesions):
+        return np.full(n, np.nan)
+    z = robust_z(UD_METHODS[method](everyone[firsts]), scale_floor)
+    return z[np.searchsorted(firsts, groups)][:n]
 
 
 def rank_descending(score: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:

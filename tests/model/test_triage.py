@@ -251,7 +251,10 @@ def test_bytes_pil_and_path_inputs_agree(predictor, datasets_dir, isic2020):
     assert list(t.image_id) == ["path", "bytes", "pil", "rgba", "path (2)"]  # duplicate ids made unique
     assert any("Duplicate image ids" in n for n in result.notes)
     np.testing.assert_allclose(t.p_melanoma, t.p_melanoma[0], atol=1e-6)
-    assert t.ugly_duckling.notna().all()  # identical images: finite, no division by zero
+    # five copies of one photo are one lesion: no ugly-duckling comparison, and the note says why
+    assert t.ugly_duckling.isna().all()
+    [copies] = [n for n in result.notes if "same photo" in n]
+    assert "“path”, “bytes”, “pil”, “rgba” and “path (2)”" in copies
 
 
 # ---------------------------------------------------------------- the pure functions
@@ -260,11 +263,16 @@ def test_bytes_pil_and_path_inputs_agree(predictor, datasets_dir, isic2020):
 def test_robust_z_and_ugly_duckling_math():
     rng = np.random.default_rng(0)
     base = rng.normal(size=64)
-    emb = np.stack([base + 0.1 * rng.normal(size=64) for _ in range(7)] + [rng.normal(size=64)])
+    # seven lesions alike (cosine distance ~0.3 apart, like one patient's naevi; closer would be copies of one
+    # photo) and one unlike them
+    emb = np.stack([base + 0.7 * rng.normal(size=64) for _ in range(7)] + [rng.normal(size=64)])
     z = ugly_duckling(emb)
     assert np.argmax(z) == 7 and z[7] > 2.5 and np.all(z[:7] < 2.5)
     assert np.isnan(ugly_duckling(emb[:2])).all() and len(ugly_duckling(emb[:0])) == 0
-    assert np.all(np.isfinite(ugly_duckling(np.ones((4, 8)))))  # all identical: z = 0, no division by zero
+    # four lesions all equally far apart: MAD 0, the floor keeps z finite (0), no division by zero
+    np.testing.assert_allclose(ugly_duckling(np.eye(4, 8)), 0.0)
+    # four copies of one photo are one lesion: nothing to compare it with
+    assert np.isnan(ugly_duckling(np.ones((4, 8)))).all()
     np.testing.assert_allclose(robust_z(np.array([1.0, 1.0, 1.0, 2.0]), 0.25), [0, 0, 0, 4])
     lof = ugly_duckling(emb, method="lof")
     assert np.argmax(lof) == 7
@@ -284,7 +292,7 @@ def test_reasons_count_the_earlier_lesions():
 def test_references_are_compared_against_but_not_scored():
     rng = np.random.default_rng(1)
     kind_a, kind_b = rng.normal(size=64), rng.normal(size=64)
-    like = lambda base, k: np.stack([base + 0.1 * rng.normal(size=64) for _ in range(k)])  # noqa: E731
+    like = lambda base, k: np.stack([base + 0.7 * rng.normal(size=64) for _ in range(k)])  # noqa: E731
     visit = np.vstack([like(kind_b, 5), like(kind_a, 1)])  # this visit: five of one kind, one of another
     earlier = like(kind_a, 6)  # the patient's earlier lesions: six of the other kind
     alone = ugly_duckling(visit)
@@ -387,3 +395,21 @@ def test_predict_cli_adds_patient_columns(fresh_checkpoint, datasets_dir, isic20
         (folder / f"{name}.jpg").write_bytes((datasets_dir / "isic2020" / "train" / f"{name}.jpg").read_bytes())
     assert main(["--checkpoint", str(fresh_checkpoint), "--input", str(folder), "--out", str(out)]) == 0
     assert list(pd.read_csv(out).columns) == ["image_name", "target", "tta_spread", "tta_views"]
+
+
+def test_a_photo_uploaded_twice_counts_once_in_the_comparison(predictor, datasets_dir, isic2020):
+    """The same lesion as a JPEG and as its PNG export (two files, two hashes): the model sees one photo, so the
+    other lesions' ugly-duckling scores are as without the copy, and the note asks to remove it."""
+    lesions = patient_lesions(datasets_dir, isic2020)
+    assert len(lesions) >= 4
+    png = io.BytesIO()
+    Image.open(lesions[1].image).save(png, "PNG")
+    copy = LesionInput("copy.png", png.getvalue(), site=lesions[1].site)
+    alone = triage_patient(predictor, lesions, PatientInfo(), tta=1).table.set_index("image_id")
+    with_copy = triage_patient(predictor, [*lesions, copy], PatientInfo(), tta=1)
+    table = with_copy.table.set_index("image_id")
+    np.testing.assert_allclose(table.loc[alone.index, "ugly_duckling"], alone["ugly_duckling"], atol=1e-5)
+    assert table.loc["copy.png", "ugly_duckling"] == pytest.approx(alone.loc[lesions[1].image_id, "ugly_duckling"])
+    [note] = [n for n in with_copy.notes if "same photo" in n]
+    assert note.startswith(f"“{lesions[1].image_id}” and “copy.png” look like the same photo uploaded 2 times")
+    assert not [n for n in triage_patient(predictor, lesions, PatientInfo(), tta=1).notes if "same photo" in n]
