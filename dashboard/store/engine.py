@@ -21,6 +21,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from dashboard.store.permissions import PRIVATE_FILE_MODE, make_private_dirs
+
 # Execution option read by the BEGIN hook: write transactions use
 # ``BEGIN IMMEDIATE`` so that two writers queue on the busy timeout instead of
 # one failing with SQLITE_BUSY when it upgrades a read lock to a write lock.
@@ -33,8 +35,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
 # The case database holds identifiers, notes and password hashes: only the account the app runs as may read it.
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's own files beside the database, holding its pages
 
 
@@ -51,21 +51,6 @@ def _set_wal(cursor: Any) -> None:
             if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def make_private_dirs(folder: Path) -> None:
-    """Create ``folder`` and its missing parents 0700, whatever the umask. A folder that exists already keeps
-    its permissions: the user chose it (``/tmp``, a mount)."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        try:
-            path.mkdir(mode=PRIVATE_DIR_MODE)
-        except FileExistsError:
-            continue  # another process made it meanwhile
-        os.chmod(path, PRIVATE_DIR_MODE)  # mkdir's mode passes through the umask
 
 
 def _private_sqlite_file(path: Path) -> None:

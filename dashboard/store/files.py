@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from dashboard.store.permissions import make_private_dirs
 from data.hashing import sha256_bytes, sha256_file
 
 # Formats a dermoscope or phone camera produces. Restricting Image.open to
@@ -112,7 +113,7 @@ class BlobStore:
     def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
         self.root = Path(root).expanduser().resolve()
         if create:  # a read-only check (integrity) must not create a mistyped folder
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.root)
 
     def path(self, relpath: str) -> Path:
         """Absolute path of a stored relative path, refusing anything outside the root."""
@@ -131,8 +132,11 @@ class BlobStore:
             raise ValueError("image bytes do not match their computed SHA-256")
         target = self.path(info.relpath)
         if target.is_file() and sha256_file(target) == info.sha256:
+            # In use again: a fresh time keeps the orphan pruner (which spares files changed within the hour)
+            # off a file an earlier review left unreferenced and this save is about to refer to.
+            os.utime(target)
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(target.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -18,12 +18,13 @@ def _age(path, seconds: float) -> None:
     os.utime(path, (then, then))
 
 
-def _save_during_the_file_walk(monkeypatch, store, visit, saved: list[int]) -> None:
+def _save_during_the_file_walk(monkeypatch, store, visit, saved: list[int], then=lambda: None) -> None:
     """A clinician saves ``visit`` after the check has listed the rows and before it walks the files."""
     walk = BlobStore.iter_files
 
     def iter_files(self):
         saved.append(store.save_review(visit))
+        then()
         yield from walk(self)
 
     monkeypatch.setattr(BlobStore, "iter_files", iter_files)
@@ -47,13 +48,17 @@ def test_a_visit_saved_while_pruning_keeps_its_new_image(
 def test_an_old_file_a_visit_saved_meanwhile_refers_to_is_kept(
     sqlite_store, data_dir, sample_images, make_lesion, make_review, monkeypatch
 ):
-    # Identical bytes reuse the file already on disk, however old: the database is asked again before deleting.
+    # Identical bytes reuse the file already on disk (the save marks it recent, see the next test); should the
+    # file still look old (a save between the age check and the delete), the database is asked again first.
     reused = sample_images[2]
     sqlite_store.blobs.put(reused, inspect_image(reused, max_bytes=10**7, max_pixels=10**8))
     (old_file,) = [p for p in data_dir.rglob("*") if p.is_file()]
     _age(old_file, PRUNE_MIN_AGE_S + 60)
     saved: list[int] = []
-    _save_during_the_file_walk(monkeypatch, sqlite_store, make_review([make_lesion(reused)]), saved)
+    visit = make_review([make_lesion(reused)])
+    _save_during_the_file_walk(
+        monkeypatch, sqlite_store, visit, saved, then=lambda: _age(old_file, PRUNE_MIN_AGE_S + 60)
+    )
     report = check_integrity(sqlite_store)
     assert report.orphans == [old_file.relative_to(data_dir).as_posix()]  # listed before the row arrived
     integrity_module.prune(sqlite_store, report)
@@ -77,3 +82,17 @@ def test_old_orphans_and_leftover_temporary_files_are_removed_fresh_ones_kept(sq
     assert list(report.kept) == ["ab/cd/.tmp-new.part"] and fresh_temp.exists()
     assert not old_orphan.exists() and not old_temp.exists()
     assert "kept: ab/cd/.tmp-new.part (changed within the last hour" in report.to_text()
+
+
+def test_a_save_that_reuses_an_old_orphan_keeps_it_from_the_pruner(
+    sqlite_store, data_dir, sample_images, make_lesion, make_review
+):
+    reused = sample_images[2]
+    sqlite_store.blobs.put(reused, inspect_image(reused, max_bytes=10**7, max_pixels=10**8))
+    (old_file,) = [p for p in data_dir.rglob("*") if p.is_file()]
+    _age(old_file, PRUNE_MIN_AGE_S + 60)  # an orphan from years ago
+    report = check_integrity(sqlite_store)
+    assert report.orphans == [old_file.relative_to(data_dir).as_posix()]
+    sqlite_store.save_review(make_review([make_lesion(reused)]))  # a save reuses it before the prune acts
+    integrity_module.prune(sqlite_store, report)
+    assert report.pruned == [] and old_file.exists()

@@ -58,3 +58,28 @@ def test_opening_read_only_creates_and_changes_nothing(tmp_path, usual_umask):
     make_engine(f"sqlite:///{db}", read_only=True).dispose()
     make_engine(f"sqlite:///{tmp_path / 'new' / 'triage.db'}", read_only=True).dispose()
     assert _mode(db) == 0o644 and not (tmp_path / "new").exists()
+
+
+def test_image_folders_are_private_wherever_the_data_folder_is(tmp_path, usual_umask, sample_images):
+    from dashboard.store.files import BlobStore, inspect_image
+
+    os.chmod(tmp_path, 0o755)
+    blobs = BlobStore(tmp_path / "elsewhere" / "images")
+    info = inspect_image(sample_images[0], max_bytes=30_000_000, max_pixels=100_000_000)
+    assert blobs.put(sample_images[0], info)
+    target = blobs.path(info.relpath)
+    made = [tmp_path / "elsewhere", blobs.root, target.parent.parent, target.parent]  # root/ab/cd/<file>
+    assert [_mode(folder) for folder in made] == [0o700] * 4
+    assert _mode(target) == 0o600
+
+
+def test_reusing_a_stored_file_marks_it_recent_for_the_orphan_pruner(tmp_path, sample_images):
+    from dashboard.store.files import BlobStore, inspect_image
+
+    blobs = BlobStore(tmp_path / "images")
+    info = inspect_image(sample_images[0], max_bytes=30_000_000, max_pixels=100_000_000)
+    blobs.put(sample_images[0], info)
+    target = blobs.path(info.relpath)
+    os.utime(target, (1_000_000_000, 1_000_000_000))  # left by a review years ago, no longer referenced
+    assert not blobs.put(sample_images[0], info)  # the same bytes: not written again
+    assert target.stat().st_mtime > 1_000_000_000 + 3600  # but changed "now", so a prune spares it
