@@ -115,10 +115,13 @@ def multiframe_problem(img: Image.Image) -> str | None:
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any decoded Pillow image as 8-bit RGB, by the same rules as `decode_image`: 16-bit and float
-    greyscale scaled (not clipped), palettes expanded, transparency composited on white."""
+    greyscale scaled (not clipped; a float image whose values stay within 0-1 is read as 0-1), palettes
+    expanded, transparency composited on white."""
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F" and arr.max() <= 1.0:  # float images are usually 0-1 (divided by 255: black)
+            top = 1.0
         arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, mode="L")
     if img.mode == "P":

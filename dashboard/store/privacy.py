@@ -24,6 +24,7 @@ import warnings
 from PIL import Image, ImageOps
 
 from data.errors import TriageError
+from data.images import to_rgb
 
 # JPEG markers without a length field.
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
@@ -34,7 +35,10 @@ _APP0, _APP14 = 0xE0, 0xEE
 _DROP = {*range(0xE1, 0xEE), 0xEF, 0xFE}  # APP1..APP13, APP15, COM
 _JFIF_FIELDS = 14  # "JFIF\0", version 2, units 1, densities 2 + 2, thumbnail size 1 + 1
 _ADOBE_FIELDS = 12  # "Adobe", version 2, flags 2 + 2, transform 1
-_PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
+# Modes PNG keeps as they are. Any other (32-bit or big-endian 16-bit grey, float, CMYK, ...) is stored as the
+# 8-bit RGB it was scored as (data.images.to_rgb): Pillow cannot write mode I as PNG, and its own conversion
+# clips 16-bit grey to white.
+_PNG_MODES = {"1", "L", "LA", "I;16", "P", "RGB", "RGBA"}
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -58,7 +62,7 @@ def strip_metadata(data: bytes) -> bytes:
             if upright is None:  # pragma: no cover - only with in_place=True
                 upright = img
             if upright.mode not in _PNG_MODES:
-                upright = upright.convert("RGBA" if "A" in upright.mode else "RGB")
+                upright = to_rgb(upright)
             out = io.BytesIO()
             # Pixels only: no pnginfo or exif, and icc_profile=None, or Pillow copies the upload's profile.
             upright.save(out, format="PNG", optimize=False, icc_profile=None)

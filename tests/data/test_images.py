@@ -118,3 +118,10 @@ def test_decompression_bomb_is_refused_before_decoding_in_our_words():
 def test_pixel_limit_is_configurable(real_jpeg):
     with pytest.raises(ImageDecodeError, match="too large"):
         decode_image(real_jpeg, "x.jpg", max_pixels=1000)
+
+
+@pytest.mark.parametrize(("scale", "dtype"), [(1 / 255, np.float32), (1.0, np.float32)], ids=["0-1", "0-255"])
+def test_float_greyscale_tiff_is_read_on_its_own_scale(scale, dtype):
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.float64), (64, 1))  # 0..252 in each row
+    out = np.asarray(decode_image(encode(Image.fromarray((grey * scale).astype(dtype)), "TIFF"), "f.tif"))
+    np.testing.assert_allclose(out[..., 0], grey, atol=1)  # 0-1 floats were divided by 255 again: black

@@ -162,3 +162,27 @@ def test_an_icc_profile_is_not_kept(sample_images, fmt, orientation):
     cleaned = strip_metadata(out.getvalue())  # both are re-encoded (rotated JPEG, PNG): the PNG path
     assert Image.open(io.BytesIO(cleaned)).format == "PNG"
     assert "icc_profile" not in Image.open(io.BytesIO(cleaned)).info
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda g: Image.frombytes(
+            "I;16B", (g.shape[1], g.shape[0]), (g.astype(np.uint16) * 257).astype(">u2").tobytes()
+        ),
+        lambda g: Image.fromarray(g.astype(np.int32)),  # mode I: Pillow cannot write it as PNG
+        lambda g: Image.fromarray((g / 255.0).astype(np.float32)),
+    ],
+    ids=["I;16B", "I", "F"],
+)
+def test_a_deep_greyscale_tiff_is_stored_as_the_pixels_that_were_scored(make):
+    from data.images import decode_image
+
+    grey = np.tile(np.arange(0, 256, 4), (48, 1))
+    buffer = io.BytesIO()
+    make(grey).save(buffer, "TIFF")
+    upload = buffer.getvalue()
+    stored = strip_metadata(upload)  # big-endian 16-bit came out white; mode I could not be saved at all
+    scored = np.asarray(decode_image(upload, "x.tif"), dtype=int)
+    np.testing.assert_array_equal(np.asarray(decode_image(stored, "x.png"), dtype=int), scored)
+    assert abs(scored[..., 0].mean() - grey.mean()) < 2
