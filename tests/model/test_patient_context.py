@@ -13,9 +13,9 @@ from model.triage_settings import triage_settings
 
 def embeddings(n: int, odd: int | None = None, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    e = rng.normal(0, 0.05, (n, 16)) + 1.0
+    e = rng.normal(0, 0.6, (n, 16)) + 1.0  # alike, like one patient's naevi (much closer would be copies)
     if odd is not None:
-        e[odd] += rng.normal(0, 2.0, 16)
+        e[odd] += rng.normal(0, 4.0, 16)
     return e
 
 

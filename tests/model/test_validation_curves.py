@@ -95,7 +95,7 @@ def test_calibration_bins_sized_by_their_lesions_against_the_diagonal():
     assert (list(drawn["model"].x), list(drawn["model"].y)) == ([0.1, 0.5, 0.9], [0.05, 0.5, 0.8])
     sizes = list(drawn["model"].marker.size)
     assert sizes[0] > sizes[1] > sizes[2]  # 50, 20, 10 lesions
-    assert list(drawn["model"].customdata) == [50, 20, 10]
+    assert list(drawn["model"].customdata) == ["50 lesions", "20 lesions", "10 lesions"]  # the hover's "in bin"
     assert fig.layout.xaxis.title.text == "mean predicted P(melanoma)"
     assert fig.layout.yaxis.title.text == "observed fraction melanoma"
     assert figures.calibration_figure({"model": {"calibration": {}}}) is None
