@@ -38,29 +38,35 @@ def plotly_text(value: object) -> str:
 # ---------------------------------------------------------------- review
 
 
+SCORE_TICKS = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
 def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
-    """P(melanoma) per lesion, ranked, with its TTA spread and the operating threshold."""
+    """P(melanoma) per lesion in rank order, a dot with its uncertainty interval (± 2 TTA spreads), on a log
+    axis: calibrated to screening, most scores and the threshold sit within the first few per cent, where a
+    0-100% axis squeezes them into one corner. Each row names its band in words, not by colour alone."""
     if table.empty:
         return empty_figure("No scores yet.")
     data = table.sort_values("rank", ascending=False)
-    colours = [
-        BAND_COLOURS[score_band(p, threshold, s).colour]
-        for p, s in zip(data["p_melanoma"], data["p_spread"].fillna(0), strict=True)
+    p = data["p_melanoma"].to_numpy(float)
+    spread = data["p_spread"].fillna(0).to_numpy(float)
+    bands = [score_band(pi, threshold, si) for pi, si in zip(p, spread, strict=True)]
+    floor = max(SCORE_TICKS[0], min(float(np.min(p)), threshold) / 2)  # the axis's left end
+    low = np.maximum(p - UNCERTAINTY_SPREADS * spread, floor)
+    high = np.minimum(p + UNCERTAINTY_SPREADS * spread, 1.0)
+    names = [
+        f"#{int(r)} {plotly_text(lab)} · {band.name}"
+        for r, lab, band in zip(data["rank"], data["label"], bands, strict=True)
     ]
-    names = [f"#{int(r)} {plotly_text(lab)}" for r, lab in zip(data["rank"], data["label"], strict=True)]
     fig = go.Figure(
-        go.Bar(
-            x=data["p_melanoma"],
+        go.Scatter(
+            x=p,
             y=names,
-            orientation="h",
-            marker={"color": colours},
-            error_x={
-                "type": "data",
-                "array": UNCERTAINTY_SPREADS * data["p_spread"].fillna(0),
-                "color": "#555",
-                "thickness": 1.2,
-            },
-            hovertemplate="%{y}<br>P(melanoma) %{x:.1%}<extra></extra>",
+            mode="markers",
+            marker={"color": [BAND_COLOURS[b.colour] for b in bands], "size": 11, "line": {"color": "#333"}},
+            error_x={"type": "data", "symmetric": False, "array": high - p, "arrayminus": p - low, "color": "#555"},
+            customdata=[b.title for b in bands],
+            hovertemplate="%{y}<br>P(melanoma) %{x:.2%}<br>%{customdata}<extra></extra>",
         )
     )
     fig.add_vline(
@@ -69,7 +75,16 @@ def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
         annotation_text=f"threshold {pct(threshold)}",
         annotation_position="top",
     )
-    fig.update_xaxes(range=[0, 1], tickformat=".0%", title="P(melanoma) ± 2 × TTA spread")
+    ticks = [t for t in SCORE_TICKS if t >= floor]
+    fig.update_xaxes(
+        type="log",
+        range=[np.log10(floor), 0.0],
+        tickvals=ticks,
+        ticktext=[pct(t) for t in ticks],
+        title="P(melanoma), log scale; bars: ± 2 × TTA spread",
+        tickfont={"color": "#1b2733", "size": 13},
+    )
+    fig.update_yaxes(tickfont={"color": "#1b2733", "size": 13})
     return style_figure(fig, height=max(220, 60 + 28 * len(data)), showlegend=False)
 
 

@@ -26,11 +26,19 @@ def test_figures_build_and_degrade_gracefully():
         }
     )
     ranked = figures.ranked_scores(table, 0.5)
-    bars = ranked.data[0]  # highest rank drawn last = on top; bar length is the score, whiskers 2 × TTA spread
-    assert list(bars.y) == ["#3 three", "#2 one", "#1 two"]
-    assert list(bars.x) == [0.1, 0.4, 0.8]
-    np.testing.assert_allclose(bars.error_x.array, [0.02, 0.04, 0.10])
+    dots = ranked.data[0]  # highest rank drawn last = on top; whiskers ± 2 × TTA spread
+    # each row says its band in words, not by colour alone: 0.4 ± 0.04 is below 0.5; 0.8 above
+    assert list(dots.y) == ["#3 three · below", "#2 one · below", "#1 two · above"]
+    assert list(dots.x) == [0.1, 0.4, 0.8]
+    np.testing.assert_allclose(dots.error_x.array, [0.02, 0.04, 0.10])
+    np.testing.assert_allclose(dots.error_x.arrayminus, [0.02, 0.04, 0.10])
     assert [shape.x0 for shape in ranked.layout.shapes] == [0.5]  # the threshold line
+    assert ranked.layout.xaxis.type == "log"
+    # calibrated scores of a few per cent: the axis starts just below them, not at 0-100% where they vanish
+    low = figures.ranked_scores(table.assign(p_melanoma=[0.012, 0.03, 0.0012], p_spread=[0.003, 0.02, 0.0]), 0.016)
+    assert low.layout.xaxis.range == (np.log10(0.0006), 0.0)
+    assert list(low.data[0].y) == ["#3 three · below", "#2 one · near", "#1 two · above"]
+    assert low.data[0].error_x.arrayminus[2] == pytest.approx(0.03 - 0.0006)  # cut at the axis, never below 0
     assert figures.roc_figure(None, None) is None and figures.calibration_figure({}) is None
     validation = {
         "roc": {"fpr": [0, 0.2, 1], "tpr": [0, 0.8, 1]},
