@@ -1,9 +1,10 @@
 """The ugly-duckling map: the patient's lesions as thumbnails where the model's 2-D embedding places them.
 
-Thumbnails (plotly layout images, in data units so they keep their place when zooming) replace the rank
-labels that overlapped when lesions sat close together. A small marker at each thumbnail's corner carries
-the colour of P(melanoma), the hover text and the legend; an outlier ("ugly duckling") gets a violet
-frame. Earlier visits' lesions that were compared against (model.triage references) are grey rings.
+Thumbnails (plotly layout images, in data units so they keep their place when zooming) replace the text
+labels that overlapped when lesions sat close together; each carries its rank in a small box at its corner.
+A marker at the opposite corner carries the score band's colour (above / near / below the threshold, as in the
+gallery), the hover text and the legend; an outlier ("ugly duckling") gets a violet frame and a diamond.
+Earlier visits' lesions that were compared against (model.triage references) are grey rings.
 With fewer than MIN_LESIONS lesions in the comparison there is no map, only the reason.
 """
 
@@ -17,7 +18,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-from dashboard.figures import GREY, SCORE_SCALE, empty_figure, plotly_text, style_figure
+from dashboard.figures import BAND_COLOURS, GREY, SCORE_SCALE, empty_figure, plotly_text, style_figure
+from dashboard.wording import score_band
 from data.images import jpeg_bytes
 
 MIN_LESIONS = 3  # the ugly-duckling comparison's own minimum (model/ugly_duckling.py)
@@ -40,13 +42,38 @@ def too_few_message(count: int) -> str:
     )
 
 
+def _marker_groups(data: pd.DataFrame, threshold: float | None) -> list[tuple[str, object, np.ndarray]]:
+    """(legend name, colour, row mask) per marker trace: one per score band (above / near / below the
+    threshold, the gallery's colours) when the threshold is known, else one trace coloured by P(melanoma)."""
+    if threshold is None:
+        return [("P(melanoma)", data["p_melanoma"].to_numpy(float), np.ones(len(data), dtype=bool))]
+    bands = np.array(
+        [score_band(p, threshold, s).name for p, s in zip(data["p_melanoma"], data["p_spread"].fillna(0), strict=True)]
+    )
+    return [
+        (f"{band} threshold", BAND_COLOURS[colour], bands == band)
+        for band, colour in (("above", "red"), ("near", "orange"), ("below", "green"))
+        if (bands == band).any()
+    ]
+
+
+def _score_colour_scale(colour: object) -> dict:
+    """Colour-scale settings when the markers are coloured by P(melanoma) itself (no threshold known)."""
+    if isinstance(colour, str):
+        return {}
+    scale = {"title": {"text": "P(melanoma)"}, "tickformat": ".0%", "len": 0.8}
+    return {"colorscale": SCORE_SCALE, "cmin": 0, "cmax": 1, "showscale": True, "colorbar": scale}
+
+
 def ugly_duckling_map(
     table: pd.DataFrame,
     thumbnails: Mapping[str, str] | None = None,
     references: np.ndarray | None = None,
+    threshold: float | None = None,
 ) -> go.Figure:
-    """table: the triage table (image_id, label, rank, p_melanoma, ugly_duckling, outlier, x, y);
-    thumbnails: image_id -> image source (thumbnail_uri); references: (m, 2) map places of earlier lesions."""
+    """table: the triage table (image_id, label, rank, p_melanoma, p_spread, ugly_duckling, outlier, x, y);
+    thumbnails: image_id -> image source (thumbnail_uri); references: (m, 2) map places of earlier lesions;
+    threshold: the operating threshold, which colours each marker by its score band."""
     earlier = np.zeros((0, 2)) if references is None else np.asarray(references, dtype=float).reshape(-1, 2)
     if table.empty or not {"x", "y"} <= set(table.columns):
         return empty_figure("No lesions to map yet.")
@@ -100,41 +127,59 @@ def ugly_duckling_map(
                 line={"color": OUTLIER_FRAME, "width": 3},
                 layer="above",
             )
-    for outlier, name, symbol in ((False, "typical for this patient", "circle"), (True, "ugly duckling", "diamond")):
-        part = data[data["outlier"].astype(bool) == outlier]
-        if part.empty:
-            continue
+    for row in data.itertuples():  # the rank on each tile: the map is read against the ranked gallery
+        fig.add_annotation(
+            x=row.x - 0.5 * size,
+            y=row.y + 0.5 * size,
+            text=f"<b>#{int(row.rank)}</b>",
+            showarrow=False,
+            xanchor="left",
+            yanchor="top",
+            font={"size": 12, "color": "#1b2733"},
+            bgcolor="rgba(255,255,255,0.85)",
+            borderpad=1,
+        )
+    customdata = np.stack(
+        [
+            data["label"].map(plotly_text),
+            data["image_id"].str[:10],
+            data["p_melanoma"],
+            data["ud_text"],
+            data["rank"],
+        ],
+        axis=1,
+    )
+    hover = (
+        "<b>#%{customdata[4]} %{customdata[0]}</b><br>image %{customdata[1]}<br>"
+        "P(melanoma) %{customdata[2]:.1%}<br>ugly-duckling score %{customdata[3]}<extra></extra>"
+    )
+    outlier = data["outlier"].astype(bool).to_numpy()
+    for name, colour, members in _marker_groups(data, threshold):
         fig.add_trace(
-            go.Scatter(  # the corner marker: colour = P(melanoma), hover, legend
-                x=part["x"] + 0.5 * size,
-                y=part["y"] - 0.5 * size,
+            go.Scatter(  # the corner marker: colour = where the score lies against the threshold; hover; legend
+                x=data["x"][members] + 0.5 * size,
+                y=data["y"][members] - 0.5 * size,
                 mode="markers",
                 name=name,
                 marker={
-                    "size": 13 if outlier else 11,
-                    "symbol": symbol,
-                    "color": part["p_melanoma"],
-                    "colorscale": SCORE_SCALE,
-                    "cmin": 0,
-                    "cmax": 1,
-                    "line": {"width": 1.5, "color": OUTLIER_FRAME if outlier else "white"},
-                    "showscale": not outlier,
-                    "colorbar": {"title": {"text": "P(melanoma)"}, "tickformat": ".0%", "len": 0.8},
+                    "size": 16,
+                    "symbol": np.where(outlier[members], "diamond", "circle"),
+                    "color": colour,
+                    "line": {"width": 1.5, "color": "white"},
+                    **_score_colour_scale(colour),
                 },
-                customdata=np.stack(
-                    [
-                        part["label"].map(plotly_text),
-                        part["image_id"].str[:10],
-                        part["p_melanoma"],
-                        part["ud_text"],
-                        part["rank"],
-                    ],
-                    axis=1,
-                ),
-                hovertemplate=(
-                    "<b>#%{customdata[4]} %{customdata[0]}</b><br>image %{customdata[1]}<br>"
-                    "P(melanoma) %{customdata[2]:.1%}<br>ugly-duckling score %{customdata[3]}<extra></extra>"
-                ),
+                customdata=customdata[members],
+                hovertemplate=hover,
+            )
+        )
+    if outlier.any():
+        fig.add_trace(  # a legend entry only: what the violet frame means
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="ugly duckling (violet frame, diamond)",
+                marker={"size": 14, "symbol": "square-open", "color": OUTLIER_FRAME, "line": {"width": 3}},
             )
         )
     pad = 0.7 * size

@@ -20,6 +20,7 @@ def lesion_table(n: int) -> pd.DataFrame:
             "label": [f"<b>lesion {i}</b>" for i in range(n)],
             "rank": np.arange(1, n + 1),
             "p_melanoma": rng.uniform(size=n),
+            "p_spread": np.full(n, 0.01),
             "ugly_duckling": rng.normal(size=n),
             "outlier": [i == 0 for i in range(n)],
             "x": rng.normal(size=n),
@@ -57,7 +58,8 @@ def test_earlier_lesions_complete_the_comparison_and_are_drawn_apart():
     by_name = {trace.name: trace for trace in fig.data}
     rings = by_name["earlier visits' lesions (compared, not ranked)"]
     assert list(rings.x) == [0.5, -0.5] and list(rings.y) == [0.5, 0.2]
-    assert sum(len(trace.x) for trace in fig.data) == 4  # 2 of this visit + 2 earlier
+    drawn = [trace for trace in fig.data if trace.x[0] is not None]  # not the legend-only entry
+    assert sum(len(trace.x) for trace in drawn) == 4  # 2 of this visit + 2 earlier
 
 
 def test_thumbnail_uri_is_a_small_jpeg():
@@ -65,3 +67,15 @@ def test_thumbnail_uri_is_a_small_jpeg():
     assert uri.startswith("data:image/jpeg;base64,")
     thumb = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
     assert thumb.format == "JPEG" and max(thumb.size) <= 96 and thumb.size[0] / thumb.size[1] == 640 / 480
+
+
+def test_each_tile_shows_its_rank_and_the_markers_name_the_score_band():
+    table = lesion_table(5).assign(p_melanoma=[0.30, 0.012, 0.003, 0.001, 0.02], p_spread=[0.0, 0.003, 0, 0, 0])
+    fig = ugly_duckling_map(table, {}, threshold=0.016)
+    ranks = [a.text for a in fig.layout.annotations]
+    assert ranks == [f"<b>#{r}</b>" for r in table["rank"]]  # found without hovering
+    by_name = {trace.name: trace for trace in fig.data}
+    assert by_name["above threshold"].marker.color == "#c0392b" and len(by_name["above threshold"].x) == 2
+    assert len(by_name["near threshold"].x) == 1 and len(by_name["below threshold"].x) == 2
+    assert list(by_name["above threshold"].marker.symbol) == ["diamond", "circle"]  # row 0 is the outlier
+    assert "ugly duckling (violet frame, diamond)" in by_name  # the legend says what the frame means
