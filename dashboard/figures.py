@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,8 @@ def screening_calibration_figure(curve: dict[str, Any] | None) -> go.Figure | No
 
 # ---------------------------------------------------------------- history
 
+MIN_TREND_SPAN = timedelta(days=90)  # the narrowest date range a lesion's trend is drawn on
+
 
 def score_trend(points: Sequence[Any], threshold: float | None, title: str | None = None) -> go.Figure:
     """A lesion's P(melanoma) across visits (TrendPoint list, oldest first)."""
@@ -188,6 +191,12 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
             showarrow=False,
             font={"color": ORANGE, "size": 12},
         )
+    # Dates, whole days: with one visit (or visits days apart) plotly zoomed the axis into milliseconds.
+    fig.update_xaxes(tickformat="%Y-%m-%d")
+    first, last = min(times), max(times)
+    if last - first < MIN_TREND_SPAN:
+        middle = first + (last - first) / 2
+        fig.update_xaxes(range=[middle - MIN_TREND_SPAN / 2, middle + MIN_TREND_SPAN / 2])
     # Only the left axis is P(melanoma) (update_yaxes would also relabel the ugly-duckling axis).
     fig.update_layout(yaxis={"range": [0, 1], "tickformat": ".0%", "title": {"text": "P(melanoma)"}})
     # No x-axis title: the ticks are dates, and a title there touched the legend under the plot.

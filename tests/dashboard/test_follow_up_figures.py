@@ -69,3 +69,13 @@ def test_zoomed_axis_covers_the_band_and_the_threshold_and_says_so():
     assert "zoomed to 0–5%" in zoomed.layout.yaxis.title.text
     high = lesion_trend(_lesion([(0.4, 0.05), (0.9, 0.1)]), 0.0156, RiseMargin(), zoom=True)
     assert tuple(high.layout.yaxis.range) == (0, 1) and "zoomed" not in high.layout.yaxis.title.text
+
+
+def test_the_date_axis_shows_days_even_for_one_visit():
+    """One visit (or visits days apart) made plotly zoom the date axis into milliseconds ("11:59:59.9995")."""
+    one = lesion_trend(_lesion([(0.02, 0.005)]), 0.0156, RiseMargin())
+    assert one.layout.xaxis.tickformat == "%Y-%m-%d"
+    start, end = (datetime.fromisoformat(str(x)) for x in one.layout.xaxis.range)
+    assert end - start == timedelta(days=90)
+    spread_out = lesion_trend(_lesion([(0.02, 0.005), (0.03, 0.005), (0.04, 0.005)]), 0.0156, RiseMargin())
+    assert spread_out.layout.xaxis.range is None  # visits months apart: plotly's own range
