@@ -281,7 +281,9 @@ class ScoreRise:
 
         return f"Score rose {pct(self.before)} → {pct(self.after)} (flagged at {self.margin.describe()})"
 
-    def caveat(self) -> str:
+    def caveat(self, same_day_share: float | None = None) -> str:
+        """What the flag does not prove. ``same_day_share``: how often two photographs of one unchanged benign
+        lesion taken the same day already differ by this margin (the model's own check; model_evidence)."""
         notes = []
         if not self.same_model:
             notes.append("the two scores come from different model versions, so the rise may be the model's")
@@ -289,7 +291,14 @@ class ScoreRise:
             notes.append("the rise is within the scores' orientation spread (± 2 × TTA spread): it may be noise")
         elif self.within_spread is None:
             notes.append("no spread was recorded with one of the scores, so noise cannot be ruled out")
-        notes.append("lighting, focus and framing differ between visits and move scores too; compare the images")
+        if same_day_share is not None:
+            notes.append(
+                f"even two photographs of one unchanged benign lesion taken the same day rise this much in "
+                f"{same_day_share:.1%} of pairs, and between visits lighting, focus and framing differ more; compare "
+                "the images"
+            )
+        else:
+            notes.append("lighting, focus and framing differ between visits and move scores too; compare the images")
         return "; ".join(notes).capitalize() + "."
 
 

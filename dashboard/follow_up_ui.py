@@ -26,6 +26,7 @@ from dashboard.follow_up import (
     with_unsaved_visit,
 )
 from dashboard.follow_up_figures import lesion_trend
+from dashboard.model_evidence import rephotograph_share
 from dashboard.textsafe import literal
 from dashboard.wording import UNCERTAINTY_SPREADS, pct
 
@@ -78,10 +79,14 @@ def rise_badge(rise: ScoreRise | None) -> None:
 
 
 def rise_notice(rise: ScoreRise | None) -> None:
-    """The flag with what it means and what it does not."""
+    """The flag with what it means and what it does not, with the model's own same-day photograph check."""
     if rise is None:
         return
-    st.warning(f"**{rise.headline()}.** {rise.caveat()}", icon=":material/trending_up:")
+    from dashboard import resources
+
+    margin = rise.margin
+    same_day = rephotograph_share(resources.checkpoint_validation(), margin.kind, margin.value)
+    st.warning(f"**{rise.headline()}.** {rise.caveat(same_day)}", icon=":material/trending_up:")
 
 
 def live_rise(

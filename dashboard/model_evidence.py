@@ -292,12 +292,23 @@ def spread_note(validation: dict[str, Any] | None) -> str:
     )
 
 
+def _same_day_benign(validation: dict[str, Any] | None) -> dict[str, Any]:
+    return (((validation or {}).get("score_stability") or {}).get("rephotograph") or {}).get("benign") or {}
+
+
+def rephotograph_share(validation: dict[str, Any] | None, margin_kind: str, margin_value: float) -> float | None:
+    """The share of same-day photograph pairs of one unchanged benign lesion whose second photo already rises by
+    the follow-up margin over the first (odds margins only; out of fold); None when not measured."""
+    share = _value((_same_day_benign(validation).get("flagged_share") or {}).get(str(float(margin_value))))
+    return None if margin_kind != "odds_ratio" or math.isnan(share) else share
+
+
 def rephotograph_note(validation: dict[str, Any] | None, margin_kind: str, margin_value: float) -> str | None:
     """How often a second photograph of an unchanged lesion would pass the follow-up rise margin (odds margins
     only), from the checkpoint's out-of-fold same-day pairs; None when the checkpoint has no such check."""
-    benign = (((validation or {}).get("score_stability") or {}).get("rephotograph") or {}).get("benign") or {}
-    share = _value((benign.get("flagged_share") or {}).get(str(float(margin_value))))
-    if margin_kind != "odds_ratio" or math.isnan(share):
+    benign = _same_day_benign(validation)
+    share = rephotograph_share(validation, margin_kind, margin_value)
+    if share is None:
         return None
     return (
         f"Follow-up flags a lesion whose odds of melanoma grew more than ×{margin_value:g} since its previous "

@@ -177,6 +177,19 @@ def test_a_rise_within_the_spread_or_across_models_is_called_possible_noise():
     assert other_model is not None and other_model.may_be_noise and "model" in other_model.caveat()
 
 
+def test_the_rise_caveat_quotes_the_models_same_day_photograph_check():
+    from dashboard.model_evidence import rephotograph_share
+
+    validation = {"score_stability": {"rephotograph": {"benign": {"flagged_share": {"6.0": 0.029, "2.0": 0.2}}}}}
+    assert rephotograph_share(validation, "odds_ratio", 6) == 0.029
+    assert rephotograph_share(validation, "odds_ratio", 4) is None  # not measured at that margin
+    assert rephotograph_share(validation, "points", 6) is None and rephotograph_share(None, "odds_ratio", 6) is None
+    rise = score_rise(0.007, 0.072, RiseMargin("odds_ratio", 6.0), before_spread=0.001, after_spread=0.002)
+    assert rise is not None
+    assert "taken the same day rise this much in 2.9% of pairs" in rise.caveat(0.029)
+    assert "same day" not in rise.caveat() and "compare the images" in rise.caveat()
+
+
 def test_the_review_in_progress_joins_the_lesion_as_an_unsaved_last_visit(timeline):
     from dashboard.follow_up import UNSAVED_VISIT_ID, with_unsaved_visit
 
