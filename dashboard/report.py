@@ -223,8 +223,13 @@ def _facts_block(
     images = f"{len(visit.lesions)} lesion image{'' if len(visit.lesions) == 1 else 's'}"
     rows = [
         ("Patient (pseudonym)", f"{patient.identifier} · {born} · {sex}"),
-        ("Visit", f"visit {visit.number or visit.id} of {when(visit.visit_time)} ({images})"),
-        *([("Images taken on", f"{visit.taken_on:%Y-%m-%d}")] if visit.taken_on else []),  # taken before the visit
+        # "visit 1 of <date>" read as a count of visits and clashed with an earlier "Images taken on" day
+        ("Visit", f"visit {visit.number or visit.id}, recorded {when(visit.visit_time)} ({images})"),
+        *(
+            [("Images taken on", f"{visit.taken_on:%Y-%m-%d} (entered after the day they were taken)")]
+            if visit.taken_on
+            else []
+        ),
         ("Saved", when(visit.created_at)),
         ("Clinician", visit.clinician),
         ("Scored by model", visit.model_version),

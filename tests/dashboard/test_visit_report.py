@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import re
 import shutil
 import subprocess
 from types import SimpleNamespace
@@ -144,6 +145,7 @@ def test_the_report_text_names_the_patient_model_scores_decisions_and_that_it_is
     assert " ".join(DECISION_SUPPORT.split()) in flat
     assert "complete patients" not in flat  # no validation.json given: nothing claimed
     assert "2026-05-04" in text and "dr.lee" in text and "viewer.kim" in text
+    assert re.search(r"Visit visit \d+, recorded 2026-05-04", flat)  # not "visit 1 of <date>": read as a count
     validation = json.loads((DEFAULT_CHECKPOINT / "validation.json").read_text())
     with_evidence = pdf_text(
         visit_report(
