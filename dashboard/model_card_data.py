@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from data.settings import REPO_ROOT
+
 
 def checkpoint_file_json(folder: Path | None, name: str) -> dict[str, Any] | None:
     if folder is None:
@@ -99,3 +101,12 @@ def per_dataset_table(validation: dict[str, Any] | None) -> pd.DataFrame:
                 row[f"{label} 95% CI"] = f"{float(ci[0]):.3f}–{float(ci[1]):.3f}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def folder_label(folder: Path) -> str:
+    """The checkpoint folder as the Model page names it: relative to the project when inside it, else its name
+    only (every signed-in role reads the page; the server's directory layout is the administrator's business)."""
+    try:
+        return Path(folder).resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return Path(folder).name

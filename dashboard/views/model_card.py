@@ -11,6 +11,7 @@ from dashboard.model_card_data import (
     checkpoint_file_json,
     checkpoint_file_text,
     curve_sets,
+    folder_label,
     network_summary,
     per_dataset_table,
 )
@@ -115,7 +116,7 @@ if config:
     )
     st.caption(
         f"Code version `{config.get('code_version', 'unknown')}` · weights SHA-256 "
-        f"`{str(config.get('weights_sha256', 'unknown'))[:16]}…` · checkpoint folder `{folder}` · "
+        f"`{str(config.get('weights_sha256', 'unknown'))[:16]}…` · checkpoint folder `{folder_label(folder)}` · "
         f"uses patient metadata (site, age, sex): {'yes' if network.get('use_metadata', True) else 'no'}"
     )
 

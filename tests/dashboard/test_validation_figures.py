@@ -104,3 +104,11 @@ def test_calibration_at_screening_prevalence_is_drawn_on_its_own_scale():
     assert list(dots.customdata) == ["60% of lesions", "30% of lesions", "10% of lesions"]
     assert list(dots.marker.size) == sorted(dots.marker.size, reverse=True)  # marker area follows the weight
     assert figures.screening_calibration_figure(None) is None
+
+
+def test_the_model_page_names_the_checkpoint_folder_without_the_servers_layout(tmp_path):
+    from dashboard.model_card_data import folder_label
+    from data.settings import REPO_ROOT
+
+    assert folder_label(REPO_ROOT / "model" / "weights" / "default") == "model/weights/default"
+    assert folder_label(tmp_path / "srv" / "models" / "v3") == "v3"
