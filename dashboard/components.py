@@ -59,11 +59,41 @@ def metric_row(*, border: bool = False) -> Any:
     return st.container(horizontal=True, gap="medium", border=border)
 
 
+# Review widgets drawn by the last complete run of the review page, and those bound in this run so far.
+_BOUND_DRAWN = "review_bound_drawn"
+_BOUND_THIS_RUN = "review_bound_this_run"
+_BOUND_SHOWN = "review_bound_shown"  # the drawn set, kept for this run when the last run was the review page's
+
+
 def bind(key: str, value: object) -> str:
-    """A widget key whose state starts from the review model's `value` (the widget then takes no default)."""
-    if key not in st.session_state:
+    """A widget key whose value is the review model's `value` (the source of truth; the widget takes no default).
+
+    The value is written into the widget's state whenever the browser may not show it: the widget was not
+    drawn by the last complete run of the review page (first drawn, back from another page, a run cut short),
+    or its state differs from the model (a callback normalised or refused the entry). A widget left in
+    session state from before a page switch (Streamlit may keep it, e.g. after a page that ended with
+    st.stop()) is otherwise drawn in the browser with its default (no decision, empty text) while the server
+    still holds the old value, and the next click would send that blank back through the widget's on_change
+    into the review. Not written when the browser already shows the model's value: a rerun must not replace
+    text being typed into the box.
+    """
+    shown = key in st.session_state.get(_BOUND_SHOWN, ())
+    if not shown or key not in st.session_state or st.session_state[key] != value:
         st.session_state[key] = value
+    st.session_state.setdefault(_BOUND_THIS_RUN, set()).add(key)
     return key
+
+
+def page_run_started(on_review_page: bool) -> None:
+    """Once at the start of every full run (any page): which review widgets the browser holds now."""
+    drawn = st.session_state.pop(_BOUND_DRAWN, set())
+    st.session_state[_BOUND_SHOWN] = drawn if on_review_page else set()
+    st.session_state[_BOUND_THIS_RUN] = set()
+
+
+def review_widgets_drawn() -> None:
+    """At the end of a complete run of the review page: its bound widgets are now in the browser."""
+    st.session_state[_BOUND_DRAWN] = st.session_state.pop(_BOUND_THIS_RUN, set())
 
 
 def review_state() -> ReviewState:
@@ -202,6 +232,7 @@ def sidebar_status(
     model_line: str | None, user: Any = None, accounts: Any = None, on_review_page: bool = False
 ) -> None:
     """Shown on every page: who is signed in, who is under review, whether work is unsaved, which model."""
+    page_run_started(on_review_page)  # drawn once at the start of every full run, before the page
     state = review_state()
     with st.sidebar:
         if user is not None:

@@ -195,9 +195,9 @@ def lesion_card(
             if not editable:
                 _decision_text(decision.action, decision.comment, None)
                 return
-            key = f"decision_{image.key}"
-            if key not in st.session_state:
-                st.session_state[key] = decision.action
+            # Both boxes show the review's decision on every run (ui.bind): back from another page, a box
+            # showing nothing while the review holds a decision would send that blank at the next click.
+            key = ui.bind(f"decision_{image.key}", decision.action)
             st.pills(
                 "Decision",
                 DECISIONS,
@@ -207,9 +207,7 @@ def lesion_card(
                 on_change=lambda: state.set_decision(sha, st.session_state[key]),
                 help=" · ".join(f"{k.capitalize()}: {v}" for k, v in DECISION_HELP.items()),
             )
-            ckey = f"comment_{image.key}"
-            if ckey not in st.session_state:
-                st.session_state[ckey] = decision.comment
+            ckey = ui.bind(f"comment_{image.key}", decision.comment)
             st.text_area(
                 "Comment",
                 key=ckey,

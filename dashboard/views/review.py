@@ -311,3 +311,4 @@ if state.patient is not None:
     if state.result is not None:
         _results_section()
 review_patient_ui.keep_draft_on_server(store, state)
+ui.review_widgets_drawn()  # the last line: a run cut short leaves its widgets to be set again next run
