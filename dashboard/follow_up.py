@@ -302,6 +302,21 @@ class ScoreRise:
         return "; ".join(notes).capitalize() + "."
 
 
+def previous_score_line(lesion: LesionHistory, now: float, now_model: str | None = None) -> str | None:
+    """On a follow-up's card: the lesion's last saved score beside today's, whichever way it moved (a fall is
+    news too); None when the lesion has no saved score."""
+    from dashboard.wording import pct
+
+    scored = [v for v in lesion.visits if v.p_melanoma is not None and not v.is_unsaved]
+    if not scored:
+        return None
+    last = scored[-1]
+    line = f"Last saved score: {pct(last.p_melanoma)} at {last.name()}; now {pct(now)}"
+    if now_model is not None and last.model_id not in (None, now_model):
+        line += " (scored by another model version then)"
+    return line + "."
+
+
 def score_rise(
     before: float | None,
     after: float | None,

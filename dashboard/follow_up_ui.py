@@ -21,6 +21,7 @@ from dashboard.follow_up import (
     ScoreRise,
     lesion_histories,
     lesion_rise,
+    previous_score_line,
     read_stored_image,
     score_rise,
     with_unsaved_visit,
@@ -228,6 +229,9 @@ def review_lesion_over_time(state: Any, image: Any, row: Any, threshold: float) 
         return
     model_id = getattr(state.result, "model_id", None)
     rise_badge(live_rise([lesion], lesion.lesion_id, float(row.p_melanoma), _number_or_none(row.p_spread), model_id))
+    previous = previous_score_line(lesion, float(row.p_melanoma), model_id)
+    if previous:
+        st.caption(previous)
     if st.button("Compare with earlier visits", key=f"compare_open_{image.key}", icon=":material/compare:"):
         _review_comparison(lesion, image, row, threshold, model_id)
 

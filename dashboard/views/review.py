@@ -182,8 +182,9 @@ def _duck_map(table) -> None:
         return
     st.caption(
         "Each picture is one of this patient's lesions, placed by how the model sees it: similar-looking "
-        "lesions sit together. A violet frame marks an outlier — an “ugly duckling” worth a second look; the "
-        "corner marker's colour is P(melanoma)."
+        "lesions sit together. Each carries its rank; a violet frame marks an outlier — an “ugly duckling” worth a "
+        "second look; the corner marker's colour is its score band (red above the threshold, orange near, green "
+        "below)."
         + (
             " Grey rings are lesions known from earlier visits, compared against but not ranked."
             if compared > len(table)
@@ -191,7 +192,7 @@ def _duck_map(table) -> None:
         )
     )
     thumbs = {sha: thumbnail_uri(state.images[sha].thumbnail) for sha in table["image_id"]}
-    st.plotly_chart(ugly_duckling_map(table, thumbs, earlier), key="duck_map")
+    st.plotly_chart(ugly_duckling_map(table, thumbs, earlier, op.threshold), key="duck_map")
 
 
 def _save_section(table) -> None:

@@ -226,3 +226,17 @@ def test_images_taken_before_the_visit_are_dated_the_day_they_were_taken(timelin
     scapula = lesions[0]
     assert [v.visit_number for v in scapula.visits] == [2, 1]  # in the order the lesion looked like that
     assert scapula.visits[0].date == "2025-12-20"
+
+
+def test_a_follow_up_card_names_the_last_saved_score_whichever_way_it_moved():
+    from dashboard.follow_up import LesionHistory, LesionVisit, previous_score_line
+
+    def visit(number: int, p: float | None, model: str = "m1") -> LesionVisit:
+        when = datetime(2026, 1 + 5 * (number - 1), 10, 12, tzinfo=UTC)
+        return LesionVisit(10 + number, number, when, None, p, 0.01, None, model)
+
+    lesion = LesionHistory(3, 1, "back", "torso", (visit(1, 0.55), visit(2, None)))  # visit 2 not scored
+    line = previous_score_line(lesion, 0.24, "m1")
+    assert line == "Last saved score: 55% at visit 1 · 2026-01-10; now 24%."  # a fall is shown too
+    assert "another model version" in previous_score_line(lesion, 0.24, "m2")
+    assert previous_score_line(LesionHistory(4, 2, "arm", "torso", (visit(1, None),)), 0.1) is None
