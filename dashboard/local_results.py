@@ -12,7 +12,8 @@ patients as results come in. For the lesions with a histology result, scored by 
   complete-patient figures, measured here, next to what a random order would give;
 - the AUC among the excised lesions (melanoma against not).
 
-Only a lesion's last scored image before its result counts (the visit that led to the excision). Lesions
+Only a lesion's last scored image on or before its result's day counts (the visit that led to the excision;
+a later follow-up shows the scar: ``CaseStore.outcomes``' latest_image). Lesions
 never excised carry no label: they count only as the other lesions of their visit, assumed not melanoma.
 Proportions carry 95% Wilson intervals, and until a clinic has about ``ENOUGH_MELANOMAS`` melanomas the
 page says the figures cannot yet be judged.
@@ -74,7 +75,7 @@ class MelanomaVisit:
 
 @dataclass(frozen=True)
 class LocalResults:
-    lesions: int  # lesions with a histology result whose last scored image is this model's
+    lesions: int  # lesions with a histology result whose labelled image (see above) this model scored
     melanomas: int
     other_models: int  # lesions with a result whose last image another model scored: left out
     melanomas_flagged: Proportion | None  # None: the model has no threshold

@@ -228,6 +228,7 @@ class Outcomes(StoreCore):
                     (i for i in lesion.images if i.kind == "dermoscopic" and i.predictions),
                     key=lambda i: (visit_no.get(i.visit_id, 0), i.id),
                 )
+                closest = _last_before(scored, histology.reported_on)
                 for image in scored:
                     pred, visit, patient = image.predictions[-1], image.visit, lesion.patient
                     image_date = visit_date(visit.taken_on, visit.visit_time)  # the local day, not UTC's
@@ -254,7 +255,7 @@ class Outcomes(StoreCore):
                             rank=pred.rank,
                             histology=histology.result,
                             reported_on=histology.reported_on,
-                            latest_image=image is scored[-1],
+                            latest_image=image is closest,
                         )
                     )
             ranked = _ranked_per_visit(session, {row["visit_id"] for row in rows})
@@ -291,3 +292,13 @@ def _ranked_per_visit(session: Session, visit_ids: set[int]) -> dict[int, int]:
         .group_by(LesionImage.visit_id)
     )
     return {visit_id: int(count) for visit_id, count in session.execute(scored)}
+
+
+def _last_before(scored: list[LesionImage], reported_on: date | None) -> LesionImage | None:
+    """The image the histology result labels: the lesion's last scored image taken on or before the report's
+    day (a follow-up photographed after the excision shows the scar, not the lesion); the last one when the
+    result has no date ("not done"); None when every image is later than the report."""
+    if reported_on is None:
+        return scored[-1] if scored else None
+    before = [i for i in scored if visit_date(i.visit.taken_on, i.visit.visit_time) <= reported_on]
+    return before[-1] if before else None

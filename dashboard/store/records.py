@@ -269,7 +269,7 @@ class OutcomeRow:
     rank: int
     histology: str
     reported_on: date | None
-    latest_image: bool  # the lesion's last scored image (closest to the excision)
+    latest_image: bool  # the image the result labels: the lesion's last scored image on or before the report day
     ranked_in_visit: int = 0  # lesions ranked in that visit: ``rank`` is out of this many
 
 

@@ -426,3 +426,16 @@ def test_the_store_gives_each_rank_its_visits_count(store, sample_images, make_l
     assert results.share_before == pytest.approx(0.5)
     assert (results.melanomas_flagged, results.others_flagged) == (Proportion(0, 1), Proportion(1, 1))
     assert results.auc == 0.0  # the excised benign lesion scored above the melanoma
+
+
+def test_the_image_a_result_labels_is_the_last_one_before_the_report(store, sample_images, make_lesion, make_review):
+    """A follow-up photographed after the excision shows the scar: the result labels the image before it."""
+    _, back_id, v1, v2 = _two_visits(store, sample_images, make_lesion, make_review)  # v2 is 90 days after v1
+    store.record_histology(back_id, "melanoma", actor="dr.ada", reported_on=(T0 + timedelta(days=20)).date())
+    rows = store.outcomes()
+    assert [(r.visit_id, r.latest_image) for r in rows] == [(v1, True), (v2, False)]
+    results = local_results.local_results(rows, lambda m, c: True, 0.5)
+    assert results.visits == (MelanomaVisit(first_rank=1, ranked=2, melanomas=1),)  # visit 1's ranking, not v2's
+    # a result dated before every scored image labels none of them
+    store.record_histology(back_id, "melanoma", actor="dr.ada", reported_on=(T0 - timedelta(days=1)).date())
+    assert not any(r.latest_image for r in store.outcomes())
