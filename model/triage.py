@@ -262,7 +262,9 @@ def triage_patient(
             f"Only {compared} lesions: the ugly-duckling comparison is weak with so few; read it as a hint, not a "
             "finding."
         )
-    notes += _copy_notes([ids[i] for i in ok_idx], copy_groups(np.vstack([emb, earlier]) if m else emb))
+    # Named by file (the dashboard's image ids are hashes), by id when there is no file name.
+    shown = [lesions[i].filename or ids[i] for i in ok_idx]
+    notes += _copy_notes(shown, copy_groups(np.vstack([emb, earlier]) if m else emb))
     if settings["method"] == "patient_context" and n > 1:
         notes.append(
             "Ranked by patient context: each lesion's P(melanoma) relative to this patient's other lesions and how "

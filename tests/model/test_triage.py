@@ -413,3 +413,16 @@ def test_a_photo_uploaded_twice_counts_once_in_the_comparison(predictor, dataset
     [note] = [n for n in with_copy.notes if "same photo" in n]
     assert note.startswith(f"“{lesions[1].image_id}” and “copy.png” look like the same photo uploaded 2 times")
     assert not [n for n in triage_patient(predictor, lesions, PatientInfo(), tta=1).notes if "same photo" in n]
+
+
+def test_the_copy_note_names_the_files_not_the_ids(predictor, datasets_dir, isic2020):
+    """The dashboard's image ids are SHA-256 hashes: a note naming them tells the clinician nothing."""
+    lesions = patient_lesions(datasets_dir, isic2020)[:3]
+    data = lesions[0].image.read_bytes()
+    uploads = [
+        LesionInput("a" * 64, data, filename="back.jpg"),
+        LesionInput("b" * 64, data, filename="back-again.jpg"),
+        *lesions[1:],
+    ]
+    [note] = [n for n in triage_patient(predictor, uploads, PatientInfo(), tta=1).notes if "same photo" in n]
+    assert note.startswith("“back.jpg” and “back-again.jpg” look like the same photo") and "aaaa" not in note
