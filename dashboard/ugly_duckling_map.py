@@ -3,7 +3,8 @@
 Thumbnails (plotly layout images, in data units so they keep their place when zooming) replace the text
 labels that overlapped when lesions sat close together; each carries its rank in a small box at its corner.
 A marker at the opposite corner carries the score band's colour (above / near / below the threshold, as in the
-gallery), the hover text and the legend; an outlier ("ugly duckling") gets a violet frame and a diamond.
+gallery), the hover text and the legend; an outlier ("ugly duckling") gets a violet frame. Tiles are drawn from
+the last rank to the first, so the higher-ranked lesion lies on top where two overlap.
 Earlier visits' lesions that were compared against (model.triage references) are grey rings.
 With fewer than MIN_LESIONS lesions in the comparison there is no map, only the reason.
 """
@@ -96,7 +97,8 @@ def ugly_duckling_map(
                 hovertemplate="lesion known from an earlier visit<extra></extra>",
             )
         )
-    data = table.copy()
+    # Drawn from the last rank to the first: where tiles overlap, the higher-ranked lesion lies on top.
+    data = table.sort_values("rank", ascending=False).reset_index(drop=True)
     data["ud_text"] = [
         "n/a (fewer than 3 lesions)" if pd.isna(v) else f"{v:.2f}" for v in data.get("ugly_duckling", np.nan)
     ]
@@ -163,7 +165,6 @@ def ugly_duckling_map(
                 name=name,
                 marker={
                     "size": 16,
-                    "symbol": np.where(outlier[members], "diamond", "circle"),
                     "color": colour,
                     "line": {"width": 1.5, "color": "white"},
                     **_score_colour_scale(colour),
@@ -178,7 +179,7 @@ def ugly_duckling_map(
                 x=[None],
                 y=[None],
                 mode="markers",
-                name="ugly duckling (violet frame, diamond)",
+                name="ugly duckling (violet frame)",
                 marker={"size": 14, "symbol": "square-open", "color": OUTLIER_FRAME, "line": {"width": 3}},
             )
         )
