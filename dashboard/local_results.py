@@ -36,6 +36,7 @@ from model import metrics
 
 ENOUGH_MELANOMAS = 10  # below this, a sensitivity's 95% interval spans ~50 points: shown, not judged
 TOP_K = 5
+MIN_EACH_FOR_AUC = 5  # melanomas and non-melanomas each: an AUC on fewer is one or two orderings
 AUDIT_ACTION = "outcomes.summary"  # the page records once per session that it read every outcome
 
 
@@ -53,11 +54,11 @@ class Proportion:
         return metrics.proportion_ci(self.hits, self.total)
 
     def text(self) -> str:
-        """ "52% (13 of 25; 95% CI 34–70%)", or "–" for nothing to count."""
+        """ "52% (13 of 25; 33–70%)": the share, the counts, the 95% interval; "–" for nothing to count."""
         if not self.total:
             return "–"
         low, high = self.interval
-        return f"{self.value:.0%} ({self.hits} of {self.total}; 95% CI {100 * low:.0f}–{high:.0%})"
+        return f"{self.value:.0%} ({self.hits} of {self.total}; {100 * low:.0f}–{high:.0%})"
 
 
 @dataclass(frozen=True)
@@ -156,56 +157,72 @@ def _figure(entry: Any, digits: str = ".0%") -> str:
     return f"{number:{digits}}{interval}"
 
 
+CLINIC, RANDOM = "this clinic", "random order"
+COMPLETE, UNSEEN = "validation: complete patients", "validation: unseen source"
+
+
 def comparison_table(
     results: LocalResults, validation: dict[str, Any] | None, config: dict[str, Any] | None
 ) -> pd.DataFrame:
-    """This clinic's figures beside the model card's: its complete patients (scored out of fold), and a run
-    that never saw their source (what a clinic unlike the training data may expect)."""
+    """This clinic's figures beside what a random order would give and the model card's: its complete patients
+    (scored out of fold), and a run that never saw their source (what a clinic unlike the training data may
+    expect). Intervals are 95%."""
     rankings = whole_patient(validation).get("rankings") or {}
     card = rankings.get(deployed_ranking(config)) or {}
     complete = ((validation or {}).get("per_dataset") or {}).get(COMPLETE_PATIENTS) or {}
     unseen = unseen_source_ranking(validation)
     unseen_wp = unseen[2] if unseen else {}
     mel, others = results.melanomas_flagged, results.others_flagged
+    visits = bool(results.visits)
+    enough_for_auc = min(results.melanomas, results.lesions - results.melanomas) >= MIN_EACH_FOR_AUC
     rows = [
         {
-            "measure": "excised melanomas flagged (at the threshold)",
-            "this clinic": mel.text() if mel else "no threshold",
-            "validation: complete patients": _figure(complete.get("sensitivity")),
-            "validation: a source never seen": "–",
+            "measure": "melanomas flagged at the threshold",
+            CLINIC: mel.text() if mel else "no threshold",
+            RANDOM: "–",
+            COMPLETE: _card_proportion(complete.get("sensitivity"), complete.get("n_melanoma")),
+            UNSEEN: "–",
         },
         {
-            "measure": "excised lesions that were not melanoma, flagged",
-            "this clinic": others.text() if others else "no threshold",
-            "validation: complete patients": "–",
-            "validation: a source never seen": "–",
+            "measure": "excised non-melanomas flagged",
+            CLINIC: others.text() if others else "no threshold",
+            RANDOM: "–",
+            COMPLETE: "–",
+            UNSEEN: "–",
         },
         {
             "measure": f"melanoma in the visit's top {TOP_K}",
-            "this clinic": results.top_k.text()
-            + (f" · random order {results.random_top_k:.0%}" if results.visits else ""),
-            "validation: complete patients": _figure(card.get(f"top{TOP_K}")),
-            "validation: a source never seen": _figure(unseen_wp.get(f"top{TOP_K}")),
+            CLINIC: results.top_k.text(),
+            RANDOM: f"{results.random_top_k:.0%}" if visits else "–",
+            COMPLETE: _figure(card.get(f"top{TOP_K}")),
+            UNSEEN: _figure(unseen_wp.get(f"top{TOP_K}")),
         },
         {
             "measure": "share of the visit's other lesions listed before the melanoma",
-            "this clinic": (
-                f"{results.share_before:.2f} ({counted(len(results.visits), 'visit')}) · random order "
-                f"{results.random_share_before:.2f}"
-                if results.visits
-                else "–"
-            ),
-            "validation: complete patients": _figure(card.get("share_before"), ".2f"),
-            "validation: a source never seen": _figure(unseen_wp.get("share_before"), ".2f"),
+            CLINIC: f"{results.share_before:.2f} ({counted(len(results.visits), 'visit')})" if visits else "–",
+            RANDOM: f"{results.random_share_before:.2f}" if visits else "–",
+            COMPLETE: _figure(card.get("share_before"), ".2f"),
+            UNSEEN: _figure(unseen_wp.get("share_before"), ".2f"),
         },
         {
-            "measure": "AUC among excised lesions (melanoma against not)",
-            "this clinic": "–" if math.isnan(results.auc) else f"{results.auc:.2f}",
-            "validation: complete patients": _figure(complete.get("auc"), ".2f") + " (all lesions)",
-            "validation: a source never seen": "–",
+            "measure": "AUC, excised lesions (melanoma against not)",
+            CLINIC: f"{results.auc:.2f}" if enough_for_auc and not math.isnan(results.auc) else "–",
+            RANDOM: "0.50",
+            COMPLETE: _figure(complete.get("auc"), ".2f") + " (all lesions)",
+            UNSEEN: "–",
         },
     ]
     return pd.DataFrame(rows)
+
+
+def _card_proportion(share: Any, n: Any) -> str:
+    """A card's sensitivity with its count and 95% interval, as this clinic's are shown."""
+    try:
+        total = int(n)
+        hits = round(float(share) * total)
+    except (TypeError, ValueError):
+        return _figure(share)
+    return Proportion(hits, total).text() if total else "–"
 
 
 def summary_sentence(results: LocalResults) -> str:

@@ -50,11 +50,10 @@ def panel(config: dict[str, Any], validation: dict[str, Any] | None) -> None:
             st.caption(local_results.summary_sentence(results))
         return
     (st.caption if results.enough else st.warning)(local_results.summary_sentence(results))
-    st.dataframe(
-        local_results.comparison_table(results, validation, config), hide_index=True, key="local_results_table"
-    )
+    # A static table: its text wraps, where a data frame's five columns needed sideways scrolling at 1440 px.
+    st.table(local_results.comparison_table(results, validation, config).set_index("measure"))
     st.caption(
         "Only lesions someone chose to excise or biopsy have a result, so the lesions that were not melanoma "
         "are the suspicious ones, not all moles; lesions without a result count as not melanoma in their "
-        "visit's ranking. Intervals: 95% Wilson (this clinic), patient bootstrap (validation)."
+        "visit's ranking. Intervals are 95%: Wilson for counts, patient bootstrap for the card's rankings."
     )

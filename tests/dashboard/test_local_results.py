@@ -109,7 +109,7 @@ def test_without_a_threshold_nothing_is_called_flagged():
     results = local_results.local_results([row(1, 1, "melanoma", 0.9, rank=1, ranked=3)], this_model, None)
     assert results.melanomas_flagged is None and results.others_flagged is None
     table = local_results.comparison_table(results, None, None)
-    assert table.loc[0, "this clinic"] == "no threshold"
+    assert table.loc[0, local_results.CLINIC] == "no threshold"
 
 
 def test_enough_melanomas_are_judged_and_compared_with_the_card():
@@ -133,21 +133,29 @@ def test_enough_melanomas_are_judged_and_compared_with_the_card():
         },
     }
     table = local_results.comparison_table(results, validation, {}).set_index("measure")
-    flagged = table.loc["excised melanomas flagged (at the threshold)"]
-    assert flagged["this clinic"].startswith("67% (8 of 12; 95% CI 39–86%)")
-    assert flagged["validation: complete patients"] == "52%"
+    clinic, random, complete, unseen = (
+        local_results.CLINIC,
+        local_results.RANDOM,
+        local_results.COMPLETE,
+        local_results.UNSEEN,
+    )
+    flagged = table.loc["melanomas flagged at the threshold"]
+    assert flagged[clinic] == "67% (8 of 12; 39–86%)"
+    assert flagged[complete] == "52% (13 of 25; 33–70%)"  # the card's figure with its count and interval too
     top5 = table.loc["melanoma in the visit's top 5"]
     # ranks 1..7 then 1..5: ten in the top 5, against 5 of 30 for a random order
-    assert top5["this clinic"] == "83% (10 of 12; 95% CI 55–95%) · random order 17%"
-    assert top5["validation: complete patients"] == "76% (53%–94%)"
-    assert top5["validation: a source never seen"] == "65%"
+    assert (top5[clinic], top5[random]) == ("83% (10 of 12; 55–95%)", "17%")
+    assert top5[complete] == "76% (53%–94%)"
+    assert top5[unseen] == "65%"
     share = table.loc["share of the visit's other lesions listed before the melanoma"]
-    assert share["validation: complete patients"] == "0.16 (0.08–0.25)"
-    assert share["validation: a source never seen"] == "0.39 (0.21–0.59)"
+    assert share[complete] == "0.16 (0.08–0.25)"
+    assert share[unseen] == "0.39 (0.21–0.59)"
+    # twelve melanomas and no excised non-melanoma: no AUC, rather than one from a handful of pairs
+    assert table.loc["AUC, excised lesions (melanoma against not)", clinic] == "–"
 
 
 def test_proportion_text_and_interval():
     assert Proportion(0, 0).text() == "–"
-    assert Proportion(13, 25).text() == "52% (13 of 25; 95% CI 33–70%)"  # Wilson: 0.3350–0.6997
+    assert Proportion(13, 25).text() == "52% (13 of 25; 33–70%)"  # Wilson: 0.3350–0.6997
     low, high = Proportion(0, 5).interval
     assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.4345, abs=1e-3)
