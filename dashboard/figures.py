@@ -4,6 +4,7 @@ and the house style come from model/figures.py (shared with training/evaluate.py
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -39,35 +40,43 @@ def plotly_text(value: object) -> str:
 # ---------------------------------------------------------------- review
 
 
-SCORE_TICKS = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+SCORE_TICKS = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def _tick_text(value: float) -> str:
+    """A log axis's percentage with the decimals it needs (0.01%, 0.3%, 3%), never "0.0%"."""
+    digits = max(0, -math.floor(math.log10(100 * value)))
+    return f"{100 * value:.{digits}f}%"
 
 
 def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
     """P(melanoma) per lesion in rank order, a dot with its uncertainty interval (± 2 TTA spreads), on a log
     axis: calibrated to screening, most scores and the threshold sit within the first few per cent, where a
-    0-100% axis squeezes them into one corner. Each row names its band in words, not by colour alone."""
+    0-100% axis squeezes them into one corner. Each row names its band in words, not by colour alone, and says
+    when the lesion is an ugly duckling."""
     if table.empty:
         return empty_figure("No scores yet.")
     data = table.sort_values("rank", ascending=False)
     p = data["p_melanoma"].to_numpy(float)
     spread = data["p_spread"].fillna(0).to_numpy(float)
     bands = [score_band(pi, threshold, si) for pi, si in zip(p, spread, strict=True)]
-    floor = max(SCORE_TICKS[0], min(float(np.min(p)), threshold) / 2)  # the axis's left end
+    floor = max(SCORE_TICKS[0], min(float(np.min(p)), threshold) / 2)  # the axis's left end, below every score
     low = np.maximum(p - UNCERTAINTY_SPREADS * spread, floor)
     high = np.minimum(p + UNCERTAINTY_SPREADS * spread, 1.0)
+    outlier = data["outlier"].astype(bool) if "outlier" in data else pd.Series(False, index=data.index)
     names = [
-        f"#{int(r)} {plotly_text(lab)} · {band.name}"
-        for r, lab, band in zip(data["rank"], data["label"], bands, strict=True)
+        f"#{int(r)} {plotly_text(lab)} · {band.name}" + (" · ugly duckling" if odd else "")
+        for r, lab, band, odd in zip(data["rank"], data["label"], bands, outlier, strict=True)
     ]
     fig = go.Figure(
         go.Scatter(
-            x=p,
+            x=np.maximum(p, floor),  # a score below the axis's end (under 0.001%) sits at it
             y=names,
             mode="markers",
             marker={"color": [BAND_COLOURS[b.colour] for b in bands], "size": 11, "line": {"color": "#333"}},
             error_x={"type": "data", "symmetric": False, "array": high - p, "arrayminus": p - low, "color": "#555"},
-            customdata=[b.title for b in bands],
-            hovertemplate="%{y}<br>P(melanoma) %{x:.2%}<br>%{customdata}<extra></extra>",
+            customdata=np.stack([[b.title for b in bands], [pct(v, 3) for v in p]], axis=1),
+            hovertemplate="%{y}<br>P(melanoma) %{customdata[1]}<br>%{customdata[0]}<extra></extra>",
         )
     )
     fig.add_vline(
@@ -81,12 +90,14 @@ def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
         type="log",
         range=[np.log10(floor), 0.0],
         tickvals=ticks,
-        ticktext=[pct(t) for t in ticks],
+        ticktext=[_tick_text(t) for t in ticks],
         title="P(melanoma), log scale; bars: ± 2 × TTA spread",
         tickfont={"color": "#1b2733", "size": 13},
     )
     fig.update_yaxes(tickfont={"color": "#1b2733", "size": 13})
-    return style_figure(fig, height=max(220, 60 + 28 * len(data)), showlegend=False)
+    style_figure(fig, height=max(240, 90 + 28 * len(data)), showlegend=False)
+    fig.update_layout(margin={"t": max(fig.layout.margin.t or 0, 70)})  # room for the threshold's label
+    return fig
 
 
 # ---------------------------------------------------------------- model card
