@@ -10,7 +10,7 @@ from typing import Any
 from dashboard.wording import pct
 from model.metrics import SCREENING_PREVALENCE, at_prevalence
 
-__all__ = ["SCREENING_PREVALENCE", "OperatingPoint", "operating_point", "performance_sentence"]
+__all__ = ["SCREENING_PREVALENCE", "OperatingPoint", "operating_point", "performance_sentence", "whole_counts"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,19 @@ class OperatingPoint:
             "flagged": found + false_alarms,
             "false_alarms": false_alarms,
         }
+
+
+def whole_counts(per: dict[str, float]) -> dict[str, int]:
+    """Natural frequencies as the whole lesions a page prints, rounded so that they add up (found + missed =
+    melanomas, found + false alarms = flagged); rounding each alone printed 14 found and 3 missed of 18."""
+    melanomas, found, false_alarms = round(per["melanomas"]), round(per["found"]), round(per["false_alarms"])
+    return {
+        "melanomas": melanomas,
+        "found": found,
+        "missed": melanomas - found,
+        "false_alarms": false_alarms,
+        "flagged": found + false_alarms,
+    }
 
 
 def operating_point(config: dict[str, Any], prevalence: float = SCREENING_PREVALENCE) -> OperatingPoint:

@@ -30,10 +30,11 @@ from dashboard.model_evidence import (
     whole_patient_figure,
     whole_patient_table,
 )
-from dashboard.operating_point import SCREENING_PREVALENCE, operating_point
+from dashboard.operating_point import SCREENING_PREVALENCE, operating_point, whole_counts
 from dashboard.wording import pct
 from data.errors import TriageError
 from data.settings import SCORE_RISE
+from model.metrics import proportion_ci
 
 DATASETS = pd.DataFrame(
     [
@@ -163,25 +164,26 @@ else:
             "These are the pooled validation figures: two thirds of its melanomas are HAM10000's, a referral "
             "collection. The figures on complete patients' moles, below, are closer to a mole check."
         )
-        per = op.per_1000()
+        per = whole_counts(op.per_1000())
         st.markdown(
-            f"**Out of 1,000 lesions in a screening clinic**, about **{per['melanomas']:.0f}** are "
+            f"**Out of 1,000 lesions in a screening clinic**, about **{per['melanomas']}** are "
             "melanomas. "
-            f"At this threshold, with the pooled figures, the model flags about **{per['flagged']:.0f}**: "
-            f"**{per['found']:.0f}** melanomas and **{per['false_alarms']:.0f}** benign lesions. About "
-            f"**{per['missed']:.0f}** melanoma(s) would not be flagged — which is why every lesion still needs "
+            f"At this threshold, with the pooled figures, the model flags about **{per['flagged']}**: "
+            f"**{per['found']}** melanomas and **{per['false_alarms']}** benign lesions. About "
+            f"**{per['missed']}** melanoma(s) would not be flagged — which is why every lesion still needs "
             "your own assessment."
         )
         mole_check = mole_check_point(validation, op)
         if mole_check is not None:
             point, n_melanoma = mole_check
-            at_check = point.per_1000()
+            at_check = whole_counts(point.per_1000())
+            low, high = proportion_ci(round(point.sensitivity * n_melanoma), n_melanoma)
             st.warning(
                 f"**With the figures of complete patients' moles** (every mole of a patient; sensitivity "
-                f"{pct(point.sensitivity)} on {n_melanoma} melanomas, specificity {pct(point.specificity)}), "
-                f"the same 1,000 lesions give about **{at_check['flagged']:.0f}** flagged: "
-                f"**{at_check['found']:.0f}** melanomas found, **{at_check['missed']:.0f}** missed and "
-                f"**{at_check['false_alarms']:.0f}** benign lesions flagged.",
+                f"{pct(point.sensitivity)} on {n_melanoma} melanomas, 95% interval {pct(low)}–{pct(high)}; "
+                f"specificity {pct(point.specificity)}), the same 1,000 lesions give about "
+                f"**{at_check['flagged']}** flagged: **{at_check['found']}** melanomas found, "
+                f"**{at_check['missed']}** missed and **{at_check['false_alarms']}** benign lesions flagged.",
                 icon=":material/groups:",
             )
         recorded = (config.get("operating_point") or {}).get("prevalence")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.operating_point import SCREENING_PREVALENCE, OperatingPoint, operating_point, performance_sentence
+from dashboard.operating_point import (
+    SCREENING_PREVALENCE,
+    OperatingPoint,
+    operating_point,
+    performance_sentence,
+    whole_counts,
+)
 
 
 def test_operating_point_at_screening_prevalence():
@@ -19,3 +25,10 @@ def test_operating_point_at_screening_prevalence():
     assert per["melanomas"] == pytest.approx(17.6, abs=0.05) and per["found"] + per["missed"] == per["melanomas"]
     assert "1 in 13 flagged" in performance_sentence(op)
     assert "unvalidated" in performance_sentence(operating_point({"operating_point": {"threshold": 0.5}}))
+
+
+def test_the_printed_counts_add_up():
+    op = OperatingPoint(threshold=0.016, sensitivity=0.804, specificity=0.713, prevalence=SCREENING_PREVALENCE)
+    counts = whole_counts(op.per_1000())  # 17.6 melanomas, 14.2 found, 3.5 missed: rounded alone, 14 + 3 = 18
+    assert counts["found"] + counts["missed"] == counts["melanomas"] == 18
+    assert counts["found"] + counts["false_alarms"] == counts["flagged"]
