@@ -122,7 +122,7 @@ def screening_calibration_figure(curve: dict[str, Any] | None) -> go.Figure | No
     """The held-out scores' calibration re-weighted to screening prevalence (validation.json's
     ``calibration_at_screening_prevalence.cross_fitted``): what a displayed P(melanoma) means at a mole check."""
     return validation_figures.calibration_figure(
-        {"held-out lesions at 1.76%": {"calibration": curve}}, title="Calibration at screening prevalence"
+        {"held-out lesions at 1.76%": {"calibration": curve}}, title="Calibration at screening prevalence", log=True
     )
 
 

@@ -12,6 +12,7 @@ names, so the dashboard can pass its one percentage format.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -199,7 +200,7 @@ def pr_figure(
 
 
 def calibration_figure(
-    sets: Mapping[str, Curves | None], title: str = "Calibration (validation set)"
+    sets: Mapping[str, Curves | None], title: str = "Calibration (validation set)", log: bool = False
 ) -> go.Figure | None:
     """Observed fraction melanoma against mean predicted P(melanoma) per bin (marker area: the bin's lesions,
     ``count``, or its share of them, ``weight``, for a curve re-weighted to another prevalence) with the
@@ -233,6 +234,14 @@ def calibration_figure(
             )
         )
     upper = min(1.0, 1.1 * top) if top > 0 else 1.0
+    if log:  # bins from 0.03% to 12%: on linear axes half of them sat in one blob at the origin
+        positive = [v for _, _, cal in curves for v in (*cal["mean_predicted"], *cal["fraction_positive"]) if v > 0]
+        lower = min(positive) / 1.5 if positive else 1e-4
+        fig.data[0].update(x=[lower, upper], y=[lower, upper])  # the diagonal, drawn within the log range
+        for axis, label in ((fig.update_xaxes, "mean predicted P(melanoma)"), (fig.update_yaxes, "observed share")):
+            axis(type="log", range=[math.log10(lower), math.log10(upper)], title=label + ", log scale")
+            axis(tickformat=".1%")
+        return style_figure(fig, title, height=400)
     fig.update_xaxes(range=[0, upper], title="mean predicted P(melanoma)")
     fig.update_yaxes(range=[0, upper * 1.02], title="observed fraction melanoma")
     return style_figure(fig, title, height=400)

@@ -105,7 +105,12 @@ def test_calibration_at_screening_prevalence_is_drawn_on_its_own_scale():
     }
     fig = figures.screening_calibration_figure(curve)
     assert fig.layout.title.text == "Calibration at screening prevalence"
-    assert fig.layout.xaxis.range == (0, pytest.approx(0.1353))  # just above the largest value, 0.123
+    # a log scale from just below the smallest value (0.0009) to just above the largest (0.123): on linear axes
+    # half the bins sat in one blob at the origin
+    assert fig.layout.xaxis.type == fig.layout.yaxis.type == "log"
+    assert fig.layout.xaxis.range == (pytest.approx(np.log10(0.0009 / 1.5)), pytest.approx(np.log10(0.1353)))
+    diagonal = fig.data[0]
+    assert list(diagonal.x) == list(diagonal.y) == [pytest.approx(0.0006), pytest.approx(0.1353)]
     [dots] = [t for t in fig.data if t.name == "held-out lesions at 1.76%"]
     assert list(dots.customdata) == ["60% of lesions", "30% of lesions", "10% of lesions"]
     assert list(dots.marker.size) == sorted(dots.marker.size, reverse=True)  # marker area follows the weight
