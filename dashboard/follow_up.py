@@ -30,7 +30,7 @@ from data.settings import SCORE_RISE, ScoreRiseMargin
 from model import score_change
 
 if TYPE_CHECKING:
-    from dashboard.store.records import ImageView, PatientTimeline
+    from dashboard.store.records import ImageView, LesionSummary, PatientTimeline
 
 ALL_SITES = "all sites"
 UNSAVED_VISIT_ID = -1  # the review in progress, shown with the saved visits before it is saved
@@ -315,6 +315,25 @@ def previous_score_line(lesion: LesionHistory, now: float, now_model: str | None
     if now_model is not None and last.model_id not in (None, now_model):
         line += " (scored by another model version then)"
     return line + "."
+
+
+def earlier_findings(summary: LesionSummary | None) -> tuple[str, bool] | None:
+    """On a follow-up's card: the lesion's recorded histology and last decision, and whether the histology was
+    malignant (a lesion already excised as melanoma photographed again needs a second look at the link);
+    None when nothing was recorded."""
+    if summary is None:
+        return None
+    parts, malignant = [], False
+    histology = summary.histology
+    if histology is not None and histology.result != "not_done":
+        malignant = histology.result in ("melanoma", "other_malignant")
+        result = histology.result.replace("_", " ")
+        parts.append(f"histology {result}" + (f" (reported {histology.reported_on})" if histology.reported_on else ""))
+    if summary.latest_action:
+        parts.append(f"last decision: {summary.latest_action}")
+    if not parts:
+        return None
+    return "Recorded for this lesion: " + "; ".join(parts) + ".", malignant
 
 
 def score_rise(

@@ -19,6 +19,7 @@ from dashboard.follow_up import (
     LesionVisit,
     RiseMargin,
     ScoreRise,
+    earlier_findings,
     lesion_histories,
     lesion_rise,
     previous_score_line,
@@ -232,6 +233,14 @@ def review_lesion_over_time(state: Any, image: Any, row: Any, threshold: float) 
     previous = previous_score_line(lesion, float(row.p_melanoma), model_id)
     if previous:
         st.caption(previous)
+    known = next((k for k in state.patient.known_lesions if k.id == image.existing_lesion_id), None)
+    findings = earlier_findings(known)
+    if findings is not None:
+        text, malignant = findings
+        if malignant:  # photographed again after a malignant result: is the link right, is this a recurrence?
+            st.warning(literal(text), icon=":material/biotech:")
+        else:
+            st.caption(literal(text))
     if st.button("Compare with earlier visits", key=f"compare_open_{image.key}", icon=":material/compare:"):
         _review_comparison(lesion, image, row, threshold, model_id)
 

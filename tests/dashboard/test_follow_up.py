@@ -240,3 +240,24 @@ def test_a_follow_up_card_names_the_last_saved_score_whichever_way_it_moved():
     assert line == "Last saved score: 55% at visit 1 · 2026-01-10; now 24%."  # a fall is shown too
     assert "another model version" in previous_score_line(lesion, 0.24, "m2")
     assert previous_score_line(LesionHistory(4, 2, "arm", "torso", (visit(1, None),)), 0.1) is None
+
+
+def test_a_follow_up_card_recalls_the_lesions_histology_and_last_decision():
+    from datetime import date
+
+    from dashboard.follow_up import earlier_findings
+    from dashboard.store.records import HistologyView, LesionSummary
+
+    def summary(histology: str | None, action: str | None) -> LesionSummary:
+        result = None
+        if histology is not None:
+            result = HistologyView(1, 3, histology, date(2026, 6, 20), "dr.lee", datetime(2026, 6, 21, tzinfo=UTC))
+        return LesionSummary(3, 1, "torso", "back", datetime(2026, 1, 1, tzinfo=UTC), 1, None, None, 0.5, 0.5, action,
+                             histology=result)  # fmt: skip
+
+    text, malignant = earlier_findings(summary("melanoma", "excise"))
+    assert text == "Recorded for this lesion: histology melanoma (reported 2026-06-20); last decision: excise."
+    assert malignant  # shown as a warning: photographed again after a melanoma result
+    assert earlier_findings(summary("benign", None)) == ("Recorded for this lesion: histology benign (reported "
+                                                         "2026-06-20).", False)  # fmt: skip
+    assert earlier_findings(summary("not_done", None)) is None and earlier_findings(None) is None
