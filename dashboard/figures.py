@@ -129,6 +129,8 @@ def screening_calibration_figure(curve: dict[str, Any] | None) -> go.Figure | No
 # ---------------------------------------------------------------- history
 
 MIN_TREND_SPAN = timedelta(days=90)  # the narrowest date range a lesion's trend is drawn on
+# Its own axis and unit: a diamond drawn above the threshold line read as "above threshold" (a visual review).
+UD_TREND_NAME = "ugly-duckling score (right axis; not compared with the threshold)"
 
 
 def score_trend(points: Sequence[Any], threshold: float | None, title: str | None = None) -> go.Figure:
@@ -159,7 +161,7 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
                 x=times,
                 y=[p.ugly_duckling for p in points],
                 mode="lines+markers",
-                name="ugly-duckling score",
+                name=UD_TREND_NAME,
                 line={"color": ORANGE, "dash": "dot"},
                 marker={"symbol": "diamond"},
                 yaxis="y2",

@@ -32,6 +32,7 @@ from test_browser_e2e import (  # noqa: F401 - server is a fixture
 from test_visit_report import pdf_text, render_page
 
 from dashboard.body_map import SELECTED_FILL, diagram_point
+from dashboard.figures import UD_TREND_NAME
 from dashboard.follow_up import RiseMargin, lesion_histories, lesion_rise
 from dashboard.report import MARGIN, PICTURE_GAP, PICTURE_MM, TEXT_X
 from dashboard.store import CaseStore
@@ -300,7 +301,7 @@ def _history_comparison(page, tmp_path: Path, patient_id: int, mole_id: int, tak
     ducks = [v.ugly_duckling for v in mole.visits]
     assert None not in ducks, "each visit compared at least 3 lesions: both have an ugly-duckling score"
     assert on_axis["P(melanoma)"] == ("y", pytest.approx(scores))
-    assert on_axis["ugly-duckling score"] == ("y2", pytest.approx(ducks))
+    assert on_axis[UD_TREND_NAME] == ("y2", pytest.approx(ducks))
     low, high = axes["leftRange"]
     assert low <= min(scores) and max(scores) <= high <= 1.0
     low, high = axes["rightRange"]

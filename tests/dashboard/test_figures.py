@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dashboard.figures import score_trend
+from dashboard.figures import UD_TREND_NAME, score_trend
 from dashboard.store import TrendPoint
 
 
@@ -31,7 +31,7 @@ def test_trend_draws_the_ugly_duckling_score_on_its_own_axis_in_its_own_unit():
     # The z axis is not a probability: not labelled P(melanoma), not in per cent, not clipped to 0–1.
     assert "ugly-duckling" in z_axis.title.text and "%" not in (z_axis.tickformat or "")
     assert z_axis.range[0] <= -0.6 and z_axis.range[1] >= 2.7
-    ud_trace = next(t for t in fig.data if t.name == "ugly-duckling score")
+    ud_trace = next(t for t in fig.data if t.name == UD_TREND_NAME)
     assert ud_trace.yaxis == "y2"
     assert next(t for t in fig.data if t.name == "P(melanoma)").yaxis in (None, "y")
 
