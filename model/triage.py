@@ -69,6 +69,7 @@ class TriageResult:
     tta: int = 1  # test-time augmentation views the scores were computed with
     # Earlier lesions compared against (not ranked): how many, and their places on the embedding map.
     reference_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    compared: int | None = None  # distinct lesions in the ugly-duckling comparison (copies of one photo count once)
 
     @property
     def ranked(self) -> pd.DataFrame:
@@ -109,11 +110,20 @@ def decode_lesion(lesion: LesionInput) -> Image.Image:
 
 
 def _reasons(
-    p: float, spread: float, ud: float, n: int, threshold: float, outlier_z: float, rank: int, earlier: int = 0
+    p: float,
+    spread: float,
+    ud: float,
+    n: int,
+    threshold: float,
+    outlier_z: float,
+    rank: int,
+    earlier: int = 0,
+    others_compared: int | None = None,
 ) -> str:
-    others = f"this patient's other {n - 1 + earlier} lesions" + (
-        f" ({earlier} from earlier visits)" if earlier else ""
-    )
+    """``others_compared``: the distinct other lesions the comparison used (copies of one photo count once);
+    by default the visit's other lesions and the earlier ones."""
+    count = n - 1 + earlier if others_compared is None else others_compared
+    others = f"this patient's other {count} lesions" + (f" ({earlier} from earlier visits)" if earlier else "")
     parts = []
     digits = 1  # percentages: calibrated probabilities at screening prevalence are mostly a few per cent
     while digits < 3 and round(100 * p, digits) == round(100 * threshold, digits):
@@ -246,7 +256,9 @@ def triage_patient(
     m = len(earlier)
     scored = score_patient(p, emb, settings, earlier if m else None)
     ud = scored["ugly_duckling"]
-    compared = n + m
+    groups = copy_groups(np.vstack([emb, earlier]) if m else emb)
+    compared = len(np.unique(groups))  # what the comparison saw: copies of one photo count once
+    earlier_only = len(set(groups[n:]) - set(groups[:n]))  # earlier lesions not photographed again now
     if m:
         notes.append(
             f"The ugly-duckling comparison includes {m} lesion{'s' if m != 1 else ''} known from earlier visits "
@@ -264,7 +276,7 @@ def triage_patient(
         )
     # Named by file (the dashboard's image ids are hashes), by id when there is no file name.
     shown = [lesions[i].filename or ids[i] for i in ok_idx]
-    notes += _copy_notes(shown, copy_groups(np.vstack([emb, earlier]) if m else emb))
+    notes += _copy_notes(shown, groups)
     if settings["method"] == "patient_context" and n > 1:
         notes.append(
             "Ranked by patient context: each lesion's P(melanoma) relative to this patient's other lesions and how "
@@ -296,7 +308,17 @@ def triage_patient(
         }
     )
     table["reasons"] = [
-        _reasons(r.p_melanoma, r.p_spread, r.ugly_duckling, n, threshold, settings["ud_outlier_z"], r.rank, m)
+        _reasons(
+            r.p_melanoma,
+            r.p_spread,
+            r.ugly_duckling,
+            n,
+            threshold,
+            settings["ud_outlier_z"],
+            r.rank,
+            earlier_only,
+            others_compared=compared - 1,
+        )
         for r in table.itertuples()
     ]
     return TriageResult(
@@ -309,4 +331,5 @@ def triage_patient(
         settings=settings,
         tta=stream.tta,
         reference_xy=xy_all[n:],
+        compared=compared,
     )

@@ -132,7 +132,7 @@ def _results_section() -> None:
         for row in errors.itertuples():
             ui.problem_card(UploadProblem(getattr(row, "filename", None) or str(row.image_id)[:12], row.reason))
     for note in getattr(state.result, "notes", []) or []:
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {literal(note)}")  # notes quote upload file names
     if table.empty:
         st.warning("No image could be scored.")
         return
@@ -176,7 +176,9 @@ def _duck_map(table) -> None:
     from dashboard.ugly_duckling_map import MIN_LESIONS, thumbnail_uri, too_few_message, ugly_duckling_map
 
     earlier = getattr(state.result, "reference_xy", None)
-    compared = len(table) + (0 if earlier is None else len(earlier))
+    compared = getattr(state.result, "compared", None)  # copies of one photo count once
+    if compared is None:
+        compared = len(table) + (0 if earlier is None else len(earlier))
     if compared < MIN_LESIONS:
         st.info(too_few_message(compared), icon=":material/info:")
         return

@@ -675,3 +675,21 @@ def test_model_page_compares_this_clinics_histology_results_with_the_card(monkey
     [event] = store.audit_events(action="outcomes.summary")
     assert (event.actor, event.patient_id, event.detail["rows"]) == (CLINICIAN, None, 3)
     store.close()
+
+
+def test_the_copy_note_shows_file_names_as_typed_not_as_markdown(app_env, patient_lesions):
+    """The same photo uploaded as a JPEG and as a PNG: the review's note names both files, escaped (a name
+    such as *back*.png rendered bold, a [link](…) as a link)."""
+    import io as _io
+
+    from PIL import Image
+
+    png = _io.BytesIO()
+    Image.open(_io.BytesIO(patient_lesions[0].data)).save(png, "PNG")
+    at = start()
+    open_new_patient(at)
+    upload(at, [*(f.upload() for f in patient_lesions[:3]), ("*back*.png", png.getvalue(), "image/png")])
+    run_triage(at)
+    [note] = [c.value for c in at.caption if "same photo" in c.value]
+    assert "“\\*back\\*\\.png”" in note  # escaped: shown as typed, not in bold
+    assert "ISIC\\_" in note and "look like the same photo uploaded 2 times" in note

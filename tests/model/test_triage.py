@@ -251,8 +251,9 @@ def test_bytes_pil_and_path_inputs_agree(predictor, datasets_dir, isic2020):
     assert list(t.image_id) == ["path", "bytes", "pil", "rgba", "path (2)"]  # duplicate ids made unique
     assert any("Duplicate image ids" in n for n in result.notes)
     np.testing.assert_allclose(t.p_melanoma, t.p_melanoma[0], atol=1e-6)
-    # five copies of one photo are one lesion: no ugly-duckling comparison, and the note says why
+    # five copies of one photo are one lesion: no ugly-duckling comparison, and the notes say why
     assert t.ugly_duckling.isna().all()
+    assert any(n.startswith("Only 1 lesion: the ugly-duckling comparison needs at least 3") for n in result.notes)
     [copies] = [n for n in result.notes if "same photo" in n]
     assert "“path”, “bytes”, “pil”, “rgba” and “path (2)”" in copies
 
@@ -411,6 +412,11 @@ def test_a_photo_uploaded_twice_counts_once_in_the_comparison(predictor, dataset
     np.testing.assert_allclose(table.loc[alone.index, "ugly_duckling"], alone["ugly_duckling"], atol=1e-5)
     assert table.loc["copy.png", "ugly_duckling"] == pytest.approx(alone.loc[lesions[1].image_id, "ugly_duckling"])
     [note] = [n for n in with_copy.notes if "same photo" in n]
+    assert with_copy.compared == len(lesions)  # the copy is not a lesion of its own
+    from model.triage import _reasons
+
+    # a reason counts the other lesions compared, not the uploads: a lesion's own copy is not one of them
+    assert "unlike this patient's other 4 lesions" in _reasons(0.01, 0.0, 3.0, 6, 0.5, 2.5, 1, others_compared=4)
     assert note.startswith(f"“{lesions[1].image_id}” and “copy.png” look like the same photo uploaded 2 times")
     assert not [n for n in triage_patient(predictor, lesions, PatientInfo(), tta=1).notes if "same photo" in n]
 
@@ -424,5 +430,8 @@ def test_the_copy_note_names_the_files_not_the_ids(predictor, datasets_dir, isic
         LesionInput("b" * 64, data, filename="back-again.jpg"),
         *lesions[1:],
     ]
-    [note] = [n for n in triage_patient(predictor, uploads, PatientInfo(), tta=1).notes if "same photo" in n]
+    notes = triage_patient(predictor, uploads, PatientInfo(), tta=1).notes
+    [note] = [n for n in notes if "same photo" in n]
     assert note.startswith("“back.jpg” and “back-again.jpg” look like the same photo") and "aaaa" not in note
+    # four uploads, three lesions: the comparison's notes count the lesions it compared
+    assert any(n.startswith("Only 3 lesions: the ugly-duckling comparison is weak") for n in notes), notes
