@@ -54,7 +54,9 @@ def database_location(url: str) -> str:
     if parsed.get_backend_name() == "sqlite" and parsed.database and not parsed.query.get("uri"):
         path = Path(parsed.database).expanduser().resolve()
         return f"{path}" if path.exists() else f"{path} (does not exist yet: a new, empty database is made there)"
-    return parsed.render_as_string(hide_password=True)
+    # A password may also ride in the query (?password=…): masked like the user:password@ form.
+    hidden = {key: "hidden" for key in parsed.query if "pass" in key.lower()}
+    return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
 
 
 def main(argv: list[str] | None = None) -> int:

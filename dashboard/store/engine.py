@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ def _private_sqlite_file(path: Path) -> None:
     for file in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDE_FILES)):
         try:
             info = file.stat()
-            if info.st_mode & 0o077 and info.st_uid == os.getuid():
+            # Regular files only: a URL naming a folder by mistake must not lose the folder's execute bit.
+            if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and info.st_uid == os.getuid():
                 os.chmod(file, PRIVATE_FILE_MODE)
         except FileNotFoundError:
             continue

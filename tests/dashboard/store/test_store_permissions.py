@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterator
@@ -83,3 +84,12 @@ def test_reusing_a_stored_file_marks_it_recent_for_the_orphan_pruner(tmp_path, s
     os.utime(target, (1_000_000_000, 1_000_000_000))  # left by a review years ago, no longer referenced
     assert not blobs.put(sample_images[0], info)  # the same bytes: not written again
     assert target.stat().st_mtime > 1_000_000_000 + 3600  # but changed "now", so a prune spares it
+
+
+def test_a_url_naming_a_folder_leaves_the_folders_permissions_alone(tmp_path, usual_umask):
+    folder = tmp_path / "var"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    with contextlib.suppress(Exception):  # SQLite may refuse a folder; what matters is the folder's mode after
+        make_engine(f"sqlite:///{folder}").dispose()  # a typo: the folder, not a file in it
+    assert _mode(folder) == 0o755  # still enterable (it lost its execute bit: 0600)

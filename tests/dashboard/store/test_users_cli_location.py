@@ -38,3 +38,11 @@ def test_a_relative_database_url_is_shown_as_the_file_it_opens(tmp_path, monkeyp
 )
 def test_a_server_database_is_shown_without_its_password(url, shown):
     assert database_location(url) == shown
+
+
+def test_a_password_in_the_urls_query_is_not_printed():
+    from dashboard.users import database_location
+
+    shown = database_location("postgresql+psycopg://triage@db.clinic/triage?password=s3cret&sslmode=require")
+    assert "s3cret" not in shown and "password=hidden" in shown and "sslmode=require" in shown
+    assert "pw" not in database_location("postgresql+psycopg://triage:pw@db.clinic/triage")
