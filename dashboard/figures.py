@@ -4,7 +4,6 @@ and the house style come from model/figures.py (shared with training/evaluate.py
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -20,10 +19,12 @@ from model.figures import (  # noqa: F401  (the palette and MODEBAR_PX are re-ex
     BLUE,
     GREEN,
     GREY,
+    LOG_PERCENT_TICKS,
     MODEBAR_PX,
     ORANGE,
     RED,
     empty_figure,
+    log_percent_axis,
     style_figure,
 )
 
@@ -40,15 +41,6 @@ def plotly_text(value: object) -> str:
 # ---------------------------------------------------------------- review
 
 
-SCORE_TICKS = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-
-
-def _tick_text(value: float) -> str:
-    """A log axis's percentage with the decimals it needs (0.01%, 0.3%, 3%), never "0.0%"."""
-    digits = max(0, -math.floor(math.log10(100 * value)))
-    return f"{100 * value:.{digits}f}%"
-
-
 def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
     """P(melanoma) per lesion in rank order, a dot with its uncertainty interval (± 2 TTA spreads), on a log
     axis: calibrated to screening, most scores and the threshold sit within the first few per cent, where a
@@ -60,7 +52,8 @@ def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
     p = data["p_melanoma"].to_numpy(float)
     spread = data["p_spread"].fillna(0).to_numpy(float)
     bands = [score_band(pi, threshold, si) for pi, si in zip(p, spread, strict=True)]
-    floor = max(SCORE_TICKS[0], min(float(np.min(p)), threshold) / 2)  # the axis's left end, below every score
+    floor = max(LOG_PERCENT_TICKS[0], min(float(np.min(p)), threshold) / 2)  # the axis's left end, below every score
+    drawn = np.maximum(p, floor)  # a score below the axis's end (under 0.001%) sits at it
     low = np.maximum(p - UNCERTAINTY_SPREADS * spread, floor)
     high = np.minimum(p + UNCERTAINTY_SPREADS * spread, 1.0)
     outlier = data["outlier"].astype(bool) if "outlier" in data else pd.Series(False, index=data.index)
@@ -70,11 +63,17 @@ def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
     ]
     fig = go.Figure(
         go.Scatter(
-            x=np.maximum(p, floor),  # a score below the axis's end (under 0.001%) sits at it
+            x=drawn,
             y=names,
             mode="markers",
             marker={"color": [BAND_COLOURS[b.colour] for b in bands], "size": 11, "line": {"color": "#333"}},
-            error_x={"type": "data", "symmetric": False, "array": high - p, "arrayminus": p - low, "color": "#555"},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": np.maximum(high - drawn, 0.0),
+                "arrayminus": drawn - low,  # never negative: low and drawn both stop at the axis's end
+                "color": "#555",
+            },
             customdata=np.stack([[b.title for b in bands], [pct(v, 3) for v in p]], axis=1),
             hovertemplate="%{y}<br>P(melanoma) %{customdata[1]}<br>%{customdata[0]}<extra></extra>",
         )
@@ -85,12 +84,8 @@ def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
         annotation_text=f"threshold {pct(threshold)}",
         annotation_position="top",
     )
-    ticks = [t for t in SCORE_TICKS if t >= floor]
     fig.update_xaxes(
-        type="log",
-        range=[np.log10(floor), 0.0],
-        tickvals=ticks,
-        ticktext=[_tick_text(t) for t in ticks],
+        **log_percent_axis(floor, 1.0),
         title="P(melanoma), log scale; bars: ± 2 × TTA spread",
         tickfont={"color": "#1b2733", "size": 13},
     )

@@ -112,6 +112,26 @@ def _line(x: Any, y: Any, name: str, colour: str, hover: str) -> go.Scatter:
     )
 
 
+LOG_PERCENT_TICKS = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def percent_tick_text(value: float) -> str:
+    """A log axis's percentage with the decimals it needs (0.01%, 0.3%, 3%), never "0.0%"."""
+    digits = max(0, -math.floor(math.log10(100 * value)))
+    return f"{100 * value:.{digits}f}%"
+
+
+def log_percent_axis(lower: float, upper: float) -> dict[str, Any]:
+    """Settings of a log axis of probabilities from ``lower`` to ``upper``, ticked at 1-3-10 steps."""
+    ticks = [t for t in LOG_PERCENT_TICKS if lower <= t <= upper * 1.0001]
+    return {
+        "type": "log",
+        "range": [math.log10(lower), math.log10(upper)],
+        "tickvals": ticks,
+        "ticktext": [percent_tick_text(t) for t in ticks],
+    }
+
+
 def _diagonal(name: str) -> go.Scatter:
     return go.Scatter(
         x=[0, 1], y=[0, 1], mode="lines", name=name, line={"color": GREY, "dash": "dot"}, hoverinfo="skip"
@@ -239,8 +259,7 @@ def calibration_figure(
         lower = min(positive) / 1.5 if positive else 1e-4
         fig.data[0].update(x=[lower, upper], y=[lower, upper])  # the diagonal, drawn within the log range
         for axis, label in ((fig.update_xaxes, "mean predicted P(melanoma)"), (fig.update_yaxes, "observed share")):
-            axis(type="log", range=[math.log10(lower), math.log10(upper)], title=label + ", log scale")
-            axis(tickformat=".1%")
+            axis(**log_percent_axis(lower, upper), title=label + ", log scale")
         return style_figure(fig, title, height=400)
     fig.update_xaxes(range=[0, upper], title="mean predicted P(melanoma)")
     fig.update_yaxes(range=[0, upper * 1.02], title="observed fraction melanoma")

@@ -44,6 +44,7 @@ def test_figures_build_and_degrade_gracefully():
     tiny = figures.ranked_scores(table.assign(p_melanoma=[0.012, 0.03, 0.000001], p_spread=0.0), 0.016)
     assert tiny.layout.xaxis.range[0] == pytest.approx(np.log10(0.00001))
     assert min(tiny.data[0].x) == pytest.approx(0.00001)
+    assert min(tiny.data[0].error_x.arrayminus) >= 0  # whiskers from the drawn dot, never negative
     assert list(tiny.layout.xaxis.ticktext)[:3] == ["0.001%", "0.003%", "0.01%"]
     assert figures.roc_figure(None, None) is None and figures.calibration_figure({}) is None
     validation = {
@@ -109,6 +110,7 @@ def test_calibration_at_screening_prevalence_is_drawn_on_its_own_scale():
     # half the bins sat in one blob at the origin
     assert fig.layout.xaxis.type == fig.layout.yaxis.type == "log"
     assert fig.layout.xaxis.range == (pytest.approx(np.log10(0.0009 / 1.5)), pytest.approx(np.log10(0.1353)))
+    assert "0.0%" not in fig.layout.xaxis.ticktext and "0.1%" in fig.layout.xaxis.ticktext
     diagonal = fig.data[0]
     assert list(diagonal.x) == list(diagonal.y) == [pytest.approx(0.0006), pytest.approx(0.1353)]
     [dots] = [t for t in fig.data if t.name == "held-out lesions at 1.76%"]
