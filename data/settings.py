@@ -127,6 +127,13 @@ def _database_url(environ: Mapping[str, str]) -> str | None:
     return f"{scheme}{REPO_ROOT / path}{query}"
 
 
+def _from_repo(path: str) -> Path:
+    """A folder setting, a relative one taken from the repository folder like DATABASE_URL's SQLite path: run
+    from another folder, the images must stay beside their database."""
+    folder = Path(path).expanduser()
+    return folder if folder.is_absolute() else REPO_ROOT / folder
+
+
 def _positive_int(environ: Mapping[str, str], name: str) -> int | None:
     text = _text(environ, name)
     return int(text) if text and text.isdigit() and int(text) > 0 else None  # torch, too, ignores others
@@ -160,12 +167,13 @@ def environment(environ: Mapping[str, str] | None = None) -> Environment:
     data_dir = _text(environ, DATA_DIR_ENV)
     return Environment(
         database_url=_database_url(environ),
-        data_dir=Path(data_dir) if data_dir else None,
+        data_dir=_from_repo(data_dir) if data_dir else None,
         checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
         shared_dir=Path(environ.get(SHARED_DIR_ENV) or DEFAULT_SHARED_DIR).resolve(),
         idle_timeout_minutes=_checked_number(environ, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_MINUTES, float, MINUTES_RANGE),
         login_max_failures=int(
-            _checked_number(environ, LOGIN_MAX_FAILURES_ENV, DEFAULT_LOGIN_MAX_FAILURES, int, (1, None))
+            # at most 100: more is no lockout at all against a guessing script
+            _checked_number(environ, LOGIN_MAX_FAILURES_ENV, DEFAULT_LOGIN_MAX_FAILURES, int, (1, 100))
         ),
         login_lock_minutes=_checked_number(
             environ, LOGIN_LOCK_MINUTES_ENV, DEFAULT_LOGIN_LOCK_MINUTES, float, MINUTES_RANGE

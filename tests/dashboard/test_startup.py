@@ -99,4 +99,4 @@ def test_serve_py_exits_non_zero_with_the_message_on_an_unusable_setting():
     env = {"PATH": "", "TRIAGE_LOGIN_MAX_FAILURES": "0", "TRIAGE_CHECKPOINT": "/nonexistent"}
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
-    assert "error: TRIAGE_LOGIN_MAX_FAILURES must be a whole number of at least 1, not '0'" in done.stderr
+    assert "error: TRIAGE_LOGIN_MAX_FAILURES must be a whole number from 1 to 100, not '0'" in done.stderr

@@ -133,3 +133,19 @@ def test_the_store_opens_the_same_database_from_any_folder(tmp_path, monkeypatch
     monkeypatch.setenv("DATABASE_URL", "sqlite:///var/triage.db")
     monkeypatch.chdir(tmp_path)
     assert Path(make_url(config.database_url()).database) == settings.REPO_ROOT / "var" / "triage.db"
+
+
+def test_a_relative_image_folder_is_taken_from_the_repository_folder_like_the_database(tmp_path, monkeypatch):
+    from dashboard.store import config
+
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///var/triage.db")
+    monkeypatch.setenv("TRIAGE_DATA_DIR", "var/images")
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the images stay beside their database
+    assert config.data_dir() == settings.REPO_ROOT / "var" / "images"
+    assert environment({"TRIAGE_DATA_DIR": str(tmp_path / "imgs")}).data_dir == tmp_path / "imgs"
+
+
+def test_a_lockout_that_allows_unlimited_guesses_stops_the_app():
+    with pytest.raises(ValueError, match="TRIAGE_LOGIN_MAX_FAILURES must be a whole number from 1 to 100"):
+        environment({"TRIAGE_LOGIN_MAX_FAILURES": "1000000"})
+    assert environment({"TRIAGE_LOGIN_MAX_FAILURES": "100"}).login_max_failures == 100
