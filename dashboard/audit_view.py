@@ -19,7 +19,10 @@ AUDIT_ACTIONS: dict[str, str] = {
     "patient.": "patient searches, views, exports, reports",
     "image.view": "saved image views",
     "review.save": "saved visits",
-    "decision.record": "decisions",
+    "decision.": "decisions",  # recorded and amended
+    "histology.": "histology results (recorded, amended)",
+    "lesion.region": "body-map regions",
+    "outcomes.": "outcomes: exports, the Model page's clinic figures",
     "patient.export": "exports",
     "patient.report": "visit reports (PDF)",
     "user.": "account changes",

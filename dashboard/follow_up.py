@@ -293,9 +293,9 @@ class ScoreRise:
             notes.append("no spread was recorded with one of the scores, so noise cannot be ruled out")
         if same_day_share is not None:
             notes.append(
-                f"even two photographs of one unchanged benign lesion taken the same day rise this much in "
-                f"{same_day_share:.1%} of pairs, and between visits lighting, focus and framing differ more; compare "
-                "the images"
+                f"even two photographs of one unchanged benign lesion taken the same day differ by the flag's margin "
+                f"({self.margin.describe()}) or more in {same_day_share:.1%} of pairs, and between visits lighting, "
+                "focus and framing differ more; compare the images"
             )
         else:
             notes.append("lighting, focus and framing differ between visits and move scores too; compare the images")

@@ -202,7 +202,7 @@ def test_admin_audit_page_shows_who_did_what(app_env, patient_lesions):
     assert saved["user"] == "dr.seed" and saved["model"] == "fresh-imagenet-lite0-128"
     at.text_input(key="audit_actor").input("dr.seed").run()
     assert set(at.dataframe[0].value["user"]) == {"dr.seed"}
-    at.selectbox(key="audit_action").set_value("decision.record").run()
+    at.selectbox(key="audit_action").set_value("decision.").run()  # decisions recorded and amended
     assert list(at.dataframe[0].value["action"]) == ["decision.record"]
     assert [b.label for b in at.get("download_button")] == ["Download CSV"]
     with app_env.store() as store:

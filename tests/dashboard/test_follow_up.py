@@ -186,7 +186,8 @@ def test_the_rise_caveat_quotes_the_models_same_day_photograph_check():
     assert rephotograph_share(validation, "points", 6) is None and rephotograph_share(None, "odds_ratio", 6) is None
     rise = score_rise(0.007, 0.072, RiseMargin("odds_ratio", 6.0), before_spread=0.001, after_spread=0.002)
     assert rise is not None
-    assert "taken the same day rise this much in 2.9% of pairs" in rise.caveat(0.029)
+    margin = RiseMargin("odds_ratio", 6.0).describe()
+    assert f"taken the same day differ by the flag's margin ({margin}) or more in 2.9% of pairs" in rise.caveat(0.029)
     assert "same day" not in rise.caveat() and "compare the images" in rise.caveat()
 
 
