@@ -12,9 +12,9 @@ patients as results come in. For the lesions with a histology result, scored by 
   complete-patient figures, measured here, next to what a random order would give;
 - the AUC among the excised lesions (melanoma against not).
 
-Only a lesion's last scored image on or before its result's day counts (the visit that led to the excision;
-a later follow-up shows the scar: ``CaseStore.outcomes``' latest_image). Lesions
-never excised carry no label: they count only as the other lesions of their visit, assumed not melanoma.
+Only the image the result labels counts: the lesion's last scored image up to the visit that decided its biopsy
+or excision, else up to the result's day (``CaseStore.outcomes``' latest_image; a later photo shows the wound).
+Lesions never excised carry no label: they count only as the other lesions of their visit, assumed not melanoma.
 Proportions carry 95% Wilson intervals, and until a clinic has about ``ENOUGH_MELANOMAS`` melanomas the
 page says the figures cannot yet be judged.
 """

@@ -38,7 +38,7 @@ def panel(config: dict[str, Any], validation: dict[str, Any] | None) -> None:
     st.markdown(
         "The figures above come from public archives, and a clinic unlike them may see a weaker ranking. "
         "Here is what the model did on **your** patients, from the histology results recorded in Case "
-        "history (each lesion's last scored image on or before the day of its result)."
+        "history (each lesion's last scored image up to the visit that decided its biopsy or excision)."
     )
     if not results.lesions:
         st.info(

@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session, selectinload
 
 from dashboard.store import export, validation, views
 from dashboard.store.core import StoreCore, get_row, patient_numbers
-from dashboard.store.models import AuditEvent, Decision, Histology, Lesion, LesionImage, Patient, Prediction
+from dashboard.store.models import (
+    AuditEvent,
+    Decision,
+    Histology,
+    Lesion,
+    LesionImage,
+    Patient,
+    Prediction,
+    Visit,
+)
 from dashboard.store.records import HistologyView, OutcomeRow, visit_date
 
 logger = logging.getLogger(__name__)
@@ -228,7 +237,8 @@ class Outcomes(StoreCore):
                     (i for i in lesion.images if i.kind == "dermoscopic" and i.predictions),
                     key=lambda i: (visit_no.get(i.visit_id, 0), i.id),
                 )
-                closest = _last_before(scored, histology.reported_on)
+                procedure = _procedure_visit(session, lesion.id, visit_no, histology.reported_on)
+                closest = _last_before(scored, histology.reported_on, procedure, visit_no)
                 for image in scored:
                     pred, visit, patient = image.predictions[-1], image.visit, lesion.patient
                     image_date = visit_date(visit.taken_on, visit.visit_time)  # the local day, not UTC's
@@ -294,10 +304,40 @@ def _ranked_per_visit(session: Session, visit_ids: set[int]) -> dict[int, int]:
     return {visit_id: int(count) for visit_id, count in session.execute(scored)}
 
 
-def _last_before(scored: list[LesionImage], reported_on: date | None) -> LesionImage | None:
-    """The image the histology result labels: the lesion's last scored image taken on or before the report's
-    day (a follow-up photographed after the excision shows the scar, not the lesion); the last one when the
-    result has no date ("not done"); None when every image is later than the report."""
+# Decisions that take tissue: the visit of the last one is the visit the histology result belongs to.
+_TISSUE_ACTIONS = ("biopsy", "excise")
+
+
+def _procedure_visit(
+    session: Session, lesion_id: int, visit_no: dict[int, int], reported_on: date | None
+) -> int | None:
+    """The visit of the lesion's last biopsy or excision decision in force (not amended away) on or before the
+    report's day, by the patient's visit order; None without one (excised elsewhere, or decided unsaved)."""
+    amended = select(Decision.amends_id).where(Decision.amends_id.is_not(None))
+    rows = session.execute(
+        select(Decision.visit_id, Visit.taken_on, Visit.visit_time)
+        .join(Visit, Visit.id == Decision.visit_id)
+        .where(Decision.lesion_id == lesion_id, Decision.action.in_(_TISSUE_ACTIONS), Decision.id.not_in(amended))
+    ).all()
+    candidates = [
+        visit_id
+        for visit_id, taken_on, visit_time in rows
+        if reported_on is None or visit_date(taken_on, visit_time) <= reported_on
+    ]
+    return max(candidates, key=lambda v: visit_no.get(v, 0)) if candidates else None
+
+
+def _last_before(
+    scored: list[LesionImage], reported_on: date | None, procedure_visit: int | None, visit_no: dict[int, int]
+) -> LesionImage | None:
+    """The image the histology result labels: the lesion's last scored image at the visit that decided the
+    biopsy or excision, or before it; without such a decision, the last taken on or before the report's day (a
+    follow-up photographed after the excision shows the scar, not the lesion; a report comes 1-3 weeks after
+    the procedure). The last image when the result has no date ("not done"); None when none qualifies."""
+    if procedure_visit is not None:
+        limit = visit_no.get(procedure_visit, 0)
+        before = [i for i in scored if visit_no.get(i.visit_id, 0) <= limit]
+        return before[-1] if before else None
     if reported_on is None:
         return scored[-1] if scored else None
     before = [i for i in scored if visit_date(i.visit.taken_on, i.visit.visit_time) <= reported_on]

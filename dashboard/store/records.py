@@ -269,7 +269,9 @@ class OutcomeRow:
     rank: int
     histology: str
     reported_on: date | None
-    latest_image: bool  # the image the result labels: the lesion's last scored image on or before the report day
+    # The image the result labels: the lesion's last scored image up to the visit that decided its biopsy or
+    # excision, else up to the report's day (outcomes._last_before)
+    latest_image: bool
     ranked_in_visit: int = 0  # lesions ranked in that visit: ``rank`` is out of this many
 
 

@@ -439,3 +439,23 @@ def test_the_image_a_result_labels_is_the_last_one_before_the_report(store, samp
     # a result dated before every scored image labels none of them
     store.record_histology(back_id, "melanoma", actor="dr.ada", reported_on=(T0 - timedelta(days=1)).date())
     assert not any(r.latest_image for r in store.outcomes())
+
+
+def test_a_wound_check_photo_before_the_report_is_not_the_labelled_image(
+    store, sample_images, make_lesion, make_review
+):
+    """A report comes 1-3 weeks after the excision; a photo taken in between shows the wound: the result labels
+    the image of the visit that decided the excision (an amended-away decision does not count)."""
+    _, back_id, _v1, v2 = _two_visits(store, sample_images, make_lesion, make_review)  # v2 decided "excise"
+    v3 = store.save_review(
+        make_review(
+            [make_lesion(sample_images[3], lesion_label="back", existing_lesion_id=back_id, p_melanoma=0.01)],
+            visit_time=T0 + timedelta(days=97),
+        )
+    )
+    store.record_histology(back_id, "melanoma", actor="dr.ada", reported_on=(T0 + timedelta(days=110)).date())
+    assert [(r.visit_id, r.latest_image) for r in store.outcomes()][-2:] == [(v2, True), (v3, False)]
+    [excise] = [d for d in store.decision_history(store.load_visit(v2).patient_id) if d.action == "excise"]
+    store.amend_decision(excise.id, "monitor", reason="entered on the wrong lesion", actor="dr.ada")
+    # no biopsy or excision in force: the last image on or before the report's day
+    assert [(r.visit_id, r.latest_image) for r in store.outcomes()][-2:] == [(v2, False), (v3, True)]
