@@ -107,6 +107,11 @@ def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):  # no
             _wait_idle(page)
             page.get_by_role("button", name="Score and rank 4 lesion(s)").click()
             expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=120_000)
+            # Every card drawn before the first click (as test_browser_e2e waits): on a loaded CI machine a click
+            # on a card still being drawn was lost, and no decision was recorded.
+            for rank in range(1, 5):
+                expect(page.get_by_role("heading", name=f"#{rank} ·")).to_be_visible()
+            expect(_cards(page).first.locator("img").first).to_be_visible()
             _wait_idle(page)
 
             # Biopsy and a comment on the top lesion, committed (a click elsewhere).
@@ -114,6 +119,7 @@ def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):  # no
             first_label = first.get_by_role("heading").first.inner_text().split("·", 1)[1].strip()
             first.get_by_role("radio", name="Biopsy").click()
             _wait_idle(page)
+            assert _pressed(first.get_by_role("radio", name="Biopsy")), "the Biopsy click did not register"
             comment = first.get_by_label("Comment", exact=True)
             comment.fill(COMMENT)
             page.locator("h1").first.click()
