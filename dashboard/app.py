@@ -74,7 +74,9 @@ if resources.model_loading():  # warming at server start: say so, and wait only 
 else:
     predictor, problem = resources.try_get_predictor()
     model_line = predictor.model_id if predictor is not None else problem
-components.sidebar_status(model_line, user, accounts, on_review_page=page.title == review.title)
+on_review_page = page.title == review.title
+components.page_run_started(on_review_page)  # once per full run, before any page draws: see components.bind
+components.sidebar_status(model_line, user, accounts, on_review_page=on_review_page)
 components.idle_watch()
 
 page.run()

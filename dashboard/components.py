@@ -232,7 +232,6 @@ def sidebar_status(
     model_line: str | None, user: Any = None, accounts: Any = None, on_review_page: bool = False
 ) -> None:
     """Shown on every page: who is signed in, who is under review, whether work is unsaved, which model."""
-    page_run_started(on_review_page)  # drawn once at the start of every full run, before the page
     state = review_state()
     with st.sidebar:
         if user is not None:

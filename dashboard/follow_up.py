@@ -323,11 +323,13 @@ def earlier_findings(summary: LesionSummary | None) -> tuple[str, bool] | None:
     None when nothing was recorded."""
     if summary is None:
         return None
+    from dashboard.outcomes import HISTOLOGY_LABELS
+
     parts, malignant = [], False
     histology = summary.histology
     if histology is not None and histology.result != "not_done":
         malignant = histology.result in ("melanoma", "other_malignant")
-        result = histology.result.replace("_", " ")
+        result = HISTOLOGY_LABELS[histology.result].lower()
         parts.append(f"histology {result}" + (f" (reported {histology.reported_on})" if histology.reported_on else ""))
     if summary.latest_action:
         parts.append(f"last decision: {summary.latest_action}")

@@ -29,7 +29,13 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.model_evidence import COMPLETE_PATIENTS, deployed_ranking, unseen_source_ranking, whole_patient
+from dashboard.model_evidence import (
+    ci_text,
+    complete_patient_stats,
+    deployed_ranking,
+    unseen_source_ranking,
+    whole_patient,
+)
 from dashboard.store.records import OutcomeRow
 from dashboard.wording import counted
 from model import metrics
@@ -71,7 +77,7 @@ class MelanomaVisit:
 
     @property
     def share_before(self) -> float:
-        return (self.first_rank - 1) / (self.ranked - 1) if self.ranked > 1 else 0.0
+        return metrics.share_before(self.first_rank, self.ranked)
 
 
 @dataclass(frozen=True)
@@ -144,19 +150,6 @@ def local_results(
     )
 
 
-def _figure(entry: Any, digits: str = ".0%") -> str:
-    value = entry.get("value") if isinstance(entry, dict) else entry
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    if math.isnan(number):
-        return "–"
-    ci = (entry.get("ci") if isinstance(entry, dict) else None) or []
-    interval = f" ({float(ci[0]):{digits}}–{float(ci[1]):{digits}})" if len(ci) == 2 else ""
-    return f"{number:{digits}}{interval}"
-
-
 CLINIC, RANDOM = "this clinic", "random order"
 COMPLETE, UNSEEN = "validation: complete patients", "validation: unseen source"
 
@@ -169,7 +162,7 @@ def comparison_table(
     expect). Intervals are 95%."""
     rankings = whole_patient(validation).get("rankings") or {}
     card = rankings.get(deployed_ranking(config)) or {}
-    complete = ((validation or {}).get("per_dataset") or {}).get(COMPLETE_PATIENTS) or {}
+    complete = complete_patient_stats(validation)
     unseen = unseen_source_ranking(validation)
     unseen_wp = unseen[2] if unseen else {}
     mel, others = results.melanomas_flagged, results.others_flagged
@@ -194,21 +187,21 @@ def comparison_table(
             "measure": f"melanoma in the visit's top {TOP_K}",
             CLINIC: results.top_k.text(),
             RANDOM: f"{results.random_top_k:.0%}" if visits else "–",
-            COMPLETE: _figure(card.get(f"top{TOP_K}")),
-            UNSEEN: _figure(unseen_wp.get(f"top{TOP_K}")),
+            COMPLETE: ci_text(card.get(f"top{TOP_K}"), ".0%"),
+            UNSEEN: ci_text(unseen_wp.get(f"top{TOP_K}"), ".0%"),
         },
         {
             "measure": "share of the visit's other lesions listed before the melanoma",
             CLINIC: f"{results.share_before:.2f} ({counted(len(results.visits), 'visit')})" if visits else "–",
             RANDOM: f"{results.random_share_before:.2f}" if visits else "–",
-            COMPLETE: _figure(card.get("share_before"), ".2f"),
-            UNSEEN: _figure(unseen_wp.get("share_before"), ".2f"),
+            COMPLETE: ci_text(card.get("share_before")),
+            UNSEEN: ci_text(unseen_wp.get("share_before")),
         },
         {
             "measure": "AUC, excised lesions (melanoma against not)",
             CLINIC: f"{results.auc:.2f}" if enough_for_auc and not math.isnan(results.auc) else "–",
             RANDOM: "0.50",
-            COMPLETE: _figure(complete.get("auc"), ".2f") + " (all lesions)",
+            COMPLETE: ci_text(complete.get("auc")) + " (all lesions)",
             UNSEEN: "–",
         },
     ]
@@ -221,7 +214,7 @@ def _card_proportion(share: Any, n: Any) -> str:
         total = int(n)
         hits = round(float(share) * total)
     except (TypeError, ValueError):
-        return _figure(share)
+        return ci_text(share, ".0%")
     return Proportion(hits, total).text() if total else "–"
 
 

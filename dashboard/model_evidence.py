@@ -36,16 +36,23 @@ def _value(entry: Any) -> float:
     return value
 
 
-def _ci_text(entry: Any, digits: int = 2) -> str:
-    if not isinstance(entry, dict):
-        return "–"
-    value, ci = _value(entry), entry.get("ci") or []
+def ci_text(entry: Any, spec: str = ".2f") -> str:
+    """A figure ({"value", "ci"}, or a bare number) in the format ``spec`` with its 95% interval when it has
+    one: "0.16 (0.08–0.25)"; "–" when missing."""
+    value = _value(entry)
     if math.isnan(value):
         return "–"
-    text = f"{value:.{digits}f}"
+    ci = (entry.get("ci") if isinstance(entry, dict) else None) or []
+    text = f"{value:{spec}}"
     if len(ci) == 2 and not any(math.isnan(_value(c)) for c in ci):
-        text += f" ({float(ci[0]):.{digits}f}–{float(ci[1]):.{digits}f})"
+        text += f" ({float(ci[0]):{spec}}–{float(ci[1]):{spec}})"
     return text
+
+
+def complete_patient_stats(validation: dict[str, Any] | None) -> dict[str, Any]:
+    """The lesion-level figures of the complete patients (every mole of a patient), {} when absent."""
+    stats = ((validation or {}).get("per_dataset") or {}).get(COMPLETE_PATIENTS)
+    return stats if isinstance(stats, dict) else {}
 
 
 def whole_patient(validation: dict[str, Any] | None) -> dict[str, Any]:
@@ -61,7 +68,7 @@ def whole_patient_table(validation: dict[str, Any] | None) -> pd.DataFrame:
         if not isinstance(metrics, dict):
             continue
         row = {"ranking": name}
-        row.update({label: _ci_text(metrics.get(key)) for key, label in WHOLE_PATIENT_METRICS.items()})
+        row.update({label: ci_text(metrics.get(key)) for key, label in WHOLE_PATIENT_METRICS.items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -89,9 +96,8 @@ def run_to_run_note(validation: dict[str, Any] | None) -> str | None:
 def mole_check_sentence(validation: dict[str, Any] | None, config: dict[str, Any] | None = None) -> str | None:
     """Beside the scores: what the threshold and the ranking did on complete patients' moles, the validation
     closest to a mole check (the pooled operating point is mostly HAM10000's); None without those figures."""
-    validation = validation or {}
-    stats = (validation.get("per_dataset") or {}).get(COMPLETE_PATIENTS)
-    if not isinstance(stats, dict) or stats.get("sensitivity") is None:
+    stats = complete_patient_stats(validation)
+    if stats.get("sensitivity") is None:
         return None
     text = "On complete patients' moles (every mole of a patient, the closest to a mole check) it flagged "
     text += melanomas_flagged(stats).replace(" (", " of melanomas (", 1)
@@ -242,9 +248,7 @@ def calibration_caption(screening: dict[str, Any] | None) -> str:
 def mole_check_point(validation: dict[str, Any] | None, op: OperatingPoint) -> tuple[OperatingPoint, int] | None:
     """The operating threshold as it did on complete patients' moles (its sensitivity and specificity there),
     and how many melanomas that rests on; None without those figures. The pooled point is mostly HAM10000's."""
-    stats = ((validation or {}).get("per_dataset") or {}).get(COMPLETE_PATIENTS)
-    if not isinstance(stats, dict):
-        return None
+    stats = complete_patient_stats(validation)
     sensitivity, specificity = _value(stats.get("sensitivity")), _value(stats.get("specificity"))
     if math.isnan(sensitivity) or math.isnan(specificity):
         return None

@@ -48,13 +48,11 @@ def _marker_groups(data: pd.DataFrame, threshold: float | None) -> list[tuple[st
     threshold, the gallery's colours) when the threshold is known, else one trace coloured by P(melanoma)."""
     if threshold is None:
         return [("P(melanoma)", data["p_melanoma"].to_numpy(float), np.ones(len(data), dtype=bool))]
-    bands = np.array(
-        [score_band(p, threshold, s).name for p, s in zip(data["p_melanoma"], data["p_spread"].fillna(0), strict=True)]
-    )
+    bands = [score_band(p, threshold, s) for p, s in zip(data["p_melanoma"], data["p_spread"].fillna(0), strict=True)]
+    names = np.array([band.name for band in bands])
+    colours = {band.name: BAND_COLOURS[band.colour] for band in bands}
     return [
-        (f"{band} threshold", BAND_COLOURS[colour], bands == band)
-        for band, colour in (("above", "red"), ("near", "orange"), ("below", "green"))
-        if (bands == band).any()
+        (f"{name} threshold", colours[name], names == name) for name in ("above", "near", "below") if name in colours
     ]
 
 

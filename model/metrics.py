@@ -38,6 +38,12 @@ def proportion_ci(hits: int, total: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+def share_before(first_rank: int, n: int) -> float:
+    """The share of a patient's OTHER lesions looked at before the first melanoma, ranked ``first_rank`` of
+    ``n``: 0 = the melanoma comes first, 1 = last (0 for a patient with one lesion)."""
+    return (first_rank - 1) / (n - 1) if n > 1 else 0.0
+
+
 def random_order_share(n, k) -> float:
     """Expected share of a patient's other lesions looked at before the first of its ``k`` melanomas among ``n``
     lesions, in a random order (E[first rank] = (n + 1) / (k + 1)), averaged over patients; NaN for none."""

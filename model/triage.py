@@ -36,7 +36,7 @@ from data.schema import lesion_metadata
 from model.fast_cpu import CPU_BATCH, inference_predictor
 from model.triage_scoring import score_patient
 from model.triage_settings import triage_settings
-from model.ugly_duckling import copy_groups, embedding_map
+from model.ugly_duckling import embedding_map
 
 ProgressFn = Callable[[int, int], None]
 
@@ -256,7 +256,7 @@ def triage_patient(
     m = len(earlier)
     scored = score_patient(p, emb, settings, earlier if m else None)
     ud = scored["ugly_duckling"]
-    groups = copy_groups(np.vstack([emb, earlier]) if m else emb)
+    groups = scored["copy_groups"]
     compared = len(np.unique(groups))  # what the comparison saw: copies of one photo count once
     earlier_only = len(set(groups[n:]) - set(groups[:n]))  # earlier lesions not photographed again now
     if m:

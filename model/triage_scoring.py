@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from model.patient_context import ContextModel, patient_features
-from model.ugly_duckling import rank_descending, ugly_duckling
+from model.ugly_duckling import copy_groups, rank_descending, ugly_duckling
 
 
 def blend(
@@ -54,12 +54,20 @@ def score_patient(
     """UD z, triage score and within-patient rank for one patient's lesions (settings: triage_settings()).
 
     references: embeddings of the patient's earlier lesions, compared against for the UD z but not ranked
-    (the patient_context stage was fitted on one visit's lesions and keeps seeing only those)."""
+    (the patient_context stage was fitted on one visit's lesions and keeps seeing only those). Also returns
+    the copy groups of the lesions and then the references (``copy_groups``), which the comparison used."""
+    everyone = embeddings if references is None or not len(references) else np.vstack([embeddings, references])
+    groups = copy_groups(everyone) if len(embeddings) else np.zeros(0, dtype=int)
     ud = ugly_duckling(
-        embeddings, settings["ud_method"], settings["min_lesions"], settings["ud_scale_floor"], references
+        embeddings, settings["ud_method"], settings["min_lesions"], settings["ud_scale_floor"], references, groups
     )
     if settings["method"] == "patient_context":
         triage = context_score(p_melanoma, embeddings, settings["context"])
     else:
         triage = blend(p_melanoma, ud, settings["weight_ud"], settings["ud_clip"])
-    return {"ugly_duckling": ud, "triage_score": triage, "rank": rank_descending(triage, p_melanoma)}
+    return {
+        "ugly_duckling": ud,
+        "triage_score": triage,
+        "rank": rank_descending(triage, p_melanoma),
+        "copy_groups": groups,
+    }

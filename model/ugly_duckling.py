@@ -103,6 +103,7 @@ def ugly_duckling(
     min_lesions: int = 3,
     scale_floor: float = 0.25,
     references: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Robust z of each lesion's outlyingness among one patient's lesions; NaN below `min_lesions`.
 
@@ -112,13 +113,14 @@ def ugly_duckling(
 
     Copies of one photo (``copy_groups``) count once: a lesion uploaded twice would otherwise be its own
     closest peer, and eight copies would make any ninth lesion an outlier. Each copy gets its group's score.
+    ``groups``: those groups of the embeddings and then the references, when the caller has them already.
     """
     n = len(embeddings)
     extra = 0 if references is None else len(references)
     if n == 0:
         return np.full(n, np.nan)
     everyone = np.asarray(embeddings) if not extra else np.vstack([embeddings, references])
-    groups = copy_groups(everyone)
+    groups = copy_groups(everyone) if groups is None else np.asarray(groups)
     firsts = np.unique(groups)  # a group's label is its first row
     if len(firsts) < max(3, min_lesions):
         return np.full(n, np.nan)

@@ -41,7 +41,7 @@ def patient_table(frame: pd.DataFrame, score: np.ndarray, group: str = "group_id
             ranks = rank_descending(s)
             first = int(ranks[y == 1].min())
             row["first_rank"] = first
-            row["share_before"] = (first - 1) / (n - 1) if n > 1 else 0.0
+            row["share_before"] = metrics.share_before(first, n)
             row["hits15"] = int((ranks[y == 1] <= 15).sum())
             if k < n:
                 pos = np.nan_to_num(s[y == 1], nan=-np.inf)[:, None]

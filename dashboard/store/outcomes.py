@@ -9,6 +9,7 @@ into the audit trail, which holds ids and codes only).
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from datetime import date
 from typing import Any
 
@@ -226,7 +227,9 @@ class Outcomes(StoreCore):
             if patient_id is not None:
                 get_row(session, Patient, patient_id, "patient")
             numbers: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
-            for lesion in session.scalars(stmt):
+            lesions = list(session.scalars(stmt))
+            tissue = _tissue_decisions(session, [lesion.id for lesion in lesions])  # one query for all
+            for lesion in lesions:
                 histology = lesion.histology[-1]
                 if histology.result == "not_done" and not include_not_done:
                     continue
@@ -237,8 +240,7 @@ class Outcomes(StoreCore):
                     (i for i in lesion.images if i.kind == "dermoscopic" and i.predictions),
                     key=lambda i: (visit_no.get(i.visit_id, 0), i.id),
                 )
-                procedure = _procedure_visit(session, lesion.id, visit_no, histology.reported_on)
-                closest = _last_before(scored, histology.reported_on, procedure, visit_no)
+                closest = _labelled_image(scored, histology.reported_on, tissue.get(lesion.id, []), visit_no)
                 for image in scored:
                     pred, visit, patient = image.predictions[-1], image.visit, lesion.patient
                     image_date = visit_date(visit.taken_on, visit.visit_time)  # the local day, not UTC's
@@ -308,37 +310,34 @@ def _ranked_per_visit(session: Session, visit_ids: set[int]) -> dict[int, int]:
 _TISSUE_ACTIONS = ("biopsy", "excise")
 
 
-def _procedure_visit(
-    session: Session, lesion_id: int, visit_no: dict[int, int], reported_on: date | None
-) -> int | None:
-    """The visit of the lesion's last biopsy or excision decision in force (not amended away) on or before the
-    report's day, by the patient's visit order; None without one (excised elsewhere, or decided unsaved)."""
+def _tissue_decisions(session: Session, lesion_ids: list[int]) -> dict[int, list[tuple[int, date]]]:
+    """Per lesion, (visit id, the visit's day) of each biopsy or excision decision in force (not amended away)."""
+    if not lesion_ids:
+        return {}
     amended = select(Decision.amends_id).where(Decision.amends_id.is_not(None))
-    rows = session.execute(
-        select(Decision.visit_id, Visit.taken_on, Visit.visit_time)
+    found: dict[int, list[tuple[int, date]]] = defaultdict(list)
+    for lesion_id, visit_id, taken_on, visit_time in session.execute(
+        select(Decision.lesion_id, Decision.visit_id, Visit.taken_on, Visit.visit_time)
         .join(Visit, Visit.id == Decision.visit_id)
-        .where(Decision.lesion_id == lesion_id, Decision.action.in_(_TISSUE_ACTIONS), Decision.id.not_in(amended))
-    ).all()
-    candidates = [
-        visit_id
-        for visit_id, taken_on, visit_time in rows
-        if reported_on is None or visit_date(taken_on, visit_time) <= reported_on
-    ]
-    return max(candidates, key=lambda v: visit_no.get(v, 0)) if candidates else None
+        .where(Decision.lesion_id.in_(lesion_ids), Decision.action.in_(_TISSUE_ACTIONS), Decision.id.not_in(amended))
+    ):
+        found[lesion_id].append((visit_id, visit_date(taken_on, visit_time)))
+    return found
 
 
-def _last_before(
-    scored: list[LesionImage], reported_on: date | None, procedure_visit: int | None, visit_no: dict[int, int]
+def _labelled_image(
+    scored: list[LesionImage], reported_on: date | None, tissue: list[tuple[int, date]], visit_no: dict[int, int]
 ) -> LesionImage | None:
-    """The image the histology result labels: the lesion's last scored image at the visit that decided the
-    biopsy or excision, or before it; without such a decision, the last taken on or before the report's day (a
-    follow-up photographed after the excision shows the scar, not the lesion; a report comes 1-3 weeks after
-    the procedure). The last image when the result has no date ("not done"); None when none qualifies."""
-    if procedure_visit is not None:
-        limit = visit_no.get(procedure_visit, 0)
-        before = [i for i in scored if visit_no.get(i.visit_id, 0) <= limit]
-        return before[-1] if before else None
-    if reported_on is None:
-        return scored[-1] if scored else None
-    before = [i for i in scored if visit_date(i.visit.taken_on, i.visit.visit_time) <= reported_on]
+    """The image the histology result labels: the lesion's last scored image at the visit of its last biopsy or
+    excision decision (``tissue``) on or before the report's day, or before that visit; without such a
+    decision, the last taken on or before the report's day (a follow-up photographed after the excision shows
+    the scar, not the lesion; a report comes 1-3 weeks after the procedure). The last image when the result has
+    no date ("not done"); None when none qualifies."""
+    procedures = [visit_no.get(v, 0) for v, day in tissue if reported_on is None or day <= reported_on]
+    if procedures:
+        before = [i for i in scored if visit_no.get(i.visit_id, 0) <= max(procedures)]
+    elif reported_on is None:
+        before = scored
+    else:
+        before = [i for i in scored if visit_date(i.visit.taken_on, i.visit.visit_time) <= reported_on]
     return before[-1] if before else None

@@ -270,7 +270,7 @@ class OutcomeRow:
     histology: str
     reported_on: date | None
     # The image the result labels: the lesion's last scored image up to the visit that decided its biopsy or
-    # excision, else up to the report's day (outcomes._last_before)
+    # excision, else up to the report's day (outcomes._labelled_image)
     latest_image: bool
     ranked_in_visit: int = 0  # lesions ranked in that visit: ``rank`` is out of this many
 
