@@ -1,6 +1,7 @@
 """The follow-up picker: under an image of the review, "Choose from thumbnails" opens a dialog with the
 patient's known lesions (the latest saved image of each, its site, last score and score-rise badge), filtered
-by site, to link the image as a follow-up of one of them or mark it as a new lesion. The comparison view and
+by site and (by default) most alike first (dashboard/lesion_likeness.py), to link the image as a follow-up of one
+of them or mark it as a new lesion. The comparison view and
 the rise helpers are in follow_up_ui.py; the linking rules in ReviewState.link_lesion.
 """
 
@@ -23,6 +24,7 @@ from dashboard.follow_up import (
     site_filter_options,
 )
 from dashboard.follow_up_ui import rise_badge, rise_margin
+from dashboard.lesion_likeness import Likeness, comparable, evidence_text, likeness
 from dashboard.textsafe import literal
 from dashboard.wording import UNCERTAINTY_SPREADS, pct
 from data.images import jpeg_bytes
@@ -85,6 +87,33 @@ def _pick(state: Any, sha: str, lesion_id: int | None, on_linked: Callable[[str]
     _close_picker()
 
 
+def _likeness(image: Any, histories: list[LesionHistory]) -> Likeness | None:
+    """The "most alike first" order, when asked for and a model is loaded (else None: the usual order)."""
+    on = st.toggle(
+        "Most alike first",
+        value=True,
+        key=f"pick_alike_{image.key}",
+        help="Orders the known lesions by how alike their latest photo and this image look to the model. "
+        "A suggestion to shorten the search, never a link: compare the photos before you pick.",
+    )
+    if not on:
+        return None
+    from dashboard import resources
+
+    predictor, problem = resources.try_get_predictor()
+    if predictor is None:
+        st.caption(f"Most alike first is unavailable: {literal(problem or 'no model')}.")
+        return None
+    n = len(comparable(histories))
+    with st.spinner(f"Comparing this image with the patient's {n} known lesions…"):
+        alike = likeness(predictor, image.sha256, image.image, histories)
+    note = evidence_text(resources.checkpoint_validation())
+    if alike.unreadable:
+        note += f" {alike.unreadable} stored photo(s) could not be read: those lesions are listed last."
+    st.caption(note)
+    return alike
+
+
 @st.dialog("Follow-up of which lesion?", width="large", on_dismiss=_close_picker)
 def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_linked: Callable[[str], None]) -> None:
     if st.session_state.get(PICKER_FOR) != sha:
@@ -121,6 +150,9 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
     shown = filter_by_site(histories, site or ALL_SITES, keep_lesion_id=current)
     if not shown:
         st.info("No known lesion on this site.")
+    alike = _likeness(image, histories) if shown and len(histories) > 1 else None
+    if alike is not None:
+        shown = alike.order(shown)
     margin = rise_margin()
     per_row = 3
     for start in range(0, len(shown), per_row):
@@ -142,6 +174,9 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
                 st.caption(
                     f"{literal(lesion.where())} · last seen {latest.date} (visit {latest.visit_number}) · {score}"
                 )
+                place = alike.place(lesion.lesion_id) if alike is not None else None
+                if place is not None and place <= 3:
+                    st.badge("Most alike" if place == 1 else f"Alike #{place}", color="blue", icon=":material/compare:")
                 rise_badge(lesion_rise(lesion, margin))
                 if lesion.lesion_id == current:
                     st.button("Linked now", key=f"pick_{image.key}_{lesion.lesion_id}", disabled=True)

@@ -94,6 +94,45 @@ def test_picker_shows_thumbnails_filters_by_site_and_links_the_chosen_lesion(app
     assert image.existing_lesion_id is None
 
 
+def test_picker_puts_the_lesion_whose_photo_looks_alike_first_and_can_be_turned_off(app_env, patient_lesions):
+    import io
+
+    from PIL import Image
+
+    arm, head, torso = patient_lesions[0], patient_lesions[1], patient_lesions[2]
+    _save_visit(
+        app_env,
+        dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC),
+        [
+            _lesion(arm, "left forearm", "upper extremity", 0.01, 0.002, 3),
+            _lesion(head, "temple", "head/neck", 0.02, 0.002, 2),
+            _lesion(torso, "left scapula", "torso", 0.03, 0.002, 1),
+        ],
+    )
+    at = start()
+    at.text_input(key="patient_search").input(PATIENT).run()
+    at.button(key="open_patient").click().run()
+    state = at.session_state["review"]
+    again = io.BytesIO()  # the temple mole's photo again, as a PNG export: other bytes, the same picture
+    Image.open(io.BytesIO(head.data)).save(again, format="PNG")
+    upload(at, [("temple-again.png", again.getvalue(), "image/png")])
+    image = next(iter(state.images.values()))
+    known = {les.label: les.id for les in state.patient.known_lesions}
+
+    at.button(key=f"pick_thumbs_{image.key}").click().run()
+    assert not at.exception, at.exception
+    offered = [b.key for b in at.button if b.key and b.key.startswith(f"pick_{image.key}_")]
+    assert offered[0] == f"pick_{image.key}_{known['temple']}" and len(offered) == 3
+    page = texts(at)
+    assert "Most alike" in page and "Alike #2" in page and "Alike #3" in page
+    assert "was not measured for this model" in page  # the test checkpoint carries no lesion_matching
+
+    at.toggle(key=f"pick_alike_{image.key}").set_value(False).run()
+    offered = [b.key for b in at.button if b.key and b.key.startswith(f"pick_{image.key}_")]
+    assert offered == [f"pick_{image.key}_{known[label]}" for label in ("left forearm", "temple", "left scapula")]
+    assert "Most alike" not in texts(at)
+
+
 def test_history_compares_two_visits_side_by_side_and_flags_the_rise(app_env, patient_lesions):
     mole, other = patient_lesions[2], patient_lesions[0]
     _save_visit(
