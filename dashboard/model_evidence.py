@@ -219,6 +219,17 @@ def melanomas_flagged(stats: dict[str, Any]) -> str:
     return f"{_value(sens):.0%} ({round(_value(sens) * n_mel)} of {n_mel})"
 
 
+def melanoma_mix_text(validation: dict[str, Any] | None) -> str:
+    """ "; 59% of its melanomas are ham10000's": the source that dominates the pooled figures ("" when unknown)."""
+    per = (validation or {}).get("per_dataset") or {}
+    counts = {name: int(stats.get("n_melanoma") or 0) for name, stats in per.items() if isinstance(stats, dict)}
+    total = sum(counts.values())
+    if not total:
+        return ""
+    name = max(counts, key=counts.__getitem__)
+    return f"; {counts[name] / total:.0%} of its melanomas are {name}'s"
+
+
 def screening_calibration(validation: dict[str, Any] | None) -> dict[str, Any] | None:
     """The held-out scores' calibration curve re-weighted to screening prevalence (cross-fitted: each fold's
     scores calibrated by a fit on the other folds), with its ECE; None when the checkpoint has none."""

@@ -81,6 +81,19 @@ def operating_point(config: dict[str, Any], prevalence: float = SCREENING_PREVAL
     )
 
 
+def pooled_curve_point(config: dict[str, Any], prevalence: float = SCREENING_PREVALENCE) -> OperatingPoint:
+    """The threshold as a point of the pooled validation curves the Model page draws, where every image counts
+    once: the checkpoint's unweighted sensitivity and specificity when it records them. The operating point's
+    own figures weight every source to screening prevalence, so they lie off those curves."""
+    op = operating_point(config, prevalence)
+    recorded = config.get("operating_point") or {}
+    sensitivity = _maybe_float(recorded.get("unweighted_sensitivity"))
+    specificity = _maybe_float(recorded.get("unweighted_specificity"))
+    if sensitivity is None or specificity is None:
+        return op
+    return OperatingPoint(op.threshold, sensitivity, specificity, prevalence, op.chosen_by)
+
+
 def _maybe_float(value: Any) -> float | None:
     try:
         out = float(value)

@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,9 @@ def baseline_external(baselines: Path) -> dict:
     """The first model's AUC on derm7pt (same external images), for comparison."""
     out = {}
     path = baselines / "v1_derm7pt.npz"
-    if path.exists():
+    if not path.exists():
+        print(f"{path}: not found, so the card leaves out v1's derm7pt AUC", file=sys.stderr)
+    else:
         from data.readers import load_dataset
 
         data = np.load(path)
@@ -189,6 +192,7 @@ def whole_patient_report(oof: pd.DataFrame, embeddings: np.ndarray, baselines: P
     ):
         path = baselines / file
         if not path.exists():
+            print(f"{path}: not found, so the card leaves out the '{name}' ranking", file=sys.stderr)
             continue
         data = np.load(path)
         position = pd.Series(np.arange(len(data["image_id"])), index=data["image_id"].astype(str))

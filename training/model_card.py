@@ -129,6 +129,23 @@ def near_duplicate_lines(dups: dict | None) -> list[str]:
     return lines
 
 
+def lesion_matching_lines(match: dict | None) -> list[str]:
+    """How often the embedding puts a known lesion's stored photo first (training/lesion_matching.py)."""
+    if not match:
+        return []
+    return [
+        "## Finding a lesion again (follow-up)",
+        f"The follow-up picker orders the patient's known lesions most alike first (cosine distance between "
+        f"embeddings). Measured on {match['data']}: {match['lesions']} lesions, each new photo turned and mirrored "
+        f"at random, among {match['candidates']} lesions of its site. The right lesion came first in "
+        f"{_ci(match['first'], 2)} (random order {match['random_first']:.2f}) and among the first three in "
+        f"{_ci(match['top3'], 2)} (random {match['random_top3']:.2f}); {match['copies_left_out']} pairs that were "
+        "copies of one photo were left out. Photos of one visit, strangers' lesions as the others: an upper bound "
+        "for a follow-up months later.",
+        "",
+    ]
+
+
 def whole_patient_section(wp: dict) -> list[str]:
     rankings = wp.get("rankings", {})
     lines = [
@@ -458,6 +475,7 @@ def render_card(config: dict, validation: dict) -> str:
         ),
         "- Not a medical device; not evaluated prospectively.",
         "",
+        *lesion_matching_lines(validation.get("lesion_matching")),
         "## Files",
         "- `model.safetensors` (fp16), `config.json` (network incl. calibration, operating point, triage settings, "
         "metrics), `validation.json` (everything above, with curves), `triage.json`.",
@@ -465,7 +483,10 @@ def render_card(config: dict, validation: dict) -> str:
         "`cv/whole_patient_*.csv` (per-patient ranks for every ranking compared), `cv/summary.json` (the CV run's "
         "settings and loss per epoch), `cv/baseline.json`.",
         "- Rebuild: `bash training/train_cpu.sh` (cache, CV, final, seed rerun, leave-one-source-out; for an "
-        "ensemble, each member's recipe and then `training/combine_runs.py`; assemble).",
+        "ensemble, each member's recipe and then `training/combine_runs.py`; assemble). The folds are drawn "
+        "from the code's grouping of the images: a rebuild with later code (which may group more near-duplicate "
+        "images together) draws other folds, so its out-of-fold figures are a new estimate, not these numbers "
+        "again. `cv/oof.csv` records this version's fold of every image.",
         "",
     ]
     return "\n".join(lines)

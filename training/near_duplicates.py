@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from data.near_duplicates import PAIRS_CSV, load_pairs
 from model.metrics import roc_auc
-from training.calibration import mean_logit
+from training.calibration import apply, tta_logits
 
 THUMBNAIL = 16
 MIN_CORRELATION = 0.985  # every confirmed pair so far lies above it
@@ -80,14 +80,22 @@ def find(records: pd.DataFrame, min_correlation: float = MIN_CORRELATION) -> pd.
     return pd.DataFrame(rows, columns=columns).sort_values("correlation", ascending=False, ignore_index=True)
 
 
-def report(oof: pd.DataFrame, pairs: Iterable[tuple[str, str]], pairs_file: str = "data/near_duplicates.csv") -> dict:
+def report(
+    oof: pd.DataFrame,
+    pairs: Iterable[tuple[str, str]],
+    pairs_file: str = "data/near_duplicates.csv",
+    scale: float = 1.0,
+    bias: float = 0.0,
+) -> dict:
     """What the listed pairs present in an out-of-fold table did to it: how many were split across folds, and
-    each source's AUC with and without both copies of every pair."""
+    each source's AUC with and without both copies of every pair. Scored as the model deploys: the mean of its
+    calibrated view probabilities (scale, bias: the checkpoint's calibration), so "AUC as reported" is the AUC
+    the card's lesion table reports."""
     by_id = oof.set_index("image_id")
     present = [(a, b) for a, b in pairs if a in by_id.index and b in by_id.index]
     split = [(a, b) for a, b in present if by_id.at[a, "fold"] != by_id.at[b, "fold"]]
     copies = {image for pair in present for image in pair}
-    score = mean_logit(oof)
+    score = apply(tta_logits(oof), scale, bias)
     by_dataset = {}
     for name, rows in oof.groupby("dataset", sort=False).indices.items():
         frame, s = oof.iloc[rows], score[rows]
@@ -114,7 +122,8 @@ def update_checkpoint(checkpoint: Path, pairs: Sequence[tuple[str, str]]) -> dic
     from training.evidence import update_evidence
 
     oof = pd.read_csv(checkpoint / "cv" / "oof.csv", dtype={"image_id": str, "group_id": str})
-    result = report(oof, pairs)
+    network = json.loads((checkpoint / "config.json").read_text()).get("network") or {}
+    result = report(oof, pairs, scale=network.get("logit_scale", 1.0), bias=network.get("logit_bias", 0.0))
 
     def add_report(validation: dict) -> dict:
         validation["near_duplicates"] = result

@@ -104,7 +104,9 @@ else
 fi
 # The floor to beat on complete patients: v1's ranking and an unsupervised ImageNet-feature outlier score.
 "$PY" -m training.score_images --dataset isic2020_patients --imagenet --views 1 --out runs/eval
-# v1's comparison scores (runs/eval/v1_derm7pt.npz) come from the v1 checkpoint in git history (commit 7304482):
-#   git worktree add /tmp/v1 7304482 && "$PY" -m training.score_images --dataset derm7pt \
-#     --checkpoint /tmp/v1/model/weights/default --name v1 --out runs/eval
+# v1's comparison scores (runs/eval/v1_derm7pt.npz and v1_isic2020_patients.npz) come from the v1 checkpoint in
+# git history (commit 7304482); without them the card leaves out v1's rows (the assembler says which):
+#   git worktree add /tmp/v1 7304482 && for d in derm7pt isic2020_patients; do
+#     "$PY" -m training.score_images --dataset "$d" --checkpoint /tmp/v1/model/weights/default --name v1 \
+#       --out runs/eval; done
 "$PY" -m training.assemble_default --config "$RECIPE" --run "$RUN" --baselines runs/eval --out "$OUT"

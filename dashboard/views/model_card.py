@@ -19,6 +19,7 @@ from dashboard.model_evidence import (
     calibration_caption,
     deployed_ranking,
     is_calibrated,
+    melanoma_mix_text,
     mole_check_point,
     new_source_note,
     rephotograph_note,
@@ -30,7 +31,7 @@ from dashboard.model_evidence import (
     whole_patient_figure,
     whole_patient_table,
 )
-from dashboard.operating_point import SCREENING_PREVALENCE, operating_point, whole_counts
+from dashboard.operating_point import SCREENING_PREVALENCE, operating_point, pooled_curve_point, whole_counts
 from dashboard.wording import pct
 from data.errors import TriageError
 from data.settings import SCORE_RISE
@@ -161,8 +162,9 @@ else:
                 help="Melanoma among imaged lesions in the full ISIC 2020 screening data (584 of 33,126).",
             )
         st.caption(
-            "These are the pooled validation figures: two thirds of its melanomas are HAM10000's, a referral "
-            "collection. The figures on complete patients' moles, below, are closer to a mole check."
+            "These are the pooled validation figures, every source re-weighted to screening prevalence"
+            + melanoma_mix_text(validation)
+            + ". The figures on complete patients' moles, below, are closer to a mole check."
         )
         per = whole_counts(op.per_1000())
         st.markdown(
@@ -244,7 +246,7 @@ if len(sets) > 1:
         "model differs between image sources.",
     )
 curves = sets.get(chosen) if chosen else None
-point = op if chosen in ("validation", "pooled") else None
+point = pooled_curve_point(config) if chosen in ("validation", "pooled") else None
 roc = figures.roc_figure(curves, point)
 pr = figures.pr_figure(curves, point)
 screening_cal = screening_calibration(validation) if chosen in ("validation", "pooled") else None
@@ -258,6 +260,12 @@ if validation and (validation.get("pooled") or {}).get("auc") is not None:
         + (f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if len(ci) == 2 else "")
         + (f" — {metrics.get('validation')}." if isinstance(metrics.get("validation"), str) else ".")
     )
+point_note = ""
+if point is not None and point.sensitivity is not None and point.sensitivity != op.sensitivity:
+    point_note = (
+        f" The × is the threshold on these curves, every image counted once (sensitivity {pct(point.sensitivity, 1)}); "
+        f"the {pct(op.sensitivity, 1)} above weights every source to screening prevalence."
+    )
 if not any((roc, pr, cal)):
     st.info(
         "Validation curves: not available for this checkpoint (no validation.json next to it).",
@@ -266,7 +274,7 @@ if not any((roc, pr, cal)):
 else:
     cols = st.columns(3)
     for col, fig, name, note in (
-        (cols[0], roc, "ROC", "Trade-off between melanomas found and benign lesions flagged."),
+        (cols[0], roc, "ROC", "Trade-off between melanomas found and benign lesions flagged." + point_note),
         (cols[1], pr, "Precision–recall", "Orange: what precision becomes at the real 1.76% prevalence."),
         (cols[2], cal, "Calibration", calibration_caption(screening_cal)),
     ):

@@ -596,6 +596,15 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
     assert "Calibration at screening prevalence" in calibration.proto.spec
     ece = validation["calibration_at_screening_prevalence"]["cross_fitted"]["ece"]
     assert f"(calibration error {ece:.4f})" in texts(at)
+    # the ROC's × lies on the pooled (unweighted) curve; the weighted figures above say they are weighted
+    op = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["operating_point"]
+    [roc] = [c for c in at.get("plotly_chart") if c.key == "val_ROC"]
+    marker = next(t for t in json.loads(roc.proto.spec)["data"] if t.get("name") == "operating point")
+    assert marker["y"] == [pytest.approx(op["unweighted_sensitivity"])]
+    assert marker["x"] == [pytest.approx(1 - op["unweighted_specificity"])]
+    assert f"every image counted once (sensitivity {op['unweighted_sensitivity']:.1%})" in texts(at)
+    mel = {k: v["n_melanoma"] for k, v in validation["per_dataset"].items()}
+    assert f"{mel['ham10000'] / sum(mel.values()):.0%} of its melanomas are ham10000's" in texts(at)
 
 
 def test_first_triage_of_ten_images_shows_a_progress_bar(app_env, datasets_dir, monkeypatch):

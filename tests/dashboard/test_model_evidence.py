@@ -5,6 +5,7 @@ from __future__ import annotations
 from dashboard.model_evidence import (
     deployed_ranking,
     is_calibrated,
+    melanoma_mix_text,
     mole_check_sentence,
     new_source_note,
     rephotograph_note,
@@ -182,3 +183,9 @@ def test_the_threshold_at_complete_patients_and_the_calibration_shown():
     validation = {"calibration_at_screening_prevalence": {"cross_fitted": curve}}
     assert screening_calibration(validation) is curve
     assert calibration_caption(curve).endswith("(calibration error 0.0011).")
+
+
+def test_melanoma_mix_names_the_source_holding_most_melanomas():
+    per = {"ham10000": {"n_melanoma": 1113}, "isic2017": {"n_melanoma": 404}, "isic2020": {"n_melanoma": 383}}
+    assert melanoma_mix_text({"per_dataset": per}) == "; 59% of its melanomas are ham10000's"
+    assert melanoma_mix_text({"per_dataset": {}}) == "" and melanoma_mix_text(None) == ""

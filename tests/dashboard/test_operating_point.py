@@ -9,6 +9,7 @@ from dashboard.operating_point import (
     OperatingPoint,
     operating_point,
     performance_sentence,
+    pooled_curve_point,
     whole_counts,
 )
 
@@ -32,3 +33,14 @@ def test_the_printed_counts_add_up():
     counts = whole_counts(op.per_1000())  # 17.6 melanomas, 14.2 found, 3.5 missed: rounded alone, 14 + 3 = 18
     assert counts["found"] + counts["missed"] == counts["melanomas"] == 18
     assert counts["found"] + counts["false_alarms"] == counts["flagged"]
+
+
+def test_the_marker_on_the_pooled_curves_uses_the_unweighted_figures_when_recorded():
+    weighted = {"threshold": 0.016, "sensitivity": 0.804, "specificity": 0.713}
+    point = pooled_curve_point(
+        {"operating_point": {**weighted, "unweighted_sensitivity": 0.818, "unweighted_specificity": 0.714}}
+    )
+    assert (point.threshold, point.sensitivity, point.specificity) == (0.016, 0.818, 0.714)
+    assert operating_point({"operating_point": weighted}).sensitivity == 0.804  # the page's figures stay weighted
+    older = pooled_curve_point({"operating_point": weighted})  # a checkpoint that records only one pair
+    assert (older.sensitivity, older.specificity) == (0.804, 0.713)

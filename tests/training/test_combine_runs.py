@@ -140,7 +140,9 @@ def test_runs_that_cannot_be_combined_are_refused_with_the_reason(tmp_path, caps
 
 
 @pytest.mark.slow
-def test_two_tiny_cached_runs_combine_into_a_shippable_ensemble_that_scores_as_evaluated(datasets_dir, tmp_path):
+def test_two_tiny_cached_runs_combine_into_a_shippable_ensemble_that_scores_as_evaluated(
+    datasets_dir, tmp_path, capsys
+):
     """Real images: two tails trained from different cuts of one trunk cache, combined and assembled; the
     shipped ensemble, loaded like any checkpoint, scores an external image as the combined evidence says."""
     from data.images import decode_image
@@ -165,6 +167,8 @@ def test_two_tiny_cached_runs_combine_into_a_shippable_ensemble_that_scores_as_e
     shipped = tmp_path / "shipped"
     args = ["--run", str(combined), "--baselines", str(tmp_path / "none"), "--out", str(shipped), "--n-boot", "20"]
     assert assemble_default.main(args) == 0  # the trunk cache for the metadata check: the one recorded
+    missing = capsys.readouterr().err  # no baselines given: the card's comparison rows it leaves out are named
+    assert "v1_derm7pt.npz: not found" in missing and "v1_isic2020_patients.npz: not found" in missing
     model, config = load_checkpoint(shipped)
     assert isinstance(model, SharedTrunkEnsemble) and config["network"]["shared_trunk"] == "blocks.5.2"
     validation = json.loads((shipped / "validation.json").read_text())

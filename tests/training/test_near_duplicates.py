@@ -73,6 +73,25 @@ def test_the_report_counts_split_pairs_and_scores_each_source_without_both_copie
     assert "ham10000" not in result["by_dataset"]  # nothing dropped there
 
 
+def test_the_report_scores_as_the_model_deploys_not_by_the_mean_logit():
+    # b0's views disagree (6, -2): mean logit 2 but mean probability 0.56; m0 (1, 1): mean logit 1, probability 0.73
+    oof = pd.DataFrame(
+        {
+            "image_id": ["m0", "b0", "c1", "c2"],
+            "dataset": ["isic2017"] * 4,
+            "target": [1, 0, 0, 0],
+            "fold": ["fold0", "fold1", "fold0", "fold1"],
+            "logit_v0": [1.0, 6.0, -5.0, -5.0],
+            "logit_v1": [1.0, -2.0, -5.0, -5.0],
+        }
+    )
+    row = near_duplicates.report(oof, [("c1", "c2")])["by_dataset"]["isic2017"]
+    assert row["auc"] == 1.0  # by the mean logit b0 would outrank the melanoma (AUC 0.5)
+    # the checkpoint's calibration is applied to each view first: logits (2, -2) average 0.5, above m0's 0.38
+    shifted = near_duplicates.report(oof, [("c1", "c2")], scale=0.5, bias=-1.0)["by_dataset"]["isic2017"]
+    assert shifted["auc_without"] == 0.0
+
+
 def test_the_report_updates_a_checkpoints_evidence_and_its_card(tmp_path):
     config = _shipped("config.json")
     validation = _shipped("validation.json")
