@@ -130,6 +130,7 @@ def stored_lesion_image(
     return StoredLesionImage(visit=visit, lesion=lesion, image=image, site=lesion.site, patient=patient)
 
 
-def export_filename(identifier: str, fmt: str, today: dt.date | None = None) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in identifier)[:40] or "patient"
-    return f"case-history_{safe}_{(today or dt.date.today()).isoformat()}.{fmt}"
+def export_filename(patient_id: int, fmt: str, today: dt.date | None = None) -> str:
+    """No identifier in the name (it stays in download lists and browser history): the database id, as the
+    outcomes export; the identifier is inside the file."""
+    return f"case-history_patient-{int(patient_id)}_{(today or dt.date.today()).isoformat()}.{fmt}"

@@ -84,9 +84,10 @@ def lesion_pictures(
     return out
 
 
-def report_filename(identifier: str, visit: VisitView) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in identifier)[:40] or "patient"
-    return f"visit-report_{safe}_visit-{visit.number or visit.id}_{visit.image_date:%Y-%m-%d}.pdf"
+def report_filename(visit: VisitView) -> str:
+    """No identifier in the name (it stays in download lists and browser history): the patient's database id;
+    the identifier is printed in the report."""
+    return f"visit-report_patient-{visit.patient_id}_visit-{visit.number or visit.id}_{visit.image_date:%Y-%m-%d}.pdf"
 
 
 def visit_report(

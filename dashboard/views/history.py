@@ -116,7 +116,7 @@ with visits_tab:
             data=lambda vid=visit.id: report_data.visit_report(
                 store, vid, predictor, validation=resources.checkpoint_validation()
             ),
-            file_name=report_data.report_filename(patient.identifier, visit),
+            file_name=report_data.report_filename(visit),
             mime="application/pdf",
             on_click="ignore",
             icon=":material/picture_as_pdf:",
@@ -157,7 +157,7 @@ with export_tab:
         column.download_button(
             f"Download {fmt.upper()}",
             data=lambda fmt=fmt: store.export_patient_history(pid, fmt),
-            file_name=export_filename(patient.identifier, fmt),
+            file_name=export_filename(pid, fmt),
             mime=mime,
             icon=":material/download:",
             key=f"export_{fmt}",

@@ -345,7 +345,7 @@ def _visit_report(page, tmp_path: Path, patient_id: int) -> None:
     with page.expect_download(timeout=120_000) as download:  # the overlays are computed for the report
         page.get_by_role("button", name="Download visit report (PDF)").click()
     pdf = Path(download.value.path()).read_bytes()
-    assert download.value.suggested_filename.startswith(f"visit-report_{PATIENT}_visit-2_")
+    assert download.value.suggested_filename.startswith(f"visit-report_patient-{patient_id}_visit-2_")
     assert pdf.startswith(b"%PDF")
     with _store(tmp_path) as store:
         visit = store.patient_timeline(patient_id).visits[-1]

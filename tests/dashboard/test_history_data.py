@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.history_data import StoredImageError, stored_lesion_image, visit_choice_label
+from dashboard.history_data import StoredImageError, export_filename, stored_lesion_image, visit_choice_label
 from dashboard.uploads import DISPLAY_PX
 from data.hashing import sha256_bytes as sha256_of
 
@@ -114,3 +114,9 @@ def test_a_stored_image_is_given_the_age_on_the_day_its_images_were_taken(tmp_pa
         # Named by the day the images were taken, as the visit picker names the visit.
         assert "visit 1 · images taken 2019-12-20 (saved 2021-03-0" in stored.source_line()
         assert visit_choice_label(stored.visit).startswith("Visit 1 · images taken 2019-12-20 (saved 2021-03-0")
+
+
+def test_the_export_file_name_carries_the_database_id_not_the_identifier():
+    import datetime as dt
+
+    assert export_filename(17, "csv", dt.date(2026, 12, 7)) == "case-history_patient-17_2026-12-07.csv"

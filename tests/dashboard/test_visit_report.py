@@ -248,13 +248,13 @@ def test_scores_of_another_model_get_no_threshold_verdict_and_core_fonts_spell_o
     assert "P(melanoma) >= 30%" in flat
 
 
-def test_the_file_name_carries_no_characters_a_file_system_trips_on(saved):
+def test_the_file_name_carries_the_database_id_not_the_identifier(saved):
     visit = saved.viewer.load_visit(saved.visit_id)
-    name = report_filename("a/b c:d", visit)
-    assert name == f"visit-report_a_b_c_d_visit-{visit.number}_2026-05-04.pdf"
+    name = report_filename(visit)
+    assert name == f"visit-report_patient-{visit.patient_id}_visit-{visit.number}_2026-05-04.pdf"
     # Images entered later than they were taken: the file is dated by the images' day, as the visit is numbered.
     back_dated = dataclasses.replace(visit, taken_on=dt.date(2025, 11, 3))
-    assert report_filename("x", back_dated).endswith("_2025-11-03.pdf")
+    assert report_filename(back_dated).endswith("_2025-11-03.pdf")
 
 
 @needs_pdftotext
