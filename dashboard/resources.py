@@ -231,8 +231,13 @@ def get_store() -> Any:
         read_only = any(word in str(exc).lower() for word in ("readonly", "read-only", "read only"))
         _stop_with(
             "The case database is unavailable",
-            f"The case database at `{_safe_url(url)}` (images in `{data_dir}`) could not be opened: "
-            f"{type(exc).__name__}: {_first_line(exc)}",
+            (
+                f"The case database at `{_safe_url(url)}` (images in `{data_dir}`) could not be opened: "
+                f"{type(exc).__name__}: {_first_line(exc)}"
+                if _may_see_server_details()
+                else "The case database could not be opened. The server's log names the cause (an administrator "
+                "who signs in sees it here too)."
+            ),
             (
                 "The database (or its folder) is **read-only**, e.g. a read-only mount or a backup copy. The "
                 "dashboard records every view and save, so it needs write access; to inspect a read-only copy use "
@@ -244,14 +249,24 @@ def get_store() -> Any:
         )
 
 
+def _may_see_server_details() -> bool:
+    """Database addresses, user names and folders are shown to a signed-in administrator only: the error page
+    comes before sign-in, and anyone who can reach the server would read them."""
+    from dashboard.auth_ui import signed_in
+
+    user = signed_in()
+    return user is not None and user.can("users.manage")
+
+
 def _stop_if_newer_database(exc: Exception, url: str) -> None:
     """A database a newer release upgraded will not open however often the page is reloaded: say so."""
     from dashboard.store.migrate import NewerDatabase
 
     if isinstance(exc, NewerDatabase):
+        where = f" at `{_safe_url(url)}`" if _may_see_server_details() else ""
         _stop_with(
             "The case database is from a newer version",
-            f"The case database at `{_safe_url(url)}` cannot be used: {exc}.",
+            f"The case database{where} cannot be used: {exc}.",
             "Nothing was changed in it. An administrator must start the dashboard version that upgraded it, or "
             "restore the database backup taken before that update (then run this version).",
         )

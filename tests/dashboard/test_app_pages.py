@@ -297,6 +297,21 @@ def test_database_that_cannot_be_opened_gives_a_clear_page(monkeypatch, app_env)
     assert at.title[0].value == "The case database is unavailable"
     assert "s3cret-pw" not in texts(at)
     assert not at.text_input  # no sign-in form, no patient data
+    # Before sign-in anyone who reaches the server sees this page: no address, account or folder on it.
+    assert "127.0.0.1" not in texts(at) and str(app_env.data_dir) not in texts(at)
+    assert "The server's log names the cause" in texts(at)
+
+
+def test_database_error_details_are_shown_to_a_signed_in_administrator_only(monkeypatch, app_env):
+    broken = "postgresql+psycopg://triage:s3cret-pw@127.0.0.1:9/triage"
+    for user, role, details in (("clin.details", "clinician", False), ("admin.details", "admin", True)):
+        monkeypatch.setenv("DATABASE_URL", app_env.database_url)
+        at = start(user, role)
+        monkeypatch.setenv("DATABASE_URL", broken)  # the database goes away during the session
+        at.run()
+        assert at.title[0].value == "The case database is unavailable"
+        assert ("127.0.0.1:9/triage" in texts(at)) is details, role
+        assert "s3cret-pw" not in texts(at)
 
 
 # ---------------------------------------------------------------- saliency
