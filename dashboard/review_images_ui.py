@@ -14,6 +14,7 @@ from dashboard import body_map_ui, follow_up_picker, follow_up_ui, overview_ui
 from dashboard import components as ui
 from dashboard.choices import SITES
 from dashboard.patient_form import NEW_LESION
+from dashboard.store.privacy import filename_looks_personal
 from dashboard.textsafe import literal
 from dashboard.uploads import UPLOAD_FILE_MB, upload_help, uploader_label
 from data.settings import LIMITS
@@ -131,6 +132,11 @@ def _image_grid(state: ReviewState, store: UserStore | None, locked: bool) -> No
             with col, st.container(border=True, key=f"upload-{image.key}"):
                 st.image(image.thumbnail_jpeg(), width="stretch")
                 st.caption(f"{literal(image.filename)} · {image.width}×{image.height}")
+                if filename_looks_personal(image.filename):
+                    st.caption(
+                        ":material/privacy_tip: This file name reads like a name or a date: it is not saved, "
+                        "nor used as the label."
+                    )
                 st.text_input(
                     "Label",
                     key=ui.bind(f"label_{image.key}", image.label),

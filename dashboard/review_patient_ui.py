@@ -202,7 +202,8 @@ def patient_section(state: ReviewState, store: UserStore | None) -> None:
         if existing is not None:
             context = patient_from_store(store, existing)
             conflicts = merge_form_into_existing(context, birth_year, sex)
-            if conflicts:
+            if conflicts:  # the stored birth year / sex are shown: a read of the record, audited as one
+                store.record_view("patient.view", existing, {"page": "review", "via": "new-patient form"})
                 new_tab.error(
                     f"“{literal(identifier)}” is already recorded with {' and '.join(conflicts)}. "
                     "Check the identifier, "

@@ -195,7 +195,9 @@ class ReviewState:
             report.problems.append(checked)
             return
         facts, thumb = checked
-        image = UploadedImage(filename=name, data=data, thumbnail=thumb, label=default_label(name), **facts)
+        image = UploadedImage(
+            filename=name, data=data, thumbnail=thumb, label=default_label(name, len(self.images) + 1), **facts
+        )
         if self.patient and sha in self.patient.known_images:
             lesion_id, where = self.patient.known_images[sha]
             report.problems.append(

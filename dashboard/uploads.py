@@ -17,6 +17,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from dashboard.store.files import FORMAT_EXTENSIONS, inspect_image
+from dashboard.store.privacy import filename_looks_personal
 from data.images import ImageDecodeError, decode_image, jpeg_bytes, probe_image
 from data.settings import LIMITS, MIB, Limits
 
@@ -250,8 +251,12 @@ def check_image(
     return facts, thumb
 
 
-def default_label(filename: str) -> str:
-    stem = PurePosixPath(filename).stem.strip() or "lesion"
+def default_label(filename: str, number: int | None = None) -> str:
+    """The file name's stem, unless it reads like a name or a date (then "lesion <number>"): labels reach the
+    store, its exports and the reports."""
+    stem = PurePosixPath(filename.replace("\\", "/")).stem.strip()
+    if not stem or filename_looks_personal(filename):
+        return "lesion" if number is None else f"lesion {number}"
     return stem[: LIMITS.label_max]
 
 

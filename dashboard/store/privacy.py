@@ -20,6 +20,7 @@ import io
 import re
 import struct
 import warnings
+from pathlib import PurePosixPath
 
 from PIL import Image, ImageOps
 
@@ -169,6 +170,13 @@ def looks_like_name(text: str) -> bool:
     words = [w for w in re.split(r"[\s,;]+", text.strip()) if w]
     letters_only = [w for w in words if _WORD.match(w.replace("-", "a").replace("'", "a"))]
     return len(letters_only) >= 2
+
+
+def filename_looks_personal(filename: str) -> bool:
+    """A file name whose stem reads like a name or a date (``Doe_Jane_1961-03-02_back.jpg``): clinics name
+    files after patients. Words split at ``_ - .`` too; a camera's ``IMG_20261207_1015`` counts (its date)."""
+    stem = PurePosixPath(filename.replace("\\", "/")).stem
+    return looks_like_date(stem) or looks_like_name(re.sub(r"[_.\-]+", " ", stem))
 
 
 def identifier_warnings(identifier: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
+from pathlib import PurePosixPath
 
 from dashboard.store.models import (
     ACTIONS,
@@ -18,6 +19,7 @@ from dashboard.store.models import (
     NAME_MAX,
     SEXES,
 )
+from dashboard.store.privacy import filename_looks_personal
 from data import body_sites
 from data.settings import LIMITS
 
@@ -65,13 +67,19 @@ def label(value: object) -> str:
 
 
 def original_filename(value: object) -> str:
-    """Keep the uploader's filename as display text only: no control chars, bounded."""
+    """The uploader's file name as display text only: no control chars, bounded, without folders (a zip's or a
+    path's folder names are often the patient's), and replaced by ``image`` + its extension when it reads like
+    a name or a date (store.privacy.filename_looks_personal)."""
     if value is None:
         return ""
     if not isinstance(value, str):
         raise ValueError(f"original filename must be text, got {type(value).__name__}")
     cleaned = "".join(ch for ch in value if unicodedata.category(ch) != "Cc").strip()
-    return cleaned[:FILENAME_MAX]
+    base = PurePosixPath(cleaned.replace("\\", "/")).name
+    if filename_looks_personal(base):
+        suffix = PurePosixPath(base).suffix.lower()
+        base = "image" + (suffix if len(suffix) <= 6 and suffix[1:].isalnum() else "")
+    return base[:FILENAME_MAX]
 
 
 def choice(value: object, what: str, allowed: tuple[str, ...]) -> str:

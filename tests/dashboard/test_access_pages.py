@@ -154,6 +154,22 @@ def test_viewer_reads_but_cannot_review_save_or_export(app_env, patient_lesions)
     assert ("viewer1", "patient.view") in views and ("viewer1", "patient.search") in views
 
 
+def test_a_new_patient_form_that_meets_a_stored_record_audits_the_read(app_env, patient_lesions):
+    from test_app_pages import start, widget
+
+    _seed_visit(app_env, patient_lesions, identifier="PT-CLASH-1")  # stored: born 1970, female
+    at = start()
+    widget(at.text_input, "Patient identifier (pseudonymous)").input("PT-CLASH-1")
+    widget(at.number_input, "Birth year").set_value(1985)
+    widget(at.button, "Start review").click()
+    at.run()
+    assert any("is already recorded with" in e.value for e in at.error)  # shows the stored birth year
+    with app_env.store() as store:
+        patient_id = store.find_patient_id("PT-CLASH-1")
+        reads = [(e.action, e.patient_id, e.detail) for e in store.audit_events(actor="dr.test")]
+    assert ("patient.view", patient_id, {"page": "review", "via": "new-patient form"}) in reads
+
+
 def test_idle_session_expires_and_is_audited(app_env):
     _add_user(app_env, "dr.test", "clinician")
     at = _sign_in(_app(), "dr.test")

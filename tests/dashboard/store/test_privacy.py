@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from dashboard.store.privacy import identifier_warnings, strip_metadata
+from dashboard.store.privacy import filename_looks_personal, identifier_warnings, strip_metadata
+from dashboard.store.validation import original_filename
+from dashboard.uploads import default_label
 
 GPS_IFD = 0x8825
 ARTIST = 0x013B
@@ -186,3 +188,32 @@ def test_a_deep_greyscale_tiff_is_stored_as_the_pixels_that_were_scored(make):
     scored = np.asarray(decode_image(upload, "x.tif"), dtype=int)
     np.testing.assert_array_equal(np.asarray(decode_image(stored, "x.png"), dtype=int), scored)
     assert abs(scored[..., 0].mean() - grey.mean()) < 2
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Doe_Jane_1961-03-02_back.jpg",
+        "Smith-John.png",
+        "DOE.JANE.jpg",
+        "jane doe.tif",
+        "19610302.jpg",
+        "x_31.01.1961.png",
+    ],
+)
+def test_a_file_name_like_a_name_or_a_date_is_neither_stored_nor_the_label(name):
+    assert filename_looks_personal(name)
+    assert original_filename(name) == "image" + name[name.rindex(".") :].lower()
+    assert default_label(name, 4) == "lesion 4"
+
+
+@pytest.mark.parametrize("name", ["IMG_0231.JPG", "back.jpg", "mole 1.jpg", "ISIC_0027419.jpg", "lesion3.tif"])
+def test_a_plain_file_name_is_kept_and_labels_the_lesion(name):
+    assert not filename_looks_personal(name)
+    assert original_filename(name) == name
+    assert default_label(name, 4) == name[: name.rindex(".")]
+
+
+def test_a_stored_file_name_loses_its_folders():
+    assert original_filename("Doe Jane/IMG_0231.JPG") == "IMG_0231.JPG"
+    assert original_filename("C:\\Patients\\Doe, Jane\\IMG_0231.JPG") == "IMG_0231.JPG"

@@ -329,11 +329,21 @@ def test_unknown_ids_raise_not_found(store):
             call()
 
 
+def test_a_file_name_that_reads_like_personal_data_is_not_stored(store, make_image, make_lesion, make_review):
+    png = make_image(8, fmt="PNG")
+    named = make_lesion(png, original_filename="patients/Doe Jane/Doe_Jane_1961-03-02_back.JPG")
+    v = store.save_review(make_review([named]))
+    image = store.load_visit(v).lesions[0].image
+    assert image.original_filename == "image.jpg"
+    exported = store.export_patient_history(store.load_visit(v).patient_id, "csv")
+    assert "Doe" not in exported and "1961" not in exported
+
+
 def test_uploaded_filename_is_text_only(store, make_image, make_lesion, make_review):
     png = make_image(7, fmt="PNG")
     v = store.save_review(make_review([make_lesion(png, original_filename="../../etc/passwd\x00.jpg")]))
     image = store.load_visit(v).lesions[0].image
-    assert image.original_filename == "../../etc/passwd.jpg"
+    assert image.original_filename == "passwd.jpg"  # display text: control characters and folders dropped
     # Extension from the decoded format (PNG), location from the hash; the name plays no part.
     assert image.relpath == f"{image.sha256[:2]}/{image.sha256[2:4]}/{image.sha256}.png"
     assert image.path.is_file() and image.path.is_relative_to(store.data_dir)
