@@ -15,9 +15,14 @@ Roles, least to most privileged:
 
 Failed sign-ins are audited (``auth.login_failed``) and rate-limited per username: after
 ``MAX_FAILURES`` failures within ``FAILURE_WINDOW`` the account refuses every password, the right one
-too, until the window has passed (``auth.login_locked``). The count and the check are one step per
-username (SQLite's write lock; a transaction-scoped advisory lock on PostgreSQL), so parallel attempts
-cannot each see the count below the limit. The current-password check of a password change counts too.
+too, until the window has passed (``auth.login_locked``). An attempt first counts the failures and, below the
+limit, records itself as a failure, in one short transaction per username (SQLite's write lock; a
+transaction-scoped advisory lock on PostgreSQL), so parallel attempts each see the ones before them and cannot
+together pass the limit. The password is then checked with no transaction open (argon2id takes ~0.3 s: held
+inside SQLite's write lock, a stream of made-up usernames would stall every save and audit write); a right
+password turns the attempt's row into ``auth.login`` (a password change's check removes it). At most
+``MAX_CONCURRENT_HASHES`` argon2 computations (64 MiB each) run at once in the process. The current-password
+check of a password change counts too.
 
 A session ends when the account is disabled or its password is changed after the session began (the step an
 administrator takes after a suspected compromise): ``AuthUser.credential`` is a digest of the password hash
@@ -27,7 +32,9 @@ with skewed clocks cannot keep a session alive past a reset.
 ``UserStore`` is the case store as one signed-in user sees it: every call that reads or writes patient
 data checks the account as it is now (active, role, password unchanged since sign-in) first, and records
 who did it. Checking at the call, not only at the page's start, covers widget callbacks (they run before
-the page script) and deferred downloads (they run without it).
+the page script) and deferred downloads (they run without it). A browser session's user carries its idle clock
+(``IdleClock``, kept up to date by auth_ui): past the idle limit, the store refuses every call with the sign-out
+message the page gives.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,6 +79,12 @@ _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-@")
 _HASHER = PasswordHasher()
 # Verified against when the username does not exist, so both cases take the same time.
 _DUMMY_HASH = _HASHER.hash("not a real password, only for equal timing")
+# Sessions run in threads of one server process: a flood of sign-ins must not run argon2 (64 MiB, ~0.3 s of CPU
+# each) on unbounded threads at once. The others wait their turn.
+MAX_CONCURRENT_HASHES = 4
+_HASH_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
+# The failure an attempt is recorded as before its password is checked; it stays if the password is wrong.
+_PENDING_REASON = "bad credentials"
 
 
 class AccessDenied(TriageError, PermissionError):
@@ -78,6 +93,30 @@ class AccessDenied(TriageError, PermissionError):
 
 class LoginFailed(TriageError):
     """Sign-in refused; the message is safe to show (it does not say whether the username exists)."""
+
+
+def idle_limit_s() -> float:
+    """How long a signed-in session may go without activity, in seconds."""
+    # data/settings.py refuses a value outside its range (nan, 0, a day and more), so no clamp here.
+    return settings.environment().idle_timeout_minutes * 60
+
+
+def idle_sign_out_message() -> str:
+    return f"You were signed out after {idle_limit_s() / 60:g} minutes without activity."
+
+
+class IdleClock:
+    """When a signed-in browser session's user last did something (``time.time()`` of the last script run they
+    caused). One per session, shared by the session (auth_ui) and every ``AuthUser``/``UserStore`` made from it,
+    so a store held by a widget callback or a deferred download sees the session's activity as it is now."""
+
+    __slots__ = ("last_active",)
+
+    def __init__(self, last_active: float) -> None:
+        self.last_active = last_active
+
+    def expired(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) - self.last_active > idle_limit_s()
 
 
 @dataclass(frozen=True)
@@ -92,6 +131,8 @@ class AuthUser:
     # created); a changed password ends the session. Not part of equality: one account signed in twice is the
     # same user.
     credential: str | None = field(default=None, compare=False)
+    # The browser session's idle clock (None: not a browser session, e.g. the users CLI). Not part of equality.
+    idle: IdleClock | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -117,7 +158,8 @@ class UserRecord:
 
 
 def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
+    with _HASH_SLOTS:
+        return _HASHER.hash(password)
 
 
 def normalise_username(value: object) -> str:
@@ -220,19 +262,14 @@ class Accounts:
         and a locked username checks none). Returns the user's session renewed from now: the change ends
         every other session of the account."""
         check_password_policy(new, user.username)
-        with self.store.write_transaction() as session:
-            locked = self._locked(session, user.username, via="password-change")
-            if not locked:
-                account = session.get(AppUser, user.id)
-                ok = account is not None and account.active and _verify(account.password_hash, current)
-                if not ok:
-                    session.add(
-                        AuditEvent(actor=user.username, action="auth.login_failed", detail={"via": "password-change"})
-                    )
-        if locked:
-            raise locked
-        if not ok:
+        attempt = self._begin_attempt(user.username, user.username, via="password-change")
+        ok = attempt.user_id == user.id and attempt.active and _verify(attempt.password_hash, current)
+        if not ok:  # the attempt stays recorded as a failure
             raise LoginFailed("The current password is wrong.")
+        with self.store.write_transaction() as session:  # a right password is no failed sign-in
+            pending = session.get(AuditEvent, attempt.pending_id)
+            if pending is not None:
+                session.delete(pending)
         if new == current:
             raise ValueError("the new password must differ from the current one")
         new_hash = hash_password(new)
@@ -279,31 +316,64 @@ class Accounts:
             name = None
         # The rate limit counts per normalised name, so "DR.ADA" and "dr.ada" share one budget.
         attempted = name or _attempted_name(username)
+        attempt = self._begin_attempt(attempted, name, via=via)
+        # No transaction is open here: argon2 takes its time without holding the database's write lock. An unknown
+        # name is checked against the dummy hash, so it takes as long as a known one.
+        ok = _verify(attempt.password_hash, password) and attempt.user_id is not None
+        if not ok:  # the attempt is already recorded as this failure
+            raise LoginFailed("Wrong username or password, or the account is disabled.")
+        new_hash = (
+            hash_password(password) if attempt.active and _HASHER.check_needs_rehash(attempt.password_hash) else None
+        )
+        with self.store.write_transaction() as session:
+            user = session.get(AppUser, attempt.user_id)
+            pending = session.get(AuditEvent, attempt.pending_id)
+            # The account as it is now: disabled, or its password changed, while the password was being checked
+            # is no sign-in.
+            if user is not None and user.active and user.password_hash == attempt.password_hash:
+                if new_hash is not None:
+                    user.password_hash = new_hash
+                now = _now()
+                user.last_login_at = now
+                if pending is None:  # not expected: nothing deletes audit rows
+                    session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
+                else:  # the attempt's row becomes the sign-in: it is not a failure
+                    pending.actor, pending.action, pending.detail = user.username, "auth.login", {"via": via}
+                    pending.occurred_at = now
+                return _auth_user(user, credential=credential_of(user.password_hash))
+            if pending is not None and user is not None and not user.active:
+                pending.detail = {"via": via, "reason": "disabled"}
+        # Raised after the transaction committed, so the failure stays recorded.
+        raise LoginFailed("Wrong username or password, or the account is disabled.")
+
+    def _begin_attempt(self, attempted: str, name: str | None, *, via: str) -> _Attempt:
+        """Step one of a password check, one short transaction: raises the lockout's LoginFailed (audited) if
+        ``attempted`` has used up its failures, else records this attempt as a failed sign-in, counted by every
+        attempt after it (a right password turns it into the sign-in), and reads the hash to check against (the
+        dummy hash for a name with no account)."""
         with self.store.write_transaction() as session:
             locked = self._locked(session, attempted, via=via)
-            if locked:
-                raise_after = locked
-            else:
+            if locked is None:
                 user = session.scalar(select(AppUser).where(AppUser.username == name)) if name else None
-                ok = _verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
-                if ok and user.active:
-                    if _HASHER.check_needs_rehash(user.password_hash):
-                        user.password_hash = hash_password(password)
-                    user.last_login_at = _now()
-                    session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
-                    return _auth_user(user, credential=credential_of(user.password_hash))
-                reason = "disabled" if ok else "bad credentials"
-                session.add(
-                    AuditEvent(actor=attempted, action="auth.login_failed", detail={"via": via, "reason": reason})
+                pending = AuditEvent(
+                    actor=attempted, action="auth.login_failed", detail={"via": via, "reason": _PENDING_REASON}
                 )
-                raise_after = LoginFailed("Wrong username or password, or the account is disabled.")
-        # Raised after the transaction committed, so the failure stays recorded.
-        raise raise_after
+                session.add(pending)
+                session.flush()
+                attempt = _Attempt(
+                    pending_id=pending.id,
+                    user_id=user.id if user else None,
+                    password_hash=user.password_hash if user else _DUMMY_HASH,
+                    active=bool(user and user.active),
+                )
+        if locked is not None:  # raised after the commit, so the refusal stays recorded
+            raise locked
+        return attempt
 
     def _locked(self, session: Session, attempted: str, *, via: str) -> LoginFailed | None:
         """The refusal if this username has used up its failures in the window (audited), else None. Takes
-        the username's lock first, held to the end of the caller's transaction, so that counting and
-        checking a password are one step per username."""
+        the username's lock first, held to the end of the caller's transaction, so that counting and recording
+        an attempt are one step per username."""
         _transaction_lock(session, f"auth.login:{attempted}")
         failures = session.scalar(
             select(func.count(AuditEvent.id)).where(
@@ -352,6 +422,16 @@ class Accounts:
             session.add(AuditEvent(actor=actor, action=action, detail=dict(detail or {})))
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """A password check under way: its audit row (a failure until the password proves right) and the account."""
+
+    pending_id: int
+    user_id: int | None  # None: no account has this name
+    password_hash: str  # the hash to check against (the dummy hash when there is no account)
+    active: bool
+
+
 def _transaction_lock(session: Session, name: str) -> None:
     """Hold the lock called ``name`` to the end of the session's transaction: a PostgreSQL advisory lock (READ
     COMMITTED would let two transactions read the same state and both act on it); SQLite's write transactions
@@ -370,7 +450,8 @@ def account_now(store: CaseStore, user: AuthUser | int) -> AuthUser | None:
             return None
         if signed_in_with is not None and credential_of(account.password_hash) != signed_in_with:
             return None
-        return _auth_user(account, credential=signed_in_with)
+        idle = user.idle if isinstance(user, AuthUser) else None
+        return _auth_user(account, credential=signed_in_with, idle=idle)
 
 
 def credential_of(password_hash: str) -> str:
@@ -379,15 +460,17 @@ def credential_of(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
 
 
-def _auth_user(account: AppUser, *, credential: str | None = None) -> AuthUser:
-    return AuthUser(account.id, account.username, account.display_name, account.role, credential)
+def _auth_user(account: AppUser, *, credential: str | None = None, idle: IdleClock | None = None) -> AuthUser:
+    return AuthUser(account.id, account.username, account.display_name, account.role, credential, idle)
 
 
 def _verify(password_hash: str, password: object) -> bool:
+    """Whether ``password`` matches; call it with no transaction open (argon2id takes ~0.3 s)."""
     if not isinstance(password, str) or not password:
         return False
     try:
-        return _HASHER.verify(password_hash, password)
+        with _HASH_SLOTS:
+            return _HASHER.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -404,7 +487,10 @@ class UserStore:
         return self._store.data_dir
 
     def _require(self, permission: str) -> None:
-        """The account as it is now may do this: a session ended since the page started does nothing."""
+        """The account as it is now may do this: a session ended since the page started (idle past the limit,
+        account disabled, password changed) does nothing."""
+        if self.user.idle is not None and self.user.idle.expired():
+            raise AccessDenied(idle_sign_out_message())
         fresh = account_now(self._store, self.user)
         if fresh is None:
             raise AccessDenied("this session has ended (account disabled or password changed): sign in again")

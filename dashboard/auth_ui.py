@@ -4,7 +4,9 @@ The account logic (hashing, rate limit, audit) is in ``dashboard.auth``; this mo
 signed-in user in ``st.session_state`` and enforces, on every script run:
 
 - no session: only the sign-in page exists (every URL, deep links included, shows it);
-- idle longer than ``TRIAGE_IDLE_TIMEOUT_MINUTES`` (default 15): signed out, audited, state cleared;
+- idle longer than ``TRIAGE_IDLE_TIMEOUT_MINUTES`` (default 15): signed out, audited, state cleared; the
+  store calls of widget callbacks and deferred downloads, which run before the page script or without it, are
+  refused from the moment the limit passes (the session's ``IdleClock`` travels with its user to the store);
 - the account disabled, its password changed (or its role changed) meanwhile: applied at the next
   interaction, and to every store call before it (``auth.UserStore``).
 
@@ -18,16 +20,24 @@ next visit goes through the provider again rather than back in on the old cookie
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
-from dashboard.auth import AccessDenied, Accounts, AuthUser, LoginFailed
+from dashboard.auth import (
+    AccessDenied,
+    Accounts,
+    AuthUser,
+    IdleClock,
+    LoginFailed,
+    idle_sign_out_message,
+)
+from dashboard.auth import idle_limit_s as idle_limit_s  # this module's too; defined beside the store's idle check
 from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.textsafe import literal
-from data import settings
 
 logger = logging.getLogger(__name__)
 SESSION_KEY = "_signed_in"
@@ -39,16 +49,32 @@ SESSION_ENDED = (
 BOOTSTRAP_COMMAND = ".venv/bin/python -m dashboard.users add YOUR-USERNAME --role admin --name 'Your Name'"
 
 
-@dataclass
 class SignedIn:
-    user: AuthUser
-    last_active: float  # time.time() of the last script run the user caused
-    via: str = "password"
+    """This browser session's user and its idle clock, shared with every store made for the user: the clock
+    goes with the user (``AuthUser.idle``), so a store held by a widget callback sees the session's activity as
+    it is now."""
 
+    def __init__(self, user: AuthUser, last_active: float, via: str = "password") -> None:
+        self.idle = IdleClock(last_active)
+        self.via = via
+        self.user = user
 
-def idle_limit_s() -> float:
-    # data/settings.py refuses a value outside its range (nan, 0, a day and more), so no clamp here.
-    return settings.environment().idle_timeout_minutes * 60
+    @property
+    def user(self) -> AuthUser:
+        return self._user
+
+    @user.setter
+    def user(self, user: AuthUser) -> None:
+        self._user: Any = dataclasses.replace(user, idle=self.idle) if isinstance(user, AuthUser) else user
+
+    @property
+    def last_active(self) -> float:
+        """``time.time()`` of the last script run the user caused (the idle check's reruns are not one)."""
+        return self.idle.last_active
+
+    @last_active.setter
+    def last_active(self, value: float) -> None:
+        self.idle.last_active = value
 
 
 def signed_in() -> AuthUser | None:
@@ -94,9 +120,8 @@ def current_user(accounts: Accounts) -> AuthUser | None:
     if not isinstance(session, SignedIn):
         return _sso_user(accounts)
     now = time.time()
-    if now - session.last_active > idle_limit_s():
-        minutes = idle_limit_s() / 60
-        sign_out(accounts, "auth.session_expired", f"You were signed out after {minutes:g} minutes without activity.")
+    if session.idle.expired(now):
+        sign_out(accounts, "auth.session_expired", idle_sign_out_message())
         return None
     fresh = accounts.current(session.user)
     if fresh is None:
@@ -116,7 +141,7 @@ def renew(user: AuthUser) -> None:
 
 def idle_expired() -> bool:
     session = st.session_state.get(SESSION_KEY)
-    return isinstance(session, SignedIn) and time.time() - session.last_active > idle_limit_s()
+    return isinstance(session, SignedIn) and session.idle.expired()
 
 
 def require(permission: str) -> AuthUser:
