@@ -50,6 +50,7 @@ CSV_COLUMNS = (
     "tta_views",
     "source_caveat",
     "decision_action",
+    "decision_review_months",
     "decision_clinician",
     "decision_comment",
     "decided_at",
@@ -116,6 +117,7 @@ def to_csv(timeline: PatientTimeline) -> str:
                 "tta_views": pred.tta_views if pred and pred.tta_views is not None else "",
                 "source_caveat": _cell_text(pred.source_caveat) if pred else "",
                 "decision_action": dec.action if dec else "",
+                "decision_review_months": dec.review_in_months if dec and dec.review_in_months else "",
                 "decision_clinician": _cell_text(dec.clinician) if dec else "",
                 "decision_comment": _cell_text(dec.comment) if dec else "",
                 "decided_at": _iso(dec.decided_at) if dec else "",
@@ -167,6 +169,7 @@ def _lesion_dict(item: VisitLesion) -> dict[str, Any]:
         "decisions": [
             {
                 "action": d.action,
+                "review_in_months": d.review_in_months,
                 "clinician": d.clinician,
                 "comment": d.comment,
                 "decided_at": _iso(d.decided_at),

@@ -36,6 +36,7 @@ from data.vocabulary import SEXES
 from data.vocabulary import SITES as ANATOMIC_SITES
 
 ACTIONS: tuple[str, ...] = ("biopsy", "excise", "monitor", "reassure", "refer")
+REVIEW_MONTHS_MAX = 24  # a monitor decision's repeat-imaging interval, in months (1-24)
 # Dashboard roles, least to most privileged (see dashboard/auth.py for what each may do).
 ROLES: tuple[str, ...] = ("viewer", "clinician", "admin")
 # What a stored image shows: only dermoscopic images are scored; an overview photo locates the lesion.
@@ -235,7 +236,13 @@ class Decision(Base):
     that ``amends`` the one it replaces (with the reason), so the original stays readable."""
 
     __tablename__ = "decision"
-    __table_args__ = (CheckConstraint(f"action IN {_in(ACTIONS)}", name="action"),)
+    __table_args__ = (
+        CheckConstraint(f"action IN {_in(ACTIONS)}", name="action"),
+        CheckConstraint(
+            f"review_in_months IS NULL OR (review_in_months BETWEEN 1 AND {REVIEW_MONTHS_MAX} AND action = 'monitor')",
+            name="review_in_months",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     lesion_id: Mapped[int] = mapped_column(ForeignKey("lesion.id", ondelete="RESTRICT"), index=True)
@@ -248,6 +255,9 @@ class Decision(Base):
     # row that may itself be amended) and why.
     amends_id: Mapped[int | None] = mapped_column(ForeignKey("decision.id", ondelete="RESTRICT"), unique=True)
     amend_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A monitor decision's repeat-imaging interval: the lesion is due on the visit's day + this many months
+    # (the worklist). None on other actions, on monitor decisions without one, and on rows before revision 0009.
+    review_in_months: Mapped[int | None] = mapped_column(Integer)
 
     lesion: Mapped[Lesion] = relationship()
     visit: Mapped[Visit] = relationship(back_populates="decisions")

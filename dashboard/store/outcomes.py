@@ -37,13 +37,23 @@ logger = logging.getLogger(__name__)
 class Outcomes(StoreCore):
     # ------------------------------------------------------------ decisions
 
-    def amend_decision(self, decision_id: int, action: str, comment: str = "", *, reason: str, actor: str) -> int:
-        """Replace a saved decision (the one in force) with a new action and comment; returns the new id.
-
-        The replaced decision is kept; the amendment names it, the reason and who amended it.
+    def amend_decision(
+        self,
+        decision_id: int,
+        action: str,
+        comment: str = "",
+        *,
+        reason: str,
+        actor: str,
+        review_in_months: int | None = None,
+    ) -> int:
+        """Replace a saved decision (the one in force) with a new action, comment and (monitor) repeat-imaging
+        interval; returns the new id. The replaced decision is kept; the amendment names it, the reason and who
+        amended it.
         """
         action = validation.action(action)
         comment = validation.free_text(comment, "decision comment")
+        months = validation.review_months(review_in_months, action)
         reason = validation.text(reason, "reason for the amendment", max_len=2_000)
         actor = validation.name(actor, "actor")
         try:
@@ -55,14 +65,15 @@ class Outcomes(StoreCore):
                         f"this decision was already amended by {newer.clinician} "
                         f"on {newer.decided_at:%Y-%m-%d %H:%M} UTC; reload and amend the current one"
                     )
-                if (action, comment) == (old.action, old.comment):
-                    raise ValueError("the amendment changes neither the action nor the comment")
+                if (action, comment, months) == (old.action, old.comment, old.review_in_months):
+                    raise ValueError("the amendment changes neither the action, the interval nor the comment")
                 new = Decision(
                     lesion_id=old.lesion_id,
                     visit_id=old.visit_id,
                     clinician=actor,
                     action=action,
                     comment=comment,
+                    review_in_months=months,
                     amends_id=old.id,
                     amend_reason=reason,
                 )
@@ -80,6 +91,7 @@ class Outcomes(StoreCore):
                             "amends": old.id,
                             "old_action": old.action,
                             "new_action": action,
+                            **({"review_in_months": months} if months else {}),
                             "comment_changed": comment != old.comment,
                         },
                     )
@@ -91,12 +103,22 @@ class Outcomes(StoreCore):
         logger.info("amended decision %d (now %d)", decision_id, new_id)
         return new_id
 
-    def record_decision(self, visit_id: int, lesion_id: int, action: str, comment: str = "", *, actor: str) -> int:
+    def record_decision(
+        self,
+        visit_id: int,
+        lesion_id: int,
+        action: str,
+        comment: str = "",
+        *,
+        actor: str,
+        review_in_months: int | None = None,
+    ) -> int:
         """A decision taken after saving, for a lesion reviewed at that visit without one (saved undecided, e.g.
         while waiting for a colleague's opinion); returns its id. A lesion with a decision is amended instead.
         """
         action = validation.action(action)
         comment = validation.free_text(comment, "decision comment")
+        months = validation.review_months(review_in_months, action)
         actor = validation.name(actor, "actor")
         with self._write.begin() as session:
             lesion = get_row(session, Lesion, lesion_id, "lesion")
@@ -118,7 +140,14 @@ class Outcomes(StoreCore):
                     "amend it instead"
                 )
             score = reviewed.predictions[-1] if reviewed.predictions else None
-            new = Decision(lesion_id=lesion_id, visit_id=visit_id, clinician=actor, action=action, comment=comment)
+            new = Decision(
+                lesion_id=lesion_id,
+                visit_id=visit_id,
+                clinician=actor,
+                action=action,
+                comment=comment,
+                review_in_months=months,
+            )
             session.add(new)
             session.flush()
             session.add(
@@ -131,6 +160,7 @@ class Outcomes(StoreCore):
                         "lesion_id": lesion_id,
                         "decision_id": new.id,
                         "action": action,
+                        **({"review_in_months": months} if months else {}),
                         "model_id": reviewed.visit.model_version,
                         "p_melanoma": round(score.p_melanoma, 4) if score is not None else None,
                         "after_saving": True,

@@ -41,6 +41,7 @@ class LesionReview:
     rank: int
     decision_action: str | None = None  # biopsy/excise/monitor/reassure/refer, None = undecided
     decision_comment: str = ""
+    decision_review_months: int | None = None  # a monitor decision's repeat-imaging interval (months)
     p_spread: float | None = None  # spread of p_melanoma across the TTA views (None: not measured)
     tta_views: int | None = None  # how many TTA views the score averaged
     outlier: bool | None = None  # flagged as an ugly duckling by the triage
@@ -124,6 +125,7 @@ class DecisionView:
     amends_id: int | None = None  # set on an amendment: the decision it replaced
     amend_reason: str = ""
     superseded: bool = False  # a later amendment replaced this decision (kept as the record of it)
+    review_in_months: int | None = None  # a monitor decision's repeat-imaging interval
     # The date of the decision's visit by the one rule (``visit_date``: the images' day when entered, else
     # the visit time's local day). None only on a record built without it.
     visit_date: date | None = None

@@ -50,6 +50,7 @@ class _PreparedLesion:
     rank: int
     action: str | None
     comment: str
+    review_in_months: int | None = None
     p_spread: float | None = None
     tta_views: int | None = None
     outlier: bool | None = None
@@ -143,6 +144,7 @@ class ReviewWrites(StoreCore):
                             clinician=clinician,
                             action=item.action,
                             comment=item.comment,
+                            review_in_months=item.review_in_months,
                         )
                     )
             session.flush()
@@ -214,6 +216,7 @@ class ReviewWrites(StoreCore):
                 comment = validation.free_text(item.decision_comment, "decision comment")
                 if action is None and comment:
                     raise ValueError("decision comment given without a decision action")
+                months = validation.review_months(item.decision_review_months, action)
                 region, site = validation.body_region(item.body_region, validation.site(item.site))
                 overviews = item.overviews
                 if isinstance(overviews, OverviewImage) or not isinstance(overviews, Sequence):
@@ -241,6 +244,7 @@ class ReviewWrites(StoreCore):
                         rank=validation.rank(item.rank),
                         action=action,
                         comment=comment,
+                        review_in_months=months,
                         p_spread=None
                         if item.p_spread is None
                         else validation.score(item.p_spread, "TTA spread", unit_interval=True),

@@ -17,6 +17,7 @@ from dashboard.store.models import (
     IMAGE_KINDS,
     LABEL_MAX,
     NAME_MAX,
+    REVIEW_MONTHS_MAX,
     SEXES,
 )
 from dashboard.store.privacy import filename_looks_personal
@@ -98,6 +99,17 @@ def sex(value: object) -> str:
 
 def action(value: object) -> str:
     return choice(value, "decision action", ACTIONS)
+
+
+def review_months(value: object, action: str | None) -> int | None:
+    """A monitor decision's repeat-imaging interval in months (1-24), or None; other decisions have none."""
+    if value is None:
+        return None
+    if action != "monitor":
+        raise ValueError(f"a repeat-imaging interval belongs to a monitor decision, not to {action or 'no decision'}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= REVIEW_MONTHS_MAX:
+        raise ValueError(f"the repeat-imaging interval must be 1 to {REVIEW_MONTHS_MAX} months, got {value!r}")
+    return value
 
 
 def birth_year(value: object) -> int | None:

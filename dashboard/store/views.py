@@ -63,6 +63,7 @@ def decision_view(
         amends_id=d.amends_id,
         amend_reason=d.amend_reason or "",
         superseded=d.id in (superseded or ()),
+        review_in_months=d.review_in_months,
         visit_date=visit_date(d.visit.taken_on, d.visit.visit_time),
     )
 

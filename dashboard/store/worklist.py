@@ -1,0 +1,141 @@
+"""The worklist across patients: monitored lesions due for repeat imaging, and biopsies or excisions whose
+histology result is not recorded yet (a result that never comes back is a known way a melanoma is missed).
+
+Read-only. A lesion is listed by its decision in force (not amended away) at the last visit that decided
+on it:
+
+- ``monitor``: until the lesion is imaged again at a later visit; due on that visit's day plus the decision's
+  interval (``review_in_months``), or with no due day when the decision has no interval;
+- ``biopsy`` / ``excise``: until a histology result (any, "not done" included) is recorded after the decision.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dashboard.store.core import StoreCore, patient_numbers, visit_order_key
+from dashboard.store.models import Decision, Histology, Lesion, LesionImage, Patient, Visit
+
+TISSUE_ACTIONS = ("biopsy", "excise")
+
+
+@dataclass(frozen=True)
+class WorklistItem:
+    """One lesion waiting for something: repeat imaging (monitor) or its histology result (biopsy, excise)."""
+
+    patient_id: int
+    identifier: str
+    lesion_id: int
+    lesion_number: int  # per patient, as pages show it
+    label: str
+    site: str
+    visit_id: int
+    visit_number: int
+    visit_day: date  # the day of the visit that decided (visit_date)
+    action: str
+    clinician: str
+    review_in_months: int | None
+    due: date | None  # monitor with an interval: when the repeat imaging is due; else None
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later, or the month's last day (31 Jan + 1 month = 28/29 Feb)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+class Worklists(StoreCore):
+    def worklist(self) -> list[WorklistItem]:
+        """Every lesion waiting for repeat imaging or a histology result, all patients; monitored lesions by
+        due day (no interval last), then results by the decision's day."""
+        amended = select(Decision.amends_id).where(Decision.amends_id.is_not(None))
+        with self._read() as session:
+            rows = session.execute(
+                select(Decision, Visit.taken_on, Visit.visit_time)
+                .join(Visit, Visit.id == Decision.visit_id)
+                .where(Decision.id.not_in(amended))
+            ).all()
+            latest: dict[int, tuple[tuple, Decision]] = {}
+            for decision, taken_on, visit_time in rows:
+                key = (*visit_order_key(taken_on, visit_time, decision.visit_id), decision.id)
+                if decision.lesion_id not in latest or key > latest[decision.lesion_id][0]:
+                    latest[decision.lesion_id] = (key, decision)
+            waiting = {
+                lesion_id: (key, d)
+                for lesion_id, (key, d) in latest.items()
+                if d.action in ("monitor", *TISSUE_ACTIONS)
+            }
+            if not waiting:
+                return []
+            imaged = _last_imaged(session, list(waiting))
+            reported = _last_reported(session, list(waiting))
+            lesions = {
+                lesion.id: lesion for lesion in session.scalars(select(Lesion).where(Lesion.id.in_(list(waiting))))
+            }
+            identifiers = dict(
+                session.execute(
+                    select(Patient.id, Patient.identifier).where(
+                        Patient.id.in_({les.patient_id for les in lesions.values()})
+                    )
+                ).all()
+            )
+            numbers: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+            items = []
+            for lesion_id, (key, d) in waiting.items():
+                if d.action == "monitor" and lesion_id in imaged and imaged[lesion_id] > key[:3]:
+                    continue  # imaged again after the decision
+                if d.action in TISSUE_ACTIONS and reported.get(lesion_id) and reported[lesion_id] >= d.decided_at:
+                    continue  # a result is recorded
+                lesion = lesions[lesion_id]
+                if lesion.patient_id not in numbers:
+                    numbers[lesion.patient_id] = patient_numbers(session, lesion.patient_id)
+                visit_no, lesion_no = numbers[lesion.patient_id]
+                day = key[0]
+                months = d.review_in_months if d.action == "monitor" else None
+                items.append(
+                    WorklistItem(
+                        patient_id=lesion.patient_id,
+                        identifier=identifiers[lesion.patient_id],
+                        lesion_id=lesion_id,
+                        lesion_number=lesion_no.get(lesion_id, 0),
+                        label=lesion.label,
+                        site=lesion.site,
+                        visit_id=d.visit_id,
+                        visit_number=visit_no.get(d.visit_id, 0),
+                        visit_day=day,
+                        action=d.action,
+                        clinician=d.clinician,
+                        review_in_months=months,
+                        due=add_months(day, months) if months else None,
+                    )
+                )
+        return sorted(items, key=lambda i: (i.action != "monitor", i.due is None, i.due or i.visit_day, i.visit_day))
+
+
+def _last_imaged(session: Session, lesion_ids: list[int]) -> dict[int, tuple]:
+    """Per lesion, the order key (visit_order_key) of the last visit with a dermoscopic image of it."""
+    found: dict[int, tuple] = {}
+    for lesion_id, taken_on, visit_time, visit_id in session.execute(
+        select(LesionImage.lesion_id, Visit.taken_on, Visit.visit_time, Visit.id)
+        .join(Visit, Visit.id == LesionImage.visit_id)
+        .where(LesionImage.lesion_id.in_(lesion_ids), LesionImage.kind == "dermoscopic")
+    ):
+        key = visit_order_key(taken_on, visit_time, visit_id)
+        found[lesion_id] = max(found.get(lesion_id, key), key)
+    return found
+
+
+def _last_reported(session: Session, lesion_ids: list[int]) -> dict[int, datetime]:
+    """Per lesion, when its last histology result was recorded."""
+    found = {}
+    for lesion_id, recorded_at in session.execute(
+        select(Histology.lesion_id, Histology.recorded_at).where(Histology.lesion_id.in_(lesion_ids))
+    ):
+        found[lesion_id] = max(found.get(lesion_id, recorded_at), recorded_at)
+    return found

@@ -1,0 +1,131 @@
+"""The worklist across patients (dashboard/store/worklist.py): monitored lesions due for repeat imaging, and
+biopsies/excisions without a histology result; and the monitor decision's repeat-imaging interval it reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from dashboard.store.worklist import add_months
+
+JAN = datetime(2026, 1, 31, 10, tzinfo=UTC)
+JUN = datetime(2026, 6, 10, 10, tzinfo=UTC)
+
+
+def _save(store, make_review, lesions, when, identifier="PT-WORK-1"):
+    return store.save_review(make_review(lesions, patient_identifier=identifier, visit_time=when))
+
+
+def _lesion_ids(store, identifier="PT-WORK-1"):
+    patient_id = store.find_patient_id(identifier)
+    return {les.label: les.id for les in store.list_lesions(patient_id)}
+
+
+def test_add_months_keeps_the_day_or_takes_the_months_last():
+    assert add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
+    assert add_months(date(2028, 1, 31), 1) == date(2028, 2, 29)
+    assert add_months(date(2026, 11, 30), 3) == date(2027, 2, 28)
+    assert add_months(date(2026, 3, 15), 12) == date(2027, 3, 15)
+
+
+def test_monitored_lesions_are_due_at_their_interval_until_imaged_again(store, sample_images, make_lesion, make_review):
+    _save(
+        store,
+        make_review,
+        [
+            make_lesion(sample_images[0], lesion_label="scapula", decision_action="monitor", decision_review_months=3),
+            make_lesion(sample_images[1], lesion_label="shin", site="lower extremity", decision_action="monitor"),
+            make_lesion(sample_images[2], lesion_label="arm", site="upper extremity", decision_action="reassure"),
+        ],
+        JAN,
+    )
+    items = store.worklist()
+    assert [(i.label, i.action, i.review_in_months, i.due) for i in items] == [
+        ("scapula", "monitor", 3, add_months(JAN.astimezone().date(), 3)),
+        ("shin", "monitor", None, None),  # no interval: listed, after those with a due day
+    ]
+    assert items[0].identifier == "PT-WORK-1" and items[0].visit_number == 1 and items[0].lesion_number == 1
+    ids = _lesion_ids(store)
+    _save(
+        store,
+        make_review,
+        [make_lesion(sample_images[3], lesion_label="scapula", existing_lesion_id=ids["scapula"])],
+        JUN,
+    )
+    assert [i.label for i in store.worklist()] == ["shin"]  # the scapula mole was imaged again
+
+
+def test_biopsies_wait_for_their_histology_result(store, sample_images, make_lesion, make_review):
+    _save(
+        store,
+        make_review,
+        [
+            make_lesion(sample_images[0], lesion_label="back", decision_action="biopsy"),
+            make_lesion(sample_images[1], lesion_label="calf", site="lower extremity", decision_action="excise"),
+        ],
+        JAN,
+    )
+    assert [(i.label, i.action, i.due) for i in store.worklist()] == [
+        ("back", "biopsy", None),
+        ("calf", "excise", None),
+    ]
+    ids = _lesion_ids(store)
+    store.record_histology(ids["back"], "benign", actor="Dr. Ada", reported_on=date(2026, 2, 14))
+    assert [i.label for i in store.worklist()] == ["calf"]
+
+
+def test_an_amended_decision_is_read_as_amended(store, sample_images, make_lesion, make_review):
+    _save(store, make_review, [make_lesion(sample_images[0], lesion_label="back", decision_action="monitor")], JAN)
+    ids = _lesion_ids(store)
+    [decision] = store.decision_history(ids["back"])
+    store.amend_decision(decision.id, "monitor", "", reason="interval agreed", actor="Dr. Bo", review_in_months=6)
+    [item] = store.worklist()
+    assert (item.review_in_months, item.due, item.clinician) == (6, add_months(JAN.astimezone().date(), 6), "Dr. Bo")
+    [_, current] = store.decision_history(ids["back"])
+    store.amend_decision(current.id, "reassure", "", reason="stable on review", actor="Dr. Bo")
+    assert store.worklist() == []
+
+
+def test_the_interval_belongs_to_a_monitor_decision_and_is_bounded(store, sample_images, make_lesion, make_review):
+    for action, months, message in (
+        ("biopsy", 3, "belongs to a monitor decision"),
+        (None, 3, "belongs to a monitor decision"),
+        ("monitor", 0, "1 to 24 months"),
+        ("monitor", 25, "1 to 24 months"),
+        ("monitor", True, "1 to 24 months"),
+    ):
+        lesion = make_lesion(sample_images[0], decision_action=action, decision_review_months=months)
+        with pytest.raises(ValueError, match=message):
+            _save(store, make_review, [lesion], JAN)
+    _save(
+        store, make_review, [make_lesion(sample_images[0], decision_action="monitor", decision_review_months=12)], JAN
+    )
+    with store._write.begin() as session, pytest.raises(IntegrityError):  # the database checks it too
+        session.execute(sa.text("UPDATE decision SET review_in_months = 12, action = 'biopsy'"))
+
+
+def test_the_worklist_spans_patients(store, sample_images, make_lesion, make_review):
+    _save(store, make_review, [make_lesion(sample_images[0], decision_action="biopsy")], JUN, identifier="PT-A")
+    _save(
+        store,
+        make_review,
+        [make_lesion(sample_images[1], decision_action="monitor", decision_review_months=1)],
+        JAN,
+        identifier="PT-B",
+    )
+    assert [(i.identifier, i.action) for i in store.worklist()] == [("PT-B", "monitor"), ("PT-A", "biopsy")]
+
+
+def test_the_interval_is_exported_with_the_decision(store, sample_images, make_lesion, make_review):
+    import json
+
+    _save(store, make_review, [make_lesion(sample_images[0], decision_action="monitor", decision_review_months=6)], JAN)
+    patient_id = store.find_patient_id("PT-WORK-1")
+    csv = store.export_patient_history(patient_id, "csv")
+    header, row = csv.splitlines()[:2]
+    assert row.split(",")[header.split(",").index("decision_review_months")] == "6"
+    exported = json.loads(store.export_patient_history(patient_id, "json"))
+    assert "'review_in_months': 6" in str(exported)
