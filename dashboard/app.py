@@ -59,6 +59,7 @@ if user.can("patient.read"):
     saliency = navigation.page("saliency")
     # A viewer starts on Case history; a clinician on Patient review, with Saliency next to it.
     PAGES += [saliency, history] if user.can("patient.write") else [history, saliency]
+    PAGES.append(navigation.page("worklist"))
 PAGES.append(navigation.page("model"))
 if user.can("audit.read"):
     PAGES.append(navigation.page("audit"))

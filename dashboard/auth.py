@@ -566,13 +566,21 @@ class UserStore:
         return self._store.export_patient_history(patient_id, format, actor=self.user.username)
 
     # after saving: amendments, histology, outcomes (the signed-in user is the one who amends or records)
-    def amend_decision(self, decision_id: int, action: str, comment: str = "", *, reason: str) -> int:
+    def amend_decision(
+        self, decision_id: int, action: str, comment: str = "", *, reason: str, review_in_months: int | None = None
+    ) -> int:
         self._require("patient.write")
-        return self._store.amend_decision(decision_id, action, comment, reason=reason, actor=self.user.username)
+        return self._store.amend_decision(
+            decision_id, action, comment, reason=reason, actor=self.user.username, review_in_months=review_in_months
+        )
 
-    def record_decision(self, visit_id: int, lesion_id: int, action: str, comment: str = "") -> int:
+    def record_decision(
+        self, visit_id: int, lesion_id: int, action: str, comment: str = "", *, review_in_months: int | None = None
+    ) -> int:
         self._require("patient.write")
-        return self._store.record_decision(visit_id, lesion_id, action, comment, actor=self.user.username)
+        return self._store.record_decision(
+            visit_id, lesion_id, action, comment, actor=self.user.username, review_in_months=review_in_months
+        )
 
     def record_histology(self, lesion_id: int, result: str, *, reported_on: Any = None, note: str = "") -> Any:
         self._require("patient.write")
@@ -591,6 +599,11 @@ class UserStore:
     def outcomes(self, patient_id: int | None = None, *, include_not_done: bool = False) -> Any:
         self._read()
         return self._store.outcomes(patient_id, include_not_done=include_not_done)
+
+    def worklist(self) -> Any:
+        """Across patients: lesions due for repeat imaging and results outstanding (audited by the page)."""
+        self._read()
+        return self._store.worklist()
 
     def export_outcomes(self, patient_id: int | None = None, *, include_not_done: bool = False) -> str:
         self._require("patient.export")

@@ -17,3 +17,8 @@ DECISION_HELP = {
     "reassure": "Benign-appearing; no follow-up needed",
     "refer": "Refer to a colleague or specialist clinic",
 }
+
+# A monitor decision's repeat-imaging interval, in months: short-term digital monitoring (3) and the usual
+# longer recalls. The store accepts 1-24 (an amendment may set another); the review offers these.
+REVIEW_MONTHS: tuple[int, ...] = (3, 6, 12)
+DEFAULT_REVIEW_MONTHS = 3

@@ -10,7 +10,7 @@ from PIL import Image
 
 from dashboard import components as ui
 from dashboard import follow_up_ui, resources
-from dashboard.choices import DECISION_HELP, DECISIONS
+from dashboard.choices import DECISION_HELP, DECISIONS, REVIEW_MONTHS
 from dashboard.navigation import page
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
@@ -193,7 +193,7 @@ def lesion_card(
         with c_decide:
             decision = state.decision(sha)
             if not editable:
-                _decision_text(decision.action, decision.comment, None)
+                _decision_text(decision.action, decision.comment, None, decision.review_months)
                 return
             # Both boxes show the review's decision on every run (ui.bind): back from another page, a box
             # showing nothing while the review holds a decision would send that blank at the next click.
@@ -207,6 +207,18 @@ def lesion_card(
                 on_change=lambda: state.set_decision(sha, st.session_state[key]),
                 help=" · ".join(f"{k.capitalize()}: {v}" for k, v in DECISION_HELP.items()),
             )
+            if decision.action == "monitor":
+                mkey = ui.bind(f"review_months_{image.key}", decision.review_months)
+                st.segmented_control(
+                    "Repeat imaging in",
+                    REVIEW_MONTHS,
+                    key=mkey,
+                    format_func=lambda m: f"{m} months",
+                    required=True,
+                    on_change=lambda: state.set_decision(sha, "monitor", review_months=st.session_state[mkey]),
+                    help="The lesion is listed on the Worklist as due on this visit's day plus this interval, "
+                    "until it is imaged again.",
+                )
             ckey = ui.bind(f"comment_{image.key}", decision.comment)
             st.text_area(
                 "Comment",
@@ -264,6 +276,7 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                     decision.action,
                     decision.comment,
                     f"by {decision.clinician}, {decision.decided_at.astimezone():%Y-%m-%d %H:%M}",
+                    decision.review_in_months,
                 )
             else:
                 _decision_text(None, "", None)
@@ -295,11 +308,12 @@ def saved_uncertainty_note(spread: float | None, views: int | None) -> str:
     )
 
 
-def _decision_text(action: str | None, comment: str, byline: str | None) -> None:
+def _decision_text(action: str | None, comment: str, byline: str | None, review_months: int | None = None) -> None:
     if not action:
         st.caption("No decision recorded.")
         return
-    st.markdown(f"**Decision:** {action.capitalize()}")
+    interval = f", repeat imaging in {review_months} months" if review_months else ""
+    st.markdown(f"**Decision:** {action.capitalize()}{interval}")
     if comment:
         st.markdown(f"> {literal(comment)}")
     if byline:

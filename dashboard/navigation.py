@@ -22,6 +22,7 @@ PAGES: dict[str, PageSpec] = {
     "review": PageSpec("views/review.py", "Patient review", ":material/patient_list:"),
     "saliency": PageSpec("views/saliency.py", "Saliency", ":material/visibility:", "saliency"),
     "history": PageSpec("views/history.py", "Case history", ":material/history:", "history"),
+    "worklist": PageSpec("views/worklist.py", "Worklist", ":material/event_upcoming:", "worklist"),
     "model": PageSpec("views/model_card.py", "Model", ":material/model_training:", "model"),
     "audit": PageSpec("views/audit.py", "Audit log", ":material/policy:", "audit"),
     "users": PageSpec("views/users.py", "Users", ":material/group:", "users"),

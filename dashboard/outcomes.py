@@ -53,10 +53,23 @@ def submit_histology(
     return _submit(lambda: store.record_histology(lesion.id, result, reported_on=reported_on, note=note), done)
 
 
-def submit_amendment(store: Any, decision: DecisionView, action: str, comment: str, reason: str) -> Feedback:
-    """Amend a decision in force under the signed-in user; the original stays in the record."""
-    done = f"Decision on lesion #{decision.lesion_number or decision.lesion_id} amended: {decision.action} → {action}."
-    return _submit(lambda: store.amend_decision(decision.id, action, comment, reason=reason), done)
+def _interval(action: str, review_months: int | None) -> tuple[int | None, str]:
+    """The interval a form's decision keeps (a monitor decision's only) and how the message names it."""
+    months = review_months if action == "monitor" else None
+    return months, f", repeat imaging in {months} months" if months else ""
+
+
+def submit_amendment(
+    store: Any, decision: DecisionView, action: str, comment: str, reason: str, review_months: int | None = None
+) -> Feedback:
+    """Amend a decision in force under the signed-in user; the original stays in the record. ``review_months``
+    is kept for a monitor decision only (the form offers it beside every action)."""
+    months, said = _interval(action, review_months)
+    lesion = decision.lesion_number or decision.lesion_id
+    done = f"Decision on lesion #{lesion} amended: {decision.action} → {action}{said}."
+    return _submit(
+        lambda: store.amend_decision(decision.id, action, comment, reason=reason, review_in_months=months), done
+    )
 
 
 @dataclass(frozen=True)
@@ -99,10 +112,16 @@ def undecided_choice_label(item: UndecidedLesion) -> str:
     return f"#{item.lesion_number or item.lesion_id} {item.label} · {visit}{score}"
 
 
-def submit_decision(store: Any, item: UndecidedLesion, action: str, comment: str) -> Feedback:
-    """Record the decision for a lesion saved undecided, under the signed-in user."""
-    done = f"Decision on lesion #{item.lesion_number or item.lesion_id} recorded: {action}."
-    return _submit(lambda: store.record_decision(item.visit_id, item.lesion_id, action, comment), done)
+def submit_decision(
+    store: Any, item: UndecidedLesion, action: str, comment: str, review_months: int | None = None
+) -> Feedback:
+    """Record the decision for a lesion saved undecided, under the signed-in user (``review_months``: as in
+    submit_amendment)."""
+    months, said = _interval(action, review_months)
+    done = f"Decision on lesion #{item.lesion_number or item.lesion_id} recorded: {action}{said}."
+    return _submit(
+        lambda: store.record_decision(item.visit_id, item.lesion_id, action, comment, review_in_months=months), done
+    )
 
 
 # ---------------------------------------------------------------- what the page shows
@@ -173,7 +192,8 @@ def decision_record_table(decisions: Sequence[DecisionView], visits: Sequence[Vi
             {
                 "visit date": (days.get(d.visit_id) or decision_day(d)).isoformat(),
                 "lesion": f"#{d.lesion_number or d.lesion_id} {d.lesion_label}",
-                "decision": d.action,
+                "decision": d.action
+                + (f", repeat imaging in {d.review_in_months} months" if d.review_in_months else ""),
                 "comment": d.comment,
                 "status": status[d.id],
                 "amends": by_id[d.amends_id].action if d.amends_id in by_id else "",

@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import outcomes
 from dashboard.auth import AuthUser
+from dashboard.choices import DEFAULT_REVIEW_MONTHS, REVIEW_MONTHS
 from dashboard.store.models import ACTIONS, HISTOLOGY_RESULTS
 from dashboard.store.records import DecisionView, LesionSummary, VisitView
 from dashboard.textsafe import literal
@@ -62,10 +63,13 @@ def decisions_panel(
         with st.form("amend_decision", clear_on_submit=True, border=False):
             decision = st.selectbox("Decision", in_force, format_func=outcomes.decision_choice_label, key="amend_which")
             action = st.selectbox("New decision", ACTIONS, key="amend_action")
+            months = _interval_box("amend_months")
             comment = st.text_area("Comment", key="amend_comment", height=68)
             reason = st.text_input("Reason for the amendment (required)", key="amend_reason")
             if st.form_submit_button("Save amendment", icon=":material/save:"):
-                st.session_state[AMEND_FEEDBACK] = outcomes.submit_amendment(store, decision, action, comment, reason)
+                st.session_state[AMEND_FEEDBACK] = outcomes.submit_amendment(
+                    store, decision, action, comment, reason, months
+                )
                 st.rerun()
 
 
@@ -77,10 +81,23 @@ def _late_decision_form(store: Any, undecided: Sequence[outcomes.UndecidedLesion
         with st.form("late_decision", clear_on_submit=True, border=False):
             item = st.selectbox("Lesion", undecided, format_func=outcomes.undecided_choice_label, key="late_which")
             action = st.selectbox("Decision", ACTIONS, key="late_action")
+            months = _interval_box("late_months")
             comment = st.text_area("Comment", key="late_comment", height=68)
             if st.form_submit_button("Save decision", icon=":material/save:"):
-                st.session_state[AMEND_FEEDBACK] = outcomes.submit_decision(store, item, action, comment)
+                st.session_state[AMEND_FEEDBACK] = outcomes.submit_decision(store, item, action, comment, months)
                 st.rerun()
+
+
+def _interval_box(key: str) -> int:
+    """A form's repeat-imaging interval (a form cannot show it only once "monitor" is picked: it is kept for a
+    monitor decision and ignored for the others)."""
+    return st.selectbox(
+        "Repeat imaging in (a monitor decision only)",
+        REVIEW_MONTHS,
+        index=REVIEW_MONTHS.index(DEFAULT_REVIEW_MONTHS),
+        format_func=lambda m: f"{m} months",
+        key=key,
+    )
 
 
 def histology_panel(store: Any, user: AuthUser, patient_id: int, lesions: Sequence[LesionSummary]) -> None:

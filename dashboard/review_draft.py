@@ -56,11 +56,11 @@ def resume_draft(draft: Any, store: Any = None) -> ReviewState:
         with contextlib.suppress(ValueError):  # a region key this version does not know is dropped
             if entry.get("body_region"):
                 state.set_body_region(sha, str(entry["body_region"]))
-    for old, (action, comment) in (saved.get("decisions") or {}).items():
+    for old, (action, comment, *months) in (saved.get("decisions") or {}).items():
         sha = key_of.get(old)
         if sha in state.images:
-            with contextlib.suppress(ValueError):
-                state.set_decision(sha, action, comment or "")
+            with contextlib.suppress(ValueError):  # a draft of an earlier version has no interval
+                state.set_decision(sha, action, comment or "", months[0] if months else None)
     photo_of = {image.upload_sha256: image for image in draft.images}
     for lesion, photos in overviews.items():
         sha = key_of.get(lesion)

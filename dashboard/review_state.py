@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from dashboard.choices import DECISIONS, SITES
+from dashboard.choices import DECISIONS, DEFAULT_REVIEW_MONTHS, REVIEW_MONTHS, SITES
 from dashboard.earlier_lesions import embed_earlier, lesions_to_compare, upload_caveats
 from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.overview_photos import OverviewPhotos
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 class LesionDecision:
     action: str | None = None
     comment: str = ""
+    review_months: int | None = None  # a monitor decision's repeat-imaging interval
 
 
 @dataclass
@@ -383,12 +384,22 @@ class ReviewState:
 
     # ------------------------------------------------------------ decisions
 
-    def set_decision(self, sha256: str, action: str | None, comment: str | None = None) -> None:
+    def set_decision(
+        self, sha256: str, action: str | None, comment: str | None = None, review_months: int | None = None
+    ) -> None:
+        """A lesion's decision; a monitor decision gets an interval (``review_months``, else the one it has,
+        else DEFAULT_REVIEW_MONTHS), any other none."""
         self._require_editable()
         if action is not None and action not in DECISIONS:
             raise ValueError(f"unknown decision {action!r}")
+        if review_months is not None and review_months not in REVIEW_MONTHS:
+            raise ValueError(f"repeat imaging in {review_months!r} months is not offered ({REVIEW_MONTHS})")
         decision = self.decisions.setdefault(sha256, LesionDecision())
         decision.action = action
+        if action == "monitor":
+            decision.review_months = review_months or decision.review_months or DEFAULT_REVIEW_MONTHS
+        else:
+            decision.review_months = None
         if comment is not None:
             decision.comment = comment.strip()
 
@@ -450,6 +461,7 @@ class ReviewState:
                     rank=int(row.rank),
                     decision_action=decision.action,
                     decision_comment=comment,
+                    decision_review_months=decision.review_months if decision.action == "monitor" else None,
                     # The score's uncertainty and flag, as the live card showed them.
                     p_spread=_optional_float(getattr(row, "p_spread", None)),
                     tta_views=int(self.result_tta) if self.result_tta else None,
@@ -513,7 +525,11 @@ class ReviewState:
                 }
                 for sha, img in self.images.items()
             ],
-            "decisions": {sha: [d.action, d.comment] for sha, d in self.decisions.items() if d.action or d.comment},
+            "decisions": {
+                sha: [d.action, d.comment, d.review_months]
+                for sha, d in self.decisions.items()
+                if d.action or d.comment
+            },
             "notes": self.notes,
             "taken_on": self.taken_on.isoformat() if self.taken_on else None,
             "overviews": self.overviews.draft_entries(),

@@ -201,6 +201,8 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     second = state.images[table.iloc[1]["image_id"]]
     at.pills(key=f"decision_{second.key}").set_value("monitor")
     at.run()
+    assert at.segmented_control(key=f"review_months_{second.key}").value == 3  # the interval appears, 3 months
+    at.segmented_control(key=f"review_months_{second.key}").set_value(6).run()
     assert "not saved" in texts(at)  # the sidebar says so on every page
     at.button(key="save_visit").click()
     at.run()
@@ -219,7 +221,7 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     assert visit.lesions[0].image.sha256 == top.sha256
     assert visit.lesions[0].decision.action == "biopsy"
     assert visit.lesions[0].decision.comment == "asymmetric, regression structures"
-    assert visit.lesions[1].decision.action == "monitor"
+    assert (visit.lesions[1].decision.action, visit.lesions[1].decision.review_in_months) == ("monitor", 6)
     assert all(les.decision is None for les in visit.lesions[2:])
     assert {les.site for les in visit.lesions} == {f.site for f in real}
     assert store.load_draft(CLINICIAN) is None  # the draft kept during the review goes once it is saved

@@ -91,6 +91,24 @@ def test_amendment_through_the_page_logic(saved):
     assert "(amended)" in outcomes.decision_choice_label(next(d for d in in_force if d.action == "excise"))
 
 
+def test_an_interval_from_the_forms_is_kept_for_a_monitor_decision_only(saved):
+    _, clinician, _, visit = saved
+    back = next(d for d in clinician.decision_history(visit.patient_id) if d.lesion_label == "back")
+    done = outcomes.submit_amendment(clinician, back, "monitor", "", "interval agreed", 6)
+    assert done.ok and "monitor → monitor, repeat imaging in 6 months" in done.message
+    now = next(d for d in clinician.decision_history(visit.patient_id) if d.lesion_label == "back" and not d.superseded)
+    assert now.review_in_months == 6
+    visits = clinician.patient_timeline(visit.patient_id).visits
+    table = outcomes.decision_record_table(clinician.decision_history(visit.patient_id), visits)
+    assert "monitor, repeat imaging in 6 months" in set(table["decision"])
+    done = outcomes.submit_amendment(clinician, now, "excise", "", "grew", 6)  # the box's value, ignored
+    assert done.ok and done.message.endswith("monitor → excise.")
+    latest = next(
+        d for d in clinician.decision_history(visit.patient_id) if d.lesion_label == "back" and not d.superseded
+    )
+    assert (latest.action, latest.review_in_months) == ("excise", None)
+
+
 def test_histology_and_outcomes_through_the_page_logic(saved):
     _, clinician, viewer, visit = saved
     back = next(les for les in clinician.list_lesions(visit.patient_id) if les.label == "back")

@@ -118,6 +118,40 @@ def test_building_the_review_to_save(patient_lesions):
         state.build_review("Dr A", "m1", "abc")
 
 
+def test_a_monitor_decision_carries_its_repeat_imaging_interval_to_the_save_and_the_draft(patient_lesions):
+    import datetime as dt
+
+    state = _state_with_patient(birth_year=1960, sex="female")
+    state.add_files([(f.name, f.data) for f in patient_lesions[:2]])
+    a, b = list(state.images)
+    state.set_decision(a, "monitor")
+    assert state.decision(a).review_months == 3  # short-term monitoring unless another is chosen
+    state.set_decision(a, "monitor", review_months=12)
+    state.set_decision(a, "monitor", "flat, slightly asymmetric")  # a comment keeps the chosen interval
+    assert state.decision(a).review_months == 12
+    state.set_decision(b, "monitor", review_months=6)
+    state.set_decision(b, "biopsy")  # no interval on another decision
+    assert state.decision(b).review_months is None
+    with pytest.raises(ValueError, match="not offered"):
+        state.set_decision(a, "monitor", review_months=5)
+
+    fake = _fake_result(state, [0.2, 0.9], [float("nan"), float("nan")])
+    state.run_triage(predictor=None, triage_fn=lambda *a, **k: fake)
+    saved = {les.decision_action: les.decision_review_months for les in state.build_review("Dr A", "m1", "abc").lesions}
+    assert saved == {"monitor": 12, "biopsy": None}
+    draft = SimpleNamespace(
+        state=state.draft_state(),
+        updated_at=dt.datetime.now(dt.UTC),
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in state.draft_images()],
+    )
+    resumed = resume_draft(draft)
+    (key,) = [k for k, i in resumed.images.items() if i.filename == state.images[a].filename]
+    assert (resumed.decision(key).action, resumed.decision(key).review_months) == ("monitor", 12)
+    older = draft.state | {"decisions": {a: ["monitor", ""]}}  # a draft saved before intervals existed
+    resumed = resume_draft(SimpleNamespace(state=older, updated_at=draft.updated_at, images=draft.images))
+    assert resumed.decision(key).review_months == 3
+
+
 def test_a_saved_review_is_read_only(patient_lesions):
     state = _state_with_patient()
     state.add_files([(patient_lesions[0].name, patient_lesions[0].data)])

@@ -1,0 +1,85 @@
+"""Worklist: across patients, the monitored lesions due for repeat imaging and the biopsies or excisions whose
+histology result is not recorded yet. Tables from dashboard/worklist.py; a row opens the patient's history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import streamlit as st
+
+from dashboard import auth_ui, navigation, resources
+from dashboard import worklist as wl
+from dashboard.errors import STORE_ERRORS, log_swallowed
+
+logger = logging.getLogger(__name__)
+user = auth_ui.require("patient.read")
+store = resources.get_user_store()  # role-checked and attributed; a clear page when the database is down
+st.title("Worklist")
+st.caption(
+    "What is waiting, across patients: lesions to image again (a monitor decision and its interval), and biopsies "
+    "or excisions without a histology result. A lesion leaves the list when it is imaged at a later visit, or "
+    "when its result is recorded in Case history."
+)
+items = store.worklist()
+patient_ids = sorted({i.patient_id for i in items})
+if st.session_state.get("worklist_audited") != patient_ids:  # one audit entry per list shown (ids only)
+    try:
+        store.record_view("worklist.view", None, {"page": "worklist", "patient_ids": patient_ids})
+    except STORE_ERRORS as exc:  # the audit trail must not block the list; the log says it failed
+        log_swallowed(logger, "the audit entry for the worklist", exc)
+    st.session_state["worklist_audited"] = patient_ids
+
+today = dt.date.today()
+n = wl.counts(items, today)
+cols = st.columns(4)
+cols[0].metric("Repeat imaging overdue", n["overdue"])
+cols[1].metric(f"Due within {wl.DUE_SOON_DAYS} days", n["due_soon"])
+cols[2].metric("Results outstanding", n["results"])
+cols[3].metric(f"Waiting over {wl.RESULT_CHASE_DAYS} days", n["chase"])
+
+
+def _open_selected(table, key: str) -> None:
+    """A selected row opens that patient's Case history."""
+    rows = (st.session_state.get(key) or {}).get("selection", {}).get("rows", [])
+    if rows:
+        patient_id = int(table.iloc[rows[0]]["patient_id"])
+        st.switch_page(navigation.page("history"), query_params={"patient_id": str(patient_id)})
+
+
+st.subheader("Repeat imaging", divider="gray")
+soon = st.toggle(f"Only overdue or due within {wl.DUE_SOON_DAYS} days", value=False, key="worklist_soon")
+repeat = wl.repeat_imaging_table(items, today, wl.DUE_SOON_DAYS if soon else None)
+if repeat.empty:
+    st.info("No monitored lesion is waiting for repeat imaging." if not soon else "Nothing due within a month.")
+else:
+    if n["no_interval"]:
+        st.caption(
+            f"{n['no_interval']} monitored lesion(s) have no interval (decided before intervals were recorded, or "
+            "amended without one): set one by amending the decision in Case history."
+        )
+    st.dataframe(
+        repeat,
+        hide_index=True,
+        key="worklist_repeat",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={"patient_id": None},
+    )
+    _open_selected(repeat, "worklist_repeat")
+
+st.subheader("Histology results outstanding", divider="gray")
+results = wl.results_table(items, today)
+if results.empty:
+    st.info("Every biopsy and excision has its histology result recorded.")
+else:
+    st.dataframe(
+        results,
+        hide_index=True,
+        key="worklist_results",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={"patient_id": None},
+    )
+    _open_selected(results, "worklist_results")
+st.caption("Select a row to open the patient's Case history.")

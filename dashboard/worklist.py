@@ -1,0 +1,75 @@
+"""The Worklist page's tables, without Streamlit: from the store's worklist (dashboard/store/worklist.py),
+monitored lesions by due day and biopsies/excisions waiting for histology, with how late each is."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+DUE_SOON_DAYS = 30  # "due soon": within a month
+RESULT_CHASE_DAYS = 28  # a histology report usually comes within 1-3 weeks: chase the lab after four
+
+REPEAT_COLUMNS = ["status", "due", "patient", "lesion", "decided", "by", "patient_id"]
+RESULT_COLUMNS = ["status", "decision", "patient", "lesion", "decided", "by", "patient_id"]
+
+
+def repeat_status(due: dt.date | None, today: dt.date) -> str:
+    if due is None:
+        return "no interval set"
+    days = (due - today).days
+    if days < 0:
+        return f"overdue by {-days} day{'s' if days != -1 else ''}"
+    if days == 0:
+        return "due today"
+    return f"due in {days} day{'s' if days != 1 else ''}"
+
+
+def result_status(decided: dt.date, today: dt.date) -> str:
+    days = (today - decided).days
+    text = f"waiting {days} day{'s' if days != 1 else ''}"
+    return text + " — chase the result" if days > RESULT_CHASE_DAYS else text
+
+
+def _common(item: Any) -> dict[str, Any]:
+    return {
+        "patient": item.identifier,
+        "lesion": f"#{item.lesion_number or item.lesion_id} {item.label} · {item.site}",
+        "decided": f"{item.visit_day.isoformat()} (visit {item.visit_number})",
+        "by": item.clinician,
+        "patient_id": item.patient_id,
+    }
+
+
+def repeat_imaging_table(items: Sequence[Any], today: dt.date, within_days: int | None = None) -> pd.DataFrame:
+    """Monitored lesions not imaged again, by due day (overdue first, no interval last); ``within_days``: only
+    those overdue or due within that many days."""
+    rows = [
+        {"status": repeat_status(i.due, today), "due": i.due.isoformat() if i.due else "", **_common(i)}
+        for i in items
+        if i.action == "monitor"
+        and (within_days is None or (i.due is not None and (i.due - today).days <= within_days))
+    ]
+    return pd.DataFrame(rows, columns=REPEAT_COLUMNS)
+
+
+def results_table(items: Sequence[Any], today: dt.date) -> pd.DataFrame:
+    """Biopsies and excisions without a histology result, longest waiting first."""
+    waiting = sorted((i for i in items if i.action != "monitor"), key=lambda i: i.visit_day)
+    rows = [{"status": result_status(i.visit_day, today), "decision": i.action, **_common(i)} for i in waiting]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def counts(items: Sequence[Any], today: dt.date) -> dict[str, int]:
+    """The numbers above the tables."""
+    monitor = [i for i in items if i.action == "monitor"]
+    results = [i for i in items if i.action != "monitor"]
+    return {
+        "overdue": sum(1 for i in monitor if i.due is not None and i.due < today),
+        "due_soon": sum(1 for i in monitor if i.due is not None and 0 <= (i.due - today).days <= DUE_SOON_DAYS),
+        "no_interval": sum(1 for i in monitor if i.due is None),
+        "results": len(results),
+        "chase": sum(1 for i in results if (today - i.visit_day).days > RESULT_CHASE_DAYS),
+    }

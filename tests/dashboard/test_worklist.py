@@ -1,0 +1,113 @@
+"""The Worklist page: its tables (dashboard/worklist.py) and the page itself, on a real store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+from test_app_pages import start, texts
+
+from dashboard import worklist as wl
+
+pytestmark = pytest.mark.timeout(300)
+
+TODAY = dt.date(2026, 12, 7)
+
+
+def _item(action, due=None, decided=dt.date(2026, 9, 1), patient_id=1, label="back"):
+    return SimpleNamespace(
+        action=action,
+        due=due,
+        visit_day=decided,
+        identifier=f"PT-{patient_id}",
+        lesion_number=2,
+        lesion_id=9,
+        label=label,
+        site="torso",
+        visit_number=1,
+        clinician="dr.ada",
+        patient_id=patient_id,
+    )
+
+
+def test_statuses_say_how_late_or_how_soon():
+    assert wl.repeat_status(dt.date(2026, 12, 1), TODAY) == "overdue by 6 days"
+    assert wl.repeat_status(dt.date(2026, 12, 6), TODAY) == "overdue by 1 day"
+    assert wl.repeat_status(TODAY, TODAY) == "due today"
+    assert wl.repeat_status(dt.date(2026, 12, 8), TODAY) == "due in 1 day"
+    assert wl.repeat_status(None, TODAY) == "no interval set"
+    assert wl.result_status(dt.date(2026, 11, 30), TODAY) == "waiting 7 days"
+    assert wl.result_status(dt.date(2026, 11, 1), TODAY) == "waiting 36 days — chase the result"
+
+
+def test_tables_and_counts_split_repeat_imaging_from_results():
+    items = [
+        _item("monitor", due=dt.date(2026, 12, 1), label="scapula"),
+        _item("monitor", due=dt.date(2027, 3, 1), label="shin"),
+        _item("monitor", due=None, label="arm"),
+        _item("biopsy", decided=dt.date(2026, 11, 30), patient_id=2),
+        _item("excise", decided=dt.date(2026, 10, 1), patient_id=3),
+    ]
+    repeat = wl.repeat_imaging_table(items, TODAY)
+    assert [lesion.split(" ")[1] for lesion in repeat["lesion"]] == ["scapula", "shin", "arm"]
+    assert list(repeat["status"]) == ["overdue by 6 days", "due in 84 days", "no interval set"]
+    soon = wl.repeat_imaging_table(items, TODAY, within_days=30)
+    assert list(soon["status"]) == ["overdue by 6 days"]
+    results = wl.results_table(items, TODAY)
+    assert list(results["decision"]) == ["excise", "biopsy"]  # longest waiting first
+    assert list(results["patient_id"]) == [3, 2]
+    assert wl.counts(items, TODAY) == {"overdue": 1, "due_soon": 0, "no_interval": 1, "results": 2, "chase": 1}
+
+
+def test_the_page_lists_what_is_waiting_audits_the_read_and_opens_a_patient(app_env, patient_lesions):
+    from dashboard.store import LesionReview, ReviewToSave
+
+    def lesion(i, action, months=None):
+        f = patient_lesions[i]
+        return LesionReview(
+            image_bytes=f.data,
+            original_filename=f.name,
+            site=f.site,
+            lesion_label=f"L{i}",
+            p_melanoma=0.3,
+            triage_score=0.3,
+            rank=i + 1,
+            decision_action=action,
+            decision_review_months=months,
+        )
+
+    with app_env.store() as store:
+        store.save_review(
+            ReviewToSave(
+                patient_identifier="PT-WORK-9",
+                birth_year=1970,
+                sex="female",
+                clinician="dr.seed",
+                model_version="m",
+                model_checksum="sha256:" + "0" * 64,
+                visit_time=dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC),
+                lesions=[lesion(0, "monitor", 3), lesion(1, "biopsy"), lesion(2, "reassure")],
+            )
+        )
+        patient_id = store.find_patient_id("PT-WORK-9")
+    at = start()
+    at.switch_page("views/worklist.py").run()
+    assert not at.exception, at.exception
+    repeat, results = (d.value for d in at.dataframe)
+    assert list(repeat["lesion"].str.split(" ").str[1]) == ["L0"] and list(repeat["due"]) == ["2026-04-05"]
+    assert repeat["status"][0].startswith("overdue by")
+    assert list(results["decision"]) == ["biopsy"] and results["status"][0].endswith("chase the result")
+    assert [m.value for m in at.metric][:3] == ["1", "0", "1"]
+    with app_env.store() as store:
+        [event] = [e for e in store.audit_events(actor="dr.test") if e.action == "worklist.view"]
+    assert event.detail == {"page": "worklist", "patient_ids": [patient_id]}
+
+    # The history page opens the linked patient, even after another search in this session.
+    at.switch_page("views/history.py").run()
+    at.text_input(key="history_search").input("PT-NOBODY").run()
+    at.query_params["patient_id"] = str(patient_id)
+    at.switch_page("views/history.py").run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="history_search").value == "PT-WORK-9"
+    assert "PT\\-WORK\\-9" in texts(at) or "PT-WORK-9" in texts(at)
