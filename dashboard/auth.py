@@ -39,12 +39,14 @@ message the page gives.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,8 +85,27 @@ _DUMMY_HASH = _HASHER.hash("not a real password, only for equal timing")
 # each) on unbounded threads at once. The others wait their turn.
 MAX_CONCURRENT_HASHES = 4
 _HASH_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
-# The failure an attempt is recorded as before its password is checked; it stays if the password is wrong.
-_PENDING_REASON = "bad credentials"
+# One password check at a time per username in this process: the failure count a check starts from includes
+# every earlier check's result, while argon2 runs with no database transaction open (the audit trail is written
+# once per attempt, after its check, never changed). Separate server processes on one database could each run
+# one check past the budget at the same moment.
+_NAME_LOCKS: dict[str, list] = {}  # username -> [lock, users]
+_NAME_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_check_per_name(name: str) -> Iterator[None]:
+    with _NAME_LOCKS_GUARD:
+        entry = _NAME_LOCKS.setdefault(name, [threading.Lock(), 0])
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _NAME_LOCKS_GUARD:
+            entry[1] -= 1
+            if not entry[1]:
+                _NAME_LOCKS.pop(name, None)
 
 
 class AccessDenied(TriageError, PermissionError):
@@ -262,14 +283,12 @@ class Accounts:
         and a locked username checks none). Returns the user's session renewed from now: the change ends
         every other session of the account."""
         check_password_policy(new, user.username)
-        attempt = self._begin_attempt(user.username, user.username, via="password-change")
-        ok = attempt.user_id == user.id and attempt.active and _verify(attempt.password_hash, current)
-        if not ok:  # the attempt stays recorded as a failure
-            raise LoginFailed("The current password is wrong.")
-        with self.store.write_transaction() as session:  # a right password is no failed sign-in
-            pending = session.get(AuditEvent, attempt.pending_id)
-            if pending is not None:
-                session.delete(pending)
+        with _one_check_per_name(user.username):
+            attempt = self._begin_attempt(user.username, user.username, via="password-change")
+            ok = attempt.user_id == user.id and attempt.active and _verify(attempt.password_hash, current)
+            if not ok:
+                self._record_failure(user.username, "password-change", "bad credentials")
+                raise LoginFailed("The current password is wrong.")
         if new == current:
             raise ValueError("the new password must differ from the current one")
         new_hash = hash_password(new)
@@ -316,52 +335,49 @@ class Accounts:
             name = None
         # The rate limit counts per normalised name, so "DR.ADA" and "dr.ada" share one budget.
         attempted = name or _attempted_name(username)
+        with _one_check_per_name(attempted):
+            return self._check_password(attempted, name, password, via=via)
+
+    def _check_password(self, attempted: str, name: str | None, password: str, *, via: str) -> AuthUser:
+        """Three short steps, none holding the database's write lock while argon2 runs: the lockout check and the
+        account's hash (the dummy hash for a name with no account, so it takes as long as a known one); the
+        check; the result, written once (auth.login, or auth.login_failed with its reason)."""
         attempt = self._begin_attempt(attempted, name, via=via)
-        # No transaction is open here: argon2 takes its time without holding the database's write lock. An unknown
-        # name is checked against the dummy hash, so it takes as long as a known one.
         ok = _verify(attempt.password_hash, password) and attempt.user_id is not None
-        if not ok:  # the attempt is already recorded as this failure
+        if not ok:
+            self._record_failure(attempted, via, "bad credentials")
             raise LoginFailed("Wrong username or password, or the account is disabled.")
         new_hash = (
             hash_password(password) if attempt.active and _HASHER.check_needs_rehash(attempt.password_hash) else None
         )
         with self.store.write_transaction() as session:
             user = session.get(AppUser, attempt.user_id)
-            pending = session.get(AuditEvent, attempt.pending_id)
             # The account as it is now: disabled, or its password changed, while the password was being checked
             # is no sign-in.
             if user is not None and user.active and user.password_hash == attempt.password_hash:
                 if new_hash is not None:
                     user.password_hash = new_hash
-                now = _now()
-                user.last_login_at = now
-                if pending is None:  # not expected: nothing deletes audit rows
-                    session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
-                else:  # the attempt's row becomes the sign-in: it is not a failure
-                    pending.actor, pending.action, pending.detail = user.username, "auth.login", {"via": via}
-                    pending.occurred_at = now
+                user.last_login_at = _now()
+                session.add(AuditEvent(actor=user.username, action="auth.login", detail={"via": via}))
                 return _auth_user(user, credential=credential_of(user.password_hash))
-            if pending is not None and user is not None and not user.active:
-                pending.detail = {"via": via, "reason": "disabled"}
+            reason = "disabled" if user is not None and not user.active else "bad credentials"
+            session.add(AuditEvent(actor=attempted, action="auth.login_failed", detail={"via": via, "reason": reason}))
         # Raised after the transaction committed, so the failure stays recorded.
         raise LoginFailed("Wrong username or password, or the account is disabled.")
 
+    def _record_failure(self, attempted: str, via: str, reason: str) -> None:
+        with self.store.write_transaction() as session:
+            session.add(AuditEvent(actor=attempted, action="auth.login_failed", detail={"via": via, "reason": reason}))
+
     def _begin_attempt(self, attempted: str, name: str | None, *, via: str) -> _Attempt:
         """Step one of a password check, one short transaction: raises the lockout's LoginFailed (audited) if
-        ``attempted`` has used up its failures, else records this attempt as a failed sign-in, counted by every
-        attempt after it (a right password turns it into the sign-in), and reads the hash to check against (the
-        dummy hash for a name with no account)."""
+        ``attempted`` has used up its failures, else reads the hash to check against (the dummy hash for a name
+        with no account)."""
         with self.store.write_transaction() as session:
             locked = self._locked(session, attempted, via=via)
             if locked is None:
                 user = session.scalar(select(AppUser).where(AppUser.username == name)) if name else None
-                pending = AuditEvent(
-                    actor=attempted, action="auth.login_failed", detail={"via": via, "reason": _PENDING_REASON}
-                )
-                session.add(pending)
-                session.flush()
                 attempt = _Attempt(
-                    pending_id=pending.id,
                     user_id=user.id if user else None,
                     password_hash=user.password_hash if user else _DUMMY_HASH,
                     active=bool(user and user.active),
@@ -424,9 +440,8 @@ class Accounts:
 
 @dataclass(frozen=True)
 class _Attempt:
-    """A password check under way: its audit row (a failure until the password proves right) and the account."""
+    """A password check under way: the account as read before the check."""
 
-    pending_id: int
     user_id: int | None  # None: no account has this name
     password_hash: str  # the hash to check against (the dummy hash when there is no account)
     active: bool

@@ -217,3 +217,46 @@ def test_no_more_than_a_few_argon2_checks_run_at_once(store, monkeypatch):
         list(pool.map(attempt, range(12)))
     assert 1 <= running["peak"] <= auth.MAX_CONCURRENT_HASHES
     assert len(store.audit_events(action="auth.login_failed")) == 12
+
+
+def test_sign_ins_and_password_checks_only_append_to_the_audit_trail(store, monkeypatch):
+    """Every attempt is one row, written after its check; no row is written before and changed or deleted
+    afterwards (the trail's rows are the record of what happened, in the order it happened)."""
+    from dashboard.store.models import AuditEvent
+
+    accounts = Accounts(store)
+    accounts.add("dr.ada", PASSWORD, "clinician", "", actor="test")
+
+    def rows() -> list[tuple]:
+        with store.write_transaction() as session:
+            return [
+                (e.id, e.actor, e.action, dict(e.detail))
+                for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+            ]
+
+    def checked(fn, *args):
+        """Run ``fn`` with its password check held; the trail must not change while it is."""
+        blocking = _BlockingVerify()
+        monkeypatch.setattr(auth, "_verify", blocking)
+        before = rows()
+        thread, result = _in_thread(fn, *args)
+        assert blocking.entered.wait(WAIT_S)
+        assert rows() == before  # nothing written before the check's result is known
+        blocking.release.set()
+        thread.join(WAIT_S)
+        monkeypatch.setattr(auth, "_verify", blocking.real)
+        after = rows()
+        assert after[: len(before)] == before  # nothing earlier changed or deleted
+        return result, [
+            (actor, action, detail.get("via"), detail.get("reason"))
+            for _, actor, action, detail in after[len(before) :]
+        ]
+
+    result, added = checked(accounts.authenticate, "dr.ada", "wrong-password-123")
+    assert isinstance(result["error"], LoginFailed)
+    assert added == [("dr.ada", "auth.login_failed", "password", "bad credentials")]
+    result, added = checked(accounts.authenticate, "dr.ada", PASSWORD)
+    assert added == [("dr.ada", "auth.login", "password", None)]
+    signed_in = result["value"]
+    result, added = checked(accounts.change_own_password, signed_in, PASSWORD, "another long passphrase 42")
+    assert added == [("dr.ada", "user.change_password", None, None)]  # a right current password: no failure row
