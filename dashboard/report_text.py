@@ -106,7 +106,11 @@ def decision_lines(decisions: Sequence[DecisionView]) -> list[str]:
     for i, d in enumerate(decisions):
         amended = i > 0 or d.amends_id is not None
         reason = d.amend_reason if amended else ""
-        line = f"{'Amended' if amended else 'Decision'}: {d.action.capitalize()} - {d.clinician}, {when(d.decided_at)}"
+        interval = f", repeat imaging in {d.review_in_months} months" if d.review_in_months else ""
+        line = (
+            f"{'Amended' if amended else 'Decision'}: {d.action.capitalize()}{interval} - {d.clinician}, "
+            f"{when(d.decided_at)}"
+        )
         lines.append(line + (f" (reason: {reason})" if reason else ""))
         if d.comment:
             lines.append(f"Comment: {d.comment}")

@@ -58,6 +58,9 @@ def test_decisions_list_the_original_then_each_amendment_with_its_reason():
     assert lines[2].startswith("Amended: Excise - dr.lee") and lines[2].endswith("(reason: surgeon's call)")
     assert lines[3] == "Comment: wide margins"
     assert decision_lines(()) == ["Decision: none recorded."]
+    assert decision_lines((decision("monitor", review_in_months=6),))[0].startswith(
+        "Decision: Monitor, repeat imaging in 6 months - dr.lee"
+    )
 
 
 def test_lesions_keep_the_visit_s_ranking_with_unscored_ones_last():
