@@ -39,8 +39,16 @@ cols[2].metric("Results outstanding", n["results"])
 cols[3].metric(f"Waiting over {wl.RESULT_CHASE_DAYS} days", n["chase"])
 
 
-def _open_selected(table, key: str) -> None:
-    """A selected row opens that patient's Case history."""
+def _table(table, key: str) -> None:
+    """One row per lesion; a selected row opens that patient's Case history."""
+    st.dataframe(
+        table,
+        hide_index=True,
+        key=key,
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={"patient_id": None},
+    )
     rows = (st.session_state.get(key) or {}).get("selection", {}).get("rows", [])
     if rows:
         patient_id = int(table.iloc[rows[0]]["patient_id"])
@@ -58,28 +66,12 @@ else:
             f"{n['no_interval']} monitored lesion(s) have no interval (decided before intervals were recorded, or "
             "amended without one): set one by amending the decision in Case history."
         )
-    st.dataframe(
-        repeat,
-        hide_index=True,
-        key="worklist_repeat",
-        on_select="rerun",
-        selection_mode="single-row",
-        column_config={"patient_id": None},
-    )
-    _open_selected(repeat, "worklist_repeat")
+    _table(repeat, "worklist_repeat")
 
 st.subheader("Histology results outstanding", divider="gray")
 results = wl.results_table(items, today)
 if results.empty:
     st.info("Every biopsy and excision has its histology result recorded.")
 else:
-    st.dataframe(
-        results,
-        hide_index=True,
-        key="worklist_results",
-        on_select="rerun",
-        selection_mode="single-row",
-        column_config={"patient_id": None},
-    )
-    _open_selected(results, "worklist_results")
+    _table(results, "worklist_results")
 st.caption("Select a row to open the patient's Case history.")

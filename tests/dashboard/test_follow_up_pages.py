@@ -47,7 +47,8 @@ def _lesion(file, label: str, site: str, p: float, spread: float, rank: int, exi
     )
 
 
-def test_picker_shows_thumbnails_filters_by_site_and_links_the_chosen_lesion(app_env, patient_lesions):
+def _three_known_lesions_reopened(app_env, patient_lesions):
+    """A first visit with three lesions on three sites, and the patient opened for a new review."""
     arm, head, torso = patient_lesions[0], patient_lesions[1], patient_lesions[2]
     _save_visit(
         app_env,
@@ -61,7 +62,11 @@ def test_picker_shows_thumbnails_filters_by_site_and_links_the_chosen_lesion(app
     at = start()
     at.text_input(key="patient_search").input(PATIENT).run()
     at.button(key="open_patient").click().run()
-    state = at.session_state["review"]
+    return at, at.session_state["review"]
+
+
+def test_picker_shows_thumbnails_filters_by_site_and_links_the_chosen_lesion(app_env, patient_lesions):
+    at, state = _three_known_lesions_reopened(app_env, patient_lesions)
     new_photo = patient_lesions[3]  # a new photograph of (say) the scapula mole
     upload(at, [new_photo.upload()])
     image = next(iter(state.images.values()))
@@ -99,22 +104,9 @@ def test_picker_puts_the_lesion_whose_photo_looks_alike_first_and_can_be_turned_
 
     from PIL import Image
 
-    arm, head, torso = patient_lesions[0], patient_lesions[1], patient_lesions[2]
-    _save_visit(
-        app_env,
-        dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC),
-        [
-            _lesion(arm, "left forearm", "upper extremity", 0.01, 0.002, 3),
-            _lesion(head, "temple", "head/neck", 0.02, 0.002, 2),
-            _lesion(torso, "left scapula", "torso", 0.03, 0.002, 1),
-        ],
-    )
-    at = start()
-    at.text_input(key="patient_search").input(PATIENT).run()
-    at.button(key="open_patient").click().run()
-    state = at.session_state["review"]
+    at, state = _three_known_lesions_reopened(app_env, patient_lesions)
     again = io.BytesIO()  # the temple mole's photo again, as a PNG export: other bytes, the same picture
-    Image.open(io.BytesIO(head.data)).save(again, format="PNG")
+    Image.open(io.BytesIO(patient_lesions[1].data)).save(again, format="PNG")
     upload(at, [("temple-again.png", again.getvalue(), "image/png")])
     image = next(iter(state.images.values()))
     known = {les.label: les.id for les in state.patient.known_lesions}
