@@ -59,7 +59,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.store import validation
 from dashboard.store.api import CaseStore, ExportFormat
-from dashboard.store.models import ROLES, USERNAME_MAX, AppUser, AuditEvent
+from dashboard.store.models import ROLES, USERNAME_MAX, AppUser, AuditEvent, ReviewDraft
 from dashboard.store.records import AuditRecord, ReviewToSave
 from data import settings
 from data.errors import TriageError
@@ -323,6 +323,11 @@ class Accounts:
             if "password_hash" in values:
                 user.password_changed_at = _now()
             detail = {"user": username, **{k: v for k, v in values.items() if k != "password_hash"}}
+            if values.get("active") is False:  # nobody will resume it: its images and identifier go now
+                draft = session.scalar(select(ReviewDraft).where(ReviewDraft.owner == username))
+                if draft is not None:
+                    session.delete(draft)
+                    detail["draft_deleted"] = True
             session.add(AuditEvent(actor=actor, action=action, detail=detail))
 
     # ------------------------------------------------------------ sessions
@@ -569,7 +574,9 @@ class UserStore:
         self._store.save_draft(self.user.username, state, images)
 
     def load_draft(self) -> Any:
+        """The user's unsaved review; every draft unused for TRIAGE_DRAFT_KEEP_DAYS is deleted first."""
         self._require("patient.write")
+        self._store.prune_drafts(timedelta(days=settings.environment().draft_keep_days))
         return self._store.load_draft(self.user.username)
 
     def delete_draft(self) -> bool:

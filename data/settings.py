@@ -33,9 +33,11 @@ SHARED_DIR_ENV = "TRIAGE_SHARED_DIR"  # the datasets; default: ../shared
 IDLE_TIMEOUT_ENV = "TRIAGE_IDLE_TIMEOUT_MINUTES"  # sign-out after inactivity
 LOGIN_MAX_FAILURES_ENV = "TRIAGE_LOGIN_MAX_FAILURES"  # failed sign-ins before a username is locked...
 LOGIN_LOCK_MINUTES_ENV = "TRIAGE_LOGIN_LOCK_MINUTES"  # ...within (and for) this many minutes
+DRAFT_KEEP_DAYS_ENV = "TRIAGE_DRAFT_KEEP_DAYS"  # an unsaved review (images, identifier) is kept this long unused
 CPU_THREADS_ENV = "OMP_NUM_THREADS"  # the standard knob: CPU threads for scoring; default: every core
 
 DEFAULT_IDLE_MINUTES = 15.0
+DEFAULT_DRAFT_KEEP_DAYS = 14
 DEFAULT_LOGIN_MAX_FAILURES = 5
 DEFAULT_LOGIN_LOCK_MINUTES = 15.0
 # The range each minutes setting must lie in, else the app stops (a typo must not weaken sign-in silently).
@@ -106,6 +108,7 @@ class Environment:
     login_max_failures: int
     login_lock_minutes: float
     cpu_threads: int | None
+    draft_keep_days: int = DEFAULT_DRAFT_KEEP_DAYS
 
 
 def _text(environ: Mapping[str, str], name: str) -> str | None:
@@ -179,4 +182,5 @@ def environment(environ: Mapping[str, str] | None = None) -> Environment:
             environ, LOGIN_LOCK_MINUTES_ENV, DEFAULT_LOGIN_LOCK_MINUTES, float, MINUTES_RANGE
         ),
         cpu_threads=_positive_int(environ, CPU_THREADS_ENV),
+        draft_keep_days=int(_checked_number(environ, DRAFT_KEEP_DAYS_ENV, DEFAULT_DRAFT_KEEP_DAYS, int, (1, 365))),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from dashboard.store import validation
 from dashboard.store.core import StoreCore
 from dashboard.store.files import is_sha256
-from dashboard.store.models import ReviewDraft, ReviewDraftImage, utcnow
+from dashboard.store.models import AuditEvent, ReviewDraft, ReviewDraftImage, utcnow
 from dashboard.store.privacy import strip_metadata
 from dashboard.store.records import DraftImage, DraftRecord
 
@@ -49,6 +50,24 @@ class ReviewDrafts(StoreCore):
                         data=strip_metadata(bytes(data)),
                     )
                 )
+
+    def prune_drafts(self, keep: timedelta) -> int:
+        """Delete the drafts not changed for ``keep`` (an abandoned review still holds a patient's images and
+        identifier); returns how many. Audited with the owners' usernames (no patient data)."""
+        cutoff = utcnow() - keep
+        with self._write.begin() as session:
+            old = list(session.scalars(select(ReviewDraft).where(ReviewDraft.updated_at < cutoff)))
+            for draft in old:
+                session.delete(draft)
+            if old:
+                session.add(
+                    AuditEvent(
+                        actor="system",
+                        action="draft.expire",
+                        detail={"owners": sorted(d.owner for d in old), "kept_days": keep.days},
+                    )
+                )
+        return len(old)
 
     def load_draft(self, owner: str) -> DraftRecord | None:
         with self._read() as session:

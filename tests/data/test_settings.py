@@ -149,3 +149,11 @@ def test_a_lockout_that_allows_unlimited_guesses_stops_the_app():
     with pytest.raises(ValueError, match="TRIAGE_LOGIN_MAX_FAILURES must be a whole number from 1 to 100"):
         environment({"TRIAGE_LOGIN_MAX_FAILURES": "1000000"})
     assert environment({"TRIAGE_LOGIN_MAX_FAILURES": "100"}).login_max_failures == 100
+
+
+def test_draft_retention_is_read_from_the_environment_within_its_range():
+    assert environment({}).draft_keep_days == 14
+    assert environment({"TRIAGE_DRAFT_KEEP_DAYS": "30"}).draft_keep_days == 30
+    for text in ("0", "366", "abc", "2.5"):
+        with pytest.raises(ValueError, match="TRIAGE_DRAFT_KEEP_DAYS"):
+            environment({"TRIAGE_DRAFT_KEEP_DAYS": text})
