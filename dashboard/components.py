@@ -322,3 +322,22 @@ def idle_watch() -> None:
             st.rerun()
 
     _check()
+
+
+def record_read_or_stop(store: Any, action: str, patient_id: int | None, detail: dict[str, Any], what: str) -> None:
+    """Audit a read of patient data before it is shown; when the entry cannot be written, the page shows an
+    error instead of the data (no access without its audit entry) and the log names the failure."""
+    import logging
+
+    from dashboard.errors import STORE_ERRORS, log_swallowed
+
+    try:
+        store.record_view(action, patient_id, detail)
+    except STORE_ERRORS as exc:
+        log_swallowed(logging.getLogger(__name__), f"the audit entry for {what}", exc)
+        st.error(
+            f"This {what} could not be recorded in the audit trail, so it is not shown. Try again in a moment; if "
+            "it keeps failing, tell an administrator (the server's log names the cause).",
+            icon=":material/policy:",
+        )
+        st.stop()

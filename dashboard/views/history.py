@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import streamlit as st
 
 from dashboard import auth_ui, body_map_ui, follow_up_ui, outcomes_ui, report_data, resources
 from dashboard import components as ui
-from dashboard.errors import STORE_ERRORS, log_swallowed
+from dashboard.errors import STORE_ERRORS
 from dashboard.follow_up import lesion_histories
 from dashboard.history_data import export_filename, timeline_table, visit_choice_label
 from dashboard.lesion_views import return_to_saved_card, visit_lesion_card
@@ -16,7 +14,6 @@ from dashboard.outcomes import undecided, visit_date_text
 from dashboard.textsafe import literal
 from dashboard.wording import pct
 
-logger = logging.getLogger(__name__)
 user = auth_ui.require("patient.read")
 store = resources.get_user_store()  # role-checked and attributed; a clear page when the database is down
 st.title("Case history")
@@ -40,10 +37,9 @@ if not query.strip():
     st.stop()
 matches = store.search_patients(query)
 if st.session_state.get("history_searched") != query.strip():  # one audit entry per search (ids, not text)
-    try:
-        store.record_view("patient.search", None, {"page": "history", "patient_ids": [p.id for p in matches]})
-    except STORE_ERRORS as exc:  # the audit trail must not block the search; the log says it failed
-        log_swallowed(logger, "the audit entry for a patient search", exc)
+    ui.record_read_or_stop(
+        store, "patient.search", None, {"page": "history", "patient_ids": [p.id for p in matches]}, "search"
+    )
     st.session_state["history_searched"] = query.strip()
 if not matches:
     st.warning(f"No patient identifier contains “{literal(query.strip())}”.")
@@ -57,13 +53,10 @@ patient = st.selectbox(
     format_func=lambda p: f"{p.identifier} · born {p.birth_year or '?'} · {p.sex} · {p.visit_count} visit(s)",
     key="history_patient",
 )
-timeline = store.patient_timeline(patient.id)
 if st.session_state.get("history_audited") != patient.id:  # one audit entry per patient opened
-    try:
-        store.record_view("patient.view", patient.id, {"page": "history"})
-    except STORE_ERRORS as exc:  # the audit trail must not block reading a record; the log says it failed
-        log_swallowed(logger, "the audit entry for a record view", exc)
+    ui.record_read_or_stop(store, "patient.view", patient.id, {"page": "history"}, "record view")
     st.session_state["history_audited"] = patient.id
+timeline = store.patient_timeline(patient.id)
 lesions = store.list_lesions(patient.id)
 
 ui.patient_banner(patient.identifier, f"born {patient.birth_year or 'unknown'} · {patient.sex}", role="Case history")

@@ -7,13 +7,10 @@ read from the case store and explained by the model loaded now.
 
 from __future__ import annotations
 
-import logging
-
 import streamlit as st
 
 from dashboard import auth_ui, resources
 from dashboard import components as ui
-from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.history_data import StoredImageError, StoredLesionImage, stored_lesion_image
 from dashboard.lesion_views import cam_methods, heatmap_for, remember_gallery_card, remember_saved_card
 from dashboard.navigation import page
@@ -39,15 +36,14 @@ def open_stored(visit_param: str, lesion_param: str) -> StoredLesionImage:
         st.page_link(page("history"), label="Go to Case history")
         st.stop()
         raise AssertionError("unreachable") from None  # st.stop() raises
-    st.session_state[STORED_CACHE] = (wanted, stored)
-    try:
-        store.record_view(
-            "image.view",
-            stored.visit.patient_id,
-            {"page": "saliency", "visit_id": stored.visit.id, "lesion_id": stored.lesion.lesion_id},
-        )
-    except STORE_ERRORS as exc:  # the audit trail must not block reading a record; the log says it failed
-        log_swallowed(logging.getLogger(__name__), "the audit entry for a saved image view", exc)
+    ui.record_read_or_stop(
+        store,
+        "image.view",
+        stored.visit.patient_id,
+        {"page": "saliency", "visit_id": stored.visit.id, "lesion_id": stored.lesion.lesion_id},
+        "saved image view",
+    )
+    st.session_state[STORED_CACHE] = (wanted, stored)  # kept once its view is audited
     return stored
 
 

@@ -4,15 +4,13 @@ histology result is not recorded yet. Tables from dashboard/worklist.py; a row o
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 import streamlit as st
 
 from dashboard import auth_ui, navigation, resources
+from dashboard import components as ui
 from dashboard import worklist as wl
-from dashboard.errors import STORE_ERRORS, log_swallowed
 
-logger = logging.getLogger(__name__)
 user = auth_ui.require("patient.read")
 store = resources.get_user_store()  # role-checked and attributed; a clear page when the database is down
 st.title("Worklist")
@@ -24,10 +22,7 @@ st.caption(
 items = store.worklist()
 patient_ids = sorted({i.patient_id for i in items})
 if st.session_state.get("worklist_audited") != patient_ids:  # one audit entry per list shown (ids only)
-    try:
-        store.record_view("worklist.view", None, {"page": "worklist", "patient_ids": patient_ids})
-    except STORE_ERRORS as exc:  # the audit trail must not block the list; the log says it failed
-        log_swallowed(logger, "the audit entry for the worklist", exc)
+    ui.record_read_or_stop(store, "worklist.view", None, {"page": "worklist", "patient_ids": patient_ids}, "worklist")
     st.session_state["worklist_audited"] = patient_ids
 
 today = dt.date.today()

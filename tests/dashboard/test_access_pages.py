@@ -170,6 +170,32 @@ def test_a_new_patient_form_that_meets_a_stored_record_audits_the_read(app_env, 
     assert ("patient.view", patient_id, {"page": "review", "via": "new-patient form"}) in reads
 
 
+def test_a_record_whose_view_cannot_be_audited_is_not_shown(app_env, patient_lesions, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from dashboard.auth import UserStore
+
+    _seed_visit(app_env, patient_lesions, identifier="PT-NOAUDIT-1")
+    from test_app_pages import start
+
+    at = start()
+    at.switch_page("views/history.py").run()
+
+    def refuse(self, action, patient_id, detail=None):
+        raise OperationalError("INSERT INTO audit_event", {}, Exception("database is locked"))
+
+    working = UserStore.record_view
+    monkeypatch.setattr(UserStore, "record_view", refuse)
+    at.text_input(key="history_search").input("PT-NOAUDIT").run()
+    assert not at.exception, at.exception
+    assert any("could not be recorded in the audit trail, so it is not shown" in e.value for e in at.error)
+    assert not any("PT\\-NOAUDIT\\-1" in m.value or "PT-NOAUDIT-1" in m.value for m in at.markdown)
+    assert not at.selectbox  # no patient to pick: the search result itself was not shown
+    monkeypatch.setattr(UserStore, "record_view", working)
+    at.run()  # the audit trail works again: the search is recorded and shown
+    assert at.selectbox(key="history_patient").value.identifier == "PT-NOAUDIT-1"
+
+
 def test_idle_session_expires_and_is_audited(app_env):
     _add_user(app_env, "dr.test", "clinician")
     at = _sign_in(_app(), "dr.test")
