@@ -23,9 +23,11 @@ current_model = predictor.model_id if predictor is not None else None
 current_threshold = predictor.threshold if predictor is not None else None
 
 # A link from a saved review carries the database id (never the identifier) in the URL.
-# A link opens its patient once (a search typed afterwards is kept), also when another search came before it.
+# A link opens its patient on arriving (Streamlit drops the search box's state when another page is shown) and
+# whenever it names another patient; a search typed on this page afterwards is kept.
 linked_id = st.query_params.get("patient_id")
-if linked_id and linked_id.isdigit() and st.session_state.get("history_linked") != linked_id:
+arriving = "history_search" not in st.session_state
+if linked_id and linked_id.isdigit() and (arriving or st.session_state.get("history_linked") != linked_id):
     st.session_state["history_linked"] = linked_id
     try:
         st.session_state["history_search"] = store.get_patient(int(linked_id)).identifier
