@@ -16,7 +16,9 @@ REPEAT_COLUMNS = ["status", "due", "patient", "lesion", "decided", "by", "patien
 RESULT_COLUMNS = ["status", "decision", "patient", "lesion", "decided", "by", "patient_id"]
 
 
-def repeat_status(due: dt.date | None, today: dt.date) -> str:
+def repeat_status(due: dt.date | None, today: dt.date, reimaged_on: dt.date | None = None) -> str:
+    if reimaged_on is not None:
+        return f"imaged again {reimaged_on.isoformat()}, no decision yet"
     if due is None:
         return "no interval set"
     days = (due - today).days
@@ -44,13 +46,18 @@ def _common(item: Any) -> dict[str, Any]:
 
 
 def repeat_imaging_table(items: Sequence[Any], today: dt.date, within_days: int | None = None) -> pd.DataFrame:
-    """Monitored lesions not imaged again, by due day (overdue first, no interval last); ``within_days``: only
-    those overdue or due within that many days."""
+    """Monitored lesions waiting for repeat imaging or, imaged again, for a decision (those first), then by due
+    day (overdue first, no interval last); ``within_days``: only those imaged again, overdue or due within that
+    many days."""
     rows = [
-        {"status": repeat_status(i.due, today), "due": i.due.isoformat() if i.due else "", **_common(i)}
+        {"status": repeat_status(i.due, today, i.reimaged_on), "due": i.due.isoformat() if i.due else "", **_common(i)}
         for i in items
         if i.action == "monitor"
-        and (within_days is None or (i.due is not None and (i.due - today).days <= within_days))
+        and (
+            within_days is None
+            or i.reimaged_on is not None
+            or (i.due is not None and (i.due - today).days <= within_days)
+        )
     ]
     return pd.DataFrame(rows, columns=REPEAT_COLUMNS)
 
@@ -67,8 +74,14 @@ def counts(items: Sequence[Any], today: dt.date) -> dict[str, int]:
     monitor = [i for i in items if i.action == "monitor"]
     results = [i for i in items if i.action != "monitor"]
     return {
-        "overdue": sum(1 for i in monitor if i.due is not None and i.due < today),
-        "due_soon": sum(1 for i in monitor if i.due is not None and 0 <= (i.due - today).days <= DUE_SOON_DAYS),
+        "monitored": len(monitor),
+        "undecided": sum(1 for i in monitor if i.reimaged_on is not None),
+        "overdue": sum(1 for i in monitor if i.reimaged_on is None and i.due is not None and i.due < today),
+        "due_soon": sum(
+            1
+            for i in monitor
+            if i.reimaged_on is None and i.due is not None and 0 <= (i.due - today).days <= DUE_SOON_DAYS
+        ),
         "no_interval": sum(1 for i in monitor if i.due is None),
         "results": len(results),
         "chase": sum(1 for i in results if (today - i.visit_day).days > RESULT_CHASE_DAYS),

@@ -4,8 +4,9 @@ histology result is not recorded yet (a result that never comes back is a known 
 Read-only. A lesion is listed by its decision in force (not amended away) at the last visit that decided
 on it:
 
-- ``monitor``: until the lesion is imaged again at a later visit; due on that visit's day plus the decision's
-  interval (``review_in_months``), or with no due day when the decision has no interval;
+- ``monitor``: due on that visit's day plus the decision's interval (``review_in_months``), or with no due day
+  when the decision has no interval; until a later visit decides on the lesion (imaged again without a
+  decision, it stays listed as such: a lesion under surveillance must not drop out unseen);
 - ``biopsy`` / ``excise``: until a histology result (any, "not done" included) is recorded after the decision.
 """
 
@@ -41,6 +42,7 @@ class WorklistItem:
     clinician: str
     review_in_months: int | None
     due: date | None  # monitor with an interval: when the repeat imaging is due; else None
+    reimaged_on: date | None = None  # monitor: the day of a later visit that imaged it without deciding
 
 
 def add_months(day: date, months: int) -> date:
@@ -52,8 +54,9 @@ def add_months(day: date, months: int) -> date:
 
 class Worklists(StoreCore):
     def worklist(self) -> list[WorklistItem]:
-        """Every lesion waiting for repeat imaging or a histology result, all patients; monitored lesions by
-        due day (no interval last), then results by the decision's day."""
+        """Every lesion waiting for repeat imaging (or, imaged again, for its decision) or for a histology
+        result, all patients: monitored lesions imaged again first, then by due day (no interval last), then
+        results by the decision's day."""
         amended = select(Decision.amends_id).where(Decision.amends_id.is_not(None))
         with self._read() as session:
             rows = session.execute(
@@ -88,8 +91,8 @@ class Worklists(StoreCore):
             numbers: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
             items = []
             for lesion_id, (key, d) in waiting.items():
-                if d.action == "monitor" and lesion_id in imaged and imaged[lesion_id] > key[:3]:
-                    continue  # imaged again after the decision
+                later = imaged.get(lesion_id)
+                reimaged_on = later[0] if d.action == "monitor" and later is not None and later > key[:3] else None
                 if d.action in TISSUE_ACTIONS and reported.get(lesion_id) and reported[lesion_id] >= d.decided_at:
                     continue  # a result is recorded
                 lesion = lesions[lesion_id]
@@ -113,9 +116,19 @@ class Worklists(StoreCore):
                         clinician=d.clinician,
                         review_in_months=months,
                         due=add_months(day, months) if months else None,
+                        reimaged_on=reimaged_on,
                     )
                 )
-        return sorted(items, key=lambda i: (i.action != "monitor", i.due is None, i.due or i.visit_day, i.visit_day))
+        return sorted(
+            items,
+            key=lambda i: (
+                i.action != "monitor",
+                i.reimaged_on is None,
+                i.due is None,
+                i.due or i.visit_day,
+                i.visit_day,
+            ),
+        )
 
 
 def _last_imaged(session: Session, lesion_ids: list[int]) -> dict[int, tuple]:

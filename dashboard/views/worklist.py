@@ -27,11 +27,17 @@ if st.session_state.get("worklist_audited") != patient_ids:  # one audit entry p
 
 today = dt.date.today()
 n = wl.counts(items, today)
-cols = st.columns(4)
-cols[0].metric("Repeat imaging overdue", n["overdue"])
-cols[1].metric(f"Due within {wl.DUE_SOON_DAYS} days", n["due_soon"])
-cols[2].metric("Results outstanding", n["results"])
-cols[3].metric(f"Waiting over {wl.RESULT_CHASE_DAYS} days", n["chase"])
+cols = st.columns(5)
+cols[0].metric("Monitored lesions", n["monitored"], help="Every lesion whose decision in force is monitor.")
+cols[1].metric("Imaged again, undecided", n["undecided"], help="Imaged at a later visit, saved without a decision.")
+cols[2].metric("Repeat imaging overdue", n["overdue"])
+cols[3].metric(f"Due within {wl.DUE_SOON_DAYS} days", n["due_soon"])
+cols[4].metric(
+    "Results outstanding",
+    n["results"],
+    delta=f"{n['chase']} waiting over {wl.RESULT_CHASE_DAYS} days" if n["chase"] else None,
+    delta_color="inverse",
+)
 
 
 def _table(table, key: str) -> None:
@@ -51,10 +57,12 @@ def _table(table, key: str) -> None:
 
 
 st.subheader("Repeat imaging", divider="gray")
-soon = st.toggle(f"Only overdue or due within {wl.DUE_SOON_DAYS} days", value=False, key="worklist_soon")
+soon = st.toggle(f"Only undecided, overdue or due within {wl.DUE_SOON_DAYS} days", value=False, key="worklist_soon")
 repeat = wl.repeat_imaging_table(items, today, wl.DUE_SOON_DAYS if soon else None)
 if repeat.empty:
-    st.info("No monitored lesion is waiting for repeat imaging." if not soon else "Nothing due within a month.")
+    st.info(
+        "No monitored lesion is waiting for repeat imaging." if not soon else "Nothing due or undecided within a month."
+    )
 else:
     if n["no_interval"]:
         st.caption(

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.timeout(300)
 TODAY = dt.date(2026, 12, 7)
 
 
-def _item(action, due=None, decided=dt.date(2026, 9, 1), patient_id=1, label="back"):
+def _item(action, due=None, decided=dt.date(2026, 9, 1), patient_id=1, label="back", reimaged_on=None):
     return SimpleNamespace(
+        reimaged_on=reimaged_on,
         action=action,
         due=due,
         visit_day=decided,
@@ -57,7 +58,26 @@ def test_tables_and_counts_split_repeat_imaging_from_results():
     results = wl.results_table(items, TODAY)
     assert list(results["decision"]) == ["excise", "biopsy"]  # longest waiting first
     assert list(results["patient_id"]) == [3, 2]
-    assert wl.counts(items, TODAY) == {"overdue": 1, "due_soon": 0, "no_interval": 1, "results": 2, "chase": 1}
+    assert wl.counts(items, TODAY) == {
+        "monitored": 3,
+        "undecided": 0,
+        "overdue": 1,
+        "due_soon": 0,
+        "no_interval": 1,
+        "results": 2,
+        "chase": 1,
+    }
+
+
+def test_a_monitored_lesion_imaged_again_without_a_decision_stays_listed_first():
+    items = [
+        _item("monitor", due=dt.date(2026, 12, 1), label="scapula"),
+        _item("monitor", due=dt.date(2027, 6, 1), label="shin", reimaged_on=dt.date(2026, 12, 2)),
+    ]
+    table = wl.repeat_imaging_table(items, TODAY, within_days=30)  # listed whatever its due day
+    assert list(table["status"]) == ["overdue by 6 days", "imaged again 2026-12-02, no decision yet"]
+    counts = wl.counts(items, TODAY)
+    assert (counts["undecided"], counts["overdue"]) == (1, 1)
 
 
 def test_the_page_lists_what_is_waiting_audits_the_read_and_opens_a_patient(app_env, patient_lesions):
@@ -98,7 +118,7 @@ def test_the_page_lists_what_is_waiting_audits_the_read_and_opens_a_patient(app_
     assert list(repeat["lesion"].str.split(" ").str[1]) == ["L0"] and list(repeat["due"]) == ["2026-04-05"]
     assert repeat["status"][0].startswith("overdue by")
     assert list(results["decision"]) == ["biopsy"] and results["status"][0].endswith("chase the result")
-    assert [m.value for m in at.metric][:3] == ["1", "0", "1"]
+    assert [m.value for m in at.metric] == ["1", "0", "1", "0", "1"]  # monitored, undecided, overdue, soon, results
     with app_env.store() as store:
         [event] = [e for e in store.audit_events(actor="dr.test") if e.action == "worklist.view"]
     assert event.detail == {"page": "worklist", "patient_ids": [patient_id]}

@@ -3,6 +3,8 @@ biopsies/excisions without a histology result; and the monitor decision's repeat
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from datetime import UTC, date, datetime
 
 import pytest
@@ -31,7 +33,9 @@ def test_add_months_keeps_the_day_or_takes_the_months_last():
     assert add_months(date(2026, 3, 15), 12) == date(2027, 3, 15)
 
 
-def test_monitored_lesions_are_due_at_their_interval_until_imaged_again(store, sample_images, make_lesion, make_review):
+def test_monitored_lesions_are_due_at_their_interval_until_a_later_visit_decides(
+    store, sample_images, make_lesion, make_review
+):
     _save(
         store,
         make_review,
@@ -49,13 +53,15 @@ def test_monitored_lesions_are_due_at_their_interval_until_imaged_again(store, s
     ]
     assert items[0].identifier == "PT-WORK-1" and items[0].visit_number == 1 and items[0].lesion_number == 1
     ids = _lesion_ids(store)
-    _save(
-        store,
-        make_review,
-        [make_lesion(sample_images[3], lesion_label="scapula", existing_lesion_id=ids["scapula"])],
-        JUN,
-    )
-    assert [i.label for i in store.worklist()] == ["shin"]  # the scapula mole was imaged again
+    again = make_lesion(sample_images[3], lesion_label="scapula", existing_lesion_id=ids["scapula"])
+    _save(store, make_review, [again], JUN)  # imaged again, saved without a decision: it must not drop out
+    assert [(i.label, i.reimaged_on) for i in store.worklist()] == [
+        ("scapula", JUN.astimezone().date()),
+        ("shin", None),
+    ]
+    decided = make_lesion(sample_images[4], lesion_label="scapula", existing_lesion_id=ids["scapula"])
+    _save(store, make_review, [dataclasses.replace(decided, decision_action="reassure")], JUN + dt.timedelta(days=1))
+    assert [i.label for i in store.worklist()] == ["shin"]  # a later visit decided on it
 
 
 def test_biopsies_wait_for_their_histology_result(store, sample_images, make_lesion, make_review):
