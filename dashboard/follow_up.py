@@ -332,7 +332,8 @@ def earlier_findings(summary: LesionSummary | None) -> tuple[str, bool] | None:
         result = HISTOLOGY_LABELS[histology.result].lower()
         parts.append(f"histology {result}" + (f" (reported {histology.reported_on})" if histology.reported_on else ""))
     if summary.latest_action:
-        parts.append(f"last decision: {summary.latest_action}")
+        due = getattr(summary, "review_due", None)
+        parts.append(f"last decision: {summary.latest_action}" + (f", repeat imaging due {due}" if due else ""))
     if not parts:
         return None
     return "Recorded for this lesion: " + "; ".join(parts) + ".", malignant

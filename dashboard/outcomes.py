@@ -66,7 +66,8 @@ def submit_amendment(
     is kept for a monitor decision only (the form offers it beside every action)."""
     months, said = _interval(action, review_months)
     lesion = decision.lesion_number or decision.lesion_id
-    done = f"Decision on lesion #{lesion} amended: {decision.action} → {action}{said}."
+    before = f" ({decision.review_in_months} months)" if decision.review_in_months else ""
+    done = f"Decision on lesion #{lesion} amended: {decision.action}{before} → {action}{said}."
     return _submit(
         lambda: store.amend_decision(decision.id, action, comment, reason=reason, review_in_months=months), done
     )

@@ -15,6 +15,7 @@ from dashboard.auth import AuthUser
 from dashboard.choices import DEFAULT_REVIEW_MONTHS, REVIEW_MONTHS
 from dashboard.store.models import ACTIONS, HISTOLOGY_RESULTS
 from dashboard.store.records import DecisionView, LesionSummary, VisitView
+from dashboard.store.worklist import add_months
 from dashboard.textsafe import literal
 
 # The last submit's message, per panel, shown once after the rerun (every tab is drawn on each run).
@@ -60,10 +61,13 @@ def decisions_panel(
         return
     with st.expander("Amend a decision", icon=":material/edit_note:"):
         st.caption("The original decision stays in the record; the amendment names you, the time and the reason.")
+        # Outside the form, so that the interval box below starts at the chosen decision's own interval.
+        decision = st.selectbox("Decision", in_force, format_func=outcomes.decision_choice_label, key="amend_which")
         with st.form("amend_decision", clear_on_submit=True, border=False):
-            decision = st.selectbox("Decision", in_force, format_func=outcomes.decision_choice_label, key="amend_which")
-            action = st.selectbox("New decision", ACTIONS, key="amend_action")
-            months = _interval_box("amend_months")
+            action = st.selectbox(
+                "New decision", ACTIONS, index=ACTIONS.index(decision.action), key=f"amend_action_{decision.id}"
+            )
+            months = _interval_box(f"amend_months_{decision.id}", decision.review_in_months, decision.visit_date)
             comment = st.text_area("Comment", key="amend_comment", height=68)
             reason = st.text_input("Reason for the amendment (required)", key="amend_reason")
             if st.form_submit_button("Save amendment", icon=":material/save:"):
@@ -81,23 +85,28 @@ def _late_decision_form(store: Any, undecided: Sequence[outcomes.UndecidedLesion
         with st.form("late_decision", clear_on_submit=True, border=False):
             item = st.selectbox("Lesion", undecided, format_func=outcomes.undecided_choice_label, key="late_which")
             action = st.selectbox("Decision", ACTIONS, key="late_action")
-            months = _interval_box("late_months")
+            months = _interval_box("late_months", None, None)
             comment = st.text_area("Comment", key="late_comment", height=68)
             if st.form_submit_button("Save decision", icon=":material/save:"):
                 st.session_state[AMEND_FEEDBACK] = outcomes.submit_decision(store, item, action, comment, months)
                 st.rerun()
 
 
-def _interval_box(key: str) -> int:
-    """A form's repeat-imaging interval (a form cannot show it only once "monitor" is picked: it is kept for a
-    monitor decision and ignored for the others)."""
-    return st.selectbox(
+def _interval_box(key: str, current: int | None, counted_from: dt.date | None) -> int:
+    """A form's repeat-imaging interval, starting at ``current`` (a form cannot show it only once "monitor" is
+    picked: it is kept for a monitor decision and ignored for the others). With ``counted_from`` (the deciding
+    visit's day), the due day each choice gives."""
+    options = tuple(sorted({*REVIEW_MONTHS, current})) if current else REVIEW_MONTHS
+    chosen = st.selectbox(
         "Repeat imaging in (a monitor decision only)",
-        REVIEW_MONTHS,
-        index=REVIEW_MONTHS.index(DEFAULT_REVIEW_MONTHS),
-        format_func=lambda m: f"{m} months",
+        options,
+        index=options.index(current or DEFAULT_REVIEW_MONTHS),
+        format_func=lambda m: f"{m} months" + (f" (due {add_months(counted_from, m)})" if counted_from else ""),
         key=key,
     )
+    if counted_from:
+        st.caption(f"The due day counts from the deciding visit ({counted_from.isoformat()}), not from today.")
+    return chosen
 
 
 def histology_panel(store: Any, user: AuthUser, patient_id: int, lesions: Sequence[LesionSummary]) -> None:

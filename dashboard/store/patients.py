@@ -155,6 +155,7 @@ class PatientRecords(StoreCore):
                     lesion,
                     in_force[lesion.id].action if lesion.id in in_force else None,
                     lesion_no.get(lesion.id, 0),
+                    _review_due(in_force.get(lesion.id)),
                 )
                 for lesion in lesions
             ]
@@ -304,3 +305,12 @@ def _latest_visit_dates(session: Session, patient_ids: list[int]) -> dict[int, d
         if patient_id not in latest or day > latest[patient_id]:
             latest[patient_id] = day
     return latest
+
+
+def _review_due(decision: Decision | None) -> date | None:
+    """When a monitor decision with an interval is due: its visit's day plus the interval (the Worklist's rule)."""
+    if decision is None or decision.action != "monitor" or not decision.review_in_months:
+        return None
+    from dashboard.store.worklist import add_months
+
+    return add_months(visit_date(decision.visit.taken_on, decision.visit.visit_time), decision.review_in_months)

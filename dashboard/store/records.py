@@ -227,6 +227,7 @@ class LesionSummary:
     number: int = 0  # per patient, in the order first seen (1 = the patient's first lesion)
     body_region: str | None = None
     histology: HistologyView | None = None  # the latest recorded result
+    review_due: date | None = None  # a monitor decision in force with an interval: when repeat imaging is due
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy.orm import selectinload
@@ -116,7 +117,9 @@ def visit_view(
     return from_attributes(VisitView, visit, lesions=tuple(lesions), number=(visit_numbers or {}).get(visit.id, 0))
 
 
-def lesion_summary(lesion: Lesion, latest_action: str | None, number: int = 0) -> LesionSummary:
+def lesion_summary(
+    lesion: Lesion, latest_action: str | None, number: int = 0, review_due: date | None = None
+) -> LesionSummary:
     """Needs lesion.images with .visit and .predictions, and lesion.histology, loaded."""
     images = sorted(lesion.images, key=lambda i: visit_order_key(i.visit.taken_on, i.visit.visit_time, i.id))
     days = [visit_date(i.visit.taken_on, i.visit.visit_time) for i in images]  # in visit order
@@ -136,4 +139,5 @@ def lesion_summary(lesion: Lesion, latest_action: str | None, number: int = 0) -
         number=number,
         body_region=lesion.body_region,
         histology=histology_view(lesion.histology[-1]) if lesion.histology else None,
+        review_due=review_due,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -262,3 +263,8 @@ def test_a_follow_up_card_recalls_the_lesions_histology_and_last_decision():
     assert earlier_findings(summary("benign", None)) == ("Recorded for this lesion: histology benign (reported "
                                                          "2026-06-20).", False)  # fmt: skip
     assert earlier_findings(summary("not_done", None)) is None and earlier_findings(None) is None
+    monitored = dataclasses.replace(summary(None, "monitor"), review_due=date(2026, 11, 29))
+    assert earlier_findings(monitored) == (
+        "Recorded for this lesion: last decision: monitor, repeat imaging due 2026-11-29.",
+        False,
+    )

@@ -92,8 +92,12 @@ def test_clinician_amends_a_decision_and_records_histology(app_env):
 
     # Amend: the decision in force for "left scapula" becomes excise, with a reason.
     choice = at.selectbox(key="amend_which")
-    choice.select_index(next(i for i, label in enumerate(choice.options) if "left scapula" in label))
-    at.selectbox(key="amend_action").set_value("excise")
+    choice.select_index(next(i for i, label in enumerate(choice.options) if "left scapula" in label)).run()
+    new = next(s for s in at.selectbox if s.label == "New decision")
+    assert new.value == "monitor"  # the box starts at the chosen decision: a comment-only amendment keeps it
+    months = next(s for s in at.selectbox if s.label.startswith("Repeat imaging in"))
+    assert months.value == 3 and "(due " in months.format_func(6)
+    new.set_value("excise")
     at.text_input(key="amend_reason").input("grew at the recheck")
     next(b for b in at.button if b.label == "Save amendment").click().run()
     assert not at.exception, at.exception
@@ -199,8 +203,8 @@ def test_after_amending_a_decision_the_box_stays_on_that_lesion(app_env):
     at = _history(app_env, "dr.page", "clinician")
     for label in ("navel", "left scapula"):  # whichever the box lists first, the other one is amended second
         choice = at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Decision"))
-        choice.select_index(next(i for i, option in enumerate(choice.options) if label in option))
-        at.selectbox(key="amend_action").set_value("excise")
+        choice.select_index(next(i for i, option in enumerate(choice.options) if label in option)).run()
+        next(s for s in at.selectbox if s.label == "New decision").set_value("excise")
         at.text_input(key="amend_reason").input(f"{label} grew")
         next(b for b in at.button if b.label == "Save amendment").click().run()
         assert not at.exception, at.exception

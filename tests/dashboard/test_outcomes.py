@@ -102,7 +102,7 @@ def test_an_interval_from_the_forms_is_kept_for_a_monitor_decision_only(saved):
     table = outcomes.decision_record_table(clinician.decision_history(visit.patient_id), visits)
     assert "monitor, repeat imaging in 6 months" in set(table["decision"])
     done = outcomes.submit_amendment(clinician, now, "excise", "", "grew", 6)  # the box's value, ignored
-    assert done.ok and done.message.endswith("monitor → excise.")
+    assert done.ok and done.message.endswith("monitor (6 months) → excise.")
     latest = next(
         d for d in clinician.decision_history(visit.patient_id) if d.lesion_label == "back" and not d.superseded
     )

@@ -135,3 +135,9 @@ def test_the_interval_is_exported_with_the_decision(store, sample_images, make_l
     assert row.split(",")[header.split(",").index("decision_review_months")] == "6"
     exported = json.loads(store.export_patient_history(patient_id, "json"))
     assert "'review_in_months': 6" in str(exported)
+
+
+def test_a_lesions_summary_carries_its_repeat_imaging_due_day(store, sample_images, make_lesion, make_review):
+    _save(store, make_review, [make_lesion(sample_images[0], decision_action="monitor", decision_review_months=3)], JAN)
+    [summary] = store.list_lesions(store.find_patient_id("PT-WORK-1"))
+    assert summary.review_due == add_months(JAN.astimezone().date(), 3)
