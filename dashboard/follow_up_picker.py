@@ -29,7 +29,7 @@ from dashboard.textsafe import literal
 from dashboard.wording import UNCERTAINTY_SPREADS, pct
 from data.images import jpeg_bytes
 
-THUMB_PX = 220
+THUMB_PX = 180
 PICKER_FOR = "follow_up_picker_for"  # sha256 of the image whose picker dialog is open
 PICK_ERROR = "follow_up_pick_error"
 
@@ -132,7 +132,7 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
     head_text.button(
         "New lesion (first time seen)",
         key=f"pick_new_{image.key}",
-        type="primary" if current is None else "secondary",
+        type="secondary",  # not the obvious button: a known lesion marked new starts a second history of it
         icon=":material/add_circle:",
         on_click=_pick,
         args=(state, sha, None, on_linked),
@@ -154,10 +154,14 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
     if alike is not None:
         shown = alike.order(shown)
     margin = rise_margin()
-    per_row = 3
+    places = alike.places([h for h in shown if h.lesion_id not in taken]) if alike is not None else {}
+    per_row = 4
     for start in range(0, len(shown), per_row):
         for col, lesion in zip(st.columns(per_row), shown[start : start + per_row], strict=False):
             with col, st.container(border=True, key=f"pick-{image.key}-{lesion.lesion_id}"):
+                place = places.get(lesion.lesion_id)
+                if place is not None and place <= 3:  # above the photo: seen without scrolling
+                    st.badge("Most alike" if place == 1 else f"Alike #{place}", color="blue", icon=":material/compare:")
                 thumb = _visit_thumbnail(lesion.latest)
                 if thumb is None:
                     st.caption(":material/broken_image: stored image unreadable")
@@ -174,9 +178,6 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
                 st.caption(
                     f"{literal(lesion.where())} · last seen {latest.date} (visit {latest.visit_number}) · {score}"
                 )
-                place = alike.place(lesion.lesion_id) if alike is not None else None
-                if place is not None and place <= 3:
-                    st.badge("Most alike" if place == 1 else f"Alike #{place}", color="blue", icon=":material/compare:")
                 rise_badge(lesion_rise(lesion, margin))
                 if lesion.lesion_id == current:
                     st.button("Linked now", key=f"pick_{image.key}_{lesion.lesion_id}", disabled=True)

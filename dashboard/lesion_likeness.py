@@ -37,12 +37,11 @@ class Likeness:
         known = sorted((h for h in lesions if h.lesion_id in self.distances), key=lambda h: self.distances[h.lesion_id])
         return known + [h for h in lesions if h.lesion_id not in self.distances]
 
-    def place(self, lesion_id: int) -> int | None:
-        """1 for the most alike of all the compared lesions (whatever the site filter shows), None if not compared."""
-        if lesion_id not in self.distances:
-            return None
-        mine = self.distances[lesion_id]
-        return 1 + sum(d < mine for d in self.distances.values())
+    def places(self, lesions: Sequence[LesionHistory]) -> dict[int, int]:
+        """Rank by likeness among ``lesions`` (those shown that can be picked: 1 = the most alike of them);
+        lesions not compared get none."""
+        compared = self.order([h for h in lesions if h.lesion_id in self.distances])
+        return {h.lesion_id: n for n, h in enumerate(compared, start=1)}
 
 
 def evidence_text(validation: dict[str, Any] | None) -> str:

@@ -213,7 +213,7 @@ def lesion_card(
                     "Repeat imaging in",
                     REVIEW_MONTHS,
                     key=mkey,
-                    format_func=lambda m: f"{m} months",
+                    format_func=lambda m: f"{m} mo",  # "12 months" did not fit the card's column
                     required=True,
                     on_change=lambda: state.set_decision(sha, "monitor", review_months=st.session_state[mkey]),
                     help="The lesion is listed on the Worklist as due on this visit's day plus this interval, "

@@ -67,16 +67,17 @@ def test_the_lesion_whose_photo_looks_like_the_new_image_comes_first(tmp_path):
     blue = _lesion(3, _photo(tmp_path, "blue", (30, 30, 200)))
     alike = likeness(ColourPredictor(), "new-sha", _new((125, 78, 52)), [red, brown, blue])
     assert alike.order([red, brown, blue])[0] is brown
-    assert alike.place(2) == 1 and alike.distances[2] < 1e-3
-    assert sorted(alike.place(i) for i in (1, 2, 3)) == [1, 2, 3]
+    assert alike.places([red, brown, blue])[2] == 1 and alike.distances[2] < 1e-3
+    assert sorted(alike.places([red, brown, blue]).values()) == [1, 2, 3]
 
 
-def test_place_counts_every_compared_lesion_whatever_the_filter_shows(tmp_path):
+def test_places_rank_only_the_lesions_shown(tmp_path):
     lesions = [_lesion(i, _photo(tmp_path, f"p{i}", (40 * i, 100, 100))) for i in range(1, 5)]
     alike = likeness(ColourPredictor(), "new", _new((160, 100, 100)), lesions)  # lesion 4 is the same colour
-    shown = [lesions[0], lesions[1]]  # a site filter hid lesions 3 and 4
+    shown = [lesions[0], lesions[1]]  # a site filter hid lesions 3 and 4 (or they are linked to other images)
     assert [h.lesion_id for h in alike.order(shown)] == [2, 1]
-    assert alike.place(2) == 3 and alike.place(1) == 4
+    assert alike.places(shown) == {2: 1, 1: 2}  # the badges go to tiles one can pick
+    assert alike.places(lesions) == {4: 1, 3: 2, 2: 3, 1: 4}
 
 
 def test_lesions_without_a_comparable_photo_keep_their_order_after_the_others(tmp_path):
@@ -91,7 +92,7 @@ def test_lesions_without_a_comparable_photo_keep_their_order_after_the_others(tm
     assert set(alike.distances) == {4}  # the overview photo is a body area, never compared
     assert alike.unreadable == 1
     assert [h.lesion_id for h in alike.order(lesions)] == [4, 1, 2, 3]
-    assert alike.place(2) is None
+    assert 2 not in alike.places(lesions)
 
 
 def test_a_photo_the_model_refuses_is_left_out_and_the_rest_still_ordered(tmp_path):
