@@ -36,7 +36,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from dashboard.store import config
 from dashboard.store.api import CaseStore
 from dashboard.store.engine import sqlite_read_only_url
-from dashboard.store.files import TEMP_PREFIX, blob_relpath
+from dashboard.store.files import STORED_EXTENSIONS, TEMP_PREFIX, blob_relpath, is_sha256
 from dashboard.store.models import LesionImage
 from data.body_sites import REGIONS
 from data.hashing import sha256_file
@@ -57,6 +57,9 @@ class IntegrityReport:
     problems: list[FileProblem] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)  # relative paths
     temp_files: list[str] = field(default_factory=list)
+    # Files the store did not write (not an image's or a save's temporary name where the store keeps them):
+    # listed, never pruned; many of them suggest --data-dir names a folder above the images.
+    foreign: list[str] = field(default_factory=list)
     database_problems: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)  # relative paths deleted by --prune-orphans
     kept: dict[str, str] = field(default_factory=dict)  # relative path: why --prune-orphans left it
@@ -84,6 +87,7 @@ class IntegrityReport:
         lines += [f"{p.kind.upper()}: {p.relpath} ({p.detail})" for p in self.problems]
         lines += [f"orphan (no database row, harmless): {rel}" for rel in self.orphans if rel not in self.pruned]
         lines += [f"leftover temporary file (harmless): {rel}" for rel in self.temp_files if rel not in self.pruned]
+        lines += [f"not the store's file (left alone): {rel}" for rel in self.foreign]
         lines += [f"removed: {rel}" for rel in self.pruned]
         lines += [f"kept: {rel} ({why})" for rel, why in self.kept.items()]
         summary = f"PROBLEMS: {len(self.missing)} missing, {len(self.corrupt)} corrupt"
@@ -232,8 +236,32 @@ def check_integrity(store: CaseStore) -> IntegrityReport:
         if path in referenced:
             continue
         rel = path.relative_to(root).as_posix()
-        (report.temp_files if path.name.startswith(TEMP_PREFIX) else report.orphans).append(rel)
+        kind = store_file_kind(rel)
+        {"image": report.orphans, "temporary": report.temp_files}.get(kind, report.foreign).append(rel)
+    if report.foreign:
+        report.notes.append(
+            f"{len(report.foreign)} file(s) under the data directory are not the store's (an image is stored as "
+            "ab/cd/<sha256>.<ext>): they are never pruned. Is --data-dir the images folder?"
+        )
     return report
+
+
+_EXTENSIONS = frozenset(STORED_EXTENSIONS.values())
+
+
+def store_file_kind(rel: str) -> str | None:
+    """ "image" for a path shaped as the store names an image (``ab/cd/<sha256>.<ext>``), "temporary" for a
+    save's temporary file beside one, None for anything else (never the store's to delete)."""
+    parts = rel.split("/")
+    if len(parts) != 3 or not all(len(p) == 2 for p in parts[:2]):
+        return None
+    name = parts[2]
+    if name.startswith(TEMP_PREFIX):
+        return "temporary"
+    stem, dot, extension = name.partition(".")
+    if dot and is_sha256(stem) and stem[:2] == parts[0] and stem[2:4] == parts[1] and extension in _EXTENSIONS:
+        return "image"
+    return None
 
 
 # A save writes its image file first and commits its row after: a file younger than this may be one whose row

@@ -103,7 +103,7 @@ def test_check_never_creates_folders_and_prunes_orphans_only_when_asked(
     assert not typo.exists()
     capsys.readouterr()
 
-    orphan = data_dir / "ab" / "cd" / ("ab" + "c" * 62 + ".jpg")
+    orphan = data_dir / "ab" / "cd" / ("abcd" + "c" * 60 + ".jpg")
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left by a failed save")
     old = time.time() - PRUNE_MIN_AGE_S - 60  # pruning leaves younger files (a save may be writing them)

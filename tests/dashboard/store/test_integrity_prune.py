@@ -68,7 +68,7 @@ def test_an_old_file_a_visit_saved_meanwhile_refers_to_is_kept(
 
 
 def test_old_orphans_and_leftover_temporary_files_are_removed_fresh_ones_kept(sqlite_store, data_dir):
-    old_orphan = data_dir / "ab" / "cd" / ("ab" + "c" * 62 + ".jpg")
+    old_orphan = data_dir / "ab" / "cd" / ("abcd" + "c" * 60 + ".jpg")
     old_orphan.parent.mkdir(parents=True)
     old_orphan.write_bytes(b"left by a failed save")
     old_temp, fresh_temp = (old_orphan.parent / ".tmp-old.part"), (old_orphan.parent / ".tmp-new.part")
@@ -96,3 +96,27 @@ def test_a_save_that_reuses_an_old_orphan_keeps_it_from_the_pruner(
     sqlite_store.save_review(make_review([make_lesion(reused)]))  # a save reuses it before the prune acts
     integrity_module.prune(sqlite_store, report)
     assert report.pruned == [] and old_file.exists()
+
+
+def test_files_the_store_did_not_write_are_never_pruned(sqlite_url, data_dir, migrated_sqlite_at, tmp_path):
+    """--data-dir naming a folder above the images (here: the one holding the database too) must not delete the
+    database, exports or notes: only paths shaped like the store's images and their temporary files are its."""
+    folder = tmp_path / "var"
+    folder.mkdir()
+    database = folder / "case.db"
+    url = f"sqlite:///{database}"
+    migrated_sqlite_at(url)
+    mine = folder / "ab" / "cd" / ("abcd" + "e" * 60 + ".jpg")
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"an orphan image file")
+    export, note = folder / "export.csv", folder / "backup" / "notes.txt"
+    note.parent.mkdir()
+    export.write_text("a,b\n")
+    note.write_text("keep me")
+    wrong_shape = folder / "ab" / "cd" / ("ffff" + "e" * 60 + ".jpg")  # not where the store would put it
+    wrong_shape.write_bytes(b"x")
+    for path in (database, mine, export, note, wrong_shape):
+        _age(path, PRUNE_MIN_AGE_S + 60)
+    assert integrity_main(["--database-url", url, "--data-dir", str(folder), "--prune-orphans"]) == 0
+    assert not mine.exists()  # the store's orphan goes
+    assert database.exists() and export.exists() and note.exists() and wrong_shape.exists()
