@@ -57,7 +57,8 @@ def _set_wal(cursor: Any) -> None:
 def _private_sqlite_file(path: Path) -> None:
     """Create the database file 0600 before SQLite does (it would use 0644 under the usual umask 022; it gives
     its -wal/-shm files the database's mode), and take group and other access away from files an earlier version
-    created. Files of another account are left alone (chmod is not ours to do)."""
+    created, never adding any (a read-only copy stays read-only: 0444 becomes 0400, not 0600). Files of another
+    account are left alone (chmod is not ours to do)."""
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE))
     for file in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDE_FILES)):
@@ -65,7 +66,7 @@ def _private_sqlite_file(path: Path) -> None:
             info = file.stat()
             # Regular files only: a URL naming a folder by mistake must not lose the folder's execute bit.
             if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and info.st_uid == os.getuid():
-                os.chmod(file, PRIVATE_FILE_MODE)
+                os.chmod(file, stat.S_IMODE(info.st_mode) & ~0o077)
         except FileNotFoundError:
             continue
 

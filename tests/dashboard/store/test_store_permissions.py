@@ -52,6 +52,15 @@ def test_a_database_an_earlier_version_left_world_readable_is_made_private(tmp_p
     assert (_mode(db), _mode(tmp_path / "triage.db-wal")) == (0o600, 0o600)
 
 
+def test_a_read_only_database_stays_read_only(tmp_path, usual_umask):
+    """Taking group and other access away must never add the owner's write bit (0444 became 0600)."""
+    db = tmp_path / "triage.db"
+    make_engine(f"sqlite:///{db}").dispose()
+    os.chmod(db, 0o444)
+    make_engine(f"sqlite:///{db}").dispose()
+    assert _mode(db) == 0o400
+
+
 def test_opening_read_only_creates_and_changes_nothing(tmp_path, usual_umask):
     db = tmp_path / "triage.db"
     make_engine(f"sqlite:///{db}").dispose()
