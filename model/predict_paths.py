@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -44,10 +45,27 @@ def is_inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_writable_file(path: Path, what: str) -> None:
-    """Raise DatasetError unless `path` can be written (its folder is created when missing)."""
-    if path.is_dir():
+def check_regular_file(path: Path, what: str) -> None:
+    """Raise DatasetError unless `path` is missing or a regular file (a symlink to one counts). Not "-" (a file
+    is written, and its errors file beside it) nor a device, pipe or socket: the CSV is written beside it and
+    renamed over it, which would replace /dev/stdout itself."""
+    if str(path) == "-":
+        raise DatasetError(f"{what} -: give a file name; the predictions and their errors file are written to files")
+    try:
+        info = path.stat()  # follows a symlink: its target is what gets written
+    except (FileNotFoundError, NotADirectoryError):  # a path under a file: the folder check below says so
+        info = None
+    except OSError as exc:  # a symlink loop, a path through a file
+        raise DatasetError(f"{what} {path}: {exc.strerror or exc}") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
         raise DatasetError(f"{what} {path} is a folder; give a file name (e.g. {path / 'predictions.csv'})")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise DatasetError(f"{what} {path} is not a regular file (a device, pipe or socket); give a file name")
+
+
+def check_writable_file(path: Path, what: str) -> None:
+    """Raise DatasetError unless `path` can be written as a regular file (its folder is created when missing)."""
+    check_regular_file(path, what)
     if path.exists() and not os.access(path, os.W_OK):
         raise DatasetError(f"{what} {path} exists and is not writable")
     parent = path.parent
@@ -106,6 +124,8 @@ def _check_cam_spares_inputs(cam: Path, input_path: Path, images: Path | None) -
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output location, checked before anything is scored."""
     out, errors, cam = args.out, errors_path_for(args.out), args.cam
+    check_regular_file(out, "--out")  # first: the checks below resolve paths, which a symlink loop breaks
+    check_regular_file(errors, "the errors file")
     images = image_folder_for(args.input, args.images)
     for path, what in ((out, "--out"), (errors, "the errors file")):
         _check_file_spares_inputs(path, what, args.input, images)
@@ -126,7 +146,9 @@ class WriteError(OSError):
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write `frame` to a temporary file beside `path`, then rename it over `path`: a failed write (disk full,
-    permission) leaves no half-written file and raises WriteError naming `path`."""
+    permission) leaves no half-written file and raises WriteError naming `path`. A symlink is followed: its
+    target is replaced, the link stays."""
+    path = path.resolve() if path.is_symlink() else path
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         frame.to_csv(tmp, index=False)

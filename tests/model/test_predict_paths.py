@@ -144,3 +144,36 @@ def test_a_write_failure_after_scoring_is_a_clear_exit_1(tiny_checkpoint, tmp_pa
     assert f"error: could not write {tmp_path / failing}: No space left on device" in err
     assert not list(tmp_path.glob(".*.tmp"))  # no half-written file left behind
     assert not (tmp_path / failing).exists()
+
+
+@pytest.mark.parametrize("out", ["-", "fifo", "loop"])
+def test_out_must_be_a_regular_file(tmp_path, visit, no_scoring, capsys, out):
+    """--out names a file the CSV is renamed onto: a pipe or device would be replaced, not written through
+    (as root, --out /dev/stdout turned /dev/stdout into a regular file), and "-" is no file."""
+    import os
+
+    csv, images, _ = visit
+    if out == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    if out == "loop":
+        (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    target = out if out == "-" else str(tmp_path / out)
+    assert main(["--input", str(csv), "--images", str(images), "--out", target]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ("regular file" in err or "give a file name" in err or "symbolic" in err)
+    if out == "fifo":
+        assert (tmp_path / "fifo").is_fifo()
+
+
+def test_out_through_a_symlink_writes_the_linked_file_and_keeps_the_link(tiny_checkpoint, tmp_path, visit):
+    csv, images, _ = visit
+    real = tmp_path / "results" / "predictions.csv"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(real)
+    assert (
+        main(["--checkpoint", str(tiny_checkpoint), "--input", str(csv), "--images", str(images), "--out", str(link)])
+        == 0
+    )
+    assert link.is_symlink() and real.read_text().startswith("image_name")
