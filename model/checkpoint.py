@@ -83,17 +83,34 @@ def save_checkpoint(folder: str | Path, model: Network, extra: dict[str, Any] | 
     return folder
 
 
+def _json_kind(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "true/false", int: "a number", float: "a number"}
+    return names.get(type(value), "null" if value is None else type(value).__name__)
+
+
 def read_config(folder: str | Path) -> dict[str, Any]:
+    """The checkpoint's config.json, checked enough that its readers may trust its shape: a JSON object of
+    this FORMAT whose `network`, when present, is an object. CheckpointError (naming the file) otherwise."""
     folder = Path(folder)
     path = folder / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{folder}: no {CONFIG} (a checkpoint is a folder with {WEIGHTS} + {CONFIG})")
     try:
-        config = json.loads(path.read_text())
+        if not path.is_file():
+            raise CheckpointError(f"{folder}: no {CONFIG} (a checkpoint is a folder with {WEIGHTS} + {CONFIG})")
+        text = path.read_text(encoding="utf-8")  # save_checkpoint writes UTF-8 (JSON's own encoding)
+    except OSError as exc:  # e.g. no permission to read the file or to look into the folder
+        raise CheckpointError(f"{path}: not readable ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path}: not UTF-8 text, so not a checkpoint config ({exc})") from None
+    try:
+        config = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: holds {_json_kind(config)}, not a JSON object (a checkpoint config)")
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: unknown checkpoint format {config.get('format')!r}, expected {FORMAT}")
+    if "network" in config and not isinstance(config["network"], dict):
+        raise CheckpointError(f"{path}: 'network' is {_json_kind(config['network'])}, not a JSON object")
     return config
 
 
@@ -142,7 +159,7 @@ def load_checkpoint(folder: str | Path | None = None) -> tuple[Network, dict[str
         )
     try:
         model = build_model(NetworkConfig.from_dict(config["network"]))
-    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+    except (KeyError, TypeError, AttributeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{folder}: config does not describe a buildable network ({exc})") from None
     check_shapes(model, state)
     model_state = model.state_dict()

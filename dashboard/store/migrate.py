@@ -20,8 +20,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from dashboard.store import config
 from dashboard.store.engine import make_engine, writer_engine
@@ -98,6 +100,27 @@ def head_revision() -> str:
     return head
 
 
+def _sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names (as make_engine resolves it); None for another backend, memory or a file: URI."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.query.get("uri"):
+        return None
+    return Path(url.database).expanduser().resolve()
+
+
+def _problem(exc: BaseException, url: URL) -> str:
+    """What went wrong, on one line, without the URL's password (a driver may quote its connection string)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    message = " ".join(str(cause).split()) or type(cause).__name__
+    secrets = [url.password]
+    for key, value in url.query.items():
+        if "pass" in key.lower():
+            secrets += [value] if isinstance(value, str) else list(value)
+    for secret in secrets:
+        if secret:
+            message = message.replace(str(secret), "***")
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = config.store_cli_parser("python -m dashboard.store.migrate", __doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -109,8 +132,29 @@ def main(argv: list[str] | None = None) -> int:
     rev.add_argument("--autogenerate", action="store_true", help="diff the models against the database")
     args = parser.parse_args(argv)
 
-    engine = make_engine(config.database_url(args.database_url))
+    # Imported here: dashboard.users imports this module (NewerDatabase).
+    from dashboard.users import database_location
+
+    raw_url = config.database_url(args.database_url)
     try:
+        url = make_url(raw_url)
+    except ArgumentError:  # the text is not repeated: it may hold a password
+        print(
+            "error: the database URL (--database-url or $DATABASE_URL) is not a database URL; expected e.g. "
+            "sqlite:///var/triage.db or postgresql+psycopg://user@host/dbname",
+            file=sys.stderr,
+        )
+        return 2
+    path = _sqlite_file(url)
+    if args.cmd == "current" and path is not None and not path.exists():
+        # Asking for the revision must not make an empty database (and its folders) at a mistyped path.
+        print(f"error: no database at {path}", file=sys.stderr)
+        return 2
+    # Said every time, as the users command does: stderr, so that the revision on stdout stays machine-readable.
+    print(f"database: {database_location(raw_url)}", file=sys.stderr)
+    engine = None
+    try:
+        engine = make_engine(url, read_only=args.cmd == "current")
         if args.cmd == "current":
             print(current_revision(engine) or "(empty database)")
         elif args.cmd == "upgrade":
@@ -122,8 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     except NewerDatabase as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except CommandError as exc:  # e.g. `upgrade nonsense`: a revision no migration has
+        print(f"error: {_problem(exc, url)}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # create_engine could not import the URL's driver (mysql:// without MySQLdb)
+        problem = _problem(exc, url)
+        print(f"error: the database driver for {url.drivername}:// is not installed ({problem})", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, OSError) as exc:  # refused connection, locked, not a database, folder not writable
+        print(f"error: could not use the case database: {_problem(exc, url)}", file=sys.stderr)
+        return 2
     finally:
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()
     return 0
 
 
