@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,15 @@ def read_source(source: bytes | str | Path, name: str | None = None) -> tuple[by
     path = Path(source)
     name = name or path.name
     try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):  # a pipe would block the read for ever, a device never end
+            raise ImageDecodeError(name, "not a regular file (a pipe, device or socket)")
+        if info.st_size > LIMITS.max_image_bytes:  # before reading it: a 1 GB file is refused, not loaded
+            raise ImageDecodeError(
+                name, f"the file is {info.st_size / 2**20:.0f} MB; at most {LIMITS.max_image_mb} MB is accepted"
+            )
         return path.read_bytes(), name
     except FileNotFoundError:
         raise ImageDecodeError(name, "file not found") from None

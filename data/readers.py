@@ -327,7 +327,9 @@ def read_folder(folder: Path, dataset: str = "folder", keep_problems: bool = Fal
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    # Every entry but folders and hidden files: a broken link, a link loop or a pipe gets its own error row when
+    # it is read (it was left out without a word, and the summary did not count it).
+    files = sorted(p for p in folder.iterdir() if not p.is_dir() and not p.name.startswith("."))
     records = pd.DataFrame(
         {
             "image_path": [str(p) for p in files],

@@ -125,3 +125,28 @@ def test_float_greyscale_tiff_is_read_on_its_own_scale(scale, dtype):
     grey = np.tile(np.arange(0, 256, 4, dtype=np.float64), (64, 1))  # 0..252 in each row
     out = np.asarray(decode_image(encode(Image.fromarray((grey * scale).astype(dtype)), "TIFF"), "f.tif"))
     np.testing.assert_allclose(out[..., 0], grey, atol=1)  # 0-1 floats were divided by 255 again: black
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import pathlib
+
+    from data.settings import LIMITS
+
+    big = tmp_path / "sparse.jpg"
+    with open(big, "wb") as handle:  # sparse: 1 GB declared, nothing written
+        handle.truncate(LIMITS.max_image_bytes + 1)
+    read = []
+    real_read = pathlib.Path.read_bytes
+    monkeypatch.setattr(pathlib.Path, "read_bytes", lambda self: read.append(self) or real_read(self))
+    with pytest.raises(ImageDecodeError, match=f"at most {LIMITS.max_image_mb} MB is accepted"):
+        decode_image(big)
+    assert read == []  # refused from its size alone
+
+
+def test_a_pipe_is_refused_not_read(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageDecodeError, match="not a regular file"):
+        decode_image(fifo)  # reading it would wait for a writer for ever

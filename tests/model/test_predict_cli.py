@@ -37,6 +37,24 @@ def test_mixed_folder_gives_scores_and_one_clear_error(datasets_dir, tmp_path, f
     assert "corrupt: " in capsys.readouterr().err
 
 
+def test_links_and_pipes_in_a_folder_get_error_rows_not_silence(datasets_dir, tmp_path, fresh_checkpoint):
+    import os
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    jpg = sorted((datasets_dir / "ham10000" / "images").glob("*.jpg"))[0]
+    shutil.copy(jpg, folder / jpg.name)
+    (folder / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
+    os.mkfifo(folder / "fifo.jpg")
+    out = tmp_path / "pred.csv"
+    assert main(["--checkpoint", str(fresh_checkpoint), "--input", str(folder), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 1
+    reasons = pd.read_csv(tmp_path / "pred.errors.csv").set_index("image_id")["reason"].to_dict()
+    assert set(reasons) == {"dangling", "loop", "fifo"}
+    assert "not found" in reasons["dangling"] and "regular file" in reasons["fifo"]
+
+
 def test_nothing_scored_is_a_failure(tmp_path, fresh_checkpoint):
     folder = tmp_path / "junk"
     folder.mkdir()
