@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from pathlib import Path
-
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from dashboard.auth import MIN_PASSWORD_LENGTH, Accounts
 from dashboard.store import config
 from dashboard.store.api import CaseStore
+from dashboard.store.config import database_location
 from dashboard.store.migrate import NewerDatabase
 from dashboard.store.models import ROLES
 
@@ -43,20 +40,6 @@ def _password(args: argparse.Namespace) -> str:
     if getpass.getpass("Repeat the password: ") != first:
         raise ValueError("the two passwords differ")
     return first
-
-
-def database_location(url: str) -> str:
-    """Where ``url`` points, for the operator: a SQLite file's full path, else the URL without its password."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return "(not a database URL)"  # may hold a password: not repeated
-    if parsed.get_backend_name() == "sqlite" and parsed.database and not parsed.query.get("uri"):
-        path = Path(parsed.database).expanduser().resolve()
-        return f"{path}" if path.exists() else f"{path} (does not exist yet: a new, empty database is made there)"
-    # A password may also ride in the query (?password=…): masked like the user:password@ form.
-    hidden = {key: "hidden" for key in parsed.query if "pass" in key.lower()}
-    return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
 
 
 def main(argv: list[str] | None = None) -> int:

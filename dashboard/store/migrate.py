@@ -132,9 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     rev.add_argument("--autogenerate", action="store_true", help="diff the models against the database")
     args = parser.parse_args(argv)
 
-    # Imported here: dashboard.users imports this module (NewerDatabase).
-    from dashboard.users import database_location
-
     raw_url = config.database_url(args.database_url)
     try:
         url = make_url(raw_url)
@@ -151,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no database at {path}", file=sys.stderr)
         return 2
     # Said every time, as the users command does: stderr, so that the revision on stdout stays machine-readable.
-    print(f"database: {database_location(raw_url)}", file=sys.stderr)
+    print(f"database: {config.database_location(raw_url)}", file=sys.stderr)
     engine = None
     try:
         engine = make_engine(url, read_only=args.cmd == "current")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.users import database_location
+from dashboard.store.config import database_location
 from dashboard.users import main as users_main
 
 
@@ -41,8 +41,13 @@ def test_a_server_database_is_shown_without_its_password(url, shown):
 
 
 def test_a_password_in_the_urls_query_is_not_printed():
-    from dashboard.users import database_location
+    from dashboard.store.config import database_location
 
     shown = database_location("postgresql+psycopg://triage@db.clinic/triage?password=s3cret&sslmode=require")
     assert "s3cret" not in shown and "password=hidden" in shown and "sslmode=require" in shown
     assert "pw" not in database_location("postgresql+psycopg://triage:pw@db.clinic/triage")
+
+
+def test_an_in_memory_database_is_named_as_one():
+    assert database_location("sqlite:///:memory:") == "an in-memory SQLite database (nothing is kept)"
+    assert database_location("sqlite://") == "an in-memory SQLite database (nothing is kept)"
