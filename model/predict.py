@@ -36,6 +36,7 @@ log = logging.getLogger("model.predict")
 
 EXIT_NOTHING_SCORED = 1
 EXIT_USAGE = 2  # a bad argument, input, output location or checkpoint: nothing was scored
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as a shell reports it
 
 
 def read_input(input_path: Path, images: Path | None) -> pd.DataFrame:
@@ -148,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
-    scored = predictor.predict_records(records, tta=tta, progress=progress)
+    try:
+        scored = predictor.predict_records(records, tta=tta, progress=progress)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not torch's traceback; nothing was written yet
+        bar.close()
+        print(f"interrupted: nothing written ({args.out} is as it was)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     bar.close()
 
     try:

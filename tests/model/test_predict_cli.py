@@ -255,3 +255,24 @@ def test_degenerate_images_are_reported_not_scored(fresh_checkpoint, one_real_im
     assert "only 60000×2 px" in reasons["strip"]
     assert reasons["anim"].startswith("the file holds 3 frames (GIF); a lesion image must be a single picture")
     assert reasons["pages"].startswith("the file holds 2 pages (TIFF)")
+
+
+def test_ctrl_c_while_scoring_is_one_line_and_leaves_the_output_as_it_was(tmp_path, monkeypatch, capsys):
+    from model import predictor as predictor_module
+
+    class Interrupted:
+        tta = 2
+
+        def predict_records(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(predictor_module.Predictor, "from_checkpoint", lambda *a, **k: Interrupted())
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"x")
+    out = tmp_path / "pred.csv"
+    out.write_text("earlier results\n")
+    assert main(["--input", str(folder), "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: nothing written" in err and "Traceback" not in err
+    assert out.read_text() == "earlier results\n"
