@@ -100,9 +100,18 @@ def index_images(folder: Path) -> dict[str, Path]:
         raise DatasetError(f"image folder not found: {folder}")
     extensions = image_extensions()
     index: dict[str, Path] = {}
+    twice: list[str] = []
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in extensions:
-            index.setdefault(_nfc(path.stem), path)
+            stem = _nfc(path.stem)
+            if stem in index:
+                twice.append(f"{index[stem].name} (used) and {path.name}")
+            index.setdefault(stem, path)
+    if twice:  # a.jpg and a.png: one name, two files; the CSV's row cannot say which it means
+        shown = "; ".join(twice[:5]) + (f"; and {len(twice) - 5} more" if len(twice) > 5 else "")
+        logger.warning(
+            "%s: %d image name(s) have two files, the first by name is scored: %s", folder, len(twice), shown
+        )
     return index
 
 

@@ -135,3 +135,17 @@ def test_users_own_kaggle_layout_csv_is_a_dataset(tmp_path, jpeg_bytes):
     records = load_datasets([str(clinic / "train.csv")])
     assert records["dataset"].tolist() == ["clinic_a", "clinic_a"]
     assert records["group_id"].tolist() == ["clinic_a:P1", "clinic_a:P1"]
+
+
+def test_one_image_name_with_two_files_is_warned_about(tmp_path, jpeg_bytes, caplog):
+    import logging
+
+    from data.readers import index_images
+
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes)
+    (tmp_path / "a.png").write_bytes(jpeg_bytes)
+    (tmp_path / "b.jpg").write_bytes(jpeg_bytes)
+    with caplog.at_level(logging.WARNING, logger="data.readers"):
+        index = index_images(tmp_path)
+    assert index["a"].name == "a.jpg"
+    assert "1 image name(s) have two files" in caplog.text and "a.jpg (used) and a.png" in caplog.text
