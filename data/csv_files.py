@@ -120,6 +120,12 @@ def parse_csv(path: Path) -> CsvTable:
         raise DatasetError(f"{path.name}: not a readable CSV file (line {reader.line_num}: {exc})") from None
     if header is None:
         raise DatasetError(f"{path.name} is empty: no header line (expected at least image_name)")
+    if rows and text.count('"') % 2 and any("\n" in cell or "\r" in cell for cell in rows[-1]):
+        # The csv module reads an unclosed quote to the end of the file, as one value: say so, with its line.
+        raise DatasetError(
+            f'{path.name}: line {lines[-1]}: a quote (") opens a value that is never closed, so every line after it '
+            "was read into that value; close or remove the quote"
+        )
     return CsvTable(pd.DataFrame(rows, columns=header, dtype=object).astype(str), lines, problems)
 
 

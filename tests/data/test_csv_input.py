@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from data.csv_files import parse_csv
+from data.errors import DatasetError
 from data.readers import ROW_PROBLEM, read_kaggle
 
 NAMES = ("ISIC_0272509", "ISIC_1632118", "ISIC_1757941", "ISIC_0599605")
@@ -193,3 +194,14 @@ def test_the_separator_is_read_from_the_first_header_line_as_the_csv_module_spli
     path = tmp_path / "visit.csv"
     path.write_bytes(text.encode())
     assert list(parse_csv(path).frame.columns) == columns
+
+
+def test_an_unclosed_quote_is_named_with_its_line(tmp_path):
+    from data.csv_files import read_csv as read_table
+
+    path = tmp_path / "visit.csv"
+    path.write_text('image_name,patient_id\nISIC_1,P1\n"ISIC_2,P1\nISIC_3,P1\n')
+    with pytest.raises(DatasetError, match=r"line 3: a quote \(\"\) opens a value that is never closed"):
+        read_table(path, ["image_name"])
+    path.write_text('image_name,note\nISIC_1,"two\nlines"\n')  # a closed multi-line value is fine
+    assert read_table(path, ["image_name"])["note"].tolist() == ["two\nlines"]
