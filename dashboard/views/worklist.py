@@ -16,8 +16,8 @@ store = resources.get_user_store()  # role-checked and attributed; a clear page 
 st.title("Worklist")
 st.caption(
     "What is waiting, across patients: lesions to image again (a monitor decision and its interval), and biopsies "
-    "or excisions without a histology result. A lesion leaves the list when it is imaged at a later visit, or "
-    "when its result is recorded in Case history."
+    "or excisions without a histology result. A lesion leaves the list when a later visit decides on it, or when "
+    "its result is recorded in Case history."
 )
 items = store.worklist()
 patient_ids = sorted({i.patient_id for i in items})
