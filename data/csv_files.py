@@ -11,6 +11,7 @@ import csv
 import difflib
 import io
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,18 @@ def sniff_delimiter(text: str) -> str:
     return best if fields(best) > 1 else ","
 
 
+_SEPARATOR_LINE = re.compile(r"\A[ \t]*sep=(.)[ \t]*\r?\n")
+
+
+def _excel_separator_line(text: str) -> tuple[str, str | None]:
+    """Excel's "sep=;" first line (it writes one to say which separator follows): the text without it, and that
+    separator; else the text as it is and None. It was read as the header ("found: sep=")."""
+    match = _SEPARATOR_LINE.match(text)
+    if match is None:
+        return text, None
+    return text[match.end() :], match.group(1)
+
+
 def _unique_columns(header: list[str]) -> list[str]:
     """Stripped names; a repeated name gets .1, .2 (as pandas reads it)."""
     seen: dict[str, int] = {}
@@ -96,7 +109,8 @@ def parse_csv(path: Path) -> CsvTable:
     if not path.is_file():
         raise DatasetError(f"{path}: CSV file not found")
     text = decode_csv(path)
-    delimiter = sniff_delimiter(text)
+    text, declared = _excel_separator_line(text)
+    delimiter = declared or sniff_delimiter(text)
     if delimiter != ",":
         logger.warning("%s: read with %s-separated columns", path.name, DELIMITER_NAMES[delimiter])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -104,10 +118,11 @@ def parse_csv(path: Path) -> CsvTable:
     rows: list[list[str]] = []
     lines: list[int] = []
     problems: list[str | None] = []
-    line = 1
+    skipped = 1 if declared else 0  # the file's own line numbers, the separator line counted
+    line = 1 + skipped
     try:
         for fields in reader:
-            first_line, line = line, reader.line_num + 1
+            first_line, line = line, reader.line_num + 1 + skipped
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # a blank line
             if header is None:

@@ -205,3 +205,12 @@ def test_an_unclosed_quote_is_named_with_its_line(tmp_path):
         read_table(path, ["image_name"])
     path.write_text('image_name,note\nISIC_1,"two\nlines"\n')  # a closed multi-line value is fine
     assert read_table(path, ["image_name"])["note"].tolist() == ["two\nlines"]
+
+
+def test_excels_separator_line_is_read_as_the_separator_not_the_header(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("sep=;\r\nimage_name;patient_id\r\nISIC_1;P1\r\n")
+    table = parse_csv(path)
+    assert list(table.frame.columns) == ["image_name", "patient_id"]
+    assert table.frame.to_dict("records") == [{"image_name": "ISIC_1", "patient_id": "P1"}]
+    assert table.lines == [3]  # the file's own line numbers, the separator line counted
