@@ -15,14 +15,12 @@ Roles, least to most privileged:
 
 Failed sign-ins are audited (``auth.login_failed``) and rate-limited per username: after
 ``MAX_FAILURES`` failures within ``FAILURE_WINDOW`` the account refuses every password, the right one
-too, until the window has passed (``auth.login_locked``). An attempt first counts the failures and, below the
-limit, records itself as a failure, in one short transaction per username (SQLite's write lock; a
-transaction-scoped advisory lock on PostgreSQL), so parallel attempts each see the ones before them and cannot
-together pass the limit. The password is then checked with no transaction open (argon2id takes ~0.3 s: held
-inside SQLite's write lock, a stream of made-up usernames would stall every save and audit write); a right
-password turns the attempt's row into ``auth.login`` (a password change's check removes it). At most
-``MAX_CONCURRENT_HASHES`` argon2 computations (64 MiB each) run at once in the process. The current-password
-check of a password change counts too.
+too, until the window has passed (``auth.login_locked``). One check at a time per username in a process: it
+counts the failures in one short transaction, checks the password with no transaction open (argon2id takes
+~0.3 s: held inside SQLite's write lock, a stream of made-up usernames would stall every save and audit write),
+then writes its result once (``auth.login`` or ``auth.login_failed``); the audit trail is only appended to. At
+most ``MAX_CONCURRENT_HASHES`` argon2 computations (64 MiB each) run at once in the process. The
+current-password check of a password change counts too.
 
 A session ends when the account is disabled or its password is changed after the session began (the step an
 administrator takes after a suspected compromise): ``AuthUser.credential`` is a digest of the password hash

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dashboard.follow_up import LesionHistory, read_stored_image
+from dashboard.follow_up import LesionHistory, comparable, read_stored_image
 from dashboard.uploads import DISPLAY_PX, UploadedImage
 from data.image_source import ImageSource, camera_model, fine_detail, source_caveats
 
@@ -41,14 +41,7 @@ class EarlierLesions:
 def lesions_to_compare(histories: Iterable[LesionHistory], followed_up: Iterable[int | None]) -> list[LesionHistory]:
     """Known lesions not imaged again in this review whose latest visit has a stored dermoscopic image."""
     again = {lesion_id for lesion_id in followed_up if lesion_id is not None}
-    return [
-        h
-        for h in histories
-        if h.lesion_id not in again
-        and h.visits
-        and h.latest.image is not None
-        and getattr(h.latest.image, "kind", "dermoscopic") == "dermoscopic"
-    ]
+    return [h for h in comparable(list(histories)) if h.lesion_id not in again]
 
 
 def stored_source(width: int, height: int, image: Image.Image) -> ImageSource:

@@ -113,6 +113,15 @@ def with_unsaved_visit(
     return replace(lesion, visits=(*lesion.visits, current))
 
 
+def comparable(lesions: Sequence[LesionHistory]) -> list[LesionHistory]:
+    """Known lesions whose latest visit has a stored dermoscopic photo (overview photos show a body area)."""
+    return [
+        h
+        for h in lesions
+        if h.visits and h.latest.image is not None and getattr(h.latest.image, "kind", "dermoscopic") == "dermoscopic"
+    ]
+
+
 def read_stored_image(path: str | Path, max_px: int) -> Image.Image | None:
     """A stored lesion image (upright RGB, at most ``max_px`` on a side), or None if it cannot be read."""
     try:

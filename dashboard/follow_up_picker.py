@@ -17,6 +17,7 @@ from dashboard.follow_up import (
     ALL_SITES,
     LesionHistory,
     LesionVisit,
+    comparable,
     default_site_filter,
     filter_by_site,
     lesion_rise,
@@ -24,7 +25,7 @@ from dashboard.follow_up import (
     site_filter_options,
 )
 from dashboard.follow_up_ui import rise_badge, rise_margin
-from dashboard.lesion_likeness import Likeness, comparable, evidence_text, likeness
+from dashboard.lesion_likeness import Likeness, evidence_text, likeness
 from dashboard.textsafe import literal
 from dashboard.wording import UNCERTAINTY_SPREADS, pct
 from data.images import jpeg_bytes

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dashboard.follow_up import LesionHistory, read_stored_image
+from dashboard.follow_up import LesionHistory, comparable, read_stored_image
 
 READ_PX = 512  # the model sees 224 px; one photo at 384 and 512 px lies < 0.053 apart (model/ugly_duckling.py)
 CACHE_SIZE = 2048  # embeddings (2,560 floats each: ~20 MB)
@@ -58,15 +58,6 @@ def evidence_text(validation: dict[str, Any] | None) -> str:
         f"(a random order: {match['random_first']:.0%} and {match['random_top3']:.0%}). Those photos were taken at "
         "one visit and the other lesions were strangers': expect less a year later among the patient's own moles."
     )
-
-
-def comparable(lesions: Sequence[LesionHistory]) -> list[LesionHistory]:
-    """Known lesions whose latest visit has a stored dermoscopic photo (overview photos show a body area)."""
-    return [
-        h
-        for h in lesions
-        if h.visits and h.latest.image is not None and getattr(h.latest.image, "kind", "dermoscopic") == "dermoscopic"
-    ]
 
 
 def likeness(

@@ -14,7 +14,7 @@ from dashboard.choices import DECISION_HELP, DECISIONS, REVIEW_MONTHS
 from dashboard.navigation import page
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
-from dashboard.wording import pct, reason_lines, score_band
+from dashboard.wording import pct, reason_lines, review_interval, score_band
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 
 # image | score and reasons | decision: wide enough at 1024 px for the image column's "Saliency map" toggle and
@@ -312,8 +312,7 @@ def _decision_text(action: str | None, comment: str, byline: str | None, review_
     if not action:
         st.caption("No decision recorded.")
         return
-    interval = f", repeat imaging in {review_months} months" if review_months else ""
-    st.markdown(f"**Decision:** {action.capitalize()}{interval}")
+    st.markdown(f"**Decision:** {action.capitalize()}{review_interval(review_months)}")
     if comment:
         st.markdown(f"> {literal(comment)}")
     if byline:

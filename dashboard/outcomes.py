@@ -19,7 +19,7 @@ from dashboard.report_text import ranked
 from dashboard.store.core import NotFoundError, visit_order_key
 from dashboard.store.models import HISTOLOGY_RESULTS
 from dashboard.store.records import DecisionView, LesionSummary, OutcomeRow, VisitView, visit_date
-from dashboard.wording import pct
+from dashboard.wording import pct, review_interval
 
 HISTOLOGY_LABELS: dict[str, str] = {
     "melanoma": "Melanoma",
@@ -56,7 +56,7 @@ def submit_histology(
 def _interval(action: str, review_months: int | None) -> tuple[int | None, str]:
     """The interval a form's decision keeps (a monitor decision's only) and how the message names it."""
     months = review_months if action == "monitor" else None
-    return months, f", repeat imaging in {months} months" if months else ""
+    return months, review_interval(months)
 
 
 def submit_amendment(
@@ -193,8 +193,7 @@ def decision_record_table(decisions: Sequence[DecisionView], visits: Sequence[Vi
             {
                 "visit date": (days.get(d.visit_id) or decision_day(d)).isoformat(),
                 "lesion": f"#{d.lesion_number or d.lesion_id} {d.lesion_label}",
-                "decision": d.action
-                + (f", repeat imaging in {d.review_in_months} months" if d.review_in_months else ""),
+                "decision": d.action + review_interval(d.review_in_months),
                 "comment": d.comment,
                 "status": status[d.id],
                 "amends": by_id[d.amends_id].action if d.amends_id in by_id else "",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from dashboard.store.records import DecisionView, HistologyView, PredictionView, VisitLesion
-from dashboard.wording import pct
+from dashboard.wording import pct, review_interval
 
 # Core-font fallback: characters outside Latin-1 that the pages use, spelled in Latin-1.
 LATIN1_SPELLING = {
@@ -106,7 +106,7 @@ def decision_lines(decisions: Sequence[DecisionView]) -> list[str]:
     for i, d in enumerate(decisions):
         amended = i > 0 or d.amends_id is not None
         reason = d.amend_reason if amended else ""
-        interval = f", repeat imaging in {d.review_in_months} months" if d.review_in_months else ""
+        interval = review_interval(d.review_in_months)
         line = (
             f"{'Amended' if amended else 'Decision'}: {d.action.capitalize()}{interval} - {d.clinician}, "
             f"{when(d.decided_at)}"

@@ -105,3 +105,8 @@ def quoted_names(names: Sequence[str], shown: int = 5) -> str:
     """“a”, “b” and 3 more: names a message lists (user text, escaped for Markdown)."""
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(f"“{literal(name)}”" for name in names[:shown]) + more
+
+
+def review_interval(months: int | None) -> str:
+    """ ", repeat imaging in 6 months" after a monitor decision's name, or "" without an interval."""
+    return f", repeat imaging in {months} months" if months else ""

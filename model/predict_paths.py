@@ -64,8 +64,8 @@ def check_regular_file(path: Path, what: str) -> None:
 
 
 def check_writable_file(path: Path, what: str) -> None:
-    """Raise DatasetError unless `path` can be written as a regular file (its folder is created when missing)."""
-    check_regular_file(path, what)
+    """Raise DatasetError unless `path`, already passed by check_regular_file, can be written (its folder is
+    created when missing)."""
     if path.exists() and not os.access(path, os.W_OK):
         raise DatasetError(f"{what} {path} exists and is not writable")
     parent = path.parent

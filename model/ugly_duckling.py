@@ -27,14 +27,15 @@ from collections.abc import Callable
 import numpy as np
 
 
-def _unit(embeddings: np.ndarray) -> np.ndarray:
+def unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero), float64."""
     e = np.asarray(embeddings, dtype=np.float64)
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 
 def loo_cosine_distance(embeddings: np.ndarray) -> np.ndarray:
     """Cosine distance of each lesion to the mean of the patient's other lesions."""
-    e = _unit(embeddings)
+    e = unit_rows(embeddings)
     n = len(e)
     if n < 2:
         return np.full(n, np.nan)
@@ -47,7 +48,7 @@ def lof_score(embeddings: np.ndarray, n_neighbors: int = 5) -> np.ndarray:
     """Local outlier factor (cosine metric) within the patient; ~1 for inliers, larger for outliers."""
     from sklearn.neighbors import LocalOutlierFactor
 
-    e = _unit(embeddings)
+    e = unit_rows(embeddings)
     n = len(e)
     if n < 3:
         return np.full(n, np.nan)
@@ -83,7 +84,7 @@ NEAR_COPY_DISTANCE = 0.08
 def copy_groups(embeddings: np.ndarray, max_distance: float = NEAR_COPY_DISTANCE) -> np.ndarray:
     """Group label per row: rows closer than ``max_distance`` (cosine), directly or through another row,
     share the label of their first member; every other row is its own group (label = its index)."""
-    e = _unit(embeddings)
+    e = unit_rows(embeddings)
     n = len(e)
     groups = np.arange(n)
     if n < 2:
@@ -154,7 +155,7 @@ def embedding_map(embeddings: np.ndarray) -> np.ndarray:
     out = np.zeros((n, 2))
     if n < 2:
         return out
-    e = _unit(embeddings)
+    e = unit_rows(embeddings)
     e = e - e.mean(0, keepdims=True)
     # PCA through the n x n Gram matrix: n (lesions) is far smaller than d (1280), and a LAPACK SVD of the
     # n x d matrix can take most of a second on a busy 2-core CPU.

@@ -33,7 +33,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from model.metrics import proportion_ci
-from model.ugly_duckling import NEAR_COPY_DISTANCE
+from model.ugly_duckling import NEAR_COPY_DISTANCE, unit_rows
 
 CANDIDATES = 40  # a patient with many moles; the picker's site filter narrows that further
 LESIONS = 600
@@ -77,11 +77,6 @@ def turned(image: Image.Image, quarter_turns: int, mirror: bool) -> Image.Image:
     return image.rotate(90 * quarter_turns, expand=True) if quarter_turns % 4 else image
 
 
-def unit(embeddings: np.ndarray) -> np.ndarray:
-    e = np.asarray(embeddings, dtype=np.float64)
-    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-
-
 def rank_of_match(new: np.ndarray, stored: np.ndarray, distractors: np.ndarray) -> int:
     """1 + how many distractors are strictly closer to ``new`` than its own stored photo (unit vectors)."""
     return 1 + int(np.sum(distractors @ new > stored @ new))
@@ -99,7 +94,7 @@ def evaluate(
 ) -> dict:
     """The figures from embeddings: rows of new/new_turned/stored are aligned with pair_sites."""
     rng = np.random.default_rng(seed + 1)
-    new, new_turned, stored, distractors = unit(new), unit(new_turned), unit(stored), unit(distractors)
+    new, new_turned, stored, distractors = (unit_rows(e) for e in (new, new_turned, stored, distractors))
     copies = 1.0 - np.sum(new * stored, axis=1) < NEAR_COPY_DISTANCE
     dsites = np.asarray(distractor_sites)
     ranks, plain_ranks, pools = [], [], []

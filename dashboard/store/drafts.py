@@ -55,6 +55,9 @@ class ReviewDrafts(StoreCore):
         """Delete the drafts not changed for ``keep`` (an abandoned review still holds a patient's images and
         identifier); returns how many. Audited with the owners' usernames (no patient data)."""
         cutoff = utcnow() - keep
+        with self._read() as session:  # the usual answer, none: no write lock taken for it
+            if session.scalar(select(ReviewDraft.id).where(ReviewDraft.updated_at < cutoff).limit(1)) is None:
+                return 0
         with self._write.begin() as session:
             old = list(session.scalars(select(ReviewDraft).where(ReviewDraft.updated_at < cutoff)))
             for draft in old:

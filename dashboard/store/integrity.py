@@ -258,8 +258,8 @@ def store_file_kind(rel: str) -> str | None:
     name = parts[2]
     if name.startswith(TEMP_PREFIX):
         return "temporary"
-    stem, dot, extension = name.partition(".")
-    if dot and is_sha256(stem) and stem[:2] == parts[0] and stem[2:4] == parts[1] and extension in _EXTENSIONS:
+    stem, _, extension = name.partition(".")
+    if is_sha256(stem) and extension in _EXTENSIONS and rel == blob_relpath(stem, extension):
         return "image"
     return None
 

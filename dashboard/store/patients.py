@@ -34,6 +34,7 @@ from dashboard.store.records import (
     from_attributes,
     visit_date,
 )
+from dashboard.store.worklist import review_due
 
 # Log lines carry database ids only: identifiers are personal data.
 logger = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ class PatientRecords(StoreCore):
                 )
             ).all()
             visit_no, lesion_no = patient_numbers(session, patient_id)
-            in_force = decisions_in_force(patient_decisions(session, patient_id), visit_no)
+            in_force = views.decisions_in_force(patient_decisions(session, patient_id), visit_no)
             return [
                 views.lesion_summary(
                     lesion,
@@ -233,22 +234,6 @@ def patient_decisions(session: Session, patient_id: int) -> list[Decision]:
     )
 
 
-def decisions_in_force(decisions: list[Decision], visit_numbers: dict[int, int]) -> dict[int, Decision]:
-    """Each lesion's decision in force: of the decisions no amendment replaced, the latest visit's.
-
-    By visit, not by time of writing: amending an earlier visit's decision does not override a later visit.
-    """
-    replaced = views.superseded_ids(decisions)
-    latest: dict[int, Decision] = {}
-    for d in decisions:
-        if d.id in replaced:
-            continue
-        kept = latest.get(d.lesion_id)
-        if kept is None or (visit_numbers.get(d.visit_id, 0), d.id) > (visit_numbers.get(kept.visit_id, 0), kept.id):
-            latest[d.lesion_id] = d
-    return latest
-
-
 def get_or_create_patient(session: Session, identifier: str, birth_year: int | None, sex: str, actor: str) -> Patient:
     """The patient with this identifier, created (audited) if new; fills a missing birth year or sex and
     refuses a conflicting one (the wrong identifier was probably typed)."""
@@ -308,9 +293,7 @@ def _latest_visit_dates(session: Session, patient_ids: list[int]) -> dict[int, d
 
 
 def _review_due(decision: Decision | None) -> date | None:
-    """When a monitor decision with an interval is due: its visit's day plus the interval (the Worklist's rule)."""
-    if decision is None or decision.action != "monitor" or not decision.review_in_months:
+    """When the decision in force asks for repeat imaging: the Worklist's rule (store.worklist.review_due)."""
+    if decision is None:
         return None
-    from dashboard.store.worklist import add_months
-
-    return add_months(visit_date(decision.visit.taken_on, decision.visit.visit_time), decision.review_in_months)
+    return review_due(visit_date(decision.visit.taken_on, decision.visit.visit_time), decision.review_in_months)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import selectinload
 
@@ -44,6 +45,24 @@ def prediction_view(p: Prediction) -> PredictionView:
 def superseded_ids(decisions: Iterable[Decision]) -> set[int]:
     """The ids of decisions that a later amendment replaced."""
     return {d.amends_id for d in decisions if d.amends_id is not None}
+
+
+def decisions_in_force(decisions: Iterable[Decision], visit_order: Mapping[int, Any]) -> dict[int, Decision]:
+    """Each lesion's decision in force: of the decisions no amendment replaced, the latest visit's.
+
+    By visit, not by time of writing: amending an earlier visit's decision does not override a later visit.
+    ``visit_order``: visit id -> its place in the patient's visits (a visit number, or ``visit_order_key``).
+    """
+    decisions = list(decisions)
+    replaced = superseded_ids(decisions)
+    latest: dict[int, Decision] = {}
+    for d in decisions:
+        if d.id in replaced:
+            continue
+        kept = latest.get(d.lesion_id)
+        if kept is None or (visit_order.get(d.visit_id, 0), d.id) > (visit_order.get(kept.visit_id, 0), kept.id):
+            latest[d.lesion_id] = d
+    return latest
 
 
 def decision_view(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.store.core import StoreCore, patient_numbers, visit_order_key
 from dashboard.store.models import Decision, Histology, Lesion, LesionImage, Patient, Visit
+from dashboard.store.views import decisions_in_force
 
 TISSUE_ACTIONS = ("biopsy", "excise")
 
@@ -45,6 +46,12 @@ class WorklistItem:
     reimaged_on: date | None = None  # monitor: the day of a later visit that imaged it without deciding
 
 
+def review_due(visit_day: date, months: int | None) -> date | None:
+    """When a monitor decision's repeat imaging is due: its visit's day plus its interval (None without one;
+    the database keeps intervals on monitor decisions only)."""
+    return add_months(visit_day, months) if months else None
+
+
 def add_months(day: date, months: int) -> date:
     """The same day ``months`` later, or the month's last day (31 Jan + 1 month = 28/29 Feb)."""
     index = day.month - 1 + months
@@ -64,14 +71,13 @@ class Worklists(StoreCore):
                 .join(Visit, Visit.id == Decision.visit_id)
                 .where(Decision.id.not_in(amended))
             ).all()
-            latest: dict[int, tuple[tuple, Decision]] = {}
-            for decision, taken_on, visit_time in rows:
-                key = (*visit_order_key(taken_on, visit_time, decision.visit_id), decision.id)
-                if decision.lesion_id not in latest or key > latest[decision.lesion_id][0]:
-                    latest[decision.lesion_id] = (key, decision)
+            visit_keys = {
+                d.visit_id: visit_order_key(taken_on, visit_time, d.visit_id) for d, taken_on, visit_time in rows
+            }
+            in_force = decisions_in_force((d for d, _, _ in rows), visit_keys)
             waiting = {
-                lesion_id: (key, d)
-                for lesion_id, (key, d) in latest.items()
+                lesion_id: (visit_keys[d.visit_id], d)
+                for lesion_id, d in in_force.items()
                 if d.action in ("monitor", *TISSUE_ACTIONS)
             }
             if not waiting:
@@ -92,7 +98,7 @@ class Worklists(StoreCore):
             items = []
             for lesion_id, (key, d) in waiting.items():
                 later = imaged.get(lesion_id)
-                reimaged_on = later[0] if d.action == "monitor" and later is not None and later > key[:3] else None
+                reimaged_on = later[0] if d.action == "monitor" and later is not None and later > key else None
                 if d.action in TISSUE_ACTIONS and reported.get(lesion_id) and reported[lesion_id] >= d.decided_at:
                     continue  # a result is recorded
                 lesion = lesions[lesion_id]
@@ -115,7 +121,7 @@ class Worklists(StoreCore):
                         action=d.action,
                         clinician=d.clinician,
                         review_in_months=months,
-                        due=add_months(day, months) if months else None,
+                        due=review_due(day, months),
                         reimaged_on=reimaged_on,
                     )
                 )
