@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -185,12 +186,30 @@ def patient_numbers(session: Session, patient_id: int) -> tuple[dict[int, int], 
 
     Database ids are global across patients; a clinician reads "visit 2" and "lesion #3" of this patient.
     """
-    visits = session.execute(
-        select(Visit.taken_on, Visit.visit_time, Visit.id).where(Visit.patient_id == patient_id)
-    ).all()
-    visit_ids = [row[2] for row in sorted(visits, key=lambda row: visit_order_key(*row))]
-    lesion_ids = session.scalars(select(Lesion.id).where(Lesion.patient_id == patient_id).order_by(Lesion.id)).all()
-    return (
-        {vid: n for n, vid in enumerate(visit_ids, start=1)},
-        {lid: n for n, lid in enumerate(lesion_ids, start=1)},
-    )
+    return numbers_of_patients(session, [patient_id]).get(patient_id, ({}, {}))
+
+
+def numbers_of_patients(
+    session: Session, patient_ids: Iterable[int]
+) -> dict[int, tuple[dict[int, int], dict[int, int]]]:
+    """``patient_numbers`` of several patients in two queries (a cross-patient list would otherwise run two
+    per patient listed); patients without visits or lesions get empty maps."""
+    ids = sorted(set(patient_ids))
+    visits: dict[int, list[tuple]] = {pid: [] for pid in ids}
+    lesions: dict[int, list[int]] = {pid: [] for pid in ids}
+    if ids:
+        for patient_id, *row in session.execute(
+            select(Visit.patient_id, Visit.taken_on, Visit.visit_time, Visit.id).where(Visit.patient_id.in_(ids))
+        ):
+            visits[patient_id].append(row)
+        for patient_id, lesion_id in session.execute(
+            select(Lesion.patient_id, Lesion.id).where(Lesion.patient_id.in_(ids)).order_by(Lesion.id)
+        ):
+            lesions[patient_id].append(lesion_id)
+    return {
+        pid: (
+            {row[2]: n for n, row in enumerate(sorted(visits[pid], key=lambda row: visit_order_key(*row)), start=1)},
+            {lid: n for n, lid in enumerate(lesions[pid], start=1)},
+        )
+        for pid in ids
+    }

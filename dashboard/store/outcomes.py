@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from dashboard.store import export, validation, views
-from dashboard.store.core import StoreCore, get_row, patient_numbers
+from dashboard.store.core import StoreCore, get_row, numbers_of_patients
 from dashboard.store.models import (
     AuditEvent,
     Decision,
@@ -256,15 +256,13 @@ class Outcomes(StoreCore):
         with self._read() as session:
             if patient_id is not None:
                 get_row(session, Patient, patient_id, "patient")
-            numbers: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
             lesions = list(session.scalars(stmt))
+            numbers = numbers_of_patients(session, (lesion.patient_id for lesion in lesions))
             tissue = _tissue_decisions(session, [lesion.id for lesion in lesions])  # one query for all
             for lesion in lesions:
                 histology = lesion.histology[-1]
                 if histology.result == "not_done" and not include_not_done:
                     continue
-                if lesion.patient_id not in numbers:
-                    numbers[lesion.patient_id] = patient_numbers(session, lesion.patient_id)
                 visit_no, lesion_no = numbers[lesion.patient_id]
                 scored = sorted(
                     (i for i in lesion.images if i.kind == "dermoscopic" and i.predictions),

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.store.core import StoreCore, patient_numbers, visit_order_key
+from dashboard.store.core import StoreCore, numbers_of_patients, visit_order_key
 from dashboard.store.models import Decision, Histology, Lesion, LesionImage, Patient, Visit
 from dashboard.store.views import decisions_in_force
 
@@ -94,7 +94,7 @@ class Worklists(StoreCore):
                     )
                 ).all()
             )
-            numbers: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+            numbers = numbers_of_patients(session, identifiers)
             items = []
             for lesion_id, (key, d) in waiting.items():
                 later = imaged.get(lesion_id)
@@ -102,8 +102,6 @@ class Worklists(StoreCore):
                 if d.action in TISSUE_ACTIONS and reported.get(lesion_id) and reported[lesion_id] >= d.decided_at:
                     continue  # a result is recorded
                 lesion = lesions[lesion_id]
-                if lesion.patient_id not in numbers:
-                    numbers[lesion.patient_id] = patient_numbers(session, lesion.patient_id)
                 visit_no, lesion_no = numbers[lesion.patient_id]
                 day = key[0]
                 months = d.review_in_months if d.action == "monitor" else None

@@ -141,3 +141,38 @@ def test_a_lesions_summary_carries_its_repeat_imaging_due_day(store, sample_imag
     _save(store, make_review, [make_lesion(sample_images[0], decision_action="monitor", decision_review_months=3)], JAN)
     [summary] = store.list_lesions(store.find_patient_id("PT-WORK-1"))
     assert summary.review_due == add_months(JAN.astimezone().date(), 3)
+
+
+def _statements(store, run):
+    """How many SQL statements ``run()`` sends."""
+    sent = []
+
+    def count(*_args):
+        sent.append(1)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        run()
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+    return len(sent)
+
+
+def test_cross_patient_lists_do_not_query_per_patient(store, sample_images, make_lesion, make_review):
+    """The Worklist and the labelled outcomes number visits and lesions for every patient listed: in a fixed
+    number of statements, not two more per patient (a clinic's list runs to thousands)."""
+
+    def add_patient(n):
+        lesion = make_lesion(sample_images[n % len(sample_images)], decision_action="biopsy")
+        _save(store, make_review, [lesion], JAN, identifier=f"PT-MANY-{n}")
+        lesion_id = next(iter(_lesion_ids(store, f"PT-MANY-{n}").values()))
+        if n % 2:
+            store.record_histology(lesion_id, "benign", actor="dr.ada", reported_on=date(2026, 2, 10))
+
+    for n in range(2):
+        add_patient(n)
+    few = (_statements(store, store.worklist), _statements(store, store.outcomes))
+    for n in range(2, 8):
+        add_patient(n)
+    assert len(store.worklist()) == 4
+    assert (_statements(store, store.worklist), _statements(store, store.outcomes)) == few
