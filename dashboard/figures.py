@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.operating_point import SCREENING_PREVALENCE, OperatingPoint
-from dashboard.wording import UNCERTAINTY_SPREADS, pct, score_band
+from dashboard.wording import UNCERTAINTY_SPREADS, pct, rank_label, score_band
 from model import figures as validation_figures
 from model.figures import (  # noqa: F401  (the palette and MODEBAR_PX are re-exported: the dashboard's charts use them)
     BLUE,
@@ -58,7 +58,7 @@ def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
     high = np.minimum(p + UNCERTAINTY_SPREADS * spread, 1.0)
     outlier = data["outlier"].astype(bool) if "outlier" in data else pd.Series(False, index=data.index)
     names = [
-        f"#{int(r)} {plotly_text(lab)} · {band.name}" + (" · ugly duckling" if odd else "")
+        f"{rank_label(r)} · {plotly_text(lab)} · {band.name}" + (" · ugly duckling" if odd else "")
         for r, lab, band, odd in zip(data["rank"], data["label"], bands, outlier, strict=True)
     ]
     fig = go.Figure(

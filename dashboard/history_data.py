@@ -111,7 +111,8 @@ def stored_lesion_image(
     if len(matches) != 1:
         raise StoredImageError(f"Visit {visit_number} has no lesion image “{lesion_key}”.")
     lesion = matches[0]
-    what = f"The stored image of lesion #{lesion.lesion_id} “{lesion.label}” (visit {visit_number})"
+    number = lesion.lesion_number or lesion.lesion_id
+    what = f"The stored image of lesion #{number} “{lesion.label}” (visit {visit_number})"
     name = lesion.image.original_filename or None
     try:
         data, name = read_source(store.image_path(lesion.image.sha256), name)

@@ -14,7 +14,7 @@ from dashboard.choices import DECISION_HELP, DECISIONS, REVIEW_MONTHS
 from dashboard.navigation import page
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
-from dashboard.wording import pct, reason_lines, review_interval, score_band
+from dashboard.wording import pct, rank_label, reason_lines, review_interval, score_band
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 
 # image | score and reasons | decision: wide enough at 1024 px for the image column's "Saliency map" toggle and
@@ -171,7 +171,7 @@ def lesion_card(
                 st.warning(caveat, icon=":material/photo_camera:")
             saliency_link(image.key)
         with c_info:
-            st.markdown(f"#### #{int(row.rank)} · {literal(image.label)}")
+            st.markdown(f"#### {rank_label(row.rank)} · {literal(image.label)}")
             st.caption(f"{image.site} · {literal(image.filename)}")
             linked = image.existing_lesion_id
             _badges(
@@ -245,7 +245,7 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                 saliency_link(lesion.image.sha256[:16], visit_id)
             _overview_thumbnails(getattr(lesion, "overviews", ()))
         with c_info:
-            rank = f"#{pred.rank} · " if pred else ""
+            rank = f"{rank_label(pred.rank)} · " if pred else ""
             st.markdown(f"#### {rank}{literal(lesion.label)}")
             number = lesion.lesion_number or lesion.lesion_id
             st.caption(f"lesion #{number} · {lesion.site} · {literal(lesion.image.original_filename)}")

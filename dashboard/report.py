@@ -36,7 +36,7 @@ from dashboard.report_text import (
     when,
 )
 from dashboard.store.records import HistologyView, PatientRecord, VisitLesion, VisitView
-from dashboard.wording import pct, score_band
+from dashboard.wording import pct, rank_label, score_band
 
 DECISION_SUPPORT = (
     "Decision support, not a diagnosis. The scores rank this patient's lesions for attention; a low score does "
@@ -295,7 +295,7 @@ def _lesion_text(
     lesion: VisitLesion, model: ModelFacts | None, pictures: LesionPictures, histology: HistologyView | None
 ) -> tuple[str, list[str]]:
     pred = lesion.prediction
-    rank = f"#{pred.rank}  " if pred else ""
+    rank = f"{rank_label(pred.rank)} - " if pred else ""
     title = f"{rank}Lesion {lesion.lesion_number or lesion.lesion_id}" + (f" - {lesion.label}" if lesion.label else "")
     lines = [f"{lesion.site} · {lesion.image.original_filename or 'image'}", score_line(lesion)]
     if pred is not None:

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from dashboard.figures import BAND_COLOURS, GREY, SCORE_SCALE, empty_figure, plotly_text, style_figure
-from dashboard.wording import score_band
+from dashboard.wording import rank_label, score_band
 from data.images import jpeg_bytes
 
 MIN_LESIONS = 3  # the ugly-duckling comparison's own minimum (model/ugly_duckling.py)
@@ -131,7 +131,7 @@ def ugly_duckling_map(
         fig.add_annotation(
             x=row.x - 0.5 * size,
             y=row.y + 0.5 * size,
-            text=f"<b>#{int(row.rank)}</b>",
+            text=f"<b>{rank_label(row.rank)}</b>",
             showarrow=False,
             xanchor="left",
             yanchor="top",

@@ -107,6 +107,12 @@ def quoted_names(names: Sequence[str], shown: int = 5) -> str:
     return ", ".join(f"“{literal(name)}”" for name in names[:shown]) + more
 
 
+def rank_label(rank: int) -> str:
+    """ "Rank 2": a lesion's place in the patient's triage order. "#2" is always the lesion's number in the
+    patient's record, so the two are never confused for one another."""
+    return f"Rank {int(rank)}"
+
+
 def review_interval(months: int | None) -> str:
     """ ", repeat imaging in 6 months" after a monitor decision's name, or "" without an interval."""
     return f", repeat imaging in {months} months" if months else ""

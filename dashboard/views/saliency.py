@@ -17,7 +17,7 @@ from dashboard.navigation import page
 from dashboard.operating_point import operating_point
 from dashboard.saliency_panels import back_to_review, cam_panels, method_controls
 from dashboard.textsafe import literal
-from dashboard.wording import pct, score_band
+from dashboard.wording import pct, rank_label, score_band
 
 STORED_CACHE = "saliency_stored"  # session_state: ((visit, lesion) query, StoredLesionImage) last opened
 
@@ -95,7 +95,8 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
     with st.container(border=True):
         pred = lesion.prediction
         score = (
-            f" · P(melanoma) at that visit **{pct(pred.p_melanoma)}** (rank #{pred.rank}, model `{pred.model_id}`)"
+            f" · P(melanoma) at that visit **{pct(pred.p_melanoma)}** "
+            f"({rank_label(pred.rank).lower()} that visit, model `{pred.model_id}`)"
             if pred
             else ""
         )
@@ -129,7 +130,8 @@ keys = list(table["image_id"])
 wanted = st.query_params.get("lesion")
 default_index = next((i for i, sha in enumerate(keys) if wanted and sha.startswith(wanted)), 0)
 labels = {  # selectbox options are plain text: no escaping needed
-    row.image_id: f"#{int(row.rank)} · {row.label} · P(melanoma) {pct(row.p_melanoma)}" for row in table.itertuples()
+    row.image_id: f"{rank_label(row.rank)} · {row.label} · P(melanoma) {pct(row.p_melanoma)}"
+    for row in table.itertuples()
 }
 sha = st.selectbox("Lesion", keys, index=default_index, format_func=labels.get, key="saliency_lesion")
 st.query_params["lesion"] = sha[:16]
@@ -142,7 +144,7 @@ image = state.images[sha]
 remember_gallery_card(image.key)  # "Back to the review" then opens the gallery at this lesion's card
 with st.container(border=True):
     st.markdown(
-        f"**#{int(row.rank)} {literal(image.label)}** · {image.site} · P(melanoma) **{pct(row.p_melanoma)}** "
+        f"**{rank_label(row.rank)} · {literal(image.label)}** · {image.site} · P(melanoma) **{pct(row.p_melanoma)}** "
         f"± {100 * float(row.p_spread):.1f} pts · :{band.colour}[{band.title}]"
     )
     ui.disclaimer()

@@ -165,8 +165,8 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     # Ranked: rank 1..5, ordered by the triage score, and the page shows the cards in that order.
     assert list(table["rank"]) == [1, 2, 3, 4, 5]
     assert list(table["triage_score"]) == sorted(table["triage_score"], reverse=True)
-    headings = [shown(m.value) for m in at.markdown if m.value.startswith("#### #")]
-    assert headings == [f"#### #{r.rank} · {r.label}" for r in table.itertuples()]
+    headings = [shown(m.value) for m in at.markdown if m.value.startswith("#### Rank ")]
+    assert headings == [f"#### Rank {r.rank} · {r.label}" for r in table.itertuples()]
     # Flags: "above threshold" exactly where P(melanoma) ≥ the operating threshold; no outlier invented.
     assert list(table["suspicious"]) == [p >= threshold for p in table["p_melanoma"]]
     above = widget(at.metric, "Above threshold")
@@ -231,14 +231,14 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
 def test_unsaved_work_survives_page_switches_and_is_not_dropped_silently(app_env, patient_lesions):
     at = start()
     review_to_results(at, patient_lesions[:3])
-    before = [shown(m.value) for m in at.markdown if m.value.startswith("#### #")]
+    before = [shown(m.value) for m in at.markdown if m.value.startswith("#### Rank ")]
     assert len(before) == 3
 
     at.switch_page("views/model_card.py").run()
     assert not at.exception, at.exception
     assert "not saved" in texts(at)
     at.switch_page("views/review.py").run()
-    assert [shown(m.value) for m in at.markdown if m.value.startswith("#### #")] == before
+    assert [shown(m.value) for m in at.markdown if m.value.startswith("#### Rank ")] == before
 
     # Starting a new patient asks first; "keep working" keeps everything.
     at.button(key="new_patient").click().run()
@@ -411,7 +411,7 @@ def test_saliency_of_a_lesion_from_a_saved_visit(app_env, patient_lesions):
     model_line = next(shown(w.value) for w in at.warning if "current model" in w.value)
     assert "`fresh-imagenet-lite0-128`" in model_line  # the model loaded now, named
     assert f"`{top.prediction.model_id}`" in model_line  # and the model that scored it then
-    assert f"**Lesion #{top.lesion_id} {top.label}** · {top.site}" in page
+    assert f"**Lesion #{top.lesion_number} {top.label}** · {top.site}" in page
     methods = at.multiselect(key="saliency_methods").value
     assert len(methods) >= 2
     assert len(at.image) == 2 + len(methods)  # the colour scale, the original + one overlay per method

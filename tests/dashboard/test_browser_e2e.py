@@ -358,7 +358,7 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=90_000)
     expect(page.get_by_text("Decision support, not a diagnosis.").first).to_be_visible()
     for rank in range(1, 6):
-        expect(page.get_by_role("heading", name=f"#{rank} ·")).to_be_visible()
+        expect(page.get_by_role("heading", name=f"Rank {rank} ·")).to_be_visible()
     expect(page.get_by_text("corrupt_lesion.jpg").first).to_be_visible()  # the error card stays
 
     # Grad-CAM on the top lesion.

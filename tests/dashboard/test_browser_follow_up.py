@@ -354,7 +354,7 @@ def _visit_report(page, tmp_path: Path, patient_id: int) -> None:
     text = pdf_text(pdf, page=1)
     for expected in (PATIENT, "visit 2", visit.model_version, "Decision support, not a diagnosis", "Histology: benign"):
         assert expected in text, (expected, text)
-    positions = [text.find(f"- {label}") for label in ranked]  # "#1  Lesion 4 - right forearm"
+    positions = [text.find(f"- {label}") for label in ranked]  # "Rank 1 - Lesion 4 - right forearm"
     assert -1 not in positions and positions == sorted(positions), (ranked, text)
 
     picture = render_page(pdf, page=1, dpi=PDF_DPI)

@@ -110,7 +110,7 @@ def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):  # no
             # Every card drawn before the first click (as test_browser_e2e waits): on a loaded CI machine a click
             # on a card still being drawn was lost, and no decision was recorded.
             for rank in range(1, 5):
-                expect(page.get_by_role("heading", name=f"#{rank} ·")).to_be_visible()
+                expect(page.get_by_role("heading", name=f"Rank {rank} ·")).to_be_visible()
             expect(_cards(page).first.locator("img").first).to_be_visible()
             _wait_idle(page)
 

@@ -35,7 +35,7 @@ def test_thumbnails_sit_where_the_embedding_places_each_lesion_and_the_outlier_i
     fig = ugly_duckling_map(table, thumbs)
     images = fig.layout.images
     assert len(images) == 5
-    # drawn from the last rank to the first: where tiles overlap, #1 lies on top
+    # drawn from the last rank to the first: where tiles overlap, rank 1 lies on top
     last_first = table.sort_values("rank", ascending=False)
     expected = [(thumbs[i], x, y) for i, x, y in zip(last_first.image_id, last_first.x, last_first.y, strict=True)]
     assert [(im.source, im.x, im.y) for im in images] == expected
@@ -76,7 +76,7 @@ def test_each_tile_shows_its_rank_and_the_markers_name_the_score_band():
     table = lesion_table(5).assign(p_melanoma=[0.30, 0.012, 0.003, 0.001, 0.02], p_spread=[0.0, 0.003, 0, 0, 0])
     fig = ugly_duckling_map(table, {}, threshold=0.016)
     ranks = [a.text for a in fig.layout.annotations]
-    assert ranks == [f"<b>#{r}</b>" for r in sorted(table["rank"], reverse=True)]  # found without hovering
+    assert ranks == [f"<b>Rank {r}</b>" for r in sorted(table["rank"], reverse=True)]  # found without hovering
     by_name = {trace.name: trace for trace in fig.data}
     assert by_name["above threshold"].marker.color == "#c0392b" and len(by_name["above threshold"].x) == 2
     assert len(by_name["near threshold"].x) == 1 and len(by_name["below threshold"].x) == 2

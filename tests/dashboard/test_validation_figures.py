@@ -28,7 +28,7 @@ def test_figures_build_and_degrade_gracefully():
     ranked = figures.ranked_scores(table, 0.5)
     dots = ranked.data[0]  # highest rank drawn last = on top; whiskers ± 2 × TTA spread
     # each row says its band in words, not by colour alone (0.4 ± 0.04 is below 0.5; 0.8 above), and an outlier
-    assert list(dots.y) == ["#3 three · below", "#2 one · below", "#1 two · above · ugly duckling"]
+    assert list(dots.y) == ["Rank 3 · three · below", "Rank 2 · one · below", "Rank 1 · two · above · ugly duckling"]
     assert list(dots.x) == [0.1, 0.4, 0.8]
     np.testing.assert_allclose(dots.error_x.array, [0.02, 0.04, 0.10])
     np.testing.assert_allclose(dots.error_x.arrayminus, [0.02, 0.04, 0.10])
@@ -37,7 +37,11 @@ def test_figures_build_and_degrade_gracefully():
     # calibrated scores of a few per cent: the axis starts just below them, not at 0-100% where they vanish
     low = figures.ranked_scores(table.assign(p_melanoma=[0.012, 0.03, 0.0012], p_spread=[0.003, 0.02, 0.0]), 0.016)
     assert low.layout.xaxis.range == (np.log10(0.0006), 0.0)
-    assert list(low.data[0].y) == ["#3 three · below", "#2 one · near", "#1 two · above · ugly duckling"]
+    assert list(low.data[0].y) == [
+        "Rank 3 · three · below",
+        "Rank 2 · one · near",
+        "Rank 1 · two · above · ugly duckling",
+    ]
     assert low.data[0].error_x.arrayminus[2] == pytest.approx(0.03 - 0.0006)  # cut at the axis, never below 0
     assert "0.1%" in low.layout.xaxis.ticktext and "0.0%" not in low.layout.xaxis.ticktext
     # a score below a thousandth of a per cent (seen: 0.0087%) is drawn at the axis's end, not left off
