@@ -1,5 +1,5 @@
-"""CSV files as people make them: any common encoding (UTF-8 with or without BOM, UTF-16 with a BOM, else
-Windows-1252 or Latin-1, warned), comma, semicolon or tab separators, blank lines, each row's own line number
+"""CSV files as people make them: any common encoding (UTF-8 with or without BOM, UTF-16 with or without a
+BOM, else Windows-1252 or Latin-1, warned), comma, semicolon or tab separators, blank lines, each row's own line number
 and, per row, why it could not be read as given; column names in any case. The dataset readers
 (``data.readers``) build on it.
 """
@@ -39,8 +39,9 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 def decode_csv(path: Path) -> str:
-    """The file's text: UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252 / Latin-1 (spreadsheet
-    exports on Windows) with a warning naming the encoding used."""
+    """The file's text: UTF-8 (with or without BOM), UTF-16 (with a BOM, or mostly ASCII-range text without
+    one, warned), else Windows-1252 / Latin-1 (spreadsheet exports on Windows) with a warning naming the
+    encoding used."""
     data = path.read_bytes()
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
@@ -49,6 +50,17 @@ def decode_csv(path: Path) -> str:
             raise DatasetError(
                 f"{path.name}: starts like UTF-16 but is not readable as UTF-16 ({exc.reason})"
             ) from None
+    unmarked = _utf16_without_bom(data)
+    if unmarked:
+        try:
+            text = data.decode(unmarked)
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"{path.name}: looks like UTF-16 without a byte-order mark but is not readable as {unmarked} "
+                f"({exc.reason}); save it again as CSV UTF-8"
+            ) from None
+        logger.warning("%s has no byte-order mark; read as %s", path.name, unmarked.upper())
+        return text
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -61,6 +73,23 @@ def decode_csv(path: Path) -> str:
         logger.warning("%s is not UTF-8; read as %s: check that accented names came through", path.name, label)
         return text
     raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """ "utf-16-le"/"utf-16-be" for UTF-16 text saved without a byte-order mark (some exporters do), else None.
+
+    Text of ASCII-range characters in UTF-16 has a zero byte in every other position, which no CSV in an
+    8-bit encoding has; without this check such a file decodes as Latin-1 with a NUL between letters and is
+    refused as "missing image_name (found: i m a g e _ n a m e)"."""
+    sample = data[:4096]
+    if len(sample) < 4 or b"\x00" not in sample:
+        return None
+    odd, even = sample[1::2].count(0), sample[0::2].count(0)
+    if odd >= 0.9 * (len(sample) // 2) and even == 0:
+        return "utf-16-le"
+    if even >= 0.9 * (len(sample) // 2) and odd == 0:
+        return "utf-16-be"
+    return None
 
 
 def sniff_delimiter(text: str) -> str:

@@ -77,7 +77,14 @@ VISIT = (
 
 @pytest.mark.parametrize(
     ("encoding", "warned"),
-    [("cp1252", "Windows-1252 (cp1252)"), ("latin-1", "Windows-1252 (cp1252)"), ("utf-16", None), ("utf-8-sig", None)],
+    [
+        ("cp1252", "Windows-1252 (cp1252)"),
+        ("latin-1", "Windows-1252 (cp1252)"),
+        ("utf-16", None),
+        ("utf-8-sig", None),
+        ("utf-16-le", "UTF-16-LE"),  # no byte-order mark: it was read as Latin-1, "i m a g e _ n a m e"
+        ("utf-16-be", "UTF-16-BE"),
+    ],
 )
 def test_common_encodings_are_read(tmp_path, images, caplog, encoding, warned):
     with caplog.at_level(logging.WARNING):
@@ -85,7 +92,9 @@ def test_common_encodings_are_read(tmp_path, images, caplog, encoding, warned):
     assert records["image_id"].tolist() == ["ISIC_0272509", "ISIC_1632118"]
     assert records["group_id"].tolist() == ["Pé", "Pé"]
     assert records["sex"].tolist() == ["female", "male"]
-    if warned:
+    if warned and warned.startswith("UTF-16"):
+        assert f"visit.csv has no byte-order mark; read as {warned}" in caplog.text
+    elif warned:
         assert f"visit.csv is not UTF-8; read as {warned}" in caplog.text
     else:
         assert "not UTF-8" not in caplog.text
