@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import streamlit as st
-from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.store import config as store_config
+from dashboard.store.db_url import error_line, redacted
 from data import settings
 
 logger = logging.getLogger(__name__)
@@ -199,15 +199,6 @@ def explain(predictor: Any, image: Any, site: str, patient: Any, method: str) ->
 # ---------------------------------------------------------------- the case store
 
 
-def _safe_url(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except (SQLAlchemyError, ValueError):  # ArgumentError: not a database URL
-        return "(unparseable database URL)"
-
-
 @st.cache_resource(show_spinner="Opening the case database…", max_entries=4)
 def _open_store(url: str, data_dir: str) -> Any:
     from dashboard.store.api import CaseStore
@@ -232,8 +223,8 @@ def get_store() -> Any:
         _stop_with(
             "The case database is unavailable",
             (
-                f"The case database at `{_safe_url(url)}` (images in `{data_dir}`) could not be opened: "
-                f"{type(exc).__name__}: {_first_line(exc)}"
+                f"The case database at `{redacted(url)}` (images in `{data_dir}`) could not be opened: "
+                f"{type(exc).__name__}: {error_line(exc, url)}"
                 if _may_see_server_details()
                 else "The case database could not be opened. The server's log names the cause (an administrator "
                 "who signs in sees it here too)."
@@ -263,7 +254,7 @@ def _stop_if_newer_database(exc: Exception, url: str) -> None:
     from dashboard.store.migrate import NewerDatabase
 
     if isinstance(exc, NewerDatabase):
-        where = f" at `{_safe_url(url)}`" if _may_see_server_details() else ""
+        where = f" at `{redacted(url)}`" if _may_see_server_details() else ""
         _stop_with(
             "The case database is from a newer version",
             f"The case database{where} cannot be used: {exc}.",
@@ -278,12 +269,9 @@ def try_get_store() -> tuple[Any | None, str | None]:
         return _open_store(url, data_dir), None
     except Exception as exc:  # broad on purpose, as in get_store
         logger.exception("case store could not be opened")
-        return None, f"the case database at {_safe_url(url)} could not be opened ({_first_line(exc)})"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+        if _may_see_server_details():
+            return None, f"the case database at {redacted(url)} could not be opened ({error_line(exc, url)})"
+        return None, "the case database could not be opened (the server's log names the cause)"
 
 
 # ---------------------------------------------------------------- accounts and the signed-in user's store

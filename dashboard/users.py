@@ -21,7 +21,7 @@ import sys
 from dashboard.auth import MIN_PASSWORD_LENGTH, Accounts
 from dashboard.store import config
 from dashboard.store.api import CaseStore
-from dashboard.store.config import database_location
+from dashboard.store.db_url import database_location, error_line
 from dashboard.store.migrate import NewerDatabase
 from dashboard.store.models import ROLES
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # broad on purpose, as the dashboard's get_store: connect, migrate, folders
-        print(f"error: could not open the case database: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: could not open the case database: {type(exc).__name__}: {error_line(exc, url)}", file=sys.stderr)
         return 2
     accounts = Accounts(store)
     actor = _actor()

@@ -10,13 +10,10 @@ import argparse
 import os
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from data.settings import DATA_DIR_ENV, DATABASE_URL_ENV, DEFAULT_VAR_DIR, LIMITS, REPO_ROOT, environment
 
 __all__ = ["DATABASE_URL_ENV", "DATA_DIR_ENV", "DEFAULT_MAX_IMAGE_BYTES", "DEFAULT_VAR_DIR", "REPO_ROOT"]
-__all__ += ["data_dir", "database_location", "database_url", "store_cli_parser"]
+__all__ += ["data_dir", "database_url", "store_cli_parser"]
 
 DEFAULT_MAX_IMAGE_BYTES = LIMITS.max_image_bytes  # per image (data/settings.py)
 
@@ -48,21 +45,3 @@ def store_cli_parser(prog: str, description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--database-url", help=f"default: ${DATABASE_URL_ENV} or var/triage.db")
     return parser
-
-
-def database_location(url: str) -> str:
-    """Where ``url`` points, for the operator: a SQLite file's full path, else the URL without its password."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return "(not a database URL)"  # may hold a password: not repeated
-    if parsed.get_backend_name() == "sqlite" and (
-        parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
-    ):
-        return "an in-memory SQLite database (nothing is kept)"
-    if parsed.get_backend_name() == "sqlite" and parsed.database and not parsed.query.get("uri"):
-        path = Path(parsed.database).expanduser().resolve()
-        return f"{path}" if path.exists() else f"{path} (does not exist yet: a new, empty database is made there)"
-    # A password may also ride in the query (?password=…): masked like the user:password@ form.
-    hidden = {key: "hidden" for key in parsed.query if "pass" in key.lower()}
-    return parsed.update_query_dict(hidden).render_as_string(hide_password=True)

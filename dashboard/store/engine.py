@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from dashboard.store.db_url import is_sqlite_memory, sqlite_file
 from dashboard.store.permissions import PRIVATE_FILE_MODE, make_private_dirs
 
 # Execution option read by the BEGIN hook: write transactions use
@@ -71,10 +72,6 @@ def _private_sqlite_file(path: Path) -> None:
             continue
 
 
-def _is_sqlite_memory(url: URL) -> bool:
-    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
-
-
 def sqlite_read_only_url(url: URL) -> tuple[URL, bool]:
     """A SQLite URL that opens the file read-only (``mode=ro``); ``immutable=1`` too when its folder is not
     writable (a read-only mount: SQLite could not even create the WAL index to read). Returns (url, immutable)."""
@@ -110,15 +107,14 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
 
         return engine
 
-    memory = _is_sqlite_memory(url)
+    memory = is_sqlite_memory(url)
     if read_only and not memory:
         url, _immutable = sqlite_read_only_url(url)
     if memory:
         # One shared connection, otherwise every checkout is a new empty DB.
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
-    elif not read_only and not url.query.get("uri"):  # a file: URI is the caller's own business
-        path = Path(url.database or "").expanduser().resolve()
+    elif not read_only and (path := sqlite_file(url)) is not None:  # a file: URI is the caller's own business
         make_private_dirs(path.parent)
         _private_sqlite_file(path)
     engine = create_engine(url, **kwargs)

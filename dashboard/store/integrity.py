@@ -35,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dashboard.store import config
 from dashboard.store.api import CaseStore
+from dashboard.store.db_url import error_line, sqlite_file
 from dashboard.store.engine import sqlite_read_only_url
 from dashboard.store.files import STORED_EXTENSIONS, TEMP_PREFIX, blob_relpath, is_sha256
 from dashboard.store.models import LesionImage
@@ -163,11 +164,6 @@ TABLES = (
 )
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
-
-
 def database_problems(store: CaseStore, notes: list[str] | None = None) -> list[str]:
     """What is wrong inside the database itself (empty when consistent); checks that were skipped are
     appended to ``notes``."""
@@ -180,7 +176,7 @@ def database_problems(store: CaseStore, notes: list[str] | None = None) -> list[
                 return conn.execute(text(sql)).all()
             except SQLAlchemyError as exc:
                 conn.rollback()
-                problems.append(f"{label}: {_first_line(exc)}")
+                problems.append(f"{label}: {error_line(exc)}")
                 return None
 
         if conn.dialect.name == "sqlite":
@@ -210,7 +206,7 @@ def check_integrity(store: CaseStore) -> IntegrityReport:
         with store.engine.connect() as conn:
             rows = conn.execute(select(LesionImage.sha256, LesionImage.relpath).distinct()).all()
     except SQLAlchemyError as exc:
-        report.database_problems.append(f"the image list cannot be read: {_first_line(exc)}")
+        report.database_problems.append(f"the image list cannot be read: {error_line(exc)}")
         return report
 
     referenced: set[Path] = set()
@@ -333,11 +329,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         url = make_url(config.database_url(args.database_url))
-    except ArgumentError as exc:
-        print(f"error: not a database URL: {exc}", file=sys.stderr)
+    except ArgumentError:  # the text is not repeated: it may hold a password
+        print("error: the database URL (--database-url or $DATABASE_URL) is not a database URL", file=sys.stderr)
         return EXIT_DATABASE
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        print(f"error: database file {url.database} does not exist", file=sys.stderr)
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        print(f"error: database file {path} does not exist", file=sys.stderr)
         return EXIT_DATABASE
     data_dir = config.data_dir(args.data_dir).expanduser()
     problem = data_dir_problem(data_dir)
@@ -347,9 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # upgrade=False: a check must not change what it checks.
         full_url = url.render_as_string(hide_password=False)
-        if url.get_backend_name() == "sqlite" and url.database and sqlite_read_only_url(url)[1]:
+        if path is not None and sqlite_read_only_url(url)[1]:
             print(
-                f"note: {url.database} (or its folder) is read-only, e.g. a read-only mount or backup copy: "
+                f"note: {path} (or its folder) is read-only, e.g. a read-only mount or backup copy: "
                 "opened read-only; the check writes nothing to it",
                 file=sys.stderr,
             )
@@ -358,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.prune_orphans:
                 prune(store, report)
     except SQLAlchemyError as exc:
-        print(f"error: could not read the case database: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        print(f"error: could not read the case database: {type(exc).__name__}: {error_line(exc, url)}", file=sys.stderr)
         return EXIT_DATABASE
     except OSError as exc:
         print(f"error: data directory {data_dir} cannot be used: {exc.strerror or exc}", file=sys.stderr)

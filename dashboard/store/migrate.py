@@ -22,10 +22,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dashboard.store import config
+from dashboard.store.db_url import database_location, error_line, sqlite_file
 from dashboard.store.engine import make_engine, writer_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
@@ -100,27 +101,6 @@ def head_revision() -> str:
     return head
 
 
-def _sqlite_file(url: URL) -> Path | None:
-    """The file a SQLite URL names (as make_engine resolves it); None for another backend, memory or a file: URI."""
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.query.get("uri"):
-        return None
-    return Path(url.database).expanduser().resolve()
-
-
-def _problem(exc: BaseException, url: URL) -> str:
-    """What went wrong, on one line, without the URL's password (a driver may quote its connection string)."""
-    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    message = " ".join(str(cause).split()) or type(cause).__name__
-    secrets = [url.password]
-    for key, value in url.query.items():
-        if "pass" in key.lower():
-            secrets += [value] if isinstance(value, str) else list(value)
-    for secret in secrets:
-        if secret:
-            message = message.replace(str(secret), "***")
-    return message
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = config.store_cli_parser("python -m dashboard.store.migrate", __doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -142,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    path = _sqlite_file(url)
+    path = sqlite_file(url)
     if args.cmd == "current" and path is not None and not path.exists():
         # Asking for the revision must not make an empty database (and its folders) at a mistyped path.
         print(f"error: no database at {path}", file=sys.stderr)
         return 2
     # Said every time, as the users command does: stderr, so that the revision on stdout stays machine-readable.
-    print(f"database: {config.database_location(raw_url)}", file=sys.stderr)
+    print(f"database: {database_location(raw_url)}", file=sys.stderr)
     engine = None
     try:
         engine = make_engine(url, read_only=args.cmd == "current")
@@ -164,14 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except CommandError as exc:  # e.g. `upgrade nonsense`: a revision no migration has
-        print(f"error: {_problem(exc, url)}", file=sys.stderr)
+        print(f"error: {error_line(exc, url)}", file=sys.stderr)
         return 2
     except ImportError as exc:  # create_engine could not import the URL's driver (mysql:// without MySQLdb)
-        problem = _problem(exc, url)
+        problem = error_line(exc, url)
         print(f"error: the database driver for {url.drivername}:// is not installed ({problem})", file=sys.stderr)
         return 2
     except (SQLAlchemyError, OSError) as exc:  # refused connection, locked, not a database, folder not writable
-        print(f"error: could not use the case database: {_problem(exc, url)}", file=sys.stderr)
+        print(f"error: could not use the case database: {error_line(exc, url)}", file=sys.stderr)
         return 2
     finally:
         if engine is not None:

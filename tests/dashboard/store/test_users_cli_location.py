@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.store.config import database_location
+from dashboard.store.db_url import database_location
 from dashboard.users import main as users_main
 
 
@@ -41,7 +41,7 @@ def test_a_server_database_is_shown_without_its_password(url, shown):
 
 
 def test_a_password_in_the_urls_query_is_not_printed():
-    from dashboard.store.config import database_location
+    from dashboard.store.db_url import database_location
 
     shown = database_location("postgresql+psycopg://triage@db.clinic/triage?password=s3cret&sslmode=require")
     assert "s3cret" not in shown and "password=hidden" in shown and "sslmode=require" in shown
