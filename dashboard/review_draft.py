@@ -1,15 +1,61 @@
-"""The review in progress kept on the server as the user's draft: the one-line offer after a reload, and
-a review rebuilt from it (the draft's JSON is `ReviewState.draft_state`). No Streamlit here."""
+"""The review in progress kept on the server as the user's draft: its JSON and images (``draft_of``,
+``draft_images``), the one-line offer after a reload, and a review rebuilt from it. No Streamlit here."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import json
 from typing import Any
 
 from dashboard.patient_form import PatientContext, patient_from_store
 from dashboard.review_state import ReviewState
 from data.hashing import sha256_bytes as sha256_of
+
+
+def draft_of(state: ReviewState) -> dict[str, Any]:
+    """Everything a reload would lose except the image bytes and the scores, as JSON (read back by
+    ``resume_draft``)."""
+    patient = state.patient
+    return {
+        "version": 1,
+        "patient": None
+        if patient is None
+        else {
+            "identifier": patient.identifier,
+            "birth_year": patient.birth_year,
+            "sex": patient.sex,
+            "patient_id": patient.patient_id,
+        },
+        "images": [
+            {
+                "sha256": sha,
+                "site": img.site,
+                "label": img.label,
+                "lesion_id": img.existing_lesion_id,
+                "body_region": state.body_regions.get(sha),
+            }
+            for sha, img in state.images.items()
+        ],
+        "decisions": {
+            sha: [d.action, d.comment, d.review_months] for sha, d in state.decisions.items() if d.action or d.comment
+        },
+        "notes": state.notes,
+        "taken_on": state.taken_on.isoformat() if state.taken_on else None,
+        "overviews": state.overviews.draft_entries(),
+    }
+
+
+def draft_images(state: ReviewState) -> list[tuple[str, str, bytes]]:
+    """The lesion images, then the overview photos (the draft's JSON says which are which)."""
+    lesions = [(sha, img.filename, img.data) for sha, img in state.images.items()]
+    return lesions + state.overviews.draft_images()
+
+
+def draft_fingerprint(state: ReviewState) -> str:
+    """What the draft holds, as one digest: a change to keep on the server."""
+    return hashlib.sha256(json.dumps(draft_of(state), sort_keys=True).encode()).hexdigest()
 
 
 def draft_summary(draft: Any) -> str:
@@ -79,9 +125,9 @@ def keep_draft(store: Any, state: ReviewState, kept: str | None) -> str | None:
     discarded. ``kept``: the fingerprint of what this tab kept last; returns the new one. Store failures
     (dashboard.errors.STORE_ERRORS) propagate: the page says the draft is not kept."""
     if state.patient is not None and state.has_unsaved_work:
-        fingerprint = state.draft_fingerprint()
+        fingerprint = draft_fingerprint(state)
         if fingerprint != kept:
-            store.save_draft(state.draft_state(), state.draft_images())
+            store.save_draft(draft_of(state), draft_images(state))
         return fingerprint
     if kept is not None:  # this tab's draft was saved as a visit or discarded
         store.delete_draft()

@@ -22,7 +22,7 @@ from dashboard.patient_form import (
     search_choice_label,
     validate_new_patient,
 )
-from dashboard.review_draft import draft_summary, keep_draft, resume_draft
+from dashboard.review_draft import draft_fingerprint, draft_summary, keep_draft, resume_draft
 from dashboard.store.privacy import PSEUDONYM_HELP, identifier_warnings
 from dashboard.textsafe import literal
 from data.settings import LIMITS
@@ -105,7 +105,7 @@ def _offer_draft(store: UserStore | None) -> bool:
         ui.reset_review()
         resumed.uploader_generation = ui.review_state().uploader_generation
         st.session_state[ui.REVIEW_KEY] = resumed
-        st.session_state[DRAFT_FINGERPRINT] = resumed.draft_fingerprint()
+        st.session_state[DRAFT_FINGERPRINT] = draft_fingerprint(resumed)
         if resumed.patient.patient_id is not None:
             store.record_view("patient.open", resumed.patient.patient_id, {"page": "review", "draft": True})
         st.rerun()

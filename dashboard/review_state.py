@@ -4,7 +4,8 @@ triage result, the clinician's decisions, and whether it was saved. The pages on
 call its methods; it needs no Streamlit.
 
 Over 400 lines because it is one class, the review's state and its rules; what it builds on (uploads,
-the patient, the draft, wording) lives in modules of its own.
+the patient, wording) and what is made from it (the visit to save: review_record.py; the draft kept on the
+server: review_draft.py) live in modules of their own.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from dashboard.earlier_lesions import embed_earlier, lesions_to_compare, upload_
 from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.overview_photos import OverviewPhotos
 from dashboard.patient_form import NEW_LESION, PatientContext
+from dashboard.review_record import ReviewNotReady, review_to_save
 from dashboard.store import validation
-from dashboard.store.records import LesionReview, ReviewToSave, visit_date
+from dashboard.store.records import visit_date
 from dashboard.uploads import (
     DEFAULT_LIMITS,
     UploadedImage,
@@ -37,9 +39,7 @@ from dashboard.uploads import (
     expand_upload,
     is_junk,
 )
-from dashboard.wording import is_nan
 from data.body_sites import REGIONS, model_site
-from data.errors import TriageError
 from data.hashing import sha256_bytes as sha256_of
 from data.settings import LIMITS
 
@@ -60,10 +60,6 @@ class LesionDecision:
 class IngestReport:
     added: list[str] = field(default_factory=list)  # sha256 of new images
     problems: list[UploadProblem] = field(default_factory=list)
-
-
-class ReviewNotReady(TriageError, ValueError):
-    """The review cannot be saved yet; the message says why, in the clinician's words."""
 
 
 @dataclass
@@ -421,71 +417,8 @@ class ReviewState:
 
     # ------------------------------------------------------------ saving
 
-    def build_review(
-        self,
-        clinician: str,
-        model_version: str,
-        model_checksum: str,
-        visit_time: dt.datetime | None = None,
-    ) -> ReviewToSave:
-        if self.patient is None:
-            raise ReviewNotReady("Choose or create the patient first.")
-        if self.result is None:
-            raise ReviewNotReady("Run the triage before saving.")
-        if self.result_is_stale:
-            raise ReviewNotReady(
-                "Images, sites or the patient's age on the date the images were taken changed after the triage "
-                "ran: run the triage again before saving."
-            )
-        if not (clinician or "").strip():
-            raise ReviewNotReady("Enter the reviewing clinician's name before saving.")
-        table = self.scored_table()
-        if table.empty:
-            raise ReviewNotReady("No image could be scored, so there is nothing to save.")
-        lesions = []
-        for row in table.itertuples():
-            image = self.images[row.image_id]
-            decision = self.decision(row.image_id)
-            comment = decision.comment if decision.action else ""
-            ugly = None if row.ugly_duckling is None or is_nan(row.ugly_duckling) else float(row.ugly_duckling)
-            lesions.append(
-                LesionReview(
-                    image_bytes=image.data,
-                    original_filename=image.filename,
-                    site=image.site,
-                    lesion_label=image.label or default_label(image.filename),
-                    existing_lesion_id=image.existing_lesion_id,
-                    p_melanoma=float(row.p_melanoma),
-                    ugly_duckling=ugly,
-                    triage_score=float(row.triage_score),
-                    rank=int(row.rank),
-                    decision_action=decision.action,
-                    decision_comment=comment,
-                    decision_review_months=decision.review_months if decision.action == "monitor" else None,
-                    # The score's uncertainty and flag, as the live card showed them.
-                    p_spread=_optional_float(getattr(row, "p_spread", None)),
-                    tta_views=int(self.result_tta) if self.result_tta else None,
-                    outlier=bool(getattr(row, "outlier", False)),
-                    source_caveat=self.source_caveats.get(row.image_id, ""),
-                    body_region=self.body_regions.get(row.image_id),
-                    overviews=self.overviews.records(row.image_id),
-                )
-            )
-        return ReviewToSave(
-            patient_identifier=self.patient.identifier,
-            birth_year=self.patient.birth_year,
-            sex=self.patient.sex,
-            clinician=clinician.strip(),
-            visit_time=visit_time or dt.datetime.now(dt.UTC),
-            model_version=model_version,
-            model_checksum=model_checksum,
-            notes=self.notes.strip(),
-            taken_on=self.taken_on,
-            lesions=lesions,
-        )
-
     def save(self, store: Any, clinician: str, model_version: str, model_checksum: str) -> int:
-        review = self.build_review(clinician, model_version, model_checksum)
+        review = review_to_save(self, clinician, model_version, model_checksum)
         visit_id = store.save_review(review)
         self.saved_visit_id = visit_id
         self.problems = []  # upload messages were about the work in progress, which is now saved
@@ -500,57 +433,6 @@ class ReviewState:
             self.patient.patient_id = saved.patient_id
         return visit_id
 
-    # ------------------------------------------------------------ server-side draft (issue: reload lost work)
-
-    def draft_state(self) -> dict[str, Any]:
-        """Everything a reload would lose except the image bytes and the scores, as JSON."""
-        patient = self.patient
-        return {
-            "version": 1,
-            "patient": None
-            if patient is None
-            else {
-                "identifier": patient.identifier,
-                "birth_year": patient.birth_year,
-                "sex": patient.sex,
-                "patient_id": patient.patient_id,
-            },
-            "images": [
-                {
-                    "sha256": sha,
-                    "site": img.site,
-                    "label": img.label,
-                    "lesion_id": img.existing_lesion_id,
-                    "body_region": self.body_regions.get(sha),
-                }
-                for sha, img in self.images.items()
-            ],
-            "decisions": {
-                sha: [d.action, d.comment, d.review_months]
-                for sha, d in self.decisions.items()
-                if d.action or d.comment
-            },
-            "notes": self.notes,
-            "taken_on": self.taken_on.isoformat() if self.taken_on else None,
-            "overviews": self.overviews.draft_entries(),
-        }
-
-    def draft_images(self) -> list[tuple[str, str, bytes]]:
-        """The lesion images, then the overview photos (the draft's JSON says which are which)."""
-        lesions = [(sha, img.filename, img.data) for sha, img in self.images.items()]
-        return lesions + self.overviews.draft_images()
-
-    def draft_fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.draft_state(), sort_keys=True).encode()).hexdigest()
-
     def _require_editable(self) -> None:
         if self.is_saved:
             raise ReviewNotReady("This review is saved and read-only. Start a new review to make changes.")
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None or is_nan(value) else float(value)
-
-
-def model_checksum(config: dict[str, Any]) -> str:
-    return str(config.get("weights_sha256") or config.get("weights_sha256_actual") or "unknown")[:128]

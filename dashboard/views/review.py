@@ -26,11 +26,12 @@ from dashboard.lesion_views import cam_methods, lesion_card, return_to_remembere
 from dashboard.model_evidence import mole_check_sentence
 from dashboard.navigation import page
 from dashboard.operating_point import operating_point
-from dashboard.review_state import ReviewNotReady, model_checksum
+from dashboard.review_record import ReviewNotReady
 from dashboard.textsafe import literal
 from dashboard.uploads import UploadProblem
 from dashboard.wording import pct, quoted_names
 from data.settings import LIMITS
+from model.checkpoint import weights_digest
 
 logger = logging.getLogger(__name__)
 user = auth_ui.require("patient.write")  # viewers never get here (the page is not in their navigation)
@@ -288,7 +289,7 @@ def _save_if_requested() -> None:
         return
     clinician = ui.clinician()  # the signed-in user; the store records it whatever is passed
     try:
-        state.save(store, clinician, predictor.model_id, model_checksum(predictor.config))
+        state.save(store, clinician, predictor.model_id, weights_digest(predictor.config) or "unknown")
     except ReviewNotReady as exc:
         st.session_state[SAVE_PROBLEM] = (str(exc), None)
     except ValueError as exc:

@@ -659,9 +659,8 @@ def test_model_page_compares_this_clinics_histology_results_with_the_card(monkey
     from datetime import date
 
     from dashboard.auth import UserStore
-    from dashboard.review_state import model_checksum
     from dashboard.store.records import OutcomeRow
-    from model.checkpoint import model_id
+    from model.checkpoint import model_id, weights_digest
 
     config = json.loads((app_env.checkpoint / "config.json").read_text())
     threshold = config["operating_point"]["threshold"] if config.get("operating_point") else None
@@ -670,7 +669,8 @@ def test_model_page_compares_this_clinics_histology_results_with_the_card(monkey
         return OutcomeRow(
             patient_id=1, lesion_id=lesion, lesion_number=lesion, site="torso", body_region=None, visit_id=1,
             visit_number=1, image_date=date(2026, 5, 1), age_at_visit=60, sex="female", image_sha256="0" * 64,
-            model_id=model, model_checksum=model_checksum(config), p_melanoma=p, p_spread=0.01, tta_views=2,
+            model_id=model, model_checksum=weights_digest(config) or "unknown", p_melanoma=p, p_spread=0.01,
+            tta_views=2,
             ugly_duckling=None, outlier=None, rank=rank, histology=histology, reported_on=date(2026, 5, 20),
             latest_image=True, ranked_in_visit=12,
         )  # fmt: skip

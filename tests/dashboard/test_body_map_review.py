@@ -14,7 +14,7 @@ import pytest
 from dashboard.auth import Accounts, UserStore
 from dashboard.body_map_placement import place_saved_lesion, place_selected
 from dashboard.patient_form import PatientContext
-from dashboard.review_draft import resume_draft
+from dashboard.review_draft import draft_images, draft_of, resume_draft
 from dashboard.review_state import ReviewState
 from dashboard.store import CaseStore
 from data.hashing import sha256_bytes as sha256_of
@@ -94,9 +94,9 @@ def test_regions_survive_a_reload(patient_lesions):
     a, _ = list(state.images)
     state.set_body_region(a, "right_thigh_back")
     draft = SimpleNamespace(
-        state=state.draft_state(),
+        state=draft_of(state),
         updated_at=dt.datetime.now(dt.UTC),
-        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in state.draft_images()],
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in draft_images(state)],
     )
     draft.state["images"][1]["body_region"] = "retired_key"  # a key this version no longer knows is dropped
     resumed = resume_draft(draft)

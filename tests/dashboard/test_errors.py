@@ -20,7 +20,7 @@ def _database_down() -> OperationalError:
 def test_the_project_s_exceptions_share_one_base():
     from dashboard.auth import AccessDenied, LoginFailed
     from dashboard.history_data import StoredImageError
-    from dashboard.review_state import ReviewNotReady
+    from dashboard.review_record import ReviewNotReady
     from dashboard.store.core import NotFoundError
     from dashboard.store.privacy import MetadataError
     from data.images import ImageDecodeError

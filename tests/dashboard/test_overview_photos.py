@@ -10,8 +10,9 @@ import pytest
 
 from dashboard.overview_photos import MAX_PER_LESION
 from dashboard.patient_form import PatientContext
-from dashboard.review_draft import resume_draft
-from dashboard.review_state import ReviewNotReady, ReviewState
+from dashboard.review_draft import draft_images, draft_of, resume_draft
+from dashboard.review_record import ReviewNotReady, review_to_save
+from dashboard.review_state import ReviewState
 from tests.dashboard.test_review_state import _fake_result
 
 
@@ -29,7 +30,7 @@ def test_overview_photos_are_saved_with_their_lesion_and_never_scored(patient_le
     assert state.add_overview(a, "back_closer.jpg", other_lesions[1].data) is None
     assert list(state.images) == [a, b]  # not a lesion image: not scored, not compared
     assert state.input_fingerprint() == fingerprint and not state.result_is_stale  # the triage still stands
-    review = state.build_review("Dr A", "m1", "abc")
+    review = review_to_save(state, "Dr A", "m1", "abc")
     by_file = {les.original_filename: les for les in review.lesions}
     saved = [o.original_filename for o in by_file[state.images[a].filename].overviews]
     assert saved == ["back_wide.jpg", "back_closer.jpg"]
@@ -77,9 +78,9 @@ def test_a_draft_brings_back_each_lesion_s_overview_photos_and_not_as_lesions(pa
     state, (_, b) = _review(patient_lesions)
     state.add_overview(b, "leg_wide.jpg", other_lesions[0].data)
     draft = SimpleNamespace(
-        state=state.draft_state(),
+        state=draft_of(state),
         updated_at=dt.datetime.now(dt.UTC),
-        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in state.draft_images()],
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in draft_images(state)],
     )
     resumed = resume_draft(draft)
     assert len(resumed.images) == 2

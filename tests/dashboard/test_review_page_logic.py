@@ -7,7 +7,7 @@ import datetime as dt
 from types import SimpleNamespace
 
 from dashboard.patient_form import PatientContext, merge_form_into_existing, search_choice_label
-from dashboard.review_draft import keep_draft
+from dashboard.review_draft import draft_fingerprint, keep_draft
 from dashboard.review_state import ReviewState
 from dashboard.wording import quoted_names
 
@@ -57,7 +57,7 @@ def test_the_draft_is_written_once_per_change_and_deleted_after_saving(patient_l
     assert keep_draft(store, state, None) is None and calls == []  # nothing to keep yet
     state.add_files([(patient_lesions[0].name, patient_lesions[0].data)])
     kept = keep_draft(store, state, None)
-    assert kept == state.draft_fingerprint() and calls == ["save"]
+    assert kept == draft_fingerprint(state) and calls == ["save"]
     assert keep_draft(store, state, kept) == kept and calls == ["save"]  # unchanged: no second write
     state.notes = "itchy"
     changed = keep_draft(store, state, kept)

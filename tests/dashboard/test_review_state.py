@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from dashboard.patient_form import PatientContext
-from dashboard.review_draft import resume_draft
-from dashboard.review_state import ReviewNotReady, ReviewState
+from dashboard.review_draft import draft_images, draft_of, resume_draft
+from dashboard.review_record import ReviewNotReady, review_to_save
+from dashboard.review_state import ReviewState
 from dashboard.uploads import UploadLimits
 from data.hashing import sha256_bytes as sha256_of
 
@@ -90,16 +91,16 @@ def test_building_the_review_to_save(patient_lesions):
     state.set_site(shas[0], "torso")
 
     with pytest.raises(ReviewNotReady, match="Run the triage"):
-        state.build_review("Dr A", "m1", "abc")
+        review_to_save(state, "Dr A", "m1", "abc")
     fake = _fake_result(state, [0.2, 0.9, 0.4], [float("nan"), 3.0, 0.1])
     state.run_triage(predictor=None, triage_fn=lambda *a, **k: fake)
     with pytest.raises(ReviewNotReady, match="clinician"):
-        state.build_review("  ", "m1", "abc")
+        review_to_save(state, "  ", "m1", "abc")
 
     state.set_decision(shas[1], "biopsy", "irregular network")
     state.set_decision(shas[2], None, "comment without a decision is dropped")
     assert state.undecided_suspicious() == []
-    review = state.build_review("Dr A", "m1", "abc")
+    review = review_to_save(state, "Dr A", "m1", "abc")
     assert (review.patient_identifier, review.birth_year, review.sex) == ("PT-1", 1960, "female")
     assert [les.rank for les in review.lesions] == [1, 2, 3]
     top = review.lesions[0]
@@ -115,7 +116,7 @@ def test_building_the_review_to_save(patient_lesions):
     state.set_site(shas[0], "head/neck")  # the score depended on the site: stale now
     assert state.result_is_stale
     with pytest.raises(ReviewNotReady, match="again"):
-        state.build_review("Dr A", "m1", "abc")
+        review_to_save(state, "Dr A", "m1", "abc")
 
 
 def test_a_monitor_decision_carries_its_repeat_imaging_interval_to_the_save_and_the_draft(patient_lesions):
@@ -137,12 +138,14 @@ def test_a_monitor_decision_carries_its_repeat_imaging_interval_to_the_save_and_
 
     fake = _fake_result(state, [0.2, 0.9], [float("nan"), float("nan")])
     state.run_triage(predictor=None, triage_fn=lambda *a, **k: fake)
-    saved = {les.decision_action: les.decision_review_months for les in state.build_review("Dr A", "m1", "abc").lesions}
+    saved = {
+        les.decision_action: les.decision_review_months for les in review_to_save(state, "Dr A", "m1", "abc").lesions
+    }
     assert saved == {"monitor": 12, "biopsy": None}
     draft = SimpleNamespace(
-        state=state.draft_state(),
+        state=draft_of(state),
         updated_at=dt.datetime.now(dt.UTC),
-        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in state.draft_images()],
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in draft_images(state)],
     )
     resumed = resume_draft(draft)
     (key,) = [k for k, i in resumed.images.items() if i.filename == state.images[a].filename]
@@ -178,7 +181,7 @@ def test_the_review_to_save_keeps_each_score_s_spread_views_and_flag(patient_les
     fake = _fake_result(state, [0.2, 0.9, 0.4], [float("nan"), 3.0, 0.1])
     fake.tta = 8
     state.run_triage(predictor=None, triage_fn=lambda *a, **k: fake)
-    review = state.build_review("Dr A", "m1", "abc")
+    review = review_to_save(state, "Dr A", "m1", "abc")
     assert [(les.p_spread, les.tta_views, les.outlier) for les in review.lesions] == [
         (0.01, 8, True),
         (0.01, 8, False),
@@ -250,9 +253,9 @@ def test_a_draft_brings_back_images_sites_labels_decisions_and_notes(patient_les
     state.set_decision(a, "biopsy", "irregular")
     state.notes = "itchy since spring"
     draft = SimpleNamespace(
-        state=state.draft_state(),
+        state=draft_of(state),
         updated_at=dt.datetime.now(dt.UTC),
-        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in state.draft_images()],
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in draft_images(state)],
     )
     resumed = resume_draft(draft)
     assert (resumed.patient.identifier, resumed.patient.birth_year, resumed.patient.sex) == ("PT-1", 1950, "female")
@@ -277,15 +280,15 @@ def test_the_date_images_were_taken_is_checked_saved_and_kept_in_the_draft(patie
     assert state.taken_on is None  # the refused dates changed nothing
     state.set_taken_on(dt.date(2024, 5, 17))
     draft = SimpleNamespace(
-        state=state.draft_state(),
+        state=draft_of(state),
         updated_at=dt.datetime.now(dt.UTC),
-        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in state.draft_images()],
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in draft_images(state)],
     )
     assert resume_draft(draft).taken_on == dt.date(2024, 5, 17)
     state.run_triage(None, triage_fn=lambda *a, **k: _fake_result(state, [0.3], [float("nan")]))
-    assert state.build_review("Dr A", "m1", "abc").taken_on == dt.date(2024, 5, 17)
+    assert review_to_save(state, "Dr A", "m1", "abc").taken_on == dt.date(2024, 5, 17)
     state.set_taken_on(None)
-    assert state.draft_state()["taken_on"] is None
+    assert draft_of(state)["taken_on"] is None
 
 
 def test_images_taken_two_years_ago_are_scored_and_saved_at_the_age_of_then(tmp_path, patient_lesions):
@@ -329,4 +332,4 @@ def test_images_taken_two_years_ago_are_scored_and_saved_at_the_age_of_then(tmp_
     fresh.set_taken_on(None)
     assert fresh.patient_age() == float(today.year - 1970) and fresh.result_is_stale
     with pytest.raises(ReviewNotReady, match="age on the date the images were taken"):
-        fresh.build_review("Dr A", "m1", "abc")
+        review_to_save(fresh, "Dr A", "m1", "abc")
