@@ -10,7 +10,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from dashboard.figures import RED, score_trend
-from dashboard.follow_up import LesionHistory, RiseMargin, rises_by_visit
+from dashboard.follow_up import LesionHistory
+from dashboard.score_rise import RiseMargin, rises_by_visit
 from dashboard.wording import pct, uncertainty_interval
 
 BAND_NAME = "± 2 × TTA spread"

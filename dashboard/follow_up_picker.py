@@ -20,12 +20,12 @@ from dashboard.follow_up import (
     comparable,
     default_site_filter,
     filter_by_site,
-    lesion_rise,
     read_stored_image,
     site_filter_options,
 )
 from dashboard.follow_up_ui import rise_badge, rise_margin
 from dashboard.lesion_likeness import Likeness, evidence_text, likeness
+from dashboard.score_rise import lesion_rise
 from dashboard.textsafe import literal
 from dashboard.wording import UNCERTAINTY_SPREADS, pct
 from data.images import jpeg_bytes

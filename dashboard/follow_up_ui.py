@@ -17,18 +17,15 @@ from dashboard.comparison import SCALE_CAVEAT, AlignedPair, aligned_pair, blend,
 from dashboard.follow_up import (
     LesionHistory,
     LesionVisit,
-    RiseMargin,
-    ScoreRise,
     earlier_findings,
     lesion_histories,
-    lesion_rise,
     previous_score_line,
     read_stored_image,
-    score_rise,
     with_unsaved_visit,
 )
 from dashboard.follow_up_figures import lesion_trend
 from dashboard.model_evidence import rephotograph_share
+from dashboard.score_rise import RiseMargin, ScoreRise, lesion_rise, score_rise
 from dashboard.textsafe import literal
 from dashboard.wording import UNCERTAINTY_SPREADS, pct
 

@@ -11,6 +11,7 @@ from PIL import Image
 from dashboard import components as ui
 from dashboard import follow_up_ui, resources
 from dashboard.choices import DECISION_HELP, DECISIONS, REVIEW_MONTHS
+from dashboard.follow_up import read_stored_image
 from dashboard.navigation import page
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
@@ -235,11 +236,10 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
     with st.container(border=True, key=f"card-saved-{lesion.image.id}"):
         c_img, c_info, c_decide = st.columns(CARD_COLUMNS, gap="medium")
         with c_img:
-            try:
-                img = Image.open(lesion.image.path)
-                img.thumbnail((384, 384))
+            img = read_stored_image(lesion.image.path, 384)
+            if img is not None:
                 st.image(img, width="stretch")
-            except (OSError, ValueError):
+            else:
                 st.error("Stored image file is missing or unreadable.", icon=":material/broken_image:")
             if visit_id is not None:
                 saliency_link(lesion.image.sha256[:16], visit_id)
@@ -288,12 +288,10 @@ def _overview_thumbnails(overviews: Any) -> None:
         return
     st.caption(f"{len(overviews)} overview photo(s), not scored")
     for column, overview in zip(st.columns(min(len(overviews), 4)), overviews, strict=False):
-        try:
-            with Image.open(overview.path) as opened:
-                img = opened.convert("RGB")
-            img.thumbnail((192, 192))
+        img = read_stored_image(overview.path, 192)
+        if img is not None:
             column.image(img, caption=literal(overview.original_filename), width="stretch")
-        except (OSError, ValueError):
+        else:
             column.caption("overview photo missing")
 
 

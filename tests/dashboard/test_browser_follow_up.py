@@ -33,8 +33,9 @@ from test_visit_report import pdf_text, render_page
 
 from dashboard.body_map import SELECTED_FILL, diagram_point
 from dashboard.figures import UD_TREND_NAME
-from dashboard.follow_up import RiseMargin, lesion_histories, lesion_rise
+from dashboard.follow_up import lesion_histories
 from dashboard.report import MARGIN, PICTURE_GAP, PICTURE_MM, TEXT_X
+from dashboard.score_rise import RiseMargin, lesion_rise
 from dashboard.store import CaseStore
 from dashboard.wording import pct
 from data.body_sites import REGIONS

@@ -8,17 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.follow_up import (
-    ALL_SITES,
-    RiseMargin,
-    default_site_filter,
-    filter_by_site,
-    lesion_histories,
-    lesion_rise,
-    rises_by_visit,
-    score_rise,
-    site_filter_options,
-)
+from dashboard.follow_up import ALL_SITES, default_site_filter, filter_by_site, lesion_histories, site_filter_options
+from dashboard.score_rise import RiseMargin, lesion_rise, rises_by_visit, score_rise
 from dashboard.store.records import (
     ImageView,
     PatientRecord,

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dashboard.follow_up import LesionHistory, LesionVisit, RiseMargin
+from dashboard.follow_up import LesionHistory, LesionVisit
 from dashboard.follow_up_figures import BAND_NAME, lesion_trend
+from dashboard.score_rise import RiseMargin
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from dashboard.follow_up import RiseMargin, lesion_histories, lesion_rise
+from dashboard.follow_up import lesion_histories
+from dashboard.score_rise import RiseMargin, lesion_rise
 from dashboard.store.core import visit_order_key
 from dashboard.store.records import visit_date
 
