@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from data.spreadsheet_cells import defuse_formula
+
 # "" = every action; a value ending in "." matches every action with that prefix.
 AUDIT_ACTIONS: dict[str, str] = {
     "": "all actions",
@@ -78,4 +80,4 @@ def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return str(defuse_formula(text))

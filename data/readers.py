@@ -27,6 +27,7 @@ from data.schema import (
     normalise_sex,
     normalise_site,
 )
+from data.spreadsheet_cells import starts_like_formula
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ logger = logging.getLogger(__name__)
 # With on_missing="keep" (the predict CLI), rows that cannot be scored are kept with the reason in this
 # extra column (None for a good row) instead of failing the whole file: the caller reports them.
 ROW_PROBLEM = "problem"
-# Cell prefixes a spreadsheet runs as a formula (CSV injection): never written back out as a name.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def image_name_problem(name: str, listed: bool = True) -> str | None:
@@ -43,7 +42,7 @@ def image_name_problem(name: str, listed: bool = True) -> str | None:
     column, where the Kaggle layout gives names without their file extension."""
     if not name.strip():
         return "image_name is empty"
-    if name.startswith(FORMULA_PREFIXES):
+    if starts_like_formula(name):  # never written back out as a name
         return (
             f"image_name {name!r} starts with {name[0]!r}, which spreadsheet programs run as a formula; rename the file"
         )
@@ -56,12 +55,6 @@ def image_name_problem(name: str, listed: bool = True) -> str | None:
         if dot and stem and f".{ext.lower()}" in image_extensions():
             return f"image_name {name!r} includes the file extension .{ext}; list it without (as {stem!r})"
     return None
-
-
-def defuse_formula(value: object) -> object:
-    """A cell a spreadsheet would run as a formula, written with a leading apostrophe (OWASP's advice for
-    CSV files); any other value unchanged."""
-    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
 
 
 def _nfc(text: str) -> str:

@@ -26,7 +26,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from data.readers import DatasetError, defuse_formula, read_folder, read_kaggle
+from data.readers import DatasetError, read_folder, read_kaggle
+from data.spreadsheet_cells import defuse_formula
 from model.checkpoint import CheckpointError
 from model.predict_paths import WriteError, check_outputs, errors_path_for, remove_stale, write_csv
 from model.predictor import MAX_TTA, Predictor

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dashboard.store.records import OutcomeRow, PatientTimeline, VisitLesion
+from data.spreadsheet_cells import defuse_formula
 
 JSON_FORMAT_NAME = "melanoma-triage patient history"
 JSON_FORMAT_VERSION = 1
@@ -58,13 +59,10 @@ CSV_COLUMNS = (
     "overview_images",
 )
 
-# Spreadsheet programs execute cells starting with these as formulas
-# ("CSV injection"); free text typed by users is defused with a leading quote.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
 
 def _cell_text(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+    """Free text typed by users, defused for spreadsheets (data/spreadsheet_cells.py)."""
+    return str(defuse_formula(value))
 
 
 def _flag(value: bool | None) -> str:

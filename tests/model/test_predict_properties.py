@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from data.readers import defuse_formula
+from data.spreadsheet_cells import defuse_formula
 from model.predict import main
 
 GOOD = "good"
