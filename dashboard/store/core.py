@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -180,6 +180,18 @@ def visit_order_key(taken_on: date | None, visit_time: datetime, visit_id: int) 
     return (visit_date(taken_on, visit_time), visit_time, visit_id)
 
 
+# Ids per ``IN (...)`` list: a cross-patient list (the Worklist, the labelled outcomes) grows with the clinic's
+# history, and psycopg refuses a statement with over 65,535 parameters (some SQLite builds: 32,766).
+IN_LIST_MAX = 5_000
+
+
+def id_batches(ids: Iterable[int]) -> Iterator[list[int]]:
+    """The distinct ``ids`` in sorted lists of at most IN_LIST_MAX, one query's ``IN`` list each."""
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), IN_LIST_MAX):
+        yield ordered[start : start + IN_LIST_MAX]
+
+
 def patient_numbers(session: Session, patient_id: int) -> tuple[dict[int, int], dict[int, int]]:
     """Per-patient numbers (1, 2, …) of the patient's visits (by the day the images were taken) and
     lesions (by creation), by id.
@@ -197,13 +209,13 @@ def numbers_of_patients(
     ids = sorted(set(patient_ids))
     visits: dict[int, list[tuple]] = {pid: [] for pid in ids}
     lesions: dict[int, list[int]] = {pid: [] for pid in ids}
-    if ids:
+    for batch in id_batches(ids):
         for patient_id, *row in session.execute(
-            select(Visit.patient_id, Visit.taken_on, Visit.visit_time, Visit.id).where(Visit.patient_id.in_(ids))
+            select(Visit.patient_id, Visit.taken_on, Visit.visit_time, Visit.id).where(Visit.patient_id.in_(batch))
         ):
             visits[patient_id].append(row)
         for patient_id, lesion_id in session.execute(
-            select(Lesion.patient_id, Lesion.id).where(Lesion.patient_id.in_(ids)).order_by(Lesion.id)
+            select(Lesion.patient_id, Lesion.id).where(Lesion.patient_id.in_(batch)).order_by(Lesion.id)
         ):
             lesions[patient_id].append(lesion_id)
     return {

@@ -24,8 +24,24 @@ class ReviewDrafts(StoreCore):
         if not isinstance(owner, str) or not owner.strip():
             raise ValueError("a draft needs its owner's username")
         owner = owner.strip()
+        for sha, _, _ in images:
+            if not is_sha256(sha):
+                raise ValueError(f"draft image key must be a SHA-256, got {sha!r}")
+        # New images are stripped before the write lock is taken (a re-encode of a large photo would hold up
+        # every other save); an image kept already is neither stripped again nor read back.
+        with self._read() as session:
+            stored = set(
+                session.scalars(
+                    select(ReviewDraftImage.upload_sha256).join(ReviewDraft).where(ReviewDraft.owner == owner)
+                )
+            )
+        stripped = {sha: strip_metadata(bytes(data)) for sha, _, data in images if sha not in stored}
         with self._write.begin() as session:
-            draft = session.scalar(select(ReviewDraft).where(ReviewDraft.owner == owner))
+            draft = session.scalar(
+                select(ReviewDraft)
+                .where(ReviewDraft.owner == owner)
+                .options(selectinload(ReviewDraft.images).defer(ReviewDraftImage.data))
+            )
             if draft is None:
                 draft = ReviewDraft(owner=owner, state={})
                 session.add(draft)
@@ -37,8 +53,6 @@ class ReviewDrafts(StoreCore):
                 if sha not in wanted:
                     draft.images.remove(image)
             for position, (sha, filename, data) in enumerate(images):
-                if not is_sha256(sha):
-                    raise ValueError(f"draft image key must be a SHA-256, got {sha!r}")
                 if sha in kept:
                     kept[sha].position = position
                     continue
@@ -47,7 +61,8 @@ class ReviewDrafts(StoreCore):
                         upload_sha256=sha,
                         filename=validation.original_filename(filename),
                         position=position,
-                        data=strip_metadata(bytes(data)),
+                        # (removed from the draft by another tab since the read above: stripped here)
+                        data=stripped[sha] if sha in stripped else strip_metadata(bytes(data)),
                     )
                 )
 

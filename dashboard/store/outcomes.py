@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from dashboard.store import export, validation, views
-from dashboard.store.core import StoreCore, get_row, numbers_of_patients
+from dashboard.store.core import StoreCore, get_row, id_batches, numbers_of_patients
 from dashboard.store.models import (
     AuditEvent,
     Decision,
@@ -325,13 +325,16 @@ def _ranked_per_visit(session: Session, visit_ids: set[int]) -> dict[int, int]:
     denominator of a lesion's rank."""
     if not visit_ids:
         return {}
-    scored = (
-        select(LesionImage.visit_id, func.count(func.distinct(LesionImage.id)))
-        .join(Prediction, Prediction.image_id == LesionImage.id)
-        .where(LesionImage.kind == "dermoscopic", LesionImage.visit_id.in_(visit_ids))
-        .group_by(LesionImage.visit_id)
-    )
-    return {visit_id: int(count) for visit_id, count in session.execute(scored)}
+    counts = {}
+    for batch in id_batches(visit_ids):
+        scored = (
+            select(LesionImage.visit_id, func.count(func.distinct(LesionImage.id)))
+            .join(Prediction, Prediction.image_id == LesionImage.id)
+            .where(LesionImage.kind == "dermoscopic", LesionImage.visit_id.in_(batch))
+            .group_by(LesionImage.visit_id)
+        )
+        counts.update({visit_id: int(count) for visit_id, count in session.execute(scored)})
+    return counts
 
 
 # Decisions that take tissue: the visit of the last one is the visit the histology result belongs to.
@@ -344,12 +347,13 @@ def _tissue_decisions(session: Session, lesion_ids: list[int]) -> dict[int, list
         return {}
     amended = select(Decision.amends_id).where(Decision.amends_id.is_not(None))
     found: dict[int, list[tuple[int, date]]] = defaultdict(list)
-    for lesion_id, visit_id, taken_on, visit_time in session.execute(
-        select(Decision.lesion_id, Decision.visit_id, Visit.taken_on, Visit.visit_time)
-        .join(Visit, Visit.id == Decision.visit_id)
-        .where(Decision.lesion_id.in_(lesion_ids), Decision.action.in_(_TISSUE_ACTIONS), Decision.id.not_in(amended))
-    ):
-        found[lesion_id].append((visit_id, visit_date(taken_on, visit_time)))
+    for batch in id_batches(lesion_ids):
+        for lesion_id, visit_id, taken_on, visit_time in session.execute(
+            select(Decision.lesion_id, Decision.visit_id, Visit.taken_on, Visit.visit_time)
+            .join(Visit, Visit.id == Decision.visit_id)
+            .where(Decision.lesion_id.in_(batch), Decision.action.in_(_TISSUE_ACTIONS), Decision.id.not_in(amended))
+        ):
+            found[lesion_id].append((visit_id, visit_date(taken_on, visit_time)))
     return found
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from dashboard.store import export, validation, views
-from dashboard.store.core import ExportFormat, NotFoundError, StoreCore, get_row, patient_numbers
+from dashboard.store.core import ExportFormat, NotFoundError, StoreCore, get_row, id_batches, patient_numbers
 from dashboard.store.files import is_sha256
 from dashboard.store.models import (
     AuditEvent,
@@ -282,9 +282,13 @@ def _latest_visit_dates(session: Session, patient_ids: list[int]) -> dict[int, d
     latest: dict[int, date] = {}
     if not patient_ids:
         return latest
-    rows = session.execute(
-        select(Visit.patient_id, Visit.taken_on, Visit.visit_time).where(Visit.patient_id.in_(patient_ids))
-    ).all()
+    rows = [
+        row
+        for batch in id_batches(patient_ids)
+        for row in session.execute(
+            select(Visit.patient_id, Visit.taken_on, Visit.visit_time).where(Visit.patient_id.in_(batch))
+        )
+    ]
     for patient_id, taken_on, visit_time in rows:
         day = visit_date(taken_on, visit_time)
         if patient_id not in latest or day > latest[patient_id]:

@@ -19,11 +19,21 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.store.core import StoreCore, numbers_of_patients, visit_order_key
+from dashboard.store.core import StoreCore, id_batches, numbers_of_patients, visit_order_key
 from dashboard.store.models import Decision, Histology, Lesion, LesionImage, Patient, Visit
 from dashboard.store.views import decisions_in_force
 
 TISSUE_ACTIONS = ("biopsy", "excise")
+_DECISION_COLUMNS = (
+    Decision.id,
+    Decision.lesion_id,
+    Decision.visit_id,
+    Decision.action,
+    Decision.review_in_months,
+    Decision.clinician,
+    Decision.decided_at,
+    Decision.amends_id,
+)
 
 
 @dataclass(frozen=True)
@@ -66,15 +76,14 @@ class Worklists(StoreCore):
         results by the decision's day."""
         amended = select(Decision.amends_id).where(Decision.amends_id.is_not(None))
         with self._read() as session:
+            # Columns, not Decision entities: every decision not amended away is read, a clinic's whole history.
             rows = session.execute(
-                select(Decision, Visit.taken_on, Visit.visit_time)
+                select(*_DECISION_COLUMNS, Visit.taken_on, Visit.visit_time)
                 .join(Visit, Visit.id == Decision.visit_id)
                 .where(Decision.id.not_in(amended))
             ).all()
-            visit_keys = {
-                d.visit_id: visit_order_key(taken_on, visit_time, d.visit_id) for d, taken_on, visit_time in rows
-            }
-            in_force = decisions_in_force((d for d, _, _ in rows), visit_keys)
+            visit_keys = {d.visit_id: visit_order_key(d.taken_on, d.visit_time, d.visit_id) for d in rows}
+            in_force = decisions_in_force(rows, visit_keys)
             waiting = {
                 lesion_id: (visit_keys[d.visit_id], d)
                 for lesion_id, d in in_force.items()
@@ -85,15 +94,19 @@ class Worklists(StoreCore):
             imaged = _last_imaged(session, list(waiting))
             reported = _last_reported(session, list(waiting))
             lesions = {
-                lesion.id: lesion for lesion in session.scalars(select(Lesion).where(Lesion.id.in_(list(waiting))))
+                lesion.id: lesion
+                for batch in id_batches(waiting)
+                for lesion in session.execute(
+                    select(Lesion.id, Lesion.patient_id, Lesion.label, Lesion.site).where(Lesion.id.in_(batch))
+                )
             }
-            identifiers = dict(
-                session.execute(
-                    select(Patient.id, Patient.identifier).where(
-                        Patient.id.in_({les.patient_id for les in lesions.values()})
-                    )
-                ).all()
-            )
+            identifiers = {
+                patient_id: identifier
+                for batch in id_batches(lesion.patient_id for lesion in lesions.values())
+                for patient_id, identifier in session.execute(
+                    select(Patient.id, Patient.identifier).where(Patient.id.in_(batch))
+                )
+            }
             numbers = numbers_of_patients(session, identifiers)
             items = []
             for lesion_id, (key, d) in waiting.items():
@@ -138,21 +151,23 @@ class Worklists(StoreCore):
 def _last_imaged(session: Session, lesion_ids: list[int]) -> dict[int, tuple]:
     """Per lesion, the order key (visit_order_key) of the last visit with a dermoscopic image of it."""
     found: dict[int, tuple] = {}
-    for lesion_id, taken_on, visit_time, visit_id in session.execute(
-        select(LesionImage.lesion_id, Visit.taken_on, Visit.visit_time, Visit.id)
-        .join(Visit, Visit.id == LesionImage.visit_id)
-        .where(LesionImage.lesion_id.in_(lesion_ids), LesionImage.kind == "dermoscopic")
-    ):
-        key = visit_order_key(taken_on, visit_time, visit_id)
-        found[lesion_id] = max(found.get(lesion_id, key), key)
+    for batch in id_batches(lesion_ids):
+        for lesion_id, taken_on, visit_time, visit_id in session.execute(
+            select(LesionImage.lesion_id, Visit.taken_on, Visit.visit_time, Visit.id)
+            .join(Visit, Visit.id == LesionImage.visit_id)
+            .where(LesionImage.lesion_id.in_(batch), LesionImage.kind == "dermoscopic")
+        ):
+            key = visit_order_key(taken_on, visit_time, visit_id)
+            found[lesion_id] = max(found.get(lesion_id, key), key)
     return found
 
 
 def _last_reported(session: Session, lesion_ids: list[int]) -> dict[int, datetime]:
     """Per lesion, when its last histology result was recorded."""
     found = {}
-    for lesion_id, recorded_at in session.execute(
-        select(Histology.lesion_id, Histology.recorded_at).where(Histology.lesion_id.in_(lesion_ids))
-    ):
-        found[lesion_id] = max(found.get(lesion_id, recorded_at), recorded_at)
+    for batch in id_batches(lesion_ids):
+        for lesion_id, recorded_at in session.execute(
+            select(Histology.lesion_id, Histology.recorded_at).where(Histology.lesion_id.in_(batch))
+        ):
+            found[lesion_id] = max(found.get(lesion_id, recorded_at), recorded_at)
     return found

@@ -176,3 +176,24 @@ def test_cross_patient_lists_do_not_query_per_patient(store, sample_images, make
         add_patient(n)
     assert len(store.worklist()) == 4
     assert (_statements(store, store.worklist), _statements(store, store.outcomes)) == few
+
+
+def test_long_id_lists_are_sent_in_batches(store, sample_images, make_lesion, make_review, monkeypatch):
+    """A clinic's Worklist outgrows one ``IN (...)`` list (psycopg refuses over 65,535 parameters): the ids go
+    in batches of IN_LIST_MAX, and the lists come out the same whatever the batch size."""
+    from dashboard.store import core
+
+    for n in range(5):
+        lesions = [
+            make_lesion(sample_images[n], lesion_label=f"mole {n}", decision_action="monitor", decision_review_months=6),
+            make_lesion(sample_images[n + 1], lesion_label=f"scar {n}", decision_action="excise"),
+        ]
+        _save(store, make_review, lesions, JAN, identifier=f"PT-BATCH-{n}")
+    whole = (store.worklist(), store.outcomes(), store.search_patients("PT-BATCH"))
+    assert len(whole[0]) == 10
+    monkeypatch.setattr(core, "IN_LIST_MAX", 2)
+    sent = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda _c, _k, sql, params, *_: sent.append(params))
+    assert (store.worklist(), store.outcomes(), store.search_patients("PT-BATCH")) == whole
+    longest = max(len(p) if isinstance(p, list | tuple | dict) else 0 for p in sent)
+    assert longest <= 2 + 2  # the batch and a statement's own few parameters
