@@ -295,6 +295,8 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_event_patient_time", "patient_id", "occurred_at"),
         Index("ix_audit_event_actor_time", "actor", "occurred_at"),
+        Index("ix_audit_event_time", "occurred_at", "id"),  # the Audit page: a date range, newest first
+        Index("ix_audit_event_action_time", "action", "occurred_at"),  # one action or a prefix ("auth.")
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

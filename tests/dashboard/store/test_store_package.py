@@ -48,7 +48,7 @@ def test_migrate_cli(sqlite_url, subprocess_env, tmp_path, capsys):
     assert up.returncode == 0, up.stderr
     assert up.stdout.strip() == head_revision()  # it prints the revision it reached
     assert main(["--database-url", sqlite_url, "current"]) == 0
-    assert capsys.readouterr().out.strip() == head_revision() == "0009_decision_review_interval"
+    assert capsys.readouterr().out.strip() == head_revision() == "0010_audit_event_time_indexes"
     with CaseStore.from_url(sqlite_url, tmp_path / "images", upgrade=False) as store:
         assert store.search_patients("x") == []
 

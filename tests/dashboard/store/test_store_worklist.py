@@ -185,7 +185,9 @@ def test_long_id_lists_are_sent_in_batches(store, sample_images, make_lesion, ma
 
     for n in range(5):
         lesions = [
-            make_lesion(sample_images[n], lesion_label=f"mole {n}", decision_action="monitor", decision_review_months=6),
+            make_lesion(
+                sample_images[n], lesion_label=f"mole {n}", decision_action="monitor", decision_review_months=6
+            ),
             make_lesion(sample_images[n + 1], lesion_label=f"scar {n}", decision_action="excise"),
         ]
         _save(store, make_review, lesions, JAN, identifier=f"PT-BATCH-{n}")
