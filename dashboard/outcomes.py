@@ -45,9 +45,13 @@ def _submit(action: Callable[[], Any], done: str) -> Feedback:
 
 
 def submit_histology(
-    store: Any, lesion: LesionSummary, result: str, reported_on: dt.date | None, note: str = ""
+    store: Any, lesion: LesionSummary, result: str | None, reported_on: dt.date | None, note: str = ""
 ) -> Feedback:
-    """Record (or correct) the lesion's histology under the signed-in user; a refusal changes nothing."""
+    """Record (or correct) the lesion's histology under the signed-in user; a refusal changes nothing. The form
+    has no default result (``None`` until one is chosen): a preset answer would be recorded by a click that
+    only meant to add the date."""
+    if result is None:
+        return Feedback(False, "Not saved: choose the histology result.")
     when = "" if result == "not_done" or reported_on is None else f", reported {reported_on.isoformat()}"
     done = f"Histology of lesion #{lesion.number or lesion.id} recorded: {HISTOLOGY_LABELS.get(result, result)}{when}."
     return _submit(lambda: store.record_histology(lesion.id, result, reported_on=reported_on, note=note), done)
@@ -114,10 +118,12 @@ def undecided_choice_label(item: UndecidedLesion) -> str:
 
 
 def submit_decision(
-    store: Any, item: UndecidedLesion, action: str, comment: str, review_months: int | None = None
+    store: Any, item: UndecidedLesion, action: str | None, comment: str, review_months: int | None = None
 ) -> Feedback:
     """Record the decision for a lesion saved undecided, under the signed-in user (``review_months``: as in
-    submit_amendment)."""
+    submit_amendment). No default decision (``None`` until one is chosen), as for histology."""
+    if action is None:
+        return Feedback(False, "Not saved: choose the decision.")
     months, said = _interval(action, review_months)
     done = f"Decision on lesion #{item.lesion_number or item.lesion_id} recorded: {action}{said}."
     return _submit(

@@ -26,6 +26,19 @@ HISTOLOGY_FEEDBACK = "outcomes_histology_feedback"
 # after saving. So each recorded result draws a new box (a new key), on the lesion just recorded.
 HISTOLOGY_RECORDED = "outcomes_histology_recorded"  # how many results were recorded on this page
 HISTOLOGY_LAST_LESION = "outcomes_histology_last_lesion"
+# The forms keep what was entered when a save is refused (a missing date must not cost the result and the
+# note) and start empty after a save: each save draws the form anew under a new key.
+AMENDED = "outcomes_amended"
+LATE_DECIDED = "outcomes_late_decided"
+
+
+def _saves(key: str) -> int:
+    return int(st.session_state.get(key, 0))
+
+
+def _count_save(key: str, feedback: outcomes.Feedback) -> None:
+    if feedback.ok:
+        st.session_state[key] = _saves(key) + 1
 
 
 def _show_feedback(key: str) -> None:
@@ -63,17 +76,18 @@ def decisions_panel(
         st.caption("The original decision stays in the record; the amendment names you, the time and the reason.")
         # Outside the form, so that the interval box below starts at the chosen decision's own interval.
         decision = st.selectbox("Decision", in_force, format_func=outcomes.decision_choice_label, key="amend_which")
-        with st.form("amend_decision", clear_on_submit=True, border=False):
+        gen = _saves(AMENDED)
+        with st.form(f"amend_decision_{gen}", border=False):
             action = st.selectbox(
-                "New decision", ACTIONS, index=ACTIONS.index(decision.action), key=f"amend_action_{decision.id}"
+                "New decision", ACTIONS, index=ACTIONS.index(decision.action), key=f"amend_action_{decision.id}_{gen}"
             )
-            months = _interval_box(f"amend_months_{decision.id}", decision.review_in_months, decision.visit_date)
-            comment = st.text_area("Comment", key="amend_comment", height=68)
-            reason = st.text_input("Reason for the amendment (required)", key="amend_reason")
+            months = _interval_box(f"amend_months_{decision.id}_{gen}", decision.review_in_months, decision.visit_date)
+            comment = st.text_area("Comment", key=f"amend_comment_{gen}", height=68)
+            reason = st.text_input("Reason for the amendment (required)", key=f"amend_reason_{gen}")
             if st.form_submit_button("Save amendment", icon=":material/save:"):
-                st.session_state[AMEND_FEEDBACK] = outcomes.submit_amendment(
-                    store, decision, action, comment, reason, months
-                )
+                feedback = outcomes.submit_amendment(store, decision, action, comment, reason, months)
+                st.session_state[AMEND_FEEDBACK] = feedback
+                _count_save(AMENDED, feedback)
                 st.rerun()
 
 
@@ -82,13 +96,20 @@ def _late_decision_form(store: Any, undecided: Sequence[outcomes.UndecidedLesion
     title = f"Decide a lesion saved without a decision ({len(undecided)})"
     with st.expander(title, icon=":material/pending_actions:"):
         st.caption("The decision is recorded for that visit under your name, with today's time.")
-        with st.form("late_decision", clear_on_submit=True, border=False):
-            item = st.selectbox("Lesion", undecided, format_func=outcomes.undecided_choice_label, key="late_which")
-            action = st.selectbox("Decision", ACTIONS, key="late_action")
-            months = _interval_box("late_months", None, None)
-            comment = st.text_area("Comment", key="late_comment", height=68)
+        gen = _saves(LATE_DECIDED)
+        with st.form(f"late_decision_{gen}", border=False):
+            item = st.selectbox(
+                "Lesion", undecided, format_func=outcomes.undecided_choice_label, key=f"late_which_{gen}"
+            )
+            action = st.selectbox(
+                "Decision", ACTIONS, index=None, placeholder="Choose the decision", key=f"late_action_{gen}"
+            )
+            months = _interval_box(f"late_months_{gen}", None, None)
+            comment = st.text_area("Comment", key=f"late_comment_{gen}", height=68)
             if st.form_submit_button("Save decision", icon=":material/save:"):
-                st.session_state[AMEND_FEEDBACK] = outcomes.submit_decision(store, item, action, comment, months)
+                feedback = outcomes.submit_decision(store, item, action, comment, months)
+                st.session_state[AMEND_FEEDBACK] = feedback
+                _count_save(LATE_DECIDED, feedback)
                 st.rerun()
 
 
@@ -182,23 +203,25 @@ def _export_button(
 
 def _histology_form(store: Any, lesion: LesionSummary, *, corrects: bool) -> None:
     title = "Correct the histology result" if corrects else "Record the histology result"
-    with st.form(f"histology_{lesion.id}", clear_on_submit=True):
+    gen = _saves(HISTOLOGY_RECORDED)
+    with st.form(f"histology_{lesion.id}_{gen}"):
         st.markdown(f"**{title}**")
         result = st.radio(
             "Result",
             HISTOLOGY_RESULTS,
+            index=None,  # no preset answer: see outcomes.submit_histology
             format_func=outcomes.HISTOLOGY_LABELS.get,
             horizontal=True,
-            key=f"histology_result_{lesion.id}",
+            key=f"histology_result_{lesion.id}_{gen}",
         )
         reported_on = st.date_input(
             "Date of the histology report",
             value=None,
             max_value=dt.date.today(),
-            key=f"histology_date_{lesion.id}",
+            key=f"histology_date_{lesion.id}_{gen}",
             help="Needed for every result except 'not done'.",
         )
-        note = st.text_input("Note (optional)", key=f"histology_note_{lesion.id}")
+        note = st.text_input("Note (optional)", key=f"histology_note_{lesion.id}_{gen}")
         if st.form_submit_button("Save histology", icon=":material/save:"):
             feedback = outcomes.submit_histology(store, lesion, result, reported_on, note)
             st.session_state[HISTOLOGY_FEEDBACK] = feedback

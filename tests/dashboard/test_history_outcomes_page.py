@@ -85,6 +85,34 @@ def _texts(at: AppTest) -> str:
     return "\n".join(parts)
 
 
+def _by_prefix(widgets, prefix):
+    """The one widget whose key starts with ``prefix`` (a form's keys carry how often it was saved)."""
+    [widget] = [w for w in widgets if w.key and w.key.startswith(prefix)]
+    return widget
+
+
+def test_histology_has_no_preset_result_and_a_refusal_keeps_what_was_entered(app_env):
+    """A preset "Melanoma" and a form cleared by a refused save recorded a melanoma where the clinician only
+    added the missing date (accessibility and wording audit)."""
+    _saved_visit(app_env)
+    at = _history(app_env, "dr.page", "clinician")
+    result = _by_prefix(at.radio, "histology_result_")
+    assert result.value is None
+    next(b for b in at.button if b.label == "Save histology").click().run()
+    assert "Not saved: choose the histology result." in _texts(at)
+    _by_prefix(at.radio, "histology_result_").set_value("benign")
+    _by_prefix(at.text_input, "histology_note_").input("naevus")
+    next(b for b in at.button if b.label == "Save histology").click().run()  # no date: refused
+    assert "Not saved:" in _texts(at) and "date" in _texts(at)
+    assert _by_prefix(at.radio, "histology_result_").value == "benign"
+    assert _by_prefix(at.text_input, "histology_note_").value == "naevus"
+    _by_prefix(at.date_input, "histology_date_").set_value(dt.date(2024, 10, 14))
+    next(b for b in at.button if b.label == "Save histology").click().run()
+    assert "recorded: Benign, reported 2024-10-14" in _texts(at)
+    assert _by_prefix(at.radio, "histology_result_").value is None  # a new, empty form after the save
+    assert _by_prefix(at.text_input, "histology_note_").value == ""
+
+
 def test_clinician_amends_a_decision_and_records_histology(app_env):
     patient_id = _saved_visit(app_env)
     at = _history(app_env, "dr.page", "clinician")
@@ -98,7 +126,7 @@ def test_clinician_amends_a_decision_and_records_histology(app_env):
     months = next(s for s in at.selectbox if s.label.startswith("Repeat imaging in"))
     assert months.value == 3 and "(due " in months.format_func(6)
     new.set_value("excise")
-    at.text_input(key="amend_reason").input("grew at the recheck")
+    _by_prefix(at.text_input, "amend_reason_").input("grew at the recheck")
     next(b for b in at.button if b.label == "Save amendment").click().run()
     assert not at.exception, at.exception
     assert "amended: monitor → excise" in _texts(at)
@@ -205,7 +233,7 @@ def test_after_amending_a_decision_the_box_stays_on_that_lesion(app_env):
         choice = at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Decision"))
         choice.select_index(next(i for i, option in enumerate(choice.options) if label in option)).run()
         next(s for s in at.selectbox if s.label == "New decision").set_value("excise")
-        at.text_input(key="amend_reason").input(f"{label} grew")
+        _by_prefix(at.text_input, "amend_reason_").input(f"{label} grew")
         next(b for b in at.button if b.label == "Save amendment").click().run()
         assert not at.exception, at.exception
         choice = next(s for s in at.selectbox if s.label == "Decision")
@@ -216,15 +244,21 @@ def test_clinician_decides_a_lesion_saved_undecided(app_env):
     with app_env.store() as store:
         patient_id = save_visit(store, actions=("monitor", None))
     at = _history(app_env, "dr.page", "clinician")
-    choice = at.selectbox(key="late_which")
+    choice = _by_prefix(at.selectbox, "late_which_")
     assert choice.options == ["#2 navel · visit of " + choice.options[0].split("visit of ")[1]]
     assert choice.options[0].endswith("P(melanoma) 5.0%")
-    at.selectbox(key="late_action").set_value("biopsy")
-    at.text_area(key="late_comment").input("second opinion: biopsy")
+    assert _by_prefix(at.selectbox, "late_action_").value is None  # no preset decision: a click records none
+    next(b for b in at.button if b.label == "Save decision").click().run()
+    assert "Not saved: choose the decision." in _texts(at)
+    _by_prefix(at.text_area, "late_comment_").input("second opinion: biopsy")
+    next(b for b in at.button if b.label == "Save decision").click().run()
+    assert "Not saved: choose the decision." in _texts(at)
+    assert _by_prefix(at.text_area, "late_comment_").value == "second opinion: biopsy"  # kept after a refusal
+    _by_prefix(at.selectbox, "late_action_").set_value("biopsy")
     next(b for b in at.button if b.label == "Save decision").click().run()
     assert not at.exception, at.exception
     assert "Decision on lesion #2 recorded: biopsy." in _texts(at)
-    assert not [s for s in at.selectbox if s.key == "late_which"]  # nothing left undecided: no form
+    assert not [s for s in at.selectbox if s.key.startswith("late_which")]  # nothing left undecided: no form
     with app_env.store() as store:
         navel = next(les for les in store.list_lesions(patient_id) if les.label == "navel")
         [event] = [e for e in store.audit_events(patient_id, action="decision.record") if e.detail.get("after_saving")]
@@ -239,4 +273,4 @@ def test_viewer_sees_undecided_lesions_without_a_form(app_env):
         save_visit(store, actions=(None, None))
     at = _history(app_env, "kim.viewer", "viewer")
     assert "No decisions recorded." in _texts(at) and "may read decisions but not amend them" in _texts(at)
-    assert not [s for s in at.selectbox if s.key in ("late_which", "amend_which")]
+    assert not [s for s in at.selectbox if s.key.startswith(("late_which", "amend_which"))]
