@@ -34,6 +34,9 @@ THUMB_PX = 180
 PICKER_FOR = "follow_up_picker_for"  # sha256 of the image whose picker dialog is open
 PICK_ERROR = "follow_up_pick_error"
 
+# Not "#2": "#" is a lesion's number in the patient's record, shown on the tile just below the badge.
+ALIKE_BADGES = {1: "Most alike", 2: "2nd most alike", 3: "3rd most alike"}
+
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _thumbnail_jpeg(path: str, sha256: str, px: int) -> bytes | None:
@@ -162,7 +165,7 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
             with col, st.container(border=True, key=f"pick-{image.key}-{lesion.lesion_id}"):
                 place = places.get(lesion.lesion_id)
                 if place is not None and place <= 3:  # above the photo: seen without scrolling
-                    st.badge("Most alike" if place == 1 else f"Alike #{place}", color="blue", icon=":material/compare:")
+                    st.badge(ALIKE_BADGES[place], color="blue", icon=":material/compare:")
                 thumb = _visit_thumbnail(lesion.latest)
                 if thumb is None:
                     st.caption(":material/broken_image: stored image unreadable")

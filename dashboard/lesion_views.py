@@ -106,9 +106,15 @@ def colour_scale_png(opacity: float) -> bytes:
 
 
 def _badges(band_title: str, band_colour: str, outlier: bool, linked: int | None) -> None:
-    icons = {"red": ":material/priority_high:", "orange": ":material/help:", "green": ":material/check:"}
+    # Below the threshold is not "fine": no tick and no green on the badge (the charts keep the band colours).
+    looks = {
+        "red": ("red", ":material/priority_high:"),
+        "orange": ("orange", ":material/help:"),
+        "green": ("gray", ":material/arrow_downward:"),
+    }
+    colour, icon = looks[band_colour]
     with st.container(horizontal=True, gap="small"):
-        st.badge(band_title, color=band_colour, icon=icons[band_colour])  # type: ignore[arg-type]
+        st.badge(band_title, color=colour, icon=icon)  # type: ignore[arg-type]
         if outlier:
             st.badge("Ugly duckling", color="violet", icon=":material/flag:")
         if linked is not None:
@@ -126,7 +132,8 @@ def _ud_text(value: Any, outlier_z: float | None) -> str:
         verdict = "typical for this patient"
     else:
         verdict = "somewhat unusual for this patient"
-    return f"Ugly-duckling score **{z:.1f}** — {verdict} (robust z{cut})."
+    shown = f"{z:.1f}".replace("-0.0", "0.0")  # a z of -0.04 is typical, not "minus zero"
+    return f"Ugly-duckling score **{shown}** — {verdict} (robust z{cut})."
 
 
 def lesion_card(
@@ -137,6 +144,9 @@ def lesion_card(
     image = state.images[sha]
     band = score_band(float(row.p_melanoma), threshold, float(row.p_spread))
     with st.container(border=True, key=f"card-{band.name}-{image.key}"):
+        # The heading first, above the columns: a screen reader (and a narrow window, where the columns stack)
+        # meets the card's name before its image, source warning and links, not after them.
+        st.markdown(f"#### {rank_label(row.rank)} · {literal(image.label)}")
         c_img, c_info, c_decide = st.columns(CARD_COLUMNS, gap="medium")
         with c_img:
             method = default_cam_method(cams)
@@ -172,7 +182,6 @@ def lesion_card(
                 st.warning(caveat, icon=":material/photo_camera:")
             saliency_link(image.key)
         with c_info:
-            st.markdown(f"#### {rank_label(row.rank)} · {literal(image.label)}")
             st.caption(f"{image.site} · {literal(image.filename)}")
             linked = image.existing_lesion_id
             _badges(
@@ -234,6 +243,8 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
     """One lesion of a saved visit (VisitLesion), read-only; with ``visit_id``, a link to its saliency maps."""
     pred = lesion.prediction
     with st.container(border=True, key=f"card-saved-{lesion.image.id}"):
+        rank = f"{rank_label(pred.rank)} · " if pred else ""
+        st.markdown(f"#### {rank}{literal(lesion.label)}")  # first, as on the review's cards
         c_img, c_info, c_decide = st.columns(CARD_COLUMNS, gap="medium")
         with c_img:
             img = read_stored_image(lesion.image.path, 384)
@@ -245,8 +256,6 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                 saliency_link(lesion.image.sha256[:16], visit_id)
             _overview_thumbnails(getattr(lesion, "overviews", ()))
         with c_info:
-            rank = f"{rank_label(pred.rank)} · " if pred else ""
-            st.markdown(f"#### {rank}{literal(lesion.label)}")
             number = lesion.lesion_number or lesion.lesion_id
             st.caption(f"lesion #{number} · {lesion.site} · {literal(lesion.image.original_filename)}")
             if pred:

@@ -101,14 +101,29 @@ def mole_check_sentence(validation: dict[str, Any] | None, config: dict[str, Any
         return None
     text = "On complete patients' moles (every mole of a patient, the closest to a mole check) it flagged "
     text += melanomas_flagged(stats).replace(" (", " of melanomas (", 1)
-    rankings = whole_patient(validation).get("rankings") or {}
-    top5 = (rankings.get(deployed_ranking(config), {}).get("top5") or {}).get("value")
+    wp = whole_patient(validation)
+    deployed = (wp.get("rankings") or {}).get(deployed_ranking(config), {})
+    unseen = unseen_source_ranking(validation)
+    unseen_wp = unseen[2] if unseen else {}
+    top5 = (deployed.get("top5") or {}).get("value")
     if top5 is not None:
         text += f", and the ranking put a melanoma in the top 5 for {_value(top5):.0%} of patients who had one"
-        unseen = unseen_source_ranking(validation)
-        unseen_top5 = ((unseen[2].get("top5") or {}).get("value")) if unseen else None
+        unseen_top5 = (unseen_wp.get("top5") or {}).get("value")
         if unseen_top5 is not None:
             text += f" ({_value(unseen_top5):.0%} when trained without their source)"
+    share = (deployed.get("share_before") or {}).get("value")
+    random_share = wp.get("random_order_share")
+    if share is not None and random_share is not None:
+        # Beside the random order's figure: a share alone does not say how much the ranking helps.
+        text += (
+            f"; following it, a clinician looked at {_value(share):.0%} of a patient's moles before the first "
+            f"melanoma, against {_value(random_share):.0%} in a random order"
+        )
+        unseen_share = (unseen_wp.get("share_before") or {}).get("value")
+        if unseen_share is not None:
+            unseen_random = unseen_wp.get("random_order_share")
+            against = f" against {_value(unseen_random):.0%}" if unseen_random is not None else ""
+            text += f" ({_value(unseen_share):.0%}{against} when trained without their source)"
     return text + "."
 
 

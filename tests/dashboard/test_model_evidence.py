@@ -163,6 +163,20 @@ def test_the_scores_caption_says_what_the_threshold_and_ranking_did_on_complete_
     unseen = {"isic2020_patients": {"whole_patient": {"share_before": {"value": 0.39}, "top5": {"value": 0.65}}}}
     with_unseen = mole_check_sentence({**validation, "leave_one_source_out": unseen}, {})
     assert with_unseen.endswith("top 5 for 76% of patients who had one (65% when trained without their source).")
+    # The share reviewed, beside a random order's: how much the ranking helps, and how little on an unseen source.
+    ranked = {
+        **validation,
+        "whole_patient": {
+            "rankings": {"network P(melanoma)": {"top5": {"value": 0.76}, "share_before": {"value": 0.16}}},
+            "random_order_share": 0.43,
+        },
+    }
+    unseen["isic2020_patients"]["whole_patient"]["random_order_share"] = 0.43
+    full = mole_check_sentence({**ranked, "leave_one_source_out": unseen}, {})
+    assert full.endswith(
+        "; following it, a clinician looked at 16% of a patient's moles before the first melanoma, against 43% in "
+        "a random order (39% against 43% when trained without their source)."
+    )
 
 
 def test_the_threshold_at_complete_patients_and_the_calibration_shown():
