@@ -61,8 +61,15 @@ def place_selected(state: Any, selection_event: Any, picked: Sequence[str]) -> P
         key = region_from_selection(selection_event)
     except ValueError as exc:
         return Placement(None, (), "error", str(exc))
+    return place_selected_in(state, key, picked)
+
+
+def place_selected_in(state: Any, key: str | None, picked: Sequence[str]) -> Placement:
+    """As place_selected, for a region chosen by name (the keyboard's way: the map takes only clicks)."""
     if key is None:
         return Placement(None, (), "", "")
+    if key not in REGIONS:
+        return Placement(None, (), "error", f"unknown body region {key!r}")
     chosen = REGIONS[key]
     if not picked:
         return Placement(
@@ -87,6 +94,14 @@ def place_saved_lesion(store: Any, lesion: Any, selection_event: Any) -> Placeme
     audited). The store refuses a region off the lesion's recorded site; its message is returned."""
     try:
         key = region_from_selection(selection_event)
+    except ValueError as exc:
+        return Placement(None, (), "error", f"Lesion not placed: {exc}.")
+    return place_saved_lesion_in(store, lesion, key)
+
+
+def place_saved_lesion_in(store: Any, lesion: Any, key: str | None) -> Placement:
+    """As place_saved_lesion, for a region chosen by name (the keyboard's way)."""
+    try:
         if key is None:
             return Placement(None, (), "", "")
         store.set_body_region(lesion.id, key)

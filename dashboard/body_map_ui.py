@@ -11,8 +11,11 @@ import streamlit as st
 
 from dashboard.body_map import body_map_figure, group_by_region
 from dashboard.body_map_placement import (
+    Placement,
     place_saved_lesion,
+    place_saved_lesion_in,
     place_selected,
+    place_selected_in,
     review_lesions_on_map,
     saved_lesions_on_map,
 )
@@ -45,7 +48,38 @@ def _picked(state: Any) -> list[str]:
 
 def _place(state: Any, chart_key: str) -> None:
     """The chart's on_select callback: the clicked region goes to every selected image."""
-    placement = place_selected(state, st.session_state.get(chart_key), _picked(state))
+    _placed(state, place_selected(state, st.session_state.get(chart_key), _picked(state)))
+
+
+def _place_by_name(state: Any) -> None:
+    """The region box's button: the region chosen by name goes to every selected image."""
+    region = st.session_state.get(_region_box_key("review"))
+    if region is None:
+        st.session_state[NOTICE] = ("info", "Choose a body region in the list first.")
+        return
+    _placed(state, place_selected_in(state, region, _picked(state)))
+
+
+def _region_box_key(where: str) -> str:
+    return f"bodymap_region_box_{where}_{st.session_state.get(GENERATION, 0)}"
+
+
+def _region_by_name(where: str, button: str, on_click: Callable[[], None]) -> None:
+    """The map without a pointer: the region chosen from a list, then a button (the chart takes only clicks,
+    and a keyboard or screen-reader user cannot reach its regions)."""
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.selectbox(
+            "…or choose the region from a list",
+            list(REGIONS),
+            index=None,
+            placeholder="Body region",
+            format_func=region_text,
+            key=_region_box_key(where),
+        )
+        st.button(button, key=f"bodymap_place_{where}", on_click=on_click, icon=":material/location_on:")
+
+
+def _placed(state: Any, placement: Placement) -> None:
     if placement.region is not None:
         st.session_state[LAST_REGION] = placement.region
         st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1  # the next click starts afresh
@@ -96,6 +130,8 @@ def review_panel(state: Any, threshold: float | None, locked: bool) -> None:
         fig = body_map_figure(lesions, st.session_state.get(LAST_REGION), threshold)
         chart_key = f"body_map_{st.session_state.get(GENERATION, 0)}"
         _map_chart(fig, chart_key, None if locked else lambda: _place(state, chart_key))
+        if not locked:
+            _region_by_name("review", "Place the selected images", lambda: _place_by_name(state))
 
 
 def group_toggle() -> bool:
@@ -133,7 +169,21 @@ def _place_saved(store: Any, lesions: list[Any]) -> None:
     chosen = next((les for les in lesions if les.id == st.session_state.get(history_chooser_key())), None)
     if chosen is None:
         return
-    placement = place_saved_lesion(store, chosen, st.session_state.get(chart_key))
+    _saved_placed(chosen, place_saved_lesion(store, chosen, st.session_state.get(chart_key)))
+
+
+def _place_saved_by_name(store: Any, lesions: list[Any]) -> None:
+    """The history's region box's button: the chosen saved lesion goes to the region chosen by name."""
+    chosen = next((les for les in lesions if les.id == st.session_state.get(history_chooser_key())), None)
+    if chosen is not None:
+        region = st.session_state.get(_region_box_key("history"))
+        if region is None:
+            st.session_state[NOTICE] = ("info", "Choose a body region in the list first.")
+            return
+        _saved_placed(chosen, place_saved_lesion_in(store, chosen, region))
+
+
+def _saved_placed(chosen: Any, placement: Placement) -> None:
     if placement.region is not None or placement.kind:
         st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
         st.session_state[LAST_PLACED] = chosen.id
@@ -171,6 +221,8 @@ def history_map(lesions: list[Any], threshold: float | None, store: Any = None, 
     else:
         fig = body_map_figure(placed, threshold=threshold)
         _map_chart(fig, _history_chart_key(), (lambda: _place_saved(store, lesions)) if can_place else None)
+    if can_place:
+        _region_by_name("history", "Place the lesion", lambda: _place_saved_by_name(store, lesions))
     if unplaced and placed:
         names = ", ".join(f"#{les.number or les.id} {les.label}" for les in unplaced)
         st.caption(f"Not on the map yet: {literal(names)}.")

@@ -30,6 +30,18 @@ def test_review_places_images_groups_the_gallery_and_history_shows_the_map(app_e
     assert not at.exception, at.exception
     assert "1 image(s) selected" in texts(at)
 
+    # Without a pointer: the region from the list, then the button (the chart takes only clicks).
+    at.button(key="bodymap_place_review").click().run()
+    assert "Choose a body region in the list first." in texts(at)
+    box = next(s for s in at.selectbox if s.key.startswith("bodymap_region_box_review_"))
+    assert box.value is None and box.format_func("upper_back") == "Upper back (torso)"
+    box.set_value("upper_back").run()
+    at.button(key="bodymap_place_review").click().run()
+    assert not at.exception, at.exception
+    assert state.body_regions[first.sha256] == "upper_back" and at.selectbox(key=f"site_{first.key}").value == "torso"
+    assert "1 image(s) placed on Upper back" in texts(at)
+    at.checkbox(key=f"bodymap_pick_{first.key}").check().run()
+
     # What the chart's on_select callback does with a click on the left sole:
     place_selected(state, _click("left_sole"), [first.sha256])
     at.session_state[f"site_{first.key}"] = first.site
@@ -52,7 +64,9 @@ def test_review_places_images_groups_the_gallery_and_history_shows_the_map(app_e
     at.text_input(key="history_search").input("PT-BODYMAP-1").run()
     assert not at.exception, at.exception
     assert any(t.label == "Body map" for t in at.tabs)
-    assert at.selectbox(key="history_place_lesion_0").label.startswith("Place a lesion on the map")  # a clinician
+    chooser = next(s for s in at.selectbox if s.key.startswith("history_place_lesion_"))
+    assert chooser.label.startswith("Place a lesion on the map")  # a clinician
+    assert any(s.key.startswith("bodymap_region_box_history_") for s in at.selectbox)  # and without a pointer
     assert "Not on the map yet" in texts(at)  # the second image was not placed
     assert any("left_sole" not in str(df.value) and "Left sole" in str(df.value) for df in at.dataframe)
 
@@ -110,3 +124,22 @@ def test_the_next_review_map_highlights_no_region_of_the_previous_one():
     assert not at.exception, at.exception
     [chart] = at.get("plotly_chart")
     assert "fillcolor" in chart.proto.spec and SELECTED_FILL not in chart.proto.spec
+
+
+def test_a_saved_lesion_is_placed_by_region_name_through_the_store():
+    from types import SimpleNamespace
+
+    from dashboard.body_map_placement import place_saved_lesion_in
+
+    calls = []
+    store = SimpleNamespace(set_body_region=lambda lesion_id, key: calls.append((lesion_id, key)))
+    lesion = SimpleNamespace(id=7, number=1, label="left scapula")
+    placed = place_saved_lesion_in(store, lesion, "upper_back")
+    assert calls == [(7, "upper_back")] and placed.kind == "success" and "Upper back" in placed.message
+    assert place_saved_lesion_in(store, lesion, None).kind == "" and len(calls) == 1
+
+    def refuse(lesion_id, key):
+        raise ValueError("region 'left_sole' is not on the lesion's site torso")
+
+    refused = place_saved_lesion_in(SimpleNamespace(set_body_region=refuse), lesion, "left_sole")
+    assert refused.kind == "error" and refused.message.startswith("Lesion not placed: region 'left_sole'")
