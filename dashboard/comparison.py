@@ -256,10 +256,3 @@ def difference(pair: AlignedPair) -> Image.Image:
     coloured = cv2.cvtColor(cv2.applyColorMap(level, cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
     coloured[~pair.valid] = BACKGROUND
     return Image.fromarray(coloured)
-
-
-def later_in_earlier_frame(pair: AlignedPair) -> Image.Image:
-    """The later image as registered onto the earlier (for an "aligned side by side" view)."""
-    shown = pair.later.copy()
-    shown[~pair.valid] = BACKGROUND
-    return Image.fromarray(shown)

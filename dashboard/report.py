@@ -27,6 +27,7 @@ from dashboard.report_text import (
     CODES_NOTICE,
     LATIN1_SPELLING,
     char_code,
+    coded_text,
     decision_lines,
     histology_line,
     printable,
@@ -133,14 +134,11 @@ class _ReportPDF(FPDF):
 
     def clean(self, value: object) -> str:
         """``value`` as printed: no control characters, each character the font lacks as its code."""
-        out = []
-        for ch in printable(value):
-            ch = self.spelling.get(ch, ch)
-            if len(ch) == 1 and ch != "\n" and ord(ch) not in self.drawable:
-                self.first_coded = self.first_coded or ch
-                ch = char_code(ch)
-            out.append(ch)
-        return "".join(out)
+        spelled = "".join(self.spelling.get(ch, ch) for ch in printable(value))
+        drawable = self.drawable
+        missing = next((ch for ch in spelled if ch != "\n" and ord(ch) not in drawable), None)
+        self.first_coded = self.first_coded or missing
+        return coded_text(spelled, lambda ch: ord(ch) in drawable)
 
     def write_text(self, text: str, size: float = 9, style: str = "", width: float = 0, height: float = 4.6) -> None:
         self.set_font(self.report_family, style, size)

@@ -122,10 +122,3 @@ def paired_difference(
     arr = np.asarray(diffs, dtype=float)
     arr = arr[np.isfinite(arr)]
     return {"value": float(value), "ci": [float(x) for x in np.quantile(arr, [0.025, 0.975])]}
-
-
-def evaluate_scores(
-    frame: pd.DataFrame, scores: dict[str, np.ndarray], n_boot: int = 1000, seed: int = 0
-) -> dict[str, dict]:
-    """Whole-patient metrics of several rankings of the same patients."""
-    return {name: bootstrap(patient_table(frame, s), n_boot, seed) for name, s in scores.items()}

@@ -222,7 +222,6 @@ class LesionSummary:
     first_seen: date | None
     last_seen: date | None
     latest_p_melanoma: float | None
-    latest_triage_score: float | None
     latest_action: str | None
     number: int = 0  # per patient, in the order first seen (1 = the patient's first lesion)
     body_region: str | None = None

@@ -14,7 +14,6 @@ from dashboard.store.models import (
     FILENAME_MAX,
     HISTOLOGY_RESULTS,
     IDENTIFIER_MAX,
-    IMAGE_KINDS,
     LABEL_MAX,
     NAME_MAX,
     REVIEW_MONTHS_MAX,
@@ -154,10 +153,6 @@ def aware_time(value: object, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware (e.g. datetime.now(UTC))")
     return value.astimezone(UTC)
-
-
-def image_kind(value: object) -> str:
-    return choice(value, "image kind", IMAGE_KINDS)
 
 
 def histology_result(value: object) -> str:

@@ -153,7 +153,6 @@ def lesion_summary(
         first_seen=days[0] if days else None,
         last_seen=days[-1] if days else None,
         latest_p_melanoma=latest.p_melanoma if latest else None,
-        latest_triage_score=latest.triage_score if latest else None,
         latest_action=latest_action,
         number=number,
         body_region=lesion.body_region,
