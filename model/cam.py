@@ -24,6 +24,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -43,20 +44,30 @@ from model.network import MelanomaLogit
 # XGrad-CAM and HiResCAM are left out on purpose: with a global-average-pool + linear head (every timm CNN
 # here) they give exactly the Grad-CAM map after normalisation, so offering them would show the clinician
 # three names for one picture.
-CAM_METHODS: dict[str, type] = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "layercam": LayerCAM,
-    "eigencam": EigenCAM,
+
+
+@dataclass(frozen=True)
+class CamMethod:
+    cam_class: type  # a pytorch-grad-cam BaseCAM subclass
+    label: str
+    # The map does not depend on the explained score: shown for comparison, never the default.
+    gradient_free: bool = False
+
+
+CAM_REGISTRY: dict[str, CamMethod] = {
+    "gradcam": CamMethod(GradCAM, "Grad-CAM"),
+    "gradcam++": CamMethod(GradCAMPlusPlus, "Grad-CAM++"),
+    "layercam": CamMethod(LayerCAM, "LayerCAM"),
+    "eigencam": CamMethod(
+        EigenCAM,
+        "EigenCAM (gradient-free: the feature map's main component, not specific to the score)",
+        gradient_free=True,
+    ),
 }
-CAM_LABELS: dict[str, str] = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "layercam": "LayerCAM",
-    "eigencam": "EigenCAM (gradient-free: the feature map's main component, not specific to the score)",
-}
-# Methods whose map does not depend on the explained score: shown for comparison, never the default.
-GRADIENT_FREE = frozenset({"eigencam"})
+# Views of the one registry, by the names the pages and the CLI read.
+CAM_METHODS: dict[str, type] = {name: method.cam_class for name, method in CAM_REGISTRY.items()}
+CAM_LABELS: dict[str, str] = {name: method.label for name, method in CAM_REGISTRY.items()}
+GRADIENT_FREE = frozenset(name for name, method in CAM_REGISTRY.items() if method.gradient_free)
 # The default is the score-specific method that covered the lesion best on average (bench/cam_coverage.py,
 # bench/RESULTS.md, 2026-11-27: 75 ISIC 2017 images, default model v2, share of CAM energy inside an Otsu
 # lesion mask): Grad-CAM++ 31.9%, LayerCAM 31.1% (paired -0.7%, CI -1.2 to -0.4), Grad-CAM 14.5% — Grad-CAM's
