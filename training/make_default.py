@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data.dataset_sources import HAM10000, ISIC2017, SIIM_ISIC2020
 from data.hashing import sha256_file
 from model.checkpoint import DEFAULT_CHECKPOINT
 from model.metrics import SCREENING_PREVALENCE
@@ -25,14 +26,7 @@ from training.evaluate import report_from_predictions
 from training.recipe import V1_GPU, RecipeError, model_identity
 from training.train import portable_path
 
-CITATIONS = [
-    "HAM10000: Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset. Sci Data 5, 180161 (2018). "
-    "doi:10.1038/sdata.2018.161. CC BY-NC 4.0.",
-    "ISIC 2017: Codella N et al. Skin lesion analysis toward melanoma detection: a challenge at ISBI 2017, "
-    "hosted by the International Skin Imaging Collaboration (ISIC). ISBI 2018. CC BY-NC 4.0.",
-    "SIIM-ISIC 2020: Rotemberg V et al. A patient-centric dataset of images and metadata for identifying "
-    "melanomas using clinical context. Sci Data 8, 34 (2021). doi:10.1038/s41597-021-00815-z. CC BY-NC 4.0.",
-]
+CITATIONS = [source.card_line() for source in (HAM10000, ISIC2017, SIIM_ISIC2020)]  # v1 trained on these
 
 
 def _fmt(summary: dict, key: str) -> str:

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import math
 
+from data.dataset_sources import SIIM_ISIC2020, SOURCES
 from data.readers import SAME_POPULATION, population_of
 
-CITATIONS = (
-    "HAM10000: Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset. Sci Data 5, 180161 (2018). "
-    "doi:10.1038/sdata.2018.161. CC BY-NC 4.0.",
-    "ISIC 2017: Codella N et al. Skin lesion analysis toward melanoma detection: a challenge at ISBI 2017, "
-    "hosted by the International Skin Imaging Collaboration (ISIC). ISBI 2018. CC BY-NC 4.0.",
-    "SIIM-ISIC 2020 (the `isic2020` subset and the 80 complete `isic2020_patients`): Rotemberg V et al. A "
-    "patient-centric dataset of images and metadata for identifying melanomas using clinical context. Sci Data "
-    "8, 34 (2021). doi:10.1038/s41597-021-00815-z. CC BY-NC 4.0.",
-    "Derm7pt (external test only, never trained or tuned on): Kawahara J, Daneshvar S, Argenziano G, Hamarneh G. "
-    "Seven-point checklist and skin lesion classification using multitask multimodal neural nets. IEEE JBHI "
-    "23(2), 538-546 (2019). doi:10.1109/JBHI.2018.2824327. CC BY-NC-ND 4.0.",
+CITATIONS = tuple(
+    source.card_line("SIIM-ISIC 2020 (the `isic2020` subset and the 80 complete `isic2020_patients`)")
+    if source is SIIM_ISIC2020
+    else source.card_line()
+    for source in SOURCES
 )
 RANKING_ORDER = (
     "first model v1 P(melanoma) (in-sample: trained on these melanomas)",

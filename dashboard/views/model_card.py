@@ -33,6 +33,7 @@ from dashboard.model_evidence import (
 )
 from dashboard.operating_point import SCREENING_PREVALENCE, operating_point, pooled_curve_point, whole_counts
 from dashboard.wording import pct
+from data.dataset_sources import SOURCES
 from data.errors import TriageError
 from data.settings import SCORE_RISE
 from model.metrics import proportion_ci
@@ -40,32 +41,11 @@ from model.metrics import proportion_ci
 DATASETS = pd.DataFrame(
     [
         {
-            "dataset": "HAM10000",
-            "images": "10,015 dermoscopic images (7 diagnoses)",
-            "citation": "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large collection of "
-            "multi-source dermatoscopic images of common pigmented skin lesions. Sci Data 5, 180161 (2018). "
-            "doi:10.1038/sdata.2018.161",
-        },
-        {
-            "dataset": "ISIC 2017",
-            "images": "2,150 dermoscopic images (melanoma / not)",
-            "citation": "Codella NCF et al. Skin lesion analysis toward melanoma detection: a challenge at "
-            "the "
-            "2017 ISBI, hosted by the International Skin Imaging Collaboration (ISIC). ISBI 2018.",
-        },
-        {
-            "dataset": "SIIM-ISIC 2020",
-            "images": "751-image subset (several images per patient) and 80 complete patients (1,984 images, "
-            "every lesion each patient has)",
-            "citation": "Rotemberg V et al. A patient-centric dataset of images and metadata for identifying "
-            "melanomas using clinical context. Sci Data 8, 34 (2021). doi:10.1038/s41597-021-00815-z",
-        },
-        {
-            "dataset": "Derm7pt (external test only)",
-            "images": "1,011 dermoscopic images from another source and camera; never trained or tuned on",
-            "citation": "Kawahara J et al. Seven-point checklist and skin lesion classification using multitask "
-            "multimodal neural nets. IEEE JBHI 23(2), 538-546 (2019). doi:10.1109/JBHI.2018.2824327",
-        },
+            "dataset": source.name + (" (external test only)" if source.role else ""),
+            "images": source.images,
+            "citation": source.citation,
+        }
+        for source in SOURCES
     ]
 )
 
