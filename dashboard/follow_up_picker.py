@@ -27,7 +27,7 @@ from dashboard.follow_up_ui import rise_badge, rise_margin
 from dashboard.lesion_likeness import Likeness, evidence_text, likeness
 from dashboard.score_rise import lesion_rise
 from dashboard.textsafe import literal
-from dashboard.wording import UNCERTAINTY_SPREADS, pct
+from dashboard.wording import pct, score_interval
 from data.images import jpeg_bytes
 
 THUMB_PX = 180
@@ -174,8 +174,7 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
                 st.markdown(f"**{literal(lesion.title())}**")
                 latest = lesion.latest
                 score = (
-                    f"P(melanoma) {pct(latest.p_melanoma)}"
-                    + (f" ± {pct(UNCERTAINTY_SPREADS * latest.p_spread)}" if latest.p_spread is not None else "")
+                    f"P(melanoma) {pct(latest.p_melanoma)} ({score_interval(latest.p_melanoma, latest.p_spread)})"
                     if latest.p_melanoma is not None
                     else "not scored"
                 )

@@ -27,7 +27,7 @@ from dashboard.follow_up_figures import lesion_trend
 from dashboard.model_evidence import rephotograph_share
 from dashboard.score_rise import RiseMargin, ScoreRise, lesion_rise, score_rise
 from dashboard.textsafe import literal
-from dashboard.wording import UNCERTAINTY_SPREADS, pct
+from dashboard.wording import pct, score_interval
 
 COMPARE_SOURCE_PX = 900  # stored images are read at most this size for the comparison
 HISTORIES = "follow_up_histories"
@@ -115,10 +115,7 @@ def live_rise(
 def _score_line(visit: LesionVisit) -> str:
     if visit.p_melanoma is None:
         return "not scored"
-    if visit.p_spread is None:
-        return f"P(melanoma) {pct(visit.p_melanoma)} (no spread recorded)"
-    spread = f" ± {pct(UNCERTAINTY_SPREADS * visit.p_spread)}"
-    return f"P(melanoma) {pct(visit.p_melanoma)}{spread}"
+    return f"P(melanoma) {pct(visit.p_melanoma)} ({score_interval(visit.p_melanoma, visit.p_spread)})"
 
 
 def comparison_view(

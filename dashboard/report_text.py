@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from dashboard.store.records import DecisionView, HistologyView, PredictionView, VisitLesion
-from dashboard.wording import pct, review_interval
+from dashboard.wording import pct, review_interval, score_interval
 
 # Core-font fallback: characters outside Latin-1 that the pages use, spelled in Latin-1.
 LATIN1_SPELLING = {
@@ -72,10 +72,7 @@ def score_line(lesion: VisitLesion) -> str:
     if pred is None:
         return "Not scored at this visit."
     text = f"P(melanoma) {pct(pred.p_melanoma)}"
-    if pred.p_spread is None:
-        return text + " (no uncertainty recorded with this score)"
-    views = f"{pred.tta_views} TTA views" if pred.tta_views else "TTA views"
-    return text + f" ± {100 * pred.p_spread:.1f} points across {views} (orientation only)"
+    return text + f" ({score_interval(pred.p_melanoma, pred.p_spread, pred.tta_views)})"
 
 
 def ugly_duckling_line(lesion: VisitLesion) -> str:

@@ -28,6 +28,19 @@ def uncertainty_interval(p: float, spread: float | None) -> tuple[float, float]:
     return max(0.0, p - margin), min(1.0, p + margin)
 
 
+def score_interval(p: float, spread: float | None, views: int | None = None) -> str:
+    """A score's uncertainty in the one wording of every page and the PDF: the interval the bars draw
+    (``uncertainty_interval``), said to come from the image's orientation alone (the TTA views), so that a
+    narrow one is not read as certainty. "± 0.4 pts" (one spread) and "± 0.7%" (two) were both in use."""
+    if spread is None:
+        return "no uncertainty recorded with this score"
+    across = f"{views} orientations" if views else "orientations"
+    low, high = uncertainty_interval(p, spread)
+    if pct(low) == pct(high):
+        return f"the same across {across}"
+    return f"{pct(low)}–{pct(high)} across {across}"
+
+
 def score_band(p: float, threshold: float, spread: float = 0.0) -> ScoreBand:
     """Where a score lies relative to the operating threshold, allowing for its uncertainty interval.
 

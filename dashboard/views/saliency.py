@@ -17,7 +17,7 @@ from dashboard.navigation import page
 from dashboard.operating_point import operating_point
 from dashboard.saliency_panels import back_to_review, cam_panels, method_controls
 from dashboard.textsafe import literal
-from dashboard.wording import pct, rank_label, score_band
+from dashboard.wording import pct, rank_label, score_band, score_interval
 
 STORED_CACHE = "saliency_stored"  # session_state: ((visit, lesion) query, StoredLesionImage) last opened
 
@@ -96,7 +96,8 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
         pred = lesion.prediction
         score = (
             f" · P(melanoma) at that visit **{pct(pred.p_melanoma)}** "
-            f"({rank_label(pred.rank).lower()} that visit, model `{pred.model_id}`)"
+            f"({score_interval(pred.p_melanoma, pred.p_spread)}; {rank_label(pred.rank).lower()} that visit, "
+            f"model `{pred.model_id}`)"
             if pred
             else ""
         )
@@ -145,8 +146,9 @@ remember_gallery_card(image.key)  # "Back to the review" then opens the gallery 
 with st.container(border=True):
     st.markdown(
         f"**{rank_label(row.rank)} · {literal(image.label)}** · {image.site} · P(melanoma) **{pct(row.p_melanoma)}** "
-        f"± {100 * float(row.p_spread):.1f} pts · :{band.colour}[{band.title}]"
+        f"({score_interval(float(row.p_melanoma), float(row.p_spread))}) · :{band.colour}[{band.title}]"
     )
+    st.caption(band.explanation)  # the threshold's value, and whether the interval reaches across it
     ui.disclaimer()
     cam_panels(
         image.display_image(),

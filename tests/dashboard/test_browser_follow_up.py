@@ -37,7 +37,7 @@ from dashboard.follow_up import lesion_histories
 from dashboard.report import MARGIN, PICTURE_GAP, PICTURE_MM, TEXT_X
 from dashboard.score_rise import RiseMargin, lesion_rise
 from dashboard.store import CaseStore
-from dashboard.wording import pct
+from dashboard.wording import pct, score_interval
 from data.body_sites import REGIONS
 
 pytestmark = [
@@ -272,7 +272,7 @@ def _history_comparison(page, tmp_path: Path, patient_id: int, mole_id: int, tak
     page.get_by_role("tab", name="Lesion over time").click()
     panel = page.get_by_role("tabpanel", name="Lesion over time")
     for visit in mole.visits:
-        score = f"P(melanoma) {pct(visit.p_melanoma)} ± {pct(2 * visit.p_spread)}"
+        score = f"P(melanoma) {pct(visit.p_melanoma)} ({score_interval(visit.p_melanoma, visit.p_spread)})"
         expect(panel.get_by_text(f"{visit.name()} — {score}")).to_be_visible()
     expect(panel.get_by_text("true physical scale is unknown", exact=False)).to_be_visible()
     panel.get_by_text("Difference", exact=True).click()

@@ -245,7 +245,7 @@ def test_a_follow_up_card_recalls_the_lesions_histology_and_last_decision():
         result = None
         if histology is not None:
             result = HistologyView(1, 3, histology, date(2026, 6, 20), "dr.lee", datetime(2026, 6, 21, tzinfo=UTC))
-        return LesionSummary(3, 1, "torso", "back", datetime(2026, 1, 1, tzinfo=UTC), 1, None, None, 0.5, 0.5, action,
+        return LesionSummary(3, 1, "torso", "back", datetime(2026, 1, 1, tzinfo=UTC), 1, None, None, 0.5, action,
                              histology=result)  # fmt: skip
 
     text, malignant = earlier_findings(summary("melanoma", "excise"))

@@ -78,7 +78,7 @@ def test_picker_shows_thumbnails_filters_by_site_and_links_the_chosen_lesion(app
     pick_buttons = [b for b in at.button if b.key and b.key.startswith(f"pick_{image.key}_")]
     assert len(pick_buttons) == 3  # the image's site is unknown: every known lesion is offered
     page = texts(at)
-    assert "last seen 2026-03-02 (visit 1)" in page and "P(melanoma) 3.0% ± 0.4%" in page
+    assert "last seen 2026-03-02 (visit 1)" in page and "P(melanoma) 3.0% (2.6%–3.4% across orientations)" in page
     assert len(at.image) >= 5  # the grid's and the dialog's image of this upload + one thumbnail per known lesion
 
     at.segmented_control(key=f"pick_site_{image.key}").set_value("torso").run()
@@ -160,8 +160,8 @@ def test_history_compares_two_visits_side_by_side_and_flags_the_rise(app_env, pa
     page = texts(at)
     assert "Score rose 1.0% → 9.0% (flagged at odds of melanoma ×6 or more)" in page
     assert _image_captions(at)[:2] == [
-        "visit 1 · 2026-01-10 — P(melanoma) 1.0% ± 0.2%",
-        "visit 2 · 2026-07-10 — P(melanoma) 9.0% ± 0.4%",
+        "visit 1 · 2026-01-10 — P(melanoma) 1.0% (0.8%–1.2% across orientations)",
+        "visit 2 · 2026-07-10 — P(melanoma) 9.0% (8.6%–9.4% across orientations)",
     ]
     assert "true physical scale is unknown" in page
     assert any(c.proto.id for c in at.get("plotly_chart"))

@@ -25,7 +25,7 @@ def decision(action: str, **extra) -> DecisionView:
 
 def test_a_score_carries_its_stored_spread_and_views_or_says_none_was_recorded():
     assert score_line(lesion(1, prediction(0.86, 1, p_spread=0.012, tta_views=8))) == (
-        "P(melanoma) 86% ± 1.2 points across 8 TTA views (orientation only)"
+        "P(melanoma) 86% (84%–88% across 8 orientations)"
     )
     assert "no uncertainty recorded" in score_line(lesion(1, prediction(0.86, 1)))
     assert score_line(lesion(1)) == "Not scored at this visit."

@@ -21,7 +21,7 @@ from dashboard.report import DECISION_SUPPORT, ModelFacts, dejavu_fonts, visit_r
 from dashboard.report_data import REPORT_AUDIT_ACTION, lesion_pictures, model_facts, report_filename, visit_report
 from dashboard.report_text import latin1_text
 from dashboard.store import CaseStore, LesionReview, ReviewToSave
-from dashboard.wording import pct
+from dashboard.wording import pct, score_interval
 from model.checkpoint import DEFAULT_CHECKPOINT, model_id, read_config
 
 PSEUDONYM = "PSEUDO-REPORT-7"
@@ -154,7 +154,7 @@ def test_the_report_text_names_the_patient_model_scores_decisions_and_that_it_is
     )
     assert "flagged 52% of melanomas (13 of 25)" in " ".join(with_evidence.split())  # the shipped complete patients
     for p, spread, *_ in LESIONS:
-        assert f"P(melanoma) {pct(p)} ± {100 * spread:.1f} points across 8 TTA views" in flat
+        assert f"P(melanoma) {pct(p)} ({score_interval(p, spread, 8)})" in flat
     assert "Ugly duckling: flagged (z 2.7)" in flat and "Ugly duckling: not flagged (z 0.3)" in flat
     assert "Decision: Biopsy - dr.lee" in flat and "Decision: none recorded." in flat
     assert "Amended: Excise - dr.lee" in flat and f"(reason: {AMEND_REASON}) Comment: wide margins" in flat

@@ -54,3 +54,15 @@ def test_the_band_words_the_interval_the_bar_draws():
 def test_a_score_and_threshold_that_round_alike_get_more_decimals():
     assert score_band(0.0156, 0.0164, 0.0).explanation == "1.56% is below the 1.64% threshold."
     assert score_band(0.024, 0.031, 0.0).explanation == "2.4% is below the 3.1% threshold."
+
+
+def test_a_scores_uncertainty_is_worded_one_way_as_the_interval_the_bars_draw():
+    from dashboard.wording import score_interval
+
+    low, high = uncertainty_interval(0.03, 0.002)
+    assert (
+        score_interval(0.03, 0.002) == f"{pct(low)}–{pct(high)} across orientations" == "2.6%–3.4% across orientations"
+    )
+    assert score_interval(0.86, 0.012, 8) == "84%–88% across 8 orientations"
+    assert score_interval(0.015, 0.0) == "the same across orientations"  # never "± 0.0", read as certain
+    assert score_interval(0.015, None) == "no uncertainty recorded with this score"
