@@ -1,14 +1,14 @@
 """Sign-in for the Streamlit pages: the login page, the signed-in session, idle expiry, role checks.
 
-The account logic (hashing, rate limit, audit) is in ``dashboard.auth``; this module only keeps the
-signed-in user in ``st.session_state`` and enforces, on every script run:
+The account logic (hashing, rate limit, audit) is in ``dashboard.accounts`` and ``dashboard.passwords``; this module
+only keeps the signed-in user in ``st.session_state`` (``dashboard.session``) and enforces, on every script run:
 
 - no session: only the sign-in page exists (every URL, deep links included, shows it);
 - idle longer than ``TRIAGE_IDLE_TIMEOUT_MINUTES`` (default 15): signed out, audited, state cleared; the
   store calls of widget callbacks and deferred downloads, which run before the page script or without it, are
   refused from the moment the limit passes (the session's ``IdleClock`` travels with its user to the store);
 - the account disabled, its password changed (or its role changed) meanwhile: applied at the next
-  interaction, and to every store call before it (``auth.UserStore``).
+  interaction, and to every store call before it (``user_store.UserStore``).
 
 Optional single sign-on: when ``.streamlit/secrets.toml`` has an ``[auth]`` section, a "Sign in with
 single sign-on" button calls ``st.login()`` (OIDC); the provider's e-mail must be the username of an active
@@ -20,67 +20,26 @@ next visit goes through the provider again rather than back in on the old cookie
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from typing import Any
 
 import streamlit as st
 
-from dashboard.auth import (
-    AccessDenied,
-    Accounts,
-    AuthUser,
-    IdleClock,
-    LoginFailed,
-    idle_sign_out_message,
-)
+from dashboard import resources
+from dashboard.accounts import Accounts
+from dashboard.auth import AccessDenied, AuthUser, LoginFailed, idle_sign_out_message
 from dashboard.auth import idle_limit_s as idle_limit_s  # this module's too; defined beside the store's idle check
 from dashboard.errors import STORE_ERRORS, log_swallowed
+from dashboard.session import SESSION_KEY, SignedIn, signed_in
 from dashboard.textsafe import literal
 
 logger = logging.getLogger(__name__)
-SESSION_KEY = "_signed_in"
 NOTICE_KEY = "_sign_in_notice"
 SESSION_ENDED = (
     "Your session has ended: your account was disabled or its password was changed. "
     "Sign in again, or ask an administrator."
 )
 BOOTSTRAP_COMMAND = ".venv/bin/python -m dashboard.users add YOUR-USERNAME --role admin --name 'Your Name'"
-
-
-class SignedIn:
-    """This browser session's user and its idle clock, shared with every store made for the user: the clock
-    goes with the user (``AuthUser.idle``), so a store held by a widget callback sees the session's activity as
-    it is now."""
-
-    def __init__(self, user: AuthUser, last_active: float, via: str = "password") -> None:
-        self.idle = IdleClock(last_active)
-        self.via = via
-        self.user = user
-
-    @property
-    def user(self) -> AuthUser:
-        return self._user
-
-    @user.setter
-    def user(self, user: AuthUser) -> None:
-        self._user: Any = dataclasses.replace(user, idle=self.idle) if isinstance(user, AuthUser) else user
-
-    @property
-    def last_active(self) -> float:
-        """``time.time()`` of the last script run the user caused (the idle check's reruns are not one)."""
-        return self.idle.last_active
-
-    @last_active.setter
-    def last_active(self, value: float) -> None:
-        self.idle.last_active = value
-
-
-def signed_in() -> AuthUser | None:
-    """The user of this browser session as checked at the start of this run (no database access)."""
-    session = st.session_state.get(SESSION_KEY)
-    return session.user if isinstance(session, SignedIn) else None
 
 
 def sign_in(accounts: Accounts, username: str, password: str) -> AuthUser:
@@ -201,8 +160,6 @@ def _sso_user(accounts: Accounts) -> AuthUser | None:
 
 
 def login_page() -> None:
-    from dashboard import resources
-
     st.title("Sign in")
     st.caption("Melanoma triage — patient records. Authorised clinic staff only; every access is recorded.")
     notice = st.session_state.pop(NOTICE_KEY, None)

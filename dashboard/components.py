@@ -262,7 +262,8 @@ def sidebar_status(
 
 
 def _change_password(user: Any, accounts: Any) -> None:
-    from dashboard.auth import MIN_PASSWORD_LENGTH, LoginFailed
+    from dashboard.auth import LoginFailed
+    from dashboard.passwords import MIN_PASSWORD_LENGTH
 
     with (
         st.popover("Change my password", icon=":material/password:"),

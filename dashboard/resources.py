@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import streamlit as st
 
+from dashboard.session import signed_in
 from dashboard.store import config as store_config
 from dashboard.store.db_url import error_line, redacted
 from data import settings
@@ -243,8 +244,6 @@ def get_store() -> Any:
 def _may_see_server_details() -> bool:
     """Database addresses, user names and folders are shown to a signed-in administrator only: the error page
     comes before sign-in, and anyone who can reach the server would read them."""
-    from dashboard.auth_ui import signed_in
-
     user = signed_in()
     return user is not None and user.can("users.manage")
 
@@ -279,15 +278,14 @@ def try_get_store() -> tuple[Any | None, str | None]:
 
 def get_accounts() -> Any:
     """The local accounts (in the case store), or the case-store error page."""
-    from dashboard.auth import Accounts
+    from dashboard.accounts import Accounts
 
     return Accounts(get_store())
 
 
 def get_user_store() -> Any:
     """The case store as the signed-in user may use it (role-checked, attributed), or a clear stop."""
-    from dashboard.auth import UserStore
-    from dashboard.auth_ui import signed_in
+    from dashboard.user_store import UserStore
 
     user = signed_in()
     if user is None:
@@ -297,8 +295,7 @@ def get_user_store() -> Any:
 
 
 def try_get_user_store() -> tuple[Any | None, str | None]:
-    from dashboard.auth import UserStore
-    from dashboard.auth_ui import signed_in
+    from dashboard.user_store import UserStore
 
     store, problem = try_get_store()
     user = signed_in()

@@ -20,8 +20,8 @@ from dashboard.uploads import UPLOAD_FILE_MB, upload_help, uploader_label
 from data.settings import LIMITS
 
 if TYPE_CHECKING:
-    from dashboard.auth import UserStore
     from dashboard.review_state import ReviewState
+    from dashboard.user_store import UserStore
 
 
 # Widget callbacks run before the page's script: they reach the review through the session.

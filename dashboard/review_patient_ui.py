@@ -28,8 +28,8 @@ from dashboard.textsafe import literal
 from data.settings import LIMITS
 
 if TYPE_CHECKING:
-    from dashboard.auth import UserStore
     from dashboard.review_state import ReviewState
+    from dashboard.user_store import UserStore
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import argparse
 import getpass
 import sys
 
-from dashboard.auth import MIN_PASSWORD_LENGTH, Accounts
+from dashboard.accounts import Accounts
+from dashboard.passwords import MIN_PASSWORD_LENGTH
 from dashboard.store import config
 from dashboard.store.api import CaseStore
 from dashboard.store.db_url import database_location, error_line

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth_ui, resources
-from dashboard.auth import MIN_PASSWORD_LENGTH
+from dashboard.passwords import MIN_PASSWORD_LENGTH
 from dashboard.store.models import ROLES
 from dashboard.textsafe import literal
 

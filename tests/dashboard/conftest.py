@@ -33,7 +33,7 @@ class AppEnv:
 
     def add_user(self, username: str, role: str = "clinician", name: str = "") -> str:
         """Create a local account (as an admin would with `python -m dashboard.users add`)."""
-        from dashboard.auth import Accounts
+        from dashboard.accounts import Accounts
 
         with self.store() as store:
             Accounts(store).add(username, PASSWORD, role, name, actor="test-setup")
@@ -50,10 +50,10 @@ def cheap_password_hashing():
     tests/dashboard/store/test_accounts.py, against the dummy hash the module makes with them at import."""
     from argon2 import PasswordHasher
 
-    from dashboard import auth
+    from dashboard import passwords
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(auth, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        patch.setattr(passwords, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
         yield
 
 

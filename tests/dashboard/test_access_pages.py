@@ -173,7 +173,7 @@ def test_a_new_patient_form_that_meets_a_stored_record_audits_the_read(app_env, 
 def test_a_record_whose_view_cannot_be_audited_is_not_shown(app_env, patient_lesions, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from dashboard.auth import UserStore
+    from dashboard.user_store import UserStore
 
     _seed_visit(app_env, patient_lesions, identifier="PT-NOAUDIT-1")
     from test_app_pages import start
@@ -210,7 +210,7 @@ def test_idle_session_expires_and_is_audited(app_env):
 
 
 def test_disabled_account_is_signed_out_at_its_next_click(app_env):
-    from dashboard.auth import Accounts
+    from dashboard.accounts import Accounts
 
     _add_user(app_env, "dr.test", "clinician")
     at = _sign_in(_app(), "dr.test")
@@ -369,7 +369,7 @@ def test_identifier_that_looks_like_a_name_and_birth_date_is_questioned(app_env)
 
 
 def test_user_changes_their_own_password(app_env):
-    from dashboard.auth import Accounts
+    from dashboard.accounts import Accounts
 
     _add_user(app_env, "dr.test", "clinician")
     at = _sign_in(_app(), "dr.test")
@@ -397,7 +397,7 @@ def test_user_changes_their_own_password(app_env):
 
 
 def test_a_password_reset_by_an_administrator_ends_the_session(app_env):
-    from dashboard.auth import Accounts
+    from dashboard.accounts import Accounts
 
     _add_user(app_env, "dr.test", "clinician")
     at = _sign_in(_app(), "dr.test")

@@ -68,7 +68,7 @@ def start(user: str | None = CLINICIAN, role: str = "clinician") -> AppTest:
 
 
 def _ensure_user(username: str, role: str) -> None:
-    from dashboard.auth import Accounts
+    from dashboard.accounts import Accounts
     from dashboard.store import CaseStore
 
     with CaseStore.from_url() as store:  # $DATABASE_URL / $TRIAGE_DATA_DIR of the app_env fixture
@@ -658,8 +658,8 @@ def test_model_page_compares_this_clinics_histology_results_with_the_card(monkey
     the threshold; another model version's scores are left out; reading them is audited once a session."""
     from datetime import date
 
-    from dashboard.auth import UserStore
     from dashboard.store.records import OutcomeRow
+    from dashboard.user_store import UserStore
     from model.checkpoint import model_id, weights_digest
 
     config = json.loads((app_env.checkpoint / "config.json").read_text())

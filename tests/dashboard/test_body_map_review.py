@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.auth import Accounts, UserStore
+from dashboard.accounts import Accounts
 from dashboard.body_map_placement import place_saved_lesion, place_selected
 from dashboard.patient_form import PatientContext
 from dashboard.review_draft import draft_images, draft_of, resume_draft
 from dashboard.review_state import ReviewState
 from dashboard.store import CaseStore
+from dashboard.user_store import UserStore
 from data.hashing import sha256_bytes as sha256_of
 
 

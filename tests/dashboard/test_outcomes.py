@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from dashboard import outcomes
-from dashboard.auth import Accounts, UserStore
+from dashboard.accounts import Accounts
 from dashboard.store import CaseStore, LesionReview, ReviewToSave
+from dashboard.user_store import UserStore
 
 SAVED = dt.datetime(2025, 4, 2, 10, 30, tzinfo=dt.UTC)
 

@@ -40,7 +40,7 @@ def test_a_failed_save_says_why_under_the_button_and_keeps_the_review(app_env, p
     review_to_results(at, patient_lesions[:3])
     state = at.session_state["review"]
 
-    from dashboard.auth import UserStore
+    from dashboard.user_store import UserStore
 
     def unavailable(self, review):
         raise ConnectionError("database went away")

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard.auth import Accounts, UserStore
+from dashboard.accounts import Accounts
 from dashboard.report import DECISION_SUPPORT, ModelFacts, dejavu_fonts, visit_report_pdf
 from dashboard.report_data import REPORT_AUDIT_ACTION, lesion_pictures, model_facts, report_filename, visit_report
 from dashboard.report_text import latin1_text
 from dashboard.store import CaseStore, LesionReview, ReviewToSave
+from dashboard.user_store import UserStore
 from dashboard.wording import pct, score_interval
 from model.checkpoint import DEFAULT_CHECKPOINT, model_id, read_config
 

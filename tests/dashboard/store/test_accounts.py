@@ -16,9 +16,11 @@ from argon2 import extract_parameters
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy import select
 
-from dashboard.auth import AccessDenied, Accounts, LoginFailed, UserStore
+from dashboard.accounts import Accounts
+from dashboard.auth import AccessDenied, LoginFailed
 from dashboard.store import CaseStore
 from dashboard.store.models import AppUser
+from dashboard.user_store import UserStore
 
 PASSWORD = "correct horse battery staple"
 
@@ -190,9 +192,9 @@ def test_users_cli(sqlite_url, subprocess_env, tmp_path, monkeypatch, capsys):
 def test_passwords_are_hashed_with_the_rfc_9106_low_memory_parameters():
     """The other tests here hash with argon2id at its smallest cost (tests/dashboard/conftest.py); the module's
     own hasher made its dummy hash at import, with the parameters every stored password gets."""
-    from dashboard import auth
+    from dashboard import passwords
 
-    assert extract_parameters(auth._DUMMY_HASH) == RFC_9106_LOW_MEMORY  # argon2id, 64 MiB, 3 passes, 4 lanes
+    assert extract_parameters(passwords._DUMMY_HASH) == RFC_9106_LOW_MEMORY  # argon2id, 64 MiB, 3 passes, 4 lanes
 
 
 def test_single_sign_on_maps_to_an_active_local_account(store):
@@ -273,7 +275,7 @@ def test_the_current_password_check_of_a_change_counts_toward_the_lockout(store)
 def test_parallel_wrong_passwords_check_no_more_than_the_limit(store, monkeypatch):
     """Every browser tab signs in on its own thread: the count of failures and the password check must be one
     step per username, or parallel guesses each see the count below the limit."""
-    from dashboard import auth
+    from dashboard import passwords
 
     accounts = Accounts(store, max_failures=3, failure_window=timedelta(minutes=15))
     accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
@@ -284,7 +286,7 @@ def test_parallel_wrong_passwords_check_no_more_than_the_limit(store, monkeypatc
         time.sleep(0.05)  # about what argon2id with the shipped parameters takes
         return False
 
-    monkeypatch.setattr(auth, "_verify", slow_verify)
+    monkeypatch.setattr(passwords, "verify_password", slow_verify)
     start = threading.Barrier(12)
 
     def guess(i: int) -> str:
@@ -330,14 +332,16 @@ def test_repetitive_passwords_are_refused(store, password):
 
 
 def test_two_administrators_adding_one_name_at_once_get_a_clear_message(store, monkeypatch):
-    from dashboard import auth
+    from dashboard import accounts as accounts_module
 
     accounts = Accounts(store)
     accounts.add("dr.ada", PASSWORD, "viewer", actor="admin")
-    real_select = auth.select
+    real_select = accounts_module.select
     # The other administrator's insert lands between this one's check and its insert: the check sees nothing.
     monkeypatch.setattr(
-        auth, "select", lambda *a: real_select(*a).where(AppUser.id < 0) if a == (AppUser.id,) else real_select(*a)
+        accounts_module,
+        "select",
+        lambda *a: real_select(*a).where(AppUser.id < 0) if a == (AppUser.id,) else real_select(*a),
     )
     with pytest.raises(ValueError, match="already exists"):
         accounts.add("dr.ada", PASSWORD, "viewer", actor="other admin")
@@ -348,12 +352,12 @@ def test_a_reset_ends_the_session_whatever_the_hosts_clock_says(store, monkeypat
     host whose clock runs behind still ends the session."""
     from datetime import UTC, datetime
 
-    from dashboard import auth
+    from dashboard import accounts as accounts_module
 
     accounts = Accounts(store)
     accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
     session = accounts.authenticate("dr.ada", PASSWORD)
-    monkeypatch.setattr(auth, "_now", lambda: datetime(2000, 1, 1, tzinfo=UTC))  # a host an era behind
+    monkeypatch.setattr(accounts_module, "_now", lambda: datetime(2000, 1, 1, tzinfo=UTC))  # a host an era behind
     accounts.reset_password("dr.ada", "the administrator's passphrase", actor="admin")
     assert accounts.current(session) is None
     assert session.credential and session.credential not in PASSWORD  # a digest of the hash, never the password

@@ -12,8 +12,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from dashboard import auth
-from dashboard.auth import Accounts, LoginFailed
+from dashboard import passwords
+from dashboard.accounts import Accounts
+from dashboard.auth import LoginFailed
 from dashboard.store.models import AppUser
 
 PASSWORD = "correct horse battery staple"
@@ -21,12 +22,12 @@ WAIT_S = 10  # generous upper bound for things that take milliseconds
 
 
 class _BlockingVerify:
-    """Stands in for ``auth._verify``: says when a check has started, then waits to be released."""
+    """Stands in for ``passwords.verify_password``: says when a check has started, then waits to be released."""
 
     def __init__(self) -> None:
         self.entered = threading.Event()
         self.release = threading.Event()
-        self.real = auth._verify
+        self.real = passwords.verify_password
 
     def __call__(self, password_hash: str, password: object) -> bool:
         self.entered.set()
@@ -60,7 +61,7 @@ def test_a_password_check_in_progress_does_not_hold_the_write_lock(store, monkey
     accounts = Accounts(store)
     accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
     blocking = _BlockingVerify()
-    monkeypatch.setattr(auth, "_verify", blocking)
+    monkeypatch.setattr(passwords, "verify_password", blocking)
     signing_in, outcome = _in_thread(accounts.authenticate, username, password)
     try:
         assert blocking.entered.wait(WAIT_S), "the sign-in never reached its password check"
@@ -146,7 +147,7 @@ def test_an_account_changed_during_the_password_check_does_not_sign_in(store, mo
     accounts = Accounts(store)
     accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
     blocking = _BlockingVerify()
-    monkeypatch.setattr(auth, "_verify", blocking)
+    monkeypatch.setattr(passwords, "verify_password", blocking)
     signing_in, outcome = _in_thread(accounts.authenticate, "dr.ada", PASSWORD)
     try:
         assert blocking.entered.wait(WAIT_S)
@@ -166,7 +167,7 @@ def test_a_password_change_checks_the_current_password_outside_the_transaction(s
     accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
     session = accounts.authenticate("dr.ada", PASSWORD)
     blocking = _BlockingVerify()
-    monkeypatch.setattr(auth, "_verify", blocking)
+    monkeypatch.setattr(passwords, "verify_password", blocking)
     changing, outcome = _in_thread(accounts.change_own_password, session, PASSWORD, "a brand new passphrase")
     try:
         assert blocking.entered.wait(WAIT_S)
@@ -186,7 +187,7 @@ def test_a_password_change_checks_the_current_password_outside_the_transaction(s
 def test_no_more_than_a_few_argon2_checks_run_at_once(store, monkeypatch):
     """A flood of sign-ins (each a session thread) queues for argon2 (64 MiB each) instead of running them all."""
     accounts = Accounts(store)
-    real = auth._HASHER
+    real = passwords._HASHER
     lock = threading.Lock()
     running = {"now": 0, "peak": 0}
 
@@ -205,7 +206,7 @@ def test_no_more_than_a_few_argon2_checks_run_at_once(store, monkeypatch):
         def __getattr__(self, name: str):
             return getattr(real, name)
 
-    monkeypatch.setattr(auth, "_HASHER", CountingHasher())
+    monkeypatch.setattr(passwords, "_HASHER", CountingHasher())
     start = threading.Barrier(12)
 
     def attempt(i: int) -> None:
@@ -215,7 +216,7 @@ def test_no_more_than_a_few_argon2_checks_run_at_once(store, monkeypatch):
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         list(pool.map(attempt, range(12)))
-    assert 1 <= running["peak"] <= auth.MAX_CONCURRENT_HASHES
+    assert 1 <= running["peak"] <= passwords.MAX_CONCURRENT_HASHES
     assert len(store.audit_events(action="auth.login_failed")) == 12
 
 
@@ -237,14 +238,14 @@ def test_sign_ins_and_password_checks_only_append_to_the_audit_trail(store, monk
     def checked(fn, *args):
         """Run ``fn`` with its password check held; the trail must not change while it is."""
         blocking = _BlockingVerify()
-        monkeypatch.setattr(auth, "_verify", blocking)
+        monkeypatch.setattr(passwords, "verify_password", blocking)
         before = rows()
         thread, result = _in_thread(fn, *args)
         assert blocking.entered.wait(WAIT_S)
         assert rows() == before  # nothing written before the check's result is known
         blocking.release.set()
         thread.join(WAIT_S)
-        monkeypatch.setattr(auth, "_verify", blocking.real)
+        monkeypatch.setattr(passwords, "verify_password", blocking.real)
         after = rows()
         assert after[: len(before)] == before  # nothing earlier changed or deleted
         return result, [

@@ -10,8 +10,10 @@ import time
 import pytest
 
 from dashboard import auth_ui
-from dashboard.auth import AccessDenied, Accounts, UserStore
+from dashboard.accounts import Accounts
+from dashboard.auth import AccessDenied
 from dashboard.auth_ui import idle_limit_s
+from dashboard.user_store import UserStore
 
 PASSWORD = "correct horse battery staple"
 

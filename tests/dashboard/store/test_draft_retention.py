@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from dashboard.auth import Accounts, UserStore
+from dashboard.accounts import Accounts
+from dashboard.user_store import UserStore
 
 PASSWORD = "correct horse battery staple"
 STATE = {"patient": {"identifier": "PT-DRAFT-1"}}

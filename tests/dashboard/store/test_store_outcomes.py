@@ -10,9 +10,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from dashboard import local_results
-from dashboard.auth import AccessDenied, Accounts, UserStore
+from dashboard.accounts import Accounts
+from dashboard.auth import AccessDenied
 from dashboard.local_results import MelanomaVisit, Proportion
 from dashboard.store import OverviewImage
+from dashboard.user_store import UserStore
 
 T0 = datetime(2025, 3, 1, 9, tzinfo=UTC)
 
