@@ -128,6 +128,9 @@ MIN_TREND_SPAN = timedelta(days=90)  # the narrowest date range a lesion's trend
 UD_TREND_NAME = "ugly-duckling score (right axis; not compared with the threshold)"
 
 
+UD_PANEL_TOP = 0.26  # the ugly-duckling panel's share of the trend's height, under the scores
+
+
 def score_trend(points: Sequence[Any], threshold: float | None, title: str | None = None) -> go.Figure:
     """A lesion's P(melanoma) across visits (TrendPoint list, oldest first)."""
     if not points:
@@ -163,22 +166,24 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
                 hovertemplate="%{x|%Y-%m-%d}<br>ugly-duckling %{y:.2f}<extra></extra>",
             )
         )
-        # Its own axis, in its own unit (a robust z, not a probability): every value drawn, 0 always shown.
+        # Its own panel under the scores, in its own unit (a robust z, not a probability): every value drawn,
+        # 0 always shown. Overlaid on the scores' panel, a z of 2.1 sat at "90%" beside a score of 50%.
         low, high = min(0.0, *ud_values), max(1.0, *ud_values)
         pad = 0.1 * (high - low)
         fig.update_layout(
+            yaxis={"domain": [UD_PANEL_TOP + 0.1, 1.0]},
+            xaxis={"anchor": "y2"},  # the dates under the lower panel
             yaxis2={
-                "overlaying": "y",
-                "side": "right",
-                "title": {"text": "ugly-duckling score (robust z)"},
+                "domain": [0.0, UD_PANEL_TOP],
+                "anchor": "x",
+                "title": {"text": "ugly-duckling score (robust z)", "font": {"size": 11}},
                 "showgrid": False,
                 "zeroline": False,
                 "range": [low - pad, high + pad],
                 "tickformat": ".1f",
-                # plotly.js puts an overlaying axis's ticks at the left axis's gridlines ("sync") by default:
-                # z ticks at -0.15, 0.21, 0.57 labelled "-0.1", "0.2", "0.6", no tick at 0. Its own round values.
-                "tickmode": "auto",
-            }
+                "tickmode": "auto",  # its own round values, never the scores' gridlines
+                "nticks": 4,
+            },
         )
     if threshold is not None:
         # Named in the legend, not on the line: the band and the visits' markers reach both edges of the plot,
@@ -210,5 +215,5 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
     # No x-axis title: the ticks are dates, and a title there touched the legend under the plot.
     style_figure(fig, title, height=360)
     if ud_values:
-        fig.update_layout(yaxis2_showgrid=False)  # one grid, the left axis's
+        fig.update_layout(height=440)  # room for the second panel
     return fig

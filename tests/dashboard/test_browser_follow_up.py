@@ -279,7 +279,7 @@ def _history_comparison(page, tmp_path: Path, patient_id: int, mole_id: int, tak
     _wait_idle(page)
     expect(panel.get_by_text("difference after alignment", exact=False)).to_be_visible()
 
-    # The trend: P(melanoma) on the left axis in per cent, the ugly-duckling z on its own right axis.
+    # The trend: P(melanoma) in per cent, the ugly-duckling z on its own axis in a panel below.
     trend = panel.locator(".js-plotly-plot").last
     expect(trend.locator(".g-ytitle")).to_contain_text("P(melanoma)")
     expect(trend.locator(".g-y2title")).to_have_text("ugly-duckling score (robust z)")

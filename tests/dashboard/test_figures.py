@@ -33,12 +33,15 @@ def test_trend_draws_the_ugly_duckling_score_on_its_own_axis_in_its_own_unit():
     assert z_axis.range[0] <= -0.6 and z_axis.range[1] >= 2.7
     ud_trace = next(t for t in fig.data if t.name == UD_TREND_NAME)
     assert ud_trace.yaxis == "y2"
+    # A panel of its own under the scores, not overlaid on them: a z of 2.1 sat at "90%" beside a score of 50%.
+    assert z_axis.overlaying is None and z_axis.domain[1] < p_axis.domain[0]
+    assert fig.layout.xaxis.anchor == "y2"  # the dates under the lower panel
     assert next(t for t in fig.data if t.name == "P(melanoma)").yaxis in (None, "y")
 
 
 def test_trend_z_axis_picks_its_own_round_ticks():
-    # Not plotly.js's default for an overlaying axis ("sync": ticks at the P(melanoma) axis's gridlines, at
-    # values such as 0.21 or 0.57 that the one-decimal labels misname). The browser test reads the drawn ticks.
+    # Its own round values, never the P(melanoma) axis's gridlines (values such as 0.21 or 0.57 that the
+    # one-decimal labels misname). The browser test reads the drawn ticks.
     fig = score_trend(_points([0.55, 1.5]), threshold=0.016)
     assert fig.layout.yaxis2.tickmode == "auto"
 

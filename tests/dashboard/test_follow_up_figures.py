@@ -40,7 +40,7 @@ def test_band_is_two_spreads_either_side_clipped_to_the_axis_and_drawn_under_the
     names = [t.name for t in fig.data]
     assert names.index(BAND_NAME) < names.index("P(melanoma)")
     assert fig.layout.yaxis.tickformat == ".0%" and tuple(fig.layout.yaxis.range) == (0, 1)
-    assert fig.layout.yaxis2.overlaying == "y" and "ugly-duckling" in fig.layout.yaxis2.title.text
+    assert fig.layout.yaxis2.overlaying is None and "ugly-duckling" in fig.layout.yaxis2.title.text
     assert any(shape.y0 == pytest.approx(0.0156) for shape in fig.layout.shapes)  # the threshold line
 
 
