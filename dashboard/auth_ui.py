@@ -28,7 +28,6 @@ import streamlit as st
 from dashboard import resources
 from dashboard.accounts import Accounts
 from dashboard.auth import AccessDenied, AuthUser, LoginFailed, idle_sign_out_message
-from dashboard.auth import idle_limit_s as idle_limit_s  # this module's too; defined beside the store's idle check
 from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.session import SESSION_KEY, SignedIn, signed_in
 from dashboard.textsafe import literal

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import auth_ui, body_map_ui
 from dashboard.operating_point import OperatingPoint, performance_sentence
 from dashboard.review_state import ReviewState
+from dashboard.session import signed_in
 from dashboard.textsafe import literal
 from dashboard.uploads import UploadProblem
 from dashboard.wording import ScoreBand, pct, score_band, uncertainty_interval
@@ -114,7 +115,7 @@ def reset_review() -> None:
 
 def clinician() -> str:
     """The reviewing clinician: the signed-in user's username (never typed in)."""
-    user = auth_ui.signed_in()
+    user = signed_in()
     return user.username if user else ""
 
 

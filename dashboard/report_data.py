@@ -100,7 +100,7 @@ def visit_report(
     now: dt.datetime | None = None,
     validation: dict[str, Any] | None = None,
 ) -> bytes:
-    """The PDF report of a saved visit, as the signed-in user of ``store`` (a dashboard.auth.UserStore) may
+    """The PDF report of a saved visit, as the signed-in user of ``store`` (a dashboard.user_store.UserStore) may
     read it. The report is audited before it is returned: no audit entry, no report."""
     from model.cam import CAM_LABELS, DEFAULT_METHOD
     from model.cam_overlay import colour_scale

@@ -43,16 +43,16 @@ def test_the_project_s_exceptions_share_one_base():
 
 
 def test_a_swallowed_audit_failure_on_sign_out_is_logged_without_personal_data(caplog):
-    from dashboard import auth_ui
+    from dashboard import auth_ui, session
 
     class Accounts:
         def record(self, user, action):
             raise _database_down()
 
-    auth_ui.st.session_state[auth_ui.SESSION_KEY] = auth_ui.SignedIn(SimpleNamespace(username="dr.a"), 0.0)
+    auth_ui.st.session_state[session.SESSION_KEY] = session.SignedIn(SimpleNamespace(username="dr.a"), 0.0)
     with caplog.at_level(logging.ERROR, logger="dashboard.auth_ui"):
         auth_ui.sign_out(Accounts())  # signing out still works
-    assert auth_ui.SESSION_KEY not in auth_ui.st.session_state
+    assert session.SESSION_KEY not in auth_ui.st.session_state
     (record,) = [r for r in caplog.records if r.name == "dashboard.auth_ui"]
     assert "auth.logout" in record.getMessage() and "OperationalError" in record.getMessage()
     assert SECRET not in caplog.text

@@ -98,7 +98,7 @@ def test_a_lock_shorter_than_a_minute_or_longer_than_a_day_stops_the_app(text):
 
 
 def test_minutes_settings_at_the_ends_of_their_range_are_accepted(monkeypatch):
-    from dashboard.auth_ui import idle_limit_s
+    from dashboard.auth import idle_limit_s
 
     for text, minutes in [("1", 1.0), ("1440", 1440.0), (" 2.5 ", 2.5)]:
         given = environment({"TRIAGE_IDLE_TIMEOUT_MINUTES": text, "TRIAGE_LOGIN_LOCK_MINUTES": text})

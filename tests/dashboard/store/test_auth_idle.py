@@ -9,10 +9,9 @@ import time
 
 import pytest
 
-from dashboard import auth_ui
+from dashboard import auth_ui, session
 from dashboard.accounts import Accounts
-from dashboard.auth import AccessDenied
-from dashboard.auth_ui import idle_limit_s
+from dashboard.auth import AccessDenied, idle_limit_s
 from dashboard.user_store import UserStore
 
 PASSWORD = "correct horse battery staple"
@@ -62,30 +61,30 @@ def test_a_store_made_earlier_follows_the_sessions_activity(store):
     """A callback's store was made during an earlier run: it sees the session's clock as the pages keep it (only
     runs the user causes renew it, in auth_ui.current_user), not a copy from when it was made."""
     accounts = _signed_in(store)
-    session = auth_ui.SignedIn(accounts.authenticate("dr.ada", PASSWORD), time.time())
-    held_by_a_callback = UserStore(store, session.user)
-    session.last_active -= idle_limit_s() + 60  # what test_access_pages does for "16 minutes without a click"
+    signed = session.SignedIn(accounts.authenticate("dr.ada", PASSWORD), time.time())
+    held_by_a_callback = UserStore(store, signed.user)
+    signed.last_active -= idle_limit_s() + 60  # what test_access_pages does for "16 minutes without a click"
     with pytest.raises(AccessDenied, match="minutes without activity"):
         held_by_a_callback.delete_draft()
-    session.last_active = time.time()  # a run the user caused
+    signed.last_active = time.time()  # a run the user caused
     assert held_by_a_callback.delete_draft() is False
     # A renewed user (password change, the page's account check) keeps the session's clock.
-    session.user = accounts.current(session.user)
-    assert session.user.idle is session.idle
-    session.last_active -= idle_limit_s() + 60
+    signed.user = accounts.current(signed.user)
+    assert signed.user.idle is signed.idle
+    signed.last_active -= idle_limit_s() + 60
     with pytest.raises(AccessDenied, match="minutes without activity"):
-        UserStore(store, session.user).search_patients("IP_")
+        UserStore(store, signed.user).search_patients("IP_")
 
 
 def test_the_pages_idle_check_and_the_stores_agree(store, monkeypatch):
     """auth_ui's idle check and the store's are one clock and one limit."""
     accounts = _signed_in(store)
-    session = auth_ui.SignedIn(accounts.authenticate("dr.ada", PASSWORD), time.time())
-    monkeypatch.setitem(auth_ui.st.session_state, auth_ui.SESSION_KEY, session)
-    as_ada = UserStore(store, auth_ui.signed_in())
+    signed = session.SignedIn(accounts.authenticate("dr.ada", PASSWORD), time.time())
+    monkeypatch.setitem(auth_ui.st.session_state, session.SESSION_KEY, signed)
+    as_ada = UserStore(store, session.signed_in())
     assert not auth_ui.idle_expired()
     assert as_ada.search_patients("IP_") == []
-    session.last_active -= idle_limit_s() + 1
+    signed.last_active -= idle_limit_s() + 1
     assert auth_ui.idle_expired()
     with pytest.raises(AccessDenied, match="minutes without activity"):
         as_ada.search_patients("IP_")
