@@ -13,7 +13,7 @@ from dashboard.review_state import ReviewState
 from dashboard.session import signed_in
 from dashboard.textsafe import literal
 from dashboard.uploads import UploadProblem
-from dashboard.wording import ScoreBand, pct, score_band, uncertainty_interval
+from dashboard.wording import ScoreBand, pct, score_band, score_interval, uncertainty_interval
 
 __all__ = ["literal"]  # the one output-safety helper, for the pages: see dashboard/textsafe.py
 
@@ -36,7 +36,7 @@ _CSS = """
 [class*="st-key-patient-banner"] { background: #eef4fa; border-left: 6px solid #1f5f8b; border-radius: 6px;
   padding: .4rem .8rem; }
 .triage-bar { position: relative; height: 14px; background: #eef0f3; border-radius: 7px;
-  margin: 4px 0 2px 0; }
+  margin: 4px 0 2px 0; box-shadow: inset 0 0 0 1px #7d8793; }
 .triage-bar .fill { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 7px; }
 .triage-bar .ci { position: absolute; top: 3px; bottom: 3px; background: rgba(0,0,0,.28);
   border-radius: 3px; }
@@ -155,10 +155,11 @@ def score_bar(p: float, threshold: float, spread: float | None, band: ScoreBand 
 
 def score_bar_html(p: float, threshold: float, spread: float | None, band: ScoreBand | None = None) -> str:
     band = band or score_band(p, threshold, spread or 0.0)
-    colour = {"red": "#c0392b", "orange": "#d9822b", "green": "#2e8b57"}[band.colour]
+    # At least 3:1 against the track (WCAG 1.4.11): the orange of the cards' edges is 2.6:1 on it.
+    colour = {"red": "#c0392b", "orange": "#a85a12", "green": "#2e8b57"}[band.colour]
     s = float(spread or 0.0)
     lo, hi = uncertainty_interval(p, s)
-    spread_txt = f"± {100 * s:.1f} pts (TTA spread)" if spread is not None else ""
+    spread_txt = f"({score_interval(p, spread)})"
     label_shift = 100 * min(max(threshold, 0.1), 0.9)  # keep the threshold label inside the bar's width
     title = f"P(melanoma) {pct(p)}; uncertainty {pct(lo)}–{pct(hi)}; threshold {pct(threshold)}"
     # The scale's end labels give way to the threshold's label where it would overlap them (a threshold of a
@@ -167,7 +168,7 @@ def score_bar_html(p: float, threshold: float, spread: float | None, band: Score
         '<span style="right:0">100%</span>' if threshold <= 1 - END_LABEL_ROOM else ""
     )
     return f"""<div class="triage-p">{pct(p)} <small>P(melanoma) {spread_txt}</small></div>
-<div class="triage-bar" title="{title}">
+<div class="triage-bar" title="{title}" role="img" aria-label="{title}">
 <div class="fill" style="width:{100 * p:.1f}%; background:{colour}; opacity:.85"></div>
 <div class="ci" style="left:{100 * lo:.1f}%; width:{max(0.6, 100 * (hi - lo)):.1f}%"></div>
 <div class="thr" style="left:calc({100 * threshold:.1f}% - 1px)"></div></div>

@@ -176,7 +176,7 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     # Uncertainty, the disclaimer and the validation line are on the page with the scores.
     page = texts(at)
     assert "Decision support, not a diagnosis" in page
-    assert "TTA spread" in page
+    assert "across orientations)" in page  # each score's uncertainty interval, in words
     assert "Operating threshold" in page
 
     # Saliency overlay of the top lesion: the registry's default method, then another one chosen on the card.

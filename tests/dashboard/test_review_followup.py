@@ -110,7 +110,7 @@ def test_a_saved_visit_shows_the_spread_the_ugly_duckling_badge_and_the_orientat
     at.text_input(key="history_search").input(PATIENT).run()
     assert not at.exception, at.exception
     page = "\n".join(shown(m.value) for m in at.markdown) + "\n" + "\n".join(c.value for c in at.caption)
-    assert "± 3.1 pts (TTA spread)" in page
+    assert "(80%–92% across orientations)" in page  # the interval the bar draws, in words
     assert "across 8 orientations" in page and "orientation" in page
     assert "Ugly duckling" in page  # st.badge is Markdown
 
