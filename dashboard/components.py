@@ -133,16 +133,19 @@ def performance_note(op: OperatingPoint, mole_check: str | None = None) -> None:
     )
 
 
+# How each kind of upload problem is shown: (Streamlit alert, icon).
+PROBLEM_LOOKS: dict[str, tuple[str, str]] = {
+    "error": ("error", ":material/broken_image:"),
+    "duplicate": ("warning", ":material/content_copy:"),
+    "other_patient": ("warning", ":material/person_alert:"),
+    "skipped": ("info", ":material/description:"),
+    "notice": ("info", ":material/history:"),
+}
+
+
 def problem_card(problem: UploadProblem) -> None:
-    text = f"**{literal(problem.filename)}** — {literal(problem.reason)}"
-    if problem.kind == "error":
-        st.error(text, icon=":material/broken_image:")
-    elif problem.kind == "duplicate":
-        st.warning(text, icon=":material/content_copy:")
-    elif problem.kind == "skipped":
-        st.info(text, icon=":material/description:")
-    else:
-        st.info(text, icon=":material/history:")
+    alert, icon = PROBLEM_LOOKS.get(problem.kind, PROBLEM_LOOKS["notice"])
+    getattr(st, alert)(f"**{literal(problem.filename)}** — {literal(problem.reason)}", icon=icon)
 
 
 END_LABEL_ROOM = 0.25  # how far (as a share of the bar) the threshold's label reaches from its tick

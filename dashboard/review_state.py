@@ -209,6 +209,22 @@ class ReviewState:
         self.images[sha] = image
         report.added.append(sha)
 
+    def flag_saved_for_other_patients(self, saved_elsewhere: Iterable[str]) -> int:
+        """Warn about each image of the review that is saved for another patient (the store's
+        ``images_saved_for_other_patients``); returns how many. Not refused: the earlier save may be the
+        mistake, and the clinician decides."""
+        flagged = [sha for sha in self.images if sha in set(saved_elsewhere)]
+        for sha in flagged:
+            self.problems.append(
+                UploadProblem(
+                    self.images[sha].filename,
+                    "this exact image is already saved for another patient: check that this review is of the "
+                    "right patient and that the files are this patient's before saving",
+                    "other_patient",
+                )
+            )
+        return len(flagged)
+
     def remove_image(self, sha256: str) -> None:
         self._require_editable()
         self.images.pop(sha256, None)

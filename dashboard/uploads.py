@@ -34,7 +34,7 @@ _DOCUMENT_SUFFIXES |= {".xls", ".xlsx", ".ods", ".html", ".htm", ".log"}
 
 DISPLAY_PX = 768  # saliency maps are computed and shown at this size, not at full resolution
 
-ProblemKind = Literal["error", "duplicate", "notice", "skipped"]
+ProblemKind = Literal["error", "duplicate", "notice", "skipped", "other_patient"]
 
 
 # ---------------------------------------------------------------- upload limits

@@ -78,6 +78,11 @@ class UserStore:
         self._read()
         return self._store.decision_history(patient_id)
 
+    def images_saved_for_other_patients(self, hashes: Any, patient_id: int | None) -> set[str]:
+        """Which of an upload's images are saved for another patient (hashes only: no patient is named)."""
+        self._read()
+        return self._store.images_saved_for_other_patients(hashes, patient_id)
+
     def image_path(self, sha256: str) -> Any:
         self._read()
         return self._store.image_path(sha256)

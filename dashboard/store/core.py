@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -180,13 +180,14 @@ def visit_order_key(taken_on: date | None, visit_time: datetime, visit_id: int) 
     return (visit_date(taken_on, visit_time), visit_time, visit_id)
 
 
+_Key = TypeVar("_Key", int, str)
 # Ids per ``IN (...)`` list: a cross-patient list (the Worklist, the labelled outcomes) grows with the clinic's
 # history, and psycopg refuses a statement with over 65,535 parameters (some SQLite builds: 32,766).
 IN_LIST_MAX = 5_000
 
 
-def id_batches(ids: Iterable[int]) -> Iterator[list[int]]:
-    """The distinct ``ids`` in sorted lists of at most IN_LIST_MAX, one query's ``IN`` list each."""
+def id_batches(ids: Iterable[_Key]) -> Iterator[list[_Key]]:
+    """The distinct ``ids`` (or hashes) in sorted lists of at most IN_LIST_MAX, one query's ``IN`` list each."""
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), IN_LIST_MAX):
         yield ordered[start : start + IN_LIST_MAX]

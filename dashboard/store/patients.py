@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -108,6 +109,25 @@ class PatientRecords(StoreCore):
                 )
                 for p, n, last in rows
             ]
+
+    def images_saved_for_other_patients(self, hashes: Iterable[str], patient_id: int | None) -> set[str]:
+        """Those of ``hashes`` (an upload's SHA-256, or a stored copy's) that are saved under a lesion of a
+        patient other than ``patient_id`` (None: of any patient). One photo belongs to one patient's lesion:
+        found elsewhere, the review is probably of the wrong patient, or the files are mixed up."""
+        wanted = {h for h in hashes if isinstance(h, str)}
+        found: set[str] = set()
+        with self._read() as session:
+            for batch in id_batches(wanted):
+                stmt = (
+                    select(LesionImage.sha256, LesionImage.source_sha256)
+                    .join(Lesion, Lesion.id == LesionImage.lesion_id)
+                    .where(or_(LesionImage.sha256.in_(batch), LesionImage.source_sha256.in_(batch)))
+                )
+                if patient_id is not None:
+                    stmt = stmt.where(Lesion.patient_id != patient_id)
+                for sha256, source_sha256 in session.execute(stmt):
+                    found |= {sha256, source_sha256} & wanted
+        return found
 
     def find_patient_id(self, identifier: str) -> int | None:
         """The patient recorded under exactly this identifier (surrounding blanks ignored), or None."""

@@ -189,3 +189,39 @@ def test_a_reload_offers_to_resume_the_review_kept_on_the_server(app_env, patien
     assert reloaded.session_state["review"].patient is None
     with app_env.store() as store:
         assert store.load_draft("dr.test") is None
+
+
+def test_an_image_saved_for_another_patient_is_flagged_on_upload(app_env, patient_lesions):
+    """A photo belongs to one patient's lesion: saved for another patient, the review is probably of the wrong
+    patient or the files are mixed up. Warned (not refused: the earlier save may be the mistake), without
+    naming the other patient (accessibility and wording audit)."""
+    from test_app_pages import open_new_patient
+
+    _saved_first_visit(app_env, patient_lesions[:1])  # saved for PATIENT
+    at = start()
+    open_new_patient(at, identifier="PT-SOMEONE-ELSE")
+    upload(at, [patient_lesions[0].upload(), patient_lesions[3].upload()])
+    assert not at.exception, at.exception
+    warnings = [shown(w.value) for w in at.warning if "another patient" in w.value]
+    assert len(warnings) == 1 and patient_lesions[0].name in warnings[0]
+    assert PATIENT not in warnings[0]
+    assert len(at.session_state["review"].images) == 2  # kept: the clinician decides
+
+    # The patient the photo was saved for gets no such warning: it is linked to its lesion instead.
+    at = start()
+    at.text_input(key="patient_search").input(PATIENT).run()
+    at.button(key="open_patient").click().run()
+    upload(at, [patient_lesions[0].upload()])
+    assert not [w for w in at.warning if "another patient" in w.value]
+
+
+def test_the_store_finds_an_image_under_other_patients_only(app_env, patient_lesions):
+    _saved_first_visit(app_env, patient_lesions[:1])
+    from data.hashing import sha256_bytes
+
+    digest = sha256_bytes(patient_lesions[0].data)
+    with app_env.store() as store:
+        owner = store.find_patient_id(PATIENT)
+        assert store.images_saved_for_other_patients([digest, "0" * 64], owner + 1) == {digest}
+        assert store.images_saved_for_other_patients([digest], owner) == set()
+        assert store.images_saved_for_other_patients([digest], None) == {digest}
