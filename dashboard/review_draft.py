@@ -63,7 +63,7 @@ def draft_summary(draft: Any) -> str:
     patient = (draft.state or {}).get("patient") or {}
     when = draft.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
     who = patient.get("identifier", "a patient")
-    return f"An unsaved review of {who} ({len(draft.images)} image(s)), last changed {when}."
+    return f"An unsaved review of {who} ({draft.image_count} image(s)), last changed {when}."
 
 
 def resume_draft(draft: Any, store: Any = None) -> ReviewState:

@@ -81,7 +81,7 @@ def _offer_draft(store: UserStore | None) -> bool:
     if store is None:
         return False
     try:
-        draft = store.load_draft()
+        draft = store.load_draft(with_images=False)  # the offer needs the count; the bytes only on resume
     except STORE_ERRORS as exc:
         log_swallowed(logger, "reading the kept review", exc)
         return False  # the offer must not block starting a review
@@ -98,6 +98,9 @@ def _offer_draft(store: UserStore | None) -> bool:
         discard = right.button("Discard it", icon=":material/delete_forever:", key="draft_discard")
     if resume:
         try:
+            draft = store.load_draft()
+            if draft is None:
+                raise ValueError("it was deleted meanwhile (saved or discarded in another tab)")
             resumed = resume_draft(draft, store)
         except STORE_ERRORS as exc:  # the patient gone from the store, the draft unreadable (ValueError)
             st.error(f"The kept review could not be resumed: {literal(exc)}", icon=":material/error:")

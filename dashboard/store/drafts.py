@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from dashboard.store import validation
@@ -87,18 +87,34 @@ class ReviewDrafts(StoreCore):
                 )
         return len(old)
 
-    def load_draft(self, owner: str) -> DraftRecord | None:
+    def load_draft(self, owner: str, *, with_images: bool = True) -> DraftRecord | None:
+        """``owner``'s kept review; ``with_images=False``: without the image bytes (the offer to resume, on
+        every run of the review page, needs only the count; a draft holds megabytes of photos)."""
         with self._read() as session:
-            draft = session.scalar(
-                select(ReviewDraft).where(ReviewDraft.owner == owner).options(selectinload(ReviewDraft.images))
-            )
+            draft = session.scalar(select(ReviewDraft).where(ReviewDraft.owner == owner))
             if draft is None:
                 return None
+            if with_images:
+                images = tuple(
+                    DraftImage(i.upload_sha256, i.filename, bytes(i.data))
+                    for i in session.scalars(
+                        select(ReviewDraftImage)
+                        .where(ReviewDraftImage.draft_id == draft.id)
+                        .order_by(ReviewDraftImage.position)
+                    )
+                )
+                count = len(images)
+            else:
+                images = ()
+                count = session.scalar(
+                    select(func.count(ReviewDraftImage.id)).where(ReviewDraftImage.draft_id == draft.id)
+                )
             return DraftRecord(
                 owner=draft.owner,
                 state=dict(draft.state or {}),
                 updated_at=draft.updated_at,
-                images=tuple(DraftImage(i.upload_sha256, i.filename, bytes(i.data)) for i in draft.images),
+                images=images,
+                image_count=int(count or 0),
             )
 
     def delete_draft(self, owner: str) -> bool:

@@ -301,7 +301,8 @@ class DraftRecord:
     owner: str
     state: dict[str, Any] = field(repr=False)
     updated_at: datetime
-    images: tuple[DraftImage, ...] = ()
+    images: tuple[DraftImage, ...] = ()  # empty when read without them (``load_draft(with_images=False)``)
+    image_count: int = 0
 
 
 R = TypeVar("R")

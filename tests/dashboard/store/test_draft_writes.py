@@ -38,3 +38,16 @@ def test_a_state_change_does_not_read_back_the_kept_images(store, sample_images,
     assert kept.state == {"notes": "third"}
     assert [i.upload_sha256 for i in kept.images] == [sha for sha, _, _ in added]
     assert all(i.data for i in kept.images)
+
+
+def test_the_offer_to_resume_reads_the_count_not_the_images(store, sample_images):
+    """The review page offers a kept draft on every run: it reads the image count, not megabytes of photos."""
+    images = [("ab" * 32, "a.jpg", sample_images[0]), ("cd" * 32, "b.jpg", sample_images[1])]
+    store.save_draft("dr.ada", {"patient": {"identifier": "PT-1"}}, images)
+    sent = _statements(store, lambda: store.load_draft("dr.ada", with_images=False))
+    assert not [s for s in sent if "review_draft_image.data" in s], sent
+    offer = store.load_draft("dr.ada", with_images=False)
+    assert offer.image_count == 2 and offer.images == () and offer.state["patient"]["identifier"] == "PT-1"
+    full = store.load_draft("dr.ada")
+    assert full.image_count == 2 and [i.filename for i in full.images] == ["a.jpg", "b.jpg"]
+    assert all(i.data for i in full.images)
