@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -83,31 +84,26 @@ class PatientRecords(StoreCore):
         needle = (partial_identifier or "").strip() if isinstance(partial_identifier, str) else ""
         if not needle:
             return []
-        visits = (
-            select(
-                Visit.patient_id,
-                func.count(Visit.id).label("n"),
-                func.max(Visit.visit_time).label("last"),
-            )
-            .group_by(Visit.patient_id)
-            .subquery()
-        )
         stmt = (
-            select(Patient, visits.c.n, visits.c.last)
-            .outerjoin(visits, visits.c.patient_id == Patient.id)
+            select(Patient)
             # autoescape: "%" and "_" typed by the user match literally.
             .where(Patient.identifier_key.contains(identifier_search_key(needle), autoescape=True))
             .order_by(Patient.identifier)
             .limit(limit)
         )
         with self._read() as session:
-            rows = session.execute(stmt).all()
-            latest = _latest_visit_dates(session, [p.id for p, n, _ in rows if n])
+            patients = list(session.scalars(stmt))
+            # The found patients' visits only (a GROUP BY over the whole visit table grew with the clinic).
+            visits = _visit_facts(session, [p.id for p in patients])
             return [
                 from_attributes(
-                    PatientSummary, p, visit_count=n or 0, last_visit_time=last, last_visit_date=latest.get(p.id)
+                    PatientSummary,
+                    p,
+                    visit_count=visits[p.id].count if p.id in visits else 0,
+                    last_visit_time=visits[p.id].last_saved if p.id in visits else None,
+                    last_visit_date=visits[p.id].last_day if p.id in visits else None,
                 )
-                for p, n, last in rows
+                for p in patients
             ]
 
     def images_saved_for_other_patients(self, hashes: Iterable[str], patient_id: int | None) -> set[str]:
@@ -295,25 +291,32 @@ def get_or_create_patient(session: Session, identifier: str, birth_year: int | N
     return patient
 
 
-def _latest_visit_dates(session: Session, patient_ids: list[int]) -> dict[int, date]:
-    """Each patient's latest visit date by the store's one rule (``visit_date``: the images' day when one
-    was entered, else the visit time's local day). Worked out here, not in SQL: the local day depends on
-    the server's time zone, and the latest save is not the latest visit when images were entered later."""
-    latest: dict[int, date] = {}
-    if not patient_ids:
-        return latest
-    rows = [
-        row
-        for batch in id_batches(patient_ids)
-        for row in session.execute(
+@dataclass(frozen=True)
+class _VisitFacts:
+    count: int
+    last_saved: datetime  # the latest save time
+    last_day: date  # the latest visit's day by the store's one rule (visit_date)
+
+
+def _visit_facts(session: Session, patient_ids: list[int]) -> dict[int, _VisitFacts]:
+    """Per patient with visits: how many, the latest save time, and the latest visit date by the store's one
+    rule (``visit_date``: the images' day when one was entered, else the visit time's local day). Worked out
+    here, not in SQL: the local day depends on the server's time zone, and the latest save is not the latest
+    visit when images were entered later."""
+    rows: dict[int, list[tuple]] = {}
+    for batch in id_batches(patient_ids):
+        for patient_id, taken_on, visit_time in session.execute(
             select(Visit.patient_id, Visit.taken_on, Visit.visit_time).where(Visit.patient_id.in_(batch))
+        ):
+            rows.setdefault(patient_id, []).append((taken_on, visit_time))
+    return {
+        patient_id: _VisitFacts(
+            count=len(visits),
+            last_saved=max(time for _, time in visits),
+            last_day=max(visit_date(taken_on, time) for taken_on, time in visits),
         )
-    ]
-    for patient_id, taken_on, visit_time in rows:
-        day = visit_date(taken_on, visit_time)
-        if patient_id not in latest or day > latest[patient_id]:
-            latest[patient_id] = day
-    return latest
+        for patient_id, visits in rows.items()
+    }
 
 
 def _review_due(decision: Decision | None) -> date | None:

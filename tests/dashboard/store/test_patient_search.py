@@ -49,3 +49,19 @@ def test_exact_lookup_finds_only_the_identifier_itself(unicode_patient):
 def test_the_search_key_follows_the_identifier():
     assert identifier_search_key("ØRSTED") == identifier_search_key("ørsted") == "ørsted"
     assert identifier_search_key("STRASSE") == identifier_search_key("Straße")
+
+
+def test_search_counts_only_the_found_patients_visits(unicode_patient, sample_images, make_lesion, make_review):
+    """Visit counts and dates come from the found patients' visits, not a GROUP BY over every visit of the
+    clinic (scale audit); the figures are the same."""
+    import sqlalchemy as sa
+
+    store = unicode_patient
+    store.save_review(make_review([make_lesion(sample_images[2])], patient_identifier="ØRSTED-2"))
+    sent: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda _c, _k, sql, *_: sent.append(sql))
+    found = {p.identifier: p for p in store.search_patients("ørsted")}
+    assert not [sql for sql in sent if "GROUP BY" in sql.upper()], sent
+    assert (found[UNICODE_ID].visit_count, found["ØRSTED-2"].visit_count) == (1, 2)
+    second = found["ØRSTED-2"]
+    assert second.last_visit_date == second.last_visit_time.astimezone().date()
