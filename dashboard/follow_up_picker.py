@@ -126,7 +126,7 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
     current = image.existing_lesion_id
     taken = {i.existing_lesion_id for s, i in state.images.items() if s != sha and i.existing_lesion_id}
     head_img, head_text = st.columns([1, 3], vertical_alignment="center")
-    head_img.image(image.thumbnail_jpeg(), width="stretch")
+    head_img.image(image.thumbnail_jpeg(), width="stretch", alt=f"The new image {image.filename}")
     site = "site not set yet" if image.site == "unknown" else image.site
     head_text.markdown(f"**This image:** {literal(image.filename)} · {site}")
     head_text.caption(
@@ -170,7 +170,7 @@ def _picker_dialog(state: Any, sha: str, histories: list[LesionHistory], on_link
                 if thumb is None:
                     st.caption(":material/broken_image: stored image unreadable")
                 else:
-                    st.image(thumb, width="stretch")
+                    st.image(thumb, width="stretch", alt=f"Latest stored image of {lesion.title()}")
                 st.markdown(f"**{literal(lesion.title())}**")
                 latest = lesion.latest
                 score = (

@@ -96,6 +96,9 @@ def overlay_image(base: Image.Image, heatmap: Any, opacity: float) -> Image.Imag
     return overlay(base, heatmap, opacity)
 
 
+SCALE_ALT = "Colour scale: from no contribution to the score (the image as it is) to the highest"
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def colour_scale_png(opacity: float) -> bytes:
     """The "low → high contribution" bar that goes with an overlay of this opacity."""
@@ -174,9 +177,9 @@ def lesion_card(
                     shown = overlay_image(image.thumbnail, heat, GALLERY_OPACITY)
                 except Exception as exc:
                     st.error(f"Saliency map unavailable: {type(exc).__name__}: {literal(exc)}")
-            st.image(shown, width="stretch")
+            st.image(shown, width="stretch", alt=f"Lesion {image.label}" + (", saliency map over it" if show else ""))
             if show and method:
-                st.image(colour_scale_png(GALLERY_OPACITY), width="stretch")
+                st.image(colour_scale_png(GALLERY_OPACITY), width="stretch", alt=SCALE_ALT)
             caveat = state.source_caveats.get(sha)
             if caveat:
                 st.warning(caveat, icon=":material/photo_camera:")
@@ -249,7 +252,7 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
         with c_img:
             img = read_stored_image(lesion.image.path, 384)
             if img is not None:
-                st.image(img, width="stretch")
+                st.image(img, width="stretch", alt=f"Stored image of lesion {lesion.label}")
             else:
                 st.error("Stored image file is missing or unreadable.", icon=":material/broken_image:")
             if visit_id is not None:
@@ -299,7 +302,12 @@ def _overview_thumbnails(overviews: Any) -> None:
     for column, overview in zip(st.columns(min(len(overviews), 4)), overviews, strict=False):
         img = read_stored_image(overview.path, 192)
         if img is not None:
-            column.image(img, caption=literal(overview.original_filename), width="stretch")
+            column.image(
+                img,
+                caption=literal(overview.original_filename),
+                width="stretch",
+                alt=f"Overview photo {overview.original_filename}",
+            )
         else:
             column.caption("overview photo missing")
 

@@ -50,7 +50,12 @@ def review_panel(state, locked: bool) -> None:
             return
         for column, photo in zip(st.columns(4), photos, strict=False):
             with column:
-                st.image(photo.thumbnail_jpeg(), caption=literal(photo.filename), width="stretch")
+                st.image(
+                    photo.thumbnail_jpeg(),
+                    caption=literal(photo.filename),
+                    width="stretch",
+                    alt=f"Overview photo {photo.filename}",
+                )
                 if not locked:
                     st.button(
                         "Remove",

@@ -149,7 +149,7 @@ def _image_grid(state: ReviewState, store: UserStore | None, locked: bool) -> No
         cols = st.columns(per_row)
         for col, image in zip(cols, images[start : start + per_row], strict=False):
             with col, st.container(border=True, key=f"upload-{image.key}"):
-                st.image(image.thumbnail_jpeg(), width="stretch")
+                st.image(image.thumbnail_jpeg(), width="stretch", alt=f"Uploaded image {image.filename}")
                 st.caption(f"{literal(image.filename)} · {image.width}×{image.height}")
                 if filename_looks_personal(image.filename):
                     st.caption(

@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 from PIL import Image
 
-from dashboard.lesion_views import cam_label, colour_scale_png, default_cam_method
+from dashboard.lesion_views import SCALE_ALT, cam_label, colour_scale_png, default_cam_method
 from dashboard.navigation import page
 from dashboard.textsafe import literal
 from dashboard.uploads import png_bytes
@@ -66,7 +66,7 @@ def cam_panels(
     style: str = "blend",
 ) -> None:
     """The original beside one overlay per method (two a row), the colour scale above; failures named below."""
-    st.image(colour_scale_png(1.0 if style == "contours" else opacity), caption=SCALE_NOTE, width=420)
+    st.image(colour_scale_png(1.0 if style == "contours" else opacity), caption=SCALE_NOTE, width=420, alt=SCALE_ALT)
     panels = [("Original", display, None)]
     failed = []
     for method in methods:
@@ -81,7 +81,7 @@ def cam_panels(
         for col, (title, img, method) in zip(cols, panels[start : start + PANELS_PER_ROW], strict=False):
             with col:
                 st.markdown(f"**{title}**")
-                st.image(img, width="stretch")
+                st.image(img, width="stretch", alt=f"{title}: the image with what raised its score coloured")
                 if method and cam_label(method, short=False) != title:
                     st.caption(cam_label(method, short=False)[len(title) :].strip(" ()").capitalize() + ".")
                 if method:

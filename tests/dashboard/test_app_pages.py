@@ -165,6 +165,7 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     # Ranked: rank 1..5, ordered by the triage score, and the page shows the cards in that order.
     assert list(table["rank"]) == [1, 2, 3, 4, 5]
     assert list(table["triage_score"]) == sorted(table["triage_score"], reverse=True)
+    assert all(im.alt for element in at.image for im in element.proto.imgs)  # upload thumbnails, cards: alt text
     headings = [shown(m.value) for m in at.markdown if m.value.startswith("#### Rank ")]
     assert headings == [f"#### Rank {r.rank} · {r.label}" for r in table.itertuples()]
     # Flags: "above threshold" exactly where P(melanoma) ≥ the operating threshold; no outlier invented.
@@ -333,6 +334,7 @@ def test_saliency_page(app_env, patient_lesions):
     assert len(at.image) == 2 + len(methods)  # the colour scale, the original and one overlay per method
     captions = [im.caption for element in at.image for im in element.proto.imgs]
     assert any("from low (the image is left as it is) to high" in c for c in captions)  # the colour scale
+    assert all(im.alt for element in at.image for im in element.proto.imgs)  # each image says what it shows
     assert [b.label for b in at.get("download_button")] == ["Download PNG"] * len(methods)
     assert not any("unavailable" in shown(e.value) for e in at.error)
     assert any(link.value == "Back to the review in progress" for link in at.page_link)
