@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from training.card_lines import lesion_matching_lines
 from training.lesion_matching import evaluate, matching_sets, rank_of_match, turned
-from training.model_card import lesion_matching_lines
 
 
 def _records() -> pd.DataFrame:

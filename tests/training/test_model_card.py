@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.model_card import network_lines, training_line
+from training.card_lines import network_lines, training_line
 
 TAIL = {"epochs": 6, "samples_per_epoch": 4000, "seed": 42, "meta_dropout": 0.2, "batch_size": 64, "lr": 1e-3}
 
