@@ -28,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from data.readers import datasets_root
+from data.datasets import datasets_root
 from data.transforms import Reencode
 from training.bundle import DATASETS, MANIFEST, manifest, original_manifest, write_manifest
 

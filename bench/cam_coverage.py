@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from data.datasets import load_dataset
 from data.images import decode_image
-from data.readers import load_dataset
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD, GRADIENT_FREE, explain_many
 from model.checkpoint import DEFAULT_CHECKPOINT
 from model.predictor import Predictor

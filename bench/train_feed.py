@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from data.datasets import load_datasets
 from data.images import decode_image
-from data.readers import load_datasets
 from data.transforms import RandomDegrade, train_transform
 from training.batch_augment import BatchAugment
 from training.decoded_images import decode_all

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from data.readers import datasets_root
+from data.datasets import datasets_root
 from model.checkpoint import DEFAULT_CHECKPOINT, REPO_ROOT
 from model.predictor import TTA_VIEWS, Predictor
 from model.triage import LesionInput, PatientInfo, triage_patient

@@ -26,7 +26,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from data.readers import DatasetError, read_folder, read_kaggle
+from data.errors import DatasetError
+from data.readers import read_folder, read_kaggle
 from data.spreadsheet_cells import defuse_formula
 from model.checkpoint import CheckpointError
 from model.predict_paths import WriteError, check_outputs, errors_path_for, remove_stale, write_csv

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from data.errors import DatasetError
 from data.images import image_extensions
-from data.readers import DatasetError
 
 
 def errors_path_for(out: Path) -> Path:

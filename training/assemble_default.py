@@ -102,7 +102,7 @@ def baseline_external(baselines: Path) -> dict:
     if not path.exists():
         print(f"{path}: not found, so the card leaves out v1's derm7pt AUC", file=sys.stderr)
     else:
-        from data.readers import load_dataset
+        from data.datasets import load_dataset
 
         data = np.load(path)
         ext = load_dataset("derm7pt").set_index("image_id").loc[data["image_id"].astype(str)]

@@ -16,8 +16,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
+from data.datasets import load_datasets
 from data.metadata import MetadataEncoder
-from data.readers import load_datasets
 from model.network import NetworkConfig
 from model.predictor import Predictor
 from model.pretrained import build_network

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from data.readers import SAME_POPULATION, population_of
+from data.datasets import SAME_POPULATION, population_of
 
 RANKING_ORDER = (
     "first model v1 P(melanoma) (in-sample: trained on these melanomas)",

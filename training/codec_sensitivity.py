@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.readers import load_dataset
+from data.datasets import load_dataset
 from data.transforms import with_reencode
 from model.checkpoint import load_checkpoint
 from model.predictor import Predictor

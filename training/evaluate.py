@@ -84,7 +84,7 @@ def figures_html(report: dict, title: str) -> str:
 def predictions_from_checkpoint(
     checkpoint: Path | None, datasets: list[str], data_root: Path | None, tta: int
 ) -> pd.DataFrame:
-    from data.readers import load_datasets
+    from data.datasets import load_datasets
     from model.predictor import Predictor
 
     records = load_datasets(datasets, data_root)

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.lesions < 1 or args.candidates < 2 or args.per_site < 1:
         parser.error("--lesions and --per-site must be at least 1, --candidates at least 2")
-    from data.readers import load_datasets
+    from data.datasets import load_datasets
     from model.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(args.checkpoint)

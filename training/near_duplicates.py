@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     reporter.add_argument("--pairs", type=Path, default=PAIRS_CSV)
     args = parser.parse_args(argv)
     if args.command == "find":
-        from data.readers import load_datasets
+        from data.datasets import load_datasets
 
         candidates = find(load_datasets(args.datasets), args.min_correlation)
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data.readers import datasets_root
+from data.datasets import datasets_root
 
 FULL_METADATA = Path("isic2020") / "metadata" / "train_full.csv"
 COMPLETE_PATIENTS = Path("isic2020_patients") / "train.csv"

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from data.datasets import load_dataset
 from data.images import decode_image
-from data.readers import load_dataset
 from model.checkpoint import load_checkpoint
 from model.network import NetworkConfig
 from model.predictor import Predictor

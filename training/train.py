@@ -30,7 +30,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from data.dataset import LesionDataset
-from data.readers import datasets_root
+from data.datasets import datasets_root
 from data.transforms import RandomDegrade, colour_constancy_step, inference_transform, preprocess_steps, train_transform
 from model.checkpoint import REPO_ROOT, save_checkpoint
 from model.metrics import roc_auc

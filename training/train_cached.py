@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from data.datasets import EXTERNAL_ONLY, combine, population_of
 from data.folds import assign_folds
-from data.readers import EXTERNAL_ONLY, combine, population_of
 from data.schema import DIAGNOSES
 from model.checkpoint import save_checkpoint
 from model.network import MelanomaNet, NetworkConfig

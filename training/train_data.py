@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from data.dataset import LesionDataset
+from data.datasets import EXTERNAL_ONLY, load_datasets
 from data.folds import assign_folds
-from data.readers import EXTERNAL_ONLY, load_datasets
 from training import distributed as D
 from training.balancing import BalancedDistributedSampler, balanced_draw_weights, metadata_dropout
 from training.batch_augment import BatchAugment

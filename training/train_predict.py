@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from data.dataset import LesionDataset
-from data.readers import load_datasets
+from data.datasets import load_datasets
 from data.transforms import inference_transform, with_reencode
 from model.checkpoint import load_checkpoint
 from model.metrics import roc_auc

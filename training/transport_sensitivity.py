@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from data.readers import load_dataset
+from data.datasets import load_dataset
 from data.transforms import with_reencode
 from model.checkpoint import load_checkpoint
 from model.predictor import Predictor

@@ -31,8 +31,8 @@ import torch
 from torchvision.transforms import v2
 from tqdm import tqdm
 
+from data.datasets import EXTERNAL_ONLY, load_dataset
 from data.images import decode_image
-from data.readers import EXTERNAL_ONLY, load_dataset
 from data.transforms import RandomDegrade, colour_constancy_step, eval_transform, preprocess_steps, train_transform
 from model.network import NetworkConfig
 from model.predictor import TTA_VIEWS

@@ -18,13 +18,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from data.readers import population_of
+from data.datasets import population_of
 
 
 def within_patient_pairs(records: pd.DataFrame, populations: tuple[str, ...] = ("isic2020",)) -> np.ndarray:
     """(n_pairs, 2) positional indices into `records`: (melanoma, benign lesion of the same patient).
 
-    Only the groups of `populations` (data.readers.population_of) are patients; other sources' groups are
+    Only the groups of `populations` (data.datasets.population_of) are patients; other sources' groups are
     lesions or single images."""
     group = records["group_id"].astype(str).to_numpy()
     target = records["target"].astype("Int64").fillna(-1).astype(int).to_numpy()

@@ -23,8 +23,8 @@ def test_the_project_s_exceptions_share_one_base():
     from dashboard.review_record import ReviewNotReady
     from dashboard.store.core import NotFoundError
     from dashboard.store.privacy import MetadataError
+    from data.errors import DatasetError
     from data.images import ImageDecodeError
-    from data.readers import DatasetError
     from model.cam import CamError
     from model.checkpoint import CheckpointError
     from model.pretrained import PretrainedWeightsError

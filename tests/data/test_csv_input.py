@@ -115,7 +115,7 @@ def test_a_row_with_too_many_fields_is_refused_alone(tmp_path, images):
 
 
 def test_training_still_refuses_a_malformed_file_naming_the_line(tmp_path, images):
-    from data.readers import DatasetError
+    from data.errors import DatasetError
 
     with pytest.raises(DatasetError, match="line 3 has 3 fields but the header has 2"):
         read(tmp_path, images, "image_name,target\nISIC_0272509,0\nISIC_1632118,0,1\n", on_missing="raise")
@@ -137,7 +137,7 @@ def test_blank_lines_are_skipped_and_lines_counted(tmp_path, images):
 
 
 def test_an_empty_file_is_refused_clearly(tmp_path, images):
-    from data.readers import DatasetError
+    from data.errors import DatasetError
 
     with pytest.raises(DatasetError, match="visit.csv is empty: no header line"):
         read(tmp_path, images, "")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from data.datasets import load_datasets
 from data.folds import assign_folds
 from data.near_duplicates import load_pairs, merge_duplicate_groups
-from data.readers import load_datasets
 
 
 def _records(rows: list[tuple[str, str]]) -> pd.DataFrame:

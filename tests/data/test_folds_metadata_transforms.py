@@ -3,9 +3,9 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from data.datasets import load_datasets
 from data.folds import assign_folds
 from data.metadata import MetadataEncoder
-from data.readers import load_datasets
 from data.transforms import eval_transform, train_transform
 
 

@@ -3,7 +3,9 @@ import logging
 import pandas as pd
 import pytest
 
-from data.readers import DatasetError, combine, load_dataset, load_datasets, read_folder, read_kaggle
+from data.datasets import combine, load_dataset, load_datasets
+from data.errors import DatasetError
+from data.readers import read_folder, read_kaggle
 from data.schema import RECORD_COLUMNS, SITES
 
 

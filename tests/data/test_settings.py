@@ -49,7 +49,7 @@ def test_every_image_checker_uses_the_one_pixel_and_byte_limit():
 
 def test_tests_read_the_shared_folder_from_the_environment(tmp_path):
     # tests/conftest.py honours TRIAGE_SHARED_DIR, as the readers do (a fresh interpreter: read at import).
-    code = "import tests.conftest as c, data.readers as r; print(c.SHARED); print(r.shared_root())"
+    code = "import tests.conftest as c, data.datasets as r; print(c.SHARED); print(r.shared_root())"
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=settings.REPO_ROOT,

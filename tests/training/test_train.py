@@ -156,7 +156,7 @@ def test_final_model_scores_the_external_set_it_never_saw(datasets_dir, tmp_path
 def test_colour_constancy_is_trained_behind_recorded_and_repeated_by_the_predictor(datasets_dir, tmp_path):
     import pandas as pd
 
-    from data.readers import load_datasets
+    from data.datasets import load_datasets
     from model.predictor import Predictor
 
     args = ["--fold", "none", "--external", "derm7pt", "--batch-augment", "--decoded-side", "72"]
