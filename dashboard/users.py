@@ -43,7 +43,38 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
-def main(argv: list[str] | None = None) -> int:
+def _add(accounts: Accounts, args: argparse.Namespace, actor: str) -> None:
+    user = accounts.add(args.username, _password(args), args.role, args.name, actor=actor)
+    print(f"created {user.role} account {user.username!r}")
+
+
+def _list(accounts: Accounts, args: argparse.Namespace, actor: str) -> None:
+    users = accounts.list()
+    if not users:
+        print("no accounts yet: create the first with  python -m dashboard.users add NAME --role admin")
+    for u in users:
+        last = u.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if u.last_login_at else "never"
+        state = "active" if u.active else "DISABLED"
+        print(f"{u.username:24} {u.role:10} {state:9} last sign-in {last:22} {u.display_name}")
+
+
+def _set_active(accounts: Accounts, args: argparse.Namespace, actor: str) -> None:
+    accounts.set_active(args.username, args.cmd == "enable", actor=actor)
+    print(f"{args.cmd}d {args.username!r}")
+
+
+def _reset_password(accounts: Accounts, args: argparse.Namespace, actor: str) -> None:
+    accounts.reset_password(args.username, _password(args), actor=actor)
+    print(f"new password set for {args.username!r}")
+
+
+def _set_role(accounts: Accounts, args: argparse.Namespace, actor: str) -> None:
+    accounts.set_role(args.username, args.role, actor=actor)
+    print(f"{args.username!r} is now {args.role}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Each command's arguments and the function that runs it (``run``)."""
     parser = config.store_cli_parser("python -m dashboard.users", __doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     add = sub.add_parser("add", help="create an account")
@@ -51,17 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--name", default="", help="display name, e.g. 'Dr A. Example'")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    sub.add_parser("list", help="list the accounts")
+    add.set_defaults(run=_add)
+    sub.add_parser("list", help="list the accounts").set_defaults(run=_list)
     for cmd in ("disable", "enable"):
-        sub.add_parser(cmd, help=f"{cmd} an account").add_argument("username")
+        toggle = sub.add_parser(cmd, help=f"{cmd} an account")
+        toggle.add_argument("username")
+        toggle.set_defaults(run=_set_active)
     reset = sub.add_parser("reset-password", help="set a new password")
     reset.add_argument("username")
     reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    reset.set_defaults(run=_reset_password)
     role = sub.add_parser("set-role", help="change an account's role")
     role.add_argument("username")
     role.add_argument("--role", required=True, choices=ROLES)
-    args = parser.parse_args(argv)
+    role.set_defaults(run=_set_role)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     url = config.database_url(args.database_url)
     # Said every time: a relative --database-url run from another folder would otherwise make a new empty database
     # unnoticed (stderr, so that `list` stays machine-readable).
@@ -74,29 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # broad on purpose, as the dashboard's get_store: connect, migrate, folders
         print(f"error: could not open the case database: {type(exc).__name__}: {error_line(exc, url)}", file=sys.stderr)
         return 2
-    accounts = Accounts(store)
-    actor = _actor()
     try:
-        if args.cmd == "add":
-            user = accounts.add(args.username, _password(args), args.role, args.name, actor=actor)
-            print(f"created {user.role} account {user.username!r}")
-        elif args.cmd == "list":
-            users = accounts.list()
-            if not users:
-                print("no accounts yet: create the first with  python -m dashboard.users add NAME --role admin")
-            for u in users:
-                last = u.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if u.last_login_at else "never"
-                state = "active" if u.active else "DISABLED"
-                print(f"{u.username:24} {u.role:10} {state:9} last sign-in {last:22} {u.display_name}")
-        elif args.cmd in ("disable", "enable"):
-            accounts.set_active(args.username, args.cmd == "enable", actor=actor)
-            print(f"{args.cmd}d {args.username!r}")
-        elif args.cmd == "reset-password":
-            accounts.reset_password(args.username, _password(args), actor=actor)
-            print(f"new password set for {args.username!r}")
-        else:
-            accounts.set_role(args.username, args.role, actor=actor)
-            print(f"{args.username!r} is now {args.role}")
+        args.run(Accounts(store), args, _actor())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
