@@ -38,6 +38,7 @@ from dashboard.report_text import (
 )
 from dashboard.store.records import HistologyView, PatientRecord, VisitLesion, VisitView
 from dashboard.wording import pct, rank_label, score_band
+from model.checkpoint import same_weights
 
 DECISION_SUPPORT = (
     "Decision support, not a diagnosis. The scores rank this patient's lesions for attention; a low score does "
@@ -78,7 +79,7 @@ class ModelFacts:
         if prediction_model_id != self.model_id:
             return False
         known = self.weights_sha256 and prediction_checksum and prediction_checksum != "unknown"
-        return not known or _digest(prediction_checksum) == _digest(self.weights_sha256)
+        return not known or same_weights(prediction_checksum, self.weights_sha256)
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,6 @@ class ReportContext:
     cam_note: str = ""  # e.g. "No model is loaded: no saliency overlays."
     # The overlays' "low -> high contribution" bar (model.cam_overlay.colour_scale), printed above them
     colour_scale: Image.Image | None = field(default=None, repr=False)
-
-
-def _digest(value: str | None) -> str:
-    return str(value or "").lower().removeprefix("sha256:")
 
 
 # ---------------------------------------------------------------- the document

@@ -50,6 +50,16 @@ def code_version() -> str:
         return "unknown"
 
 
+def same_weights(recorded: str | None, digest: str | None) -> bool:
+    """Whether a recorded weights checksum (a stored prediction's, "sha256:…" or bare hex, any case) names the
+    weights with SHA-256 ``digest``."""
+
+    def bare(value: str | None) -> str:
+        return str(value or "").lower().removeprefix("sha256:")
+
+    return bool(bare(recorded)) and bare(recorded) == bare(digest)
+
+
 def weights_digest(config: dict[str, Any]) -> str | None:
     """The SHA-256 of a checkpoint's weights: the one measured at load, else the recorded one, else None.
 

@@ -130,3 +130,12 @@ def test_predict_in_a_process_of_its_own(damaged, tmp_path):
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr
     assert f"error: {damaged / CONFIG}: 'network' is a number, not a JSON object" in run.stderr
+
+
+def test_a_recorded_checksum_names_the_weights_in_any_spelling():
+    from model.checkpoint import same_weights
+
+    digest = "ab" * 32
+    assert same_weights("sha256:" + digest.upper(), digest) and same_weights(digest, "sha256:" + digest)
+    assert not same_weights("unknown", digest) and not same_weights(None, None) and not same_weights("", "")
+    assert not same_weights("cd" * 32, digest)
