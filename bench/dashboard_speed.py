@@ -33,7 +33,6 @@ import argparse
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,20 +43,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.browser_server import CHROMIUM, CHROMIUM_ARGS, add_user, free_port, streamlit_command, wait_idle
 from data.settings import REPO_ROOT, environment
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 USERNAME = "bench.admin"
 PASSWORD = "benchmark password 1234"
 TIMEOUT_MS = 180_000
 GOALS_S = {"first page": 5.0, "save": 1.0, "page switch": 1.5, "score + gallery": 5.0}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def patient_images(shared: Path, patient_id: str | None, count: int) -> tuple[str, list[Path]]:
@@ -74,24 +66,14 @@ def patient_images(shared: Path, patient_id: str | None, count: int) -> tuple[st
 
 
 def _add_admin(env: dict[str, str], repo: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "dashboard.users", "add", USERNAME, "--role", "admin", "--password-stdin"],
-        cwd=repo,
-        env=env,
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"could not create the benchmark account: {done.stderr}")
+    try:
+        add_user(env, USERNAME, "admin", PASSWORD, repo=repo)
+    except RuntimeError as exc:
+        raise SystemExit(f"could not create the benchmark account: {exc}") from None
 
 
 def _idle(page) -> None:
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'",
-        timeout=TIMEOUT_MS,
-    )
+    wait_idle(page, TIMEOUT_MS, settle_ms=0)
 
 
 # In the page: when the user acted (click, file chosen, Enter) and when Streamlit's script-run state changed.
@@ -229,7 +211,7 @@ def run(args: argparse.Namespace) -> dict[str, list[Step]]:
             "PYTHONUNBUFFERED": "1",
         }
         _add_admin(env, args.repo)  # the database exists (migrated) before the server starts, as after an installation
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         log_path = Path(tmp) / "streamlit.log"
         with sync_playwright() as pw, open(log_path, "w") as log:
@@ -237,9 +219,7 @@ def run(args: argparse.Namespace) -> dict[str, list[Step]]:
             page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
             page.add_init_script(WATCH_PAGE)
             page.set_default_timeout(TIMEOUT_MS)
-            command = [sys.executable, "-m", "streamlit", "run", "dashboard/serve.py", "--server.port", str(port)]
-            command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
-            command += ["--browser.gatherUsageStats", "false"]
+            command = streamlit_command(port)
             if args.py_spy:  # sample every thread of the server (py-spy is a separate tool, not a dependency)
                 spy = [args.py_spy, "record", "--format", "raw", "--threads", "-r", "50", "-o", args.profile_out]
                 command = [*spy, "--", *command]

@@ -161,3 +161,29 @@ def sydney(monkeypatch):
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+# ---------------------------------------------------------------- the browser tests' server and images
+
+
+@pytest.fixture()
+def server(tmp_path):
+    """The dashboard served as `make run` serves it, with three accounts (tests/dashboard/browser_session.py)."""
+    import os
+
+    from browser_session import running_server
+
+    with running_server(tmp_path, dict(os.environ)) as running:
+        yield running
+
+
+@pytest.fixture()
+def lesion_files(datasets_dir, tmp_path) -> list[Path]:
+    """5 real images of one ISIC 2020 patient, plus a corrupt (truncated) JPEG."""
+    train = pd.read_csv(datasets_dir / "isic2020" / "train.csv")
+    names = train[train["patient_id"] == "IP_6648913"]["image_name"].tolist()[:5]
+    paths = [datasets_dir / "isic2020" / "train" / f"{n}.jpg" for n in names]
+    assert len(paths) == 5 and all(p.is_file() for p in paths)
+    corrupt = tmp_path / "corrupt_lesion.jpg"
+    corrupt.write_bytes(paths[0].read_bytes()[:2500])
+    return [*paths, corrupt]

@@ -13,170 +13,22 @@ Needs /usr/bin/chromium (`apt-get install -y chromium`); Playwright's own browse
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pandas as pd
 import pytest
+from browser_session import ADMIN, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CLINICIAN, VIEWER, shot, sign_in, wait_idle
 
-from data.settings import REPO_ROOT
-
-ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-HEALTH_TIMEOUT_S = 20.0
 PATIENT = "E2E-PATIENT-0042"
-CLINICIAN = "dr.e2e"
-VIEWER = "viewer.e2e"
-ADMIN = "admin.e2e"
 NOTE = "![x](http://h.invalid/x.png) <img src=http://h.invalid/y.png> follow up in 6 months"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-PASSWORD = "correct horse battery staple"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.timeout(300),
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install -y chromium)"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"streamlit exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return time.monotonic() - start
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not healthy within {timeout:.0f} s")
-
-
-@pytest.fixture()
-def server(tmp_path):
-    """`streamlit run` as `make run` starts it: the committed default model, an empty local database."""
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "TRIAGE_CHECKPOINT"},
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.db'}",
-        "TRIAGE_DATA_DIR": str(tmp_path / "images"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "dashboard/serve.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    _add_user(env, CLINICIAN, "clinician", "Dr E2E ![me](http://h.invalid/avatar.png) <img src=http://h.invalid/a.png>")
-    _add_user(env, VIEWER, "viewer")
-    _add_user(env, ADMIN, "admin")
-    try:
-        elapsed = _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, HEALTH_TIMEOUT_S)
-        assert elapsed < HEALTH_TIMEOUT_S
-        # Framing protection and a Content-Security-Policy on the page itself (dashboard/serve.py).
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-            assert response.headers["X-Frame-Options"] == "DENY"
-            csp = response.headers["Content-Security-Policy"]
-            assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
-            assert response.headers["Cache-Control"] == "no-store"
-        yield f"http://127.0.0.1:{port}", tmp_path / "streamlit.log"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _add_user(env: dict[str, str], username: str, role: str, name: str = "") -> None:
-    """An account made as an administrator makes one: the users CLI, password on standard input."""
-    done = subprocess.run(
-        [sys.executable, "-m", "dashboard.users", "add", username, "--role", role, "--name", name, "--password-stdin"],
-        cwd=REPO_ROOT,
-        env=env,
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-
-
-@pytest.fixture()
-def lesion_files(datasets_dir, tmp_path) -> list[Path]:
-    """5 real images of one ISIC 2020 patient, plus a corrupt (truncated) JPEG."""
-    train = pd.read_csv(datasets_dir / "isic2020" / "train.csv")
-    names = train[train["patient_id"] == "IP_6648913"]["image_name"].tolist()[:5]
-    paths = [datasets_dir / "isic2020" / "train" / f"{n}.jpg" for n in names]
-    assert len(paths) == 5 and all(p.is_file() for p in paths)
-    corrupt = tmp_path / "corrupt_lesion.jpg"
-    corrupt.write_bytes(paths[0].read_bytes()[:2500])
-    return [*paths, corrupt]
-
-
-def _shot(page, name: str) -> None:
-    """Whole-page screenshot: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    size = page.viewport_size
-    height = page.evaluate(
-        "() => Math.max(...['stMain', 'stMainBlockContainer', 'stSidebarContent']"
-        ".map(id => document.querySelector(`[data-testid=${id}]`)?.scrollHeight || 0))"
-    )
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 80, 9000))})
-    page.wait_for_timeout(400)
-    page.screenshot(path=str(ARTIFACTS / f"e2e_{name}.png"))
-    page.set_viewport_size(size)
-
-
-def _wait_idle(page, timeout: float = 60_000) -> None:
-    """Wait until Streamlit has finished the script run a click or an upload started."""
-    page.wait_for_timeout(300)  # let the rerun request reach the server first
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'",
-        timeout=timeout,
-    )
 
 
 def test_review_end_to_end(server, lesion_files):
@@ -206,7 +58,7 @@ def test_review_end_to_end(server, lesion_files):
             _admin_audit(page, base_url)
         except BaseException:
             if page is not None:
-                _shot(page, "failure")
+                shot(page, "failure")
             raise
         finally:
             browser.close()
@@ -230,11 +82,11 @@ def _anonymous(page, base_url: str) -> None:
     for path in ("/", "/history?patient_id=1", "/saliency?visit=1&lesion=0123456789abcdef", "/audit", "/model"):
         page.goto(base_url + path)
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-        _wait_idle(page)
+        wait_idle(page)
         for forbidden in ("Case history", "Patient review", "Audit log", "Download CSV", "Signed in as"):
             expect(page.get_by_text(forbidden, exact=True)).to_have_count(0)
         expect(page.locator("[data-testid=stSidebarNav]")).to_have_count(0)
-    _shot(page, "0_sign_in")
+    shot(page, "0_sign_in")
 
 
 def _viewer(page, base_url: str) -> None:
@@ -242,7 +94,7 @@ def _viewer(page, base_url: str) -> None:
     from playwright.sync_api import expect
 
     page.goto(base_url + "/history?patient_id=1")  # a deep link: it opens after sign-in, not before
-    _sign_in(page, VIEWER)
+    sign_in(page, VIEWER)
     expect(page.get_by_role("heading", name="Case history", exact=True)).to_be_visible()
     expect(page.get_by_role("link", name="Patient review")).to_have_count(0)
     expect(page.get_by_role("heading", name=PATIENT).first).to_be_visible(timeout=30_000)
@@ -250,7 +102,7 @@ def _viewer(page, base_url: str) -> None:
     page.get_by_role("tab", name="Export").click()
     expect(page.get_by_text("may view records but not export them")).to_be_visible()
     expect(page.get_by_role("button", name="Download CSV")).to_have_count(0)
-    _shot(page, "7_viewer")
+    shot(page, "7_viewer")
 
 
 def _admin_audit(page, base_url: str) -> None:
@@ -258,17 +110,17 @@ def _admin_audit(page, base_url: str) -> None:
     from playwright.sync_api import expect
 
     page.goto(base_url)
-    _sign_in(page, ADMIN)
+    sign_in(page, ADMIN)
     page.get_by_role("link", name="Audit log").first.click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     user = page.get_by_label("User", exact=True)
     user.fill(CLINICIAN)
     user.press("Enter")
-    _wait_idle(page)
+    wait_idle(page)
     for label in ("saved visits", "decisions"):  # the one save and the one decision of the walk-through
         _choose(page, "Action", label)
         expect(page.get_by_text(re.compile(r"^1 event\(s\), newest first"))).to_be_visible()
-    _shot(page, "8_audit")
+    shot(page, "8_audit")
     _choose(page, "Action", "all actions")
     # sign-in, searches, views, the save and the decision: more than one event
     expect(page.get_by_text(re.compile(r"^([2-9]|[1-9]\d+) event\(s\), newest first"))).to_be_visible()
@@ -290,7 +142,7 @@ def _choose(page, label: str, option: str) -> None:
     page.keyboard.type(option)
     expect(page.get_by_role("option", name=option, exact=True)).to_be_visible()
     page.keyboard.press("Enter")
-    _wait_idle(page)
+    wait_idle(page)
     expect(page.get_by_role("combobox", name=label, exact=True)).to_have_value(option)
 
 
@@ -306,7 +158,7 @@ def _download(page, button) -> str:
     from playwright.sync_api import expect
 
     for attempt in (1, 2):
-        _wait_idle(page)
+        wait_idle(page)
         expect(button).to_be_enabled()
         try:
             with page.expect_download(timeout=30_000 * attempt) as download:
@@ -318,22 +170,11 @@ def _download(page, button) -> str:
     raise AssertionError("unreachable")
 
 
-def _sign_in(page, username: str, password: str = PASSWORD) -> None:
-    from playwright.sync_api import expect
-
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Username", exact=True).fill(username)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_text("Signed in as").first).to_be_visible()
-    _wait_idle(page)
-
-
 def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     from playwright.sync_api import expect
 
     page.goto(base_url)
-    _sign_in(page, CLINICIAN)
+    sign_in(page, CLINICIAN)
     expect(page.get_by_role("heading", name="Patient review", exact=True)).to_be_visible()
 
     # Which patient.
@@ -341,15 +182,15 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     page.get_by_label("Birth year", exact=True).fill("1966")
     page.get_by_role("button", name="Start review").click()
     expect(page.get_by_text("2 · Lesion images")).to_be_visible()
-    _shot(page, "1_patient")
+    shot(page, "1_patient")
 
     # All images at once, plus a corrupt file.
     page.locator("input[type=file]").first.set_input_files([str(p) for p in lesion_files])
     expect(page.get_by_text("5 image(s)", exact=True)).to_be_visible(timeout=60_000)
     expect(page.get_by_text("corrupt_lesion.jpg").first).to_be_visible()
     page.get_by_role("button", name="Apply").click()  # every unknown site -> the first site offered
-    _wait_idle(page)
-    _shot(page, "2_uploaded")
+    wait_idle(page)
+    shot(page, "2_uploaded")
     # Unsaved work: a reload/close of the tab now asks first (beforeunload guard armed).
     assert page.evaluate("() => window.__triageUnsaved") is True
 
@@ -363,27 +204,27 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
 
     # Grad-CAM on the top lesion.
     page.get_by_text("Saliency map", exact=True).first.click()
-    _wait_idle(page, 90_000)
+    wait_idle(page, 90_000)
     expect(page.get_by_text("Saliency map unavailable")).to_have_count(0)
     first_card = page.locator("[class*='st-key-card-']").first
     expect(first_card.locator("img").first).to_be_visible()
     first_card.get_by_role("radio", name="Biopsy").click()
-    _wait_idle(page)
-    _shot(page, "3_ranked")
+    wait_idle(page)
+    shot(page, "3_ranked")
     first_card.screenshot(path=str(ARTIFACTS / "e2e_3b_top_card.png"))
 
     # A visit note that would load an outside image if it were rendered as Markdown / HTML.
     notes = page.get_by_label("Visit notes (optional)", exact=True)
     notes.fill(NOTE)
     notes.blur()
-    _wait_idle(page)
+    wait_idle(page)
 
     # Save the visit.
     page.get_by_role("button", name="Save visit").click()
     expect(page.get_by_text("This review is now read-only.")).to_be_visible(timeout=60_000)
-    _wait_idle(page)
+    wait_idle(page)
     assert page.evaluate("() => window.__triageUnsaved") is False
-    _shot(page, "4_saved")
+    shot(page, "4_saved")
 
     # Ugly-duckling map tab renders a plotly chart.
     # (scoped to the tab: the page has other plotly charts, e.g. the body map, that may be hidden)
@@ -403,9 +244,9 @@ def _walk_through(page, base_url: str, lesion_files: list[Path]) -> None:
     assert note.inner_text().replace("\u2060", "").strip() == NOTE  # the note, as the text it is (word joiners
     # keep GFM from linking the bare URLs; they are invisible)
     expect(page.locator("img[src*='h.invalid'], a[href*='h.invalid']")).to_have_count(0)  # no image, no link
-    _shot(page, "5_history")
+    shot(page, "5_history")
 
     page.get_by_role("link", name="Model").first.click()
     expect(page.get_by_role("heading", name="Model", exact=True)).to_be_visible()
     expect(page.get_by_text("CC BY-NC 4.0").first).to_be_visible()
-    _shot(page, "6_model")
+    shot(page, "6_model")

@@ -19,16 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_browser_e2e import (  # noqa: F401 - server is a fixture
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    CLINICIAN,
-    _shot,
-    _sign_in,
-    _wait_idle,
-    server,
-)
+from browser_session import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CLINICIAN, shot, sign_in, wait_idle
 from test_visit_report import pdf_text, render_page
 
 from dashboard.body_map import SELECTED_FILL, diagram_point
@@ -61,7 +52,7 @@ NEW_AT_VISIT_2 = ("right forearm", "isic2020/train/ISIC_0164603.jpg", "right_for
 PDF_DPI = 100
 
 
-def test_two_visits_of_one_patient(server, tmp_path, datasets_dir):  # noqa: F811
+def test_two_visits_of_one_patient(server, tmp_path, datasets_dir):
     from playwright.sync_api import expect, sync_playwright
 
     base_url, log_path = server
@@ -73,7 +64,7 @@ def test_two_visits_of_one_patient(server, tmp_path, datasets_dir):  # noqa: F81
         page.set_default_timeout(60_000)
         try:
             page.goto(base_url)
-            _sign_in(page, CLINICIAN)
+            sign_in(page, CLINICIAN)
             _first_visit(page, datasets_dir, taken_on)
             _second_visit(page, datasets_dir)
             with _store(tmp_path) as store:
@@ -84,7 +75,7 @@ def test_two_visits_of_one_patient(server, tmp_path, datasets_dir):  # noqa: F81
             _history_histology(page, lesions["scalp mole"])
             _visit_report(page, tmp_path, patient_id)
         except BaseException:
-            _shot(page, "follow_up_failure")
+            shot(page, "follow_up_failure")
             raise
         finally:
             browser.close()
@@ -114,7 +105,7 @@ def _click_region(page, chart, key: str) -> None:
         [x, y],
     )
     page.mouse.click(px, py)
-    _wait_idle(page)
+    wait_idle(page)
 
 
 def _review_map(page):
@@ -144,13 +135,13 @@ def _first_visit(page, datasets_dir: Path, taken_on: dt.date) -> None:
         box = _card(page, Path(path).name).get_by_label("Label", exact=True)
         box.fill(label)
         box.press("Enter")
-        _wait_idle(page)
+        wait_idle(page)
 
     # The body map: tick images, click a region; their site becomes the region's.
     for region, labels in (("scalp", ["scalp mole"]), ("upper_back", ["left scapula", "mid back"])):
         for label in labels:
             _card(page, Path(VISIT_1[label][0]).name).get_by_text("Select for the body map").click()
-            _wait_idle(page)
+            wait_idle(page)
         expect(page.get_by_text(f"{len(labels)} image(s) selected")).to_be_visible()
         _click_region(page, _review_map(page), region)
         expected = f"{len(labels)} image(s) placed on {REGIONS[region].label}: anatomic site “{REGIONS[region].site}”."
@@ -159,28 +150,28 @@ def _first_visit(page, datasets_dir: Path, taken_on: dt.date) -> None:
         card = _card(page, Path(path).name)
         expect(card.get_by_text(f"{REGIONS[region].label} ({REGIONS[region].site})")).to_be_visible()
     expect(page.get_by_text("site(s) still unknown")).to_have_count(0)
-    _shot(page, "follow_up_1_body_map")
+    shot(page, "follow_up_1_body_map")
 
     page.get_by_role("button", name="Score and rank 3 lesion(s)").click()
     expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=120_000)
     _set_date(page, page.get_by_label("Date the images were taken (empty: today)", exact=True), taken_on)
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("button", name="Save visit").click()
     expect(page.get_by_text("This review is now read-only.")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
 
 
 def _second_visit(page, datasets_dir: Path) -> None:
     from playwright.sync_api import expect
 
     page.get_by_role("button", name="Start the next patient").click()
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("tab", name="Find an existing patient").click()
     page.get_by_label("Search by identifier").fill(PATIENT)
     page.keyboard.press("Enter")
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("button", name="Open patient").click()
-    _wait_idle(page)
+    wait_idle(page)
     mole = datasets_dir / "ham10000" / "images" / f"{SAME_MOLE[1]}.jpg"
     new_label, new_path, new_region = NEW_AT_VISIT_2
     page.locator("input[type=file]").first.set_input_files([str(mole), str(datasets_dir / new_path)])
@@ -196,11 +187,11 @@ def _second_visit(page, datasets_dir: Path) -> None:
         lesion_tile = dialog.locator("[class*='st-key-pick-']").filter(has_text=label)
         expect(lesion_tile.locator("img")).to_be_visible()  # each known lesion shows its latest image
     dialog.get_by_text("head/neck", exact=True).click()  # the site filter
-    _wait_idle(page)
+    wait_idle(page)
     expect(dialog.get_by_text("left scapula")).to_have_count(0)
-    _shot(page, "follow_up_2_picker")
+    shot(page, "follow_up_2_picker")
     dialog.get_by_role("button", name="Follow-up of this lesion").click()
-    _wait_idle(page)
+    wait_idle(page)
     expect(page.get_by_role("dialog")).to_have_count(0)
     expect(mole_card.get_by_label("Label", exact=True)).to_have_value("scalp mole")  # the lesion's label
     expect(mole_card.get_by_text("Scalp (head/neck)")).to_be_visible()  # a lesion does not move
@@ -209,9 +200,9 @@ def _second_visit(page, datasets_dir: Path) -> None:
     new_card = _card(page, Path(new_path).name)
     new_card.get_by_label("Label", exact=True).fill(new_label)
     new_card.get_by_label("Label", exact=True).press("Enter")
-    _wait_idle(page)
+    wait_idle(page)
     new_card.get_by_text("Select for the body map").click()
-    _wait_idle(page)
+    wait_idle(page)
     _click_region(page, _review_map(page), new_region)
     expect(page.get_by_text(f"1 image(s) placed on {REGIONS[new_region].label}")).to_be_visible()
 
@@ -219,10 +210,10 @@ def _second_visit(page, datasets_dir: Path) -> None:
     expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=120_000)
     page.get_by_role("button", name="Save visit").click()
     expect(page.get_by_text("This review is now read-only.")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("link", name="Open in case history").click()
     expect(page.get_by_role("heading", name=PATIENT).first).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
 
 
 def _history_body_map(page, tmp_path: Path, lesions: dict) -> None:
@@ -234,7 +225,7 @@ def _history_body_map(page, tmp_path: Path, lesions: dict) -> None:
     panel = page.get_by_role("tabpanel", name="Body map")
     panel.get_by_role("combobox", name="Place a lesion on the map (then click its region)").click()
     page.get_by_role("option", name=f"#{moved.number} mid back").click()
-    _wait_idle(page)
+    wait_idle(page)
     _click_region(page, panel.locator(".js-plotly-plot"), "lower_back")
     expect(panel.get_by_text(f"#{moved.number} mid back placed on Lower back.")).to_be_visible()
     chooser = panel.get_by_role("combobox", name="Place a lesion on the map (then click its region)")
@@ -253,7 +244,7 @@ def _history_body_map(page, tmp_path: Path, lesions: dict) -> None:
     )
     assert sorted(drawn) == sorted([region, f"#{lesions[label].number} {label}"] for label, region in placed.items())
     expect(panel.get_by_text("Not on the map yet")).to_have_count(0)
-    _shot(page, "follow_up_3_history_map")
+    shot(page, "follow_up_3_history_map")
 
 
 def _history_comparison(page, tmp_path: Path, patient_id: int, mole_id: int, taken_on: dt.date) -> None:
@@ -276,7 +267,7 @@ def _history_comparison(page, tmp_path: Path, patient_id: int, mole_id: int, tak
         expect(panel.get_by_text(f"{visit.name()} — {score}")).to_be_visible()
     expect(panel.get_by_text("true physical scale is unknown", exact=False)).to_be_visible()
     panel.get_by_text("Difference", exact=True).click()
-    _wait_idle(page)
+    wait_idle(page)
     expect(panel.get_by_text("difference after alignment", exact=False)).to_be_visible()
 
     # The trend: P(melanoma) in per cent, the ugly-duckling z on its own axis in a panel below.
@@ -307,7 +298,7 @@ def _history_comparison(page, tmp_path: Path, patient_id: int, mole_id: int, tak
     assert low <= min(scores) and max(scores) <= high <= 1.0
     low, high = axes["rightRange"]
     assert low <= min(0.0, *ducks) and max(1.0, *ducks) <= high  # every z drawn, 0 in view
-    _shot(page, "follow_up_4_compare")
+    shot(page, "follow_up_4_compare")
 
 
 def _tick_value(text: str) -> float:
@@ -322,13 +313,13 @@ def _history_histology(page, mole) -> None:
     panel = page.get_by_role("tabpanel", name="Histology & outcomes")
     panel.get_by_role("combobox", name="Lesion", exact=True).click()
     page.get_by_role("option", name=f"#{mole.number} scalp mole").click()
-    _wait_idle(page)
+    wait_idle(page)
     expect(panel.get_by_text("No histology recorded for this lesion.")).to_be_visible()
     panel.get_by_text("Benign", exact=True).click()
     _set_date(page, panel.get_by_label("Date of the histology report", exact=True), reported)
     panel.get_by_label("Note (optional)", exact=True).fill("seborrhoeic keratosis")
     panel.get_by_role("button", name="Save histology").click()
-    _wait_idle(page)
+    wait_idle(page)
     expected = f"Histology of lesion #{mole.number} recorded: Benign, reported {reported.isoformat()}."
     expect(panel.get_by_text(expected)).to_be_visible()
     # Still on the mole, its result in force (not the first lesion's blank form).
@@ -336,7 +327,7 @@ def _history_histology(page, mole) -> None:
     expect(lesion_box).to_have_value(f"#{mole.number} scalp mole · head/neck · histology: Benign")
     expect(panel.get_by_text("No histology recorded for this lesion.")).to_have_count(0)
     expect(panel.get_by_text("No histology results recorded for this patient yet.")).to_have_count(0)
-    _shot(page, "follow_up_5_histology")
+    shot(page, "follow_up_5_histology")
 
 
 def _visit_report(page, tmp_path: Path, patient_id: int) -> None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+import browser_session as e2e
 import pytest
-import test_browser_e2e as e2e
-from test_browser_e2e import lesion_files, server  # noqa: F401 - fixtures
 from test_browser_follow_up import _store
 from test_history_outcomes_page import IDENT, save_visit
 
@@ -48,10 +47,10 @@ def _signed_in_page(started: tuple[str, Path]):
         page.set_default_timeout(60_000)
         try:
             page.goto(base_url)
-            e2e._sign_in(page, e2e.CLINICIAN)
+            e2e.sign_in(page, e2e.CLINICIAN)
             yield page
         except BaseException:
-            e2e._shot(page, "layout_failure")
+            e2e.shot(page, "layout_failure")
             raise
         finally:
             browser.close()
@@ -68,10 +67,10 @@ def _metrics_whole(page, name: str, count: int) -> None:
         expect(page.locator("[data-testid=stMetric]")).to_have_count(count)
         assert page.evaluate(TRUNCATED_METRIC_TEXT) == [], (name, width)
     page.set_viewport_size({"width": NARROW, "height": 800})
-    e2e._shot(page, f"layout_{name}")
+    e2e.shot(page, f"layout_{name}")
 
 
-def test_metric_rows_are_whole_at_1024_px(server, tmp_path):  # noqa: F811
+def test_metric_rows_are_whole_at_1024_px(server, tmp_path):
     from playwright.sync_api import expect
 
     with _store(tmp_path) as store:
@@ -82,15 +81,15 @@ def test_metric_rows_are_whole_at_1024_px(server, tmp_path):  # noqa: F811
         search.fill(IDENT)
         search.press("Enter")
         expect(page.get_by_role("heading", name=IDENT).first).to_be_visible()
-        e2e._wait_idle(page)
+        e2e.wait_idle(page)
         _metrics_whole(page, "history", 3)
         page.get_by_role("link", name="Model").first.click()
         expect(page.get_by_role("heading", name="Model", exact=True)).to_be_visible()
-        e2e._wait_idle(page)
+        e2e.wait_idle(page)
         _metrics_whole(page, "model", 6)
 
 
-def test_back_from_saliency_shows_the_lesion_in_the_gallery(server, lesion_files: list[Path]):  # noqa: F811
+def test_back_from_saliency_shows_the_lesion_in_the_gallery(server, lesion_files: list[Path]):
     from playwright.sync_api import expect
 
     with _signed_in_page(server) as page:
@@ -100,10 +99,10 @@ def test_back_from_saliency_shows_the_lesion_in_the_gallery(server, lesion_files
         page.locator("input[type=file]").first.set_input_files([str(p) for p in lesion_files])
         expect(page.get_by_text("5 image(s)", exact=True)).to_be_visible()
         page.get_by_role("button", name="Apply").click()  # every unknown site -> the first site offered
-        e2e._wait_idle(page)
+        e2e.wait_idle(page)
         page.get_by_role("button", name="Score and rank 5 lesion(s)").click()
         expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=90_000)
-        e2e._wait_idle(page)
+        e2e.wait_idle(page)
         _metrics_whole(page, "review", 4)
         assert page.evaluate(TRUNCATED_CARD_TEXT) == []  # at 1024 px: the cards' toggle and link read whole
 
@@ -111,10 +110,10 @@ def test_back_from_saliency_shows_the_lesion_in_the_gallery(server, lesion_files
         heading = last.get_by_role("heading").first.inner_text()
         last.get_by_role("link", name="Inspect saliency").click()
         expect(page.get_by_role("heading", name="Saliency inspection")).to_be_visible()
-        e2e._wait_idle(page, 120_000)
+        e2e.wait_idle(page, 120_000)
         page.get_by_role("link", name="Back to the review in progress").click()
         expect(page.get_by_text("4 · Ranked lesions")).to_be_visible()
-        e2e._wait_idle(page)
+        e2e.wait_idle(page)
         card = page.locator("[class*='st-key-card-']").filter(has=page.get_by_role("heading", name=heading))
         expect(card).to_be_in_viewport(ratio=0.3)
         page.screenshot(path=str(e2e.ARTIFACTS / "e2e_layout_back_to_gallery.png"))  # what is on screen
@@ -122,6 +121,6 @@ def test_back_from_saliency_shows_the_lesion_in_the_gallery(server, lesion_files
         # Once: a later rerun (a decision on the top lesion) leaves the page where the clinician scrolled.
         page.get_by_test_id("stMain").evaluate("main => main.scrollTo(0, 0)")
         page.locator("[class*='st-key-card-']").first.get_by_role("radio", name="Monitor").click()
-        e2e._wait_idle(page)
+        e2e.wait_idle(page)
         page.wait_for_timeout(1000)  # longer than the scroll script's second try
         expect(card).not_to_be_in_viewport()

@@ -14,15 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_browser_e2e import (  # noqa: F401 - server is a fixture
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    CLINICIAN,
-    _shot,
-    _sign_in,
-    _wait_idle,
-    server,
-)
+from browser_session import CHROMIUM, CHROMIUM_ARGS, CLINICIAN, shot, sign_in, wait_idle
 
 from dashboard.store import CaseStore
 
@@ -72,16 +64,16 @@ def _leave_and_return(page) -> None:
     try:
         history.wait_for(timeout=10_000)
     except PlaywrightTimeout:
-        _wait_idle(page)
+        wait_idle(page)
         link.click()
     expect(history).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     page.locator("[data-testid=stSidebar]").get_by_role("link", name="Patient review").click()
     expect(page.get_by_text("4 · Ranked lesions")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
 
 
-def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):  # noqa: F811
+def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):
     from playwright.sync_api import expect, sync_playwright
 
     base_url, log_path = server
@@ -92,7 +84,7 @@ def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):  # no
         page.set_default_timeout(60_000)
         try:
             page.goto(base_url)
-            _sign_in(page, CLINICIAN)
+            sign_in(page, CLINICIAN)
             page.get_by_label("Patient identifier (pseudonymous)", exact=True).fill(PATIENT)
             page.get_by_role("button", name="Start review").click()
             expect(page.get_by_text("2 · Lesion images")).to_be_visible()
@@ -102,9 +94,9 @@ def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):  # no
                 box = page.locator("[class*='st-key-upload-']").filter(has_text=path.name).get_by_label("Label")
                 box.fill(label)
                 box.press("Enter")
-                _wait_idle(page)
+                wait_idle(page)
             page.get_by_role("button", name="Apply").click()  # every unknown site -> the first site offered
-            _wait_idle(page)
+            wait_idle(page)
             page.get_by_role("button", name="Score and rank 4 lesion(s)").click()
             expect(page.get_by_text("4 · Ranked lesions")).to_be_visible(timeout=120_000)
             # Every card drawn before the first click (as test_browser_e2e waits): on a loaded CI machine a click
@@ -112,24 +104,24 @@ def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):  # no
             for rank in range(1, 5):
                 expect(page.get_by_role("heading", name=f"Rank {rank} ·")).to_be_visible()
             expect(_cards(page).first.locator("img").first).to_be_visible()
-            _wait_idle(page)
+            wait_idle(page)
 
             # Biopsy and a comment on the top lesion, committed (a click elsewhere).
             first = _cards(page).first
             first_label = first.get_by_role("heading").first.inner_text().split("·", 1)[1].strip()
             first.get_by_role("radio", name="Biopsy").click()
-            _wait_idle(page)
+            wait_idle(page)
             assert _pressed(first.get_by_role("radio", name="Biopsy")), "the Biopsy click did not register"
             comment = first.get_by_label("Comment", exact=True)
             comment.fill(COMMENT)
             page.locator("h1").first.click()
-            _wait_idle(page)
+            wait_idle(page)
             expect(page.get_by_text("Decisions recorded for 1 of 4")).to_be_visible()
 
             # Notes typed, and the page left straight from the box (no click elsewhere first).
             page.get_by_label("Visit notes (optional)", exact=True).fill(NOTES)
             _leave_and_return(page)
-            _shot(page, "persist_1_back")
+            shot(page, "persist_1_back")
 
             # Every box shows what the review holds.
             first = _cards(page).first
@@ -144,7 +136,7 @@ def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):  # no
             second = _cards(page).nth(1)
             second_label = second.get_by_role("heading").first.inner_text().split("·", 1)[1].strip()
             second.get_by_role("radio", name="Monitor").click()
-            _wait_idle(page)
+            wait_idle(page)
             expect(page.get_by_text("Decisions recorded for 2 of 4")).to_be_visible()
             assert _pressed(_cards(page).first.get_by_role("radio", name="Biopsy"))
 
@@ -155,9 +147,9 @@ def test_review_kept_across_a_page_switch(server, tmp_path, four_lesions):  # no
 
             page.get_by_role("button", name="Save visit").click()
             expect(page.get_by_text("This review is now read-only.")).to_be_visible()
-            _wait_idle(page)
+            wait_idle(page)
         except BaseException:
-            _shot(page, "persist_failure")
+            shot(page, "persist_failure")
             raise
         finally:
             browser.close()
