@@ -44,6 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.browser_server import CHROMIUM, CHROMIUM_ARGS, add_user, free_port, streamlit_command, wait_idle
+from dashboard.wording import rank_label
 from data.settings import REPO_ROOT, environment
 
 USERNAME = "bench.admin"
@@ -294,7 +295,7 @@ def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, l
                 page,
                 page.get_by_role("button", name=f"Score and rank {n} lesion(s)").click,
                 page.get_by_text("4 · Ranked lesions"),
-                page.get_by_role("heading", name=f"#{n} ·"),
+                page.get_by_role("heading", name=f"{rank_label(n)} ·"),  # the last card
             ),
         )
         _add(
