@@ -164,7 +164,7 @@ def score_bar_html(p: float, threshold: float, spread: float | None, band: Score
     lo, hi = uncertainty_interval(p, s)
     spread_txt = f"({score_interval(p, spread)})"
     label_shift = 100 * min(max(threshold, 0.1), 0.9)  # keep the threshold label inside the bar's width
-    title = f"P(melanoma) {pct(p)}; uncertainty {pct(lo)}–{pct(hi)}; threshold {pct(threshold)}"
+    title = f"P(melanoma) {pct(p)} ({score_interval(p, spread)}); threshold {pct(threshold)}"
     # The scale's end labels give way to the threshold's label where it would overlap them (a threshold of a
     # few percent, as at screening prevalence, sits on top of "0%").
     ends = ('<span style="left:0">0%</span>' if threshold >= END_LABEL_ROOM else "") + (

@@ -86,7 +86,7 @@ def ranked_scores(table: pd.DataFrame, threshold: float) -> go.Figure:
     )
     fig.update_xaxes(
         **log_percent_axis(floor, 1.0),
-        title="P(melanoma), log scale; bars: ± 2 × TTA spread",
+        title="P(melanoma), log scale; bars: the range across orientations",
         tickfont={"color": "#1b2733", "size": 13},
     )
     fig.update_yaxes(tickfont={"color": "#1b2733", "size": 13})
@@ -125,7 +125,7 @@ def screening_calibration_figure(curve: dict[str, Any] | None) -> go.Figure | No
 
 MIN_TREND_SPAN = timedelta(days=90)  # the narrowest date range a lesion's trend is drawn on
 # Its own axis and unit: a diamond drawn above the threshold line read as "above threshold" (a visual review).
-UD_TREND_NAME = "ugly-duckling score (right axis; not compared with the threshold)"
+UD_TREND_NAME = "ugly-duckling score (lower panel; not compared with the threshold)"
 
 
 UD_PANEL_TOP = 0.26  # the ugly-duckling panel's share of the trend's height, under the scores
@@ -176,7 +176,7 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
             yaxis2={
                 "domain": [0.0, UD_PANEL_TOP],
                 "anchor": "x",
-                "title": {"text": "ugly-duckling score (robust z)", "font": {"size": 11}},
+                "title": {"text": "ugly-duckling z", "font": {"size": 11}},
                 "showgrid": False,
                 "zeroline": False,
                 "range": [low - pad, high + pad],

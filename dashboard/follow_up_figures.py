@@ -14,7 +14,7 @@ from dashboard.follow_up import LesionHistory
 from dashboard.score_rise import RiseMargin, rises_by_visit
 from dashboard.wording import pct, uncertainty_interval
 
-BAND_NAME = "± 2 × TTA spread"
+BAND_NAME = "range across orientations"
 
 
 NICE_TOPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)

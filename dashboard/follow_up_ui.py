@@ -162,7 +162,7 @@ def comparison_view(
     )
     st.plotly_chart(lesion_trend(lesion, threshold, margin, zoom=zoom), key=f"compare_trend_{key}")
     st.caption(
-        f"Band: ± 2 × the spread of the score across the image's rotated/flipped views, as stored with each score; "
+        f"Band: each score's range across the image's rotated/flipped views (± 2 × their spread), as stored; "
         f"it shows how much a score depends on orientation, not the model's whole error. A rise since the previous "
         f"visit is flagged at {margin.describe()}; a rise within the band may be noise. "
         "Decision support, not a diagnosis."
@@ -182,8 +182,13 @@ def _pair_view(
         return
     left, right = st.columns(2)
     if view == VIEWS[0]:
-        left.image(fit_into_box(earlier_image), caption=f"{earlier.name()} — {_score_line(earlier)}", width="stretch")
-        right.image(fit_into_box(later_image), caption=f"{later.name()} — {_score_line(later)}", width="stretch")
+        for column, visit, image in ((left, earlier, earlier_image), (right, later, later_image)):
+            column.image(
+                fit_into_box(image),
+                caption=f"{visit.name()} — {_score_line(visit)}",
+                width="stretch",
+                alt=f"The lesion at {visit.name()}",
+            )
         st.caption(SCALE_CAVEAT)
         return
     pair = _aligned(_cache_key(earlier), _cache_key(later), earlier_image, later_image)
@@ -194,17 +199,28 @@ def _pair_view(
             icon=":material/compare:",
         )
         return
-    left.image(fit_into_box(Image.fromarray(pair.earlier)), caption=earlier.name(), width="stretch")
+    left.image(
+        fit_into_box(Image.fromarray(pair.earlier)),
+        caption=earlier.name(),
+        width="stretch",
+        alt=f"The lesion at {earlier.name()}",
+    )
     if view == VIEWS[1]:
         weight = st.slider(
             f"Blend: {earlier.name()} ← → {later.name()}", 0.0, 1.0, 0.5, 0.05, key=f"compare_blend_{key}"
         )
-        right.image(fit_into_box(blend(pair, weight)), caption="aligned overlay", width="stretch")
+        right.image(
+            fit_into_box(blend(pair, weight)),
+            caption="aligned overlay",
+            width="stretch",
+            alt=f"{later.name()} aligned onto {earlier.name()} and blended",
+        )
     else:
         right.image(
             fit_into_box(difference(pair)),
             caption="difference after alignment and brightness matching (brighter = larger change)",
             width="stretch",
+            alt=f"What changed between {earlier.name()} and {later.name()}, brighter where it changed more",
         )
     (st.warning if pair.alignment.approximate else st.info)(pair.alignment.note(), icon=":material/compare:")
     st.caption(SCALE_CAVEAT)

@@ -15,7 +15,7 @@ from dashboard.follow_up import read_stored_image
 from dashboard.navigation import page
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
-from dashboard.wording import pct, rank_label, reason_lines, review_interval, score_band
+from dashboard.wording import pct, rank_label, reason_lines, review_interval, score_band, z_text
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 
 # image | score and reasons | decision: wide enough at 1024 px for the image column's "Saliency map" toggle and
@@ -135,8 +135,7 @@ def _ud_text(value: Any, outlier_z: float | None) -> str:
         verdict = "typical for this patient"
     else:
         verdict = "somewhat unusual for this patient"
-    shown = f"{z:.1f}".replace("-0.0", "0.0")  # a z of -0.04 is typical, not "minus zero"
-    return f"Ugly-duckling score **{shown}** — {verdict} (robust z{cut})."
+    return f"Ugly-duckling score **{z_text(z)}** — {verdict} (robust z{cut})."
 
 
 def lesion_card(
@@ -277,7 +276,7 @@ def visit_lesion_card(lesion: Any, threshold: float | None, visit_id: int | None
                 ud = pred.ugly_duckling
                 st.caption(
                     f"Model {literal(pred.model_id)} · triage score {pct(pred.triage_score, 1)}"
-                    + (f" · ugly-duckling z {ud:.1f}" if ud is not None else "")
+                    + (f" · ugly-duckling z {z_text(ud)}" if ud is not None else "")
                 )
                 if pred.source_caveat:  # as the review showed it when this score was saved
                     st.warning(literal(pred.source_caveat), icon=":material/photo_camera:")
@@ -313,13 +312,13 @@ def _overview_thumbnails(overviews: Any) -> None:
 
 
 def saved_uncertainty_note(spread: float | None, views: int | None) -> str:
-    """What the ± of a saved score means (the same caveat as the live review's), or that none was recorded."""
+    """What a saved score's range means (the same caveat as the live review's), or that none was recorded."""
     if spread is None:
         return "No uncertainty was recorded with this score (saved before the TTA spread was stored)."
     across = f"{views} orientations" if views else "rotated/flipped views"
     return (
-        f"± is the spread of P(melanoma) across {across} of the image (rotations/flips): it shows only how "
-        "much the score depends on the orientation, not the model's overall error."
+        f"The range is P(melanoma) across {across} of the image (rotations/flips): it shows only how much the "
+        "score depends on the orientation, not the model's overall error."
     )
 
 

@@ -30,6 +30,9 @@ HISTOLOGY_LAST_LESION = "outcomes_histology_last_lesion"
 # note) and start empty after a save: each save draws the form anew under a new key.
 AMENDED = "outcomes_amended"
 LATE_DECIDED = "outcomes_late_decided"
+# The form last submitted stays open: a refusal's message above it (or a count in its title) changed what
+# Streamlit took for the expander, which then closed over the entries it kept.
+OPEN_FORM = "outcomes_open_form"
 
 
 def _saves(key: str) -> int:
@@ -72,7 +75,9 @@ def decisions_panel(
     in_force = outcomes.amendable(decisions, visits)
     if not in_force:
         return
-    with st.expander("Amend a decision", icon=":material/edit_note:"):
+    with st.expander(
+        "Amend a decision", icon=":material/edit_note:", expanded=st.session_state.get(OPEN_FORM) == "amend"
+    ):
         st.caption("The original decision stays in the record; the amendment names you, the time and the reason.")
         # Outside the form, so that the interval box below starts at the chosen decision's own interval.
         decision = st.selectbox("Decision", in_force, format_func=outcomes.decision_choice_label, key="amend_which")
@@ -87,6 +92,7 @@ def decisions_panel(
             if st.form_submit_button("Save amendment", icon=":material/save:"):
                 feedback = outcomes.submit_amendment(store, decision, action, comment, reason, months)
                 st.session_state[AMEND_FEEDBACK] = feedback
+                st.session_state[OPEN_FORM] = "amend"
                 _count_save(AMENDED, feedback)
                 st.rerun()
 
@@ -94,7 +100,7 @@ def decisions_panel(
 def _late_decision_form(store: Any, undecided: Sequence[outcomes.UndecidedLesion]) -> None:
     """Lesions saved without a decision (e.g. while waiting for a colleague) are decided here, after saving."""
     title = f"Decide a lesion saved without a decision ({len(undecided)})"
-    with st.expander(title, icon=":material/pending_actions:"):
+    with st.expander(title, icon=":material/pending_actions:", expanded=st.session_state.get(OPEN_FORM) == "late"):
         st.caption("The decision is recorded for that visit under your name, with today's time.")
         gen = _saves(LATE_DECIDED)
         with st.form(f"late_decision_{gen}", border=False):
@@ -109,6 +115,7 @@ def _late_decision_form(store: Any, undecided: Sequence[outcomes.UndecidedLesion
             if st.form_submit_button("Save decision", icon=":material/save:"):
                 feedback = outcomes.submit_decision(store, item, action, comment, months)
                 st.session_state[AMEND_FEEDBACK] = feedback
+                st.session_state[OPEN_FORM] = "late"
                 _count_save(LATE_DECIDED, feedback)
                 st.rerun()
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from dashboard.store.records import DecisionView, HistologyView, PredictionView, VisitLesion
-from dashboard.wording import pct, review_interval, score_interval
+from dashboard.wording import pct, review_interval, score_interval, z_text
 
 # Core-font fallback: characters outside Latin-1 that the pages use, spelled in Latin-1.
 LATIN1_SPELLING = {
@@ -84,7 +84,7 @@ def ugly_duckling_line(lesion: VisitLesion) -> str:
 
 
 def _ugly_duckling_state(pred: PredictionView) -> str:
-    z = "" if pred.ugly_duckling is None else f"z {pred.ugly_duckling:.1f}"
+    z = "" if pred.ugly_duckling is None else f"z {z_text(pred.ugly_duckling)}"
     if pred.outlier:
         return f"Ugly duckling: flagged ({z or 'score not recorded'}) - unlike this patient's other lesions."
     if pred.ugly_duckling is None:

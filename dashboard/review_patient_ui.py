@@ -36,12 +36,14 @@ logger = logging.getLogger(__name__)
 CONFIRM_NEW = "confirm_new_patient"
 PSEUDONYM_PENDING = "pseudonym_pending"  # an identifier that looked like a name or a date, awaiting confirmation
 PSEUDONYM_CONFIRMED = "pseudonym_confirmed"  # set while the "discard unsaved work?" question is open
+DISCARDED = "review_discarded"  # the user confirmed discarding the review: its server draft goes too
 
 
 def _answer_new_patient(discard: bool) -> None:
     st.session_state[CONFIRM_NEW] = False
     if discard:
         ui.reset_review()
+        st.session_state[DISCARDED] = True
 
 
 # The answer is taken in button callbacks, so it counts whether the dialog reruns alone (browser) or
@@ -79,6 +81,14 @@ DRAFT_FINGERPRINT = "draft_fingerprint"  # of the review as last kept on the ser
 def _offer_draft(store: UserStore | None) -> bool:
     """After a reload (or on another workstation): offer to resume the review kept on the server."""
     if store is None:
+        return False
+    if st.session_state.pop(DISCARDED, False):
+        # Discarded means gone: not offered back at once, nor kept on the server with its photos.
+        try:
+            store.delete_draft()
+        except STORE_ERRORS as exc:
+            log_swallowed(logger, "deleting the discarded review's draft", exc)
+        st.session_state.pop(DRAFT_FINGERPRINT, None)
         return False
     try:
         draft = store.load_draft(with_images=False)  # the offer needs the count; the bytes only on resume

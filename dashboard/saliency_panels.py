@@ -81,7 +81,8 @@ def cam_panels(
         for col, (title, img, method) in zip(cols, panels[start : start + PANELS_PER_ROW], strict=False):
             with col:
                 st.markdown(f"**{title}**")
-                st.image(img, width="stretch", alt=f"{title}: the image with what raised its score coloured")
+                shows = "the lesion image as it is" if method is None else f"what raised its score ({style})"
+                st.image(img, width="stretch", alt=f"{title}: {shows}")
                 if method and cam_label(method, short=False) != title:
                     st.caption(cam_label(method, short=False)[len(title) :].strip(" ()").capitalize() + ".")
                 if method:

@@ -113,7 +113,7 @@ class ScoreRise:
         if not self.same_model:
             notes.append("the two scores come from different model versions, so the rise may be the model's")
         if self.within_spread:
-            notes.append("the rise is within the scores' orientation spread (± 2 × TTA spread): it may be noise")
+            notes.append("the rise is within the scores' ranges across orientations: it may be noise")
         elif self.within_spread is None:
             notes.append("no spread was recorded with one of the scores, so noise cannot be ruled out")
         if same_day_share is not None:

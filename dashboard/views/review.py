@@ -71,7 +71,7 @@ def _triage_section() -> None:
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     # One fixed test-time augmentation per model (its checkpoint says how many views), the same as the CLI's:
     # a setting that changed scores between visits would show a trend that is only the setting.
-    right.caption(f"Each image is scored in {predictor.tta} orientations; their spread is the ± shown with each score.")
+    right.caption(f"Each image is scored in {predictor.tta} orientations; the range shown with each score is theirs.")
     run = left.button(
         f"Score and rank {len(state.images)} lesion(s)",
         type="primary",

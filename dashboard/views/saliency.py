@@ -77,26 +77,26 @@ if visit_param is not None:  # a lesion image of a saved visit, linked from Case
         query_params={"patient_id": str(stored.visit.patient_id), "visit": str(stored.visit.id)},
     )
     remember_saved_card(lesion.image.id)  # back on Case history: this visit, scrolled to this lesion's card
-    if scored_by is None:
-        model_note = "This image was not scored at that visit."
-    elif scored_by == predictor.model_id:
-        model_note = f"The same model id (`{scored_by}`) scored this image at that visit."
+    now = f"The saliency maps are computed now by the **current model `{predictor.model_id}`**"
+    if scored_by == predictor.model_id:  # said once, without a "may differ" before it
+        st.info(
+            f"{now}, the model id (`{scored_by}`) that scored this image at that visit.",
+            icon=":material/model_training:",
+        )
     else:
         model_note = (
-            f"At that visit this image was scored by model `{scored_by}`: these maps explain the current model's "
+            "This image was not scored at that visit."
+            if scored_by is None
+            else f"At that visit it was scored by model `{scored_by}`: these maps explain the current model's "
             "score, not the stored one."
         )
-    st.warning(
-        f"The saliency maps are computed now by the **current model `{predictor.model_id}`**, which may differ "
-        f"from the model that scored this image at that visit. {model_note}",
-        icon=":material/model_training:",
-    )
+        st.warning(f"{now}. {model_note}", icon=":material/model_training:")
     chosen, opacity, style = method_controls(methods)
     with st.container(border=True):
         pred = lesion.prediction
         score = (
             f" · P(melanoma) at that visit **{pct(pred.p_melanoma)}** "
-            f"({score_interval(pred.p_melanoma, pred.p_spread)}; {rank_label(pred.rank).lower()} that visit, "
+            f"({score_interval(pred.p_melanoma, pred.p_spread)}; {rank_label(pred.rank).lower()} at that visit, "
             f"model `{pred.model_id}`)"
             if pred
             else ""

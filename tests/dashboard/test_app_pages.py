@@ -410,7 +410,8 @@ def test_saliency_of_a_lesion_from_a_saved_visit(app_env, patient_lesions):
     assert "Image from a saved visit" in page
     assert f"Saved visit {visit.number} · {visit.visit_time.astimezone():%Y-%m-%d %H:%M}" in page
     assert f"lesion #{top.lesion_number} “{top.label}”" in page
-    model_line = next(shown(w.value) for w in at.warning if "current model" in w.value)
+    model_line = next(shown(w.value) for w in [*at.warning, *at.info] if "current model" in w.value)
+    assert "may differ" not in model_line  # one statement: the same model, or which other model scored it
     assert "`fresh-imagenet-lite0-128`" in model_line  # the model loaded now, named
     assert f"`{top.prediction.model_id}`" in model_line  # and the model that scored it then
     assert f"**Lesion #{top.lesion_number} {top.label}** · {top.site}" in page

@@ -273,7 +273,7 @@ def _history_comparison(page, tmp_path: Path, patient_id: int, mole_id: int, tak
     # The trend: P(melanoma) in per cent, the ugly-duckling z on its own axis in a panel below.
     trend = panel.locator(".js-plotly-plot").last
     expect(trend.locator(".g-ytitle")).to_contain_text("P(melanoma)")
-    expect(trend.locator(".g-y2title")).to_have_text("ugly-duckling score (robust z)")
+    expect(trend.locator(".g-y2title")).to_have_text("ugly-duckling z")
     # Each drawn tick as (its value, its label): d3 binds the tick's data to its text element.
     axes = trend.evaluate(
         """gd => ({

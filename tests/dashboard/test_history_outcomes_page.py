@@ -254,6 +254,8 @@ def test_clinician_decides_a_lesion_saved_undecided(app_env):
     next(b for b in at.button if b.label == "Save decision").click().run()
     assert "Not saved: choose the decision." in _texts(at)
     assert _by_prefix(at.text_area, "late_comment_").value == "second opinion: biopsy"  # kept after a refusal
+    [late] = [e for e in at.expander if e.label.startswith("Decide a lesion")]
+    assert late.proto.expanded  # and in view: the refusal's message above must not close the form over them
     _by_prefix(at.selectbox, "late_action_").set_value("biopsy")
     next(b for b in at.button if b.label == "Save decision").click().run()
     assert not at.exception, at.exception

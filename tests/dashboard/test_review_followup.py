@@ -187,6 +187,9 @@ def test_a_reload_offers_to_resume_the_review_kept_on_the_server(app_env, patien
     reloaded.button(key="new_patient").click().run()
     reloaded.button(key="confirm_discard").click().run()
     assert reloaded.session_state["review"].patient is None
+    # and is not offered back at once ("Resume it?" right after "Discard": the accessibility re-check)
+    assert "An unsaved review of" not in "\n".join(shown(m.value) for m in reloaded.markdown)
+    assert not [b for b in reloaded.button if b.key == "draft_resume"]
     with app_env.store() as store:
         assert store.load_draft("dr.test") is None
 

@@ -31,10 +31,10 @@ def test_the_bar_still_shows_score_uncertainty_and_threshold():
     assert 'class="fill" style="width:30.0%' in html
     assert 'class="ci" style="left:26.0%; width:8.0%' in html  # ± 2 spreads
     assert 'class="thr" style="left:calc(1.6% - 1px)' in html
-    assert "uncertainty 26%–34%" in html
+    assert "(26%–34% across orientations)" in html
 
 
 def test_the_bar_says_its_interval_in_words_and_names_itself_for_screen_readers():
     html = score_bar_html(0.3, 0.016, 0.02)
     assert "P(melanoma) (26%–34% across orientations)" in html  # not only in a hover title
-    assert 'role="img" aria-label="P(melanoma) 30%; uncertainty 26%–34%; threshold 1.6%"' in html
+    assert 'role="img" aria-label="P(melanoma) 30% (26%–34% across orientations); threshold 1.6%"' in html
