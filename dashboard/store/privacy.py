@@ -172,11 +172,38 @@ def looks_like_name(text: str) -> bool:
     return len(letters_only) >= 2
 
 
+def _body_words() -> frozenset[str]:
+    from data.body_sites import REGIONS
+    from data.vocabulary import SITES
+
+    names = [*(region.label for region in REGIONS.values()), *SITES]
+    return frozenset(word.lower() for name in names for word in re.findall(r"[^\W\d_]+", name))
+
+
+# Words clinics name lesion photos with that are not a person's name: body sites and sides, lesion words,
+# and what cameras and archives put in file names. Without them "back_left.jpg" or "ISIC_1265653_fu.jpg"
+# read as two names and lost their label (the accessibility re-check).
+NOT_NAME_WORDS = _body_words() | frozenset(
+    {
+        "lt", "rt", "l", "r", "mid", "middle", "central", "lateral", "medial", "anterior", "posterior",
+        "proximal", "distal", "inner", "outer", "side", "trunk", "leg", "knee", "elbow", "wrist", "ankle",
+        "toe", "finger", "nail", "hip", "groin", "lip", "nose", "cheek", "forehead", "temple", "chin", "breast",
+        "mole", "moles", "naevus", "nevus", "nevi", "lesion", "lesions", "spot", "macro", "close", "closeup",
+        "overview", "derm", "dermoscopy", "dermoscopic", "dermatoscope", "clinical", "polarised", "polarized",
+        "fu", "followup", "follow", "up", "baseline", "visit", "new", "old", "recheck", "review", "before",
+        "after", "img", "image", "dsc", "dscn", "photo", "pic", "scan", "copy", "edit", "edited", "final",
+        "isic", "ham", "jpeg", "jpg", "png", "tif", "tiff", "heic", "raw", "crop", "cropped",
+    }
+)  # fmt: skip
+
+
 def filename_looks_personal(filename: str) -> bool:
     """A file name whose stem reads like a name or a date (``Doe_Jane_1961-03-02_back.jpg``): clinics name
-    files after patients. Words split at ``_ - .`` too; a camera's ``IMG_20261207_1015`` counts (its date)."""
+    files after patients. Words split at ``_ - .`` too; a camera's ``IMG_20261207_1015`` counts (its date).
+    Body-site, lesion and camera words (NOT_NAME_WORDS) are not counted as names."""
     stem = PurePosixPath(filename.replace("\\", "/")).stem
-    return looks_like_date(stem) or looks_like_name(re.sub(r"[_.\-]+", " ", stem))
+    words = [word for word in re.split(r"[_.\-\s]+", stem) if word and word.lower() not in NOT_NAME_WORDS]
+    return looks_like_date(stem) or looks_like_name(" ".join(words))
 
 
 def identifier_warnings(identifier: str) -> list[str]:

@@ -199,6 +199,8 @@ def test_a_deep_greyscale_tiff_is_stored_as_the_pixels_that_were_scored(make):
         "jane doe.tif",
         "19610302.jpg",
         "x_31.01.1961.png",
+        "Doe_Jane_back_left.jpg",  # a name beside site words is still a name
+        "mole_Jane_Doe.png",
     ],
 )
 def test_a_file_name_like_a_name_or_a_date_is_neither_stored_nor_the_label(name):
@@ -207,7 +209,20 @@ def test_a_file_name_like_a_name_or_a_date_is_neither_stored_nor_the_label(name)
     assert default_label(name, 4) == "lesion 4"
 
 
-@pytest.mark.parametrize("name", ["IMG_0231.JPG", "back.jpg", "mole 1.jpg", "ISIC_0027419.jpg", "lesion3.tif"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "IMG_0231.JPG",
+        "back.jpg",
+        "mole 1.jpg",
+        "ISIC_0027419.jpg",
+        "lesion3.tif",
+        "back_left.jpg",  # body-site and camera words are not names (they lost their label before)
+        "ISIC_1265653_fu.jpg",
+        "left_upper_arm_mole.png",
+        "DSC_0042_closeup.jpg",
+    ],
+)
 def test_a_plain_file_name_is_kept_and_labels_the_lesion(name):
     assert not filename_looks_personal(name)
     assert original_filename(name) == name
