@@ -115,7 +115,7 @@ if not config:
     st.info("No model installed: no operating point to show.")
 else:
     st.markdown(
-        f"Lesions with P(melanoma) ≥ **{op.threshold:.3f}** are flagged “above threshold”"
+        f"Lesions with P(melanoma) ≥ **{pct(op.threshold)}** are flagged “above threshold”"
         + (f" (chosen by: {op.chosen_by})." if op.chosen_by else ".")
     )
     if op.sensitivity is None or op.specificity is None:

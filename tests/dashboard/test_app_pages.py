@@ -598,6 +598,7 @@ def test_the_committed_default_model_card_renders(monkeypatch, app_env):
     ]
     assert "complete patients" in texts(at)
     assert "Run to run: the same training recipe with another seed gave share reviewed" in texts(at)
+    assert "P(melanoma) ≥ **1.6%** are flagged" in texts(at)  # a percentage, as on every other page
     # what the network is, and the ± and the follow-up rise margin with the served model's own out-of-fold checks
     network = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["network"]
     tails = f"{network['members']} trained tails** sharing the frozen trunk up to `{network['shared_trunk']}`"
