@@ -48,7 +48,7 @@ def test_the_band_words_the_interval_the_bar_draws():
     low, high = uncertainty_interval(0.012, 0.003)
     assert (low, high) == pytest.approx((0.006, 0.018))
     assert f"({pct(low)}–{pct(high)})" in band.explanation
-    assert f"uncertainty {pct(low)}–{pct(high)}" in score_bar_html(0.012, 0.0164, 0.003)
+    assert f"({pct(low)}–{pct(high)} across orientations)" in score_bar_html(0.012, 0.0164, 0.003)
 
 
 def test_a_score_and_threshold_that_round_alike_get_more_decimals():
