@@ -187,12 +187,13 @@ NOT_NAME_WORDS = _body_words() | frozenset(
     {
         "lt", "rt", "l", "r", "mid", "middle", "central", "lateral", "medial", "anterior", "posterior",
         "proximal", "distal", "inner", "outer", "side", "trunk", "leg", "knee", "elbow", "wrist", "ankle",
-        "toe", "finger", "nail", "hip", "groin", "lip", "nose", "cheek", "forehead", "temple", "chin", "breast",
-        "mole", "moles", "naevus", "nevus", "nevi", "lesion", "lesions", "spot", "macro", "close", "closeup",
+        "toe", "finger", "nail", "hip", "groin", "nose", "cheek", "forehead", "breast",
+        "mole", "moles", "naevus", "nevus", "nevi", "lesion", "lesions", "spot", "macro", "closeup",
+        "benign", "malignant", "melanoma", "atypical", "dysplastic",
         "overview", "derm", "dermoscopy", "dermoscopic", "dermatoscope", "clinical", "polarised", "polarized",
         "fu", "followup", "follow", "up", "baseline", "visit", "new", "old", "recheck", "review", "before",
         "after", "img", "image", "dsc", "dscn", "photo", "pic", "scan", "copy", "edit", "edited", "final",
-        "isic", "ham", "jpeg", "jpg", "png", "tif", "tiff", "heic", "raw", "crop", "cropped",
+        "isic", "jpeg", "jpg", "png", "tif", "tiff", "heic", "raw", "crop", "cropped",
     }
 )  # fmt: skip
 
@@ -200,10 +201,13 @@ NOT_NAME_WORDS = _body_words() | frozenset(
 def filename_looks_personal(filename: str) -> bool:
     """A file name whose stem reads like a name or a date (``Doe_Jane_1961-03-02_back.jpg``): clinics name
     files after patients. Words split at ``_ - .`` too; a camera's ``IMG_20261207_1015`` counts (its date).
-    Body-site, lesion and camera words (NOT_NAME_WORDS) are not counted as names."""
+    Two letter-only words read as a name unless every one of them is a body-site, lesion or camera word
+    (NOT_NAME_WORDS): ``back_left.jpg`` is not a name, ``Smith_back.jpg`` is."""
     stem = PurePosixPath(filename.replace("\\", "/")).stem
-    words = [word for word in re.split(r"[_.\-\s]+", stem) if word and word.lower() not in NOT_NAME_WORDS]
-    return looks_like_date(stem) or looks_like_name(" ".join(words))
+    spaced = re.sub(r"[_.\-]+", " ", stem)
+    words = [w for w in re.split(r"[\s,;]+", spaced) if w and _WORD.match(w.replace("'", "a"))]
+    all_plain = all(word.lower() in NOT_NAME_WORDS for word in words)
+    return looks_like_date(stem) or (looks_like_name(spaced) and not all_plain)
 
 
 def identifier_warnings(identifier: str) -> list[str]:

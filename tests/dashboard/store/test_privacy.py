@@ -201,6 +201,10 @@ def test_a_deep_greyscale_tiff_is_stored_as_the_pixels_that_were_scored(make):
         "x_31.01.1961.png",
         "Doe_Jane_back_left.jpg",  # a name beside site words is still a name
         "mole_Jane_Doe.png",
+        "Smith_back.jpg",  # one surname and a site word: the commonest way clinics name photos
+        "Jones_left_forearm.jpg",
+        "Nguyen_L_shin.jpg",
+        "Glenn_Close.jpg",
     ],
 )
 def test_a_file_name_like_a_name_or_a_date_is_neither_stored_nor_the_label(name):
