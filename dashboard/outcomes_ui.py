@@ -39,6 +39,14 @@ def _saves(key: str) -> int:
     return int(st.session_state.get(key, 0))
 
 
+def _keep_open(form: str, feedback: outcomes.Feedback) -> None:
+    """A refused form stays open over the entries it kept; a saved one closes (a new, empty form)."""
+    if feedback.ok:
+        st.session_state.pop(OPEN_FORM, None)
+    else:
+        st.session_state[OPEN_FORM] = form
+
+
 def _count_save(key: str, feedback: outcomes.Feedback) -> None:
     if feedback.ok:
         st.session_state[key] = _saves(key) + 1
@@ -92,7 +100,7 @@ def decisions_panel(
             if st.form_submit_button("Save amendment", icon=":material/save:"):
                 feedback = outcomes.submit_amendment(store, decision, action, comment, reason, months)
                 st.session_state[AMEND_FEEDBACK] = feedback
-                st.session_state[OPEN_FORM] = "amend"
+                _keep_open("amend", feedback)
                 _count_save(AMENDED, feedback)
                 st.rerun()
 
@@ -115,7 +123,7 @@ def _late_decision_form(store: Any, undecided: Sequence[outcomes.UndecidedLesion
             if st.form_submit_button("Save decision", icon=":material/save:"):
                 feedback = outcomes.submit_decision(store, item, action, comment, months)
                 st.session_state[AMEND_FEEDBACK] = feedback
-                st.session_state[OPEN_FORM] = "late"
+                _keep_open("late", feedback)
                 _count_save(LATE_DECIDED, feedback)
                 st.rerun()
 

@@ -85,7 +85,7 @@ def images_section(state: ReviewState, store: UserStore | None, threshold: float
     if files:
         report = state.add_files([(f.name, f.getvalue()) for f in files])
         state.uploader_generation += 1  # empty the uploader: its files now live in the review
-        _flag_other_patients(state, store, report.added)
+        flag_other_patients(state, store, report.added)
         if report.added:
             st.toast(f"{len(report.added)} image(s) added.", icon=":material/add_photo_alternate:")
         st.rerun()
@@ -116,9 +116,9 @@ def images_section(state: ReviewState, store: UserStore | None, threshold: float
     overview_ui.review_panel(state, locked)
 
 
-def _flag_other_patients(state: ReviewState, store: UserStore | None, added: list[str]) -> None:
-    """A new image already saved for another patient gets a warning (the wrong patient chosen, mixed-up files).
-    Without the store the check is skipped: the review goes on, as everywhere on this page."""
+def flag_other_patients(state: ReviewState, store: UserStore | None, added: list[str]) -> None:
+    """A new (or resumed) image already saved for another patient gets a warning (the wrong patient chosen,
+    mixed-up files). Without the store the check is skipped: the review goes on, as everywhere on this page."""
     if store is None or not added:
         return
     patient_id = state.patient.patient_id if state.patient else None

@@ -23,6 +23,7 @@ from dashboard.patient_form import (
     validate_new_patient,
 )
 from dashboard.review_draft import draft_fingerprint, draft_summary, keep_draft, resume_draft
+from dashboard.review_images_ui import flag_other_patients
 from dashboard.store.privacy import PSEUDONYM_HELP, identifier_warnings
 from dashboard.textsafe import literal
 from data.settings import LIMITS
@@ -80,9 +81,10 @@ DRAFT_FINGERPRINT = "draft_fingerprint"  # of the review as last kept on the ser
 
 def _offer_draft(store: UserStore | None) -> bool:
     """After a reload (or on another workstation): offer to resume the review kept on the server."""
+    discarded = st.session_state.pop(DISCARDED, False)  # once: a later run must not delete a newer draft
     if store is None:
         return False
-    if st.session_state.pop(DISCARDED, False):
+    if discarded:
         # Discarded means gone: not offered back at once, nor kept on the server with its photos.
         try:
             store.delete_draft()
@@ -115,6 +117,7 @@ def _offer_draft(store: UserStore | None) -> bool:
         except STORE_ERRORS as exc:  # the patient gone from the store, the draft unreadable (ValueError)
             st.error(f"The kept review could not be resumed: {literal(exc)}", icon=":material/error:")
             return True
+        flag_other_patients(resumed, store, list(resumed.images))  # the upload's warning, again after a reload
         ui.reset_review()
         resumed.uploader_generation = ui.review_state().uploader_generation
         st.session_state[ui.REVIEW_KEY] = resumed

@@ -72,6 +72,8 @@ def error_line(exc: BaseException, url: str | URL | None = None) -> str:
     text = str(cause).strip()
     if isinstance(cause, SQLAlchemyError):
         text = text.splitlines()[0] if text else ""
+    # PostgreSQL's DETAIL line quotes row values (a duplicate key's identifier): not for a log or a page.
+    text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("DETAIL:"))
     message = " ".join(text.split()) or type(cause).__name__
     if url is not None:
         try:

@@ -164,6 +164,8 @@ TABLES = (
     "review_draft",
     "review_draft_image",
 )
+# Tables a database of an older revision (before 0005 / 0006) lacks: the app adds them on upgrade.
+ADDED_LATER = frozenset({"review_draft", "review_draft_image", "histology"})
 
 
 def database_problems(store: CaseStore, notes: list[str] | None = None) -> list[str]:
@@ -192,7 +194,11 @@ def database_problems(store: CaseStore, notes: list[str] | None = None) -> list[
             # Every column of every row as text: each heap page and each TOASTed value (notes, JSON, draft
             # images) is read, so damage fails the read. A count(*) was answered from an index alone (an
             # index-only scan after VACUUM) and never read TOASTed values (scale audit).
-            for table in (t for t in TABLES if t in existing):
+            for table in TABLES:
+                if table not in existing:
+                    if table not in ADDED_LATER:
+                        problems.append(f"table {table} is missing")
+                    continue
                 run(f"table {table} cannot be read through", f"SELECT sum(length(t::text)) FROM {table} t")
         queries = CONSISTENCY_QUERIES + (FOLLOW_UP_QUERIES if upgraded else ())
         if not upgraded and notes is not None:

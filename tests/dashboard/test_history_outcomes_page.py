@@ -130,6 +130,8 @@ def test_clinician_amends_a_decision_and_records_histology(app_env):
     next(b for b in at.button if b.label == "Save amendment").click().run()
     assert not at.exception, at.exception
     assert "amended: monitor → excise" in _texts(at)
+    [amend] = [e for e in at.expander if e.label == "Amend a decision"]
+    assert not amend.proto.expanded  # saved: the form closes (only a refused one stays open over its entries)
 
     # Histology for the first lesion, then the outcomes list.
     at.radio(key=next(r.key for r in at.radio if r.key.startswith("histology_result_"))).set_value("melanoma")

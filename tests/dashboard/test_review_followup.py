@@ -210,6 +210,12 @@ def test_an_image_saved_for_another_patient_is_flagged_on_upload(app_env, patien
     assert PATIENT not in warnings[0]
     assert len(at.session_state["review"].images) == 2  # kept: the clinician decides
 
+    # After a reload the resumed review warns again (the warning lived only in the tab that uploaded).
+    reloaded = start()
+    reloaded.button(key="draft_resume").click().run()
+    assert not reloaded.exception, reloaded.exception
+    assert [w for w in reloaded.warning if "another patient" in w.value]
+
     # The patient the photo was saved for gets no such warning: it is linked to its lesion instead.
     at = start()
     at.text_input(key="patient_search").input(PATIENT).run()

@@ -55,6 +55,8 @@ def test_an_error_line_hides_the_urls_passwords_and_keeps_the_drivers_message():
     line = error_line(exc, url)
     assert line == 'connection to "db" failed: password=*** rejected Is the server running?'
     assert error_line(RuntimeError("pw-one leaked"), url) == "*** leaked"
+    duplicate = DriverError("duplicate key value violates unique constraint\nDETAIL:  Key (identifier)=(PT-7) exists.")
+    assert error_line(OperationalError("INSERT", {}, duplicate)) == "duplicate key value violates unique constraint"
     assert error_line(RuntimeError(""), url) == "RuntimeError"
     assert len(error_line(RuntimeError("x" * 1000))) == MESSAGE_CHARS
 
