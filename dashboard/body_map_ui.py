@@ -53,11 +53,17 @@ def _place(state: Any, chart_key: str) -> None:
 
 def _place_by_name(state: Any) -> None:
     """The region box's button: the region chosen by name goes to every selected image."""
-    region = st.session_state.get(_region_box_key("review"))
+    region = _region_chosen("review")
+    if region is not None:
+        _placed(state, place_selected_in(state, region, _picked(state)))
+
+
+def _region_chosen(where: str) -> str | None:
+    """The region chosen in ``where``'s list, or None with a notice to choose one."""
+    region = st.session_state.get(_region_box_key(where))
     if region is None:
         st.session_state[NOTICE] = ("info", "Choose a body region in the list first.")
-        return
-    _placed(state, place_selected_in(state, region, _picked(state)))
+    return region
 
 
 def _region_box_key(where: str) -> str:
@@ -175,11 +181,8 @@ def _place_saved(store: Any, lesions: list[Any]) -> None:
 def _place_saved_by_name(store: Any, lesions: list[Any]) -> None:
     """The history's region box's button: the chosen saved lesion goes to the region chosen by name."""
     chosen = next((les for les in lesions if les.id == st.session_state.get(history_chooser_key())), None)
-    if chosen is not None:
-        region = st.session_state.get(_region_box_key("history"))
-        if region is None:
-            st.session_state[NOTICE] = ("info", "Choose a body region in the list first.")
-            return
+    region = _region_chosen("history") if chosen is not None else None
+    if region is not None:
         _saved_placed(chosen, place_saved_lesion_in(store, chosen, region))
 
 

@@ -162,15 +162,15 @@ def score_bar_html(p: float, threshold: float, spread: float | None, band: Score
     colour = {"red": "#c0392b", "orange": "#a85a12", "green": "#2e8b57"}[band.colour]
     s = float(spread or 0.0)
     lo, hi = uncertainty_interval(p, s)
-    spread_txt = f"({score_interval(p, spread)})"
+    interval = score_interval(p, spread)
     label_shift = 100 * min(max(threshold, 0.1), 0.9)  # keep the threshold label inside the bar's width
-    title = f"P(melanoma) {pct(p)} ({score_interval(p, spread)}); threshold {pct(threshold)}"
+    title = f"P(melanoma) {pct(p)} ({interval}); threshold {pct(threshold)}"
     # The scale's end labels give way to the threshold's label where it would overlap them (a threshold of a
     # few percent, as at screening prevalence, sits on top of "0%").
     ends = ('<span style="left:0">0%</span>' if threshold >= END_LABEL_ROOM else "") + (
         '<span style="right:0">100%</span>' if threshold <= 1 - END_LABEL_ROOM else ""
     )
-    return f"""<div class="triage-p">{pct(p)} <small>P(melanoma) {spread_txt}</small></div>
+    return f"""<div class="triage-p">{pct(p)} <small>P(melanoma) ({interval})</small></div>
 <div class="triage-bar" title="{title}" role="img" aria-label="{title}">
 <div class="fill" style="width:{100 * p:.1f}%; background:{colour}; opacity:.85"></div>
 <div class="ci" style="left:{100 * lo:.1f}%; width:{max(0.6, 100 * (hi - lo)):.1f}%"></div>

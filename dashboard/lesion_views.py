@@ -15,8 +15,9 @@ from dashboard.follow_up import read_stored_image
 from dashboard.navigation import page
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
-from dashboard.wording import pct, rank_label, reason_lines, review_interval, score_band, z_text
+from dashboard.wording import pct, rank_label, reason_lines, review_interval, score_band
 from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
+from model.ugly_duckling import z_text
 
 # image | score and reasons | decision: wide enough at 1024 px for the image column's "Saliency map" toggle and
 # "Inspect saliency" link (narrower, both were cut)

@@ -39,17 +39,13 @@ def _saves(key: str) -> int:
     return int(st.session_state.get(key, 0))
 
 
-def _keep_open(form: str, feedback: outcomes.Feedback) -> None:
-    """A refused form stays open over the entries it kept; a saved one closes (a new, empty form)."""
+def _after_submit(form: str, saves_key: str, feedback: outcomes.Feedback) -> None:
+    """A refused form stays open over the entries it kept; a saved one closes and is drawn anew, empty."""
     if feedback.ok:
         st.session_state.pop(OPEN_FORM, None)
+        st.session_state[saves_key] = _saves(saves_key) + 1
     else:
         st.session_state[OPEN_FORM] = form
-
-
-def _count_save(key: str, feedback: outcomes.Feedback) -> None:
-    if feedback.ok:
-        st.session_state[key] = _saves(key) + 1
 
 
 def _show_feedback(key: str) -> None:
@@ -100,8 +96,7 @@ def decisions_panel(
             if st.form_submit_button("Save amendment", icon=":material/save:"):
                 feedback = outcomes.submit_amendment(store, decision, action, comment, reason, months)
                 st.session_state[AMEND_FEEDBACK] = feedback
-                _keep_open("amend", feedback)
-                _count_save(AMENDED, feedback)
+                _after_submit("amend", AMENDED, feedback)
                 st.rerun()
 
 
@@ -123,8 +118,7 @@ def _late_decision_form(store: Any, undecided: Sequence[outcomes.UndecidedLesion
             if st.form_submit_button("Save decision", icon=":material/save:"):
                 feedback = outcomes.submit_decision(store, item, action, comment, months)
                 st.session_state[AMEND_FEEDBACK] = feedback
-                _keep_open("late", feedback)
-                _count_save(LATE_DECIDED, feedback)
+                _after_submit("late", LATE_DECIDED, feedback)
                 st.rerun()
 
 

@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from dashboard.store.records import DecisionView, HistologyView, PredictionView, VisitLesion
-from dashboard.wording import pct, review_interval, score_interval, z_text
+from dashboard.wording import pct, review_interval, score_interval
+from model.ugly_duckling import z_text
 
 # Core-font fallback: characters outside Latin-1 that the pages use, spelled in Latin-1.
 LATIN1_SPELLING = {

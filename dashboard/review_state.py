@@ -213,7 +213,8 @@ class ReviewState:
         """Warn about each image of the review that is saved for another patient (the store's
         ``images_saved_for_other_patients``); returns how many. Not refused: the earlier save may be the
         mistake, and the clinician decides."""
-        flagged = [sha for sha in self.images if sha in set(saved_elsewhere)]
+        elsewhere = set(saved_elsewhere)
+        flagged = [sha for sha in self.images if sha in elsewhere]
         for sha in flagged:
             self.problems.append(
                 UploadProblem(

@@ -41,12 +41,6 @@ def score_interval(p: float, spread: float | None, views: int | None = None) -> 
     return f"{pct(low)}–{pct(high)} across {across}"
 
 
-def z_text(z: float) -> str:
-    """An ugly-duckling z to one decimal, never "-0.0" (a z of -0.04 is typical, not "minus zero")."""
-    text = f"{float(z):.1f}"
-    return "0.0" if text == "-0.0" else text
-
-
 def score_band(p: float, threshold: float, spread: float = 0.0) -> ScoreBand:
     """Where a score lies relative to the operating threshold, allowing for its uncertainty interval.
 

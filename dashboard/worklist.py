@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard.wording import counted
+
 DUE_SOON_DAYS = 30  # "due soon": within a month
 RESULT_CHASE_DAYS = 28  # a histology report usually comes within 1-3 weeks: chase the lab after four
 
@@ -23,15 +25,15 @@ def repeat_status(due: dt.date | None, today: dt.date, reimaged_on: dt.date | No
         return "no interval set"
     days = (due - today).days
     if days < 0:
-        return f"overdue by {-days} day{'s' if days != -1 else ''}"
+        return f"overdue by {counted(-days, 'day')}"
     if days == 0:
         return "due today"
-    return f"due in {days} day{'s' if days != 1 else ''}"
+    return f"due in {counted(days, 'day')}"
 
 
 def result_status(decided: dt.date, today: dt.date) -> str:
     days = (today - decided).days
-    text = f"waiting {days} day{'s' if days != 1 else ''}"
+    text = f"waiting {counted(days, 'day')}"
     return text + " — chase the result" if days > RESULT_CHASE_DAYS else text
 
 

@@ -36,7 +36,7 @@ from data.schema import lesion_metadata
 from model.fast_cpu import CPU_BATCH, inference_predictor
 from model.triage_scoring import score_patient
 from model.triage_settings import triage_settings
-from model.ugly_duckling import embedding_map
+from model.ugly_duckling import embedding_map, z_text
 
 ProgressFn = Callable[[int, int], None]
 
@@ -109,12 +109,6 @@ def decode_lesion(lesion: LesionInput) -> Image.Image:
 # ---------------------------------------------------------------- triage
 
 
-def _one_decimal(z: float) -> str:
-    """A z to one decimal, never "-0.0" (a z of -0.04 is typical, not "minus zero")."""
-    text = f"{float(z):.1f}"
-    return "0.0" if text == "-0.0" else text
-
-
 def _reasons(
     p: float,
     spread: float,
@@ -138,11 +132,11 @@ def _reasons(
     if p >= threshold:
         parts.append(f"P(melanoma) {ps} is above the operating threshold {ts}")
     if not math.isnan(ud) and ud >= outlier_z:
-        parts.append(f"unlike {others} (robust z = {_one_decimal(ud)})")
+        parts.append(f"unlike {others} (robust z = {z_text(ud)})")
     if not parts:
         parts.append(f"no flag: P(melanoma) {ps} is below the operating threshold {ts}")
         if not math.isnan(ud):
-            parts.append(f"similar to {others} (robust z = {_one_decimal(ud)})")
+            parts.append(f"similar to {others} (robust z = {z_text(ud)})")
     if spread >= UNSTABLE_SPREAD:
         parts.append(
             f"the score changes with image orientation (± {100 * spread:.1f} percentage points): interpret with care"

@@ -27,6 +27,13 @@ from collections.abc import Callable
 import numpy as np
 
 
+def z_text(z: float) -> str:
+    """An ugly-duckling z to one decimal, never "-0.0" (a z of -0.04 is typical, not "minus zero"): the one
+    wording of the reasons, the cards and the PDF."""
+    text = f"{float(z):.1f}"
+    return "0.0" if text == "-0.0" else text
+
+
 def unit_rows(embeddings: np.ndarray) -> np.ndarray:
     """Each row scaled to length 1 (a zero row stays zero), float64."""
     e = np.asarray(embeddings, dtype=np.float64)

@@ -36,6 +36,7 @@ from data.vocabulary import SEXES
 from data.vocabulary import SITES as ANATOMIC_SITES
 
 ACTIONS: tuple[str, ...] = ("biopsy", "excise", "monitor", "reassure", "refer")
+TISSUE_ACTIONS: tuple[str, ...] = ("biopsy", "excise")  # decisions whose histology result is awaited
 REVIEW_MONTHS_MAX = 24  # a monitor decision's repeat-imaging interval, in months (1-24)
 # Dashboard roles, least to most privileged (see dashboard/auth.py for what each may do).
 ROLES: tuple[str, ...] = ("viewer", "clinician", "admin")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from dashboard.store import export, validation, views
 from dashboard.store.core import StoreCore, get_row, id_batches, numbers_of_patients
 from dashboard.store.models import (
+    TISSUE_ACTIONS,
     AuditEvent,
     Decision,
     Histology,
@@ -337,8 +338,8 @@ def _ranked_per_visit(session: Session, visit_ids: set[int]) -> dict[int, int]:
     return counts
 
 
-# Decisions that take tissue: the visit of the last one is the visit the histology result belongs to.
-_TISSUE_ACTIONS = ("biopsy", "excise")
+# Decisions that take tissue (models.TISSUE_ACTIONS): the visit of the last one is the visit the histology
+# result belongs to.
 
 
 def _tissue_decisions(session: Session, lesion_ids: list[int]) -> dict[int, list[tuple[int, date]]]:
@@ -351,7 +352,7 @@ def _tissue_decisions(session: Session, lesion_ids: list[int]) -> dict[int, list
         for lesion_id, visit_id, taken_on, visit_time in session.execute(
             select(Decision.lesion_id, Decision.visit_id, Visit.taken_on, Visit.visit_time)
             .join(Visit, Visit.id == Decision.visit_id)
-            .where(Decision.lesion_id.in_(batch), Decision.action.in_(_TISSUE_ACTIONS), Decision.id.not_in(amended))
+            .where(Decision.lesion_id.in_(batch), Decision.action.in_(TISSUE_ACTIONS), Decision.id.not_in(amended))
         ):
             found[lesion_id].append((visit_id, visit_date(taken_on, visit_time)))
     return found

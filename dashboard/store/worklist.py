@@ -20,10 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.store.core import StoreCore, id_batches, numbers_of_patients, visit_order_key
-from dashboard.store.models import Decision, Histology, Lesion, LesionImage, Patient, Visit
+from dashboard.store.models import TISSUE_ACTIONS, Decision, Histology, Lesion, LesionImage, Patient, Visit
 from dashboard.store.views import decisions_in_force
 
-TISSUE_ACTIONS = ("biopsy", "excise")
 _DECISION_COLUMNS = (
     Decision.id,
     Decision.lesion_id,
