@@ -114,11 +114,11 @@ class Accounts:
         TRIAGE_LOGIN_LOCK_MINUTES as the environment gives them now."""
         self.store = store
         if max_failures is None or failure_window is None:
-            environment = settings.environment()
+            dashboard = settings.dashboard_settings()
             if max_failures is None:
-                max_failures = environment.login_max_failures
+                max_failures = dashboard.login_max_failures
             if failure_window is None:
-                failure_window = timedelta(minutes=environment.login_lock_minutes)
+                failure_window = timedelta(minutes=dashboard.login_lock_minutes)
         self.max_failures = max_failures
         self.failure_window = failure_window
 

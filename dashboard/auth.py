@@ -44,7 +44,7 @@ class LoginFailed(TriageError):
 def idle_limit_s() -> float:
     """How long a signed-in session may go without activity, in seconds."""
     # data/settings.py refuses a value outside its range (nan, 0, a day and more), so no clamp here.
-    return settings.environment().idle_timeout_minutes * 60
+    return settings.dashboard_settings().idle_timeout_minutes * 60
 
 
 def idle_sign_out_message() -> str:

@@ -148,11 +148,11 @@ def page_drawn() -> None:
 
 
 def check_settings() -> None:
-    """Stop the server at start when an environment setting is unusable (a lockout or idle setting that cannot be
+    """Stop the server at start when a dashboard setting is unusable (a lockout or idle setting that cannot be
     read or is out of range), with the message naming the variable: otherwise the server runs and every page
     fails on it."""
     try:
-        settings.environment()
+        settings.dashboard_settings()
     except ValueError as exc:
         raise SystemExit(f"error: {exc}; the dashboard was not started") from None
 

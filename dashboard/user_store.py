@@ -106,7 +106,7 @@ class UserStore:
     def load_draft(self, *, with_images: bool = True) -> Any:
         """The user's unsaved review; every draft unused for TRIAGE_DRAFT_KEEP_DAYS is deleted first."""
         self._require("patient.write")
-        self._store.prune_drafts(timedelta(days=settings.environment().draft_keep_days))
+        self._store.prune_drafts(timedelta(days=settings.dashboard_settings().draft_keep_days))
         return self._store.load_draft(self.user.username, with_images=with_images)
 
     def delete_draft(self) -> bool:

@@ -7,7 +7,9 @@ store, bench and the tests) can read it without an import against the layer dire
 
 The environment is read here and nowhere else. `environment()` reads it when asked (a frozen, typed
 snapshot), not once at import: the dashboard, its tests and the store's CLI point the same process at
-another database or model by setting a variable, and that must keep working.
+another database or model by setting a variable, and that must keep working. The dashboard's own settings
+(sign-in lockout, idle sign-out, draft retention) are read and checked apart, by `dashboard_settings()`: a bad
+one stops the dashboard and the accounts CLI, which use them, not the model and training command lines.
 """
 
 from __future__ import annotations
@@ -104,10 +106,16 @@ class Environment:
     data_dir: Path | None
     checkpoint: Path | None
     shared_dir: Path
-    idle_timeout_minutes: float
-    login_max_failures: int
-    login_lock_minutes: float
     cpu_threads: int | None
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    """The dashboard's sign-in and privacy settings, each checked against its range (``_checked_number``)."""
+
+    idle_timeout_minutes: float = DEFAULT_IDLE_MINUTES
+    login_max_failures: int = DEFAULT_LOGIN_MAX_FAILURES
+    login_lock_minutes: float = DEFAULT_LOGIN_LOCK_MINUTES
     draft_keep_days: int = DEFAULT_DRAFT_KEEP_DAYS
 
 
@@ -164,7 +172,8 @@ def _checked_number(
 
 
 def environment(environ: Mapping[str, str] | None = None) -> Environment:
-    """The settings the environment gives now (``os.environ`` unless another mapping is passed)."""
+    """The settings the environment gives now (``os.environ`` unless another mapping is passed): where things
+    are and how many threads score. Every layer reads these; none of them stops a command line."""
     environ = os.environ if environ is None else environ
     checkpoint = _text(environ, CHECKPOINT_ENV)
     data_dir = _text(environ, DATA_DIR_ENV)
@@ -173,14 +182,23 @@ def environment(environ: Mapping[str, str] | None = None) -> Environment:
         data_dir=_from_repo(data_dir) if data_dir else None,
         checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
         shared_dir=Path(environ.get(SHARED_DIR_ENV) or DEFAULT_SHARED_DIR).resolve(),
+        cpu_threads=_positive_int(environ, CPU_THREADS_ENV),
+    )
+
+
+def dashboard_settings(environ: Mapping[str, str] | None = None) -> DashboardSettings:
+    """The dashboard's settings the environment gives now; a ValueError naming the variable when one cannot be
+    read or is out of range. Only what uses them reads them (the dashboard, its accounts and drafts), so a typo
+    here cannot stop scoring or training."""
+    environ = os.environ if environ is None else environ
+    return DashboardSettings(
         idle_timeout_minutes=_checked_number(environ, IDLE_TIMEOUT_ENV, DEFAULT_IDLE_MINUTES, float, MINUTES_RANGE),
+        # at most 100: more is no lockout at all against a guessing script
         login_max_failures=int(
-            # at most 100: more is no lockout at all against a guessing script
             _checked_number(environ, LOGIN_MAX_FAILURES_ENV, DEFAULT_LOGIN_MAX_FAILURES, int, (1, 100))
         ),
         login_lock_minutes=_checked_number(
             environ, LOGIN_LOCK_MINUTES_ENV, DEFAULT_LOGIN_LOCK_MINUTES, float, MINUTES_RANGE
         ),
-        cpu_threads=_positive_int(environ, CPU_THREADS_ENV),
         draft_keep_days=int(_checked_number(environ, DRAFT_KEEP_DAYS_ENV, DEFAULT_DRAFT_KEEP_DAYS, int, (1, 365))),
     )

@@ -140,6 +140,16 @@ def test_unicode_names_that_exist_are_scored(fresh_checkpoint, one_real_image, t
     assert not (tmp_path / "p.errors.csv").exists()
 
 
+def test_a_bad_dashboard_setting_does_not_stop_scoring(tiny_checkpoint, one_real_image, tmp_path, monkeypatch):
+    # The sign-in lockout is the dashboard's setting: a typo in it stopped this command line too.
+    monkeypatch.setenv("TRIAGE_LOGIN_LOCK_MINUTES", "abc")
+    monkeypatch.setenv("TRIAGE_IDLE_TIMEOUT_MINUTES", "nan")
+    folder, name = one_real_image
+    out = tmp_path / "p.csv"
+    assert run_cli(tiny_checkpoint, "--input", str(folder), "--out", str(out)) == 0
+    assert pd.read_csv(out)["image_name"].tolist() == [name]
+
+
 def test_nothing_scorable_in_a_csv_exits_1_but_still_writes_both_files(fresh_checkpoint, one_real_image, tmp_path):
     folder, _ = one_real_image
     csv = tmp_path / "in.csv"

@@ -189,6 +189,15 @@ def test_users_cli(sqlite_url, subprocess_env, tmp_path, monkeypatch, capsys):
     assert cli("set-role", "nobody", "--role", "viewer").returncode == 1
 
 
+def test_the_users_cli_refuses_a_bad_lockout_setting_naming_it(sqlite_url, tmp_path, monkeypatch, capsys):
+    from dashboard.users import main
+
+    monkeypatch.setenv("TRIAGE_DATA_DIR", str(tmp_path / "images"))
+    monkeypatch.setenv("TRIAGE_LOGIN_LOCK_MINUTES", "abc")
+    assert main(["--database-url", sqlite_url, "list"]) == 1
+    assert "error: TRIAGE_LOGIN_LOCK_MINUTES must be a number from 1 to 1440, not 'abc'" in capsys.readouterr().err
+
+
 def test_passwords_are_hashed_with_the_rfc_9106_low_memory_parameters():
     """The other tests here hash with argon2id at its smallest cost (tests/dashboard/conftest.py); the module's
     own hasher made its dummy hash at import, with the parameters every stored password gets."""
