@@ -1,4 +1,5 @@
-"""What a clinician picks from on the review page: anatomic sites, sexes, decisions (with their help text).
+"""What a clinician picks from on the review page: anatomic sites, sexes, decisions (with their help text and
+the one way each reads on screen and in the report).
 
 The vocabularies are the case store's (dashboard/store/models.py), so a choice offered is a value it accepts.
 """
@@ -17,6 +18,13 @@ DECISION_HELP = {
     "reassure": "Benign-appearing; no follow-up needed",
     "refer": "Refer to a colleague or specialist clinic",
 }
+
+
+def decision_label(action: str) -> str:
+    """How a decision reads on every page, in every table and in the report ("Monitor"); the store keeps the
+    lower-case value ("monitor")."""
+    return action.capitalize()
+
 
 # A monitor decision's repeat-imaging interval, in months: short-term digital monitoring (3) and the usual
 # longer recalls. The store accepts 1-24 (an amendment may set another); the review offers these.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from PIL import Image
 
+from dashboard.choices import decision_label
 from dashboard.outcomes import visit_date_text
 from dashboard.patient_form import PatientContext
 from dashboard.store.api import NotFoundError
@@ -34,7 +35,8 @@ def timeline_table(timeline: PatientTimeline) -> pd.DataFrame:
                 "clinician": visit.clinician,
                 "lesions": len(visit.lesions),
                 "highest P(melanoma)": top.p_melanoma if top else None,
-                "decisions": ", ".join(sorted({les.decision.action for les in decided})) or "none",
+                "decisions": ", ".join(decision_label(a) for a in sorted({les.decision.action for les in decided}))
+                or "none",
                 "model": visit.model_version,
             }
         )

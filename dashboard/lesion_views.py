@@ -10,7 +10,7 @@ from PIL import Image
 
 from dashboard import components as ui
 from dashboard import follow_up_ui, resources
-from dashboard.choices import DECISION_HELP, DECISIONS, REVIEW_MONTHS
+from dashboard.choices import DECISION_HELP, DECISIONS, REVIEW_MONTHS, decision_label
 from dashboard.follow_up import read_stored_image
 from dashboard.navigation import page
 from dashboard.review_state import ReviewState
@@ -215,10 +215,10 @@ def lesion_card(
                 "Decision",
                 DECISIONS,
                 key=key,
-                format_func=str.capitalize,
+                format_func=decision_label,
                 wrap=True,
                 on_change=lambda: state.set_decision(sha, st.session_state[key]),
-                help=" · ".join(f"{k.capitalize()}: {v}" for k, v in DECISION_HELP.items()),
+                help=" · ".join(f"{decision_label(k)}: {v}" for k, v in DECISION_HELP.items()),
             )
             if decision.action == "monitor":
                 mkey = ui.bind(f"review_months_{image.key}", decision.review_months)
@@ -327,7 +327,7 @@ def _decision_text(action: str | None, comment: str, byline: str | None, review_
     if not action:
         st.caption("No decision recorded.")
         return
-    st.markdown(f"**Decision:** {action.capitalize()}{review_interval(review_months)}")
+    st.markdown(f"**Decision:** {decision_label(action)}{review_interval(review_months)}")
     if comment:
         st.markdown(f"> {literal(comment)}")
     if byline:

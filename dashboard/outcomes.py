@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard.auth import AccessDenied
+from dashboard.choices import decision_label
 from dashboard.report_text import ranked
 from dashboard.store.core import NotFoundError, visit_order_key
 from dashboard.store.models import HISTOLOGY_RESULTS
@@ -71,7 +72,8 @@ def submit_amendment(
     months, said = _interval(action, review_months)
     lesion = decision.lesion_number or decision.lesion_id
     before = f" ({decision.review_in_months} months)" if decision.review_in_months else ""
-    done = f"Decision on lesion #{lesion} amended: {decision.action}{before} → {action}{said}."
+    was, now = decision_label(decision.action), decision_label(action)
+    done = f"Decision on lesion #{lesion} amended: {was}{before} → {now}{said}."
     return _submit(
         lambda: store.amend_decision(decision.id, action, comment, reason=reason, review_in_months=months), done
     )
@@ -125,7 +127,7 @@ def submit_decision(
     if action is None:
         return Feedback(False, "Not saved: choose the decision.")
     months, said = _interval(action, review_months)
-    done = f"Decision on lesion #{item.lesion_number or item.lesion_id} recorded: {action}{said}."
+    done = f"Decision on lesion #{item.lesion_number or item.lesion_id} recorded: {decision_label(action)}{said}."
     return _submit(
         lambda: store.record_decision(item.visit_id, item.lesion_id, action, comment, review_in_months=months), done
     )
@@ -183,7 +185,7 @@ def decision_day(d: DecisionView, visits: Sequence[VisitView] = ()) -> dt.date:
 
 def decision_choice_label(d: DecisionView) -> str:
     return (
-        f"#{d.lesion_number or d.lesion_id} {d.lesion_label} · {d.action} · visit of "
+        f"#{d.lesion_number or d.lesion_id} {d.lesion_label} · {decision_label(d.action)} · visit of "
         f"{decision_day(d).isoformat()}" + (" (amended)" if d.amends_id is not None else "")
     )
 
@@ -199,10 +201,10 @@ def decision_record_table(decisions: Sequence[DecisionView], visits: Sequence[Vi
             {
                 "visit date": (days.get(d.visit_id) or decision_day(d)).isoformat(),
                 "lesion": f"#{d.lesion_number or d.lesion_id} {d.lesion_label}",
-                "decision": d.action + review_interval(d.review_in_months),
+                "decision": decision_label(d.action) + review_interval(d.review_in_months),
                 "comment": d.comment,
                 "status": status[d.id],
-                "amends": by_id[d.amends_id].action if d.amends_id in by_id else "",
+                "amends": decision_label(by_id[d.amends_id].action) if d.amends_id in by_id else "",
                 "reason": d.amend_reason,
                 "by": d.clinician,
                 "recorded": d.decided_at.astimezone().strftime("%Y-%m-%d %H:%M"),
@@ -215,7 +217,7 @@ def decision_record_table(decisions: Sequence[DecisionView], visits: Sequence[Vi
 
 def lesion_choice_label(lesion: LesionSummary) -> str:
     histology = f" · histology: {HISTOLOGY_LABELS[lesion.histology.result]}" if lesion.histology else ""
-    action = f" · {lesion.latest_action}" if lesion.latest_action else ""
+    action = f" · {decision_label(lesion.latest_action)}" if lesion.latest_action else ""
     return f"#{lesion.number or lesion.id} {lesion.label} · {lesion.site}{action}{histology}"
 
 

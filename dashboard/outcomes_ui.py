@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import outcomes
 from dashboard.auth import AuthUser
-from dashboard.choices import DEFAULT_REVIEW_MONTHS, REVIEW_MONTHS
+from dashboard.choices import DEFAULT_REVIEW_MONTHS, REVIEW_MONTHS, decision_label
 from dashboard.store.models import ACTIONS, HISTOLOGY_RESULTS
 from dashboard.store.records import DecisionView, LesionSummary, VisitView
 from dashboard.store.worklist import add_months
@@ -88,7 +88,11 @@ def decisions_panel(
         gen = _saves(AMENDED)
         with st.form(f"amend_decision_{gen}", border=False):
             action = st.selectbox(
-                "New decision", ACTIONS, index=ACTIONS.index(decision.action), key=f"amend_action_{decision.id}_{gen}"
+                "New decision",
+                ACTIONS,
+                index=ACTIONS.index(decision.action),
+                format_func=decision_label,
+                key=f"amend_action_{decision.id}_{gen}",
             )
             months = _interval_box(f"amend_months_{decision.id}_{gen}", decision.review_in_months, decision.visit_date)
             comment = st.text_area("Comment", key=f"amend_comment_{gen}", height=68)
@@ -111,7 +115,12 @@ def _late_decision_form(store: Any, undecided: Sequence[outcomes.UndecidedLesion
                 "Lesion", undecided, format_func=outcomes.undecided_choice_label, key=f"late_which_{gen}"
             )
             action = st.selectbox(
-                "Decision", ACTIONS, index=None, placeholder="Choose the decision", key=f"late_action_{gen}"
+                "Decision",
+                ACTIONS,
+                index=None,
+                format_func=decision_label,
+                placeholder="Choose the decision",
+                key=f"late_action_{gen}",
             )
             months = _interval_box(f"late_months_{gen}", None, None)
             comment = st.text_area("Comment", key=f"late_comment_{gen}", height=68)

@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from dashboard.choices import decision_label
 from dashboard.store.records import DecisionView, HistologyView, PredictionView, VisitLesion
 from dashboard.wording import pct, review_interval, score_interval
 from model.ugly_duckling import z_text
@@ -106,7 +107,7 @@ def decision_lines(decisions: Sequence[DecisionView]) -> list[str]:
         reason = d.amend_reason if amended else ""
         interval = review_interval(d.review_in_months)
         line = (
-            f"{'Amended' if amended else 'Decision'}: {d.action.capitalize()}{interval} - {d.clinician}, "
+            f"{'Amended' if amended else 'Decision'}: {decision_label(d.action)}{interval} - {d.clinician}, "
             f"{when(d.decided_at)}"
         )
         lines.append(line + (f" (reason: {reason})" if reason else ""))

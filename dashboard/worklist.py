@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard.choices import decision_label
 from dashboard.wording import counted
 
 DUE_SOON_DAYS = 30  # "due soon": within a month
@@ -67,7 +68,10 @@ def repeat_imaging_table(items: Sequence[Any], today: dt.date, within_days: int 
 def results_table(items: Sequence[Any], today: dt.date) -> pd.DataFrame:
     """Biopsies and excisions without a histology result, longest waiting first."""
     waiting = sorted((i for i in items if i.action != "monitor"), key=lambda i: i.visit_day)
-    rows = [{"status": result_status(i.visit_day, today), "decision": i.action, **_common(i)} for i in waiting]
+    rows = [
+        {"status": result_status(i.visit_day, today), "decision": decision_label(i.action), **_common(i)}
+        for i in waiting
+    ]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 

@@ -70,10 +70,10 @@ def test_a_later_visit_s_decision_supersedes_an_earlier_visit_s_in_the_table_and
     table = outcomes.decision_record_table(decisions, visits)
     rows = {(r.lesion, r.decision): r.status for r in table.itertuples()}
     assert rows == {
-        ("#1 back", "excise"): "in force",
-        ("#1 back", "biopsy"): "superseded by visit 2",
-        ("#1 back", "monitor"): "replaced",
-        ("#2 chest", "reassure"): "in force",
+        ("#1 back", "Excise"): "in force",
+        ("#1 back", "Biopsy"): "superseded by visit 2",
+        ("#1 back", "Monitor"): "replaced",
+        ("#2 chest", "Reassure"): "in force",
     }
     offered = outcomes.amendable(decisions, visits)
     assert sorted((d.lesion_label, d.action) for d in offered) == [("back", "excise"), ("chest", "reassure")]
@@ -93,7 +93,7 @@ def test_the_visit_order_is_the_store_s_not_the_save_time(store):
     decisions = store.decision_history(pid)
     table = outcomes.decision_record_table(decisions, store.patient_timeline(pid).visits)
     status = {r.decision: r.status for r in table.itertuples()}
-    assert status == {"monitor": "in force", "excise": "superseded by visit 2"}
+    assert status == {"Monitor": "in force", "Excise": "superseded by visit 2"}
     assert store.list_lesions(pid)[0].latest_action == "monitor"
 
 
@@ -113,7 +113,7 @@ def test_decisions_are_dated_by_their_visit_s_date_not_the_save_time(store):
     table = outcomes.decision_record_table(decisions, visits)
     assert list(table["visit date"]) == ["2025-01-10"]
     (offered,) = outcomes.amendable(decisions, visits)
-    assert outcomes.decision_choice_label(offered) == "#1 back · monitor · visit of 2025-01-10"
+    assert outcomes.decision_choice_label(offered) == "#1 back · Monitor · visit of 2025-01-10"
     (open_lesion,) = outcomes.undecided(visits)
     assert outcomes.undecided_choice_label(open_lesion).startswith("#2 chest · visit of 2025-01-10")
 
@@ -123,7 +123,7 @@ def test_decisions_are_dated_by_their_visit_s_date_not_the_save_time(store):
     table = outcomes.decision_record_table(decisions, visits)
     assert list(table["visit date"]) == ["2025-01-10", "2025-01-10"]
     (amended,) = outcomes.amendable(decisions, visits)
-    assert outcomes.decision_choice_label(amended) == "#1 back · excise · visit of 2025-01-10 (amended)"
+    assert outcomes.decision_choice_label(amended) == "#1 back · Excise · visit of 2025-01-10 (amended)"
 
 
 def test_undecided_lesions_list_the_latest_visit_by_the_visit_order_first(store):

@@ -123,13 +123,16 @@ def test_clinician_amends_a_decision_and_records_histology(app_env):
     choice.select_index(next(i for i, label in enumerate(choice.options) if "left scapula" in label)).run()
     new = next(s for s in at.selectbox if s.label == "New decision")
     assert new.value == "monitor"  # the box starts at the chosen decision: a comment-only amendment keeps it
+    # Worded as the review page's decision buttons; the store keeps the lower-case value.
+    assert new.options == ["Biopsy", "Excise", "Monitor", "Reassure", "Refer"]
+    assert "· Monitor · visit of" in choice.options[choice.index]
     months = next(s for s in at.selectbox if s.label.startswith("Repeat imaging in"))
     assert months.value == 3 and "(due " in months.format_func(6)
     new.set_value("excise")
     _by_prefix(at.text_input, "amend_reason_").input("grew at the recheck")
     next(b for b in at.button if b.label == "Save amendment").click().run()
     assert not at.exception, at.exception
-    assert "amended: monitor → excise" in _texts(at)
+    assert "amended: Monitor → Excise" in _texts(at)
     [amend] = [e for e in at.expander if e.label == "Amend a decision"]
     assert not amend.proto.expanded  # saved: the form closes (only a refused one stays open over its entries)
 
@@ -155,6 +158,17 @@ def test_clinician_amends_a_decision_and_records_histology(app_env):
     assert (decision.action, decision.amend_reason, decision.clinician) == ("excise", "grew at the recheck", "dr.page")
 
 
+def test_case_history_words_decisions_as_the_review_page_does(app_env):
+    # The review page's buttons read "Monitor"; Case history's tables read "monitor" (the stored value).
+    with app_env.store() as store:
+        save_visit(store, actions=("monitor", "reassure"))
+    at = _history(app_env, "dr.page", "clinician")
+    visits = next(d.value for d in at.dataframe if "decisions" in d.value.columns)
+    assert list(visits["decisions"]) == ["Monitor, Reassure"]
+    record = next(d.value for d in at.dataframe if "amends" in d.value.columns)
+    assert sorted(record["decision"]) == ["Monitor", "Reassure"]
+
+
 def test_after_recording_histology_the_page_stays_on_that_lesion(app_env):
     # The recorded result changes the lesion's label in the box; the box must not then jump to another lesion
     # ("No histology recorded for this lesion", a blank form: the next result would go to the wrong lesion).
@@ -169,7 +183,7 @@ def test_after_recording_histology_the_page_stays_on_that_lesion(app_env):
     next(b for b in at.button if b.label == "Save histology").click().run()
     assert not at.exception, at.exception
     lesion_box = next(s for s in at.selectbox if s.label == "Lesion" and s.key.startswith("histology_lesion"))
-    assert lesion_box.options[lesion_box.index] == "#2 navel · torso · monitor · histology: Benign"
+    assert lesion_box.options[lesion_box.index] == "#2 navel · torso · Monitor · histology: Benign"
     assert "No histology recorded for this lesion." not in _texts(at)
     assert "Correct the histology result" in _texts(at)  # the form is the navel's, which has a result now
 
@@ -250,6 +264,7 @@ def test_clinician_decides_a_lesion_saved_undecided(app_env):
     assert choice.options == ["#2 navel · visit of " + choice.options[0].split("visit of ")[1]]
     assert choice.options[0].endswith("P(melanoma) 5.0%")
     assert _by_prefix(at.selectbox, "late_action_").value is None  # no preset decision: a click records none
+    assert _by_prefix(at.selectbox, "late_action_").options == ["Biopsy", "Excise", "Monitor", "Reassure", "Refer"]
     next(b for b in at.button if b.label == "Save decision").click().run()
     assert "Not saved: choose the decision." in _texts(at)
     _by_prefix(at.text_area, "late_comment_").input("second opinion: biopsy")
@@ -261,7 +276,7 @@ def test_clinician_decides_a_lesion_saved_undecided(app_env):
     _by_prefix(at.selectbox, "late_action_").set_value("biopsy")
     next(b for b in at.button if b.label == "Save decision").click().run()
     assert not at.exception, at.exception
-    assert "Decision on lesion #2 recorded: biopsy." in _texts(at)
+    assert "Decision on lesion #2 recorded: Biopsy." in _texts(at)
     assert not [s for s in at.selectbox if s.key.startswith("late_which")]  # nothing left undecided: no form
     with app_env.store() as store:
         navel = next(les for les in store.list_lesions(patient_id) if les.label == "navel")
@@ -269,7 +284,7 @@ def test_clinician_decides_a_lesion_saved_undecided(app_env):
     assert navel.latest_action == "biopsy" and event.actor == "dr.page"
     # the new decision can now be amended like any other
     amend = at.selectbox(key="amend_which")
-    assert any("navel · biopsy" in label for label in amend.options)
+    assert any("navel · Biopsy" in label for label in amend.options)
 
 
 def test_viewer_sees_undecided_lesions_without_a_form(app_env):

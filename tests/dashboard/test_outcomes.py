@@ -78,7 +78,7 @@ def test_amendment_through_the_page_logic(saved):
     assert len(clinician.decision_history(visit.patient_id)) == 2  # the refusals saved nothing
 
     done = outcomes.submit_amendment(clinician, back, "excise", "border changed", "grew")
-    assert done.ok and "monitor → excise" in done.message
+    assert done.ok and "Monitor → Excise" in done.message
     decisions = clinician.decision_history(visit.patient_id)
     visits = clinician.patient_timeline(visit.patient_id).visits
     in_force = outcomes.amendable(decisions, visits)
@@ -86,8 +86,8 @@ def test_amendment_through_the_page_logic(saved):
     table = outcomes.decision_record_table(decisions, visits)
     back_rows = table[table["lesion"].str.endswith("back")]
     assert list(zip(back_rows["decision"], back_rows["status"], back_rows["amends"], back_rows["by"], strict=True)) == [
-        ("excise", "in force", "monitor", "dr.bo"),
-        ("monitor", "replaced", "", "dr.ada"),
+        ("Excise", "in force", "Monitor", "dr.bo"),
+        ("Monitor", "replaced", "", "dr.ada"),
     ]
     assert "(amended)" in outcomes.decision_choice_label(next(d for d in in_force if d.action == "excise"))
 
@@ -96,14 +96,14 @@ def test_an_interval_from_the_forms_is_kept_for_a_monitor_decision_only(saved):
     _, clinician, _, visit = saved
     back = next(d for d in clinician.decision_history(visit.patient_id) if d.lesion_label == "back")
     done = outcomes.submit_amendment(clinician, back, "monitor", "", "interval agreed", 6)
-    assert done.ok and "monitor → monitor, repeat imaging in 6 months" in done.message
+    assert done.ok and "Monitor → Monitor, repeat imaging in 6 months" in done.message
     now = next(d for d in clinician.decision_history(visit.patient_id) if d.lesion_label == "back" and not d.superseded)
     assert now.review_in_months == 6
     visits = clinician.patient_timeline(visit.patient_id).visits
     table = outcomes.decision_record_table(clinician.decision_history(visit.patient_id), visits)
-    assert "monitor, repeat imaging in 6 months" in set(table["decision"])
+    assert "Monitor, repeat imaging in 6 months" in set(table["decision"])
     done = outcomes.submit_amendment(clinician, now, "excise", "", "grew", 6)  # the box's value, ignored
-    assert done.ok and done.message.endswith("monitor (6 months) → excise.")
+    assert done.ok and done.message.endswith("Monitor (6 months) → Excise.")
     latest = next(
         d for d in clinician.decision_history(visit.patient_id) if d.lesion_label == "back" and not d.superseded
     )

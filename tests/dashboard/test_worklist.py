@@ -56,7 +56,7 @@ def test_tables_and_counts_split_repeat_imaging_from_results():
     soon = wl.repeat_imaging_table(items, TODAY, within_days=30)
     assert list(soon["status"]) == ["overdue by 6 days"]
     results = wl.results_table(items, TODAY)
-    assert list(results["decision"]) == ["excise", "biopsy"]  # longest waiting first
+    assert list(results["decision"]) == ["Excise", "Biopsy"]  # longest waiting first
     assert list(results["patient_id"]) == [3, 2]
     assert wl.counts(items, TODAY) == {
         "monitored": 3,
@@ -117,7 +117,7 @@ def test_the_page_lists_what_is_waiting_audits_the_read_and_opens_a_patient(app_
     repeat, results = (d.value for d in at.dataframe)
     assert list(repeat["lesion"].str.split(" ").str[1]) == ["L0"] and list(repeat["due"]) == ["2026-04-05"]
     assert repeat["status"][0].startswith("overdue by")
-    assert list(results["decision"]) == ["biopsy"] and results["status"][0].endswith("chase the result")
+    assert list(results["decision"]) == ["Biopsy"] and results["status"][0].endswith("chase the result")
     assert [m.value for m in at.metric] == ["1", "0", "1", "0", "1"]  # monitored, undecided, overdue, soon, results
     with app_env.store() as store:
         [event] = [e for e in store.audit_events(actor="dr.test") if e.action == "worklist.view"]
