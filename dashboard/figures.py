@@ -145,10 +145,11 @@ def score_trend(points: Sequence[Any], threshold: float | None, title: str | Non
             name="P(melanoma)",
             line={"color": BLUE, "width": 2.5},
             marker={"size": 10},
-            customdata=np.asarray(
-                [[getattr(p, "visit_number", 0) or p.visit_id, p.model_id, p.rank] for p in points], dtype=object
+            customdata=np.asarray(  # the score as the cards and the report word it (pct), not plotly's .1%
+                [[getattr(p, "visit_number", 0) or p.visit_id, p.model_id, p.rank, pct(p.p_melanoma)] for p in points],
+                dtype=object,
             ),
-            hovertemplate="%{x|%Y-%m-%d}<br>P(melanoma) %{y:.1%}<br>visit %{customdata[0]} · rank "
+            hovertemplate="%{x|%Y-%m-%d}<br>P(melanoma) %{customdata[3]}<br>visit %{customdata[0]} · rank "
             "%{customdata[2]}<br>model %{customdata[1]}<extra></extra>",
         )
     )

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from dashboard.figures import BAND_COLOURS, GREY, SCORE_SCALE, empty_figure, plotly_text, style_figure
-from dashboard.wording import rank_label, score_band
+from dashboard.wording import pct, rank_label, score_band
 from data.images import jpeg_bytes
 
 MIN_LESIONS = 3  # the ugly-duckling comparison's own minimum (model/ugly_duckling.py)
@@ -143,7 +143,7 @@ def ugly_duckling_map(
         [
             data["label"].map(plotly_text),
             data["image_id"].str[:10],
-            data["p_melanoma"],
+            data["p_melanoma"].map(pct),  # as the score bar and the reasons word it
             data["ud_text"],
             data["rank"],
         ],
@@ -151,7 +151,7 @@ def ugly_duckling_map(
     )
     hover = (
         "<b>#%{customdata[4]} %{customdata[0]}</b><br>image %{customdata[1]}<br>"
-        "P(melanoma) %{customdata[2]:.1%}<br>ugly-duckling score %{customdata[3]}<extra></extra>"
+        "P(melanoma) %{customdata[2]}<br>ugly-duckling score %{customdata[3]}<extra></extra>"
     )
     outlier = data["outlier"].astype(bool).to_numpy()
     for name, colour, members in _marker_groups(data, threshold):

@@ -1,5 +1,6 @@
-"""How a score is put into words: one percentage format for every page, where a score lies against the
-threshold allowing for its uncertainty, and the triage's reasons as bullet lines. No Streamlit here."""
+"""How a score is put into words: one percentage format for every page (``pct``, from model/score_text.py,
+which the triage's reasons use too), where a score lies against the threshold allowing for its uncertainty,
+and the triage's reasons as bullet lines. No Streamlit here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dashboard.textsafe import literal
+from model.score_text import pct
 
 
 @dataclass(frozen=True)
@@ -77,17 +79,6 @@ def distinct_pcts(p: float, threshold: float) -> tuple[str, str]:
             break
         texts = pct(p, digits), pct(threshold, digits)
     return texts
-
-
-def pct(p: float | None, digits: int | None = None) -> str:
-    """A probability as a percentage, the one format of every page: one decimal below 10% (the calibrated
-    P(melanoma) is often a few per cent: "2.4%"), none from 10% ("86%"); ``digits`` forces a precision."""
-    if p is None or is_nan(p):
-        return "–"
-    value = 100 * float(p)
-    if digits is None:
-        digits = 1 if round(abs(value), 1) < 10 else 0
-    return f"{value:.{digits}f}%"
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

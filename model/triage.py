@@ -34,6 +34,7 @@ from PIL import Image, ImageOps
 from data.images import ImageDecodeError, decode_image, geometry_problem, to_rgb
 from data.schema import lesion_metadata
 from model.fast_cpu import CPU_BATCH, inference_predictor
+from model.score_text import pct_against
 from model.triage_scoring import score_patient
 from model.triage_settings import triage_settings
 from model.ugly_duckling import embedding_map, z_text
@@ -125,10 +126,7 @@ def _reasons(
     count = n - 1 + earlier if others_compared is None else others_compared
     others = f"this patient's other {count} lesions" + (f" ({earlier} from earlier visits)" if earlier else "")
     parts = []
-    digits = 1  # percentages: calibrated probabilities at screening prevalence are mostly a few per cent
-    while digits < 3 and round(100 * p, digits) == round(100 * threshold, digits):
-        digits += 1  # never "1.5% is below 1.5%"
-    ps, ts = f"{100 * p:.{digits}f}%", f"{100 * threshold:.{digits}f}%"
+    ps, ts = pct_against(p, threshold)  # as the score bar and the cards word them
     if p >= threshold:
         parts.append(f"P(melanoma) {ps} is above the operating threshold {ts}")
     if not math.isnan(ud) and ud >= outlier_z:

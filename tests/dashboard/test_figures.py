@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from dashboard.figures import UD_TREND_NAME, score_trend
 from dashboard.store import TrendPoint
@@ -71,3 +72,11 @@ def test_trend_names_the_threshold_in_the_legend_not_over_the_plot():
     [entry] = [t for t in fig.data if t.name == "current threshold 2.4%"]
     assert (entry.line.color, entry.line.dash) == (line.line.color, line.line.dash)  # drawn as the line is
     assert entry.showlegend is not False and all(x is None for x in entry.x)  # a legend entry, no points
+
+
+def test_the_trend_s_hover_words_a_score_as_the_cards_do():
+    # Plotly's ".1%" read "72.9%" where the cards and the report read "73%".
+    points = [replace(p, p_melanoma=s) for p, s in zip(_points([None, None]), (0.729, 0.0123), strict=True)]
+    trace = next(t for t in score_trend(points, threshold=0.016).data if t.name == "P(melanoma)")
+    assert [row[3] for row in trace.customdata] == ["73%", "1.2%"]
+    assert "P(melanoma) %{customdata[3]}<br>" in trace.hovertemplate

@@ -38,3 +38,12 @@ def test_the_bar_says_its_interval_in_words_and_names_itself_for_screen_readers(
     html = score_bar_html(0.3, 0.016, 0.02)
     assert "P(melanoma) (26%–34% across orientations)" in html  # not only in a hover title
     assert 'role="img" aria-label="P(melanoma) 30% (26%–34% across orientations); threshold 1.6%"' in html
+
+
+def test_the_bar_and_the_reasons_word_one_score_alike():
+    # The bar read "73%" and the reasons beside it "72.9%".
+    from model.triage import _reasons
+
+    html = score_bar_html(0.729, 0.016, 0.002)
+    assert html.startswith('<div class="triage-p">73% <small>')
+    assert "P(melanoma) 73% is above the operating threshold 1.6%" in _reasons(0.729, 0.002, 0.3, 6, 0.016, 2.5, 1)

@@ -82,3 +82,17 @@ def test_each_tile_shows_its_rank_and_the_markers_name_the_score_band():
     assert len(by_name["near threshold"].x) == 1 and len(by_name["below threshold"].x) == 2
     assert by_name["above threshold"].marker.symbol is None  # one shape: the legend matches every marker
     assert "ugly duckling (violet frame)" in by_name  # the legend says what the frame means
+
+
+def test_the_map_s_hover_words_a_score_as_the_cards_do():
+    # Plotly's ".1%" read "72.9%" where the card's bar read "73%".
+    from dashboard.wording import pct
+
+    table = lesion_table(4)
+    table["p_melanoma"] = [0.729, 0.0123, 0.2, 0.05]
+    fig = ugly_duckling_map(table, {})
+    scored = [trace for trace in fig.data if trace.customdata is not None]  # not the frame's legend entry
+    hover = {int(c[4]): str(c[2]) for trace in scored for c in trace.customdata}  # by rank
+    assert hover == {int(rank): pct(p) for rank, p in zip(table["rank"], table.p_melanoma, strict=True)}
+    assert sorted(hover.values()) == ["1.2%", "20%", "5.0%", "73%"]
+    assert all("P(melanoma) %{customdata[2]}<br>" in trace.hovertemplate for trace in scored)

@@ -435,3 +435,25 @@ def test_the_copy_note_names_the_files_not_the_ids(predictor, datasets_dir, isic
     assert note.startswith("“back.jpg” and “back-again.jpg” look like the same photo") and "aaaa" not in note
     # four uploads, three lesions: the comparison's notes count the lesions it compared
     assert any(n.startswith("Only 3 lesions: the ugly-duckling comparison is weak") for n in notes), notes
+
+
+def test_the_reasons_word_a_score_as_the_score_bar_does():
+    # The bar said "73%" where the reasons said "72.9%" for the same score (and "1.60%" for a 1.6% threshold).
+    from model.score_text import pct
+    from model.triage import _reasons
+
+    above = _reasons(0.729, 0.0, 0.3, 6, 0.016, 2.5, 1)
+    assert above.startswith(f"P(melanoma) {pct(0.729)} is above the operating threshold {pct(0.016)}")
+    assert above.startswith("P(melanoma) 73% is above the operating threshold 1.6%")
+    assert _reasons(0.024, 0.0, 0.3, 6, 0.016, 2.5, 2).startswith("P(melanoma) 2.4% is above")
+    below = _reasons(0.0123, 0.0, 0.3, 6, 0.016, 2.5, 2)
+    assert below.startswith("no flag: P(melanoma) 1.2% is below the operating threshold 1.6%")
+
+
+def test_a_score_that_would_read_as_its_threshold_gets_the_decimals_that_tell_them_apart():
+    from model.triage import _reasons
+
+    assert _reasons(0.01604, 0.0, 0.3, 6, 0.016, 2.5, 1).startswith(
+        "P(melanoma) 1.604% is above the operating threshold 1.600%"
+    )
+    assert "P(melanoma) 16.4% is above the operating threshold 16.0%" in _reasons(0.164, 0.0, 0.3, 6, 0.16, 2.5, 1)
