@@ -1,7 +1,7 @@
 """Patient review, section 2 · Lesion images: upload (every unusable file named with its reason), each image's
 label, anatomic site and follow-up link, the body map and the overview photos.
 
-Streamlit code only; the review itself (dashboard/review_state.py) checks and keeps what is entered.
+Streamlit code only; the review itself (its images: dashboard/review_images.py) checks and keeps what is entered.
 """
 
 from __future__ import annotations
