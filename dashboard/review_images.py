@@ -8,11 +8,13 @@ methods use and adds the rest of the review: the triage, the decisions, saving. 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dashboard.choices import SITES
+from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.overview_photos import OverviewPhotos
 from dashboard.patient_form import NEW_LESION, PatientContext
 from dashboard.uploads import (
@@ -32,6 +34,8 @@ from data.settings import LIMITS
 
 if TYPE_CHECKING:
     from dashboard.store.records import LesionSummary
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -116,11 +120,20 @@ class ReviewImages:
         self.images[sha] = image
         report.added.append(sha)
 
-    def flag_saved_for_other_patients(self, saved_elsewhere: Iterable[str]) -> int:
-        """Warn about each image of the review that is saved for another patient (the store's
-        ``images_saved_for_other_patients``); returns how many. Not refused: the earlier save may be the
-        mistake, and the clinician decides."""
-        elsewhere = set(saved_elsewhere)
+    def flag_saved_for_other_patients(self, store: Any, added: Iterable[str]) -> int:
+        """Warn about each of ``added`` (images just uploaded, or resumed from a draft) that ``store`` holds for
+        another patient (the wrong patient chosen, mixed-up files); returns how many. Not refused: the earlier
+        save may be the mistake, and the clinician decides. Without the store, or when it fails, the check is
+        skipped (and logged): the review goes on, as everywhere on the review page."""
+        added = list(added)
+        if store is None or not added:
+            return 0
+        patient_id = self.patient.patient_id if self.patient else None
+        try:
+            elsewhere = set(store.images_saved_for_other_patients(added, patient_id))
+        except STORE_ERRORS as exc:
+            log_swallowed(logger, "checking new images against other patients", exc)
+            return 0
         flagged = [sha for sha in self.images if sha in elsewhere]
         for sha in flagged:
             self.problems.append(

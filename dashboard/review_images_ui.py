@@ -6,7 +6,6 @@ Streamlit code only; the review itself (its images: dashboard/review_images.py) 
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -14,7 +13,6 @@ import streamlit as st
 from dashboard import body_map_ui, follow_up_picker, follow_up_ui, overview_ui
 from dashboard import components as ui
 from dashboard.choices import SITES
-from dashboard.errors import STORE_ERRORS, log_swallowed
 from dashboard.patient_form import NEW_LESION
 from dashboard.store.privacy import filename_looks_personal
 from dashboard.textsafe import literal
@@ -24,8 +22,6 @@ from data.settings import LIMITS
 if TYPE_CHECKING:
     from dashboard.review_state import ReviewState
     from dashboard.user_store import UserStore
-
-logger = logging.getLogger(__name__)
 
 
 # Widget callbacks run before the page's script: they reach the review through the session.
@@ -85,7 +81,7 @@ def images_section(state: ReviewState, store: UserStore | None, threshold: float
     if files:
         report = state.add_files([(f.name, f.getvalue()) for f in files])
         state.uploader_generation += 1  # empty the uploader: its files now live in the review
-        flag_other_patients(state, store, report.added)
+        state.flag_saved_for_other_patients(store, report.added)
         if report.added:
             st.toast(f"{len(report.added)} image(s) added.", icon=":material/add_photo_alternate:")
         st.rerun()
@@ -114,20 +110,6 @@ def images_section(state: ReviewState, store: UserStore | None, threshold: float
         _image_grid(state, store, locked)
     body_map_ui.review_panel(state, threshold, locked)
     overview_ui.review_panel(state, locked)
-
-
-def flag_other_patients(state: ReviewState, store: UserStore | None, added: list[str]) -> None:
-    """A new (or resumed) image already saved for another patient gets a warning (the wrong patient chosen,
-    mixed-up files). Without the store the check is skipped: the review goes on, as everywhere on this page."""
-    if store is None or not added:
-        return
-    patient_id = state.patient.patient_id if state.patient else None
-    try:
-        elsewhere = store.images_saved_for_other_patients(added, patient_id)
-    except STORE_ERRORS as exc:
-        log_swallowed(logger, "checking new images against other patients", exc)
-        return
-    state.flag_saved_for_other_patients(elsewhere)
 
 
 def _image_grid(state: ReviewState, store: UserStore | None, locked: bool) -> None:

@@ -23,7 +23,6 @@ from dashboard.patient_form import (
     validate_new_patient,
 )
 from dashboard.review_draft import draft_fingerprint, draft_summary, keep_draft, resume_draft
-from dashboard.review_images_ui import flag_other_patients
 from dashboard.store.privacy import PSEUDONYM_HELP, identifier_warnings
 from dashboard.textsafe import literal
 from data.settings import LIMITS
@@ -117,7 +116,7 @@ def _offer_draft(store: UserStore | None) -> bool:
         except STORE_ERRORS as exc:  # the patient gone from the store, the draft unreadable (ValueError)
             st.error(f"The kept review could not be resumed: {literal(exc)}", icon=":material/error:")
             return True
-        flag_other_patients(resumed, store, list(resumed.images))  # the upload's warning, again after a reload
+        resumed.flag_saved_for_other_patients(store, resumed.images)  # the upload's warning, again after a reload
         ui.reset_review()
         resumed.uploader_generation = ui.review_state().uploader_generation
         st.session_state[ui.REVIEW_KEY] = resumed

@@ -333,3 +333,50 @@ def test_images_taken_two_years_ago_are_scored_and_saved_at_the_age_of_then(tmp_
     assert fresh.patient_age() == float(today.year - 1970) and fresh.result_is_stale
     with pytest.raises(ReviewNotReady, match="age on the date the images were taken"):
         review_to_save(fresh, "Dr A", "m1", "abc")
+
+
+class _Store:
+    """The one store call the other-patient check makes, recorded; ``fails``: it raises as a lost database."""
+
+    def __init__(self, elsewhere=(), fails=False):
+        self.elsewhere, self.fails, self.asked = set(elsewhere), fails, []
+
+    def images_saved_for_other_patients(self, shas, patient_id):
+        from sqlalchemy.exc import OperationalError
+
+        self.asked.append((list(shas), patient_id))
+        if self.fails:
+            raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return self.elsewhere & set(shas)
+
+
+def test_images_saved_for_another_patient_are_warned_about_not_refused(other_lesions, caplog):
+    state = _state_with_patient(patient_id=4)
+    added = state.add_files([(f.name, f.data) for f in other_lesions[:2]]).added
+    store = _Store(elsewhere={added[1]})
+    assert state.flag_saved_for_other_patients(store, added) == 1
+    assert store.asked == [(added, 4)]  # this patient's own saved images are not "elsewhere"
+    [warning] = [p for p in state.problems if p.kind == "other_patient"]
+    assert warning.filename == other_lesions[1].name and "already saved for another patient" in warning.reason
+    assert len(state.images) == 2  # kept: the earlier save may be the mistake
+    # Without the store, or with it failing, the review goes on unchecked (the failure logged).
+    assert state.flag_saved_for_other_patients(None, added) == 0
+    assert state.flag_saved_for_other_patients(_Store(fails=True), added) == 0
+    assert "checking new images against other patients failed (OperationalError)" in caplog.text
+    assert state.flag_saved_for_other_patients(store, []) == 0 and len(store.asked) == 1  # nothing new: no query
+
+
+def test_the_review_page_s_sections_do_not_reach_into_each_other():
+    # The patient section called the images section's helper for this check; it is the review's own now.
+    import ast
+    from pathlib import Path
+
+    import dashboard
+
+    folder = Path(dashboard.__file__).parent
+    for section, other in (("review_patient_ui", "review_images_ui"), ("review_images_ui", "review_patient_ui")):
+        tree = ast.parse((folder / f"{section}.py").read_text(encoding="utf-8"))
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        for node in (n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)):  # "from dashboard import x" too
+            imported |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        assert f"dashboard.{other}" not in imported, f"{section} imports {other}"
