@@ -236,3 +236,19 @@ def test_a_plain_file_name_is_kept_and_labels_the_lesion(name):
 def test_a_stored_file_name_loses_its_folders():
     assert original_filename("Doe Jane/IMG_0231.JPG") == "IMG_0231.JPG"
     assert original_filename("C:\\Patients\\Doe, Jane\\IMG_0231.JPG") == "IMG_0231.JPG"
+
+
+def test_iptc_app15_and_bytes_after_the_end_marker_are_dropped():
+    """IPTC (APP13) holds the patient's name in clinic software; APP15 and a trailer after FF D9 can too."""
+    out = io.BytesIO()
+    Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1))).convert("RGB").save(out, "JPEG")
+    clean = out.getvalue()
+    iptc = _segment(0xED, b"Photoshop 3.0\0" + b"8BIM\x04\x04\0\0\0\0\0\x0d\x1c\x02\x05\0\x08" + b"Jane Doe")
+    app15 = _segment(0xEF, b"Jane Doe 1970-01-01")
+    original = clean[:2] + iptc + app15 + clean[2:] + b"Jane Doe"
+    assert original.endswith(b"\xff\xd9Jane Doe")
+    assert np.array_equal(_pixels(original), _pixels(clean))
+    cleaned = strip_metadata(original)
+    assert b"Jane Doe" not in cleaned
+    assert cleaned.endswith(b"\xff\xd9")
+    assert np.array_equal(_pixels(cleaned), _pixels(clean))
