@@ -169,6 +169,34 @@ def test_a_rise_within_the_spread_or_across_models_is_called_possible_noise():
     assert other_model is not None and other_model.may_be_noise and "model" in other_model.caveat()
 
 
+def test_a_rise_between_two_model_versions_in_a_history_says_the_rise_may_be_the_models():
+    patient = PatientRecord(id=1, identifier="P-1", birth_year=1970, sex="female", created_at=T0)
+    first = _visit(40, 1, 1, [_lesion(7, 1, "torso", "left scapula", 100, 0.010, spread=0.0, model="m-1")])
+    second = _visit(52, 2, 7, [_lesion(7, 1, "torso", "left scapula", 110, 0.080, spread=0.0, model="m-2")])
+    [scapula] = lesion_histories(PatientTimeline(patient=patient, visits=(first, second)))
+    rise = lesion_rise(scapula, RiseMargin())
+    assert rise is not None and rise.same_model is False and rise.within_spread is False
+    assert rise.may_be_noise  # only because two models scored it
+    assert "different model versions, so the rise may be the model's" in rise.caveat()
+    assert rises_by_visit(scapula, RiseMargin())[52].same_model is False
+
+
+def test_an_unscored_last_visit_does_not_hide_the_rise_between_the_last_two_scores():
+    """The flag compares the last two visits *with a score*: a visit saved without one is skipped."""
+    from dashboard.follow_up import LesionHistory, LesionVisit
+
+    def visit(number: int, p: float | None) -> LesionVisit:
+        return LesionVisit(10 + number, number, T0.replace(month=number), None, p, 0.001, None, "m-1")
+
+    lesion = LesionHistory(3, 1, "back", "torso", (visit(1, 0.010), visit(2, 0.080), visit(3, None)))
+    rise = lesion_rise(lesion, RiseMargin())
+    assert rise is not None and (rise.before, rise.after) == (0.010, 0.080)
+    assert set(rises_by_visit(lesion, RiseMargin())) == {12}
+    # An unscored visit between two scores does not break the pair either.
+    between = LesionHistory(3, 1, "back", "torso", (visit(1, 0.010), visit(2, None), visit(3, 0.080)))
+    assert lesion_rise(between, RiseMargin()) is not None and set(rises_by_visit(between, RiseMargin())) == {13}
+
+
 def test_the_rise_caveat_quotes_the_models_same_day_photograph_check():
     from dashboard.model_evidence import rephotograph_share
 
