@@ -58,6 +58,19 @@ def test_limits_on_the_number_of_images(other_lesions):
     assert len(report.added) == 2 and "at most 2" in report.problems[0].reason
 
 
+def test_the_image_that_crosses_the_review_s_total_is_refused_and_the_earlier_ones_stay(other_lesions):
+    first, second, third = other_lesions[:3]
+    # Each image alone is far under the limit; the three together are one byte over it.
+    limits = UploadLimits(max_total_bytes=len(first.data) + len(second.data) + len(third.data) - 1)
+    state = _state_with_patient()
+    report = state.add_files([(f.name, f.data) for f in (first, second, third)], limits)
+    assert report.added == [sha256_of(first.data), sha256_of(second.data)]
+    [problem] = report.problems
+    assert problem.filename == third.name and problem.kind == "error"
+    assert "may total" in problem.reason and "not added" in problem.reason
+    assert list(state.images) == report.added and state.total_bytes <= limits.max_total_bytes
+
+
 def _fake_result(state: ReviewState, p: list[float], ud: list[float]) -> SimpleNamespace:
     ids = list(state.images)
     table = pd.DataFrame(

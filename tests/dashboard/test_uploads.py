@@ -111,3 +111,69 @@ def test_zip_bombs_and_oversized_archives_are_refused():
 
     (problem,) = list(expand_upload("broken.zip", b"PK\x03\x04 not really a zip"))
     assert "damaged" in problem.reason
+
+
+def _patched_zip(members: dict[str, bytes], patch) -> bytes:
+    """A stored zip whose headers ``patch(data, local_header_offset, central_entry_offset)`` rewrites."""
+    data = bytearray(_zip(members, zipfile.ZIP_STORED))
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    patch(data, local, central)
+    return bytes(data)
+
+
+def test_a_password_protected_member_is_reported_not_read():
+    def encrypted(data: bytearray, local: int, central: int) -> None:
+        data[local + 6] |= 0x1  # general-purpose flag bit 0: encrypted
+        data[central + 8] |= 0x1
+
+    (problem,) = list(expand_upload("locked.zip", _patched_zip({"a.jpg": _jpeg()}, encrypted)))
+    assert isinstance(problem, UploadProblem) and problem.filename == "locked.zip/a.jpg"
+    assert "encrypted (password-protected)" in problem.reason
+
+
+def test_a_member_larger_than_its_header_says_is_not_taken_in():
+    def under_declared(data: bytearray, local: int, central: int) -> None:
+        struct.pack_into("<I", data, local + 22, 500)  # uncompressed size
+        struct.pack_into("<I", data, central + 24, 500)
+
+    (problem,) = list(expand_upload("lie.zip", _patched_zip({"a.jpg": b"x" * 5000}, under_declared)))
+    assert isinstance(problem, UploadProblem) and problem.filename == "lie.zip/a.jpg"
+    assert "cannot be extracted" in problem.reason  # zipfile stops at the declared size: the CRC fails
+
+
+class _Stream:
+    """A member's data as a reader that does not stop at the header's size (counts what it hands out)."""
+
+    def __init__(self, size: int, handed_out: list[int]) -> None:
+        self.left, self.handed_out = size, handed_out
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        self.left -= n
+        self.handed_out.append(n)
+        return b"x" * n
+
+
+def test_members_are_read_at_most_one_byte_over_the_limit_whatever_their_header_says(monkeypatch):
+    """Never trust the header: a member that streams on is cut one byte over the per-image limit, and an
+    archive whose members together unpack to more than the zip limit is stopped."""
+    limits = UploadLimits(max_file_bytes=1000, max_zip_uncompressed=2500)
+    handed_out: list[int] = []
+    sizes = {"big.jpg": 1_000_000, "a.jpg": 1000, "b.jpg": 1000, "c.jpg": 1000, "d.jpg": 1000}
+    archive = _zip({name: b"x" * 10 for name in sizes}, zipfile.ZIP_STORED)  # each header says 10 bytes
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, info, *a, **k: _Stream(sizes[info.filename], handed_out))
+    items = list(expand_upload("lie.zip", archive, limits))
+    assert max(handed_out) == limits.max_file_bytes + 1  # the 1 MB member was never read whole
+    assert isinstance(items[0], UploadProblem) and items[0].filename == "lie.zip/big.jpg"
+    assert "over the limit" in items[0].reason
+    assert [name for name, _ in items[1:3]] == ["lie.zip/a.jpg", "lie.zip/b.jpg"]
+    stopped = items[3]
+    assert isinstance(stopped, UploadProblem) and stopped.filename == "lie.zip"
+    assert "more than its header says; stopped reading" in stopped.reason
+    assert len(items) == 4 and len(handed_out) == 4  # d.jpg is not opened
