@@ -9,17 +9,17 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from argon2 import extract_parameters
 from argon2.profiles import RFC_9106_LOW_MEMORY
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dashboard.accounts import Accounts
 from dashboard.auth import AccessDenied, LoginFailed
 from dashboard.store import CaseStore
-from dashboard.store.models import AppUser
+from dashboard.store.models import AppUser, AuditEvent
 from dashboard.user_store import UserStore
 
 PASSWORD = "correct horse battery staple"
@@ -81,6 +81,30 @@ def test_failed_logins_are_audited_and_rate_limited(store):
     ] * 3 + [("nobody", "auth.login_locked")]
     # Once the window has passed the account works again.
     assert Accounts(store, max_failures=3, failure_window=timedelta(0)).authenticate("dr.ada", PASSWORD)
+
+
+def _failures_made(store, ago: timedelta) -> None:
+    """Back-date every recorded failed sign-in to ``ago`` before now."""
+    with store.write_transaction() as session:
+        session.execute(
+            update(AuditEvent)
+            .where(AuditEvent.action == "auth.login_failed")
+            .values(occurred_at=datetime.now(UTC) - ago)
+        )
+
+
+def test_only_failures_inside_the_lockout_window_count(store):
+    window = timedelta(minutes=15)
+    accounts = Accounts(store, max_failures=3, failure_window=window)
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="test")
+    for _ in range(3):
+        with pytest.raises(LoginFailed, match="Wrong username or password"):
+            accounts.authenticate("dr.ada", "wrong password!!")
+    _failures_made(store, window - timedelta(minutes=1))  # still inside the window: locked
+    with pytest.raises(LoginFailed, match="Too many failed sign-ins"):
+        accounts.authenticate("dr.ada", PASSWORD)
+    _failures_made(store, window + timedelta(minutes=1))  # older than the window: they no longer count
+    assert accounts.authenticate("dr.ada", PASSWORD).username == "dr.ada"
 
 
 def test_disabled_account_cannot_sign_in_and_loses_its_session(store):
