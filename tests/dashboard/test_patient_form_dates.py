@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from dashboard.patient_form import patient_from_store, search_choice_label
+from dashboard.review_state import ReviewState
 from dashboard.store import CaseStore, LesionReview, ReviewToSave
+from data.hashing import sha256_bytes
 
 FIRST = dt.datetime(2025, 6, 7, 10, 0, tzinfo=dt.UTC)
 
@@ -82,3 +84,25 @@ def test_the_search_list_shows_the_latest_visit_s_date_not_the_latest_save_s(syd
         last_visit_date=dt.date(2025, 12, 7),
     )
     assert search_choice_label(summary).endswith("last 2025-12-07")
+
+
+def test_a_reupload_of_a_photo_whose_stored_copy_lost_its_metadata_is_recognised(store):
+    exif = Image.Exif()
+    exif[0x013B] = "Jane Doe"  # Artist: stripped before the file is stored, so the stored bytes differ
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (180, 120, 90)).save(buf, format="JPEG", exif=exif)
+    upload = buf.getvalue()
+    saved = store.load_visit(_save(store, upload, FIRST))
+    stored = saved.lesions[0]
+    assert stored.image.sha256 != sha256_bytes(upload) and stored.image.source_sha256 == sha256_bytes(upload)
+
+    context = patient_from_store(store, saved.patient_id)
+    where = (stored.lesion_id, "visit of 2025-06-07 (lesion “mole A”)")
+    assert context.known_images[sha256_bytes(upload)] == where  # the upload's own bytes, as uploaded
+    assert context.known_images[stored.image.sha256] == where
+    # The same photo uploaded again at the next visit is recognised and linked to its lesion.
+    state = ReviewState()
+    state.patient = context
+    report = state.add_files([("again.jpg", upload)])
+    assert [p.kind for p in report.problems] == ["notice"] and "2025-06-07" in report.problems[0].reason
+    assert state.images[sha256_bytes(upload)].existing_lesion_id == stored.lesion_id

@@ -20,6 +20,12 @@ def test_the_form_fills_what_the_record_leaves_unknown_and_names_what_it_contrad
     assert (record.birth_year, record.sex) == (1961, "female")  # a contradiction changes nothing
 
 
+def test_a_form_that_contradicts_the_record_fills_nothing_not_even_what_the_record_leaves_unknown():
+    record = PatientContext(identifier="PT-1", birth_year=None, sex="female", patient_id=3)
+    assert merge_form_into_existing(record, 1970, "male") == ["sex female"]  # the unknown birth year is no conflict
+    assert (record.birth_year, record.sex) == (None, "female")  # the form is not merged while it contradicts
+
+
 def test_the_patient_banner_says_what_the_store_knows():
     assert "new patient" in PatientContext(identifier="PT-1").history_line()
     known = PatientContext(identifier="PT-1", patient_id=3, visit_count=2, known_lesions=[object()] * 4)
