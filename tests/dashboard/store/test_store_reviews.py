@@ -187,6 +187,20 @@ def test_two_visits_survive_a_restart(db_url, data_dir, sample_images, make_lesi
         ]
 
 
+def test_each_decision_s_audit_entry_keeps_the_score_it_was_taken_on(store, sample_images, make_lesion, make_review):
+    review = make_review(
+        [
+            make_lesion(sample_images[0], p_melanoma=0.123456789, decision_action="excise"),
+            make_lesion(sample_images[1], p_melanoma=0.5, decision_action="reassure", lesion_label="other"),
+            make_lesion(sample_images[2], p_melanoma=0.9, lesion_label="undecided"),  # no decision: no entry
+        ]
+    )
+    visit_id = store.save_review(review)
+    patient_id = store.load_visit(visit_id).patient_id
+    entries = [e.detail for e in store.audit_events(patient_id, action="decision.record")]
+    assert [(d["action"], d["p_melanoma"]) for d in entries] == [("excise", 0.1235), ("reassure", 0.5)]
+
+
 def test_identical_image_is_stored_once(store, sample_images, make_lesion, make_review):
     img = sample_images[0]
     v1 = store.save_review(make_review([make_lesion(img, lesion_label="A")]))
