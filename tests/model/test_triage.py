@@ -15,7 +15,15 @@ from model.triage import LesionInput, PatientInfo, triage_patient
 from model.triage_scoring import blend
 from model.triage_settings import TRIAGE_DEFAULTS, triage_settings
 from model.triage_table import output_table
-from model.ugly_duckling import embedding_map, rank_descending, robust_z, ugly_duckling
+from model.ugly_duckling import (
+    NEAR_COPY_DISTANCE,
+    copy_groups,
+    embedding_map,
+    loo_cosine_distance,
+    rank_descending,
+    robust_z,
+    ugly_duckling,
+)
 
 # The ISIC 2020 patient with the most images here (9: 8 melanoma + 1 benign).
 PATIENT = "IP_7373371"
@@ -305,6 +313,52 @@ def test_references_are_compared_against_but_not_scored():
     # Too few lesions alone, enough with the references; none at all stays empty.
     assert np.isnan(ugly_duckling(visit[:2])).all() and np.isfinite(ugly_duckling(visit[:2], references=earlier)).all()
     assert ugly_duckling(visit[:0], references=earlier).shape == (0,)
+
+
+def test_an_earlier_outlier_lends_its_score_to_no_lesion_of_this_visit():
+    # The visit's own rows come first in the comparison; the references' scores are dropped, not the visit's.
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=64)
+    visit = np.stack([base + 0.7 * rng.normal(size=64) for _ in range(6)])
+    earlier = np.stack([base + 0.7 * rng.normal(size=64) for _ in range(3)] + [-base + 0.3 * rng.normal(size=64)])
+    everyone = np.vstack([visit, earlier])
+    assert list(copy_groups(everyone)) == list(range(10))  # no copies: every row is its own lesion
+    full = robust_z(loo_cosine_distance(everyone))
+    assert np.argmax(full) == 9 and full[9] > 2.5  # the last earlier lesion is the patient's odd one out
+    z = ugly_duckling(visit, references=earlier)
+    np.testing.assert_allclose(z, full[:6])
+    assert not np.isclose(z, full[9]).any()
+
+
+def _at_degrees(*angles: float) -> np.ndarray:
+    radians = np.deg2rad(angles)
+    return np.stack([np.cos(radians), np.sin(radians)], axis=1)
+
+
+def test_copies_of_copies_form_one_group_in_any_order():
+    # 20 degrees apart is a copy (cosine distance 0.06), 40 is not (0.23): a~b and b~c, but not a~c.
+    assert 1 - np.cos(np.deg2rad(20)) < NEAR_COPY_DISTANCE < 1 - np.cos(np.deg2rad(40))
+    assert list(copy_groups(_at_degrees(-20, 0, 20))) == [0, 0, 0]
+    assert list(copy_groups(_at_degrees(-20, 20, 0))) == [0, 0, 0]  # the link between the two comes last
+    assert list(copy_groups(_at_degrees(0, 90))) == [0, 1]
+
+
+def test_a_copy_that_joins_two_groups_relabels_every_member():
+    # rows 1 and 2 are one photo (group 1) before row 3 links them to row 0: all four become group 0; the
+    # unrelated row 4 stays its own group
+    assert list(copy_groups(_at_degrees(0, 40, 41, 20, 90))) == [0, 0, 0, 0, 4]
+
+
+def test_robust_z_scales_the_mad_to_a_standard_deviation():
+    # median 3, MAD 1: the scale is 1.4826 (a normal sample's SD), above the floor 0.25 * 3
+    np.testing.assert_allclose(
+        robust_z(np.array([1.0, 2.0, 3.0, 4.0, 10.0]), 0.25), [-2 / 1.4826, -1 / 1.4826, 0, 1 / 1.4826, 7 / 1.4826]
+    )
+    assert robust_z(np.array([1.0, 2.0, 3.0, 4.0, 10.0]), 0.25)[-1] == pytest.approx(4.7214, abs=1e-4)
+    # a floor above 1.4826 * MAD wins: 0.6 * 3 = 1.8
+    np.testing.assert_allclose(
+        robust_z(np.array([1.0, 2.0, 3.0, 4.0, 10.0]), 0.6), [-2 / 1.8, -1 / 1.8, 0, 1 / 1.8, 7 / 1.8]
+    )
 
 
 def test_blend_and_rank():
