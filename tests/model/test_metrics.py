@@ -36,9 +36,22 @@ def test_threshold_for_sensitivity_reaches_the_target():
 
 
 def test_sensitivity_at_specificity():
-    s = sensitivity_at_specificity(Y, P, 0.9)
-    assert 0 < s < 1
+    # the best sensitivity of any threshold (every score, and just above each) that keeps specificity >= 90%
+    candidates = np.r_[np.unique(P), np.nextafter(np.unique(P), np.inf)]
+    rates = [rates_at_threshold(Y, P, t) for t in candidates]
+    best = max(sens for sens, spec in rates if spec >= 0.9)
+    assert sensitivity_at_specificity(Y, P, 0.9) == best
+    assert 0 < best < 1  # neither trivial end
     assert sensitivity_at_specificity(Y, Y.astype(float), 0.9) == 1.0
+
+
+def test_sensitivity_at_specificity_does_not_count_a_melanoma_tied_with_the_benign_lesion_at_the_cut():
+    # 10 benign lesions: 90% specificity leaves the 9 lowest unflagged, so the cut sits just above 0.9; the
+    # melanoma scored 0.9 exactly is not found (flagging it would flag that benign lesion too: 80% specificity)
+    y = np.r_[np.zeros(10, int), np.ones(3, int)]
+    p = np.r_[np.arange(1, 11) / 10, 0.9, 0.95, 0.5]
+    assert sensitivity_at_specificity(y, p, 0.9) == pytest.approx(1 / 3)
+    assert rates_at_threshold(y, p, 0.9) == pytest.approx((2 / 3, 0.8))
 
 
 def test_screening_figures_at_prevalence():
@@ -54,9 +67,44 @@ def test_calibration_and_bootstrap():
     assert cal["ece"] == pytest.approx(0.0)
     lo, hi = bootstrap_ci(roc_auc, Y, P, n_boot=200)
     assert lo < roc_auc(Y, P) < hi
-    groups = np.repeat(np.arange(1000), 2)
-    lo_g, hi_g = bootstrap_ci(roc_auc, Y, P, groups=groups, n_boot=200)
-    assert lo_g < hi_g
+    # Each lesion photographed twice (identical rows): resampling lesions gives exactly the interval of the
+    # lesions counted once, and resampling images would give a narrower, falsely confident one.
+    y2, p2, lesion = np.repeat(Y, 2), np.repeat(P, 2), np.repeat(np.arange(len(Y)), 2)
+    lo_g, hi_g = bootstrap_ci(roc_auc, y2, p2, groups=lesion, n_boot=200)
+    assert (lo_g, hi_g) == (lo, hi)
+    lo_i, hi_i = bootstrap_ci(roc_auc, y2, p2, n_boot=200)
+    assert hi_i - lo_i < 0.85 * (hi_g - lo_g)
+
+
+def test_ece_weights_each_bin_by_its_share_of_lesions():
+    # three lesions at 5% (one melanoma: gap 0.05 vs 1/3) and one at 95% (a melanoma: gap 0.05)
+    cal = calibration([0, 0, 1, 1], [0.05, 0.05, 0.05, 0.95])
+    assert cal["count"] == [3, 1]
+    assert cal["ece"] == pytest.approx(3 / 4 * (1 / 3 - 0.05) + 1 / 4 * 0.05)  # 0.225, not the bins' mean 0.167
+
+
+def _by_hand_percentile_bootstrap(metric, y, p, groups, n_boot, seed):
+    """95% percentile bootstrap, whole groups drawn with replacement, as many groups as there are."""
+    rng = np.random.default_rng(seed)
+    names = np.unique(groups)
+    values = []
+    for _ in range(n_boot):
+        drawn = rng.integers(0, len(names), len(names))
+        rows = np.concatenate([np.flatnonzero(groups == names[g]) for g in drawn])
+        values.append(metric(y[rows], p[rows]))
+    return tuple(np.quantile(values, [0.025, 0.975]))
+
+
+def test_bootstrap_interval_is_a_95_percent_percentile_bootstrap_of_whole_groups():
+    small = np.random.default_rng(3)
+    y = small.integers(0, 2, 120)
+    p = np.clip(y * 0.2 + small.random(120) * 0.8, 0, 1)
+    patients = small.integers(0, 30, 120)
+    ours = bootstrap_ci(roc_auc, y, p, groups=patients, n_boot=300, seed=7)
+    assert ours == pytest.approx(_by_hand_percentile_bootstrap(roc_auc, y, p, patients, 300, 7))
+    assert ours[1] - ours[0] > 0.05
+    alone = bootstrap_ci(roc_auc, y, p, n_boot=300, seed=7)
+    assert alone == pytest.approx(_by_hand_percentile_bootstrap(roc_auc, y, p, np.arange(120), 300, 7))
 
 
 def test_report_from_predictions_has_pooled_and_per_dataset():
@@ -106,6 +154,11 @@ def test_proportion_interval_is_wilsons_and_stays_inside_zero_one():
     assert proportion_ci(0, 5)[0] == pytest.approx(0.0, abs=1e-12)
     assert proportion_ci(5, 5)[1] == pytest.approx(1.0, abs=1e-12)
     assert all(np.isnan(proportion_ci(0, 0)))
+    # one lesion: Wilson's bounds are 1 / (1 + z²) and z² / (1 + z²), z = 1.95996
+    z2 = 1.959963984540054**2
+    assert proportion_ci(1, 1) == pytest.approx((1 / (1 + z2), 1.0))
+    assert proportion_ci(0, 1) == pytest.approx((0.0, z2 / (1 + z2)))
+    assert proportion_ci(1, 1)[0] == pytest.approx(0.2065, abs=1e-4)
 
 
 def test_random_order_expectations():
