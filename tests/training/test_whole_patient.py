@@ -108,3 +108,83 @@ def test_a_random_orders_expected_top_k():
     assert whole_patient.random_order_top(table, 5) == pytest.approx((0.5 + 7 / 9 + 1.0) / 3)
     assert whole_patient.random_order_top(table, 1) == pytest.approx((0.1 + 0.2 + 0.2) / 3)
     assert np.isnan(whole_patient.random_order_top(table[table["n_melanoma"] == 0], 5))
+
+
+def one_melanoma_at(ranks, n):
+    """A frame and scores: one patient per rank, ``n`` lesions each, its melanoma (listed first) ranked there."""
+    groups, targets, scores = [], [], []
+    for i, rank in enumerate(ranks):
+        benign = np.arange(n - 1, 0, -1, dtype=float)  # n - 1, ..., 1
+        groups += [f"p{i:02d}"] * n
+        targets += [1] + [0] * (n - 1)
+        scores += [n - 0.5 - rank + 1, *benign]  # rank - 1 benign lesions score above the melanoma
+    return frame(groups, targets), np.array(scores)
+
+
+def test_a_melanoma_ranked_fifth_is_in_the_top_five_and_sixth_is_not():
+    f, score = one_melanoma_at([5, 6], n=8)
+    table = whole_patient.patient_table(f, score)
+    assert list(table["first_rank"]) == [5, 6]
+    assert whole_patient.summarise(table)["top5"] == 0.5
+
+
+def test_a_melanoma_ranked_fifteenth_is_retrieved_in_the_top_fifteen():
+    # one patient, 20 lesions, melanomas at ranks 15 and 16: one of the two is within the top 15
+    f = frame(["a"] * 20, [0] * 14 + [1, 1] + [0] * 4)
+    table = whole_patient.patient_table(f, np.arange(20, 0, -1, dtype=float))
+    assert table["first_rank"].iloc[0] == 15 and table["hits15"].iloc[0] == 1
+    assert whole_patient.summarise(table)["top15_retrieval"] == 0.5
+
+
+def test_a_melanoma_tied_with_a_benign_lesion_counts_half_a_pair():
+    f = frame(["a", "a", "b", "b", "b"], [1, 0, 1, 0, 0])
+    table = whole_patient.patient_table(f, np.array([0.5, 0.5, 0.5, 0.5, 0.1])).set_index("patient")
+    assert table.loc["a", "within_auc"] == 0.5
+    assert table.loc["b", "within_auc"] == 0.75  # the tie half, the lesion below it whole
+
+
+def test_bootstrap_intervals_are_95_percent_percentile_intervals_over_melanoma_patients():
+    ranks = np.random.default_rng(4).integers(1, 11, 25)
+    f, score = one_melanoma_at(ranks, n=10)
+    table = whole_patient.patient_table(f, score)
+    result = whole_patient.bootstrap(table, n_boot=300, seed=5)
+    rng = np.random.default_rng(5)  # by hand: patients drawn with replacement, 2.5% and 97.5% quantiles
+    draws = [whole_patient.summarise(table.iloc[rng.integers(0, 25, 25)]) for _ in range(300)]
+    for m in ("share_before", "top5"):
+        assert result[m]["ci"] == pytest.approx(list(np.quantile([d[m] for d in draws], [0.025, 0.975])))
+    assert result["share_before"]["ci"][1] - result["share_before"]["ci"][0] > 0.1
+
+
+def test_a_ranking_against_itself_differs_by_exactly_nothing():
+    f, score = one_melanoma_at(np.random.default_rng(6).integers(1, 11, 25), n=10)
+    table = whole_patient.patient_table(f, score)
+    diff = whole_patient.paired_difference(table, table, n_boot=200)
+    assert diff == {"value": 0.0, "ci": [0.0, 0.0]}
+
+
+def test_the_difference_interval_resamples_the_same_patients_for_both_rankings():
+    # Patients differ widely in how hard their melanoma is to find (rank 1 to 10 of 11), but ranking a finds
+    # it exactly one place earlier than b in every one of them: share_before differs by 0.1 in each patient.
+    ranks = np.random.default_rng(7).integers(1, 11, 30)
+    f, score_a = one_melanoma_at(ranks, n=11)
+    _, score_b = one_melanoma_at(ranks + 1, n=11)
+    table_a, table_b = whole_patient.patient_table(f, score_a), whole_patient.patient_table(f, score_b)
+    diff = whole_patient.paired_difference(table_a, table_b, n_boot=200)
+    assert diff["value"] == pytest.approx(-0.1)
+    assert diff["ci"] == pytest.approx([-0.1, -0.1], abs=1e-9)  # resampled apart, the interval would be wide
+
+
+def test_the_difference_interval_is_a_95_percent_percentile_interval():
+    rng = np.random.default_rng(8)
+    ranks_a, ranks_b = rng.integers(1, 11, 30), rng.integers(1, 11, 30)
+    f, score_a = one_melanoma_at(ranks_a, n=11)
+    _, score_b = one_melanoma_at(ranks_b, n=11)
+    table_a, table_b = whole_patient.patient_table(f, score_a), whole_patient.patient_table(f, score_b)
+    diff = whole_patient.paired_difference(table_a, table_b, n_boot=300, seed=9)
+    pick = np.random.default_rng(9)  # by hand: one draw of patients for both rankings, 2.5% and 97.5% quantiles
+    draws = []
+    for _ in range(300):
+        drawn = pick.integers(0, 30, 30)
+        draws.append(((ranks_a[drawn] - 1) / 10).mean() - ((ranks_b[drawn] - 1) / 10).mean())
+    assert diff["value"] == pytest.approx(((ranks_a - ranks_b) / 10).mean())
+    assert diff["ci"] == pytest.approx(list(np.quantile(draws, [0.025, 0.975])))
