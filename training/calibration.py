@@ -56,14 +56,15 @@ def apply(logit_views: np.ndarray, scale: float, bias: float) -> np.ndarray:
 
 
 def cross_fitted(frame: pd.DataFrame, logit_views: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities where each fold's mapping was fitted on the other folds (for honest ECE)."""
+    """Calibrated probabilities where each fold's mapping was fitted on the other folds (for honest ECE): their
+    prevalence weights too, which count each source's melanomas, are of the other folds alone."""
     out = np.zeros(len(frame))
-    weights = prevalence_weights(frame)
     mean_logit = np.asarray(logit_views).mean(1)
     y = frame["target"].to_numpy(int)
     for fold in np.unique(folds):
-        test = folds == fold
-        a, b = fit_platt(mean_logit[~test], y[~test], weights[~test])
+        test = np.asarray(folds == fold)
+        weights = prevalence_weights(frame[~test])
+        a, b = fit_platt(mean_logit[~test], y[~test], weights)
         out[test] = apply(logit_views[test], a, b)
     return out
 
