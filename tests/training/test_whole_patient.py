@@ -188,3 +188,34 @@ def test_the_difference_interval_is_a_95_percent_percentile_interval():
         draws.append(((ranks_a[drawn] - 1) / 10).mean() - ((ranks_b[drawn] - 1) / 10).mean())
     assert diff["value"] == pytest.approx(((ranks_a - ranks_b) / 10).mean())
     assert diff["ci"] == pytest.approx(list(np.quantile(draws, [0.025, 0.975])))
+
+
+def test_a_folds_calibrated_scores_do_not_depend_on_its_own_labels():
+    rng = np.random.default_rng(10)
+    n = 1000
+    logit = rng.normal(0, 2, n)
+    f = pd.DataFrame(
+        {
+            "dataset": np.where(np.arange(n) % 2, "a", "b"),
+            "target": (rng.random(n) < 1 / (1 + np.exp(-(logit - 1)))).astype(int),
+        }
+    )
+    views = np.stack([logit, logit + rng.normal(0, 0.3, n)], axis=1)
+    folds = np.arange(n) % 5
+    before = calibration.cross_fitted(f, views, folds)
+    flipped = f.assign(target=np.where(folds == 2, 1 - f["target"], f["target"]))
+    after = calibration.cross_fitted(flipped, views, folds)
+    np.testing.assert_allclose(after[folds == 2], before[folds == 2])
+    assert not np.allclose(after[folds != 2], before[folds != 2])  # fold 2's labels do calibrate the others
+
+
+def test_reliability_ece_weights_each_bin_by_its_share_of_the_weight():
+    # quantile bins put the four lesions at 10% in one bin and the two above in the other (4 vs 2 lesions)
+    p = np.array([0.1, 0.1, 0.1, 0.1, 0.5, 0.9])
+    y = np.array([1, 0, 0, 0, 0, 1])
+    even = calibration.weighted_reliability(p, y, np.ones(6), bins=3)
+    assert even["weight"] == pytest.approx([4 / 6, 2 / 6])
+    assert even["ece"] == pytest.approx(4 / 6 * 0.15 + 2 / 6 * 0.2)  # 0.167, not the bins' mean 0.175
+    # the melanoma at 10% weighs twice: its bin reads 2 of 5, and holds 5 of the 7 units of weight
+    double = calibration.weighted_reliability(p, y, np.array([2.0, 1, 1, 1, 1, 1]), bins=3)
+    assert double["ece"] == pytest.approx(5 / 7 * 0.3 + 2 / 7 * 0.2)
