@@ -66,3 +66,28 @@ def test_a_scores_uncertainty_is_worded_one_way_as_the_interval_the_bars_draw():
     assert score_interval(0.86, 0.012, 8) == "84%–88% across 8 orientations"
     assert score_interval(0.015, 0.0) == "the same across orientations"  # never "± 0.0", read as certain
     assert score_interval(0.015, None) == "no uncertainty recorded with this score"
+
+
+def test_a_score_exactly_at_the_threshold_is_above_it():
+    # The metrics count P >= threshold as flagged: the band agrees, certain or not.
+    assert score_band(0.016, 0.016).name == "above"
+    assert score_band(0.016, 0.016).title == "Above threshold"
+    assert score_band(0.5, 0.5, 0.01).title == "Above threshold (borderline)"
+
+
+def test_a_score_below_whose_interval_just_reaches_the_threshold_is_near_it():
+    # 0.375 + 2 * 0.0625 = 0.5 exactly: the interval touches the threshold
+    assert uncertainty_interval(0.375, 0.0625) == (0.25, 0.5)
+    assert score_band(0.375, 0.5, 0.0625).name == "near"
+    assert score_band(0.375, 0.5, 0.0624).name == "below"
+
+
+def test_the_uncertainty_interval_stays_inside_zero_and_one():
+    assert uncertainty_interval(0.005, 0.01) == pytest.approx((0.0, 0.025))
+    assert uncertainty_interval(0.995, 0.01) == pytest.approx((0.975, 1.0))
+    assert uncertainty_interval(0.3, None) == (0.3, 0.3)
+
+
+def test_a_score_that_rounds_to_ten_per_cent_reads_as_ten_without_a_decimal():
+    assert pct(0.0996) == "10%"  # not "10.0%": from 10% no decimal, after rounding
+    assert pct(0.0994) == "9.9%"

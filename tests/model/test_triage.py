@@ -504,6 +504,31 @@ def test_the_reasons_word_a_score_as_the_score_bar_does():
     assert below.startswith("no flag: P(melanoma) 1.2% is below the operating threshold 1.6%")
 
 
+def test_a_lesion_scored_exactly_at_the_threshold_is_flagged_as_above_it(predictor, datasets_dir, isic2020):
+    # The metrics count P >= threshold as flagged: so do the table and the reasons.
+    lesions = patient_lesions(datasets_dir, isic2020)[:3]
+    p = triage_patient(predictor, lesions, tta=1).table.set_index("image_id")["p_melanoma"]
+    at = float(p.sort_values().iloc[1])  # the middle score becomes the threshold
+    config = {**predictor.config, "operating_point": {**predictor.config.get("operating_point", {}), "threshold": at}}
+    table = triage_patient(Predictor(predictor.model, config, device="cpu"), lesions, tta=1).table.set_index("image_id")
+    np.testing.assert_array_equal(table["p_melanoma"], p)
+    assert list(table["suspicious"]) == list(p >= at) and table["suspicious"].sum() == 2
+    middle = table.loc[p.sort_values().index[1]]
+    assert middle["p_melanoma"] == at and middle["suspicious"]
+    assert middle["reasons"].startswith("P(melanoma) ") and " is above the operating threshold " in middle["reasons"]
+
+
+def test_the_reasons_call_a_score_equal_to_the_threshold_above_it():
+    assert _reasons_at(0.016, 0.016).startswith("P(melanoma) 1.600% is above the operating threshold 1.600%")
+    assert _reasons_at(0.01599, 0.016).startswith("no flag: P(melanoma) 1.599% is below the operating threshold")
+
+
+def _reasons_at(p: float, threshold: float) -> str:
+    from model.triage import _reasons
+
+    return _reasons(p, 0.0, 0.3, 6, threshold, 2.5, 1)
+
+
 def test_a_score_that_would_read_as_its_threshold_gets_the_decimals_that_tell_them_apart():
     from model.triage import _reasons
 
