@@ -22,6 +22,25 @@ def test_folds_never_split_a_patient_or_lesion(datasets_dir):
     assert len(isic) > 500 and (assign_folds(isic, n_folds=5, seed=1) == assign_folds(isic, n_folds=5, seed=1)).all()
 
 
+def test_folds_share_out_each_datasets_melanomas_evenly():
+    # Two datasets alike in everything but their name: stratified on the target alone, one fold could take all
+    # of one dataset's melanomas and none of the other's (a per-source figure of that fold would be empty).
+    records = pd.concat(
+        [
+            pd.DataFrame(
+                {"dataset": name, "group_id": [f"{name}{i}" for i in range(60)], "target": [1] * 10 + [0] * 50}
+            )
+            for name in ("a", "b")
+        ],
+        ignore_index=True,
+    )
+    for seed in range(3):
+        folds = records.assign(fold=assign_folds(records, n_folds=5, seed=seed))
+        per_fold = folds.groupby(["dataset", "fold"])["target"].agg(["sum", "count"])
+        assert (per_fold["sum"] == 2).all(), seed  # each dataset: 10 melanomas in 5 folds
+        assert (per_fold["count"] == 12).all(), seed
+
+
 def test_metadata_encoding_has_unknowns():
     enc = MetadataEncoder()
     frame = pd.DataFrame({"site": ["torso", "knee", None], "sex": ["male", "unknown", None], "age": [50, None, 30]})
