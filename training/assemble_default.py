@@ -68,6 +68,14 @@ def choose_threshold(frame: pd.DataFrame, p: np.ndarray, sensitivity: float) -> 
     return float(p[order][np.searchsorted(found, sensitivity)])
 
 
+def weighted_rates(weights: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Sensitivity and specificity with each image weighted (prevalence_weights: every source at the screening
+    prevalence); a score at the threshold is flagged (P >= threshold), as everywhere else."""
+    sensitivity = float((weights * y * (p >= threshold)).sum() / (weights * y).sum())
+    specificity = float((weights * (1 - y) * (p < threshold)).sum() / (weights * (1 - y)).sum())
+    return sensitivity, specificity
+
+
 def per_source(frame: pd.DataFrame, p: np.ndarray, threshold: float, n_boot: int) -> dict:
     out = {}
     for name, idx in frame.groupby("dataset").indices.items():
@@ -247,8 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     p_crossfit = calibration.cross_fitted(oof, tta_logits(oof), oof["fold"].to_numpy())
     threshold = choose_threshold(oof, p, args.sensitivity)
     sens, spec = rates_at_threshold(y, p, threshold)
-    w_sens = float((weights * y * (p >= threshold)).sum() / (weights * y).sum())
-    w_spec = float((weights * (1 - y) * (p < threshold)).sum() / (weights * (1 - y)).sum())
+    w_sens, w_spec = weighted_rates(weights, y, p, threshold)
     screening = at_prevalence(w_sens, w_spec, SCREENING_PREVALENCE)
 
     patients = whole_patient_report(oof, embeddings, baselines, args.n_boot)
