@@ -159,3 +159,28 @@ def test_proportion_text_and_interval():
     assert Proportion(13, 25).text() == "52% (13 of 25; 33–70%)"  # Wilson: 0.3350–0.6997
     low, high = Proportion(0, 5).interval
     assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.4345, abs=1e-3)
+
+
+def test_a_visit_whose_lesion_count_was_not_recorded_is_out_of_at_least_the_melanomas_rank():
+    # ranked_in_visit 0: the store did not know how many lesions that visit ranked
+    results = local_results.local_results([row(1, 1, "melanoma", 0.3, rank=4, ranked=0)], this_model, THRESHOLD)
+    assert results.visits == (MelanomaVisit(first_rank=4, ranked=4, melanomas=1),)
+    assert results.share_before == pytest.approx(1.0)  # listed after all 3 others
+
+
+def test_exactly_enough_melanomas_are_judged():
+    def melanomas(n: int) -> list[OutcomeRow]:
+        return [row(i, i, "melanoma", 0.5, rank=1, ranked=3) for i in range(n)]
+
+    assert local_results.local_results(melanomas(local_results.ENOUGH_MELANOMAS), this_model, THRESHOLD).enough
+    assert not local_results.local_results(melanomas(local_results.ENOUGH_MELANOMAS - 1), this_model, THRESHOLD).enough
+
+
+@pytest.mark.parametrize("n_mel,n_other,shown", [(5, 5, True), (8, 4, False), (4, 8, False)])
+def test_the_auc_is_shown_only_with_enough_of_each_kind(n_mel, n_other, shown):
+    rows = [row(i, i, "melanoma", 0.5 + i / 100, rank=1, ranked=3) for i in range(n_mel)]
+    rows += [row(100 + i, 100 + i, "benign", 0.1 + i / 100, rank=2, ranked=3) for i in range(n_other)]
+    results = local_results.local_results(rows, this_model, THRESHOLD)
+    assert results.auc == pytest.approx(1.0)
+    table = local_results.comparison_table(results, None, None).set_index("measure")
+    assert (table.loc["AUC, excised lesions (melanoma against not)", local_results.CLINIC] == "1.00") == shown

@@ -44,3 +44,9 @@ def test_the_marker_on_the_pooled_curves_uses_the_unweighted_figures_when_record
     assert operating_point({"operating_point": weighted}).sensitivity == 0.804  # the page's figures stay weighted
     older = pooled_curve_point({"operating_point": weighted})  # a checkpoint that records only one pair
     assert (older.sensitivity, older.specificity) == (0.804, 0.713)
+
+
+def test_a_checkpoints_operating_point_is_read_at_the_screening_prevalence_by_default():
+    op = operating_point({"operating_point": {"threshold": 0.2, "sensitivity": 0.8, "specificity": 0.7}})
+    assert op.prevalence == SCREENING_PREVALENCE == pytest.approx(0.0176, abs=1e-4)
+    assert op.per_1000()["melanomas"] == pytest.approx(17.6, abs=0.05)
