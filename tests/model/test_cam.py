@@ -168,3 +168,13 @@ def test_predict_cli_writes_overlays(fresh_checkpoint, datasets_dir, tmp_path):
         with Image.open(out_dir / f"{p.stem}.png") as over, Image.open(p) as original:
             assert over.size == original.size
     assert predict_with_cam("nonsense") == 2
+
+
+def test_the_default_is_score_specific_grad_cam_plus_plus_and_only_eigencam_is_gradient_free():
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+
+    assert cam.DEFAULT_METHOD == "gradcam++" and cam.CAM_METHODS["gradcam++"] is GradCAMPlusPlus
+    assert cam.CAM_METHODS["gradcam"] is GradCAM
+    assert frozenset({"eigencam"}) == cam.GRADIENT_FREE and "gradient-free" in cam.CAM_LABELS["eigencam"]
+    assert cam.COMPARE_BY_DEFAULT[0] == cam.DEFAULT_METHOD
+    assert {"gradcam", "eigencam"} <= set(cam.COMPARE_BY_DEFAULT)  # a gradient map and the gradient-free one
