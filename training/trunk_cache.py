@@ -71,8 +71,9 @@ def build_trunk(backbone: str, cut: str, image_size: int) -> tuple[torch.nn.Modu
     x = torch.randn(2, 3, image_size, image_size)
     fused, _ = fuse_conv_bn(trunk, (x,))
     with torch.inference_mode():
-        if (fused(x) - trunk(x)).abs().max() > 1e-3:
-            fused = trunk  # folding changed the numbers: keep the original
+        gap = float((fused(x) - trunk(x)).abs().max())
+        if not gap <= 1e-3:  # folding changed the numbers (a NaN gap too, which `gap > 1e-3` lets through)
+            fused = trunk
     return fused.to(memory_format=torch.channels_last), config
 
 
