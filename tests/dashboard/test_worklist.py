@@ -137,3 +137,25 @@ def test_the_page_lists_what_is_waiting_audits_the_read_and_opens_a_patient(app_
     assert at.text_input(key="history_search").value == "PT-WORK-9"
     at.text_input(key="history_search").input("PT-OTHER").run()  # a search typed here is kept
     assert at.text_input(key="history_search").value == "PT-OTHER"
+
+
+def test_day_boundaries_of_due_soon_overdue_and_chase():
+    """Due today counts as due soon (not overdue); due in exactly DUE_SOON_DAYS is still within the filter; a
+    result is chased only once RESULT_CHASE_DAYS have passed; a lesion imaged again is undecided, not overdue."""
+    at_limit = TODAY + dt.timedelta(days=wl.DUE_SOON_DAYS)
+    items = [
+        _item("monitor", due=TODAY, label="today"),
+        _item("monitor", due=at_limit, label="limit"),
+        _item("monitor", due=at_limit + dt.timedelta(days=1), label="later"),
+        _item("monitor", due=dt.date(2026, 1, 1), label="seen", reimaged_on=dt.date(2026, 12, 1)),
+        _item("biopsy", decided=TODAY - dt.timedelta(days=wl.RESULT_CHASE_DAYS)),
+        _item("excise", decided=TODAY - dt.timedelta(days=wl.RESULT_CHASE_DAYS + 1)),
+    ]
+    soon = wl.repeat_imaging_table(items, TODAY, within_days=wl.DUE_SOON_DAYS)
+    assert [lesion.split(" ")[1] for lesion in soon["lesion"]] == ["today", "limit", "seen"]
+    n = wl.counts(items, TODAY)
+    assert (n["due_soon"], n["overdue"], n["undecided"], n["chase"]) == (2, 0, 1, 1)
+    assert list(wl.results_table(items, TODAY)["status"]) == [
+        f"waiting {wl.RESULT_CHASE_DAYS + 1} days — chase the result",
+        f"waiting {wl.RESULT_CHASE_DAYS} days",
+    ]
