@@ -202,3 +202,37 @@ def test_long_id_lists_are_sent_in_batches(store, sample_images, make_lesion, ma
     assert (store.worklist(), store.outcomes(), store.search_patients("PT-BATCH")) == whole
     longest = max(len(p) if isinstance(p, list | tuple | dict) else 0 for p in sent)
     assert longest <= 2 + 2  # the batch and a statement's own few parameters
+
+
+def test_a_new_tissue_decision_waits_for_its_own_result_not_an_earlier_one(
+    store, sample_images, make_lesion, make_review
+):
+    """A biopsy's result is in; a later visit decides to excise the same lesion: the excision waits for its own
+    result (the biopsy's, recorded before the decision, does not answer it)."""
+    _save(store, make_review, [make_lesion(sample_images[0], lesion_label="back", decision_action="biopsy")], JAN)
+    back = _lesion_ids(store)["back"]
+    store.record_histology(back, "benign", actor="Dr. Ada", reported_on=date(2026, 2, 14))
+    assert store.worklist() == []
+    again = make_lesion(sample_images[1], lesion_label="back", existing_lesion_id=back, decision_action="excise")
+    _save(store, make_review, [again], JUN)
+    assert [(i.label, i.action, i.visit_number) for i in store.worklist()] == [("back", "excise", 2)]
+
+
+def test_a_lesion_imaged_again_comes_before_those_due_earlier(store, sample_images, make_lesion, make_review):
+    """Imaged again without a decision, a lesion heads the list whatever its due day: the clinician has seen it
+    and owes it a decision."""
+    _save(
+        store,
+        make_review,
+        [
+            make_lesion(sample_images[0], lesion_label="soon", decision_action="monitor", decision_review_months=1),
+            make_lesion(sample_images[1], lesion_label="late", decision_action="monitor", decision_review_months=12),
+        ],
+        JAN,
+    )
+    late = _lesion_ids(store)["late"]
+    _save(store, make_review, [make_lesion(sample_images[2], lesion_label="late", existing_lesion_id=late)], JUN)
+    assert [(i.label, i.reimaged_on) for i in store.worklist()] == [
+        ("late", JUN.astimezone().date()),
+        ("soon", None),
+    ]
