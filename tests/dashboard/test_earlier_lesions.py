@@ -90,3 +90,13 @@ def test_a_follow_up_review_compares_with_the_earlier_lesions_and_names_an_odd_s
     assert any("includes 3 lesions known from earlier visits" in note for note in result.notes)
     small_sha = next(sha for sha, image in state.images.items() if image.filename == small.name)
     assert list(state.source_caveats) == [small_sha] and "200×150 px" in state.source_caveats[small_sha]
+
+
+def test_a_lesions_new_latest_image_is_embedded_anew_not_read_from_the_cache(predictor, patient_paths):
+    """After a follow-up is saved, the lesion's latest image is the new one: the next review's reference must be
+    that image, not the embedding kept for the same lesion id and site."""
+    first = embed_earlier(predictor, [history(1, patient_paths[4])])
+    again = embed_earlier(predictor, [history(1, patient_paths[5])])
+    direct = triage_patient(predictor, [LesionInput("new", patient_paths[5], "torso")])
+    np.testing.assert_allclose(again.embeddings, direct.embeddings, atol=1e-5)
+    assert not np.allclose(again.embeddings, first.embeddings, atol=1e-5)

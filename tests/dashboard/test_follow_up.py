@@ -287,3 +287,16 @@ def test_a_follow_up_card_recalls_the_lesions_histology_and_last_decision():
         "Recorded for this lesion: last decision: monitor, repeat imaging due 2026-11-29.",
         False,
     )
+
+
+def test_a_follow_up_card_warns_after_any_malignant_histology_not_only_melanoma():
+    from datetime import date
+
+    from dashboard.follow_up import earlier_findings
+    from dashboard.store.records import HistologyView, LesionSummary
+
+    histology = HistologyView(1, 3, "other_malignant", date(2026, 6, 20), "dr.lee", datetime(2026, 6, 21, tzinfo=UTC))
+    summary = LesionSummary(3, 1, "torso", "back", T0, 1, None, None, 0.5, "excise", histology=histology)
+    text, malignant = earlier_findings(summary)
+    assert malignant  # a lesion excised as another malignancy, photographed again: check the link
+    assert text.startswith("Recorded for this lesion: histology ") and "(reported 2026-06-20)" in text
