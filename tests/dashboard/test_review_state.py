@@ -393,3 +393,19 @@ def test_the_review_page_s_sections_do_not_reach_into_each_other():
         for node in (n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)):  # "from dashboard import x" too
             imported |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
         assert f"dashboard.{other}" not in imported, f"{section} imports {other}"
+
+
+def test_the_review_to_save_keeps_each_images_follow_up_link(patient_lesions):
+    """An image linked to a known lesion is saved as that lesion's follow-up, not as a new lesion (its history
+    and decisions stay one mole's); an unlinked image is saved as a new lesion."""
+    lesion = SimpleNamespace(id=7, site="torso", label="left scapula", last_seen=None)
+    linked = sha256_of(patient_lesions[0].data)
+    state = _state_with_patient(known_lesions=[lesion], known_images={linked: (7, "visit of 2024-01-02")})
+    state.add_files([(f.name, f.data) for f in patient_lesions[:2]])
+    fake = _fake_result(state, [0.2, 0.3], [float("nan"), float("nan")])
+    state.run_triage(predictor=None, triage_fn=lambda *a, **k: fake)
+    review = review_to_save(state, "Dr A", "m1", "abc")
+    assert {les.original_filename: les.existing_lesion_id for les in review.lesions} == {
+        patient_lesions[0].name: 7,
+        patient_lesions[1].name: None,
+    }
