@@ -57,3 +57,25 @@ def test_opening_ones_draft_first_deletes_every_expired_one(store, sample_images
     monkeypatch.setenv("TRIAGE_DRAFT_KEEP_DAYS", "2")
     assert me.load_draft() is not None
     assert store.load_draft("dr.away") is None
+
+
+def test_the_retention_counts_from_a_drafts_last_change_not_its_first(store, sample_images):
+    """A draft left alone past the retention goes, even when it is the only one; a draft saved again since is
+    kept however long ago it was begun (pruning it would lose a review in progress)."""
+
+    def backdate(owner, days):
+        with store._write.begin() as session:
+            session.execute(
+                sa.text("UPDATE review_draft SET updated_at = :t WHERE owner = :o"),
+                {"t": store.load_draft(owner).updated_at - timedelta(days=days), "o": owner},
+            )
+
+    _draft(store, "dr.left", sample_images[0])
+    backdate("dr.left", 21)
+    assert store.prune_drafts(timedelta(days=14)) == 1 and store.load_draft("dr.left") is None
+
+    _draft(store, "dr.busy", sample_images[1])
+    backdate("dr.busy", 21)
+    store.save_draft("dr.busy", STATE | {"notes": "still at it"}, [("ab" * 32, "mole.jpg", sample_images[1])])
+    assert store.prune_drafts(timedelta(days=14)) == 0
+    assert store.load_draft("dr.busy").state["notes"] == "still at it"
