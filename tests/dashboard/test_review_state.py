@@ -409,3 +409,59 @@ def test_the_review_to_save_keeps_each_images_follow_up_link(patient_lesions):
         patient_lesions[0].name: 7,
         patient_lesions[1].name: None,
     }
+
+
+def test_a_resumed_draft_of_a_known_patient_keeps_its_follow_up_links(app_env, patient_lesions):
+    """The draft of a review of a patient already in the store comes back with that patient's saved lesions,
+    so an image linked as a follow-up is still that lesion's follow-up (not silently a new lesion)."""
+    import datetime as dt
+
+    from dashboard.patient_form import patient_from_store
+    from dashboard.store import LesionReview, ReviewToSave
+
+    first = patient_lesions[0]
+    saved = LesionReview(
+        image_bytes=first.data, original_filename=first.name, site="torso", lesion_label="scapula",
+        p_melanoma=0.1, triage_score=0.1, rank=1,
+    )  # fmt: skip
+    with app_env.store() as store:
+        store.save_review(
+            ReviewToSave(
+                patient_identifier="PT-DRAFT-LINK", birth_year=1970, sex="male", clinician="dr.a",
+                model_version="m", model_checksum="c", visit_time=dt.datetime(2026, 1, 5, tzinfo=dt.UTC),
+                lesions=[saved],
+            )
+        )  # fmt: skip
+        patient_id = store.find_patient_id("PT-DRAFT-LINK")
+        [lesion] = store.list_lesions(patient_id)
+        state = ReviewState(patient=patient_from_store(store, patient_id))
+        state.add_files([(patient_lesions[1].name, patient_lesions[1].data)])
+        [sha] = state.images
+        state.link_lesion(sha, lesion.id)
+        draft = SimpleNamespace(
+            state=draft_of(state),
+            updated_at=dt.datetime.now(dt.UTC),
+            images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in draft_images(state)],
+        )
+        resumed = resume_draft(draft, store)
+    assert resumed.patient.patient_id == patient_id
+    [image] = resumed.images.values()
+    assert (image.existing_lesion_id, image.label, image.site) == (lesion.id, "scapula", "torso")
+
+
+def test_a_comment_typed_before_the_decision_survives_a_reload(patient_lesions):
+    import datetime as dt
+
+    state = _state_with_patient()
+    state.add_files([(patient_lesions[0].name, patient_lesions[0].data)])
+    [sha] = state.images
+    state.set_decision(sha, None, "asymmetric, ask about change")
+    draft = SimpleNamespace(
+        state=draft_of(state),
+        updated_at=dt.datetime.now(dt.UTC),
+        images=[SimpleNamespace(upload_sha256=s, filename=n, data=d) for s, n, d in draft_images(state)],
+    )
+    back = resume_draft(draft)
+    [key] = back.images
+    resumed = back.decision(key)
+    assert (resumed.action, resumed.comment) == (None, "asymmetric, ask about change")
