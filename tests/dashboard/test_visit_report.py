@@ -185,6 +185,53 @@ def test_producing_a_report_is_audited_under_the_reader(saved, card_config):
     assert PSEUDONYM not in str(event.detail)  # ids only in the audit trail
 
 
+def test_the_report_audit_names_the_visits_lesions_not_its_images(saved, patient_lesions, card_config):
+    """The audit says which lesions were printed: their lesion ids (the ids the history and the body map
+    use), not the ids of the visit's image rows, which name different records. A follow-up visit of one
+    earlier lesion makes the two differ (its image is the sixth, its lesion the first visit's)."""
+    first = saved.store.load_visit(saved.visit_id)
+    followed = max(first.lesions, key=lambda les: les.lesion_id)  # lesion 5, not image 6
+    f = patient_lesions[0]
+    follow_up = saved.store.save_review(
+        ReviewToSave(
+            patient_identifier=PSEUDONYM,
+            birth_year=1961,
+            sex="female",
+            clinician="dr.lee",
+            visit_time=dt.datetime(2026, 11, 4, 9, 30, tzinfo=dt.UTC),
+            model_version=model_id(card_config),
+            model_checksum=card_config["weights_sha256"],
+            notes="",
+            lesions=[
+                LesionReview(
+                    image_bytes=f.data,
+                    original_filename=f.name,
+                    site=followed.site,
+                    lesion_label=followed.label,
+                    p_melanoma=0.2,
+                    p_spread=0.01,
+                    tta_views=8,
+                    ugly_duckling=None,
+                    outlier=None,
+                    triage_score=0.2,
+                    rank=1,
+                    decision_action="monitor",
+                    decision_comment="",
+                    existing_lesion_id=followed.lesion_id,
+                )
+            ],
+        )
+    )
+    visit = saved.viewer.load_visit(follow_up)
+    assert [les.lesion_id for les in visit.lesions] == [followed.lesion_id]
+    assert visit.lesions[0].image.id != followed.lesion_id  # the test means something
+    visit_report(saved.viewer, follow_up, card_predictor(card_config), explain=fake_explain)
+    (event,) = saved.store.audit_events(action=REPORT_AUDIT_ACTION)
+    assert event.detail["lesion_ids"] == [followed.lesion_id]
+    assert event.detail["visit_id"] == follow_up
+    assert event.detail["model_id"] == visit.model_version
+
+
 def test_no_audit_entry_means_no_report(saved, card_config):
     class AuditDown(UserStore):
         def record_view(self, *args, **kwargs):
