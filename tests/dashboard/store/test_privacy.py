@@ -252,3 +252,10 @@ def test_iptc_app15_and_bytes_after_the_end_marker_are_dropped():
     assert b"Jane Doe" not in cleaned
     assert cleaned.endswith(b"\xff\xd9")
     assert np.array_equal(_pixels(cleaned), _pixels(clean))
+
+
+def test_a_windows_path_is_judged_by_its_file_name_alone():
+    """Some browsers send the full Windows path: only the file's own name is judged (and kept), so a plain
+    lesion photo in a dated folder is not flagged, and a patient-named file in a plain folder still is."""
+    assert not filename_looks_personal("C:\\Photos\\2026-05-04\\back_left.jpg")
+    assert filename_looks_personal("D:\\clinic\\photos\\Doe_Jane_back.jpg")
