@@ -1,4 +1,6 @@
-"""Gaps found by mutation testing: exact limits, labels kept consistent, metadata-only rows not invented."""
+"""The data layer at its edges: a limit one pixel past, a melanoma label against a diagnosis, a metadata row
+without a label, one lesion in two datasets, a camera nobody else names, benign spellings, a file hashed in
+chunks (each pinned after a mutation of that line went unnoticed)."""
 
 from __future__ import annotations
 
