@@ -1,6 +1,6 @@
-"""How a score is put into words: one percentage format for every page (``pct``, from model/score_text.py,
-which the triage's reasons use too), where a score lies against the threshold allowing for its uncertainty,
-and the triage's reasons as bullet lines. No Streamlit here."""
+"""How a score is put into words: one percentage format for every page (``pct`` and ``pct_against``, from
+model/score_text.py, which the triage's reasons use too), where a score lies against the threshold allowing
+for its uncertainty, and the triage's reasons as bullet lines. No Streamlit here."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dashboard.textsafe import literal
-from model.score_text import pct
+from model.score_text import pct, pct_against
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def score_band(p: float, threshold: float, spread: float = 0.0) -> ScoreBand:
     No fixed minimum margin: the threshold sits at a few per cent at screening prevalence, where a margin of
     whole percentage points would call every score below it borderline."""
     low, high = uncertainty_interval(p, spread)
-    p_text, t_text = distinct_pcts(p, threshold)
+    p_text, t_text = pct_against(p, threshold)
     if p >= threshold:
         if low < threshold:
             return ScoreBand(
@@ -68,17 +68,6 @@ def score_band(p: float, threshold: float, spread: float = 0.0) -> ScoreBand:
             f"{p_text} is below the {t_text} threshold, but its uncertainty ({pct(low)}–{pct(high)}) reaches above it.",
         )
     return ScoreBand("below", "Below threshold", "green", f"{p_text} is below the {t_text} threshold.")
-
-
-def distinct_pcts(p: float, threshold: float) -> tuple[str, str]:
-    """A score and the threshold in the page's format, with more decimals where that format would print the
-    same number for both ("1.6% is below the 1.6% threshold")."""
-    texts = pct(p), pct(threshold)
-    for digits in (2, 3):
-        if texts[0] != texts[1] or p == threshold:
-            break
-        texts = pct(p, digits), pct(threshold, digits)
-    return texts
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

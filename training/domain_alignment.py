@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from model.metrics import summarize
-from training.calibration import mean_logit
+from training.loso_evidence import loso_entry
 from training.train_cached import (
     CachedData,
     fit_tail,
@@ -42,7 +41,7 @@ from training.train_cached import (
     source_out_training,
 )
 from training.trunk_cache import TTA_VIEW_COUNT
-from training.whole_patient import WHOLE_PATIENT_SOURCE, bootstrap, patient_table, random_order_share, summarise
+from training.whole_patient import WHOLE_PATIENT_SOURCE
 
 TEST_DOMAINS = ("patient", "source")
 CHUNK = 256  # images per step: float32 copies of a chunk stay small
@@ -95,22 +94,6 @@ def align_domains(data: CachedData, train_idx: np.ndarray, domain: np.ndarray) -
         align(data.features, rows, channel_stats(data.features, rows), target)
 
 
-def held_out_figures(frame: pd.DataFrame, n_boot: int) -> dict:
-    y = frame["target"].to_numpy(int)
-    score = mean_logit(frame)
-    lesion = summarize(y, score, frame["group_id"].to_numpy(), n_boot=n_boot)
-    table = patient_table(frame, score)
-    return {
-        "n": len(y),
-        "n_melanoma": int(y.sum()),
-        "auc": lesion["auc"],
-        "auc_ci": lesion["auc_ci"],
-        "whole_patient": summarise(table),
-        "whole_patient_ci": bootstrap(table, n_boot=n_boot),
-        "random_order_share": random_order_share(table),
-    }
-
-
 def run(argv: list[str], test_domain: str, held: str, n_boot: int) -> dict:
     cfg = parse_args([*argv, "--fold", f"source:{held}"])
     out = Path(cfg.out)
@@ -128,11 +111,10 @@ def run(argv: list[str], test_domain: str, held: str, n_boot: int) -> dict:
     frame.to_csv(out / "oof.csv", index=False)
     result = {
         "test_domain": test_domain,
-        "held_out": held,
         "left_out": left_out,
         "config": asdict(cfg),
         "history": history,
-        **held_out_figures(frame, n_boot),
+        **loso_entry(frame, left_out, n_boot),
         "seconds": round(time.time() - started, 1),
     }
     (out / "result.json").write_text(json.dumps(result, indent=1, default=str) + "\n")

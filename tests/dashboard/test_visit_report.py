@@ -78,22 +78,32 @@ def card_config() -> dict:
     return read_config(DEFAULT_CHECKPOINT)
 
 
+def _visit(card_config, visit_time: dt.datetime, notes: str, lesions: list[LesionReview]) -> ReviewToSave:
+    """A visit of the report's patient, saved by dr.lee with the card's model."""
+    return ReviewToSave(
+        patient_identifier=PSEUDONYM,
+        birth_year=1961,
+        sex="female",
+        clinician="dr.lee",
+        visit_time=visit_time,
+        model_version=model_id(card_config),
+        model_checksum=card_config["weights_sha256"],
+        notes=notes,
+        lesions=lesions,
+    )
+
+
 @pytest.fixture()
 def saved(tmp_path, patient_lesions, card_config):
     """One patient's visit of five real ISIC 2020 images, saved by a clinician; a viewer reads it."""
     with CaseStore.from_url(f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "images") as store:
         ranks = {i: r for r, i in enumerate(sorted(range(len(LESIONS)), key=lambda i: -LESIONS[i][0]), start=1)}
         visit_id = store.save_review(
-            ReviewToSave(
-                patient_identifier=PSEUDONYM,
-                birth_year=1961,
-                sex="female",
-                clinician="dr.lee",
-                visit_time=dt.datetime(2026, 5, 4, 9, 30, tzinfo=dt.UTC),
-                model_version=model_id(card_config),
-                model_checksum=card_config["weights_sha256"],
-                notes="Follow-up in six months.",
-                lesions=[
+            _visit(
+                card_config,
+                dt.datetime(2026, 5, 4, 9, 30, tzinfo=dt.UTC),
+                "Follow-up in six months.",
+                [
                     LesionReview(
                         image_bytes=f.data,
                         original_filename=f.name,
@@ -193,16 +203,11 @@ def test_the_report_audit_names_the_visits_lesions_not_its_images(saved, patient
     followed = max(first.lesions, key=lambda les: les.lesion_id)  # lesion 5, not image 6
     f = patient_lesions[0]
     follow_up = saved.store.save_review(
-        ReviewToSave(
-            patient_identifier=PSEUDONYM,
-            birth_year=1961,
-            sex="female",
-            clinician="dr.lee",
-            visit_time=dt.datetime(2026, 11, 4, 9, 30, tzinfo=dt.UTC),
-            model_version=model_id(card_config),
-            model_checksum=card_config["weights_sha256"],
-            notes="",
-            lesions=[
+        _visit(
+            card_config,
+            dt.datetime(2026, 11, 4, 9, 30, tzinfo=dt.UTC),
+            "",
+            [
                 LesionReview(
                     image_bytes=f.data,
                     original_filename=f.name,
