@@ -38,7 +38,7 @@ from dashboard.store.api import CaseStore
 from dashboard.store.db_url import error_line, sqlite_file
 from dashboard.store.engine import sqlite_read_only_url
 from dashboard.store.files import STORED_EXTENSIONS, TEMP_PREFIX, blob_relpath, is_sha256
-from dashboard.store.models import LesionImage
+from dashboard.store.models import Base, LesionImage
 from data.body_sites import REGIONS
 from data.hashing import sha256_file
 
@@ -151,19 +151,8 @@ FOLLOW_UP_QUERIES: tuple[tuple[str, str], ...] = (
         + ")",
     ),
 )
-TABLES = (
-    "patient",
-    "visit",
-    "lesion",
-    "lesion_image",
-    "prediction",
-    "decision",
-    "histology",
-    "audit_event",
-    "app_user",
-    "review_draft",
-    "review_draft_image",
-)
+# Every table of the schema, read through on PostgreSQL (from the models, so a new table is never left out).
+TABLES = tuple(Base.metadata.tables)
 # Tables a database of an older revision (before 0005 / 0006) lacks: the app adds them on upgrade.
 ADDED_LATER = frozenset({"review_draft", "review_draft_image", "histology"})
 

@@ -165,11 +165,15 @@ def looks_like_date(text: str) -> bool:
     return any(p.search(text) for p in _DATE_PATTERNS)
 
 
+def _name_words(text: str) -> list[str]:
+    """The words of ``text`` made of letters only (a hyphen or apostrophe inside a name allowed)."""
+    words = [w for w in re.split(r"[\s,;]+", text.strip()) if w]
+    return [w for w in words if _WORD.match(w.replace("-", "a").replace("'", "a"))]
+
+
 def looks_like_name(text: str) -> bool:
     """Two or more words made of letters only (``Jane Doe``, ``Doe, Jane``): how names are written."""
-    words = [w for w in re.split(r"[\s,;]+", text.strip()) if w]
-    letters_only = [w for w in words if _WORD.match(w.replace("-", "a").replace("'", "a"))]
-    return len(letters_only) >= 2
+    return len(_name_words(text)) >= 2
 
 
 def _body_words() -> frozenset[str]:
@@ -205,9 +209,8 @@ def filename_looks_personal(filename: str) -> bool:
     (NOT_NAME_WORDS): ``back_left.jpg`` is not a name, ``Smith_back.jpg`` is."""
     stem = PurePosixPath(filename.replace("\\", "/")).stem
     spaced = re.sub(r"[_.\-]+", " ", stem)
-    words = [w for w in re.split(r"[\s,;]+", spaced) if w and _WORD.match(w.replace("'", "a"))]
-    all_plain = all(word.lower() in NOT_NAME_WORDS for word in words)
-    return looks_like_date(stem) or (looks_like_name(spaced) and not all_plain)
+    words = _name_words(spaced)
+    return looks_like_date(stem) or (len(words) >= 2 and not all(w.lower() in NOT_NAME_WORDS for w in words))
 
 
 def identifier_warnings(identifier: str) -> list[str]:
