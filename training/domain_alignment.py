@@ -10,6 +10,15 @@ once) or the whole held-out source (a clinic-wide calibration from the clinic's 
 
     python -m training.domain_alignment --test-domain patient --out runs/align/b52_patient \
         --config training/recipes/tail_blocks52.json --samples-per-epoch 3000
+    python -m training.domain_alignment --external derm7pt --out runs/align/b52_derm7pt \
+        --config training/recipes/tail_blocks52.json
+
+With ``--external`` the tail is trained as the shipped final model is (``--fold none``, every training source)
+and scored on an external source, never trained on: the clinic-wide calibration measured on another camera.
+Two tails are trained: one on unaligned activations (``reference/``: the external source scored as it is, and
+aligned at test time only, ``test_time/``) and one on per-source aligned activations (``aligned/``, the
+external source aligned as one domain). Only the external source's images, never its labels, set its
+alignment; nothing is chosen on it.
 
 The tail is trained as ``train_cached --fold source:isic2020_patients`` trains it (the whole SIIM-ISIC 2020
 population left out), on the aligned activations, and the held-out images are scored with their own
@@ -30,6 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from data.datasets import EXTERNAL_ONLY
 from training.loso_evidence import loso_entry
 from training.train_cached import (
     CachedData,
@@ -121,13 +131,59 @@ def run(argv: list[str], test_domain: str, held: str, n_boot: int) -> dict:
     return result
 
 
+def score_external(net, external: CachedData, out: Path, n_boot: int) -> dict:
+    frame = prediction_frame(external.records, predict_cached(net, external, np.arange(len(external.records))))
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "oof.csv", index=False)  # compare_runs reads a run folder's oof.csv
+    entry = loso_entry(frame, sorted(frame["dataset"].astype(str).unique()), n_boot)
+    (out / "result.json").write_text(json.dumps(entry, indent=1, default=str) + "\n")
+    return entry
+
+
+def run_external(argv: list[str], external_name: str, n_boot: int) -> dict:
+    """Reference and per-source aligned tails trained on every training source, scored on `external_name`."""
+    if external_name not in EXTERNAL_ONLY:
+        raise SystemExit(f"--external {external_name}: not an external-only source ({', '.join(EXTERNAL_ONLY)})")
+    cfg = parse_args([*argv, "--fold", "none"])
+    out = Path(cfg.out)
+    started = time.time()
+    results: dict = {"external": external_name, "config": asdict(cfg)}
+    for aligned in (False, True):
+        data = load_cache(Path(cfg.cache), cfg.datasets, cfg.limit_per_dataset, cfg.cut, cfg.allow_partial)
+        external = load_cache(Path(cfg.cache), [external_name], cut=cfg.cut)
+        every = np.arange(len(data.records))
+        external_rows = np.arange(len(external.records))
+        target = channel_stats(data.features, every)
+        if aligned:
+            align_domains(data, every, domains(data.records, np.zeros(len(every), bool), "source"))
+        net, history = fit_tail(data, every, cfg, cfg.seed, desc=f"{out.name} {'aligned' if aligned else 'reference'}")
+        name = "aligned" if aligned else "reference"
+        if not aligned:
+            results["reference"] = score_external(net, external, out / "reference", n_boot)
+        align(external.features, external_rows, channel_stats(external.features, external_rows), target)
+        results["test_time" if not aligned else "aligned"] = score_external(
+            net, external, out / ("test_time" if not aligned else "aligned"), n_boot
+        )
+        results[f"history_{name}"] = history
+    results["seconds"] = round(time.time() - started, 1)
+    (out / "result.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--test-domain", choices=TEST_DOMAINS, required=True)
+    parser.add_argument("--test-domain", choices=TEST_DOMAINS, help="the held-out source's domains (with --held-out)")
+    parser.add_argument("--external", help="score this external source instead (trained as the final model)")
     parser.add_argument("--held-out", default=WHOLE_PATIENT_SOURCE, help="the source scored (never trained on)")
     parser.add_argument("--n-boot", type=int, default=1000)
     args, rest = parser.parse_known_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.external:
+        result = run_external(rest, args.external, args.n_boot)
+        print(json.dumps({k: result[k] for k in ("reference", "test_time", "aligned", "seconds")}, default=str))
+        return 0
+    if args.test_domain is None:
+        parser.error("--test-domain is required without --external")
     result = run(rest, args.test_domain, args.held_out, args.n_boot)
     print(json.dumps({k: result[k] for k in ("test_domain", "auc", "whole_patient", "seconds")}, default=str))
     return 0

@@ -93,3 +93,32 @@ def test_tiny_alignment_run_end_to_end(datasets_dir, tmp_path):
     assert result["n_melanoma"] == int(oof["target"].sum())
     assert {"share_before", "top5", "within_auc"} <= set(result["whole_patient"])
     assert set(oof["dataset"]) == {"isic2020_patients"} and oof[["logit_v0", "logit_v1"]].notna().all().all()
+
+
+def test_external_mode_refuses_a_training_source(tmp_path):
+    from training import domain_alignment
+
+    with pytest.raises(SystemExit, match="ham10000: not an external-only source"):
+        domain_alignment.main(["--external", "ham10000", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_tiny_external_run_scores_the_external_source_three_ways(datasets_dir, tmp_path):
+    """Real images: reference, test-time aligned and aligned-in-training tails scored on derm7pt."""
+    from training import domain_alignment, trunk_cache
+
+    cache = tmp_path / "cache"
+    args = ["--out", str(cache), "--limit-per-dataset", "16", "--image-size", "96", "--views", "3"]
+    assert trunk_cache.main([*args, "--datasets", "ham10000", "isic2017", "derm7pt"]) == 0
+    out = tmp_path / "run"
+    common = ["--cache", str(cache), "--datasets", "ham10000", "isic2017", "--out", str(out)]
+    common += ["--epochs", "1", "--samples-per-epoch", "32", "--batch-size", "16", "--n-boot", "20"]
+    assert domain_alignment.main(["--external", "derm7pt", *common]) == 0
+    result = json.loads((out / "result.json").read_text())
+    frames = {name: pd.read_csv(out / name / "oof.csv") for name in ("reference", "test_time", "aligned")}
+    for name, frame in frames.items():
+        assert set(frame["dataset"]) == {"derm7pt"} and len(frame) == 16
+        assert result[name]["n"] == 16 and result[name]["n_melanoma"] == int(frame["target"].sum())
+    # the same reference tail, so test-time alignment alone moved its logits
+    assert frames["reference"]["image_id"].tolist() == frames["test_time"]["image_id"].tolist()
+    assert not np.allclose(frames["reference"]["logit_v0"], frames["test_time"]["logit_v0"])
