@@ -88,7 +88,8 @@ def counts(items: Sequence[Any], today: dt.date) -> dict[str, int]:
             for i in monitor
             if i.reimaged_on is None and i.due is not None and 0 <= (i.due - today).days <= DUE_SOON_DAYS
         ),
-        "no_interval": sum(1 for i in monitor if i.due is None),
+        # the rows whose status reads "no interval set": a lesion imaged again needs a decision, not an interval
+        "no_interval": sum(1 for i in monitor if i.reimaged_on is None and i.due is None),
         "results": len(results),
         "chase": sum(1 for i in results if (today - i.visit_day).days > RESULT_CHASE_DAYS),
     }

@@ -80,6 +80,17 @@ def test_a_monitored_lesion_imaged_again_without_a_decision_stays_listed_first()
     assert (counts["undecided"], counts["overdue"]) == (1, 1)
 
 
+def test_no_interval_counts_the_rows_that_say_so():
+    """A lesion imaged again without an interval needs a decision, not an interval: it is not counted."""
+    items = [
+        _item("monitor", due=None, label="arm"),
+        _item("monitor", due=None, label="shin", reimaged_on=dt.date(2026, 12, 2)),
+        _item("monitor", due=dt.date(2027, 1, 1), label="back"),
+    ]
+    table = wl.repeat_imaging_table(items, TODAY)
+    assert wl.counts(items, TODAY)["no_interval"] == list(table["status"]).count("no interval set") == 1
+
+
 def test_the_page_lists_what_is_waiting_audits_the_read_and_opens_a_patient(app_env, patient_lesions):
     from dashboard.store import LesionReview, ReviewToSave
 
