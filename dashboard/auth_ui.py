@@ -29,7 +29,7 @@ from dashboard import resources
 from dashboard.accounts import Accounts
 from dashboard.auth import AccessDenied, AuthUser, LoginFailed, idle_sign_out_message
 from dashboard.errors import STORE_ERRORS, log_swallowed
-from dashboard.session import SESSION_KEY, SignedIn, signed_in
+from dashboard.session import SESSION_KEY, SignedIn, current_session, signed_in
 from dashboard.textsafe import literal
 
 logger = logging.getLogger(__name__)
@@ -56,8 +56,8 @@ def _start(user: AuthUser, via: str) -> None:
 
 
 def sign_out(accounts: Accounts | None, action: str = "auth.logout", notice: str | None = None) -> None:
-    session = st.session_state.get(SESSION_KEY)
-    if isinstance(session, SignedIn) and accounts is not None:
+    session = current_session()
+    if session is not None and accounts is not None:
         try:
             accounts.record(session.user, action)
         except STORE_ERRORS as exc:  # signing out must work even when the audit write fails; the log says so
@@ -66,7 +66,7 @@ def sign_out(accounts: Accounts | None, action: str = "auth.logout", notice: str
         del st.session_state[key]
     if notice:
         st.session_state[NOTICE_KEY] = notice
-    if isinstance(session, SignedIn) and session.via == "sso" and sso_configured():
+    if session is not None and session.via == "sso" and sso_configured():
         # Without this the provider's identity cookie signs the browser straight back in on the next run.
         # st.logout starts a new browser session, so a notice above does not survive it.
         st.logout()
@@ -74,8 +74,8 @@ def sign_out(accounts: Accounts | None, action: str = "auth.logout", notice: str
 
 def current_user(accounts: Accounts) -> AuthUser | None:
     """Validate this run's session (idle time, account still active); None means: show the sign-in page."""
-    session = st.session_state.get(SESSION_KEY)
-    if not isinstance(session, SignedIn):
+    session = current_session()
+    if session is None:
         return _sso_user(accounts)
     now = time.time()
     if session.idle.expired(now):
@@ -92,14 +92,14 @@ def current_user(accounts: Accounts) -> AuthUser | None:
 
 def renew(user: AuthUser) -> None:
     """This session goes on as ``user`` (after the user's own password change, which ends the others)."""
-    session = st.session_state.get(SESSION_KEY)
-    if isinstance(session, SignedIn):
+    session = current_session()
+    if session is not None:
         session.user = user
 
 
 def idle_expired() -> bool:
-    session = st.session_state.get(SESSION_KEY)
-    return isinstance(session, SignedIn) and session.idle.expired()
+    session = current_session()
+    return session is not None and session.idle.expired()
 
 
 def require(permission: str) -> AuthUser:

@@ -41,7 +41,14 @@ class SignedIn:
         self.idle.last_active = value
 
 
+def current_session() -> SignedIn | None:
+    """This browser session's ``SignedIn`` (user and idle clock), or None when no one is signed in: the one
+    place that reads it from ``st.session_state``."""
+    session = st.session_state.get(SESSION_KEY)
+    return session if isinstance(session, SignedIn) else None
+
+
 def signed_in() -> AuthUser | None:
     """The user of this browser session as checked at the start of this run (no database access)."""
-    session = st.session_state.get(SESSION_KEY)
-    return session.user if isinstance(session, SignedIn) else None
+    session = current_session()
+    return session.user if session is not None else None
