@@ -1,4 +1,8 @@
-"""Audit-log page logic without Streamlit: the action filter, the table, the CSV export."""
+"""Audit-log page logic without Streamlit: the action filter, the table, the CSV export.
+
+The table on the page shows a decision or histology result in an event's detail by its label ("Monitor"); the
+CSV keeps the stored code ("monitor"), as the patient and outcomes exports do (``choices.EXPORT_CODES_NOTE``).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
+from dashboard.choices import decision_label
+from dashboard.outcomes import HISTOLOGY_LABELS
 from data.spreadsheet_cells import defuse_formula
 
 # "" = every action; a value ending in "." matches every action with that prefix.
@@ -46,10 +52,28 @@ def day_range(days: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
     return start, end
 
 
-def audit_table(events: Sequence[Any]) -> pd.DataFrame:
+# The detail fields that hold a stored code, by the event family that writes them, with their label.
+_CODED_DETAIL: dict[str, tuple[tuple[str, ...], Callable[[str], str]]] = {
+    "decision.": (("action", "old_action", "new_action"), decision_label),
+    "histology.": (("old", "new"), lambda code: HISTOLOGY_LABELS.get(code, code)),
+}
+
+
+def _labelled(action: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """An event's detail as people read it: its coded values (decisions, histology results) by their labels."""
+    for family, (keys, label) in _CODED_DETAIL.items():
+        if action.startswith(family):
+            return {k: label(v) if k in keys and isinstance(v, str) else v for k, v in detail.items()}
+    return detail
+
+
+def audit_table(events: Sequence[Any], *, labels: bool = True) -> pd.DataFrame:
+    """The events as the page shows them; ``labels=False`` keeps the stored codes in the detail (the CSV)."""
     rows = []
     for e in events:
         detail = dict(e.detail or {})
+        if labels:
+            detail = _labelled(e.action, detail)
         rows.append(
             {
                 "time (UTC)": e.occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
@@ -66,8 +90,9 @@ def audit_table(events: Sequence[Any]) -> pd.DataFrame:
 
 
 def audit_csv(events: Sequence[Any]) -> str:
-    """CSV of the events; cells that a spreadsheet would run as a formula are prefixed with '."""
-    table = audit_table(events)
+    """CSV of the events, the detail's decisions and histology results as stored codes ("monitor"), not the
+    page's labels; cells that a spreadsheet would run as a formula are prefixed with '."""
+    table = audit_table(events, labels=False)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)

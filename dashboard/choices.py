@@ -22,8 +22,15 @@ DECISION_HELP = {
 
 def decision_label(action: str) -> str:
     """How a decision reads on every page, in every table and in the report ("Monitor"); the store keeps the
-    lower-case value ("monitor")."""
+    lower-case value ("monitor"), and so do the CSV exports (``EXPORT_CODES_NOTE``)."""
     return action.capitalize()
+
+
+# Said beside every download (patient history, outcomes, audit log): coded values stay as the store keeps them.
+EXPORT_CODES_NOTE = (
+    'Downloads keep the stored codes (e.g. "monitor", "other_malignant"), not the labels shown on screen, '
+    "so spreadsheets and scripts read them the same when the wording changes."
+)
 
 
 # A monitor decision's repeat-imaging interval, in months: short-term digital monitoring (3) and the usual

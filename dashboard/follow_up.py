@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from dashboard.choices import decision_label
 from dashboard.store.core import visit_order_key
 from data.images import decode_image
 
@@ -224,7 +225,8 @@ def earlier_findings(summary: LesionSummary | None) -> tuple[str, bool] | None:
         parts.append(f"histology {result}" + (f" (reported {histology.reported_on})" if histology.reported_on else ""))
     if summary.latest_action:
         due = getattr(summary, "review_due", None)
-        parts.append(f"last decision: {summary.latest_action}" + (f", repeat imaging due {due}" if due else ""))
+        last = decision_label(summary.latest_action)
+        parts.append(f"last decision: {last}" + (f", repeat imaging due {due}" if due else ""))
     if not parts:
         return None
     return "Recorded for this lesion: " + "; ".join(parts) + ".", malignant

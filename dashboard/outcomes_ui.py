@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import outcomes
 from dashboard.auth import AuthUser
-from dashboard.choices import DEFAULT_REVIEW_MONTHS, REVIEW_MONTHS, decision_label
+from dashboard.choices import DEFAULT_REVIEW_MONTHS, EXPORT_CODES_NOTE, REVIEW_MONTHS, decision_label
 from dashboard.store.models import ACTIONS, HISTOLOGY_RESULTS
 from dashboard.store.records import DecisionView, LesionSummary, VisitView
 from dashboard.store.worklist import add_months
@@ -196,7 +196,7 @@ def histology_panel(store: Any, user: AuthUser, patient_id: int, lesions: Sequen
         return
     st.caption(
         "The CSV files are pseudonymous (database ids and image hashes, no identifier or file name), for the next "
-        "model evaluation; each download is recorded in the audit trail under your name."
+        "model evaluation; each download is recorded in the audit trail under your name. " + EXPORT_CODES_NOTE
     )
     mine, everyone = st.columns(2)
     _export_button(mine, store, patient_id, "Download this patient's outcomes (CSV)", ":material/download:", not rows)

@@ -3,6 +3,9 @@
 Exports contain the patient identifier on purpose: they are for the
 clinician (referral letters, records requests). Absolute server paths are
 left out; images are referred to by hash and relative path.
+
+Coded values (``decision_action``, ``histology``, ``sex``, ``site``) are the stored codes ("monitor",
+"other_malignant"), not the labels the pages show: machine-readable, and stable when the wording changes.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import auth_ui, resources
 from dashboard.audit_view import AUDIT_ACTIONS, audit_csv, audit_table, day_range
+from dashboard.choices import EXPORT_CODES_NOTE
 
 auth_ui.require("audit.read")
 store = resources.get_user_store()
@@ -15,7 +16,8 @@ store = resources.get_user_store()
 st.title("Audit log")
 st.caption(
     "Every sign-in (and failed attempt), sign-out, patient search, record view, image view, saved visit, "
-    "decision and export, with the signed-in user and the time (UTC). Patients appear by database id only."
+    "decision and export, with the signed-in user and the time (UTC). Patients appear by database id only. "
+    + EXPORT_CODES_NOTE
 )
 
 c1, c2, c3, c4 = st.columns([1.2, 1.2, 1, 1.4])

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import auth_ui, body_map_ui, follow_up_ui, outcomes_ui, report_data, resources
 from dashboard import components as ui
+from dashboard.choices import EXPORT_CODES_NOTE
 from dashboard.errors import STORE_ERRORS
 from dashboard.follow_up import lesion_histories
 from dashboard.history_data import export_filename, timeline_table, visit_choice_label
@@ -147,7 +148,8 @@ with export_tab:
         st.stop()
     st.markdown(
         "Download this patient's whole history (every visit, lesion, score and decision). "
-        "Exports contain the patient identifier; each export is recorded in the audit trail under your name."
+        "Exports contain the patient identifier; each export is recorded in the audit trail under your name. "
+        + EXPORT_CODES_NOTE
     )
     pid = patient.id
     for column, (fmt, mime) in zip(st.columns(2), (("csv", "text/csv"), ("json", "application/json")), strict=True):

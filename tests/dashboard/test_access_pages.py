@@ -247,12 +247,15 @@ def test_admin_audit_page_shows_who_did_what(app_env, patient_lesions):
     assert set(at.dataframe[0].value["user"]) == {"dr.seed"}
     at.selectbox(key="audit_action").set_value("decision.").run()  # decisions recorded and amended
     assert list(at.dataframe[0].value["action"]) == ["decision.record"]
+    assert '"action": "Monitor"' in at.dataframe[0].value["detail"].iloc[0]  # the label, not the stored code
+    assert any("stored codes" in c.value for c in at.caption)  # the CSV keeps them, and the page says so
     assert [b.label for b in at.get("download_button")] == ["Download CSV"]
     with app_env.store() as store:
         csv = audit_csv(store.audit_events(actor="dr.seed"))
     frame = pd.read_csv(io.StringIO(csv))
     assert list(frame.columns) == ["time (UTC)", "user", "action", "patient id", "model", "detail"]
     assert "review.save" in set(frame["action"])
+    assert '"action": "monitor"' in frame[frame["action"] == "decision.record"]["detail"].iloc[0]
 
 
 ADMIN_PAGES = {"views/audit.py": "Audit log", "views/users.py": "Users"}

@@ -277,14 +277,14 @@ def test_a_follow_up_card_recalls_the_lesions_histology_and_last_decision():
                              histology=result)  # fmt: skip
 
     text, malignant = earlier_findings(summary("melanoma", "excise"))
-    assert text == "Recorded for this lesion: histology melanoma (reported 2026-06-20); last decision: excise."
+    assert text == "Recorded for this lesion: histology melanoma (reported 2026-06-20); last decision: Excise."
     assert malignant  # shown as a warning: photographed again after a melanoma result
     assert earlier_findings(summary("benign", None)) == ("Recorded for this lesion: histology benign (reported "
                                                          "2026-06-20).", False)  # fmt: skip
     assert earlier_findings(summary("not_done", None)) is None and earlier_findings(None) is None
     monitored = dataclasses.replace(summary(None, "monitor"), review_due=date(2026, 11, 29))
     assert earlier_findings(monitored) == (
-        "Recorded for this lesion: last decision: monitor, repeat imaging due 2026-11-29.",
+        "Recorded for this lesion: last decision: Monitor, repeat imaging due 2026-11-29.",
         False,
     )
 
