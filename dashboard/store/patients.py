@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -111,18 +112,11 @@ class PatientRecords(StoreCore):
         patient other than ``patient_id`` (None: of any patient). One photo belongs to one patient's lesion:
         found elsewhere, the review is probably of the wrong patient, or the files are mixed up."""
         wanted = {h for h in hashes if isinstance(h, str)}
+        others = () if patient_id is None else (Lesion.patient_id != patient_id,)
         found: set[str] = set()
         with self._read() as session:
-            for batch in id_batches(wanted):
-                stmt = (
-                    select(LesionImage.sha256, LesionImage.source_sha256)
-                    .join(Lesion, Lesion.id == LesionImage.lesion_id)
-                    .where(or_(LesionImage.sha256.in_(batch), LesionImage.source_sha256.in_(batch)))
-                )
-                if patient_id is not None:
-                    stmt = stmt.where(Lesion.patient_id != patient_id)
-                for sha256, source_sha256 in session.execute(stmt):
-                    found |= {sha256, source_sha256} & wanted
+            for _, sha256, source_sha256 in images_by_digest(session, wanted, *others):
+                found |= {sha256, source_sha256} & wanted
         return found
 
     def find_patient_id(self, identifier: str) -> int | None:
@@ -248,6 +242,22 @@ def patient_decisions(session: Session, patient_id: int) -> list[Decision]:
             .options(selectinload(Decision.lesion), selectinload(Decision.visit))
         )
     )
+
+
+def images_by_digest(session: Session, digests: Iterable[str], *where: Any) -> set[tuple[int, str, str | None]]:
+    """(lesion id, stored file's SHA-256, upload's SHA-256) of the saved images whose stored file or upload has one
+    of ``digests``, narrowed by ``where`` (conditions on LesionImage or its Lesion). One query for the
+    wrong-patient warning and the save's link of a re-upload, so the two cannot disagree on what "saved" means."""
+    found: set[tuple[int, str, str | None]] = set()
+    for batch in id_batches(digests):
+        found.update(
+            session.execute(
+                select(LesionImage.lesion_id, LesionImage.sha256, LesionImage.source_sha256)
+                .join(Lesion, Lesion.id == LesionImage.lesion_id)
+                .where(or_(LesionImage.sha256.in_(batch), LesionImage.source_sha256.in_(batch)), *where)
+            ).tuples()
+        )
+    return found
 
 
 def get_or_create_patient(session: Session, identifier: str, birth_year: int | None, sex: str, actor: str) -> Patient:

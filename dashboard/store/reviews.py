@@ -10,14 +10,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.store import validation
 from dashboard.store.core import StoreCore
 from dashboard.store.files import ImageInfo, inspect_image
 from dashboard.store.models import AuditEvent, Decision, Lesion, LesionImage, Prediction, Visit
-from dashboard.store.patients import get_or_create_patient
+from dashboard.store.patients import get_or_create_patient, images_by_digest
 from dashboard.store.privacy import strip_metadata
 from dashboard.store.records import LesionReview, OverviewImage, ReviewToSave
 
@@ -304,15 +304,7 @@ def _link_stored_images(
     if not unlinked:
         return lesions, []
     hashes = {h for n in unlinked for h in (lesions[n].image.source_sha256, lesions[n].image.info.sha256)}
-    rows = session.execute(
-        select(LesionImage.lesion_id, LesionImage.sha256, LesionImage.source_sha256)
-        .join(Lesion, Lesion.id == LesionImage.lesion_id)
-        .where(
-            Lesion.patient_id == patient_id,
-            LesionImage.kind == "dermoscopic",
-            or_(LesionImage.sha256.in_(hashes), LesionImage.source_sha256.in_(hashes)),
-        )
-    ).all()
+    rows = images_by_digest(session, hashes, Lesion.patient_id == patient_id, LesionImage.kind == "dermoscopic")
     if not rows:
         return lesions, []
     stored: dict[str, set[int]] = {}

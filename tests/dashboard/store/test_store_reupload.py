@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dashboard.store.models import Lesion, LesionImage
+from dashboard.store.records import OverviewImage
+from data.hashing import sha256_bytes
 
 FIRST = datetime(2026, 3, 3, 9, 30, tzinfo=UTC)
 
@@ -107,3 +109,23 @@ def test_a_review_that_links_the_reupload_itself_is_unchanged(store, sample_imag
     assert again.lesion_id == first.lesion_id and again.label == "L1 renamed"
     event = store.audit_events(store.load_visit(v1).patient_id, action="review.save")[-1]
     assert "auto_linked_lesions" not in event.detail
+
+
+def test_an_overview_photo_uploaded_again_is_not_linked_but_is_flagged_for_another_patient(
+    store, sample_images, make_lesion, make_review
+):
+    """The link and the wrong-patient warning share one query (patients.images_by_digest) with their own
+    conditions: a re-upload links only to a lesion's dermoscopic image, while any saved photo is another
+    patient's."""
+    a, overview = sample_images[:2]
+    v1 = store.save_review(
+        make_review([make_lesion(a, overviews=[OverviewImage(image_bytes=overview, original_filename="body.jpg")])])
+    )
+    pid = store.load_visit(v1).patient_id
+    v2 = store.save_review(make_review([make_lesion(overview, original_filename="body.jpg", lesion_label="new")]))
+    assert len(store.list_lesions(pid)) == 2  # not linked to the lesion whose overview it was
+    event = store.audit_events(pid, action="review.save")[-1]
+    assert event.detail["visit_id"] == v2 and "auto_linked_lesions" not in event.detail
+    digest = sha256_bytes(overview)
+    assert store.images_saved_for_other_patients([digest, "0" * 64], pid + 1) == {digest}
+    assert store.images_saved_for_other_patients([digest], pid) == set()
