@@ -35,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dashboard.store import config
 from dashboard.store.api import CaseStore
+from dashboard.store.core import id_batches
 from dashboard.store.db_url import error_line, sqlite_file
 from dashboard.store.engine import sqlite_read_only_url
 from dashboard.store.files import STORED_EXTENSIONS, TEMP_PREFIX, blob_relpath, is_sha256
@@ -266,20 +267,29 @@ def store_file_kind(rel: str) -> str | None:
 PRUNE_MIN_AGE_S = 3600
 
 
-def _referenced_now(store: CaseStore, rel: str) -> bool:
-    """Whether the database refers to ``rel`` (or to its content) now: a save may have committed its row since
-    the check listed the rows."""
+def _referenced_now(store: CaseStore, orphans: list[str]) -> set[str]:
+    """Those of ``orphans`` the database refers to (by their content) now: a save may have committed its row
+    since the check listed the rows. One transaction, one query per IN_LIST_MAX orphans (one per orphan was
+    slow on a large store)."""
     # By hash alone, which is indexed: an orphan's name is the store's (<sha256>.<ext>, store_file_kind), and
-    # "relpath OR sha256" scanned the whole image table once per orphan.
-    query = select(LesionImage.id).where(LesionImage.sha256 == Path(rel).stem).limit(1)
+    # "relpath OR sha256" scanned the whole image table.
+    if not orphans:
+        return set()
+    found: set[str] = set()
     with store.engine.connect() as conn:  # a new transaction: sees rows committed since the check
-        return conn.execute(query).first() is not None
+        for batch in id_batches(Path(rel).stem for rel in orphans):
+            found.update(conn.scalars(select(LesionImage.sha256).where(LesionImage.sha256.in_(batch)).distinct()))
+    return {rel for rel in orphans if Path(rel).stem in found}
 
 
 def prune(store: CaseStore, report: IntegrityReport, now: float | None = None) -> None:
     """Delete the orphan and temporary files ``report`` lists, except those a save may still be writing or has
     just referred to (recorded in ``report.kept`` with the reason)."""
     now = time.time() if now is None else now
+    # The database first, each file's age just before its delete: a save touches its file before it commits, so
+    # one committing after the question shows as a fresh file (unless it touches it between that age check and
+    # the delete, a window as narrow as it can be).
+    referenced = _referenced_now(store, report.orphans)
     for rel in [*report.orphans, *report.temp_files]:
         try:
             age_s = now - store.blobs.path(rel).stat().st_mtime
@@ -287,7 +297,7 @@ def prune(store: CaseStore, report: IntegrityReport, now: float | None = None) -
             continue  # gone meanwhile (a save renamed its temporary file into place)
         if age_s < PRUNE_MIN_AGE_S:
             report.kept[rel] = "changed within the last hour: a save may be writing it"
-        elif rel in report.orphans and _referenced_now(store, rel):
+        elif rel in referenced:
             report.kept[rel] = "a visit saved since the check refers to it"
         else:
             store.blobs.remove(rel)

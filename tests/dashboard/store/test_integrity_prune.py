@@ -3,12 +3,16 @@ and commits its row after), and says what it kept."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
-from dashboard.store import check_integrity
+import pytest
+import sqlalchemy as sa
+
+from dashboard.store import check_integrity, core
 from dashboard.store import integrity as integrity_module
-from dashboard.store.files import BlobStore, inspect_image
+from dashboard.store.files import BlobStore, blob_relpath, inspect_image
 from dashboard.store.integrity import PRUNE_MIN_AGE_S
 from dashboard.store.integrity import main as integrity_main
 
@@ -120,3 +124,70 @@ def test_files_the_store_did_not_write_are_never_pruned(sqlite_url, data_dir, mi
     assert integrity_main(["--database-url", url, "--data-dir", str(folder), "--prune-orphans"]) == 0
     assert not mine.exists()  # the store's orphan goes
     assert database.exists() and export.exists() and note.exists() and wrong_shape.exists()
+
+
+@pytest.mark.parametrize("in_list_max", [core.IN_LIST_MAX, 3])
+def test_prune_removes_exactly_the_old_unreferenced_files_and_asks_the_database_once_per_batch(
+    store, data_dir, sample_images, make_lesion, make_review, monkeypatch, in_list_max
+):
+    """Several files of each kind: old orphans and old temporary files go; fresh ones, orphans a visit saved since
+    the check refers to, files listed but gone meanwhile, the store's referenced images and files that are not the
+    store's stay. The database is asked in one transaction, one query per IN list, not once per orphan."""
+    old = PRUNE_MIN_AGE_S + 60
+    store.save_review(make_review([make_lesion(sample_images[0])], patient_identifier="PSEUDO-KEEP"))
+
+    def write(rel: str, age: float) -> str:
+        path = data_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"left by a failed save")
+        _age(path, age)
+        return rel
+
+    old_orphans = [write(blob_relpath(f"{n:02x}" * 32, "jpg"), old) for n in (1, 2, 3, 4)]
+    fresh_orphans = [write(blob_relpath(f"{n:02x}" * 32, "png"), 60) for n in (5, 6)]
+    old_temps = [write(f"{rel[:5]}/.tmp-{n}.part", old) for n, rel in enumerate(old_orphans[:3])]
+    fresh_temps = [write(f"{old_orphans[0][:5]}/.tmp-new-{n}.part", 60) for n in range(2)]
+    gone = write(blob_relpath("0f" * 32, "jpg"), old)
+    foreign = [write("notes.txt", old), write(f"{old_orphans[1][:5]}/{'ee' * 32}.jpg", old)]  # not where it belongs
+    reused = []
+    for image in sample_images[1:3]:
+        info = inspect_image(image, max_bytes=10**7, max_pixels=10**8)
+        store.blobs.put(image, info)
+        _age(data_dir / info.relpath, old)
+        reused.append(info.relpath)
+
+    report = check_integrity(store)
+    assert sorted(report.orphans) == sorted([*old_orphans, *fresh_orphans, gone, *reused])
+    assert sorted(report.temp_files) == sorted([*old_temps, *fresh_temps])
+    assert sorted(report.foreign) == sorted(foreign)
+    # After the check: a visit reuses two orphans (their files still look old), and one orphan is gone.
+    store.save_review(make_review([make_lesion(image, rank=n) for n, image in enumerate(sample_images[1:3], 1)]))
+    for rel in reused:
+        _age(data_dir / rel, old)
+    (data_dir / gone).unlink()
+    before = {p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*") if p.is_file()}
+
+    monkeypatch.setattr(core, "IN_LIST_MAX", in_list_max)
+    asked: list[str] = []
+
+    def record(_conn, _cursor, statement, *_rest):
+        if "lesion_image" in statement:
+            asked.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        integrity_module.prune(store, report)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+
+    assert len(asked) == math.ceil(len(report.orphans) / in_list_max)
+    assert sorted(report.pruned) == sorted([*old_orphans, *old_temps])
+    young = "changed within the last hour: a save may be writing it"
+    assert report.kept == {
+        **{rel: young for rel in fresh_orphans},
+        **{rel: "a visit saved since the check refers to it" for rel in reused},
+        **{rel: young for rel in fresh_temps},
+    }
+    after = {p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*") if p.is_file()}
+    assert after == before - set(report.pruned)
+    assert check_integrity(store).ok
