@@ -74,8 +74,11 @@ def _private_sqlite_file(path: Path) -> None:
 
 def sqlite_read_only_url(url: URL) -> tuple[URL, bool]:
     """A SQLite URL that opens the file read-only (``mode=ro``); ``immutable=1`` too when its folder is not
-    writable (a read-only mount: SQLite could not even create the WAL index to read). Returns (url, immutable)."""
-    path = Path(url.database or "").expanduser().resolve()
+    writable (a read-only mount: SQLite could not even create the WAL index to read). Returns (url, immutable).
+    The file is the one the writable engine opens (``sqlite_file``); a ``file:`` URI stays the caller's own."""
+    path = sqlite_file(url)
+    if path is None:  # a file: URI (an in-memory database is never opened read-only)
+        return url.update_query_dict({"mode": "ro"}), False
     immutable = not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK)
     query = {"mode": "ro", "uri": "true", **({"immutable": "1"} if immutable else {})}
     return url.set(database=f"file:{path}").update_query_dict(query), immutable
@@ -108,13 +111,18 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
         return engine
 
     memory = is_sqlite_memory(url)
+    # The file as sqlite_file resolves it, for both engines: the driver itself expands no "~" (it opened
+    # ./~/case.db, or failed, where the read-only engine and the checks used $HOME/case.db).
+    path = sqlite_file(url)  # None: in memory, or a file: URI (the caller's own business)
     if read_only and not memory:
         url, _immutable = sqlite_read_only_url(url)
+    elif path is not None:
+        url = url.set(database=str(path))
     if memory:
         # One shared connection, otherwise every checkout is a new empty DB.
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
-    elif not read_only and (path := sqlite_file(url)) is not None:  # a file: URI is the caller's own business
+    elif not read_only and path is not None:
         make_private_dirs(path.parent)
         _private_sqlite_file(path)
     engine = create_engine(url, **kwargs)

@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from dashboard.store.db_url import MESSAGE_CHARS, error_line, is_sqlite_memory, redacted, sqlite_file
+from dashboard.store.engine import make_engine
 from dashboard.store.integrity import main as integrity_main
 
 
@@ -25,6 +27,40 @@ def test_the_sqlite_file_is_the_one_the_engine_opens(tmp_path, monkeypatch):
     assert sqlite_file(make_url("sqlite:///rel/case.db")) == (tmp_path / "rel" / "case.db").resolve()
     assert sqlite_file(make_url("sqlite:///file:case.db?uri=true")) is None  # a file: URI: the caller's own
     assert sqlite_file(make_url("postgresql+psycopg://u@h/db")) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "file"),
+    [
+        ("sqlite:///rel/case.db", "work/rel/case.db"),
+        ("sqlite:///./rel/../case.db", "work/case.db"),
+        ("sqlite:///~/case.db", "home/case.db"),
+        ("sqlite:///file:case.db?uri=true", "work/case.db"),
+    ],
+)
+def test_the_read_only_engine_opens_the_file_the_writable_engine_does(url, file, tmp_path, monkeypatch):
+    """Both engines take the file from sqlite_file (the writable one opened ./~/case.db for a "~" path, the
+    read-only one a file named "file:case.db" for a file: URI)."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+
+    def opened(engine, write: bool) -> Path:
+        try:
+            with engine.begin() as conn:
+                if write:
+                    conn.execute(text("CREATE TABLE marker (x INTEGER)"))
+                assert conn.execute(text("SELECT count(*) FROM marker")).scalar() == 0
+                return Path(conn.execute(text("PRAGMA database_list")).all()[0][2])
+        finally:
+            engine.dispose()
+
+    written = opened(make_engine(url), write=True)
+    assert written == (tmp_path / file).resolve()
+    assert opened(make_engine(url, read_only=True), write=False) == written
+    assert sqlite_file(make_url(url)) in (written, None)  # None: a file: URI, the caller's own
 
 
 @pytest.mark.parametrize(
