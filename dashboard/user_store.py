@@ -104,10 +104,12 @@ class UserStore:
         self._store.save_draft(self.user.username, state, images)
 
     def load_draft(self, *, with_images: bool = True) -> Any:
-        """The user's unsaved review; every draft unused for TRIAGE_DRAFT_KEEP_DAYS is deleted first."""
+        """The user's unsaved review, unless unused for TRIAGE_DRAFT_KEEP_DAYS; every such draft is deleted
+        first, at most hourly (the review page asks on every run)."""
         self._require("patient.write")
-        self._store.prune_drafts(timedelta(days=settings.dashboard_settings().draft_keep_days))
-        return self._store.load_draft(self.user.username, with_images=with_images)
+        keep = timedelta(days=settings.dashboard_settings().draft_keep_days)
+        self._store.prune_drafts_when_due(keep)
+        return self._store.load_draft(self.user.username, with_images=with_images, keep=keep)
 
     def delete_draft(self) -> bool:
         self._require("patient.write")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -16,8 +17,14 @@ from dashboard.store.models import AuditEvent, ReviewDraft, ReviewDraftImage, ut
 from dashboard.store.privacy import strip_metadata
 from dashboard.store.records import DraftImage, DraftRecord
 
+# Drafts are kept for days (TRIAGE_DRAFT_KEEP_DAYS): deleting the expired ones at most hourly, not on every run of
+# the review page, leaves one at most an hour longer, and load_draft never returns it meanwhile.
+DRAFT_PRUNE_EVERY_S = 3600
+
 
 class ReviewDrafts(StoreCore):
+    _drafts_pruned_at: float | None = None  # time.monotonic() of this store's last prune_drafts_when_due
+
     def save_draft(self, owner: str, state: dict[str, Any], images: Sequence[tuple[str, str, bytes]]) -> None:
         """Keep ``owner``'s review in progress, in one transaction: ``state`` (JSON) and its images
         (upload hash, file name, bytes; stored with personal metadata stripped, written once each)."""
@@ -87,11 +94,25 @@ class ReviewDrafts(StoreCore):
                 )
         return len(old)
 
-    def load_draft(self, owner: str, *, with_images: bool = True) -> DraftRecord | None:
+    def prune_drafts_when_due(self, keep: timedelta) -> int:
+        """``prune_drafts``, at most once per DRAFT_PRUNE_EVERY_S for this store (the dashboard opens one per
+        process); 0 when not due. Two page runs at once may both prune: harmless, the second finds none."""
+        now = time.monotonic()
+        if self._drafts_pruned_at is not None and now - self._drafts_pruned_at < DRAFT_PRUNE_EVERY_S:
+            return 0
+        deleted = self.prune_drafts(keep)
+        self._drafts_pruned_at = now
+        return deleted
+
+    def load_draft(self, owner: str, *, with_images: bool = True, keep: timedelta | None = None) -> DraftRecord | None:
         """``owner``'s kept review; ``with_images=False``: without the image bytes (the offer to resume, on
-        every run of the review page, needs only the count; a draft holds megabytes of photos)."""
+        every run of the review page, needs only the count; a draft holds megabytes of photos). ``keep``: None
+        for a draft not changed for that long, whether or not pruned yet."""
+        stmt = select(ReviewDraft).where(ReviewDraft.owner == owner)
+        if keep is not None:
+            stmt = stmt.where(ReviewDraft.updated_at >= utcnow() - keep)  # prune_drafts' cutoff, the other side
         with self._read() as session:
-            draft = session.scalar(select(ReviewDraft).where(ReviewDraft.owner == owner))
+            draft = session.scalar(stmt)
             if draft is None:
                 return None
             if with_images:

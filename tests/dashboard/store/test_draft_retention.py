@@ -8,6 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from dashboard.accounts import Accounts
+from dashboard.store import drafts
 from dashboard.user_store import UserStore
 
 PASSWORD = "correct horse battery staple"
@@ -79,3 +80,30 @@ def test_the_retention_counts_from_a_drafts_last_change_not_its_first(store, sam
     store.save_draft("dr.busy", STATE | {"notes": "still at it"}, [("ab" * 32, "mole.jpg", sample_images[1])])
     assert store.prune_drafts(timedelta(days=14)) == 0
     assert store.load_draft("dr.busy").state["notes"] == "still at it"
+
+
+def test_the_review_page_prunes_at_most_hourly_and_never_offers_an_expired_draft(store, sample_images, monkeypatch):
+    """The review page loads the draft on every run: expired drafts are deleted at most once per
+    DRAFT_PRUNE_EVERY_S, and one expired since the last prune is not offered meanwhile."""
+    monkeypatch.setenv("TRIAGE_DRAFT_KEEP_DAYS", "14")
+    me = UserStore(store, Accounts(store).add("dr.me", PASSWORD, "clinician", "", actor="test"))
+    pruned: list[timedelta] = []
+    prune = store.prune_drafts
+    monkeypatch.setattr(store, "prune_drafts", lambda keep: pruned.append(keep) or prune(keep))
+    me.save_draft(STATE, [("ab" * 32, "mole.jpg", sample_images[0])])
+    assert me.load_draft(with_images=False).image_count == 1 and len(me.load_draft().images) == 1
+    assert pruned == [timedelta(days=14)]  # two runs of the page, one prune
+
+    with store._write.begin() as session:  # the review is left past the retention before the next prune
+        session.execute(
+            sa.text("UPDATE review_draft SET updated_at = :t WHERE owner = 'dr.me'"),
+            {"t": store.load_draft("dr.me").updated_at - timedelta(days=15)},
+        )
+    assert me.load_draft(with_images=False) is None and me.load_draft() is None
+    assert len(pruned) == 1 and store.load_draft("dr.me") is not None  # not offered, not yet deleted
+
+    store._drafts_pruned_at -= drafts.DRAFT_PRUNE_EVERY_S  # an hour on
+    assert me.load_draft() is None and len(pruned) == 2
+    assert store.load_draft("dr.me") is None
+    [event] = store.audit_events(action="draft.expire")
+    assert event.detail["owners"] == ["dr.me"]
