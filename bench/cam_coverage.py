@@ -3,7 +3,7 @@
     python -m bench.cam_coverage [--dataset isic2017] [--n 60] [--seed 0] [--write bench/RESULTS.md]
 
 For each image (random, seeded, from one dataset read by data.readers) and each method in the CAM registry
-(model/cam.py), with the shipped default model (or --checkpoint):
+(model/cam_methods.py), with the shipped default model (or --checkpoint):
 * energy inside: sum of the heatmap inside the lesion mask / sum over the image (a map spread evenly over
   the frame scores the mask's share of the frame, printed as "mask area" for comparison);
 * pointing game: the heatmap's maximum lies inside the lesion mask (dilated by 15 px at 224 px, as usual).
@@ -31,7 +31,8 @@ import torch
 
 from data.datasets import load_dataset
 from data.images import decode_image
-from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD, GRADIENT_FREE, explain_many
+from model.cam import explain_many
+from model.cam_methods import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD, GRADIENT_FREE
 from model.checkpoint import DEFAULT_CHECKPOINT
 from model.predictor import Predictor
 

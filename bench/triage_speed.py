@@ -140,13 +140,13 @@ def run(args: argparse.Namespace) -> dict:
     agree = float(np.abs(fast["p_melanoma"].to_numpy() - slow["p_melanoma"].to_numpy()).max())
 
     # Grad-CAM: what a click costs (one lesion, cold cache) and batched over lesions.
-    from model import cam
+    from model import cam, cam_methods
     from model.triage import decode_lesion
 
     images = [decode_lesion(les) for les in lesions[: args.cam_lesions]]
     cam.explain(predictor, images[0])  # builds the CAM copy once
     cam_single: dict[str, float] = {}
-    for method in cam.CAM_METHODS:
+    for method in cam_methods.CAM_METHODS:
         cam.clear_cache()
         elapsed = timed(lambda m=method: [cam.explain(predictor, im, method=m) for im in images])
         cam_single[method] = elapsed / len(images)

@@ -16,7 +16,7 @@ from dashboard.navigation import page
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
 from dashboard.wording import for_lesion, pct, rank_label, reason_lines, review_interval, score_band
-from model.cam import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
+from model.cam_methods import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 from model.ugly_duckling import z_text
 
 # image | score and reasons | decision: wide enough at 1024 px for the image column's "Saliency map" toggle and
@@ -28,12 +28,12 @@ RETURN_TO_SAVED_CARD = "history_return_card"  # session_state: the stored image 
 
 
 def cam_methods() -> list[str]:
-    """Names of the saliency methods, in model/cam.py's registry order."""
+    """Names of the saliency methods, in model/cam_methods.py's registry order."""
     return list(CAM_METHODS)
 
 
 def cam_label(method: str, short: bool = True) -> str:
-    """Display name of a CAM method; the long form carries model/cam.py's note on what it shows."""
+    """Display name of a CAM method; the long form carries model/cam_methods.py's note on what it shows."""
     label = CAM_LABELS.get(method, method)
     return label.split(" (")[0] if short else label
 

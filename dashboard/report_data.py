@@ -58,7 +58,8 @@ def lesion_pictures(
 ) -> dict[int, LesionPictures]:
     """Per lesion image id: the stored image (checked against its SHA-256) and, with a predictor, its
     saliency overlay. A picture that cannot be made leaves a note instead; the rest of the report stands."""
-    from model.cam import DEFAULT_METHOD, overlay
+    from model.cam import overlay
+    from model.cam_methods import DEFAULT_METHOD
 
     method = method or DEFAULT_METHOD
     out: dict[int, LesionPictures] = {}
@@ -102,7 +103,7 @@ def visit_report(
 ) -> bytes:
     """The PDF report of a saved visit, as the signed-in user of ``store`` (a dashboard.user_store.UserStore) may
     read it. The report is audited before it is returned: no audit entry, no report."""
-    from model.cam import CAM_LABELS, DEFAULT_METHOD
+    from model.cam_methods import CAM_LABELS, DEFAULT_METHOD
     from model.cam_overlay import colour_scale
 
     visit = store.load_visit(int(visit_id))  # role-checked read

@@ -17,7 +17,7 @@ from dashboard.lesion_views import SCALE_ALT, cam_label, colour_scale_png, defau
 from dashboard.navigation import page
 from dashboard.textsafe import literal
 from dashboard.uploads import png_bytes
-from model.cam import COMPARE_BY_DEFAULT
+from model.cam_methods import COMPARE_BY_DEFAULT
 from model.cam_overlay import OVERLAY_STYLE_LABELS, OVERLAY_STYLES
 
 PANELS_PER_ROW = 2

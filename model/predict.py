@@ -73,7 +73,7 @@ def _batch_size(text: str) -> int:
 
 
 def _cam_method(text: str) -> str:
-    from model.cam import method_name
+    from model.cam_methods import method_name
 
     try:
         return method_name(text)
@@ -82,7 +82,7 @@ def _cam_method(text: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from model.cam import CAM_METHODS, DEFAULT_METHOD  # the registry names the choices (imported on use)
+    from model.cam_methods import CAM_METHODS, DEFAULT_METHOD  # the registry names the choices (imported on use)
 
     parser = argparse.ArgumentParser(prog="python -m model.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder (default: committed model)")

@@ -186,7 +186,7 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     at.toggle(key=f"cam_{top.key}").set_value(True)
     at.run()
     assert not at.exception, at.exception
-    from model.cam import DEFAULT_METHOD
+    from model.cam_methods import DEFAULT_METHOD
 
     assert (top.sha256, DEFAULT_METHOD) in state.heatmaps  # the gallery toggle shows the registry's default
     assert not any("Saliency map unavailable" in shown(e.value) for e in at.error)

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from data.images import decode_image
-from model import cam
+from model import cam, cam_methods
 from model.triage import PatientInfo
 
 
@@ -41,7 +41,7 @@ def images(datasets_dir):
     return [decode_image(p) for p in [*isic, *ham]]  # 512x512, 512x512, 600x450 or the like
 
 
-@pytest.mark.parametrize("method", list(cam.CAM_METHODS))
+@pytest.mark.parametrize("method", list(cam_methods.CAM_METHODS))
 def test_every_method_runs(explainer, images, method):
     image = images[2]
     heat = cam.explain(explainer, image, site="torso", patient=PatientInfo(age=50, sex="female"), method=method)
@@ -51,10 +51,10 @@ def test_every_method_runs(explainer, images, method):
 
 
 def test_required_methods_registered():
-    assert {"gradcam", "gradcam++", "eigencam", "layercam"} <= set(cam.CAM_METHODS)
-    assert cam.method_name("GradCAM++") == "gradcam++" and cam.method_name("Grad-CAM") == "gradcam"
+    assert {"gradcam", "gradcam++", "eigencam", "layercam"} <= set(cam_methods.CAM_METHODS)
+    assert cam_methods.method_name("GradCAM++") == "gradcam++" and cam_methods.method_name("Grad-CAM") == "gradcam"
     with pytest.raises(ValueError, match="unknown CAM method"):
-        cam.method_name("magic")
+        cam_methods.method_name("magic")
 
 
 def test_overlays_have_the_image_size_and_differ(explainer, images):
@@ -173,8 +173,10 @@ def test_predict_cli_writes_overlays(fresh_checkpoint, datasets_dir, tmp_path):
 def test_the_default_is_score_specific_grad_cam_plus_plus_and_only_eigencam_is_gradient_free():
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
 
-    assert cam.DEFAULT_METHOD == "gradcam++" and cam.CAM_METHODS["gradcam++"] is GradCAMPlusPlus
-    assert cam.CAM_METHODS["gradcam"] is GradCAM
-    assert frozenset({"eigencam"}) == cam.GRADIENT_FREE and "gradient-free" in cam.CAM_LABELS["eigencam"]
-    assert cam.COMPARE_BY_DEFAULT[0] == cam.DEFAULT_METHOD
-    assert {"gradcam", "eigencam"} <= set(cam.COMPARE_BY_DEFAULT)  # a gradient map and the gradient-free one
+    assert cam_methods.DEFAULT_METHOD == "gradcam++" and cam_methods.CAM_METHODS["gradcam++"] is GradCAMPlusPlus
+    assert cam_methods.CAM_METHODS["gradcam"] is GradCAM
+    assert (
+        frozenset({"eigencam"}) == cam_methods.GRADIENT_FREE and "gradient-free" in cam_methods.CAM_LABELS["eigencam"]
+    )
+    assert cam_methods.COMPARE_BY_DEFAULT[0] == cam_methods.DEFAULT_METHOD
+    assert {"gradcam", "eigencam"} <= set(cam_methods.COMPARE_BY_DEFAULT)  # a gradient map and the gradient-free one

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.cam_coverage import report
-from model.cam import DEFAULT_METHOD
+from model.cam_methods import DEFAULT_METHOD
 
 
 def run_with(best: str) -> dict:
