@@ -2,8 +2,8 @@
 
     python -m bench.dashboard_speed [--patient IP_4292424] [--lesions 20] [--visits 2] [--switches 3]
 
-Over 400 lines because one script owns a whole browser session (server start, sign-in, upload, save, page
-switches, the profile option): split into steps only if a second browser benchmark needs them.
+The session (server start, sign-in, upload, save, page switches, the profile option) and the report are here;
+how one step is timed in the browser is bench/browser_timing.py.
 
 What is timed: from the user's action (the click, the files chosen, Enter; recorded in the page) until the
 page shows what it should and the last script run it caused has ended (``data-test-script-state`` back to
@@ -38,18 +38,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from bench.browser_server import CHROMIUM, CHROMIUM_ARGS, add_user, free_port, streamlit_command, wait_idle
+from bench.browser_server import CHROMIUM, CHROMIUM_ARGS, add_user, free_port, streamlit_command
+from bench.browser_timing import SERVER, TIMEOUT_MS, WATCH_PAGE, Step, idle, server_cpu_s, timed
 from dashboard.wording import rank_label
 from data.settings import REPO_ROOT, environment
 
 USERNAME = "bench.admin"
 PASSWORD = "benchmark password 1234"
-TIMEOUT_MS = 180_000
 GOALS_S = {"first page": 5.0, "save": 1.0, "page switch": 1.5, "score + gallery": 5.0}
 
 
@@ -71,115 +70,6 @@ def _add_admin(env: dict[str, str], repo: Path) -> None:
         add_user(env, USERNAME, "admin", PASSWORD, repo=repo)
     except RuntimeError as exc:
         raise SystemExit(f"could not create the benchmark account: {exc}") from None
-
-
-def _idle(page) -> None:
-    wait_idle(page, TIMEOUT_MS, settle_ms=0)
-
-
-# In the page: when the user acted (click, file chosen, Enter) and when Streamlit's script-run state changed.
-# A step is timed in the browser from the action to the end of the last script run it caused, so the time
-# Playwright spends before the click (scrolling, waiting for a busy page to settle) is not counted; the
-# script's own running time is kept too, to split server work from the rest (messages, drawing the page).
-WATCH_PAGE = """
-(() => {
-  window.__runs = [];
-  window.__acts = [];
-  const act = () => window.__acts.push(performance.now());
-  document.addEventListener('click', act, true);
-  document.addEventListener('change', e => { if (e.target.type === 'file') act(); }, true);
-  document.addEventListener('keydown', e => { if (e.key === 'Enter') act(); }, true);
-  const watch = () => {
-    const app = document.querySelector('[data-testid=stApp]');
-    if (!app) { setTimeout(watch, 20); return; }
-    new MutationObserver(() => window.__runs.push([app.getAttribute('data-test-script-state'), performance.now()]))
-      .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-  };
-  watch();
-})();
-"""
-VERBOSE = bool(os.environ.get("BENCH_VERBOSE"))  # print each step's state changes
-
-
-@dataclass
-class Step:
-    seconds: float  # from the user's action to the end of the last script run it caused (browser clock)
-    script_s: float  # of which the script was running
-    wall_s: float  # Playwright's wall clock, from before the click (includes waiting for the page to settle)
-    cpu_s: float = float("nan")  # CPU time the server process used meanwhile: what a busy machine inflates less
-    browser_cpu_s: float = float("nan")  # CPU time of the browser's processes meanwhile (rendering the page)
-
-
-SERVER: dict[str, int] = {}  # "pid" of the streamlit process, for its CPU time
-
-
-def _stat(pid: int | str) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _cpu_of(fields: list[str]) -> float:
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _server_cpu_s() -> float:
-    """User + system CPU seconds of the server process so far (Linux /proc), NaN when unknown."""
-    try:
-        return _cpu_of(_stat(SERVER["pid"]))
-    except (KeyError, OSError, IndexError, ValueError):
-        return float("nan")
-
-
-def _browser_cpu_s() -> float:
-    """CPU seconds so far of this benchmark's other descendants: Playwright's driver and Chromium's processes."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = _stat(entry.name)
-                parents[int(entry.name)], cpu[int(entry.name)] = int(fields[1]), _cpu_of(fields)
-            except (OSError, IndexError, ValueError):
-                continue
-    mine, grown = {os.getpid()}, True
-    while grown:
-        more = {pid for pid, parent in parents.items() if parent in mine} - mine
-        grown, mine = bool(more), mine | more
-    return sum(cpu[pid] for pid in mine - {os.getpid(), SERVER.get("pid")})
-
-
-def _browser_times(page, since_ms: float, wall_s: float) -> Step:
-    runs, acts = page.evaluate("() => [window.__runs || [], window.__acts || []]")
-    runs = [(state, at) for state, at in runs if at >= since_ms]
-    acted = next((at for at in acts if at >= since_ms), since_ms)
-    if VERBOSE:
-        print("   after the action (s):", [(state, round((at - acted) / 1000, 2)) for state, at in runs])
-    script, started = 0.0, None
-    for state, at in runs:
-        if state == "running" and started is None:
-            started = at
-        elif state != "running" and started is not None:
-            script, started = script + (at - started), None
-    ended = max((at for state, at in runs if state == "notRunning"), default=acted + 1000 * wall_s)
-    return Step((ended - acted) / 1000, script / 1000, wall_s)
-
-
-def _timed(page, action, *ready) -> Step:
-    """Time ``action()`` until every locator in ``ready`` is visible and the script run has ended."""
-    from playwright.sync_api import expect
-
-    since = page.evaluate("() => performance.now()")
-    cpu, browser_cpu = _server_cpu_s(), _browser_cpu_s()
-    start = time.perf_counter()
-    action()
-    for locator in ready:
-        expect(locator).to_be_visible(timeout=TIMEOUT_MS)
-    _idle(page)
-    wall = time.perf_counter() - start
-    page.wait_for_timeout(50)  # let the observer record the last change
-    step = _browser_times(page, since, wall)
-    step.cpu_s = _server_cpu_s() - cpu
-    step.browser_cpu_s = _browser_cpu_s() - browser_cpu
-    return step
 
 
 def _goto_until_up(page, url: str, proc: subprocess.Popen, deadline_s: float) -> None:
@@ -231,9 +121,9 @@ def run(args: argparse.Namespace) -> dict[str, list[Step]]:
             try:
                 _goto_until_up(page, base, proc, 120)
                 page.get_by_label("Username", exact=True).wait_for(state="visible", timeout=TIMEOUT_MS)
-                _idle(page)
+                idle(page)
                 first = time.perf_counter() - start
-                _add(times, "first page", Step(first, float("nan"), first, _server_cpu_s()))
+                _add(times, "first page", Step(first, float("nan"), first, server_cpu_s()))
                 _flow(page, images, args, times)
             except BaseException:
                 shot = REPO_ROOT / "test-artifacts" / "bench_dashboard_failure.png"
@@ -269,17 +159,17 @@ def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, l
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     review_heading = page.get_by_role("heading", name="Patient review", exact=True)
     sign_in = page.get_by_role("button", name="Sign in").click
-    _add(times, "sign-in -> review page", _timed(page, sign_in, review_heading))
+    _add(times, "sign-in -> review page", timed(page, sign_in, review_heading))
 
     for visit in range(args.visits):
         identifier = f"BENCH-{visit + 1:03d}"
         page.get_by_label("Patient identifier (pseudonymous)", exact=True).fill(identifier)
-        _timed(page, page.get_by_role("button", name="Start review").click, page.get_by_text("2 · Lesion images"))
+        timed(page, page.get_by_role("button", name="Start review").click, page.get_by_text("2 · Lesion images"))
         uploader = page.locator("input[type=file]").first
         _add(
             times,
             "upload",
-            _timed(
+            timed(
                 page,
                 lambda u=uploader: u.set_input_files([str(p) for p in images]),
                 page.get_by_text(f"{n} image(s)", exact=True),
@@ -287,11 +177,11 @@ def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, l
         )
         apply = page.get_by_role("button", name="Apply")
         if apply.count():
-            _timed(page, apply.click, page.get_by_role("button", name=f"Score and rank {n} lesion(s)"))
+            timed(page, apply.click, page.get_by_role("button", name=f"Score and rank {n} lesion(s)"))
         _add(
             times,
             "score + gallery",
-            _timed(
+            timed(
                 page,
                 page.get_by_role("button", name=f"Score and rank {n} lesion(s)").click,
                 page.get_by_text("4 · Ranked lesions"),
@@ -301,14 +191,14 @@ def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, l
         _add(
             times,
             "save",
-            _timed(
+            timed(
                 page,
                 page.get_by_role("button", name="Save visit").click,
                 page.get_by_text("This review is now read-only."),
             ),
         )
         if visit < args.visits - 1:
-            _timed(
+            timed(
                 page,
                 page.get_by_role("button", name="Start the next patient").click,
                 page.get_by_label("Patient identifier (pseudonymous)", exact=True),
@@ -319,7 +209,7 @@ def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, l
     def switch(link: str, heading: str) -> None:
         """Open a page from the sidebar; timed until its heading shows."""
         ready = page.get_by_role("heading", name=heading, exact=True)
-        _add(times, f"switch -> {link}", _timed(page, sidebar.get_by_role("link", name=link).click, ready))
+        _add(times, f"switch -> {link}", timed(page, sidebar.get_by_role("link", name=link).click, ready))
 
     for _ in range(args.switches):
         switch("Case history", "Case history")
@@ -328,13 +218,13 @@ def _flow(page, images: list[Path], args: argparse.Namespace, times: dict[str, l
         _add(
             times,
             "history search -> patient",
-            _timed(page, lambda s=search: s.press("Enter"), page.get_by_role("heading", name="BENCH-001").first),
+            timed(page, lambda s=search: s.press("Enter"), page.get_by_role("heading", name="BENCH-001").first),
         )
         switch("Saliency", "Saliency inspection")
         _add(
             times,
             "switch -> Patient review",
-            _timed(page, sidebar.get_by_role("link", name="Patient review").click, review_heading),
+            timed(page, sidebar.get_by_role("link", name="Patient review").click, review_heading),
         )
 
 
