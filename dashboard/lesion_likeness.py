@@ -46,7 +46,7 @@ class Likeness:
 
 def evidence_text(validation: dict[str, Any] | None) -> str:
     """What the order is worth, from the checkpoint's measurement (training/lesion_matching.py)."""
-    from dashboard.model_evidence import ci_text
+    from model.score_text import ci_text
 
     match = (validation or {}).get("lesion_matching")
     if not isinstance(match, dict) or not match.get("lesions"):

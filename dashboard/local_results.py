@@ -30,7 +30,6 @@ from typing import Any
 import pandas as pd
 
 from dashboard.model_evidence import (
-    ci_text,
     complete_patient_stats,
     deployed_ranking,
     unseen_source_ranking,
@@ -39,6 +38,7 @@ from dashboard.model_evidence import (
 from dashboard.store.records import OutcomeRow
 from dashboard.wording import counted
 from model import metrics
+from model.score_text import ci_text
 
 ENOUGH_MELANOMAS = 10  # below this, a sensitivity's 95% interval spans ~50 points: shown, not judged
 TOP_K = 5

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.operating_point import OperatingPoint
+from model.score_text import ci_text
 
 COMPLETE_PATIENTS = "isic2020_patients"  # the evidence's complete patients (training.whole_patient's source)
 WHOLE_PATIENT_METRICS = {
@@ -34,19 +35,6 @@ def _value(entry: Any) -> float:
     except (TypeError, ValueError):
         return math.nan
     return value
-
-
-def ci_text(entry: Any, spec: str = ".2f") -> str:
-    """A figure ({"value", "ci"}, or a bare number) in the format ``spec`` with its 95% interval when it has
-    one: "0.16 (0.08–0.25)"; "–" when missing."""
-    value = _value(entry)
-    if math.isnan(value):
-        return "–"
-    ci = (entry.get("ci") if isinstance(entry, dict) else None) or []
-    text = f"{value:{spec}}"
-    if len(ci) == 2 and not any(math.isnan(_value(c)) for c in ci):
-        text += f" ({float(ci[0]):{spec}}–{float(ci[1]):{spec}})"
-    return text
 
 
 def complete_patient_stats(validation: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """How a score reads as a percentage: one rule for the triage's reasons (model/triage.py), every dashboard page
-(dashboard/wording.py) and the PDF, so that one score reads the same in the bar, the card and the reasons.
+(dashboard/wording.py) and the PDF, so that one score reads the same in the bar, the card and the reasons. And how
+an evidence figure reads with its 95% interval (``ci_text``), for the model card (training/card_lines.py) and the
+dashboard's evidence (dashboard/model_evidence.py), which may not import training.
 
 It lives in ``model``, below the dashboard, because the reasons are worded in this layer, as ``z_text``
 (model/ugly_duckling.py) is for the ugly-duckling score.
@@ -8,6 +10,7 @@ It lives in ``model``, below the dashboard, because the reasons are worded in th
 from __future__ import annotations
 
 import math
+from typing import Any
 
 MAX_DIGITS = 3  # the most decimals a score and its threshold get to read apart
 
@@ -32,3 +35,25 @@ def pct_against(p: float, threshold: float) -> tuple[str, str]:
             break
         score, limit = pct(p, digits), pct(threshold, digits)
     return score, limit
+
+
+def _number(entry: Any) -> float:
+    if isinstance(entry, dict):
+        entry = entry.get("value")
+    try:
+        return float(entry)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def ci_text(entry: Any, spec: str = ".2f") -> str:
+    """A figure ({"value", "ci"}, or a bare number) in the format ``spec`` (".3f", ".0%", …) with its 95%
+    interval when it has both bounds: "0.80 (0.70–0.88)"; "–" when missing or not a number."""
+    value = _number(entry)
+    if math.isnan(value):
+        return "–"
+    ci = (entry.get("ci") if isinstance(entry, dict) else None) or []
+    text = f"{value:{spec}}"
+    if len(ci) == 2 and not any(math.isnan(_number(c)) for c in ci):
+        text += f" ({float(ci[0]):{spec}}–{float(ci[1]):{spec}})"
+    return text

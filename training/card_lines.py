@@ -3,9 +3,8 @@ score stability, the network and its training): training/model_card.py puts them
 
 from __future__ import annotations
 
-import math
-
 from data.datasets import SAME_POPULATION, population_of
+from model.score_text import ci_text
 
 RANKING_ORDER = (
     "first model v1 P(melanoma) (in-sample: trained on these melanomas)",
@@ -15,17 +14,6 @@ RANKING_ORDER = (
     "feature outlier (network embedding)",
     "second stage (cross-fitted)",
 )
-
-
-def ci_text(entry: dict | None, digits: int = 3) -> str:
-    if not entry:
-        return "–"
-    value, ci = entry.get("value"), entry.get("ci") or []
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if len(ci) == 2 and all(isinstance(c, float) and not math.isnan(c) for c in ci):
-        return f"{value:.{digits}f} ({ci[0]:.{digits}f}–{ci[1]:.{digits}f})"
-    return f"{value:.{digits}f}"
 
 
 def auc_text(stats: dict | None) -> str:
@@ -92,8 +80,9 @@ def loso_detail_lines(held: str, stats: dict, trained: dict) -> list[str]:
     if wp:
         lines.append(
             f"- {held}, whole patients, scored by that run: share reviewed before the first melanoma "
-            f"{ci_text(wp.get('share_before'), 2)} (random order {wp.get('random_order_share', float('nan')):.2f}), "
-            f"top-5 {ci_text(wp.get('top5'), 2)}, within-patient AUC {ci_text(wp.get('within_auc'), 2)}."
+            f"{ci_text(wp.get('share_before'), '.2f')} "
+            f"(random order {wp.get('random_order_share', float('nan')):.2f}), "
+            f"top-5 {ci_text(wp.get('top5'), '.2f')}, within-patient AUC {ci_text(wp.get('within_auc'), '.2f')}."
         )
     return ["", *lines] if lines else []
 
@@ -126,10 +115,10 @@ def lesion_matching_lines(match: dict | None) -> list[str]:
         f"The follow-up picker orders the patient's known lesions most alike first (cosine distance between "
         f"embeddings). Measured on {match['data']}: {match['lesions']} lesions, each new photo turned and mirrored "
         f"at random, among {match['candidates']} lesions of its site. The right lesion came first in "
-        f"{ci_text(match['first'], 2)} (random order {match['random_first']:.2f}) and among the first three in "
-        f"{ci_text(match['top3'], 2)} (random {match['random_top3']:.2f}); {match['copies_left_out']} pairs that were "
-        "copies of one photo were left out. Photos of one visit, strangers' lesions as the others: an upper bound "
-        "for a follow-up months later.",
+        f"{ci_text(match['first'], '.2f')} (random order {match['random_first']:.2f}) and among the first three in "
+        f"{ci_text(match['top3'], '.2f')} (random {match['random_top3']:.2f}); {match['copies_left_out']} pairs "
+        "that were copies of one photo were left out. Photos of one visit, strangers' lesions as the others: an "
+        "upper bound for a follow-up months later.",
         "",
     ]
 
@@ -152,16 +141,17 @@ def whole_patient_section(wp: dict) -> list[str]:
     for name in [n for n in RANKING_ORDER if n in rankings] + [n for n in rankings if n not in RANKING_ORDER]:
         r = rankings[name]
         lines.append(
-            f"| {name} | {ci_text(r.get('share_before'))} | {ci_text(r.get('top1'), 2)} | "
-            f"{ci_text(r.get('top5'), 2)} | {ci_text(r.get('within_auc'))} | {ci_text(r.get('top15_retrieval'), 2)} |"
+            f"| {name} | {ci_text(r.get('share_before'), '.3f')} | {ci_text(r.get('top1'), '.2f')} | "
+            f"{ci_text(r.get('top5'), '.2f')} | {ci_text(r.get('within_auc'), '.3f')} | "
+            f"{ci_text(r.get('top15_retrieval'), '.2f')} |"
         )
     diff = wp.get("second_minus_network", {})
     deployed = "the second stage" if wp.get("deploy_second_stage") else "P(melanoma) alone"
     lines += [
         "",
         "Second stage minus the network alone, paired over the same patients: share reviewed "
-        f"{ci_text(diff.get('share_before'))}, top-5 {ci_text(diff.get('top5'), 2)}, within-patient AUC "
-        f"{ci_text(diff.get('within_auc'))}. Deployed: **{deployed}**"
+        f"{ci_text(diff.get('share_before'), '.3f')}, top-5 {ci_text(diff.get('top5'), '.2f')}, within-patient AUC "
+        f"{ci_text(diff.get('within_auc'), '.3f')}. Deployed: **{deployed}**"
         " (rule: deploy the second stage only if it lowers the share reviewed without lowering top-5 or the "
         "within-patient AUC, in point estimate).",
         "",

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from data.dataset_sources import SIIM_ISIC2020, SOURCES
+from model.score_text import ci_text
 from training.card_lines import (
     auc_text,
-    ci_text,
     flagged_text,
     goal_mark,
     lesion_matching_lines,
@@ -165,12 +165,12 @@ def goals_section(config: dict, validation: dict) -> list[str]:
         (
             f"whole patients: share reviewed ≤ {goal['share_before_max']:.2f}",
             (share.get("share_before") or {}).get("value", 1) <= goal["share_before_max"],
-            ci_text(share.get("share_before")),
+            ci_text(share.get("share_before"), ".3f"),
         ),
         (
             f"whole patients: top-5 ≥ {goal['top5_min']:g}",
             (share.get("top5") or {}).get("value", 0) >= goal["top5_min"],
-            ci_text(share.get("top5"), 2),
+            ci_text(share.get("top5"), ".2f"),
         ),
         (
             f"derm7pt AUC ≥ {goal['derm7pt_auc_min']:.2f}",
