@@ -4,8 +4,10 @@ latest stored photo lies to the new image in the model's embedding space (cosine
 No Streamlit. A suggestion to speed the search, never a link: the clinician compares the photos and picks.
 How often the right lesion comes first is measured per checkpoint (training/lesion_matching.py, under
 ``lesion_matching`` in validation.json) and shown beside the order. Embeddings are one view each (the model's
-pooled image features, metadata plays no part) and kept per (model, image SHA-256): opening the picker for the
-next image embeds only that image.
+pooled image features, metadata plays no part) and kept per (weights, image SHA-256): opening the picker for the
+next image embeds only that image. The weights are named by the model id, the checkpoint's version and its
+weights' SHA-256, so a retrained checkpoint that kept its id (or one of the same id in another folder) does not
+reuse another's embeddings.
 """
 
 from __future__ import annotations
@@ -89,14 +91,26 @@ def likeness(
 
 
 BATCH = 32
-_cache: OrderedDict[tuple[str, str], np.ndarray | None] = OrderedDict()
+_cache: OrderedDict[tuple[tuple[str, str | None, str | None], str], np.ndarray | None] = OrderedDict()
 _lock = threading.Lock()
 
 
+def weights_key(predictor: Any) -> tuple[str, str | None, str | None]:
+    """(model id, checkpoint version, weights SHA-256) of a loaded model: what changes with its weights. The
+    digest is the checkpoint's (model.checkpoint.weights_digest: the hash of the weights file as loaded);
+    version and digest are None for a model without a checkpoint config."""
+    from model.checkpoint import weights_digest
+
+    config = getattr(predictor, "config", None) or {}
+    version = config.get("version")
+    model_id = str(getattr(predictor, "model_id", id(predictor)))
+    return model_id, None if version is None else str(version), weights_digest(config)
+
+
 def embeddings(predictor: Any, images: dict[str, Callable[[], Image.Image | None]]) -> dict[str, np.ndarray | None]:
-    """Unit embeddings by SHA-256 (None for an image that cannot be decoded), cached by model and content;
-    only the images not cached yet are decoded, in batches."""
-    model = str(getattr(predictor, "model_id", id(predictor)))
+    """Unit embeddings by SHA-256 (None for an image that cannot be decoded), cached by the model's weights
+    (``weights_key``) and the image's content; only the images not cached yet are decoded, in batches."""
+    model = weights_key(predictor)
     found: dict[str, np.ndarray | None] = {}
     with _lock:
         for sha in images:

@@ -22,8 +22,9 @@ class ColourPredictor:
 
     device = SimpleNamespace(type="cuda")  # model.fast_cpu.inference_predictor leaves it as it is
 
-    def __init__(self, model_id: str = "colour-1"):
+    def __init__(self, model_id: str = "colour-1", config: dict | None = None):
         self.model_id = model_id
+        self.config = config or {}
         self.embedded = 0
 
     def predict_images(self, images, tta=None):
@@ -116,6 +117,24 @@ def test_embeddings_are_kept_per_model_and_image(tmp_path):
     other_model = ColourPredictor("colour-2")
     likeness(other_model, "new-1", _new((40, 50, 50)), lesions)
     assert other_model.embedded == 4
+
+
+def test_embeddings_are_kept_per_weights_not_per_model_id_alone(tmp_path):
+    """A retrained checkpoint that kept its model id (or the same id in another folder) has other weights: its
+    embeddings are its own, told apart by the checkpoint's version and weights digest."""
+    lesions = [_lesion(i, _photo(tmp_path, f"p{i}", (20 * i, 50, 50))) for i in range(1, 4)]
+
+    def embedded_by(config: dict) -> int:
+        predictor = ColourPredictor("colour-1", config)
+        likeness(predictor, "new-1", _new((40, 50, 50)), lesions)
+        return predictor.embedded
+
+    assert embedded_by({"version": "1.0.0", "weights_sha256": "aa11"}) == 4
+    assert embedded_by({"version": "1.0.0", "weights_sha256": "aa11"}) == 0  # the same weights: cached
+    assert embedded_by({"version": "1.0.0", "weights_sha256": "bb22"}) == 4  # another digest misses the cache
+    assert embedded_by({"version": "1.0.0", "weights_sha256_actual": "cc33", "weights_sha256": "aa11"}) == 4
+    assert embedded_by({"version": "1.1.0", "weights_sha256": "aa11"}) == 4  # another version misses too
+    assert embedded_by({"version": "1.0.0", "weights_sha256": "aa11"}) == 0
 
 
 def test_an_undecodable_new_image_gives_no_order(tmp_path):
