@@ -187,7 +187,7 @@ def report(run: dict, dataset: str, checkpoint: str, model_id: str) -> tuple[lis
     lines += [
         "",
         f"Best on average among the methods that explain the score: **{_label(best)}**; the CAM registry's "
-        f"default (model/cam.py) is {_label(DEFAULT_METHOD)}"
+        f"default (model/cam_methods.py) is {_label(DEFAULT_METHOD)}"
         + (" (the same)." if best == DEFAULT_METHOD else " (see the paired difference above).")
         + " A gradient-free map shows where the network's features are strongest whatever the score, so it is "
         "offered for comparison but not chosen as the default even when it covers more.",

@@ -159,7 +159,7 @@ def lesion_card(
                 key=f"cam_{image.key}",
                 disabled=method is None,
                 help="Colours the regions that most raised this lesion's score; the rest of the image is shown "
-                "as it is." + ("" if method else " (The saliency module is not installed.)"),
+                "as it is." + ("" if method else " (No saliency method is registered.)"),
             )
             shown = image.thumbnail_jpeg()
             if show and method:

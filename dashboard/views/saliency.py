@@ -60,7 +60,7 @@ predictor = resources.get_predictor()
 methods = cam_methods()
 if not methods:
     st.error(
-        "The saliency module (model/cam.py) is not installed, so no overlays can be drawn.",
+        "No saliency method is registered (model/cam_methods.py), so no overlays can be drawn.",
         icon=":material/error:",
     )
     st.stop()
