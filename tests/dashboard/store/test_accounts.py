@@ -394,3 +394,292 @@ def test_a_reset_ends_the_session_whatever_the_hosts_clock_says(store, monkeypat
     accounts.reset_password("dr.ada", "the administrator's passphrase", actor="admin")
     assert accounts.current(session) is None
     assert session.credential and session.credential not in PASSWORD  # a digest of the hash, never the password
+
+
+# ---------------------------------------------------------------- policy, hashing and account rules, one each
+
+
+def test_every_way_of_setting_a_password_applies_the_policy(store):
+    """Adding an account, an administrator's reset and a user's own change: all refuse a weak password, and one
+    that contains the username in any case; a refused password changes nothing."""
+    accounts = Accounts(store)
+    with pytest.raises(ValueError, match="must not contain the username"):
+        accounts.add("dr.ada", "I am DR.ADA, let me in", "viewer", actor="admin")
+    with pytest.raises(ValueError, match="must be text"):
+        accounts.add("dr.ada", PASSWORD.encode(), "viewer", actor="admin")
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+    session = accounts.authenticate("dr.ada", PASSWORD)
+    with pytest.raises(ValueError, match="at least 12"):
+        accounts.reset_password("dr.ada", "short", actor="admin")
+    with pytest.raises(ValueError, match="must not contain the username"):
+        accounts.reset_password("dr.ada", "hello dr.ada my friend", actor="admin")
+    with pytest.raises(ValueError, match="at least 12"):
+        accounts.change_own_password(session, PASSWORD, "short")
+    with pytest.raises(ValueError, match="too repetitive"):
+        accounts.change_own_password(session, PASSWORD, "abababababab")
+    with pytest.raises(ValueError, match="must differ from the current one"):
+        accounts.change_own_password(session, PASSWORD, PASSWORD)
+    assert accounts.current(session) == session  # nothing changed
+    assert [e.action for e in store.audit_events(action="user.")] == ["user.add"]
+
+
+def test_a_password_check_for_no_account_is_false_even_with_the_dummy_hashs_text():
+    """The dummy hash (checked when the username has no account, for equal timing) signs in nobody, whatever
+    the password: not even the text it was made from."""
+    from dashboard import passwords
+
+    dummy_text = "not a real password, only for equal timing"
+    assert passwords._HASHER.verify(passwords._DUMMY_HASH, dummy_text)  # the text it was made from, indeed
+    assert passwords.verify_password(None, dummy_text) is False
+    assert passwords.verify_password(passwords.hash_password(dummy_text), dummy_text) is True
+
+
+def test_hashing_a_new_password_waits_its_turn_too(monkeypatch):
+    """Adding accounts and resetting passwords run argon2 (64 MiB each) under the same bound as checks."""
+    from dashboard import passwords
+
+    real = passwords._HASHER
+    lock = threading.Lock()
+    running = {"now": 0, "peak": 0}
+
+    class CountingHasher:
+        def hash(self, password: str) -> str:
+            with lock:
+                running["now"] += 1
+                running["peak"] = max(running["peak"], running["now"])
+            try:
+                time.sleep(0.1)
+                return real.hash(password)
+            finally:
+                with lock:
+                    running["now"] -= 1
+
+    monkeypatch.setattr(passwords, "_HASHER", CountingHasher())
+    start = threading.Barrier(12)
+
+    def hash_one(i: int) -> str:
+        start.wait()
+        return passwords.hash_password(f"password number {i:04d}")
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        assert len(set(pool.map(hash_one, range(12)))) == 12
+    assert 1 <= running["peak"] <= passwords.MAX_CONCURRENT_HASHES
+
+
+def test_a_hash_made_with_older_parameters_is_upgraded_at_sign_in(store, monkeypatch):
+    """The stored hash follows the hasher's parameters (a cost raised after the account was made): the next
+    sign-in rehashes, and the session it returns is valid for the new hash."""
+    from argon2 import PasswordHasher
+
+    from dashboard import passwords
+
+    accounts = Accounts(store)
+    user = accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+
+    def stored() -> str:
+        with store.read_session() as session:
+            return session.get(AppUser, user.id).password_hash
+
+    old = stored()
+    assert extract_parameters(old).time_cost == 1
+    monkeypatch.setattr(passwords, "_HASHER", PasswordHasher(time_cost=2, memory_cost=8, parallelism=1))
+    session = accounts.authenticate("dr.ada", PASSWORD)
+    assert extract_parameters(stored()).time_cost == 2
+    assert session.credential == passwords.credential_of(stored()) != passwords.credential_of(old)
+    assert accounts.current(session) == session
+    assert accounts.authenticate("dr.ada", PASSWORD).credential == session.credential  # upgraded once
+
+
+def test_a_disabled_administrator_is_not_another_administrator(store):
+    accounts = Accounts(store)
+    accounts.add("boss", PASSWORD, "admin", actor="setup")
+    accounts.add("deputy", PASSWORD, "admin", actor="boss")
+    accounts.set_active("deputy", False, actor="boss")  # boss remains: allowed
+    with pytest.raises(ValueError, match="last active administrator"):
+        accounts.set_active("boss", False, actor="boss")
+    with pytest.raises(ValueError, match="last active administrator"):
+        accounts.set_role("boss", "viewer", actor="boss")
+    assert {(u.username, u.role, u.active) for u in accounts.list()} == {
+        ("boss", "admin", True),
+        ("deputy", "admin", False),
+    }
+
+
+def test_a_disabled_account_cannot_change_its_password_from_an_open_session(store):
+    accounts = Accounts(store)
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+    session = accounts.authenticate("dr.ada", PASSWORD)
+    accounts.set_active("dr.ada", False, actor="admin")
+    with pytest.raises(LoginFailed, match="current password is wrong"):
+        accounts.change_own_password(session, PASSWORD, "a brand new passphrase")
+    accounts.set_active("dr.ada", True, actor="admin")
+    assert accounts.authenticate("dr.ada", PASSWORD).username == "dr.ada"  # the password is as it was
+    assert "user.change_password" not in [e.action for e in store.audit_events(action="user.")]
+
+
+@pytest.mark.parametrize("name", ["dr ada", "dr<ada>", "ada;drop", "dr/ada", "dr\tada", "ádá"])
+def test_usernames_outside_the_allowed_characters_are_refused(store, name):
+    with pytest.raises(ValueError, match="may contain only"):
+        Accounts(store).add(name, PASSWORD, "viewer", actor="admin")
+
+
+def test_a_username_may_be_as_long_as_the_column_and_no_longer(store):
+    from dashboard.store.models import USERNAME_MAX
+
+    accounts = Accounts(store)
+    assert accounts.add("a" * USERNAME_MAX, PASSWORD, "viewer", actor="admin").username == "a" * USERNAME_MAX
+    with pytest.raises(ValueError, match=f"longer than {USERNAME_MAX}"):
+        accounts.add("b" * (USERNAME_MAX + 1), PASSWORD, "viewer", actor="admin")
+
+
+def test_the_lockout_message_gives_the_window_in_minutes(store):
+    accounts = Accounts(store, max_failures=1, failure_window=timedelta(minutes=15))
+    with pytest.raises(LoginFailed, match="Wrong username"):
+        accounts.authenticate("nobody", "a wrong password")
+    with pytest.raises(LoginFailed, match="Try again in 15 minutes"):
+        accounts.authenticate("nobody", "a wrong password")
+
+
+def test_a_typed_username_reaches_the_audit_trail_printable_and_bounded(store):
+    """The actor of a failed sign-in is what was typed: without control characters (the trail is shown on
+    pages and printed by the CLI) and no longer than a username (the actor column has a length)."""
+    from dashboard.store.models import USERNAME_MAX
+
+    accounts = Accounts(store)
+    for typed in ("dr\x1b[31mada\x00", "x" * 500, " \t\n"):
+        with pytest.raises(LoginFailed):
+            accounts.authenticate(typed, "a wrong password")
+    assert [e.actor for e in store.audit_events(action="auth.")] == ["dr[31mada", "x" * USERNAME_MAX, "(blank)"]
+
+
+def test_single_sign_on_records_the_sign_in_time(store):
+    accounts = Accounts(store)
+    accounts.add("ada@clinic.example", PASSWORD, "viewer", actor="t")
+    assert accounts.list()[0].last_login_at is None
+    accounts.sso_user("ada@clinic.example")
+    assert accounts.list()[0].last_login_at is not None
+
+
+def test_the_lockout_of_a_password_change_is_audited_as_one(store):
+    accounts = Accounts(store, max_failures=1, failure_window=timedelta(minutes=15))
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="admin")
+    session = accounts.authenticate("dr.ada", PASSWORD)
+    for _ in range(2):
+        with pytest.raises(LoginFailed):
+            accounts.change_own_password(session, "a wrong guess!!", "a brand new passphrase")
+    assert [(e.action, e.detail.get("via")) for e in store.audit_events(action="auth.")] == [
+        ("auth.login", "password"),
+        ("auth.login_failed", "password-change"),
+        ("auth.login_locked", "password-change"),
+    ]
+
+
+def test_no_password_hash_reaches_the_audit_trail(store):
+    accounts = Accounts(store)
+    accounts.add("boss", PASSWORD, "admin", actor="setup")
+    accounts.add("dr.ada", PASSWORD, "clinician", actor="boss")
+    accounts.reset_password("dr.ada", "the administrator's passphrase", actor="boss")
+    session = accounts.authenticate("dr.ada", "the administrator's passphrase")
+    accounts.change_own_password(session, "the administrator's passphrase", "a brand new passphrase")
+    events = store.audit_events()
+    assert {"user.reset_password", "user.change_password"} <= {e.action for e in events}
+    details = [repr(e.detail) for e in events]
+    assert not any("argon2" in d or "password_hash" in d for d in details), details
+
+
+# ---------------------------------------------------------------- the users CLI, case by case
+
+
+@pytest.fixture
+def users_cli(sqlite_url, tmp_path, monkeypatch, capsys):
+    """The users CLI's main() on a fresh database, as test_users_cli runs it: (args, stdin) -> CompletedProcess."""
+    from dashboard.users import main
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("TRIAGE_DATA_DIR", str(tmp_path / "images"))
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["dashboard.users", *args], code, out, err)
+
+    return cli
+
+
+def _open(sqlite_url, tmp_path) -> CaseStore:
+    return CaseStore.from_url(sqlite_url, str(tmp_path / "images"))
+
+
+def test_users_cli_asks_for_the_password_twice(users_cli, sqlite_url, tmp_path, monkeypatch):
+    import getpass
+
+    typed = iter([PASSWORD, PASSWORD + "!"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(typed))
+    differ = users_cli("add", "boss", "--role", "admin")
+    assert differ.returncode == 1 and "the two passwords differ" in differ.stderr
+    assert "no accounts yet" in users_cli("list").stdout
+    typed = iter([PASSWORD, PASSWORD])
+    assert users_cli("add", "boss", "--role", "admin").returncode == 0
+    with _open(sqlite_url, tmp_path) as store:
+        assert Accounts(store).authenticate("boss", PASSWORD).role == "admin"
+
+
+def test_users_cli_end_of_input_at_the_prompt_cancels(users_cli, monkeypatch):
+    import getpass
+
+    def closed(prompt=""):
+        raise EOFError
+
+    monkeypatch.setattr(getpass, "getpass", closed)
+    result = users_cli("add", "boss", "--role", "admin")
+    assert result.returncode == 1 and "cancelled" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_users_cli_keeps_spaces_at_the_ends_of_a_password_from_stdin(users_cli, sqlite_url, tmp_path):
+    """Only the line ending is taken off: the password is what was typed, spaces and all."""
+    spaced = "  " + PASSWORD + "  "
+    assert users_cli("add", "boss", "--role", "admin", "--password-stdin", stdin=spaced + "\r\n").returncode == 0
+    with _open(sqlite_url, tmp_path) as store:
+        accounts = Accounts(store)
+        assert accounts.authenticate("boss", spaced).username == "boss"
+        with pytest.raises(LoginFailed):
+            accounts.authenticate("boss", PASSWORD)
+
+
+def test_users_cli_records_the_operating_system_user(users_cli, sqlite_url, tmp_path, monkeypatch):
+    import getpass
+
+    monkeypatch.setattr(getpass, "getuser", lambda: "alice")
+    assert users_cli("add", "boss", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+
+    def no_login_name():
+        raise OSError("no login name")
+
+    monkeypatch.setattr(getpass, "getuser", no_login_name)
+    assert users_cli("add", "deputy", "--role", "viewer", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    with _open(sqlite_url, tmp_path) as store:
+        assert [(e.actor, e.detail["user"]) for e in store.audit_events(action="user.")] == [
+            ("cli:alice", "boss"),
+            ("cli", "deputy"),
+        ]
+
+
+def test_users_cli_lists_each_accounts_own_role_and_state(users_cli):
+    for name, role in (("boss", "admin"), ("deputy", "admin"), ("dr.ada", "clinician")):
+        made = users_cli("add", name, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
+        assert made.returncode == 0, made.stderr
+    assert users_cli("disable", "deputy").returncode == 0
+    assert users_cli("set-role", "dr.ada", "--role", "admin").stdout.strip() == "'dr.ada' is now admin"
+    rows = {line.split()[0]: line.split()[1:3] for line in users_cli("list").stdout.splitlines()}
+    assert rows == {"boss": ["admin", "active"], "deputy": ["admin", "DISABLED"], "dr.ada": ["admin", "active"]}
+
+
+def test_users_cli_that_cannot_open_the_database_exits_2(tmp_path, monkeypatch, capsys):
+    from dashboard.users import main
+
+    (tmp_path / "file.txt").write_text("x")
+    monkeypatch.setenv("TRIAGE_DATA_DIR", str(tmp_path / "images"))
+    url = f"sqlite:///{tmp_path / 'file.txt' / 'cases.db'}"
+    assert main(["--database-url", url, "list"]) == 2
+    assert "error: could not open the case database" in capsys.readouterr().err
