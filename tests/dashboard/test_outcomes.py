@@ -130,3 +130,21 @@ def test_histology_and_outcomes_through_the_page_logic(saved):
     assert (table["image date"][0], table["age"][0], table["P(melanoma)"][0]) == ("2025-01-15", 55, 0.7)
     name = outcomes.outcomes_filename(visit.patient_id, dt.date(2025, 5, 1))
     assert name == f"outcomes-patient-{visit.patient_id}-2025-05-01.csv" and "PT-OUTCOME" not in name
+
+
+def test_a_visit_whose_images_were_taken_the_day_it_was_saved_shows_the_save_time_only(saved):
+    visit = saved[3]
+    same_day = type(visit)(**{**visit.__dict__, "taken_on": visit.visit_time.astimezone().date()})
+    assert outcomes.visit_date_text(same_day) == f"{visit.visit_time.astimezone():%Y-%m-%d %H:%M}"
+
+
+def test_histology_not_done_names_no_report_date(saved):
+    """No specimen, no report: a date left in the form is not echoed as the report's."""
+    back = next(les for les in saved[1].list_lesions(saved[3].patient_id) if les.label == "back")
+
+    class Accepts:
+        def record_histology(self, *args, **kwargs):
+            return None
+
+    done = outcomes.submit_histology(Accepts(), back, "not_done", dt.date(2025, 3, 1))
+    assert done.ok and done.message.endswith("recorded: Not done (no specimen).") and "reported" not in done.message

@@ -183,6 +183,34 @@ def test_bad_arguments_are_refused_before_anything_is_scored(tmp_path, capsys, m
     assert not out.exists()
 
 
+def test_views_from_1_to_the_maximum_are_accepted():
+    from model.predict import parse_args
+    from model.predictor import MAX_TTA
+
+    for views in ("1", str(MAX_TTA)):
+        assert parse_args(["--input", "x", "--out", "y.csv", "--tta", views]).tta == int(views)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("gone.csv", "does not exist"), ("list.txt", "must be a CSV file or a folder of images")],
+)
+def test_an_input_that_is_no_csv_or_folder_is_named(tmp_path, capsys, monkeypatch, name, words):
+    from model import predictor as predictor_module
+
+    monkeypatch.setattr(
+        predictor_module.Predictor, "from_checkpoint", lambda *a, **k: (_ for _ in ()).throw(AssertionError)
+    )
+    if name == "list.txt":
+        (tmp_path / name).write_text("image_name\nA\n")
+    out = tmp_path / "p.csv"
+    assert main(["--input", str(tmp_path / name), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --input") and str(tmp_path / name) in err and words in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("where", ["existing folder", "under a file"])
 def test_unwritable_output_is_refused_before_scoring(tmp_path, capsys, monkeypatch, where):
     from model import predictor as predictor_module
@@ -286,3 +314,52 @@ def test_ctrl_c_while_scoring_is_one_line_and_leaves_the_output_as_it_was(tmp_pa
     err = capsys.readouterr().err
     assert "interrupted: nothing written" in err and "Traceback" not in err
     assert out.read_text() == "earlier results\n"
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "words"),
+    [
+        (PermissionError(13, "Permission denied"), 1, "could not write the overlays to --cam"),
+        (ValueError("no layer to explain"), 2, "--cam: no layer to explain (the predictions were written to"),
+    ],
+)
+def test_overlays_that_cannot_be_written_fail_the_run_and_keep_the_predictions(
+    tiny_checkpoint, tmp_path, monkeypatch, capsys, failure, code, words
+):
+    from model import cam
+
+    def failing(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(cam, "write_overlays", failing)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "A.png").write_bytes(_png())
+    out = tmp_path / "p.csv"
+    assert run_cli(tiny_checkpoint, "--input", str(folder), "--out", str(out), "--cam", str(tmp_path / "cams")) == code
+    assert words in capsys.readouterr().err
+    assert pd.read_csv(out)["image_name"].tolist() == ["A"]
+
+
+def test_the_batch_size_and_checkpoint_given_are_the_ones_loaded(tmp_path, monkeypatch, capsys):
+    from model import predictor as predictor_module
+    from model.checkpoint import CheckpointError
+
+    asked = {}
+
+    def load(checkpoint, **kwargs):
+        asked.update(kwargs, checkpoint=checkpoint)
+        raise CheckpointError("stop here: only the arguments matter")
+
+    monkeypatch.setattr(predictor_module.Predictor, "from_checkpoint", load)
+    argv = ["--input", str(tmp_path), "--out", str(tmp_path / "p.csv"), "--batch-size", "7"]
+    assert main([*argv, "--checkpoint", str(tmp_path / "ckpt")]) == 2
+    assert asked == {"checkpoint": tmp_path / "ckpt", "batch_size": 7}
+    assert "error: stop here" in capsys.readouterr().err
+
+
+def test_help_exits_0_and_a_missing_argument_2(capsys):
+    assert main(["--help"]) == 0
+    assert "--batch-size" in capsys.readouterr().out
+    assert main(["--input", "x"]) == 2
+    assert "the following arguments are required: --out" in capsys.readouterr().err

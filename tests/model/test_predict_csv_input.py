@@ -96,3 +96,44 @@ def test_errors_file_defuses_formula_paths(tiny_checkpoint, tmp_path, images, mo
     assert main(argv) == 0
     errors = pd.read_csv(tmp_path / "p.errors.csv")
     assert errors["image_path"].tolist() == ["'=cmd/broken.png"]
+
+
+def test_a_patient_id_a_spreadsheet_would_run_is_written_defused(tiny_checkpoint, tmp_path, images):
+    code, table = run(tiny_checkpoint, tmp_path, images, "image_name,patient_id\nISIC_0272509,=1+2\nISIC_1632118,P2\n")
+    assert code == 0
+    assert table["patient_id"].tolist() == ["'=1+2", "P2"]
+
+
+def test_a_csv_reads_its_images_from_the_folder_of_its_name_by_default(tiny_checkpoint, tmp_path, images):
+    """visit.CSV (any case) -> visit/, when --images is not given."""
+    images.rename(tmp_path / "visit")
+    csv = tmp_path / "visit.CSV"
+    csv.write_text("image_name\nISIC_0272509\n")
+    out = tmp_path / "p.csv"
+    assert main(["--checkpoint", str(tiny_checkpoint), "--tta", "1", "--input", str(csv), "--out", str(out)]) == 0
+    assert pd.read_csv(out)["image_name"].tolist() == ["ISIC_0272509"]
+
+
+def test_an_earlier_runs_errors_file_goes_when_this_run_has_none(tiny_checkpoint, tmp_path, images):
+    (tmp_path / "p.errors.csv").write_text("image_id,image_path,reason\nold,old.png,an earlier run's error\n")
+    code, table = run(tiny_checkpoint, tmp_path, images, "image_name\nISIC_0272509\n")
+    assert code == 0 and table["image_name"].tolist() == ["ISIC_0272509"]
+    assert not (tmp_path / "p.errors.csv").exists()
+
+
+def test_a_csv_that_lists_no_image_exits_1_naming_it(tiny_checkpoint, tmp_path, images, capsys):
+    code, _ = run(tiny_checkpoint, tmp_path, images, "image_name,patient_id\n")
+    assert code == 1
+    assert f"error: no images listed in {tmp_path / 'visit.csv'}" in capsys.readouterr().err
+
+
+def test_the_terminal_shows_20_errors_then_how_many_more(tiny_checkpoint, tmp_path, images, capsys):
+    """The errors file has every one; stderr the first 20 and a count of the rest."""
+    for missing, more in ((20, None), (21, 1)):
+        names = "".join(f"missing_{i:02d}\n" for i in range(missing))
+        code, table = run(tiny_checkpoint, tmp_path, images, "image_name\nISIC_0272509\n" + names)
+        assert code == 0 and table["image_name"].tolist() == ["ISIC_0272509"]
+        err = capsys.readouterr().err
+        assert err.count("error: missing_") == 20
+        assert ("… and 1 more" in err) == (more is not None)
+        assert len(pd.read_csv(tmp_path / "p.errors.csv")) == missing

@@ -177,3 +177,97 @@ def test_out_through_a_symlink_writes_the_linked_file_and_keeps_the_link(tiny_ch
         == 0
     )
     assert link.is_symlink() and real.read_text().startswith("image_name")
+
+
+def test_out_may_not_be_the_input_csv_through_a_hard_link(tmp_path, visit, no_scoring, capsys):
+    import os
+
+    csv, images, _ = visit
+    os.link(csv, tmp_path / "hard.csv")
+    assert main(["--input", str(csv), "--images", str(images), "--out", str(tmp_path / "hard.csv")]) == 2
+    assert "is the input file" in capsys.readouterr().err
+
+
+def test_out_may_not_replace_an_image_in_the_images_folder_of_a_csv(tmp_path, visit, no_scoring, capsys):
+    csv, images, originals = visit
+    out = images / "ISIC_0272509.png"
+    assert main(["--input", str(csv), "--images", str(images), "--out", str(out)]) == 2
+    assert "is an input image" in capsys.readouterr().err
+    assert _unchanged(images, originals)
+
+
+@pytest.mark.parametrize(
+    ("denied", "words"),
+    [("p.csv", "--out {p}/out/p.csv exists and is not writable"), ("out", "--out {p}/out/p.csv: the folder")],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_scoring(
+    tmp_path, visit, no_scoring, capsys, monkeypatch, denied, words
+):
+    """(Permissions are stubbed: the tests may run as root, which may write anywhere.)"""
+    import os
+
+    from model import predict_paths
+
+    csv, images, _ = visit
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "p.csv"
+    out.write_text("earlier results\n")
+    real_access = os.access
+    monkeypatch.setattr(
+        predict_paths.os, "access", lambda p, mode: False if os.path.basename(p) == denied else real_access(p, mode)
+    )
+    assert main(["--input", str(csv), "--images", str(images), "--out", str(out)]) == 2
+    assert words.format(p=tmp_path) in capsys.readouterr().err
+    assert out.read_text() == "earlier results\n"
+
+
+def test_an_earlier_errors_file_that_cannot_be_removed_is_a_clear_exit_1(
+    tiny_checkpoint, tmp_path, visit, monkeypatch, capsys
+):
+    from pathlib import Path
+
+    csv, images, _ = visit
+    stale = tmp_path / "p.errors.csv"
+    stale.write_text("image_id,image_path,reason\nold,old.png,an earlier run's error\n")
+    real_unlink = Path.unlink
+
+    def locked(self, *args, **kwargs):
+        if self.name == stale.name:
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", locked)
+    argv = ["--checkpoint", str(tiny_checkpoint), "--input", str(csv), "--images", str(images)]
+    assert main([*argv, "--out", str(tmp_path / "p.csv")]) == 1
+    assert f"error: could not remove the earlier run's {stale}: Permission denied" in capsys.readouterr().err
+
+
+def test_out_may_not_replace_an_image_in_the_default_folder_of_an_upper_case_csv(tmp_path, visit, no_scoring, capsys):
+    csv, images, originals = visit
+    images.rename(tmp_path / "VISIT")
+    images = tmp_path / "VISIT"
+    csv.rename(tmp_path / "VISIT.CSV")
+    assert main(["--input", str(tmp_path / "VISIT.CSV"), "--out", str(images / "ISIC_0272509.png")]) == 2
+    assert "is an input image" in capsys.readouterr().err
+    assert _unchanged(images, originals)
+
+
+def test_a_write_that_fails_half_way_leaves_the_earlier_output_whole(tiny_checkpoint, tmp_path, visit, monkeypatch):
+    import errno
+
+    import pandas as pd
+
+    csv, images, _ = visit
+    out = tmp_path / "p.csv"
+    out.write_text("earlier results\n")
+
+    def half_then_full(frame, path, *args, **kwargs):
+        with open(path, "w") as f:
+            f.write("image_name,tar")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_full)
+    argv = ["--checkpoint", str(tiny_checkpoint), "--input", str(csv), "--images", str(images)]
+    assert main([*argv, "--out", str(out)]) == 1
+    assert out.read_text() == "earlier results\n"
+    assert not list(tmp_path.glob(".*.tmp"))
