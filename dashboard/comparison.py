@@ -58,7 +58,10 @@ def working_copy(image: Image.Image, px: int = ALIGN_PX) -> np.ndarray:
     rgb = image.convert("RGB")
     if max(rgb.size) > px:
         scale = px / max(rgb.size)
-        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.AREA)
+        # BOX: area averaging, as OpenCV's INTER_AREA (Pillow has no Resampling.AREA: that raised AttributeError
+        # for every image over ``px``, so the follow-up comparison failed on ordinary stored photographs).
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.BOX)
     return np.asarray(rgb, dtype=np.uint8)
 
 

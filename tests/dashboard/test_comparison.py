@@ -140,3 +140,75 @@ def test_both_images_of_a_pair_get_the_same_display_size_whatever_their_resoluti
     boxed = np.asarray(fit_into_box(small))
     assert (boxed[COMPARE_PX // 2, COMPARE_PX // 2] == (255, 0, 0)).all()  # upsampled to fill the width
     assert (boxed[2, COMPARE_PX // 2] != (255, 0, 0)).any()  # letterboxed top and bottom
+
+
+def _moved_pair():
+    earlier = _with_lesion(_skin(seed=2))
+    later = _photograph_again(earlier, _similarity(1.1, 5.0, (40.0, -30.0)))
+    pair = aligned_pair(Image.fromarray(earlier), Image.fromarray(later))
+    assert pair is not None and not pair.valid.all() and pair.valid.any()  # a shift leaves part unshared
+    return pair
+
+
+def test_blend_weights_outside_0_to_1_are_clipped_and_unshared_pixels_stay_the_earlier_image():
+    pair = _moved_pair()
+    later_only = np.asarray(blend(pair, 1.0))
+    assert (np.asarray(blend(pair, 2.0)) == later_only).all()
+    assert (np.asarray(blend(pair, -1.0)) == pair.earlier).all()
+    assert (later_only[~pair.valid] == pair.earlier[~pair.valid]).all()
+    assert (later_only[pair.valid] == pair.later[pair.valid]).all()
+
+
+def test_the_difference_image_is_the_background_grey_outside_the_shared_area():
+    from dashboard.comparison import BACKGROUND
+
+    pair = _moved_pair()
+    diff = np.asarray(difference(pair))
+    assert (diff[~pair.valid] == BACKGROUND).all()
+    assert not (diff[pair.valid] == BACKGROUND).all(axis=-1).all()
+
+
+def test_the_later_image_is_brought_to_the_earlier_ones_brightness():
+    """Two visits' lighting differs: a darker photograph of the same skin is matched, so the difference shows
+    the lesion, not the exposure."""
+    earlier = _with_lesion(_skin(seed=2))
+    darker = (_photograph_again(earlier, _similarity(1.0, 0.0, (10.0, 5.0))) * 0.6).astype(np.uint8)
+    pair = aligned_pair(Image.fromarray(earlier), Image.fromarray(darker))
+    assert pair is not None
+    for c in range(3):
+        shared_e, shared_l = pair.earlier[..., c][pair.valid], pair.later[..., c][pair.valid]
+        assert abs(float(shared_l.mean()) - float(shared_e.mean())) < 2
+
+
+def test_outlines_too_different_in_size_are_not_aligned():
+    """A lesion outline ten times larger (linear) than the other is more likely a failed outline."""
+    skin = _skin(textured=False)
+    big, tiny = _with_lesion(skin, (150, 110)), _with_lesion(skin, (14, 10))
+    assert align_on_outline(big, tiny) is None
+
+
+def test_registration_works_on_a_copy_at_most_the_working_size():
+    from dashboard.comparison import ALIGN_PX, working_copy
+
+    assert working_copy(Image.new("RGB", (1000, 800))).shape == (round(800 * ALIGN_PX / 1000), ALIGN_PX, 3)
+    assert working_copy(Image.new("RGB", (300, 200))).shape == (200, 300, 3)  # never enlarged
+
+
+def test_the_landmark_note_gives_the_scale_and_turn_applied():
+    from dashboard.comparison import Alignment
+
+    angle = math.radians(10)
+    matrix = np.array(
+        [[1.25 * math.cos(angle), -1.25 * math.sin(angle), 3.0], [1.25 * math.sin(angle), 1.25 * math.cos(angle), -2.0]]
+    )
+    note = Alignment(matrix=matrix, method="features", approximate=False, matched_points=40).note()
+    assert note.startswith("Aligned on 40 matching") and "×1.25 and turned +10°" in note
+
+
+def test_photographs_larger_than_the_working_size_are_compared():
+    """Stored images are read at up to 900 px for the comparison: registration must take them (it raised
+    AttributeError on Pillow's missing Resampling.AREA for anything over ALIGN_PX)."""
+    earlier = Image.fromarray(_with_lesion(_skin(seed=2))).resize((900, 900), Image.Resampling.LANCZOS)
+    later = Image.fromarray(_photograph_again(_with_lesion(_skin(seed=2)), _similarity(1.1, 5.0, (12.0, -9.0))))
+    pair = aligned_pair(earlier, later.resize((1200, 1200), Image.Resampling.LANCZOS))
+    assert pair is not None and pair.earlier.shape == (640, 640, 3) and not pair.alignment.approximate
