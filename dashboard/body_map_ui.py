@@ -20,7 +20,6 @@ from dashboard.body_map_placement import (
     saved_lesions_on_map,
 )
 from dashboard.textsafe import literal
-from dashboard.wording import for_lesion
 from data.body_sites import REGIONS
 
 PICK = "bodymap_pick_"  # + image key: the card's "select for the body map" box
@@ -40,7 +39,7 @@ def pick_checkbox(state: Any, sha256: str, locked: bool) -> None:
     image = state.images[sha256]
     st.caption(f":material/accessibility_new: {region_text(state.body_regions.get(sha256))}")
     if not locked:
-        st.checkbox(for_lesion("Select {name} for the body map", image.filename), key=f"{PICK}{image.key}")
+        st.checkbox("Select for the body map", key=f"{PICK}{image.key}")
 
 
 def _picked(state: Any) -> list[str]:

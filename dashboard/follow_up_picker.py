@@ -54,7 +54,7 @@ def _visit_thumbnail(visit: LesionVisit, px: int = THUMB_PX) -> bytes | None:
 
 
 def picker_button(image: Any, disabled: bool) -> None:
-    """Under an image's "Follow-up link" box: open the picker with thumbnails of the known lesions."""
+    """Under an image's "Follow-up of" box: open the picker with thumbnails of the known lesions."""
     st.button(
         "Choose from thumbnails",
         key=f"pick_thumbs_{image.key}",

@@ -15,7 +15,7 @@ from dashboard.follow_up import read_stored_image
 from dashboard.navigation import page
 from dashboard.review_state import ReviewState
 from dashboard.textsafe import literal
-from dashboard.wording import for_lesion, pct, rank_label, reason_lines, review_interval, score_band
+from dashboard.wording import pct, rank_label, reason_lines, review_interval, score_band
 from model.cam_methods import CAM_LABELS, CAM_METHODS, DEFAULT_METHOD
 from model.ugly_duckling import z_text
 
@@ -150,12 +150,11 @@ def lesion_card(
         # The heading first, above the columns: a screen reader (and a narrow window, where the columns stack)
         # meets the card's name before its image, source warning and links, not after them.
         st.markdown(f"#### {rank_label(row.rank)} · {literal(image.label)}")
-        name = image.label or image.filename  # the card's name, as its heading shows it
         c_img, c_info, c_decide = st.columns(CARD_COLUMNS, gap="medium")
         with c_img:
             method = default_cam_method(cams)
             show = st.toggle(
-                for_lesion("Saliency map of {name}", name),
+                "Saliency map",
                 key=f"cam_{image.key}",
                 disabled=method is None,
                 help="Colours the regions that most raised this lesion's score; the rest of the image is shown "
@@ -164,7 +163,7 @@ def lesion_card(
             shown = image.thumbnail_jpeg()
             if show and method:
                 method = st.selectbox(
-                    for_lesion("Saliency method for {name}", name),
+                    "Method",
                     cams,
                     index=cams.index(method),
                     format_func=cam_label,
@@ -213,7 +212,7 @@ def lesion_card(
             # showing nothing while the review holds a decision would send that blank at the next click.
             key = ui.bind(f"decision_{image.key}", decision.action)
             st.pills(
-                for_lesion("Decision for {name}", name),
+                "Decision",
                 DECISIONS,
                 key=key,
                 format_func=decision_label,
@@ -224,7 +223,7 @@ def lesion_card(
             if decision.action == "monitor":
                 mkey = ui.bind(f"review_months_{image.key}", decision.review_months)
                 st.segmented_control(
-                    for_lesion("Repeat imaging of {name} in", name),
+                    "Repeat imaging in",
                     REVIEW_MONTHS,
                     key=mkey,
                     format_func=lambda m: f"{m} mo",  # "12 months" did not fit the card's column
@@ -235,7 +234,7 @@ def lesion_card(
                 )
             ckey = ui.bind(f"comment_{image.key}", decision.comment)
             st.text_area(
-                for_lesion("Comment on {name}", name),
+                "Comment",
                 key=ckey,
                 height=80,
                 placeholder="optional",

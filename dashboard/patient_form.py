@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from dashboard.store.records import LesionSummary, PatientTimeline
 
 
-# "Follow-up link" choice for a lesion seen for the first time. Not None: a select box whose value is None shows
+# "Follow-up of" choice for a lesion seen for the first time. Not None: a select box whose value is None shows
 # an empty "Choose an option", which reads as if nothing were decided. Database ids start at 1.
 NEW_LESION = 0
 
@@ -62,7 +62,7 @@ class PatientContext:
         return f"{count(self.visit_count, 'earlier visit')}, {count(len(self.known_lesions), 'known lesion')}"
 
     def follow_up_options(self) -> list[int]:
-        """The "Follow-up link" choices: NEW_LESION first, then the ids of the patient's known lesions."""
+        """The "Follow-up of" choices: NEW_LESION first, then the ids of the patient's known lesions."""
         return [NEW_LESION] + [lesion.id for lesion in self.known_lesions]
 
     def lesion_choice_label(self, lesion_id: int | None) -> str:

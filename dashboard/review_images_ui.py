@@ -17,7 +17,6 @@ from dashboard.patient_form import NEW_LESION
 from dashboard.store.privacy import filename_looks_personal
 from dashboard.textsafe import literal
 from dashboard.uploads import UPLOAD_FILE_MB, upload_help, uploader_label
-from dashboard.wording import for_lesion
 from data.settings import LIMITS
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ def _on_link(sha: str, key: str) -> None:
 
 
 def link_widget_key(image) -> str:
-    """The "Follow-up link" box's key names the current link: whenever the review links or unlinks the image
+    """The "Follow-up of" box's key names the current link: whenever the review links or unlinks the image
     (a re-uploaded image, a changed site), a new box is drawn showing exactly that link."""
     return f"link_{image.key}_{image.existing_lesion_id or NEW_LESION}"
 
@@ -139,9 +138,8 @@ def _image_grid(state: ReviewState, store: UserStore | None, locked: bool) -> No
                         ":material/privacy_tip: This file name reads like a name or a date: it is not saved, "
                         "nor used as the label."
                     )
-                name = image.filename  # as the card's caption shows it (its label is edited here)
                 st.text_input(
-                    for_lesion("Label of {name}", name),
+                    "Label",
                     key=ui.bind(f"label_{image.key}", image.label),
                     disabled=locked,
                     on_change=_on_label,
@@ -149,7 +147,7 @@ def _image_grid(state: ReviewState, store: UserStore | None, locked: bool) -> No
                     max_chars=LIMITS.label_max,
                 )
                 st.selectbox(
-                    for_lesion("Anatomic site of {name}", name),
+                    "Anatomic site",
                     SITES,
                     key=ui.bind(f"site_{image.key}", image.site),
                     disabled=locked,
@@ -161,7 +159,7 @@ def _image_grid(state: ReviewState, store: UserStore | None, locked: bool) -> No
                     link_key = link_widget_key(image)
                     current = image.existing_lesion_id or NEW_LESION
                     st.selectbox(
-                        for_lesion("Follow-up link of {name}", name),
+                        "Follow-up of",
                         lesion_ids,
                         index=lesion_ids.index(current) if current in lesion_ids else 0,
                         key=link_key,

@@ -100,13 +100,6 @@ def quoted_names(names: Sequence[str], shown: int = 5) -> str:
     return ", ".join(f"“{literal(name)}”" for name in names[:shown]) + more
 
 
-def for_lesion(phrase: str, name: str) -> str:
-    """The label of a control repeated for every lesion, naming its lesion ("Decision for {name}" -> "Decision for
-    back mole"): a screen reader then announces which lesion each control is for, not the same "Decision" on
-    every card. The name (user text) is escaped for Markdown, as widget labels render it."""
-    return phrase.format(name=literal(name.strip() or "unnamed image"))
-
-
 def rank_label(rank: int) -> str:
     """ "Rank 2": a lesion's place in the patient's triage order. "#2" is always the lesion's number in the
     patient's record, so the two are never confused for one another."""

@@ -229,39 +229,6 @@ def test_review_upload_triage_decide_save(app_env, patient_lesions):
     store.close()
 
 
-def test_each_lesions_controls_name_their_lesion(app_env, patient_lesions):
-    """A control repeated per lesion (site, label, body-map box; decision, interval, comment, saliency) names its
-    lesion, so a screen reader tells one card's controls from the next; the widget keys (saved state) are as before.
-    """
-    at = start()
-    review_to_results(at, patient_lesions[:2])
-    state = at.session_state["review"]
-    first, second = state.images.values()
-    for image in (first, second):
-        at.pills(key=f"decision_{image.key}").set_value("monitor")
-        at.run()
-    assert not at.exception, at.exception
-
-    def labels(image) -> list[str]:
-        return [
-            at.text_input(key=f"label_{image.key}").label,
-            at.selectbox(key=f"site_{image.key}").label,
-            at.checkbox(key=f"bodymap_pick_{image.key}").label,
-            at.toggle(key=f"cam_{image.key}").label,
-            at.pills(key=f"decision_{image.key}").label,
-            at.segmented_control(key=f"review_months_{image.key}").label,
-            at.text_area(key=f"comment_{image.key}").label,
-        ]
-
-    one, two = labels(first), labels(second)
-    assert all(a != b for a, b in zip(one, two, strict=True)), (one, two)
-    for image, shown_labels in ((first, one), (second, two)):
-        assert all(image.filename in shown(label) for label in shown_labels[:3]), shown_labels  # the upload card
-        assert all(image.label in shown(label) for label in shown_labels[3:]), shown_labels  # the ranked card
-    assert shown(one[4]) == f"Decision for {first.label}"
-    assert shown(one[0]) == f"Label of {first.filename}"
-
-
 def test_unsaved_work_survives_page_switches_and_is_not_dropped_silently(app_env, patient_lesions):
     at = start()
     review_to_results(at, patient_lesions[:3])

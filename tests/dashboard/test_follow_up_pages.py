@@ -90,7 +90,7 @@ def test_picker_shows_thumbnails_filters_by_site_and_links_the_chosen_lesion(app
     assert not at.exception, at.exception
     assert image.existing_lesion_id == known["left scapula"] and image.site == "torso"
     assert PICKER_FOR not in at.session_state
-    # The "Follow-up link" box is drawn for the new link, showing it.
+    # The "Follow-up of" box is drawn for the new link, showing it.
     box = at.selectbox(key=f"link_{image.key}_{known['left scapula']}")
     assert box.proto.options[box.proto.default].startswith("#3 left scapula")
 

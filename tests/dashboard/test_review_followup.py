@@ -1,4 +1,4 @@
-"""Review page: the "Follow-up link" dropdown always shows what the review holds (issue 12, bug 2)."""
+"""Review page: the "Follow-up of" dropdown always shows what the review holds (issue 12, bug 2)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dashboard.components import score_bar_html
-from dashboard.wording import for_lesion, pct, reason_lines, score_band, uncertainty_interval
+from dashboard.wording import pct, reason_lines, score_band, uncertainty_interval
 
 
 def test_score_bands_respect_uncertainty():
@@ -91,11 +91,3 @@ def test_the_uncertainty_interval_stays_inside_zero_and_one():
 def test_a_score_that_rounds_to_ten_per_cent_reads_as_ten_without_a_decimal():
     assert pct(0.0996) == "10%"  # not "10.0%": from 10% no decimal, after rounding
     assert pct(0.0994) == "9.9%"
-
-
-def test_a_control_repeated_per_lesion_names_its_lesion():
-    first, second = for_lesion("Decision for {name}", "back mole"), for_lesion("Decision for {name}", "left arm")
-    assert (first, second) == ("Decision for back mole", "Decision for left arm")
-    # The name is user text in a label Streamlit renders as Markdown: shown literally.
-    assert for_lesion("Comment on {name}", "IMG_01.jpg") == r"Comment on IMG\_01\.jpg"
-    assert for_lesion("Comment on {name}", "  ") == "Comment on unnamed image"
