@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.operating_point import OperatingPoint
-from model.score_text import ci_text
+from model.score_text import ci_text, figure_value
 
 COMPLETE_PATIENTS = "isic2020_patients"  # the evidence's complete patients (training.whole_patient's source)
 WHOLE_PATIENT_METRICS = {
@@ -25,16 +25,6 @@ WHOLE_PATIENT_METRICS = {
     "within_auc": "within-patient AUC",
     "top15_retrieval": "melanomas in the top 15",
 }
-
-
-def _value(entry: Any) -> float:
-    if isinstance(entry, dict):
-        entry = entry.get("value")
-    try:
-        value = float(entry)
-    except (TypeError, ValueError):
-        return math.nan
-    return value
 
 
 def complete_patient_stats(validation: dict[str, Any] | None) -> dict[str, Any]:
@@ -95,23 +85,23 @@ def mole_check_sentence(validation: dict[str, Any] | None, config: dict[str, Any
     unseen_wp = unseen[2] if unseen else {}
     top5 = (deployed.get("top5") or {}).get("value")
     if top5 is not None:
-        text += f", and the ranking put a melanoma in the top 5 for {_value(top5):.0%} of patients who had one"
+        text += f", and the ranking put a melanoma in the top 5 for {figure_value(top5):.0%} of patients who had one"
         unseen_top5 = (unseen_wp.get("top5") or {}).get("value")
         if unseen_top5 is not None:
-            text += f" ({_value(unseen_top5):.0%} when trained without their source)"
+            text += f" ({figure_value(unseen_top5):.0%} when trained without their source)"
     share = (deployed.get("share_before") or {}).get("value")
     random_share = wp.get("random_order_share")
     if share is not None and random_share is not None:
         # Beside the random order's figure: a share alone does not say how much the ranking helps.
         text += (
-            f"; following it, a clinician looked at {_value(share):.0%} of a patient's moles before the first "
-            f"melanoma, against {_value(random_share):.0%} in a random order"
+            f"; following it, a clinician looked at {figure_value(share):.0%} of a patient's moles before the first "
+            f"melanoma, against {figure_value(random_share):.0%} in a random order"
         )
         unseen_share = (unseen_wp.get("share_before") or {}).get("value")
         if unseen_share is not None:
             unseen_random = unseen_wp.get("random_order_share")
-            against = f" against {_value(unseen_random):.0%}" if unseen_random is not None else ""
-            text += f" ({_value(unseen_share):.0%}{against} when trained without their source)"
+            against = f" against {figure_value(unseen_random):.0%}" if unseen_random is not None else ""
+            text += f" ({figure_value(unseen_share):.0%}{against} when trained without their source)"
     return text + "."
 
 
@@ -138,9 +128,9 @@ def new_source_note(validation: dict[str, Any] | None) -> str | None:
     interval = f" ({ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else ""
     return (
         f"Trained without any image of this source ({', '.join(entry.get('held_out') or [held])} left out), "
-        f"the same recipe reviewed a share of {_value(share.get('value')):.2f}{interval} of a patient's other "
-        f"lesions before the first melanoma (random order {_value(wp.get('random_order_share')):.2f}), top-5 "
-        f"{_value(top5.get('value')):.2f}. Expect the ranking to be weaker than above on patients, cameras or "
+        f"the same recipe reviewed a share of {figure_value(share.get('value')):.2f}{interval} of a patient's other "
+        f"lesions before the first melanoma (random order {figure_value(wp.get('random_order_share')):.2f}), top-5 "
+        f"{figure_value(top5.get('value')):.2f}. Expect the ranking to be weaker than above on patients, cameras or "
         "clinics unlike the training data; check it on your own patients before relying on it."
     )
 
@@ -153,7 +143,7 @@ def whole_patient_figure(validation: dict[str, Any] | None, deployed: str | None
     names, values, lo, hi = [], [], [], []
     for name, metrics in rankings.items():
         entry = (metrics or {}).get("share_before")
-        value = _value(entry)
+        value = figure_value(entry)
         if math.isnan(value):
             continue
         ci = (entry or {}).get("ci") or [value, value]
@@ -174,7 +164,7 @@ def whole_patient_figure(validation: dict[str, Any] | None, deployed: str | None
             hovertemplate="%{y}: %{x:.2f}<extra></extra>",
         )
     )
-    random_share = _value(section.get("random_order_share"))
+    random_share = figure_value(section.get("random_order_share"))
     if not math.isnan(random_share):
         fig.add_vline(x=random_share, line_dash="dash", line_color="#c0392b", annotation_text="random order")
     fig.update_layout(
@@ -199,16 +189,16 @@ def source_audit_table(validation: dict[str, Any] | None) -> pd.DataFrame:
         if not isinstance(stats, dict) or "benign_above_threshold" not in stats:
             continue
         ci = stats.get("auc_ci") or []
-        auc = f"{_value(stats.get('auc')):.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if len(ci) == 2 else "")
+        auc = f"{figure_value(stats.get('auc')):.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if len(ci) == 2 else "")
         rows.append(
             {
                 "source": name,
                 "images (melanomas)": f"{int(stats.get('n', 0)):,} ({int(stats.get('n_melanoma', 0)):,})",
                 "ROC AUC (95% CI)": auc,
                 "melanomas above threshold": melanomas_flagged(stats),
-                "benign above threshold": f"{_value(stats['benign_above_threshold']):.0%}",
-                "median P benign": f"{_value(stats.get('benign_median_p')):.1%}",
-                "median P melanoma": f"{_value(stats.get('melanoma_median_p')):.1%}",
+                "benign above threshold": f"{figure_value(stats['benign_above_threshold']):.0%}",
+                "median P benign": f"{figure_value(stats.get('benign_median_p')):.1%}",
+                "median P melanoma": f"{figure_value(stats.get('melanoma_median_p')):.1%}",
             }
         )
     return pd.DataFrame(rows)
@@ -219,7 +209,7 @@ def melanomas_flagged(stats: dict[str, Any]) -> str:
     sens, n_mel = stats.get("sensitivity"), int(stats.get("n_melanoma") or 0)
     if sens is None or not n_mel:
         return "–"
-    return f"{_value(sens):.0%} ({round(_value(sens) * n_mel)} of {n_mel})"
+    return f"{figure_value(sens):.0%} ({round(figure_value(sens) * n_mel)} of {n_mel})"
 
 
 def melanoma_mix_text(validation: dict[str, Any] | None) -> str:
@@ -251,7 +241,7 @@ def calibration_caption(screening: dict[str, Any] | None) -> str:
             "At the validation set's own melanoma share, not screening's: a score calibrated to the 1.76% "
             "screening prevalence sits below the diagonal here."
         )
-    ece = _value(screening.get("ece"))
+    ece = figure_value(screening.get("ece"))
     return (
         "Held-out scores, each calibrated by a fit on the other folds, re-weighted to the 1.76% screening "
         "prevalence: dots on the diagonal mean that among lesions scored about 3%, about 3% are melanoma"
@@ -263,7 +253,7 @@ def mole_check_point(validation: dict[str, Any] | None, op: OperatingPoint) -> t
     """The operating threshold as it did on complete patients' moles (its sensitivity and specificity there),
     and how many melanomas that rests on; None without those figures. The pooled point is mostly HAM10000's."""
     stats = complete_patient_stats(validation)
-    sensitivity, specificity = _value(stats.get("sensitivity")), _value(stats.get("specificity"))
+    sensitivity, specificity = figure_value(stats.get("sensitivity")), figure_value(stats.get("specificity"))
     if math.isnan(sensitivity) or math.isnan(specificity):
         return None
     point = dataclasses.replace(op, sensitivity=sensitivity, specificity=specificity)
@@ -288,8 +278,8 @@ def spread_note(validation: dict[str, Any] | None) -> str:
     )
     found = ((validation or {}).get("score_stability") or {}).get("uncertainty") or {}
     equal_score, closeness = (
-        _value(found.get("tta_spread_error_auc_equal_score")),
-        _value(found.get("closeness_to_threshold_error_auc")),
+        figure_value(found.get("tta_spread_error_auc_equal_score")),
+        figure_value(found.get("closeness_to_threshold_error_auc")),
     )
     if math.isnan(equal_score):
         return (
@@ -317,7 +307,7 @@ def _same_day_benign(validation: dict[str, Any] | None) -> dict[str, Any]:
 def rephotograph_share(validation: dict[str, Any] | None, margin_kind: str, margin_value: float) -> float | None:
     """The share of same-day photograph pairs of one unchanged benign lesion whose second photo already rises by
     the follow-up margin over the first (odds margins only; out of fold); None when not measured."""
-    share = _value((_same_day_benign(validation).get("flagged_share") or {}).get(str(float(margin_value))))
+    share = figure_value((_same_day_benign(validation).get("flagged_share") or {}).get(str(float(margin_value))))
     return None if margin_kind != "odds_ratio" or math.isnan(share) else share
 
 

@@ -37,7 +37,8 @@ def pct_against(p: float, threshold: float) -> tuple[str, str]:
     return score, limit
 
 
-def _number(entry: Any) -> float:
+def figure_value(entry: Any) -> float:
+    """An evidence figure's number ({"value", ...} or a bare number); NaN when missing or not a number."""
     if isinstance(entry, dict):
         entry = entry.get("value")
     try:
@@ -49,11 +50,11 @@ def _number(entry: Any) -> float:
 def ci_text(entry: Any, spec: str = ".2f") -> str:
     """A figure ({"value", "ci"}, or a bare number) in the format ``spec`` (".3f", ".0%", …) with its 95%
     interval when it has both bounds: "0.80 (0.70–0.88)"; "–" when missing or not a number."""
-    value = _number(entry)
+    value = figure_value(entry)
     if math.isnan(value):
         return "–"
     ci = (entry.get("ci") if isinstance(entry, dict) else None) or []
     text = f"{value:{spec}}"
-    if len(ci) == 2 and not any(math.isnan(_number(c)) for c in ci):
+    if len(ci) == 2 and not any(math.isnan(figure_value(c)) for c in ci):
         text += f" ({float(ci[0]):{spec}}–{float(ci[1]):{spec}})"
     return text
